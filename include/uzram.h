@@ -1,0 +1,202 @@
+/*
+ * uzram.h - the whole public API of libuzram.
+ *
+ * libuzram is the kernel's zram carried into user space: a block store of
+ * 4 KiB pages that are compressed and kept in RAM.  Zero and same-filled
+ * pages take no memory at all; pages that do not compress are stored raw.
+ *
+ * A device is a byte-addressable disk of a fixed size (its "disksize").
+ * Any byte range can be read or written; partial pages are handled by
+ * read-modify-write under the page's lock.  A page that was never written,
+ * or that was discarded, reads as zeros.
+ *
+ * Besides the data path, a device has the zram attribute interface: the
+ * same attribute names, value formats and error behaviour as the files under
+ * /sys/block/zramN.  uzram_attr_show() / uzram_attr_store() are the one place
+ * every frontend (library users, the FUSE mount, the nbdkit plugin) goes
+ * through.
+ *
+ * Errors: every function that can fail returns a negative errno value
+ * (-EINVAL, -ENOMEM, -EIO, ...).  uzram_strerror() gives a readable message;
+ * uzram_last_error() gives the detailed message of the calling thread's most
+ * recent failure (e.g. "disksize: unknown suffix 'Q'").
+ *
+ * Thread-safety: unless a function says otherwise, every function may be
+ * called from any number of threads at once on the same device.  The data
+ * path takes only a per-page lock and a per-CPU compression stream; there is
+ * no device-wide lock on it.  uzram_destroy() must not race with any other
+ * call on the same device.
+ *
+ * Typical use:
+ *
+ *     struct uzram_config cfg;
+ *     uzram_config_init(&cfg);
+ *     cfg.disksize = 1ull << 30;
+ *     cfg.algorithm = "zstd";
+ *     struct uzram *dev;
+ *     int err = uzram_create(&cfg, &dev);
+ *     if (err < 0) { fprintf(stderr, "%s\n", uzram_last_error()); ... }
+ *     uzram_write(dev, buf, 4096, 0);
+ *     uzram_read(dev, buf, 4096, 0);
+ *     char mm[256];
+ *     uzram_attr_show(dev, "mm_stat", mm, sizeof mm);
+ *     uzram_destroy(dev);
+ */
+#ifndef UZRAM_H
+#define UZRAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The page size of the store.  All sizes in statistics are bytes unless
+ * named "pages". */
+#define UZRAM_PAGE_SIZE 4096u
+
+struct uzram;
+
+/*
+ * Device configuration.  Initialise with uzram_config_init(), then set what
+ * you need.  Strings are copied by uzram_create(); they need not outlive it.
+ */
+struct uzram_config {
+    /* Disk size in bytes, rounded up to a whole page.  0 creates an
+     * uninitialised device: only the attribute interface works until
+     * "disksize" is stored (as with zram). */
+    uint64_t disksize;
+    /* Primary compression algorithm: "lz4" (default), "lz4hc", "lzo",
+     * "lzo-rle" (alias of lzo here), "zstd", "deflate". */
+    const char *algorithm;
+    /* Compression level; 0 means the algorithm's default. */
+    int level;
+    /* Allocator for compressed objects: "zsmalloc" (default). */
+    const char *allocator;
+    /* Cap on the allocator's memory in bytes (zram's mem_limit); 0 = none.
+     * A write that would pass it fails with -ENOMEM and changes nothing. */
+    uint64_t mem_limit;
+    /* Pages that compress to this many bytes or more are stored raw.
+     * 0 = the allocator's default (the largest size class that is not
+     * huge, as zram does). */
+    uint32_t huge_threshold;
+    /* Number of compression streams; 0 = 2 x the number of CPUs. */
+    unsigned streams;
+};
+
+/* Fill *cfg with the defaults described above.  Never fails. */
+void uzram_config_init(struct uzram_config *cfg);
+
+/*
+ * Create a device.  On success stores it in *out and returns 0.
+ * Errors: -EINVAL (unknown algorithm or allocator, bad level, disksize too
+ * large), -ENOMEM.  Nothing is created on error.
+ */
+int uzram_create(const struct uzram_config *cfg, struct uzram **out);
+
+/* Free a device and everything it holds.  NULL is accepted. */
+void uzram_destroy(struct uzram *dev);
+
+/* The disk size in bytes (0 while uninitialised). */
+uint64_t uzram_disksize(const struct uzram *dev);
+
+/*
+ * Data path.  Offsets and lengths are in bytes and need no alignment;
+ * [off, off+len) must lie inside the disk, else -EINVAL (counted in
+ * io_stat's invalid_io) and nothing happens.  len == 0 is a no-op that
+ * returns 0 if off <= disksize.  On an uninitialised device: -ENXIO.
+ *
+ * uzram_write: stores len bytes.  On failure (-ENOMEM: memory limit or
+ *   allocation failure; -EIO) the pages not yet written keep their previous
+ *   content; every page is either wholly old or wholly new.
+ * uzram_read: copies len bytes out; never-written bytes read as zeros.
+ *   -EIO if a stored page cannot be decoded (counted in failed_reads).
+ * uzram_discard: whole pages in the range are freed; the partial head and
+ *   tail pages are zeroed.  Afterwards the range reads as zeros.
+ * uzram_write_zeroes: same effect as discard (zero pages cost nothing).
+ * uzram_flush: nothing is volatile inside uzram; returns 0.  Provided so that
+ *   frontends can forward flush requests.
+ */
+int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off);
+int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off);
+int uzram_discard(struct uzram *dev, size_t len, uint64_t off);
+int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off);
+int uzram_flush(struct uzram *dev);
+
+/*
+ * Page state, for extents: UZRAM_PAGE_ZERO if the page at byte offset off
+ * (rounded down to a page) reads as zeros without being stored (never
+ * written, discarded, or a same-filled zero page); UZRAM_PAGE_DATA
+ * otherwise.  -EINVAL if off is out of range.
+ */
+enum { UZRAM_PAGE_DATA = 0, UZRAM_PAGE_ZERO = 1 };
+int uzram_page_state(struct uzram *dev, uint64_t off);
+
+/*
+ * Statistics, the numbers behind mm_stat / io_stat / debug_stat, plus the
+ * whole footprint.  Safe to call at any time; the fields are each exact
+ * but not taken as one atomic snapshot.
+ */
+struct uzram_stats {
+    uint64_t orig_data_size;   /* bytes of stored pages, uncompressed */
+    uint64_t compr_data_size;  /* bytes of compressed objects */
+    uint64_t mem_used_total;   /* allocator pages in use, bytes */
+    uint64_t mem_limit;        /* bytes, 0 = none */
+    uint64_t mem_used_max;     /* peak of mem_used_total, bytes */
+    uint64_t same_pages;       /* same-filled pages (no memory used) */
+    uint64_t pages_compacted;  /* allocator pages freed by compaction */
+    uint64_t huge_pages;       /* pages stored raw */
+    uint64_t huge_pages_since; /* pages stored raw since creation */
+    uint64_t failed_reads, failed_writes, invalid_io, notify_free;
+    uint64_t footprint;        /* everything held: allocator pages, slot
+                                * table pages, metadata, streams */
+    uint64_t slot_table_bytes; /* resident part of the slot table */
+    uint64_t meta_bytes;       /* allocator metadata */
+    uint64_t reads, writes;    /* page-level operations served */
+};
+void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
+
+/*
+ * Attributes, by zram's names: disksize initstate reset comp_algorithm
+ * algorithm_params mem_limit mem_used_max compact mm_stat io_stat
+ * debug_stat max_comp_streams (and more, listed by uzram_attr_name()).
+ *
+ * uzram_attr_show: writes the value as /sys/block/zramN/NAME would read,
+ *   including the trailing newline, NUL-terminated, into buf (size bytes).
+ *   Returns the length (without the NUL), -ENOENT for an unknown name,
+ *   -EACCES for a write-only attribute, -ENOSPC if buf is too small.
+ * uzram_attr_store: parses value (len bytes, a trailing newline is allowed)
+ *   as a write to the sysfs file would.  Returns 0, or the error sysfs
+ *   gives: -EINVAL for malformed input, -EBUSY for disksize/algorithm on an
+ *   initialised device, -EACCES for read-only attributes, -ENOENT for an
+ *   unknown name, -ENOMEM.  A failed store changes nothing.
+ */
+int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size);
+int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len);
+
+/* Attribute listing: the name of attribute i (0-based), or NULL past the
+ * end.  *mode receives 0444, 0200 or 0644 as the sysfs file has it. */
+const char *uzram_attr_name(unsigned i, unsigned *mode);
+
+/* Compact the allocator now (what storing "compact" does).  Returns the
+ * number of pages freed. */
+uint64_t uzram_compact(struct uzram *dev);
+
+/* Names of the compression algorithms built in, i-th or NULL past the end. */
+const char *uzram_algorithm_name(unsigned i);
+
+/* Readable message for a negative errno returned by uzram. */
+const char *uzram_strerror(int err);
+
+/* The calling thread's most recent detailed error message ("" if none). */
+const char *uzram_last_error(void);
+
+/* Library version string, e.g. "0.1.0". */
+const char *uzram_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UZRAM_H */

@@ -1,0 +1,543 @@
+/*
+ * codec.c - the compressor registry over liblz4, liblzo2, libzstd and zlib.
+ *
+ * The registry is one constant table, `codecs[]`, in the order the kernel's
+ * zram lists its algorithms.  Each entry names its level range and four
+ * functions: make a context, free it, compress one buffer, decompress one
+ * buffer.  Adding a codec is writing those four functions and one row.
+ *
+ * Design rules every codec here follows:
+ *
+ *  - Everything a codec needs is allocated when its context is made, so the
+ *    data path (compress / decompress) allocates nothing: an lz4 state, an
+ *    lz4hc stream, lzo's work memory, zstd's contexts (warmed up on one
+ *    page so the compression workspace exists before the first real
+ *    write), zlib's deflate and inflate streams, and in every context a
+ *    bounce buffer for the worst-case output of a page (see below).  The
+ *    allocations go through uz_malloc/uz_free (mem.h), handed to zstd as a
+ *    customMem and to zlib as zalloc/zfree, so fault injection reaches them
+ *    and the heap counter sees a context's true size.  Two exceptions, both
+ *    cold: the bounce buffer regrows for inputs larger than a page, and
+ *    zlib's inflate allocates its 32 KiB window the first time a stream does
+ *    not finish in one call (which only corrupt or oversized input does).
+ *
+ *  - compress(ctx, src, slen, dst, dcap) writes at most dcap bytes and
+ *    returns the compressed size, or 0 when the result would not fit (or
+ *    any other failure): the caller then stores the page raw.  The answer
+ *    is exact: whatever dcap is, the output is the same bytes, and it is
+ *    returned whenever it fits.  The libraries' own bounded modes are not
+ *    exact: lz4 keeps a safety margin and refuses some outputs that would
+ *    fit; zstd (measured on real pages) refuses every output when the
+ *    capacity is its exact size; zlib cannot tell an exactly full buffer
+ *    from an unfinished stream; lzo1x takes no bound at all.  So when dcap is below the library's worst case for
+ *    slen, a codec compresses into its context's bounce buffer and copies
+ *    the result if it fits: one memcpy of at most a page, against
+ *    compressing a page.  When the caller offers the worst case (the
+ *    store's 2-page output buffer does), output goes straight to dst.
+ *
+ *  - decompress(ctx, src, slen, dst, dlen) succeeds only if the whole of
+ *    src decodes to exactly dlen bytes.  Anything else, including trailing
+ *    bytes after the end of the stream, is -1.  Only the libraries' bounded
+ *    ("safe") decoders are used, so dst is never written past dlen and src
+ *    is never read past slen, whatever the input.
+ *
+ * Per codec:
+ *
+ *  lzo, lzo-rle  lzo1x_1_compress / lzo1x_decompress_safe.  liblzo2 has no
+ *                RLE variant, so "lzo-rle" is a second row over the same
+ *                functions (it produces plain LZO1X data; the name exists so
+ *                that configurations written for the kernel keep working).
+ *                No levels: the range is 1..1.  lzo_init() runs once per
+ *                process (pthread_once).
+ *  lz4           LZ4_compress_fast_extState; the level is the acceleration,
+ *                as the kernel's zram treats it: 1 (default, best ratio) up
+ *                to the library's maximum of 65537 (fastest).
+ *  lz4hc         levels 1..12, default 9.  Rather than
+ *                LZ4_compress_HC_extStateHC, which zeroes its 256 KiB tables
+ *                on every call, the stream is reset with
+ *                LZ4_resetStreamHC_fast() and fed to LZ4_compress_HC_continue:
+ *                the library's own pattern for independent blocks, which only
+ *                moves the index base (measured on real 4 KiB pages: about
+ *                10% faster, same ratio).
+ *  zstd          levels 1..22, default 3, in a ZSTD_CCtx / ZSTD_DCtx pair.
+ *                The level and frame format are sticky parameters set once;
+ *                ZSTD_compress2 knows the input size, so it picks the
+ *                small-input parameter table just as ZSTD_compressCCtx would.
+ *                Frames are written magicless and without the content size:
+ *                objects never leave the store and the store knows every
+ *                page's length, so those 5 header bytes per page (about
+ *                0.4% of the compressed size on real pages) are dropped.
+ *  deflate       zlib raw deflate (no zlib header or checksum), levels 1..9,
+ *                default 6.  deflateInit2/inflateInit2 run once per
+ *                context; each call only resets the stream.
+ *
+ * Contexts are not thread-safe (codec.h); the registry itself is constant
+ * and may be read from any thread.
+ */
+#define _GNU_SOURCE
+#define ZSTD_STATIC_LINKING_ONLY    /* ZSTD_customMem, ZSTD_c_format */
+#include "codec.h"
+#include "mem.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <lz4.h>
+#include <lz4hc.h>
+#include <lzo/lzo1x.h>
+#include <zlib.h>
+#include <zstd.h>
+
+/* The unit the store hands us; contexts are sized and warmed up for it. */
+#define CODEC_PAGE 4096u
+
+/* Longest buffer handed to a library whose lengths are int-sized (lz4) or
+ * that we keep to the same limit (lzo); longer ones are refused
+ * (compress: 0, decompress: -1). */
+#define CODEC_MAX_LEN ((size_t)INT_MAX)
+
+/* --------------------------------------------------------------- bounce */
+
+/* Where compressed output goes when dst is smaller than the worst case. */
+struct bounce {
+    unsigned char *buf;
+    size_t cap;
+};
+
+/* Allocate cap bytes; false on allocation failure. */
+static bool bounce_init(struct bounce *b, size_t cap)
+{
+    b->buf = uz_malloc(cap);
+    b->cap = b->buf ? cap : 0;
+    return b->buf != NULL;
+}
+
+static void bounce_fini(struct bounce *b)
+{
+    uz_free(b->buf);
+    b->buf = NULL;
+    b->cap = 0;
+}
+
+/* The buffer to compress into: dst if dcap covers the worst case `bound`,
+ * else the bounce buffer (grown if an input is larger than a page).  NULL
+ * if growing fails. */
+static void *out_for(struct bounce *b, void *dst, size_t dcap, size_t bound)
+{
+    if (dcap >= bound)
+        return dst;
+    if (b->cap < bound) {
+        unsigned char *p = uz_malloc(bound);
+        if (!p)
+            return NULL;
+        uz_free(b->buf);
+        b->buf = p;
+        b->cap = bound;
+    }
+    return b->buf;
+}
+
+/* n bytes were written to out (from out_for); deliver them to dst.
+ * Returns n, or 0 if they do not fit in dcap. */
+static size_t out_done(const void *out, void *dst, size_t dcap, size_t n)
+{
+    if (n == 0 || n > dcap)
+        return 0;
+    if (out != dst)
+        memcpy(dst, out, n);
+    return n;
+}
+
+/* ------------------------------------------------------------------ lz4 */
+
+#define LZ4_LEVEL_MAX 65537   /* LZ4_ACCELERATION_MAX in lz4.c */
+
+struct lz4_ctx {
+    int accel;
+    struct bounce out;
+    alignas(max_align_t) unsigned char state[];   /* LZ4_sizeofState() bytes */
+};
+
+static void *lz4_new(int level)
+{
+    struct lz4_ctx *c = uz_malloc(sizeof *c + (size_t)LZ4_sizeofState());
+    if (!c)
+        return NULL;
+    c->accel = level;
+    if (!bounce_init(&c->out, (size_t)LZ4_compressBound(CODEC_PAGE))) {
+        uz_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void lz4_free(void *ctx)
+{
+    struct lz4_ctx *c = ctx;
+    if (!c)
+        return;
+    bounce_fini(&c->out);
+    uz_free(c);
+}
+
+static size_t lz4_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    struct lz4_ctx *c = ctx;
+    if (slen > LZ4_MAX_INPUT_SIZE || dcap == 0)
+        return 0;
+    int bound = LZ4_compressBound((int)slen);
+    char *out = out_for(&c->out, dst, dcap, (size_t)bound);
+    if (!out)
+        return 0;
+    int n = LZ4_compress_fast_extState(c->state, src, out, (int)slen, bound, c->accel);
+    return n > 0 ? out_done(out, dst, dcap, (size_t)n) : 0;
+}
+
+/* Shared by lz4 and lz4hc: the block format is the same. */
+static int lz4_decompress(void *ctx, const void *src, size_t slen, void *dst, size_t dlen)
+{
+    if (slen == 0 || slen > CODEC_MAX_LEN || dlen > CODEC_MAX_LEN)
+        return -1;
+    int n = LZ4_decompress_safe(src, dst, (int)slen, (int)dlen);
+    return n >= 0 && (size_t)n == dlen ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- lz4hc */
+
+struct lz4hc_ctx {
+    int level;
+    struct bounce out;
+    LZ4_streamHC_t stream;
+};
+
+static void lz4hc_free(void *ctx)
+{
+    struct lz4hc_ctx *c = ctx;
+    if (!c)
+        return;
+    bounce_fini(&c->out);
+    uz_free(c);
+}
+
+static void *lz4hc_new(int level)
+{
+    struct lz4hc_ctx *c = uz_malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->level = level;
+    if (!bounce_init(&c->out, (size_t)LZ4_compressBound(CODEC_PAGE))) {
+        uz_free(c);
+        return NULL;
+    }
+    if (!LZ4_initStreamHC(&c->stream, sizeof c->stream)) {
+        lz4hc_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static size_t lz4hc_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    struct lz4hc_ctx *c = ctx;
+    if (slen > LZ4_MAX_INPUT_SIZE || dcap == 0)
+        return 0;
+    /* Start an independent block: previous input is forgotten, and the
+     * hash tables are not cleared but moved past (see the top comment). */
+    int bound = LZ4_compressBound((int)slen);
+    char *out = out_for(&c->out, dst, dcap, (size_t)bound);
+    if (!out)
+        return 0;
+    LZ4_resetStreamHC_fast(&c->stream, c->level);
+    int n = LZ4_compress_HC_continue(&c->stream, src, out, (int)slen, bound);
+    return n > 0 ? out_done(out, dst, dcap, (size_t)n) : 0;
+}
+
+/* ------------------------------------------------------------------ lzo */
+
+/* Worst-case LZO1X output for n input bytes (from the LZO documentation). */
+static size_t lzo_bound(size_t n)
+{
+    return n + n / 16 + 64 + 3;
+}
+
+struct lzo_ctx {
+    struct bounce out;
+    alignas(max_align_t) unsigned char wrkmem[LZO1X_1_MEM_COMPRESS];
+};
+
+static pthread_once_t lzo_once = PTHREAD_ONCE_INIT;
+static bool lzo_ready;
+
+static void lzo_init_once(void)
+{
+    lzo_ready = lzo_init() == LZO_E_OK;
+}
+
+static void *lzo_new(int level)
+{
+    pthread_once(&lzo_once, lzo_init_once);
+    if (!lzo_ready)
+        return NULL;
+    struct lzo_ctx *c = uz_malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    if (!bounce_init(&c->out, lzo_bound(CODEC_PAGE))) {
+        uz_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void lzo_free(void *ctx)
+{
+    struct lzo_ctx *c = ctx;
+    if (!c)
+        return;
+    bounce_fini(&c->out);
+    uz_free(c);
+}
+
+static size_t lzo_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    struct lzo_ctx *c = ctx;
+    if (slen > CODEC_MAX_LEN || dcap == 0)
+        return 0;
+    /* The compressor cannot be told dcap at all: it always gets room
+     * for the worst case. */
+    unsigned char *out = out_for(&c->out, dst, dcap, lzo_bound(slen));
+    if (!out)
+        return 0;
+    lzo_uint olen = 0;
+    if (lzo1x_1_compress(src, slen, out, &olen, c->wrkmem) != LZO_E_OK)
+        return 0;
+    return out_done(out, dst, dcap, olen);
+}
+
+static int lzo_decompress(void *ctx, const void *src, size_t slen, void *dst, size_t dlen)
+{
+    if (slen == 0)
+        return -1;
+    lzo_uint olen = dlen;
+    int r = lzo1x_decompress_safe(src, slen, dst, &olen, NULL);
+    return r == LZO_E_OK && olen == dlen ? 0 : -1;
+}
+
+/* ----------------------------------------------------------------- zstd */
+
+#define ZSTD_LEVEL_MAX 22     /* ZSTD_maxCLevel() of libzstd 1.x */
+
+static void *zstd_alloc(void *opaque, size_t size)
+{
+    return uz_malloc(size);
+}
+
+static void zstd_release(void *opaque, void *p)
+{
+    uz_free(p);
+}
+
+static const ZSTD_customMem zstd_mem = { zstd_alloc, zstd_release, NULL };
+
+struct zstd_ctx {
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    struct bounce out;
+};
+
+static void zstd_free(void *ctx)
+{
+    struct zstd_ctx *c = ctx;
+    if (!c)
+        return;
+    ZSTD_freeCCtx(c->cctx);
+    ZSTD_freeDCtx(c->dctx);
+    bounce_fini(&c->out);
+    uz_free(c);
+}
+
+static void *zstd_new(int level)
+{
+    struct zstd_ctx *c = uz_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (level > ZSTD_maxCLevel())
+        level = ZSTD_maxCLevel();
+    c->cctx = ZSTD_createCCtx_advanced(zstd_mem);
+    c->dctx = ZSTD_createDCtx_advanced(zstd_mem);
+    if (!c->cctx || !c->dctx || !bounce_init(&c->out, ZSTD_compressBound(CODEC_PAGE)))
+        goto fail;
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, level)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 0)) ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
+        ZSTD_isError(ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless)))
+        goto fail;
+    /* Warm up: the compression workspace is allocated by the first
+     * compression, sized for its parameters (which depend on the input
+     * size).  Do that here, on one page, so the data path never allocates
+     * and an allocation failure is reported now. */
+    static const unsigned char zero_page[CODEC_PAGE];
+    size_t r = ZSTD_compress2(c->cctx, c->out.buf, c->out.cap, zero_page, sizeof zero_page);
+    if (ZSTD_isError(r))
+        goto fail;
+    return c;
+fail:
+    zstd_free(c);
+    return NULL;
+}
+
+static size_t zstd_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    struct zstd_ctx *c = ctx;
+    if (dcap == 0)
+        return 0;
+    size_t bound = ZSTD_compressBound(slen);    /* 0 if slen is too large */
+    void *out = bound ? out_for(&c->out, dst, dcap, bound) : NULL;
+    if (!out)
+        return 0;
+    size_t r = ZSTD_compress2(c->cctx, out, bound, src, slen);
+    if (ZSTD_isError(r)) {
+        /* A failed call can leave a frame half written inside the context;
+         * drop it (parameters are kept) so the next page starts clean. */
+        ZSTD_CCtx_reset(c->cctx, ZSTD_reset_session_only);
+        return 0;
+    }
+    return out_done(out, dst, dcap, r);
+}
+
+static int zstd_decompress(void *ctx, const void *src, size_t slen, void *dst, size_t dlen)
+{
+    struct zstd_ctx *c = ctx;
+    if (slen == 0)
+        return -1;
+    size_t r = ZSTD_decompressDCtx(c->dctx, dst, dlen, src, slen);
+    return !ZSTD_isError(r) && r == dlen ? 0 : -1;
+}
+
+/* -------------------------------------------------------------- deflate */
+
+/* Raw deflate (negative windowBits: no zlib header, no Adler-32).  A
+ * smaller window does not help 4 KiB inputs: measured on real pages, the
+ * windowBits/memLevel pairs tried (12/5, 12/6, 13/7, 15/8, 15/9) give the
+ * same ratio and speed within noise, so the library's defaults stay. */
+#define DEFLATE_WBITS   (-15)
+#define DEFLATE_MEMLEVEL 8
+
+static voidpf zlib_alloc(voidpf opaque, uInt items, uInt size)
+{
+    return uz_malloc((size_t)items * size);
+}
+
+static void zlib_release(voidpf opaque, voidpf p)
+{
+    uz_free(p);
+}
+
+struct deflate_ctx {
+    z_stream def, inf;
+    bool def_ok, inf_ok;      /* which streams need deflateEnd/inflateEnd */
+    struct bounce out;
+};
+
+static void deflate_free(void *ctx)
+{
+    struct deflate_ctx *c = ctx;
+    if (!c)
+        return;
+    if (c->def_ok)
+        deflateEnd(&c->def);
+    if (c->inf_ok)
+        inflateEnd(&c->inf);
+    bounce_fini(&c->out);
+    uz_free(c);
+}
+
+static void *deflate_new(int level)
+{
+    struct deflate_ctx *c = uz_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->def.zalloc = c->inf.zalloc = zlib_alloc;
+    c->def.zfree = c->inf.zfree = zlib_release;
+    c->def_ok = deflateInit2(&c->def, level, Z_DEFLATED, DEFLATE_WBITS,
+                             DEFLATE_MEMLEVEL, Z_DEFAULT_STRATEGY) == Z_OK;
+    c->inf_ok = c->def_ok && inflateInit2(&c->inf, DEFLATE_WBITS) == Z_OK;
+    if (!c->inf_ok || !bounce_init(&c->out, deflateBound(&c->def, CODEC_PAGE))) {
+        deflate_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static size_t deflate_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    struct deflate_ctx *c = ctx;
+    if (slen > UINT_MAX || dcap == 0)
+        return 0;
+    if (deflateReset(&c->def) != Z_OK)
+        return 0;
+    /* With deflateBound() bytes of room, one deflate(Z_FINISH) finishes. */
+    uLong bound = deflateBound(&c->def, (uLong)slen);
+    Bytef *out = bound <= UINT_MAX ? out_for(&c->out, dst, dcap, bound) : NULL;
+    if (!out)
+        return 0;
+    c->def.next_in = (Bytef *)src;   /* zlib does not write through next_in */
+    c->def.avail_in = (uInt)slen;
+    c->def.next_out = out;
+    c->def.avail_out = (uInt)bound;
+    if (deflate(&c->def, Z_FINISH) != Z_STREAM_END)
+        return 0;
+    return out_done(out, dst, dcap, c->def.total_out);
+}
+
+static int deflate_decompress(void *ctx, const void *src, size_t slen, void *dst, size_t dlen)
+{
+    struct deflate_ctx *c = ctx;
+    if (slen == 0 || slen > UINT_MAX || dlen > UINT_MAX)
+        return -1;
+    if (inflateReset(&c->inf) != Z_OK)
+        return -1;
+    c->inf.next_in = (Bytef *)src;
+    c->inf.avail_in = (uInt)slen;
+    c->inf.next_out = dst;
+    c->inf.avail_out = (uInt)dlen;
+    int r = inflate(&c->inf, Z_FINISH);
+    /* The stream must end, having filled dst exactly and used all of src. */
+    return r == Z_STREAM_END && c->inf.avail_out == 0 && c->inf.avail_in == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- registry */
+
+static const struct uz_codec codecs[] = {
+    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress },
+    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress },
+    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress },
+    { "lz4hc", 1, LZ4HC_CLEVEL_MAX, LZ4HC_CLEVEL_DEFAULT,
+      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress },
+    { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
+      zstd_new, zstd_free, zstd_compress, zstd_decompress },
+    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress },
+};
+
+#define NCODECS (sizeof codecs / sizeof codecs[0])
+
+/* uz_codec_find("zstd") -> the zstd entry; NULL for an unknown name. */
+const struct uz_codec *uz_codec_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < NCODECS; i++)
+        if (strcmp(codecs[i].name, name) == 0)
+            return &codecs[i];
+    return NULL;
+}
+
+/* for (unsigned i = 0; (c = uz_codec_at(i)); i++) ... visits every codec. */
+const struct uz_codec *uz_codec_at(unsigned i)
+{
+    return i < NCODECS ? &codecs[i] : NULL;
+}

@@ -1,0 +1,37 @@
+/*
+ * codec.h - the compressor registry over the real libraries
+ * (liblz4, liblzo2, libzstd, zlib).
+ *
+ * A codec is one table entry: a name, its level range, and functions to
+ * make a per-stream context and to compress / decompress one page.  Adding
+ * a codec is adding one entry to the table in codec.c.
+ *
+ * Contexts are not thread-safe; the store keeps one per compression stream
+ * and a stream is used by one thread at a time.
+ */
+#ifndef UZRAM_CODEC_H
+#define UZRAM_CODEC_H
+
+#include <stddef.h>
+
+struct uz_codec {
+    const char *name;
+    int level_min, level_max, level_default;
+    /* Make a context for this level (level already validated); NULL on
+     * allocation failure.  May return a non-NULL dummy for stateless codecs. */
+    void *(*ctx_new)(int level);
+    void (*ctx_free)(void *ctx);
+    /* Compress src (slen bytes) into dst (dcap bytes).  Returns the
+     * compressed size, or 0 if it did not fit in dcap or failed. */
+    size_t (*compress)(void *ctx, const void *src, size_t slen, void *dst, size_t dcap);
+    /* Decompress src (slen bytes) into dst, which must come out exactly
+     * dlen bytes.  Returns 0, or -1 on corrupt input. */
+    int (*decompress)(void *ctx, const void *src, size_t slen, void *dst, size_t dlen);
+};
+
+/* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate"); NULL if unknown. */
+const struct uz_codec *uz_codec_find(const char *name);
+/* i-th codec, NULL past the end. */
+const struct uz_codec *uz_codec_at(unsigned i);
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * error.h - the calling thread's detailed error message.
+ *
+ * Functions that fail return a negative errno; where there is more to say
+ * ("disksize: trailing garbage"), they also record a message here, which
+ * uzram_last_error() hands to the user.
+ */
+#ifndef UZRAM_ERROR_H
+#define UZRAM_ERROR_H
+
+/* printf-style; returns err unchanged so callers can write
+ * `return uz_error(-EINVAL, "bad %s", x);` */
+int uz_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * mem.c - the one gateway for uzram's memory (see mem.h).
+ *
+ * Fault injection counts every fallible call (uz_malloc, uz_calloc,
+ * uz_vm_reserve, uz_vm_commit_ok) in one atomic counter; when armed, the
+ * call whose number equals the armed value fails.
+ */
+#define _GNU_SOURCE
+#include "mem.h"
+
+#include <stdatomic.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+static _Atomic uint64_t fault_calls;   /* fallible calls since arm */
+static _Atomic uint64_t fault_target;  /* 0 = disarmed */
+static _Atomic bool fault_hit;
+static _Atomic bool mem_locked;
+static _Atomic uint64_t heap_bytes;   /* usable bytes handed out by uz_malloc/uz_calloc */
+
+uint64_t uz_heap_bytes(void) { return atomic_load(&heap_bytes); }
+
+static void *count(void *p)
+{
+    if (p)
+        atomic_fetch_add_explicit(&heap_bytes, malloc_usable_size(p), memory_order_relaxed);
+    return p;
+}
+
+void uz_fault_arm(uint64_t n)
+{
+    atomic_store(&fault_calls, 0);
+    atomic_store(&fault_hit, false);
+    atomic_store(&fault_target, n);
+}
+
+uint64_t uz_fault_count(void) { return atomic_load(&fault_calls); }
+bool uz_fault_fired(void) { return atomic_load(&fault_hit); }
+
+/* True when this call must fail. */
+static bool fault_now(void)
+{
+    uint64_t n = atomic_fetch_add(&fault_calls, 1) + 1;
+    uint64_t t = atomic_load_explicit(&fault_target, memory_order_relaxed);
+    if (t != 0 && n == t) {
+        atomic_store(&fault_hit, true);
+        return true;
+    }
+    return false;
+}
+
+void *uz_malloc(size_t size)
+{
+    if (fault_now())
+        return NULL;
+    return count(malloc(size ? size : 1));
+}
+
+void *uz_calloc(size_t n, size_t size)
+{
+    if (fault_now())
+        return NULL;
+    return count(calloc(n ? n : 1, size ? size : 1));
+}
+
+void uz_free(void *p)
+{
+    if (p)
+        atomic_fetch_sub_explicit(&heap_bytes, malloc_usable_size(p), memory_order_relaxed);
+    free(p);
+}
+
+bool uz_vm_commit_ok(void)
+{
+    return !fault_now();
+}
+
+void *uz_vm_reserve(size_t len)
+{
+    if (fault_now())
+        return NULL;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void uz_vm_unreserve(void *addr, size_t len)
+{
+    if (addr)
+        munmap(addr, len);
+}
+
+void uz_vm_release(void *addr, size_t len)
+{
+    if (!atomic_load_explicit(&mem_locked, memory_order_relaxed)) {
+        madvise(addr, len, MADV_DONTNEED);
+        return;
+    }
+    /* Locked pages cannot be dropped: unlock, drop, and ask for
+     * lock-on-fault again so the range is locked when next touched. */
+    munlock(addr, len);
+    madvise(addr, len, MADV_DONTNEED);
+    mlock2(addr, len, MLOCK_ONFAULT);
+}
+
+void uz_mem_set_locked(bool locked)
+{
+    atomic_store(&mem_locked, locked);
+}

@@ -1,0 +1,57 @@
+/*
+ * mem.h - every allocation uzram makes goes through here.
+ *
+ * Two reasons for one gateway:
+ *  - fault injection: a test can arm the Nth allocation (counted from the
+ *    moment it arms) to fail, and so drive every error path (SQLite's way);
+ *  - accounting: heap bytes handed out are counted, so a device can report
+ *    its true footprint.
+ *
+ * Page-granular memory (the slot table, allocator arenas) is reserved as
+ * address space with uz_vm_reserve() and becomes resident only where it is
+ * touched; uz_vm_release() gives pages back to the operating system.  When
+ * the process has locked its memory (mlockall(MCL_ONFAULT), as the swap
+ * frontends do), release unlocks the range first, drops it, and re-arms
+ * lock-on-fault so the pages are locked again when touched.
+ */
+#ifndef UZRAM_MEM_H
+#define UZRAM_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* Heap allocation.  uz_malloc/uz_calloc return NULL on (injected) failure. */
+void *uz_malloc(size_t size);
+void *uz_calloc(size_t n, size_t size);
+void uz_free(void *p);
+/* Bytes currently held through uz_malloc/uz_calloc, process-wide (what
+ * malloc really gave, malloc_usable_size). */
+uint64_t uz_heap_bytes(void);
+
+/* Reserve len bytes (a multiple of the page size) of address space with no
+ * memory behind it yet.  NULL on failure (injected too). */
+void *uz_vm_reserve(size_t len);
+/* Give a reservation back. */
+void uz_vm_unreserve(void *addr, size_t len);
+/* Drop the pages in [addr, addr+len): they read as zeros afterwards and
+ * take no memory. */
+void uz_vm_release(void *addr, size_t len);
+/* A fallible point on a path that makes memory resident (an allocator
+ * growing by a zspage): returns false when fault injection fails it. */
+bool uz_vm_commit_ok(void);
+
+/* Say that the process runs with mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT)
+ * so uz_vm_release must unlock before dropping. */
+void uz_mem_set_locked(bool locked);
+
+/* Fault injection: after uz_fault_arm(n), the n-th allocation from now on
+ * (1-based) fails, and every one after it succeeds again.  n == 0 disarms.
+ * uz_fault_count() is the number of fallible allocations made since the
+ * last arm (or since start), so a test can count a scenario's allocations.
+ * Global to the process; meant for single-threaded tests. */
+void uz_fault_arm(uint64_t n);
+uint64_t uz_fault_count(void);
+bool uz_fault_fired(void);
+
+#endif

@@ -1,0 +1,675 @@
+/*
+ * store.c - the device: slot table, read / write / discard, same-filled and
+ * huge pages, partial I/O.  The compcache/ramzswap design in user space.
+ *
+ * Data structures:
+ *
+ *   slot table   a varray of 16-byte struct uz_slot, one per 4 KiB page of
+ *                the disk.  Only pages of the table that hold live slots are
+ *                resident (a 1 TiB device with a few pages written costs a
+ *                few pages of table).
+ *   objects      compressed pages, in the allocator (zsmalloc by default).
+ *                Each object's back-reference is its slot index, so the
+ *                allocator can find and lock the owner when it moves the
+ *                object (compaction); see owner_ops below.
+ *   streams      per-CPU codec contexts and scratch buffers (streams.c).
+ *
+ * Locking:
+ *   - init_lock (rwlock): read by data-path calls, written by init/reset.
+ *   - slot lock: one bit in the slot's flags word, a futex when contended.
+ *     Everything about a slot (its handle, its object's bytes) is read and
+ *     changed only under its lock.  Order: slot lock -> stream lock ->
+ *     allocator class lock.  Compaction holds a class lock and only
+ *     *tries* slot locks, so the order is never inverted.
+ *   - varray pin: taken before a slot lock, so the table page under a
+ *     locked slot can never be released.
+ *
+ * Write of one page (slot locked):
+ *   same-filled?  -> drop old content, keep the fill word in the slot.
+ *   else compress; if the result is >= huge_threshold, keep the raw page.
+ *   allocate the new object *before* freeing the old one, so a failed
+ *   allocation (memory limit, ENOMEM) leaves the old content intact.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+#include "error.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE UZRAM_PAGE_SIZE
+/* Back-references are 31 bits (the top bit marks shared objects). */
+#define MAX_SLOTS (1ull << 31)
+
+/* ---------------------------------------------------------------- slots */
+
+static struct uz_slot *slot_at(struct uzram *dev, uint64_t idx)
+{
+    return uz_varray_at(&dev->slots, idx);
+}
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static bool slot_trylock(struct uz_slot *s)
+{
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!(f & SLOT_LOCK)) {
+        if (atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_LOCK,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static void slot_lock(struct uz_slot *s)
+{
+    int spins = 0;
+    for (;;) {
+        uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if (!(f & SLOT_LOCK)) {
+            if (atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_LOCK,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (++spins < 100) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        if (!(f & SLOT_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_WAITERS,
+                                                   memory_order_relaxed, memory_order_relaxed))
+            continue;
+        futex_wait(&s->flags, f | SLOT_WAITERS);
+    }
+}
+
+static void slot_unlock(struct uz_slot *s)
+{
+    uint32_t f = atomic_fetch_and_explicit(&s->flags, ~SLOT_LOCKBITS, memory_order_release);
+    if (f & SLOT_WAITERS)
+        futex_wake_all(&s->flags);
+}
+
+/* Replace the state bits and size of a locked slot, keeping the lock bits
+ * (a waiter may set WAITERS at any time). */
+static void slot_set(struct uz_slot *s, uint32_t state, uint32_t size)
+{
+    uint32_t nv = (state & SLOT_STATE) | (size << SLOT_SIZE_SHIFT);
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f, (f & SLOT_LOCKBITS) | nv,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+static uint32_t slot_state(struct uz_slot *s)
+{
+    return atomic_load_explicit(&s->flags, memory_order_relaxed) & ~SLOT_LOCKBITS;
+}
+
+/* Pin the table page and lock the slot. */
+static struct uz_slot *slot_get(struct uzram *dev, uint64_t idx)
+{
+    uz_varray_pin(&dev->slots, idx);
+    struct uz_slot *s = slot_at(dev, idx);
+    slot_lock(s);
+    return s;
+}
+
+static void slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    slot_unlock(s);
+    uz_varray_unpin(&dev->slots, idx);
+}
+
+uint32_t uz_now(const struct uzram *dev)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec - dev->epoch);
+}
+
+/* ------------------------------------------------- owner ops (compaction) */
+
+static bool owner_pin(void *owner, uint32_t backref)
+{
+    struct uzram *dev = owner;
+    /* A slot that owns an object is live, so its table page is resident
+     * and stays so: no varray pin is needed, only the slot lock. */
+    return slot_trylock(slot_at(dev, backref));
+}
+
+static void owner_moved(void *owner, uint32_t backref, uint64_t old_handle, uint64_t new_handle)
+{
+    struct uz_slot *s = slot_at(owner, backref);
+    if (s->handle == old_handle)
+        s->handle = new_handle;
+}
+
+static void owner_unpin(void *owner, uint32_t backref)
+{
+    slot_unlock(slot_at(owner, backref));
+}
+
+static const struct uz_owner_ops store_owner_ops = {
+    .pin = owner_pin,
+    .moved = owner_moved,
+    .unpin = owner_unpin,
+};
+
+/* ------------------------------------------------------------ page ops */
+
+/* Pages handed in by callers need not be 8-byte aligned: load words with
+ * memcpy (one instruction on x86). */
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* If the page is one 64-bit word repeated, store it in *word. */
+static bool page_same_filled(const void *page, uint64_t *word)
+{
+    const uint8_t *p = page;
+    uint64_t v = load64(p);
+    /* Most pages that are not same-filled differ at the end or early, so
+     * checking the last word first rarely runs the loop for nothing. */
+    if (load64(p + PAGE - 8) != v)
+        return false;
+    for (size_t i = 8; i < PAGE - 8; i += 8)
+        if (load64(p + i) != v)
+            return false;
+    *word = v;
+    return true;
+}
+
+static void fill_page(void *dst, uint64_t word)
+{
+    uint8_t *p = dst;
+    if (word == 0) {
+        memset(p, 0, PAGE);
+        return;
+    }
+    for (size_t i = 0; i < PAGE; i += 8)
+        memcpy(p + i, &word, 8);
+}
+
+static void note_mem_used(struct uzram *dev)
+{
+    struct uz_alloc_stats st;
+    dev->aops->stats(dev->alloc, &st);
+    uint64_t cur = st.pages_used;
+    uint64_t max = atomic_load_explicit(&dev->c.mem_used_max, memory_order_relaxed);
+    while (cur > max &&
+           !atomic_compare_exchange_weak_explicit(&dev->c.mem_used_max, &max, cur,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* Drop whatever a locked slot holds; it becomes empty. */
+static void slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    uint32_t f = slot_state(s);
+    if (f == 0)
+        return;
+    if (f & SLOT_OBJ) {
+        dev->aops->free(dev->alloc, s->handle);
+        atomic_fetch_sub_explicit(&dev->c.compr_bytes, slot_size(f), memory_order_relaxed);
+        if (f & SLOT_HUGE)
+            atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
+    } else if (f & SLOT_SAME) {
+        atomic_fetch_sub_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
+    }
+    atomic_fetch_sub_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
+    s->handle = 0;
+    slot_set(s, 0, 0);
+    uz_varray_live(&dev->slots, idx, -1);
+}
+
+/* Store one whole page into a locked slot.  st is a stream the caller holds
+ * (or NULL: one is taken here).  On error the slot is unchanged. */
+static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+                      struct uz_stream *st)
+{
+    uint64_t word;
+    if (page_same_filled(src, &word)) {
+        slot_free(dev, idx, s);
+        s->handle = word;
+        slot_set(s, SLOT_SAME, 0);
+        s->atime = uz_now(dev);
+        uz_varray_live(&dev->slots, idx, +1);
+        atomic_fetch_add_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
+        return 0;
+    }
+
+    bool own_stream = st == NULL;
+    if (own_stream)
+        st = uz_stream_get(&dev->streams);
+    size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, 2 * PAGE);
+    bool huge = clen == 0 || clen >= dev->huge_threshold;
+    size_t size = huge ? PAGE : clen;
+    uint64_t h;
+    int err = dev->aops->alloc(dev->alloc, size, (uint32_t)idx, &h);
+    if (err < 0) {
+        if (own_stream)
+            uz_stream_put(st);
+        atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
+        return uz_error(err, "write: no memory for page %llu (%s)", (unsigned long long)idx,
+                        atomic_load(&dev->limit_pages) ? "memory limit reached" : "allocation failed");
+    }
+    memcpy(dev->aops->map(dev->alloc, h), huge ? src : st->out, size);
+    if (own_stream)
+        uz_stream_put(st);
+
+    slot_free(dev, idx, s);
+    s->handle = h;
+    slot_set(s, SLOT_OBJ | (huge ? SLOT_HUGE : 0), (uint32_t)size);
+    s->atime = uz_now(dev);
+    uz_varray_live(&dev->slots, idx, +1);
+    atomic_fetch_add_explicit(&dev->c.compr_bytes, size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
+    if (huge) {
+        atomic_fetch_add_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->c.huge_pages_since, 1, memory_order_relaxed);
+    }
+    note_mem_used(dev);
+    return 0;
+}
+
+/* Read one whole page from a locked slot into dst.  st as for write_page. */
+static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                     struct uz_stream *st)
+{
+    uint32_t f = slot_state(s);
+    if (f & SLOT_SAME) {
+        fill_page(dst, s->handle);
+    } else if (f & SLOT_OBJ) {
+        const void *obj = dev->aops->map(dev->alloc, s->handle);
+        uint32_t size = slot_size(f);
+        if (f & SLOT_HUGE) {
+            memcpy(dst, obj, PAGE);
+        } else {
+            bool own_stream = st == NULL;
+            if (own_stream)
+                st = uz_stream_get(&dev->streams);
+            int rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
+            if (own_stream)
+                uz_stream_put(st);
+            if (rc != 0) {
+                atomic_fetch_add_explicit(&dev->c.failed_reads, 1, memory_order_relaxed);
+                return uz_error(-EIO, "read: page %llu does not decompress",
+                                (unsigned long long)idx);
+            }
+        }
+    } else {
+        memset(dst, 0, PAGE);
+    }
+    s->atime = uz_now(dev);
+    return 0;
+}
+
+/* --------------------------------------------------------- range checks */
+
+static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
+{
+    if (!dev->initialised)
+        return uz_error(-ENXIO, "%s: device is not initialised (set disksize)", what);
+    if (off > dev->disksize || len > dev->disksize - off) {
+        atomic_fetch_add_explicit(&dev->c.invalid_io, 1, memory_order_relaxed);
+        return uz_error(-EINVAL, "%s: range [%llu, +%zu) is outside the %llu-byte disk", what,
+                        (unsigned long long)off, len, (unsigned long long)dev->disksize);
+    }
+    return 0;
+}
+
+/* True if the slot is empty; read without the lock (a racing writer is
+ * ordered after this read).  Touching an empty table page this way maps
+ * nothing. */
+static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
+{
+    return atomic_load_explicit(&slot_at(dev, idx)->flags, memory_order_acquire) == 0;
+}
+
+/* ---------------------------------------------------------- public I/O */
+
+int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, "read");
+    uint8_t *out = buf;
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        if (slot_empty_racy(dev, idx)) {
+            memset(out, 0, n);
+        } else {
+            struct uz_slot *s = slot_get(dev, idx);
+            if (n == PAGE) {
+                err = read_page(dev, idx, s, out, NULL);
+            } else {
+                struct uz_stream *st = uz_stream_get(&dev->streams);
+                err = read_page(dev, idx, s, st->page, st);
+                if (err == 0)
+                    memcpy(out, st->page + in, n);
+                uz_stream_put(st);
+            }
+            slot_put(dev, idx, s);
+        }
+        atomic_fetch_add_explicit(&dev->c.reads, 1, memory_order_relaxed);
+        out += n;
+        off += n;
+        len -= n;
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+/* Write n bytes at offset in within page idx (n < PAGE or unaligned):
+ * read-modify-write under the slot lock.  src == NULL writes zeros. */
+static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src)
+{
+    struct uz_slot *s = slot_get(dev, idx);
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    int err = read_page(dev, idx, s, st->page, st);
+    if (err == 0) {
+        if (src)
+            memcpy(st->page + in, src, n);
+        else
+            memset(st->page + in, 0, n);
+        err = write_page(dev, idx, s, st->page, st);
+    }
+    uz_stream_put(st);
+    slot_put(dev, idx, s);
+    return err;
+}
+
+int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, "write");
+    const uint8_t *src = buf;
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        if (n == PAGE) {
+            struct uz_slot *s = slot_get(dev, idx);
+            err = write_page(dev, idx, s, src, NULL);
+            slot_put(dev, idx, s);
+        } else {
+            err = write_partial(dev, idx, in, n, src);
+        }
+        atomic_fetch_add_explicit(&dev->c.writes, 1, memory_order_relaxed);
+        src += n;
+        off += n;
+        len -= n;
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, "discard");
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        if (!slot_empty_racy(dev, idx)) {
+            if (n == PAGE) {
+                struct uz_slot *s = slot_get(dev, idx);
+                if (slot_state(s))
+                    atomic_fetch_add_explicit(&dev->c.notify_free, 1, memory_order_relaxed);
+                slot_free(dev, idx, s);
+                slot_put(dev, idx, s);
+            } else {
+                err = write_partial(dev, idx, in, n, NULL);
+            }
+        }
+        off += n;
+        len -= n;
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
+{
+    return uzram_discard(dev, len, off);
+}
+
+int uzram_flush(struct uzram *dev)
+{
+    (void)dev;
+    return 0;
+}
+
+int uzram_page_state(struct uzram *dev, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int rc = check_range(dev, 1, off, "page_state");
+    if (rc == 0) {
+        uint64_t idx = off / PAGE;
+        if (slot_empty_racy(dev, idx)) {
+            rc = UZRAM_PAGE_ZERO;
+        } else {
+            struct uz_slot *s = slot_get(dev, idx);
+            uint32_t f = slot_state(s);
+            rc = (f == 0 || ((f & SLOT_SAME) && s->handle == 0)) ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
+            slot_put(dev, idx, s);
+        }
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+void uzram_config_init(struct uzram_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->algorithm = "lz4";
+    cfg->allocator = "zsmalloc";
+}
+
+int uz_dev_init(struct uzram *dev, uint64_t disksize)
+{
+    disksize = (disksize + PAGE - 1) / PAGE * PAGE;
+    if (disksize == 0)
+        return uz_error(-EINVAL, "disksize: must be more than 0");
+    if (disksize / PAGE > MAX_SLOTS)
+        return uz_error(-EINVAL, "disksize: at most %llu bytes", MAX_SLOTS * PAGE);
+    const struct uz_codec *codec = uz_codec_find(dev->algorithm);
+    const struct uz_alloc_ops *aops = uz_alloc_find(dev->allocator_name);
+    if (!codec || !aops)
+        return uz_error(-EINVAL, "unknown %s", codec ? "allocator" : "algorithm");
+
+    memset(&dev->c, 0, sizeof dev->c);
+    int err = uz_varray_init(&dev->slots, disksize / PAGE, sizeof(struct uz_slot));
+    if (err < 0)
+        return uz_error(err, "disksize: cannot reserve the slot table");
+    struct uz_alloc_params ap = {
+        .max_bytes = disksize,
+        .owner_ops = &store_owner_ops,
+        .owner = dev,
+        .limit_pages = &dev->limit_pages,
+    };
+    dev->aops = aops;
+    dev->alloc = aops->create(&ap);
+    if (!dev->alloc) {
+        uz_varray_fini(&dev->slots);
+        return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
+    }
+    err = uz_streams_init(&dev->streams, codec, dev->level ? dev->level : codec->level_default,
+                          dev->nstreams);
+    if (err < 0) {
+        aops->destroy(dev->alloc);
+        uz_varray_fini(&dev->slots);
+        return uz_error(err, "disksize: cannot create compression streams");
+    }
+    size_t hc = aops->huge_class_size(dev->alloc);
+    dev->huge_threshold = dev->huge_threshold_cfg ? dev->huge_threshold_cfg : (uint32_t)hc + 1;
+    if (dev->huge_threshold > hc + 1)
+        dev->huge_threshold = (uint32_t)hc + 1;
+    dev->disksize = disksize;
+    dev->nslots = disksize / PAGE;
+    dev->initialised = true;
+    return 0;
+}
+
+void uz_dev_teardown(struct uzram *dev)
+{
+    if (!dev->initialised)
+        return;
+    uz_streams_fini(&dev->streams);
+    dev->aops->destroy(dev->alloc);
+    uz_varray_fini(&dev->slots);
+    dev->alloc = NULL;
+    dev->disksize = 0;
+    dev->nslots = 0;
+    dev->initialised = false;
+    memset(&dev->c, 0, sizeof dev->c);
+}
+
+static int copy_name(char *dst, size_t cap, const char *src, const char *what)
+{
+    if (strlen(src) >= cap)
+        return uz_error(-EINVAL, "%s: name too long", what);
+    strcpy(dst, src);
+    return 0;
+}
+
+int uzram_create(const struct uzram_config *cfg, struct uzram **out)
+{
+    struct uzram_config def;
+    if (!cfg) {
+        uzram_config_init(&def);
+        cfg = &def;
+    }
+    const char *algo = cfg->algorithm ? cfg->algorithm : "lz4";
+    const char *allocator = cfg->allocator ? cfg->allocator : "zsmalloc";
+    const struct uz_codec *codec = uz_codec_find(algo);
+    if (!codec)
+        return uz_error(-EINVAL, "unknown algorithm '%s'", algo);
+    if (cfg->level != 0 && (cfg->level < codec->level_min || cfg->level > codec->level_max))
+        return uz_error(-EINVAL, "level %d is outside %s's range %d..%d", cfg->level, codec->name,
+                        codec->level_min, codec->level_max);
+    if (!uz_alloc_find(allocator))
+        return uz_error(-EINVAL, "unknown allocator '%s'", allocator);
+    if (cfg->huge_threshold > PAGE)
+        return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
+    if (cfg->streams > 1024)
+        return uz_error(-EINVAL, "at most 1024 streams");
+
+    struct uzram *dev = uz_calloc(1, sizeof *dev);
+    if (!dev)
+        return uz_error(-ENOMEM, "out of memory");
+    pthread_rwlock_init(&dev->init_lock, NULL);
+    copy_name(dev->algorithm, sizeof dev->algorithm, codec->name, "algorithm");
+    dev->level = cfg->level;
+    int err = copy_name(dev->allocator_name, sizeof dev->allocator_name, allocator, "allocator");
+    dev->huge_threshold_cfg = cfg->huge_threshold;
+    dev->nstreams = cfg->streams;
+    atomic_store(&dev->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    dev->epoch = (uint64_t)ts.tv_sec;
+    if (err == 0 && cfg->disksize)
+        err = uz_dev_init(dev, cfg->disksize);
+    if (err < 0) {
+        pthread_rwlock_destroy(&dev->init_lock);
+        uz_free(dev);
+        return err;
+    }
+    *out = dev;
+    return 0;
+}
+
+void uzram_destroy(struct uzram *dev)
+{
+    if (!dev)
+        return;
+    uz_dev_teardown(dev);
+    pthread_rwlock_destroy(&dev->init_lock);
+    uz_free(dev);
+}
+
+uint64_t uzram_disksize(const struct uzram *dev)
+{
+    return dev->disksize;
+}
+
+/* ---------------------------------------------------------------- stats */
+
+void uzram_get_stats(struct uzram *dev, struct uzram_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_rwlock_rdlock(&dev->init_lock);
+    st->mem_limit = atomic_load(&dev->limit_pages) * PAGE;
+    if (dev->initialised) {
+        struct uz_alloc_stats as;
+        dev->aops->stats(dev->alloc, &as);
+        struct uz_counters *c = &dev->c;
+        st->orig_data_size = atomic_load(&c->pages_stored) * PAGE;
+        st->compr_data_size = atomic_load(&c->compr_bytes);
+        st->mem_used_total = as.pages_used * PAGE;
+        uint64_t max = atomic_load(&c->mem_used_max);
+        st->mem_used_max = (max > as.pages_used ? max : as.pages_used) * PAGE;
+        st->same_pages = atomic_load(&c->same_pages);
+        st->pages_compacted = as.pages_compacted;
+        st->huge_pages = atomic_load(&c->huge_pages);
+        st->huge_pages_since = atomic_load(&c->huge_pages_since);
+        st->failed_reads = atomic_load(&c->failed_reads);
+        st->failed_writes = atomic_load(&c->failed_writes);
+        st->invalid_io = atomic_load(&c->invalid_io);
+        st->notify_free = atomic_load(&c->notify_free);
+        st->reads = atomic_load(&c->reads);
+        st->writes = atomic_load(&c->writes);
+        st->slot_table_bytes = atomic_load(&dev->slots.resident_pages) * PAGE;
+        st->meta_bytes = as.meta_bytes;
+        st->footprint = st->mem_used_total + st->slot_table_bytes + st->meta_bytes +
+                        dev->streams.bytes + sizeof *dev;
+    } else {
+        st->footprint = sizeof *dev;
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+}
+
+void uz_mem_used_max_reset(struct uzram *dev)
+{
+    struct uz_alloc_stats as;
+    dev->aops->stats(dev->alloc, &as);
+    atomic_store(&dev->c.mem_used_max, as.pages_used);
+}
+
+uint64_t uzram_compact(struct uzram *dev)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    uint64_t freed = dev->initialised ? dev->aops->compact(dev->alloc, 0) : 0;
+    pthread_rwlock_unlock(&dev->init_lock);
+    return freed;
+}
+
+const char *uzram_version(void)
+{
+    return UZRAM_VERSION;
+}

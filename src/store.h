@@ -1,0 +1,103 @@
+/*
+ * store.h - the device's internal layout, shared by store.c (the data
+ * path) and attr.c (the attribute table).  Not public.
+ */
+#ifndef UZRAM_STORE_H
+#define UZRAM_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "uzram.h"
+#include "alloc.h"
+#include "codec.h"
+#include "streams.h"
+#include "varray.h"
+
+/*
+ * A slot: 16 bytes per 4 KiB page of the disk.
+ *
+ *   flags  bit 0      LOCK     the slot's lock (futex word)
+ *          bit 1      WAITERS  someone sleeps on the lock
+ *          bits 2..18 SLOT_* state flags
+ *          bits 19..31 object size in bytes (0..4096)
+ *   atime  last access, seconds on the device clock (idle tracking)
+ *   handle allocator handle, or the fill word of a same-filled page
+ *
+ * A slot is empty when no state flag is set and size is 0: it reads as
+ * zeros.  A slot with an object or a same fill is "live" in the varray.
+ */
+struct uz_slot {
+    _Atomic uint32_t flags;
+    uint32_t atime;
+    uint64_t handle;
+};
+
+#define SLOT_LOCK     (1u << 0)
+#define SLOT_WAITERS  (1u << 1)
+#define SLOT_SAME     (1u << 2)   /* handle is the fill word */
+#define SLOT_HUGE     (1u << 3)   /* object is the raw page */
+#define SLOT_OBJ      (1u << 4)   /* handle is an allocator object */
+#define SLOT_IDLE     (1u << 5)
+#define SLOT_INCOMP   (1u << 6)   /* no algorithm could shrink it */
+#define SLOT_WB       (1u << 7)   /* lives on the backing device */
+#define SLOT_RECOMP   (1u << 8)   /* compressed by a secondary algorithm */
+#define SLOT_PRIO_SHIFT 9         /* bits 9..10: algorithm priority */
+#define SLOT_PRIO_MASK  (3u << SLOT_PRIO_SHIFT)
+#define SLOT_SIZE_SHIFT 19
+#define SLOT_LOCKBITS (SLOT_LOCK | SLOT_WAITERS)
+#define SLOT_STATE    (((1u << SLOT_SIZE_SHIFT) - 1) & ~SLOT_LOCKBITS)
+
+static inline uint32_t slot_size(uint32_t flags) { return flags >> SLOT_SIZE_SHIFT; }
+
+struct uz_counters {
+    _Atomic uint64_t pages_stored;     /* live pages (objects + same) */
+    _Atomic uint64_t compr_bytes;
+    _Atomic uint64_t same_pages;
+    _Atomic uint64_t huge_pages;
+    _Atomic uint64_t huge_pages_since;
+    _Atomic uint64_t mem_used_max;     /* pages */
+    _Atomic uint64_t failed_reads, failed_writes, invalid_io, notify_free;
+    _Atomic uint64_t reads, writes;
+    _Atomic uint64_t miss_free, writestall;
+};
+
+struct uzram {
+    /* Held for reading by every data-path call, for writing by
+     * initialisation and reset: a device cannot vanish under I/O. */
+    pthread_rwlock_t init_lock;
+    bool initialised;
+
+    /* configuration (kept across reset) */
+    char algorithm[32];
+    int level;
+    char allocator_name[32];
+    uint32_t huge_threshold_cfg;
+    unsigned nstreams;
+
+    /* live device, valid while initialised */
+    uint64_t disksize;
+    uint64_t nslots;
+    uint32_t huge_threshold;           /* compressed >= this: store raw */
+    struct uz_varray slots;
+    const struct uz_alloc_ops *aops;
+    struct uz_allocator *alloc;
+    struct uz_streams streams;
+    _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
+    struct uz_counters c;
+    uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
+};
+
+/* The device clock, seconds since creation. */
+uint32_t uz_now(const struct uzram *dev);
+
+/* (Re)initialise a device to disksize bytes with the current config, or
+ * tear it down.  Caller holds init_lock for writing. */
+int uz_dev_init(struct uzram *dev, uint64_t disksize);
+void uz_dev_teardown(struct uzram *dev);
+/* mem_used_max := current use (what writing 0 to mem_used_max does). */
+void uz_mem_used_max_reset(struct uzram *dev);
+
+#endif

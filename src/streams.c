@@ -1,0 +1,83 @@
+/*
+ * streams.c - per-CPU compression streams, as zram has them.
+ *
+ * A stream is a codec context plus scratch buffers.  Making one can be
+ * costly (a zstd context is hundreds of KiB), so a device makes a fixed set
+ * at initialisation and the data path only borrows them: nothing is
+ * allocated on the I/O path.  A thread takes the stream of the CPU it runs
+ * on; if that one is busy it tries the others, and only if all are busy it
+ * waits for its own.  Each stream has its own lock: there is no device-wide
+ * lock on the data path.
+ */
+#define _GNU_SOURCE
+#include "streams.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n)
+{
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)cpus * 2 : 2;
+    }
+    memset(ss, 0, sizeof *ss);
+    uint64_t heap0 = uz_heap_bytes();
+    ss->codec = codec;
+    ss->level = level;
+    ss->s = uz_calloc(n, sizeof *ss->s);
+    if (!ss->s)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        struct uz_stream *s = &ss->s[i];
+        s->page = uz_malloc(3 * 4096);
+        s->ctx = s->page ? codec->ctx_new(level) : NULL;
+        if (!s->ctx) {
+            uz_free(s->page);
+            ss->n = i;
+            uz_streams_fini(ss);
+            return -ENOMEM;
+        }
+        s->out = s->page + 4096;
+        pthread_mutex_init(&s->lock, NULL);
+        ss->n = i + 1;
+    }
+    /* Everything the streams hold, codec contexts included, was allocated
+     * through uz_malloc: the heap counter's growth is their footprint
+     * (exact unless another thread allocates at the same moment). */
+    ss->bytes = uz_heap_bytes() - heap0;
+    return 0;
+}
+
+void uz_streams_fini(struct uz_streams *ss)
+{
+    for (unsigned i = 0; i < ss->n; i++) {
+        ss->codec->ctx_free(ss->s[i].ctx);
+        uz_free(ss->s[i].page);
+        pthread_mutex_destroy(&ss->s[i].lock);
+    }
+    uz_free(ss->s);
+    ss->s = NULL;
+    ss->n = 0;
+}
+
+struct uz_stream *uz_stream_get(struct uz_streams *ss)
+{
+    int cpu = sched_getcpu();
+    unsigned first = cpu > 0 ? (unsigned)cpu % ss->n : 0;
+    for (unsigned k = 0; k < ss->n; k++) {
+        struct uz_stream *s = &ss->s[(first + k) % ss->n];
+        if (pthread_mutex_trylock(&s->lock) == 0)
+            return s;
+    }
+    pthread_mutex_lock(&ss->s[first].lock);
+    return &ss->s[first];
+}
+
+void uz_stream_put(struct uz_stream *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}

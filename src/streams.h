@@ -1,0 +1,33 @@
+/*
+ * streams.h - per-CPU compression streams (see streams.c).
+ */
+#ifndef UZRAM_STREAMS_H
+#define UZRAM_STREAMS_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "codec.h"
+
+struct uz_stream {
+    pthread_mutex_t lock;
+    void *ctx;                         /* codec context */
+    uint8_t *page;                     /* 4096 B: read-modify-write scratch */
+    uint8_t *out;                      /* 2 * 4096 B: compressed output */
+} __attribute__((aligned(64)));
+
+struct uz_streams {
+    const struct uz_codec *codec;
+    int level;
+    unsigned n;
+    struct uz_stream *s;
+    uint64_t bytes;                    /* memory held by buffers */
+};
+
+/* Make n streams (0: 2 x CPUs) for codec at level.  0 or -ENOMEM. */
+int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n);
+void uz_streams_fini(struct uz_streams *ss);
+/* Take a stream (the current CPU's if free, else any free one, else wait). */
+struct uz_stream *uz_stream_get(struct uz_streams *ss);
+void uz_stream_put(struct uz_stream *s);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * varray.h - a virtually indexed on-demand array (see varray.c).
+ */
+#ifndef UZRAM_VARRAY_H
+#define UZRAM_VARRAY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UZ_VARRAY_HDR 16u   /* bytes at the head of every page: its use count */
+
+struct uz_varray {
+    uint8_t *base;            /* reserved address space, npages * 4096 */
+    size_t elem_size;
+    size_t per_page;          /* elements on one page after the header */
+    size_t npages;
+    uint64_t nelems;
+    _Atomic uint64_t resident_pages;
+};
+
+int uz_varray_init(struct uz_varray *va, uint64_t nelems, size_t elem_size);
+void uz_varray_fini(struct uz_varray *va);
+
+/* Address of element i.  Reading it without a pin is allowed (a released
+ * page reads as zeros); writing it requires a pin. */
+static inline void *uz_varray_at(const struct uz_varray *va, uint64_t i)
+{
+    uint64_t pg = i / va->per_page;
+    return va->base + pg * 4096u + UZ_VARRAY_HDR + (i - pg * va->per_page) * va->elem_size;
+}
+
+/* Pin the page under element i (it will not be released while pinned). */
+void uz_varray_pin(struct uz_varray *va, uint64_t i);
+/* Drop a pin; the page is released when no pin and no live element is left. */
+void uz_varray_unpin(struct uz_varray *va, uint64_t i);
+/* While pinned: element i became live (+1) or empty (-1). */
+void uz_varray_live(struct uz_varray *va, uint64_t i, int delta);
+
+#endif

@@ -1,0 +1,1280 @@
+/*
+ * zsmalloc.c - the size-class allocator for compressed objects.
+ *
+ * The store hands us objects of 1..4096 bytes.  Objects of similar size are
+ * packed edge to edge, across page boundaries, into "zspages": runs of 1..16
+ * pages that are virtually contiguous in one big arena, so an object is
+ * always one contiguous range of bytes and map() is pointer arithmetic.
+ *
+ * Data structure map
+ * ------------------
+ *
+ *   struct uz_allocator
+ *     arena ........ one address-space reservation (2 x max_bytes + 64 MiB),
+ *                    carved into zspage runs; memory appears on first touch
+ *     desc[] ....... dense array of 20-byte zspage descriptors, indexed by
+ *                    zspage id, in its own reservation (it never moves, so
+ *                    map() reads it without a lock); resident up to the
+ *                    high-water mark of ids ever used
+ *     classes[] .... one struct per size class, each with its own mutex
+ *     huge ......... the class of objects that get a page each
+ *     bucket_class[] payload size -> class, in 16-byte steps
+ *
+ *   size class  (slot = bytes per object, 4-byte header included)
+ *     head[g] ...... fullness group lists of live zspages: g = 0..7 holds
+ *                    zspages with inuse * 8 / objs == g, g = 8 the full ones
+ *
+ *   zspage (pages * 4096 bytes of arena, from desc->first_page)
+ *     +-------------+--------+--------+--------+-- ... --+--------+------+
+ *     | slack table | slot 0 | slot 1 | slot 2 |         | slot k | tail |
+ *     +-------------+--------+--------+--------+-- ... --+--------+------+
+ *     slack table: one byte per slot, (class payload capacity - size asked
+ *                  at alloc), so obj_size() and obj_bytes are exact; 4-byte
+ *                  aligned so payloads are 4-byte aligned
+ *     slot:        [u32 header][payload ...]; the header is the backref of
+ *                  an allocated object, or the index of the next free slot
+ *                  of a freed one.  There is no tag bit: whether a slot is
+ *                  allocated is known from the zspage's free list and bump
+ *                  counter (below), which only the class lock holder reads.
+ *
+ *   Per-object overhead is the 4-byte header plus the 1-byte slack entry.
+ *
+ *   Handle = ((zspage id + 1) << 11) | slot index; never 0.
+ *   map(handle) = arena + desc[id].first_page * 4096 + table + idx * slot + 4.
+ *
+ * Lazy carving.  A zspage hands out slots in order with a bump counter
+ * ("bump" = slots ever carved); freed slots go on a per-zspage free list
+ * threaded through their headers and are reused first.  Only the pages
+ * under carved slots are ever touched: they are "committed" and counted in
+ * pages_used; the rest of the run stays reserved address space.  So a
+ * class's last, partly filled zspage costs at most the page being carved,
+ * not the whole run.  The memory limit and fault injection
+ * (uz_vm_commit_ok) are applied whenever a page is committed: when a
+ * zspage is created and when carving crosses into a new page.
+ *
+ * Huge objects.  A class whose best layout is one object in a one-page
+ * zspage is huge: all of those (payload > huge_class_size(), up to 4096)
+ * share one class whose zspages are one raw page, with the backref and the
+ * size kept in the descriptor, so a raw page costs exactly one page.
+ *
+ * Class layout.  For slot sizes 32..4096 in 16-byte steps, the run length
+ * 1..16 that wastes the smallest fraction of the run is chosen (ties: the
+ * shorter run).  Runs of up to 16 pages rather than 8 because some sizes
+ * cannot pack into 8: slots of 1936..2032 bytes still waste up to 5.5% of
+ * 8 pages, and over real lz4 output the average loss drops from 2.4% to
+ * 1.2%; lazy carving makes long runs cost nothing while they fill.  It also
+ * moves the huge threshold up: the largest payload that is not huge is
+ * 3836 bytes.  Neighbouring sizes with the same (pages, objects) layout
+ * are merged into the largest of them (as long as the slack still fits a
+ * byte): a zspage holds as many objects either way, and fewer
+ * classes means fewer partly filled pages.
+ *
+ * Fullness groups and compaction.  alloc takes a slot from the fullest
+ * zspage that has one on committed pages, else carves the fullest one
+ * that is not full, else creates a zspage.  compact() repeatedly takes the
+ * emptiest zspage of a class as the source and moves its objects, top
+ * slot first, into free slots on committed pages of the fullest other
+ * zspages (so compaction never commits a page), and when those run out
+ * into the source's own lowest free slots; for each: pin the owner (a
+ * trylock; a busy one ends that source), copy, tell the owner the new
+ * handle, unpin.  Then the source is trimmed: its bump counter drops to
+ * its highest live slot and the pages above are released -- all of them
+ * if it emptied.  So after compaction every class has full zspages and at
+ * most one partly filled one whose free space is at its end.  A source
+ * that yields nothing is not tried again in that call.
+
+ * Arena runs.  A freed zspage's committed pages are released to the OS and
+ * its descriptor becomes a "vacant run" (cls = ZS_CLS_VACANT, run_len
+ * pages) on a free list per run length (run_head[1..16]; run_head[0] holds
+ * longer, coalesced runs).  A new zspage takes a run of its length, or
+ * splits a longer one, or takes fresh pages from the arena top.  When the
+ * arena is exhausted the vacant runs are sorted and adjacent ones merged
+ * (coalesce), and the allocation is tried again.  Descriptors with no run
+ * (cls = ZS_CLS_EMPTY) sit on the empty-id list for reuse before the
+ * high-water mark grows.
+ *
+ * Invariants (check() verifies each one)
+ * --------------------------------------
+ *  - A live zspage has 1 <= inuse <= bump <= objs; it sits on exactly the
+ *    list head[group] of its class with group == group_of(inuse); an
+ *    empty zspage is freed at once.
+ *  - Its free list holds exactly bump - inuse distinct slots, all < bump.
+ *  - Its committed pages are pages_for(bump) (at least the pages under
+ *    slot 0); pages_used == sum of committed pages of all live zspages.
+ *  - Class counters (zspages, inuse, obj_bytes, pages, free_ng) equal the
+ *    sums over its zspages; free_ng counts free slots that lie wholly on
+ *    committed pages (what compaction may fill without growing).
+ *  - Every arena page below top belongs to exactly one live zspage run or
+ *    vacant run; none at or above top does.
+ *
+ * Locking
+ * -------
+ *  - class->lock guards the class's lists, counters, its zspages'
+ *    descriptors (except the constant first_page and cls) and the headers,
+ *    free lists and slack entries inside them.  alloc, free, set_backref
+ *    and compaction of different classes run in parallel.  The class locks
+ *    are 32 stripes (class c takes locks[c % 32]; the huge class has its
+ *    own): two busy classes rarely share one, and check() can hold every
+ *    lock at once without passing ThreadSanitizer's limit of 64 held locks.
+ *  - arena_lock guards the run lists, the empty-id list, top and hwm.
+ *    Order: class lock, then arena lock; check() takes the stripes in
+ *    ascending order, then huge_lock, then arena_lock; nothing else holds
+ *    two class locks.
+ *  - map() and obj_size() take no lock: a live object's descriptor fields
+ *    first_page and cls are constant, the class geometry is constant, and
+ *    the caller holds the object's owner locked, so it is neither freed nor
+ *    moved meanwhile.
+ *  - Compaction holds the class lock while it calls the owner's pin (a
+ *    trylock), moved and unpin; so those callbacks must not call alloc,
+ *    free or set_backref themselves.
+ *  - pages_used, objects, obj_bytes and pages_compacted are atomics.
+ */
+#define _GNU_SOURCE
+#include "alloc.h"
+#include "error.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ZS_PAGE 4096u
+#define ZS_HDR 4u                   /* in-object header: the backref */
+#define ZS_MIN_SLOT 32u
+#define ZS_STEP 16u
+#define ZS_MAX_CHAIN 16u
+#define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* slots 32..4096 */
+#define ZS_IDX_BITS 11
+#define ZS_MAX_OBJS (1u << ZS_IDX_BITS)
+#define ZS_NPART 8                  /* partial fullness groups 0..7 */
+#define ZS_FULL ZS_NPART            /* group of full zspages */
+#define ZS_NGROUPS (ZS_NPART + 1)
+#define ZS_NONE UINT32_MAX          /* no zspage id */
+#define ZS_FREE_END 0xffffu         /* end of a zspage's free list */
+#define ZS_RUN_LISTS (ZS_MAX_CHAIN + 1)
+#define ZS_TRIED_MAX 64             /* sources that failed, per class pass */
+#define ZS_SCAN_MAX 64              /* zspages looked at to find the emptiest */
+#define ZS_LOCKS 32                 /* class lock stripes */
+
+enum { ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
+
+/* One zspage descriptor: 20 bytes, dense, indexed by zspage id. */
+struct zspage {
+    uint32_t first_page;        /* arena page number of the run */
+    union {
+        struct { uint32_t next, prev; } link; /* group list; run/empty list (next) */
+        struct { uint32_t backref, size; } huge; /* huge object */
+    } u;
+    union {
+        struct { uint16_t inuse, bump; } obj; /* live zspage */
+        uint32_t run_len;                     /* vacant run */
+    } v;
+    uint16_t free_head;         /* first free slot, ZS_FREE_END if none */
+    uint8_t cls;                /* class index, or ZS_CLS_* */
+    uint8_t group;              /* fullness group */
+};
+_Static_assert(sizeof(struct zspage) == 20, "zspage descriptor must stay 20 bytes");
+
+struct zs_class {
+    pthread_mutex_t *lock;       /* one of the allocator's lock stripes */
+    uint32_t slot;              /* bytes per slot, header included */
+    uint32_t table;             /* bytes of slack table at the run start */
+    uint32_t payload;           /* slot - header: largest payload */
+    uint16_t objs;              /* slots per zspage */
+    uint8_t run_pages;          /* pages per zspage run */
+    uint8_t index;
+    uint32_t head[ZS_NGROUPS];  /* fullness group lists */
+    uint64_t zspages;           /* live zspages */
+    uint64_t inuse;             /* live objects */
+    uint64_t obj_bytes;         /* sum of their sizes */
+    uint64_t pages;             /* committed pages */
+    uint64_t free_ng;           /* free slots on committed pages */
+};
+
+struct uz_allocator {
+    const struct uz_owner_ops *owner_ops;
+    void *owner;
+    _Atomic uint64_t *limit_pages;
+
+    uint8_t *arena;
+    size_t arena_bytes;
+    uint32_t arena_pages;
+    struct zspage *desc;
+    size_t desc_bytes;
+    uint32_t desc_max;
+
+    pthread_mutex_t locks[ZS_LOCKS]; /* class c uses locks[c % ZS_LOCKS] */
+    pthread_mutex_t huge_lock;
+    pthread_mutex_t arena_lock;
+    uint32_t top;               /* arena pages below are in runs */
+    uint32_t hwm;               /* descriptor ids below were ever used */
+    uint32_t empty_head;        /* ids with no run */
+    uint32_t run_head[ZS_RUN_LISTS];
+    _Atomic uint32_t hwm_pub;   /* hwm, for stats() */
+
+    _Atomic uint64_t pages_used;
+    _Atomic uint64_t objects;
+    _Atomic uint64_t obj_bytes;
+    _Atomic uint64_t pages_compacted;
+
+    size_t huge_max;            /* largest payload that is not huge */
+    uint32_t nclasses;
+    uint8_t bucket_class[ZS_NBUCKETS]; /* size bucket -> class or ZS_CLS_HUGE */
+    struct zs_class huge;
+    struct zs_class classes[];
+};
+
+/* ---- class geometry ---------------------------------------------------- */
+
+static uint32_t round_up(uint32_t x, uint32_t to) { return (x + to - 1) / to * to; }
+
+/* Slots of `slot` bytes that fit in `pages` pages with their slack table. */
+static uint32_t objs_fitting(uint32_t slot, uint32_t pages)
+{
+    uint32_t room = pages * ZS_PAGE;
+    uint32_t k = room / slot;
+    while (k > 0 && round_up(k, 4) + k * slot > room)
+        k--;
+    return k < ZS_MAX_OBJS ? k : ZS_MAX_OBJS - 1;
+}
+
+/* Best layout for a slot size: fills *pages and returns the slots per
+ * zspage; 1 means the size is huge. */
+static uint32_t best_layout(uint32_t slot, uint32_t *pages)
+{
+    uint32_t best_n = 1, best_k = objs_fitting(slot, 1);
+    uint64_t best_waste = ZS_PAGE - (uint64_t)best_k * slot;
+    for (uint32_t n = 2; n <= ZS_MAX_CHAIN; n++) {
+        uint32_t k = objs_fitting(slot, n);
+        uint64_t waste = (uint64_t)n * ZS_PAGE - (uint64_t)k * slot;
+        /* waste / n < best_waste / best_n, without division */
+        if (waste * best_n < best_waste * n) {
+            best_n = n;
+            best_k = k;
+            best_waste = waste;
+        }
+    }
+    *pages = best_n;
+    return best_k;
+}
+
+/* Fill the size-class table: returns the number of classes, sets
+ * bucket_class[] and, when cls != NULL, the classes' geometry. */
+static uint32_t build_classes(uint8_t *bucket_class, struct zs_class *cls, size_t *huge_max)
+{
+    uint32_t n = 0, b = 0;
+    *huge_max = 0;
+    while (b < ZS_NBUCKETS && n < ZS_CLS_HUGE) {
+        uint32_t pages, objs = best_layout(ZS_MIN_SLOT + b * ZS_STEP, &pages);
+        if (objs <= 1)
+            break;          /* this size and all larger ones are huge */
+        /* extend over larger sizes with the same layout, as long as the
+         * slack of the smallest payload in the class fits a byte */
+        uint32_t min_payload = b == 0 ? 1 : ZS_MIN_SLOT + b * ZS_STEP - ZS_HDR - ZS_STEP + 1;
+        uint32_t e = b;
+        while (e + 1 < ZS_NBUCKETS && ZS_MIN_SLOT + (e + 1) * ZS_STEP - ZS_HDR - min_payload <= 255) {
+            uint32_t p2, o2 = best_layout(ZS_MIN_SLOT + (e + 1) * ZS_STEP, &p2);
+            if (o2 != objs || p2 != pages)
+                break;
+            e++;
+        }
+        uint32_t slot = ZS_MIN_SLOT + e * ZS_STEP;
+        for (uint32_t i = b; i <= e; i++)
+            bucket_class[i] = (uint8_t)n;
+        if (cls) {
+            cls[n].slot = slot;
+            cls[n].payload = slot - ZS_HDR;
+            cls[n].objs = (uint16_t)objs;
+            cls[n].run_pages = (uint8_t)pages;
+            cls[n].table = round_up(objs, 4);
+            cls[n].index = (uint8_t)n;
+        }
+        *huge_max = slot - ZS_HDR;
+        n++;
+        b = e + 1;
+    }
+    for (; b < ZS_NBUCKETS; b++)
+        bucket_class[b] = ZS_CLS_HUGE;
+    return n;
+}
+
+/* Bucket of a payload size (1..huge_max): the smallest slot holding it. */
+static uint32_t bucket_of(size_t size)
+{
+    uint32_t slot = round_up((uint32_t)size + ZS_HDR, ZS_STEP);
+    if (slot < ZS_MIN_SLOT)
+        slot = ZS_MIN_SLOT;
+    return (slot - ZS_MIN_SLOT) / ZS_STEP;
+}
+
+/* ---- descriptors, handles, slots ---------------------------------------- */
+
+static inline struct zspage *zs_desc(struct uz_allocator *a, uint32_t id)
+{
+    return &a->desc[id];
+}
+
+static inline uint8_t *zs_base(struct uz_allocator *a, const struct zspage *z)
+{
+    return a->arena + (size_t)z->first_page * ZS_PAGE;
+}
+
+static inline uint8_t *slot_at(const struct zs_class *cl, uint8_t *base, uint32_t idx)
+{
+    return base + cl->table + (size_t)idx * cl->slot;
+}
+
+static inline uint64_t make_handle(uint32_t id, uint32_t idx)
+{
+    return ((uint64_t)id + 1) << ZS_IDX_BITS | idx;
+}
+
+static inline uint32_t handle_id(uint64_t h) { return (uint32_t)((h >> ZS_IDX_BITS) - 1); }
+static inline uint32_t handle_idx(uint64_t h) { return (uint32_t)(h & (ZS_MAX_OBJS - 1)); }
+
+/* Headers may straddle a page boundary and are only 4-byte aligned:
+ * access them with memcpy. */
+static inline uint32_t hdr_get(const uint8_t *slot)
+{
+    uint32_t v;
+    memcpy(&v, slot, sizeof v);
+    return v;
+}
+
+static inline void hdr_set(uint8_t *slot, uint32_t v) { memcpy(slot, &v, sizeof v); }
+
+/* Committed pages of a zspage with `bump` slots carved: the pages under
+ * the slack table and slots 0..max(bump,1)-1. */
+static inline uint32_t pages_for(const struct zs_class *cl, uint32_t bump)
+{
+    uint32_t b = bump ? bump : 1;
+    return (cl->table + b * cl->slot + ZS_PAGE - 1) / ZS_PAGE;
+}
+
+/* Free slots lying wholly on committed pages. */
+static inline uint32_t free_ng(const struct zs_class *cl, const struct zspage *z)
+{
+    uint32_t cap = (pages_for(cl, z->v.obj.bump) * ZS_PAGE - cl->table) / cl->slot;
+    if (cap > cl->objs)
+        cap = cl->objs;
+    return cap - z->v.obj.inuse;
+}
+
+static inline uint8_t group_of(const struct zs_class *cl, uint32_t inuse)
+{
+    return inuse >= cl->objs ? ZS_FULL : (uint8_t)(inuse * ZS_NPART / cl->objs);
+}
+
+/* ---- memory limit ------------------------------------------------------- */
+
+/* Account n more committed pages, unless fault injection or the limit
+ * says no. */
+static bool pages_reserve(struct uz_allocator *a, uint32_t n)
+{
+    if (!uz_vm_commit_ok())
+        return false;
+    uint64_t lim = a->limit_pages ? atomic_load(a->limit_pages) : 0;
+    uint64_t cur = atomic_load(&a->pages_used);
+    do {
+        if (lim && cur + n > lim)
+            return false;
+    } while (!atomic_compare_exchange_weak(&a->pages_used, &cur, cur + n));
+    return true;
+}
+
+static void pages_unreserve(struct uz_allocator *a, uint32_t n)
+{
+    atomic_fetch_sub(&a->pages_used, n);
+}
+
+/* ---- arena runs (arena_lock held) --------------------------------------- */
+
+static bool id_get(struct uz_allocator *a, uint32_t *id)
+{
+    if (a->empty_head != ZS_NONE) {
+        *id = a->empty_head;
+        a->empty_head = zs_desc(a, *id)->u.link.next;
+        return true;
+    }
+    if (a->hwm >= a->desc_max)
+        return false;
+    *id = a->hwm++;
+    atomic_store(&a->hwm_pub, a->hwm);
+    return true;
+}
+
+static void id_put(struct uz_allocator *a, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    memset(z, 0, sizeof *z);
+    z->cls = ZS_CLS_EMPTY;
+    z->u.link.next = a->empty_head;
+    a->empty_head = id;
+}
+
+/* File a vacant run on its list. */
+static void run_file(struct uz_allocator *a, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t l = z->v.run_len <= ZS_MAX_CHAIN ? z->v.run_len : 0;
+    z->cls = ZS_CLS_VACANT;
+    z->u.link.next = a->run_head[l];
+    a->run_head[l] = id;
+}
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Merge adjacent vacant runs and give the last one back to top if it ends
+ * there.  Returns false when there was nothing to gain (or no memory for
+ * the sort). */
+static bool runs_coalesce(struct uz_allocator *a)
+{
+    size_t n = 0;
+    for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)
+        for (uint32_t id = a->run_head[l]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next)
+            n++;
+    if (n == 0)
+        return false;
+    uint64_t *keys = uz_malloc(n * sizeof *keys);
+    if (!keys)
+        return false;
+    size_t i = 0;
+    for (uint32_t l = 0; l < ZS_RUN_LISTS; l++) {
+        for (uint32_t id = a->run_head[l]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next)
+            keys[i++] = (uint64_t)zs_desc(a, id)->first_page << 32 | id;
+        a->run_head[l] = ZS_NONE;
+    }
+    qsort(keys, n, sizeof *keys, cmp_u64);
+    uint32_t cur = (uint32_t)keys[0];
+    for (i = 1; i <= n; i++) {
+        struct zspage *c = zs_desc(a, cur);
+        if (i < n) {
+            uint32_t next = (uint32_t)keys[i];
+            struct zspage *x = zs_desc(a, next);
+            if (c->first_page + c->v.run_len == x->first_page) {
+                c->v.run_len += x->v.run_len;
+                id_put(a, next);
+                continue;
+            }
+        }
+        if (c->first_page + c->v.run_len == a->top) {
+            a->top = c->first_page;
+            id_put(a, cur);
+        } else {
+            run_file(a, cur);
+        }
+        if (i < n)
+            cur = (uint32_t)keys[i];
+    }
+    uz_free(keys);
+    return true;
+}
+
+/* Find a run of n pages and a descriptor id for it.  On success the
+ * descriptor's first_page is set; its other fields are the caller's. */
+static bool run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (a->run_head[n] != ZS_NONE) {
+            uint32_t id = a->run_head[n];
+            a->run_head[n] = zs_desc(a, id)->u.link.next;
+            *out = id;
+            return true;
+        }
+        for (uint32_t l = n + 1; l <= ZS_RUN_LISTS; l++) {
+            uint32_t li = l % ZS_RUN_LISTS; /* n+1..16, then the long runs */
+            uint32_t r = a->run_head[li];
+            if (r == ZS_NONE)
+                continue;
+            uint32_t id;
+            if (!id_get(a, &id))
+                return false;
+            struct zspage *rz = zs_desc(a, r);
+            a->run_head[li] = rz->u.link.next;
+            zs_desc(a, id)->first_page = rz->first_page;
+            rz->first_page += n;
+            rz->v.run_len -= n;
+            run_file(a, r);
+            *out = id;
+            return true;
+        }
+        if (a->arena_pages - a->top >= n) {
+            uint32_t id;
+            if (!id_get(a, &id))
+                return false;
+            zs_desc(a, id)->first_page = a->top;
+            a->top += n;
+            *out = id;
+            return true;
+        }
+        if (attempt == 0 && !runs_coalesce(a))
+            break;
+    }
+    return false;
+}
+
+/* Give back the run of n pages held by descriptor id. */
+static void run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t first = z->first_page;
+    if (first + n == a->top) {
+        a->top = first;
+        id_put(a, id);
+        return;
+    }
+    memset(z, 0, sizeof *z);
+    z->first_page = first;
+    z->v.run_len = n;
+    run_file(a, id);
+}
+
+/* ---- fullness groups (class lock held) ---------------------------------- */
+
+static void group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g)
+{
+    struct zspage *z = zs_desc(a, id);
+    z->group = g;
+    z->u.link.prev = ZS_NONE;
+    z->u.link.next = cl->head[g];
+    if (cl->head[g] != ZS_NONE)
+        zs_desc(a, cl->head[g])->u.link.prev = id;
+    cl->head[g] = id;
+}
+
+static void group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    if (z->u.link.prev != ZS_NONE)
+        zs_desc(a, z->u.link.prev)->u.link.next = z->u.link.next;
+    else
+        cl->head[z->group] = z->u.link.next;
+    if (z->u.link.next != ZS_NONE)
+        zs_desc(a, z->u.link.next)->u.link.prev = z->u.link.prev;
+}
+
+/* After inuse or bump of a live zspage changed: move it to its group and
+ * fix the class's free_ng (old_free = its free_ng before the change). */
+static void zspage_settle(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t old_free)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint8_t g = group_of(cl, z->v.obj.inuse);
+    if (g != z->group) {
+        group_del(a, cl, id);
+        group_add(a, cl, id, g);
+    }
+    cl->free_ng = cl->free_ng - old_free + free_ng(cl, z);
+}
+
+/* ---- zspages (class lock held) ------------------------------------------ */
+
+static int zspage_create(struct uz_allocator *a, struct zs_class *cl, uint32_t *out)
+{
+    uint32_t cp = pages_for(cl, 0);
+    if (!pages_reserve(a, cp))
+        return -ENOMEM;
+    uint32_t id;
+    pthread_mutex_lock(&a->arena_lock);
+    bool ok = run_get(a, cl->run_pages, &id);
+    pthread_mutex_unlock(&a->arena_lock);
+    if (!ok) {
+        pages_unreserve(a, cp);
+        return -ENOMEM;
+    }
+    struct zspage *z = zs_desc(a, id);
+    z->cls = cl->index;
+    z->v.obj.inuse = 0;
+    z->v.obj.bump = 0;
+    z->free_head = ZS_FREE_END;
+    group_add(a, cl, id, 0);
+    cl->free_ng += free_ng(cl, z);
+    cl->zspages++;
+    cl->pages += cp;
+    *out = id;
+    return 0;
+}
+
+/* Release a live zspage's pages and return its run (it is off its list
+ * and accounted out of free_ng already). */
+static uint32_t zspage_destroy(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t cp = pages_for(cl, z->v.obj.bump);
+    uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
+    pages_unreserve(a, cp);
+    cl->pages -= cp;
+    cl->zspages--;
+    pthread_mutex_lock(&a->arena_lock);
+    run_put(a, id, cl->run_pages);
+    pthread_mutex_unlock(&a->arena_lock);
+    return cp;
+}
+
+/* Take a slot from zspage id: a freed one first, else carve the next one,
+ * committing its pages if `grow`.  Returns the slot index, or -1. */
+static int slot_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, bool grow)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t old_free = free_ng(cl, z);
+    uint32_t idx;
+    if (z->free_head != ZS_FREE_END) {
+        idx = z->free_head;
+        z->free_head = (uint16_t)hdr_get(slot_at(cl, zs_base(a, z), idx));
+    } else if (z->v.obj.bump < cl->objs) {
+        uint32_t have = pages_for(cl, z->v.obj.bump);
+        uint32_t need = pages_for(cl, z->v.obj.bump + 1u);
+        if (need > have) {
+            if (!grow || !pages_reserve(a, need - have))
+                return -1;
+            cl->pages += need - have;
+        }
+        idx = z->v.obj.bump++;
+    } else {
+        return -1;
+    }
+    z->v.obj.inuse++;
+    zspage_settle(a, cl, id, old_free);
+    return (int)idx;
+}
+
+/* Put slot idx of zspage id on its free list; frees the zspage when it
+ * empties.  Returns the pages released. */
+static uint32_t slot_put(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t old_free = free_ng(cl, z);
+    if (--z->v.obj.inuse == 0) {
+        group_del(a, cl, id);
+        cl->free_ng -= old_free;
+        return zspage_destroy(a, cl, id);
+    }
+    hdr_set(slot_at(cl, zs_base(a, z), idx), z->free_head);
+    z->free_head = (uint16_t)idx;
+    zspage_settle(a, cl, id, old_free);
+    return 0;
+}
+
+/* ---- alloc / free / map -------------------------------------------------- */
+
+static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
+{
+    struct zs_class *cl = &a->huge;
+    pthread_mutex_lock(cl->lock);
+    if (!pages_reserve(a, 1)) {
+        pthread_mutex_unlock(cl->lock);
+        return -ENOMEM;
+    }
+    uint32_t id;
+    pthread_mutex_lock(&a->arena_lock);
+    bool ok = run_get(a, 1, &id);
+    pthread_mutex_unlock(&a->arena_lock);
+    if (!ok) {
+        pages_unreserve(a, 1);
+        pthread_mutex_unlock(cl->lock);
+        return -ENOMEM;
+    }
+    struct zspage *z = zs_desc(a, id);
+    z->cls = ZS_CLS_HUGE;
+    z->group = ZS_FULL;
+    z->u.huge.backref = backref;
+    z->u.huge.size = (uint32_t)size;
+    z->v.obj.inuse = 1;
+    z->v.obj.bump = 1;
+    z->free_head = ZS_FREE_END;
+    cl->zspages++;
+    cl->inuse++;
+    cl->obj_bytes += size;
+    cl->pages++;
+    atomic_fetch_add(&a->objects, 1);
+    atomic_fetch_add(&a->obj_bytes, size);
+    pthread_mutex_unlock(cl->lock);
+    *handle = make_handle(id, 0);
+    return 0;
+}
+
+/* The fullest zspage of the class that has a free slot, preferring slots
+ * on committed pages; skip = a zspage not to use (ZS_NONE for none);
+ * committed_only = ignore slots that need a new page. */
+static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32_t skip, bool committed_only)
+{
+    if (cl->free_ng > 0) {
+        for (int g = ZS_NPART - 1; g >= 0; g--)
+            for (uint32_t id = cl->head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next)
+                if (id != skip && free_ng(cl, zs_desc(a, id)) > 0)
+                    return id;
+    }
+    if (committed_only)
+        return ZS_NONE;
+    for (int g = ZS_NPART - 1; g >= 0; g--)
+        for (uint32_t id = cl->head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next)
+            if (id != skip)
+                return id;
+    return ZS_NONE;
+}
+
+static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
+{
+    if (size == 0 || size > ZS_PAGE)
+        return uz_error(-EINVAL, "zsmalloc: object size %zu out of 1..%u", size, ZS_PAGE);
+    if (size > a->huge_max)
+        return huge_alloc(a, size, backref, handle);
+    struct zs_class *cl = &a->classes[a->bucket_class[bucket_of(size)]];
+    pthread_mutex_lock(cl->lock);
+    uint32_t id = pick_fullest(a, cl, ZS_NONE, false);
+    if (id == ZS_NONE) {
+        int err = zspage_create(a, cl, &id);
+        if (err) {
+            pthread_mutex_unlock(cl->lock);
+            return err;
+        }
+    }
+    int idx = slot_take(a, cl, id, true);
+    if (idx < 0) {
+        /* only a page commit can fail here; a fresh zspage never needs
+         * one for its first slot, so nothing was created */
+        pthread_mutex_unlock(cl->lock);
+        return -ENOMEM;
+    }
+    uint8_t *base = zs_base(a, zs_desc(a, id));
+    hdr_set(slot_at(cl, base, (uint32_t)idx), backref);
+    base[idx] = (uint8_t)(cl->payload - size);
+    cl->inuse++;
+    cl->obj_bytes += size;
+    atomic_fetch_add(&a->objects, 1);
+    atomic_fetch_add(&a->obj_bytes, size);
+    pthread_mutex_unlock(cl->lock);
+    *handle = make_handle(id, (uint32_t)idx);
+    return 0;
+}
+
+/* The descriptor of a live handle, or NULL if the handle is not one. */
+static struct zspage *handle_desc(struct uz_allocator *a, uint64_t h)
+{
+    if (h < ZS_MAX_OBJS)
+        return NULL;
+    uint32_t id = handle_id(h);
+    if (id >= atomic_load_explicit(&a->hwm_pub, memory_order_relaxed))
+        return NULL;
+    return zs_desc(a, id);
+}
+
+static void zs_free(struct uz_allocator *a, uint64_t h)
+{
+    struct zspage *z = handle_desc(a, h);
+    if (!z)
+        return;
+    uint32_t id = handle_id(h), idx = handle_idx(h);
+    if (z->cls == ZS_CLS_HUGE) {
+        struct zs_class *cl = &a->huge;
+        pthread_mutex_lock(cl->lock);
+        uint32_t size = z->u.huge.size;
+        cl->zspages--;
+        cl->inuse--;
+        cl->obj_bytes -= size;
+        cl->pages--;
+        atomic_fetch_sub(&a->objects, 1);
+        atomic_fetch_sub(&a->obj_bytes, size);
+        uz_vm_release(zs_base(a, z), ZS_PAGE);
+        pages_unreserve(a, 1);
+        pthread_mutex_lock(&a->arena_lock);
+        run_put(a, id, 1);
+        pthread_mutex_unlock(&a->arena_lock);
+        pthread_mutex_unlock(cl->lock);
+        return;
+    }
+    if (z->cls >= a->nclasses)
+        return;
+    struct zs_class *cl = &a->classes[z->cls];
+    pthread_mutex_lock(cl->lock);
+    uint32_t size = cl->payload - zs_base(a, z)[idx];
+    cl->inuse--;
+    cl->obj_bytes -= size;
+    atomic_fetch_sub(&a->objects, 1);
+    atomic_fetch_sub(&a->obj_bytes, size);
+    slot_put(a, cl, id, idx);
+    pthread_mutex_unlock(cl->lock);
+}
+
+static void *zs_map(struct uz_allocator *a, uint64_t h)
+{
+    struct zspage *z = handle_desc(a, h);
+    if (!z)
+        return NULL;
+    if (z->cls == ZS_CLS_HUGE)
+        return zs_base(a, z);
+    const struct zs_class *cl = &a->classes[z->cls];
+    return slot_at(cl, zs_base(a, z), handle_idx(h)) + ZS_HDR;
+}
+
+static size_t zs_obj_size(struct uz_allocator *a, uint64_t h)
+{
+    struct zspage *z = handle_desc(a, h);
+    if (!z)
+        return 0;
+    if (z->cls == ZS_CLS_HUGE)
+        return z->u.huge.size;
+    const struct zs_class *cl = &a->classes[z->cls];
+    return cl->payload - zs_base(a, z)[handle_idx(h)];
+}
+
+static void zs_set_backref(struct uz_allocator *a, uint64_t h, uint32_t backref)
+{
+    struct zspage *z = handle_desc(a, h);
+    if (!z)
+        return;
+    struct zs_class *cl = z->cls == ZS_CLS_HUGE ? &a->huge : &a->classes[z->cls];
+    pthread_mutex_lock(cl->lock);
+    if (z->cls == ZS_CLS_HUGE)
+        z->u.huge.backref = backref;
+    else
+        hdr_set(slot_at(cl, zs_base(a, z), handle_idx(h)), backref);
+    pthread_mutex_unlock(cl->lock);
+}
+
+static size_t zs_huge_class_size(struct uz_allocator *a)
+{
+    return a->huge_max;
+}
+
+/* ---- compaction ----------------------------------------------------------- */
+
+/* The emptiest non-full zspage not in tried[], looking at no more than
+ * ZS_SCAN_MAX zspages of the emptiest group that has a candidate. */
+static uint32_t pick_emptiest(struct uz_allocator *a, struct zs_class *cl, const uint32_t *tried, int ntried)
+{
+    for (int g = 0; g < ZS_NPART; g++) {
+        uint32_t best = ZS_NONE, best_inuse = UINT32_MAX;
+        int scanned = 0;
+        for (uint32_t id = cl->head[g]; id != ZS_NONE && scanned < ZS_SCAN_MAX;
+             id = zs_desc(a, id)->u.link.next) {
+            bool skip = false;
+            for (int i = 0; i < ntried && !skip; i++)
+                skip = tried[i] == id;
+            if (skip)
+                continue;
+            scanned++;
+            if (zs_desc(a, id)->v.obj.inuse < best_inuse) {
+                best = id;
+                best_inuse = zs_desc(a, id)->v.obj.inuse;
+            }
+        }
+        if (best != ZS_NONE)
+            return best;
+    }
+    return ZS_NONE;
+}
+
+static inline bool bit_get(const uint64_t *map, uint32_t i) { return map[i / 64] >> (i % 64) & 1; }
+static inline void bit_set(uint64_t *map, uint32_t i) { map[i / 64] |= 1ull << (i % 64); }
+static inline void bit_clear(uint64_t *map, uint32_t i) { map[i / 64] &= ~(1ull << (i % 64)); }
+
+/*
+ * Compact zspage src: move its objects, top slot first, into the fullest
+ * other zspages while they have free slots on committed pages, then into
+ * src's own lowest free slots; then trim src to its highest live slot and
+ * release the pages above it (all of src if it emptied).  Objects are
+ * moved only while that can still lower src's page count, and the first
+ * busy owner stops the walk (objects below it could not lower it either).
+ * Returns the pages released; adds src's pages to *work if it tried.
+ */
+static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint32_t src, uint64_t *work)
+{
+    const struct uz_owner_ops *ops = a->owner_ops;
+    struct zspage *s = zs_desc(a, src);
+    uint8_t *sbase = zs_base(a, s);
+    uint64_t live[ZS_MAX_OBJS / 64] = { 0 };
+    uint32_t bump = s->v.obj.bump, inuse = s->v.obj.inuse;
+    uint32_t old_free = free_ng(cl, s), old_pages = pages_for(cl, bump);
+
+    /* What full success would leave: the objects the others cannot take,
+     * packed at the bottom. */
+    uint64_t others = cl->free_ng - old_free;
+    uint32_t stay = inuse > others ? inuse - (uint32_t)others : 0;
+    uint32_t target = stay ? pages_for(cl, stay) : 0;
+    if (target >= old_pages)
+        return 0;
+    *work += old_pages;
+
+    for (uint32_t i = 0; i < bump; i++)
+        bit_set(live, i);
+    for (uint32_t f = s->free_head; f != ZS_FREE_END; f = hdr_get(slot_at(cl, sbase, f)) & 0xffffu)
+        bit_clear(live, f);
+
+    uint32_t low = 0;   /* src has no free slot below this */
+    for (uint32_t idx = bump; idx-- > 0;) {
+        if (!bit_get(live, idx))
+            continue;
+        if (target && pages_for(cl, idx + 1) <= target)
+            break;      /* the rest already lies on the pages that stay */
+        uint32_t dst = ZS_NONE;
+        if (cl->free_ng > old_free)
+            dst = pick_fullest(a, cl, src, true);
+        if (dst == ZS_NONE) {
+            while (low < idx && bit_get(live, low))
+                low++;
+            if (low >= idx)
+                break;  /* packed */
+        }
+        uint8_t *from = slot_at(cl, sbase, idx);
+        uint32_t backref = hdr_get(from);
+        if (!ops->pin(a->owner, backref))
+            break;
+        uint32_t didx;
+        uint8_t *dbase;
+        if (dst != ZS_NONE) {
+            int t = slot_take(a, cl, dst, false);   /* it has a committed free slot */
+            didx = (uint32_t)t;
+            dbase = zs_base(a, zs_desc(a, dst));
+            inuse--;
+        } else {
+            dst = src;
+            didx = low;
+            dbase = sbase;
+            bit_set(live, low);
+        }
+        uint32_t size = cl->payload - sbase[idx];
+        memcpy(slot_at(cl, dbase, didx), from, ZS_HDR + size);
+        dbase[didx] = sbase[idx];
+        ops->moved(a->owner, backref, make_handle(src, idx), make_handle(dst, didx));
+        ops->unpin(a->owner, backref);
+        bit_clear(live, idx);
+    }
+
+    if (inuse == 0) {
+        group_del(a, cl, src);
+        cl->free_ng -= old_free;
+        return zspage_destroy(a, cl, src);  /* releases old_pages */
+    }
+    /* trim to the highest live slot and rebuild the free list below it */
+    uint32_t nb = bump;
+    while (!bit_get(live, nb - 1))
+        nb--;
+    uint16_t head = ZS_FREE_END;
+    for (uint32_t j = nb; j-- > 0;) {
+        if (!bit_get(live, j)) {
+            hdr_set(slot_at(cl, sbase, j), head);
+            head = (uint16_t)j;
+        }
+    }
+    s->free_head = head;
+    s->v.obj.inuse = (uint16_t)inuse;
+    s->v.obj.bump = (uint16_t)nb;
+    uint32_t new_pages = pages_for(cl, nb);
+    if (new_pages < old_pages) {
+        uz_vm_release(sbase + (size_t)new_pages * ZS_PAGE, (size_t)(old_pages - new_pages) * ZS_PAGE);
+        pages_unreserve(a, old_pages - new_pages);
+        cl->pages -= old_pages - new_pages;
+    }
+    zspage_settle(a, cl, src, old_free);
+    return old_pages - new_pages;
+}
+
+static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
+{
+    if (!a->owner_ops)
+        return 0;
+    uint64_t freed = 0, work = 0;
+    for (uint32_t c = 0; c < a->nclasses; c++) {
+        struct zs_class *cl = &a->classes[c];
+        uint32_t tried[ZS_TRIED_MAX];
+        int ntried = 0;
+        for (;;) {
+            if (max_pages && work >= max_pages)
+                goto out;
+            pthread_mutex_lock(cl->lock);
+            uint32_t src = pick_emptiest(a, cl, tried, ntried);
+            if (src == ZS_NONE) {
+                pthread_mutex_unlock(cl->lock);
+                break;
+            }
+            uint32_t got = zspage_compact(a, cl, src, &work);
+            pthread_mutex_unlock(cl->lock);
+            freed += got;
+            if (!got) {
+                if (ntried == ZS_TRIED_MAX)
+                    break;
+                tried[ntried++] = src;
+            }
+        }
+    }
+out:
+    atomic_fetch_add(&a->pages_compacted, freed);
+    return freed;
+}
+
+/* ---- stats / check --------------------------------------------------------- */
+
+static void zs_stats(struct uz_allocator *a, struct uz_alloc_stats *st)
+{
+    uint64_t desc_resident = (uint64_t)atomic_load(&a->hwm_pub) * sizeof(struct zspage);
+    st->pages_used = atomic_load(&a->pages_used);
+    st->meta_bytes = sizeof *a + a->nclasses * sizeof(struct zs_class)
+                     + (desc_resident + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
+    st->obj_bytes = atomic_load(&a->obj_bytes);
+    st->objects = atomic_load(&a->objects);
+    st->pages_compacted = atomic_load(&a->pages_compacted);
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) return uz_error(-EFAULT, "zsmalloc check: " __VA_ARGS__); } while (0)
+
+/* Verify one live zspage of class cl: free list, sizes; adds its objects'
+ * sizes to *bytes. */
+static int check_zspage(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint64_t *bytes)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t inuse = z->v.obj.inuse, bump = z->v.obj.bump;
+    CHECK(inuse >= 1 && inuse <= bump && bump <= cl->objs,
+          "zspage %u of class %u: inuse %u bump %u objs %u", id, cl->index, inuse, bump, cl->objs);
+    uint8_t *base = zs_base(a, z);
+    uint64_t free_map[ZS_MAX_OBJS / 64] = { 0 };
+    uint32_t nfree = 0;
+    for (uint32_t f = z->free_head; f != ZS_FREE_END; f = hdr_get(slot_at(cl, base, f))) {
+        CHECK(f < bump, "zspage %u: free slot %u not below bump %u", id, f, bump);
+        CHECK(!(free_map[f / 64] >> (f % 64) & 1), "zspage %u: free slot %u listed twice", id, f);
+        free_map[f / 64] |= 1ull << (f % 64);
+        nfree++;
+    }
+    CHECK(nfree == bump - inuse, "zspage %u: %u free slots listed, bump %u - inuse %u", id, nfree, bump, inuse);
+    for (uint32_t i = 0; i < bump; i++) {
+        if (free_map[i / 64] >> (i % 64) & 1)
+            continue;
+        CHECK(base[i] < cl->payload, "zspage %u slot %u: slack %u leaves no payload", id, i, base[i]);
+        *bytes += cl->payload - base[i];
+    }
+    return 0;
+}
+
+static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
+{
+    uint64_t tot_pages = 0, tot_objs = 0, tot_bytes = 0;
+    /* classes and their group lists */
+    for (uint32_t c = 0; c < a->nclasses; c++) {
+        struct zs_class *cl = &a->classes[c];
+        uint64_t zspages = 0, inuse = 0, bytes = 0, pages = 0, fng = 0;
+        for (int g = 0; g < ZS_NGROUPS; g++) {
+            uint32_t prev = ZS_NONE;
+            for (uint32_t id = cl->head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
+                CHECK(id < a->hwm, "class %u group %d: id %u past hwm %u", c, g, id, a->hwm);
+                struct zspage *z = zs_desc(a, id);
+                CHECK(z->cls == c, "class %u group %d: zspage %u has class %u", c, g, id, z->cls);
+                CHECK(z->group == g, "class %u: zspage %u on list %d says group %u", c, id, g, z->group);
+                CHECK(z->u.link.prev == prev, "class %u group %d: zspage %u prev link %u, expected %u",
+                      c, g, id, z->u.link.prev, prev);
+                CHECK(zspages <= a->hwm, "class %u: group lists loop", c);
+                int err = check_zspage(a, cl, id, &bytes);
+                if (err)
+                    return err;
+                CHECK(group_of(cl, z->v.obj.inuse) == g, "class %u: zspage %u inuse %u/%u in group %d",
+                      c, id, z->v.obj.inuse, cl->objs, g);
+                zspages++;
+                inuse += z->v.obj.inuse;
+                pages += pages_for(cl, z->v.obj.bump);
+                fng += free_ng(cl, z);
+                prev = id;
+            }
+        }
+        CHECK(zspages == cl->zspages, "class %u: %llu zspages listed, counter %llu", c,
+              (unsigned long long)zspages, (unsigned long long)cl->zspages);
+        CHECK(inuse == cl->inuse, "class %u: %llu objects found, counter %llu", c,
+              (unsigned long long)inuse, (unsigned long long)cl->inuse);
+        CHECK(bytes == cl->obj_bytes, "class %u: %llu object bytes found, counter %llu", c,
+              (unsigned long long)bytes, (unsigned long long)cl->obj_bytes);
+        CHECK(pages == cl->pages, "class %u: %llu committed pages found, counter %llu", c,
+              (unsigned long long)pages, (unsigned long long)cl->pages);
+        CHECK(fng == cl->free_ng, "class %u: %llu committed free slots found, counter %llu", c,
+              (unsigned long long)fng, (unsigned long long)cl->free_ng);
+        tot_pages += pages;
+        tot_objs += inuse;
+        tot_bytes += bytes;
+    }
+
+    /* every descriptor below hwm */
+    uint64_t live[256] = { 0 }, huge = 0, huge_bytes = 0, vacant = 0, empty = 0;
+    for (uint32_t id = 0; id < a->hwm; id++) {
+        struct zspage *z = zs_desc(a, id);
+        uint32_t len;
+        if (z->cls == ZS_CLS_EMPTY) {
+            empty++;
+            continue;
+        } else if (z->cls == ZS_CLS_VACANT) {
+            vacant++;
+            len = z->v.run_len;
+            CHECK(len >= 1, "vacant run %u has no pages", id);
+        } else if (z->cls == ZS_CLS_HUGE) {
+            huge++;
+            huge_bytes += z->u.huge.size;
+            CHECK(z->u.huge.size > a->huge_max && z->u.huge.size <= ZS_PAGE,
+                  "huge zspage %u: size %u", id, z->u.huge.size);
+            len = 1;
+        } else {
+            CHECK(z->cls < a->nclasses, "zspage %u: bad class %u", id, z->cls);
+            live[z->cls]++;
+            len = a->classes[z->cls].run_pages;
+        }
+        CHECK((uint64_t)z->first_page + len <= a->top, "zspage/run %u: pages %u+%u past top %u",
+              id, z->first_page, len, a->top);
+        if (pagemap) {
+            for (uint32_t p = z->first_page; p < z->first_page + len; p++) {
+                CHECK(!(pagemap[p / 8] >> (p % 8) & 1), "arena page %u in two runs (second: id %u)", p, id);
+                pagemap[p / 8] |= (uint8_t)(1u << (p % 8));
+            }
+        }
+    }
+    if (pagemap)
+        for (uint32_t p = 0; p < a->top; p++)
+            CHECK(pagemap[p / 8] >> (p % 8) & 1, "arena page %u below top %u in no run", p, a->top);
+    for (uint32_t c = 0; c < a->nclasses; c++)
+        CHECK(live[c] == a->classes[c].zspages, "class %u: %llu live descriptors, %llu listed", c,
+              (unsigned long long)live[c], (unsigned long long)a->classes[c].zspages);
+    CHECK(huge == a->huge.zspages && huge == a->huge.inuse && huge == a->huge.pages,
+          "huge: %llu descriptors, counters %llu/%llu/%llu", (unsigned long long)huge,
+          (unsigned long long)a->huge.zspages, (unsigned long long)a->huge.inuse,
+          (unsigned long long)a->huge.pages);
+    CHECK(huge_bytes == a->huge.obj_bytes, "huge: %llu bytes found, counter %llu",
+          (unsigned long long)huge_bytes, (unsigned long long)a->huge.obj_bytes);
+
+    /* run and empty lists */
+    uint64_t listed = 0;
+    for (uint32_t l = 0; l < ZS_RUN_LISTS; l++) {
+        for (uint32_t id = a->run_head[l]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
+            CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_VACANT, "run list %u: id %u not vacant", l, id);
+            uint32_t len = zs_desc(a, id)->v.run_len;
+            CHECK(l == 0 ? len > ZS_MAX_CHAIN : len == (uint32_t)l, "run list %u: run %u of %u pages", l, id, len);
+            CHECK(++listed <= vacant, "run lists hold more than the %llu vacant runs", (unsigned long long)vacant);
+        }
+    }
+    CHECK(listed == vacant, "%llu vacant runs, %llu on lists", (unsigned long long)vacant, (unsigned long long)listed);
+    listed = 0;
+    for (uint32_t id = a->empty_head; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
+        CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_EMPTY, "empty list: id %u not empty", id);
+        CHECK(++listed <= empty, "empty list holds more than the %llu empty ids", (unsigned long long)empty);
+    }
+    CHECK(listed == empty, "%llu empty ids, %llu listed", (unsigned long long)empty, (unsigned long long)listed);
+
+    /* global counters */
+    tot_pages += a->huge.pages;
+    tot_objs += a->huge.inuse;
+    tot_bytes += a->huge.obj_bytes;
+    CHECK(tot_pages == atomic_load(&a->pages_used), "pages_used %llu, zspages hold %llu",
+          (unsigned long long)atomic_load(&a->pages_used), (unsigned long long)tot_pages);
+    CHECK(tot_objs == atomic_load(&a->objects), "objects %llu, zspages hold %llu",
+          (unsigned long long)atomic_load(&a->objects), (unsigned long long)tot_objs);
+    CHECK(tot_bytes == atomic_load(&a->obj_bytes), "obj_bytes %llu, zspages hold %llu",
+          (unsigned long long)atomic_load(&a->obj_bytes), (unsigned long long)tot_bytes);
+    return 0;
+}
+
+static int zs_check(struct uz_allocator *a)
+{
+    /* a map of arena pages to prove runs are disjoint; skipped if the
+     * (test-only) allocation fails */
+    uint8_t *pagemap = uz_calloc((a->arena_pages + 7) / 8, 1);
+    for (uint32_t l = 0; l < ZS_LOCKS; l++)
+        pthread_mutex_lock(&a->locks[l]);
+    pthread_mutex_lock(&a->huge_lock);
+    pthread_mutex_lock(&a->arena_lock);
+    int err = check_locked(a, pagemap);
+    pthread_mutex_unlock(&a->arena_lock);
+    pthread_mutex_unlock(&a->huge_lock);
+    for (uint32_t l = ZS_LOCKS; l-- > 0;)
+        pthread_mutex_unlock(&a->locks[l]);
+    uz_free(pagemap);
+    return err;
+}
+
+/* ---- create / destroy ----------------------------------------------------- */
+
+static void zs_destroy(struct uz_allocator *a)
+{
+    if (!a)
+        return;
+    uz_vm_unreserve(a->arena, a->arena_bytes);
+    uz_vm_unreserve(a->desc, a->desc_bytes);
+    for (uint32_t l = 0; l < ZS_LOCKS; l++)
+        pthread_mutex_destroy(&a->locks[l]);
+    pthread_mutex_destroy(&a->huge_lock);
+    pthread_mutex_destroy(&a->arena_lock);
+    uz_free(a);
+}
+
+static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
+{
+    uint8_t buckets[ZS_NBUCKETS];
+    size_t huge_max;
+    uint32_t n = build_classes(buckets, NULL, &huge_max);
+
+    uint64_t arena = 2 * p->max_bytes + (64u << 20);
+    arena = (arena + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
+    if (p->max_bytes > (1ull << 43) || arena / ZS_PAGE >= UINT32_MAX) {
+        uz_error(-EINVAL, "zsmalloc: max_bytes %llu too large", (unsigned long long)p->max_bytes);
+        return NULL;
+    }
+
+    struct uz_allocator *a = uz_calloc(1, sizeof *a + n * sizeof(struct zs_class));
+    if (!a)
+        return NULL;
+    a->owner_ops = p->owner_ops;
+    a->owner = p->owner;
+    a->limit_pages = p->limit_pages;
+    a->nclasses = n;
+    a->huge_max = huge_max;
+    build_classes(a->bucket_class, a->classes, &a->huge_max);
+    a->huge.slot = ZS_PAGE;
+    a->huge.payload = ZS_PAGE;
+    a->huge.objs = 1;
+    a->huge.run_pages = 1;
+    a->huge.index = ZS_CLS_HUGE;
+
+    a->arena_bytes = (size_t)arena;
+    a->arena_pages = (uint32_t)(arena / ZS_PAGE);
+    a->desc_max = a->arena_pages;
+    a->desc_bytes = ((size_t)a->desc_max * sizeof(struct zspage) + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
+    a->arena = uz_vm_reserve(a->arena_bytes);
+    if (!a->arena) {
+        uz_free(a);
+        return NULL;
+    }
+    a->desc = uz_vm_reserve(a->desc_bytes);
+    if (!a->desc) {
+        uz_vm_unreserve(a->arena, a->arena_bytes);
+        uz_free(a);
+        return NULL;
+    }
+
+    pthread_mutex_init(&a->arena_lock, NULL);
+    pthread_mutex_init(&a->huge_lock, NULL);
+    a->huge.lock = &a->huge_lock;
+    for (uint32_t l = 0; l < ZS_LOCKS; l++)
+        pthread_mutex_init(&a->locks[l], NULL);
+    for (uint32_t c = 0; c < n; c++) {
+        a->classes[c].lock = &a->locks[c % ZS_LOCKS];
+        for (int g = 0; g < ZS_NGROUPS; g++)
+            a->classes[c].head[g] = ZS_NONE;
+    }
+    for (int g = 0; g < ZS_NGROUPS; g++)
+        a->huge.head[g] = ZS_NONE;
+    a->empty_head = ZS_NONE;
+    for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)
+        a->run_head[l] = ZS_NONE;
+    return a;
+}
+
+const struct uz_alloc_ops uz_zsmalloc_ops = {
+    .name = "zsmalloc",
+    .create = zs_create,
+    .destroy = zs_destroy,
+    .alloc = zs_alloc,
+    .free = zs_free,
+    .map = zs_map,
+    .obj_size = zs_obj_size,
+    .set_backref = zs_set_backref,
+    .huge_class_size = zs_huge_class_size,
+    .compact = zs_compact,
+    .stats = zs_stats,
+    .check = zs_check,
+};

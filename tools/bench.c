@@ -1,0 +1,694 @@
+/*
+ * bench.c - `uzram bench`: the benchmark every figure comes from.
+ *
+ * For each page file (raw 4 KiB pages; a name ending in .zst is unpacked
+ * with libzstd first) and each allocator asked for:
+ *
+ *   fill   a fresh device the size of the file; page i goes to slot i, the
+ *          slots split between the threads in contiguous ranges; then every
+ *          page is read back and compared with the file.
+ *   churn  (--churn R) R rounds of: overwrite a random half of the slots with
+ *          randomly chosen pages of the file, then discard a random fifth
+ *          (seeded xorshift, so the same seed gives the same run); then
+ *          every slot is checked against what it should hold now.
+ *
+ * Any difference fails the run (exit 1).  Speeds are orig bytes over wall
+ * seconds (10^6 bytes per MB).  footprint is everything the device holds
+ * (uzram_get_stats); rss_delta is the process's resident set minus what it
+ * was before the device was made: the honest cross-check.
+ *
+ * --kernel-zram runs the same file through /sys/block/zram0 the way
+ * DESIGN.md does with dd (1 MiB O_DIRECT writes then reads), verifies the
+ * read-back too, and reads its mm_stat.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "cli.h"
+#include "uzram.h"
+
+#define PAGE 4096u
+
+struct opts {
+    const char *algorithm;
+    int level;
+    char allocators[256];
+    int threads;
+    int churn;
+    uint64_t seed;
+    bool kernel;
+    bool json;
+};
+
+struct pagefile {
+    const char *name;
+    uint8_t *data;
+    uint64_t pages;
+};
+
+struct result {
+    const char *phase;
+    const char *allocator;
+    uint64_t pages;
+    struct uzram_stats st;
+    uint64_t rss_delta;
+    uint64_t footprint_max;
+    double write_mb_s, read_mb_s;
+    bool verified;
+    bool kernel;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%llu %llu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ------------------------------------------------------------ loading */
+
+static int read_all(int fd, uint8_t **out, size_t *len)
+{
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            return -ENOMEM;
+        if (n == cap) {
+            cap *= 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            free(buf);
+            return -errno;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int unzstd(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    size_t cap = inlen * 4 + (1 << 20), n = 0;
+    uint8_t *buf = malloc(cap);
+    ZSTD_inBuffer ib = {in, inlen, 0};
+    int rc = 0;
+    while (buf && rc == 0) {
+        if (n == cap) {
+            cap *= 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        ZSTD_outBuffer ob = {buf + n, cap - n, 0};
+        size_t r = ZSTD_decompressStream(d, &ob, &ib);
+        n += ob.pos;
+        if (ZSTD_isError(r))
+            rc = -EINVAL;
+        else if (r == 0 && ib.pos == ib.size)
+            break;
+        else if (ob.pos == 0 && ib.pos == ib.size)
+            rc = -EINVAL;   /* truncated */
+    }
+    ZSTD_freeDCtx(d);
+    if (!buf || rc) {
+        free(buf);
+        return rc ? rc : -ENOMEM;
+    }
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+static int load(const char *name, struct pagefile *pf)
+{
+    int fd = open(name, O_RDONLY);
+    if (fd < 0) {
+        fprintf(stderr, "uzram bench: %s: %s\n", name, strerror(errno));
+        return -1;
+    }
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    int rc = read_all(fd, &raw, &len);
+    close(fd);
+    if (rc < 0) {
+        fprintf(stderr, "uzram bench: %s: %s\n", name, strerror(-rc));
+        return -1;
+    }
+    size_t nl = strlen(name);
+    if (nl > 4 && strcmp(name + nl - 4, ".zst") == 0) {
+        uint8_t *plain;
+        size_t plen;
+        rc = unzstd(raw, len, &plain, &plen);
+        free(raw);
+        if (rc < 0) {
+            fprintf(stderr, "uzram bench: %s: not a valid zstd file\n", name);
+            return -1;
+        }
+        raw = plain;
+        len = plen;
+    }
+    if (len == 0 || len % PAGE) {
+        fprintf(stderr, "uzram bench: %s: size %zu is not a positive multiple of 4096\n", name,
+                len);
+        free(raw);
+        return -1;
+    }
+    pf->name = name;
+    pf->data = raw;
+    pf->pages = len / PAGE;
+    return 0;
+}
+
+/* --------------------------------------------------------- the device */
+
+struct job {
+    struct uzram *dev;
+    const struct pagefile *pf;
+    const int64_t *expect;    /* per slot: page of the file, or -1 = zeros */
+    uint64_t lo, hi;          /* slot range */
+    const uint32_t *plan;     /* churn: list of slots to write */
+    const uint32_t *plan_src;
+    uint64_t plan_lo, plan_hi;
+    int err;
+    uint64_t bad;
+};
+
+static void *fill_thread(void *arg)
+{
+    struct job *j = arg;
+    for (uint64_t i = j->lo; i < j->hi && !j->err; i++)
+        j->err = uzram_write(j->dev, j->pf->data + i * PAGE, PAGE, i * PAGE);
+    return NULL;
+}
+
+static const uint8_t zero_page[PAGE];
+
+static void *verify_thread(void *arg)
+{
+    struct job *j = arg;
+    uint8_t buf[PAGE];
+    for (uint64_t i = j->lo; i < j->hi; i++) {
+        int rc = uzram_read(j->dev, buf, PAGE, i * PAGE);
+        const uint8_t *want = j->expect[i] < 0 ? zero_page : j->pf->data + (uint64_t)j->expect[i] * PAGE;
+        if (rc < 0 || memcmp(buf, want, PAGE) != 0)
+            j->bad++;
+    }
+    return NULL;
+}
+
+static void *plan_thread(void *arg)
+{
+    struct job *j = arg;
+    for (uint64_t k = j->plan_lo; k < j->plan_hi && !j->err; k++) {
+        uint64_t slot = j->plan[k];
+        if (j->plan_src[k] == UINT32_MAX)
+            j->err = uzram_discard(j->dev, PAGE, slot * PAGE);
+        else
+            j->err = uzram_write(j->dev, j->pf->data + (uint64_t)j->plan_src[k] * PAGE, PAGE,
+                                 slot * PAGE);
+    }
+    return NULL;
+}
+
+/* Run fn over [0, n) split into contiguous ranges, one per thread.
+ * Returns the first error, adds mismatches to *bad. */
+static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uint64_t n,
+                       bool by_plan, uint64_t *bad)
+{
+    pthread_t th[64];
+    struct job jobs[64];
+    int err = 0;
+    for (int t = 0; t < nthreads; t++) {
+        jobs[t] = *proto;
+        uint64_t lo = n * (uint64_t)t / (uint64_t)nthreads, hi = n * (uint64_t)(t + 1) / (uint64_t)nthreads;
+        if (by_plan) {
+            jobs[t].plan_lo = lo;
+            jobs[t].plan_hi = hi;
+        } else {
+            jobs[t].lo = lo;
+            jobs[t].hi = hi;
+        }
+        if (nthreads == 1)
+            fn(&jobs[t]);
+        else
+            pthread_create(&th[t], NULL, fn, &jobs[t]);
+    }
+    for (int t = 0; t < nthreads; t++) {
+        if (nthreads > 1)
+            pthread_join(th[t], NULL);
+        if (jobs[t].err && !err)
+            err = jobs[t].err;
+        if (bad)
+            *bad += jobs[t].bad;
+    }
+    return err;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void progress(const char *what, int done, int total)
+{
+    if (!isatty(STDOUT_FILENO))
+        return;
+    int w = 30, filled = total ? done * w / total : w;
+    fprintf(stderr, "\r  %-24s [%.*s%*s] %d/%d", what, filled, "##############################",
+            w - filled, "", done, total);
+    if (done == total)
+        fprintf(stderr, "\r%*s\r", 70, "");
+}
+
+static void stats_into(struct uzram *dev, struct result *r, uint64_t rss0)
+{
+    uzram_get_stats(dev, &r->st);
+    uint64_t rss = rss_bytes();
+    r->rss_delta = rss > rss0 ? rss - rss0 : 0;
+}
+
+static int bench_device(const struct opts *o, const struct pagefile *pf, const char *allocator,
+                        struct result *fill, struct result *churn)
+{
+    int ret = 0;
+    int64_t *expect = malloc(pf->pages * sizeof *expect);
+    for (uint64_t i = 0; i < pf->pages; i++)
+        expect[i] = (int64_t)i;
+
+    uint64_t rss0 = rss_bytes();
+    struct uzram_config cfg;
+    uzram_config_init(&cfg);
+    cfg.disksize = pf->pages * PAGE;
+    cfg.algorithm = o->algorithm;
+    cfg.level = o->level;
+    cfg.allocator = allocator;
+    struct uzram *dev;
+    int err = uzram_create(&cfg, &dev);
+    if (err < 0) {
+        fprintf(stderr, "uzram bench: %s\n", uzram_last_error());
+        free(expect);
+        return -1;
+    }
+    struct job proto = {.dev = dev, .pf = pf, .expect = expect};
+    progress("fill: writing", 0, 2);
+    double t0 = now_s();
+    err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL);
+    double t1 = now_s();
+    if (err < 0) {
+        fprintf(stderr, "uzram bench: %s: write failed: %s\n", pf->name, uzram_last_error());
+        ret = -1;
+        goto out;
+    }
+    fill->phase = "fill";
+    fill->allocator = allocator;
+    fill->pages = pf->pages;
+    stats_into(dev, fill, rss0);
+    fill->footprint_max = fill->st.footprint;
+    progress("fill: reading back", 1, 2);
+    uint64_t bad = 0;
+    double t2 = now_s();
+    run_threads(o->threads, &proto, verify_thread, pf->pages, false, &bad);
+    double t3 = now_s();
+    progress("fill: reading back", 2, 2);
+    fill->write_mb_s = (double)(pf->pages * PAGE) / (t1 - t0) / 1e6;
+    fill->read_mb_s = (double)(pf->pages * PAGE) / (t3 - t2) / 1e6;
+    fill->verified = bad == 0;
+    if (bad) {
+        fprintf(stderr, "uzram bench: %s: %llu pages differ after the fill\n", pf->name,
+                (unsigned long long)bad);
+        ret = -1;
+        goto out;
+    }
+
+    if (o->churn > 0) {
+        uint64_t seed = o->seed ? o->seed : 0x9e3779b97f4a7c15ull;
+        uint64_t n = pf->pages;
+        uint32_t *perm = malloc(n * sizeof *perm);
+        uint32_t *src = malloc(n * sizeof *src);
+        double wsec = 0;
+        uint64_t wbytes = 0;
+        churn->footprint_max = fill->st.footprint;
+        for (int round = 0; round < o->churn && ret == 0; round++) {
+            progress("churn", round, o->churn);
+            /* a random half overwritten with random pages */
+            for (uint64_t i = 0; i < n; i++)
+                perm[i] = (uint32_t)i;
+            for (uint64_t i = n - 1; i > 0; i--) {
+                uint64_t k = xorshift(&seed) % (i + 1);
+                uint32_t t = perm[i];
+                perm[i] = perm[k];
+                perm[k] = t;
+            }
+            uint64_t half = n / 2, fifth = n / 5;
+            for (uint64_t i = 0; i < half; i++) {
+                src[i] = (uint32_t)(xorshift(&seed) % n);
+                expect[perm[i]] = src[i];
+            }
+            proto.plan = perm;
+            proto.plan_src = src;
+            double a = now_s();
+            err = run_threads(o->threads, &proto, plan_thread, half, true, NULL);
+            wsec += now_s() - a;
+            wbytes += half * PAGE;
+            /* then a random fifth discarded */
+            for (uint64_t i = 0; i < fifth; i++) {
+                uint64_t slot = xorshift(&seed) % n;
+                perm[i] = (uint32_t)slot;
+                src[i] = UINT32_MAX;
+            }
+            /* a slot may repeat in the discard list; discarding twice,
+             * even from two threads at once, leaves it empty all the same */
+            for (uint64_t i = 0; i < fifth; i++)
+                expect[perm[i]] = -1;
+            err = err ? err : run_threads(o->threads, &proto, plan_thread, fifth, true, NULL);
+            if (err < 0) {
+                fprintf(stderr, "uzram bench: %s: churn failed: %s\n", pf->name, uzram_last_error());
+                ret = -1;
+            }
+            struct uzram_stats st;
+            uzram_get_stats(dev, &st);
+            if (st.footprint > churn->footprint_max)
+                churn->footprint_max = st.footprint;
+        }
+        progress("churn", o->churn, o->churn);
+        free(perm);
+        free(src);
+        if (ret == 0) {
+            churn->phase = "churn";
+            churn->allocator = allocator;
+            churn->pages = n;
+            stats_into(dev, churn, rss0);
+            if (churn->st.footprint > churn->footprint_max)
+                churn->footprint_max = churn->st.footprint;
+            bad = 0;
+            double a = now_s();
+            run_threads(o->threads, &proto, verify_thread, n, false, &bad);
+            double b = now_s();
+            churn->write_mb_s = (double)wbytes / wsec / 1e6;
+            churn->read_mb_s = (double)(n * PAGE) / (b - a) / 1e6;
+            churn->verified = bad == 0;
+            if (bad) {
+                fprintf(stderr, "uzram bench: %s: %llu pages differ after the churn\n", pf->name,
+                        (unsigned long long)bad);
+                ret = -1;
+            }
+        }
+    }
+out:
+    uzram_destroy(dev);
+    free(expect);
+    return ret;
+}
+
+/* ------------------------------------------------------- kernel zram */
+
+static int sysfs_write(const char *attr, const char *val)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    int fd = open(path, O_WRONLY);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, val, strlen(val));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+static int sysfs_read(const char *attr, char *buf, size_t size)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    buf[n] = 0;
+    return 0;
+}
+
+static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct result *r)
+{
+    if (access("/sys/block/zram0", F_OK) != 0) {
+        fprintf(stderr, "uzram bench: no /sys/block/zram0 here: kernel zram skipped\n");
+        return 1;
+    }
+    char buf[512];
+    sysfs_write("reset", "1");
+    if (sysfs_write("comp_algorithm", o->algorithm) < 0) {
+        fprintf(stderr, "uzram bench: kernel zram has no '%s': kernel zram skipped\n", o->algorithm);
+        return 1;
+    }
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)(pf->pages * PAGE));
+    if (sysfs_write("disksize", buf) < 0) {
+        fprintf(stderr, "uzram bench: cannot set zram0 disksize (in use?): kernel zram skipped\n");
+        return 1;
+    }
+    int fd = open("/dev/zram0", O_RDWR | O_DIRECT);
+    if (fd < 0) {
+        fprintf(stderr, "uzram bench: /dev/zram0: %s\n", strerror(errno));
+        sysfs_write("reset", "1");
+        return 1;
+    }
+    size_t chunk = 1 << 20;
+    uint8_t *io;
+    if (posix_memalign((void **)&io, 4096, chunk)) {
+        close(fd);
+        return -1;
+    }
+    uint64_t total = pf->pages * PAGE;
+    int ret = 0;
+    double t0 = now_s();
+    for (uint64_t off = 0; off < total; off += chunk) {
+        size_t n = total - off < chunk ? total - off : chunk;
+        memcpy(io, pf->data + off, n);   /* dd copies into its buffer too */
+        if (pwrite(fd, io, n, (off_t)off) != (ssize_t)n) {
+            ret = -1;
+            break;
+        }
+    }
+    double t1 = now_s();
+    uint64_t bad = 0;
+    for (uint64_t off = 0; off < total && ret == 0; off += chunk) {
+        size_t n = total - off < chunk ? total - off : chunk;
+        if (pread(fd, io, n, (off_t)off) != (ssize_t)n) {
+            ret = -1;
+            break;
+        }
+        if (memcmp(io, pf->data + off, n))
+            bad++;
+    }
+    double t2 = now_s();
+    close(fd);
+    free(io);
+    memset(r, 0, sizeof *r);
+    if (ret == 0 && sysfs_read("mm_stat", buf, sizeof buf) == 0) {
+        unsigned long long v[9] = {0};
+        sscanf(buf, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7], &v[8]);
+        r->st.orig_data_size = v[0];
+        r->st.compr_data_size = v[1];
+        r->st.mem_used_total = v[2];
+        r->st.footprint = v[2];   /* kernel: allocator pages only */
+        r->st.same_pages = v[5];
+        r->st.huge_pages = v[7];
+    }
+    sysfs_write("reset", "1");
+    if (ret < 0) {
+        fprintf(stderr, "uzram bench: kernel zram I/O failed\n");
+        return -1;
+    }
+    r->phase = "fill";
+    r->allocator = "kernel-zram";
+    r->kernel = true;
+    r->pages = pf->pages;
+    r->write_mb_s = (double)total / (t1 - t0) / 1e6;
+    r->read_mb_s = (double)total / (t2 - t1) / 1e6;
+    r->verified = bad == 0;
+    r->footprint_max = r->st.footprint;
+    if (bad) {
+        fprintf(stderr, "uzram bench: kernel zram read back %llu wrong MiB\n", (unsigned long long)bad);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- output */
+
+static void print_json(const struct opts *o, const struct pagefile *pf, const struct result *r)
+{
+    printf("{\"file\":\"%s\",\"phase\":\"%s\",\"algorithm\":\"%s\",\"level\":%d,\"allocator\":\"%s\","
+           "\"threads\":%d,\"pages\":%llu,\"orig_bytes\":%llu,\"compr_bytes\":%llu,"
+           "\"mem_used_bytes\":%llu,\"footprint_bytes\":%llu,\"rss_delta_bytes\":%llu,"
+           "\"same_pages\":%llu,\"huge_pages\":%llu,\"write_mb_s\":%.1f,\"read_mb_s\":%.1f,"
+           "\"verified\":%s",
+           pf->name, r->phase, o->algorithm, o->level, r->allocator, r->kernel ? 1 : o->threads,
+           (unsigned long long)r->pages, (unsigned long long)r->st.orig_data_size,
+           (unsigned long long)r->st.compr_data_size, (unsigned long long)r->st.mem_used_total,
+           (unsigned long long)r->st.footprint, (unsigned long long)r->rss_delta,
+           (unsigned long long)r->st.same_pages, (unsigned long long)r->st.huge_pages,
+           r->write_mb_s, r->read_mb_s, r->verified ? "true" : "false");
+    if (!strcmp(r->phase, "churn"))
+        printf(",\"footprint_max_bytes\":%llu", (unsigned long long)r->footprint_max);
+    printf("}\n");
+}
+
+static void print_header(void)
+{
+    printf("%-22s %-6s %-12s %8s %10s %10s %10s %10s %7s %7s %9s %9s %s\n", "file", "phase",
+           "allocator", "pages", "orig_MiB", "compr_MiB", "mem_MiB", "foot_MiB", "o/foot",
+           "f/compr", "write_MB/s", "read_MB/s", "verified");
+}
+
+static void print_row(const struct pagefile *pf, const struct result *r)
+{
+    const char *base = strrchr(pf->name, '/');
+    base = base ? base + 1 : pf->name;
+    double mib = 1024.0 * 1024.0;
+    printf("%-22.22s %-6s %-12s %8llu %10.1f %10.1f %10.1f %10.1f %7.3f %7.3f %9.0f %9.0f %s\n",
+           base, r->phase, r->allocator, (unsigned long long)r->pages,
+           (double)r->st.orig_data_size / mib, (double)r->st.compr_data_size / mib,
+           (double)r->st.mem_used_total / mib, (double)r->st.footprint / mib,
+           r->st.footprint ? (double)r->st.orig_data_size / (double)r->st.footprint : 0.0,
+           r->st.compr_data_size ? (double)r->st.footprint / (double)r->st.compr_data_size : 0.0,
+           r->write_mb_s, r->read_mb_s, r->verified ? "yes" : "NO");
+    if (!strcmp(r->phase, "churn"))
+        printf("%-22s %-6s %-12s footprint_max %.1f MiB (%.3f x compr)\n", "", "", "",
+               (double)r->footprint_max / mib,
+               r->st.compr_data_size ? (double)r->footprint_max / (double)r->st.compr_data_size : 0.0);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
+                    "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
+                    "                   [--json] PAGEFILE...\n");
+}
+
+int uz_cmd_bench(int argc, char **argv)
+{
+    struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1};
+    snprintf(o.allocators, sizeof o.allocators, "zsmalloc");
+    static const struct option lo[] = {
+        {"algorithm", required_argument, 0, 'a'}, {"level", required_argument, 0, 'l'},
+        {"allocator", required_argument, 0, 'A'}, {"threads", required_argument, 0, 't'},
+        {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
+        {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'a': o.algorithm = optarg; break;
+        case 'l':
+            o.level = (int)strtol(optarg, &end, 10);
+            if (*end) { usage(); return 2; }
+            break;
+        case 'A': snprintf(o.allocators, sizeof o.allocators, "%s", optarg); break;
+        case 't':
+            o.threads = (int)strtol(optarg, &end, 10);
+            if (*end || o.threads < 1 || o.threads > 64) {
+                fprintf(stderr, "uzram bench: --threads takes 1 to 64\n");
+                return 2;
+            }
+            break;
+        case 'c':
+            o.churn = (int)strtol(optarg, &end, 10);
+            if (*end || o.churn < 0) { usage(); return 2; }
+            break;
+        case 's':
+            o.seed = strtoull(optarg, &end, 0);
+            if (*end) { usage(); return 2; }
+            break;
+        case 'k': o.kernel = true; break;
+        case 'j': o.json = true; break;
+        case 'h': usage(); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage();
+        return 2;
+    }
+    if (!o.json)
+        print_header();
+    int status = 0;
+    for (int f = optind; f < argc; f++) {
+        struct pagefile pf;
+        if (load(argv[f], &pf) < 0) {
+            status = 1;
+            continue;
+        }
+        char list[256];
+        snprintf(list, sizeof list, "%s", o.allocators);
+        char *save = NULL;
+        for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+            struct result fill = {0}, churn = {0};
+            int rc = bench_device(&o, &pf, a, &fill, &churn);
+            if (fill.phase) {
+                o.json ? print_json(&o, &pf, &fill) : print_row(&pf, &fill);
+            }
+            if (churn.phase) {
+                o.json ? print_json(&o, &pf, &churn) : print_row(&pf, &churn);
+            }
+            if (rc < 0)
+                status = 1;
+            fflush(stdout);
+        }
+        if (o.kernel) {
+            struct result kr;
+            int rc = bench_kernel(&o, &pf, &kr);
+            if (rc == 0)
+                o.json ? print_json(&o, &pf, &kr) : print_row(&pf, &kr);
+            else if (rc < 0)
+                status = 1;
+        }
+        free(pf.data);
+    }
+    return status;
+}

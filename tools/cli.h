@@ -1,0 +1,18 @@
+/*
+ * cli.h - the subcommands of the `uzram` command line tool.
+ * tools/uzram.c dispatches argv[1] to one of these; each returns the
+ * process exit code and prints its own errors to stderr.
+ */
+#ifndef UZRAM_CLI_H
+#define UZRAM_CLI_H
+
+int uz_cmd_bench(int argc, char **argv);    /* tools/bench.c   */
+int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
+int uz_cmd_mount(int argc, char **argv);    /* frontends/fuse.c */
+int uz_cmd_umount(int argc, char **argv);   /* frontends/fuse.c */
+int uz_cmd_stat(int argc, char **argv);     /* tools/stat.c    */
+
+/* Sizes ("512M", "1G") are parsed with uz_memparse() from src/attr.h,
+ * the same parser the attribute files use. */
+
+#endif
