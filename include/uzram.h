@@ -82,7 +82,7 @@ struct uzram_config {
      * 0 = the allocator's default (the largest size class that is not
      * huge, as zram does). */
     uint32_t huge_threshold;
-    /* Number of compression streams; 0 = 2 x the number of CPUs. */
+    /* Number of compression streams; 0 = one per CPU (as zram). */
     unsigned streams;
 };
 

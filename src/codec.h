@@ -14,6 +14,11 @@
 
 #include <stddef.h>
 
+/* Room for the compressed form of one 4096-byte page with any codec here
+ * (the worst case is lzo's, 4096 + 4096/16 + 64 + 3).  Offering this much
+ * to compress() means the codec writes straight into dst. */
+#define UZ_CODEC_PAGE_BOUND (4096u + 512u)
+
 struct uz_codec {
     const char *name;
     int level_min, level_max, level_default;

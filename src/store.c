@@ -106,20 +106,38 @@ static void slot_unlock(struct uz_slot *s)
         futex_wake_all(&s->flags);
 }
 
-/* Replace the state bits and size of a locked slot, keeping the lock bits
- * (a waiter may set WAITERS at any time). */
-static void slot_set(struct uz_slot *s, uint32_t state, uint32_t size)
+/* Replace the state bits of a locked slot, keeping the lock bits (a waiter
+ * may set WAITERS at any time) and the atime. */
+static void slot_set(struct uz_slot *s, uint32_t state)
 {
-    uint32_t nv = (state & SLOT_STATE) | (size << SLOT_SIZE_SHIFT);
     uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f, (f & SLOT_LOCKBITS) | nv,
+    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f,
+                                                  (f & ~SLOT_STATE) | (state & SLOT_STATE),
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+/* A locked slot was accessed now: set its atime and clear IDLE, as zram
+ * does on every access. */
+static void slot_touch(struct uzram *dev, struct uz_slot *s)
+{
+    uint32_t now = uz_now(dev) << SLOT_ATIME_SHIFT;
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f,
+                                                  ((f & ~SLOT_ATIME_MASK) | now) & ~SLOT_IDLE,
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
 }
 
 static uint32_t slot_state(struct uz_slot *s)
 {
-    return atomic_load_explicit(&s->flags, memory_order_relaxed) & ~SLOT_LOCKBITS;
+    return atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_STATE;
+}
+
+/* Compressed size of a slot's object (state f, handle h). */
+static size_t obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+{
+    return (f & SLOT_HUGE) ? PAGE : dev->aops->obj_size(dev->alloc, h);
 }
 
 /* Pin the table page and lock the slot. */
@@ -157,8 +175,8 @@ static bool owner_pin(void *owner, uint32_t backref)
 static void owner_moved(void *owner, uint32_t backref, uint64_t old_handle, uint64_t new_handle)
 {
     struct uz_slot *s = slot_at(owner, backref);
-    if (s->handle == old_handle)
-        s->handle = new_handle;
+    if (slot_handle(s) == old_handle)
+        slot_set_handle(s, new_handle);
 }
 
 static void owner_unpin(void *owner, uint32_t backref)
@@ -229,16 +247,17 @@ static void slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
     if (f == 0)
         return;
     if (f & SLOT_OBJ) {
-        dev->aops->free(dev->alloc, s->handle);
-        atomic_fetch_sub_explicit(&dev->c.compr_bytes, slot_size(f), memory_order_relaxed);
+        uint64_t h = slot_handle(s);
+        atomic_fetch_sub_explicit(&dev->c.compr_bytes, obj_bytes(dev, f, h), memory_order_relaxed);
+        dev->aops->free(dev->alloc, h);
         if (f & SLOT_HUGE)
             atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
     } else if (f & SLOT_SAME) {
         atomic_fetch_sub_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
     }
     atomic_fetch_sub_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
-    s->handle = 0;
-    slot_set(s, 0, 0);
+    slot_set_handle(s, 0);
+    slot_set(s, 0);
     uz_varray_live(&dev->slots, idx, -1);
 }
 
@@ -250,9 +269,9 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     uint64_t word;
     if (page_same_filled(src, &word)) {
         slot_free(dev, idx, s);
-        s->handle = word;
-        slot_set(s, SLOT_SAME, 0);
-        s->atime = uz_now(dev);
+        slot_set_handle(s, word);
+        slot_set(s, SLOT_SAME);
+        slot_touch(dev, s);
         uz_varray_live(&dev->slots, idx, +1);
         atomic_fetch_add_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
@@ -262,7 +281,7 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     bool own_stream = st == NULL;
     if (own_stream)
         st = uz_stream_get(&dev->streams);
-    size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, 2 * PAGE);
+    size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, UZ_CODEC_PAGE_BOUND);
     bool huge = clen == 0 || clen >= dev->huge_threshold;
     size_t size = huge ? PAGE : clen;
     uint64_t h;
@@ -279,9 +298,9 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
         uz_stream_put(st);
 
     slot_free(dev, idx, s);
-    s->handle = h;
-    slot_set(s, SLOT_OBJ | (huge ? SLOT_HUGE : 0), (uint32_t)size);
-    s->atime = uz_now(dev);
+    slot_set_handle(s, h);
+    slot_set(s, SLOT_OBJ | (huge ? SLOT_HUGE : 0));
+    slot_touch(dev, s);
     uz_varray_live(&dev->slots, idx, +1);
     atomic_fetch_add_explicit(&dev->c.compr_bytes, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
@@ -299,10 +318,11 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
 {
     uint32_t f = slot_state(s);
     if (f & SLOT_SAME) {
-        fill_page(dst, s->handle);
+        fill_page(dst, slot_handle(s));
     } else if (f & SLOT_OBJ) {
-        const void *obj = dev->aops->map(dev->alloc, s->handle);
-        uint32_t size = slot_size(f);
+        uint64_t h = slot_handle(s);
+        const void *obj = dev->aops->map(dev->alloc, h);
+        size_t size = obj_bytes(dev, f, h);
         if (f & SLOT_HUGE) {
             memcpy(dst, obj, PAGE);
         } else {
@@ -321,7 +341,7 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
     } else {
         memset(dst, 0, PAGE);
     }
-    s->atime = uz_now(dev);
+    slot_touch(dev, s);
     return 0;
 }
 
@@ -344,7 +364,8 @@ static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *
  * nothing. */
 static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 {
-    return atomic_load_explicit(&slot_at(dev, idx)->flags, memory_order_acquire) == 0;
+    return (atomic_load_explicit(&slot_at(dev, idx)->flags, memory_order_acquire) &
+            (SLOT_STATE | SLOT_LOCKBITS)) == 0;
 }
 
 /* ---------------------------------------------------------- public I/O */
@@ -474,7 +495,7 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
         } else {
             struct uz_slot *s = slot_get(dev, idx);
             uint32_t f = slot_state(s);
-            rc = (f == 0 || ((f & SLOT_SAME) && s->handle == 0)) ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
+            rc = (f == 0 || ((f & SLOT_SAME) && slot_handle(s) == 0)) ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
             slot_put(dev, idx, s);
         }
     }

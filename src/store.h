@@ -17,22 +17,27 @@
 #include "varray.h"
 
 /*
- * A slot: 16 bytes per 4 KiB page of the disk.
+ * A slot: 12 bytes per 4 KiB page of the disk.
  *
- *   flags  bit 0      LOCK     the slot's lock (futex word)
- *          bit 1      WAITERS  someone sleeps on the lock
- *          bits 2..18 SLOT_* state flags
- *          bits 19..31 object size in bytes (0..4096)
- *   atime  last access, seconds on the device clock (idle tracking)
- *   handle allocator handle, or the fill word of a same-filled page
+ *   flags   bit 0        LOCK     the slot's lock (futex word)
+ *           bit 1        WAITERS  someone sleeps on the lock
+ *           bits 2..10   SLOT_* state flags
+ *           bits 11..31  atime: last access, seconds on the device clock
+ *                        modulo 2^21 (24 days), for idle tracking
+ *   handle  (two 32-bit halves, so the entry needs only 4-byte alignment)
+ *           allocator handle, or the fill word of a same-filled page
  *
- * A slot is empty when no state flag is set and size is 0: it reads as
- * zeros.  A slot with an object or a same fill is "live" in the varray.
+ * The object's compressed size is not kept here: the allocator knows it
+ * exactly (obj_size), and a raw (huge) page is 4096 bytes.  That keeps the
+ * entry at 12 bytes where zram has 16, which is a quarter of a percent of
+ * the compressed data saved on every device.
+ *
+ * A slot is empty when no state flag is set: it reads as zeros.  A slot
+ * with an object or a same fill is "live" in the varray.
  */
 struct uz_slot {
     _Atomic uint32_t flags;
-    uint32_t atime;
-    uint64_t handle;
+    uint32_t handle_lo, handle_hi;
 };
 
 #define SLOT_LOCK     (1u << 0)
@@ -46,11 +51,24 @@ struct uz_slot {
 #define SLOT_RECOMP   (1u << 8)   /* compressed by a secondary algorithm */
 #define SLOT_PRIO_SHIFT 9         /* bits 9..10: algorithm priority */
 #define SLOT_PRIO_MASK  (3u << SLOT_PRIO_SHIFT)
-#define SLOT_SIZE_SHIFT 19
+#define SLOT_ATIME_SHIFT 11
+#define SLOT_ATIME_MASK  (~0u << SLOT_ATIME_SHIFT)
 #define SLOT_LOCKBITS (SLOT_LOCK | SLOT_WAITERS)
-#define SLOT_STATE    (((1u << SLOT_SIZE_SHIFT) - 1) & ~SLOT_LOCKBITS)
+#define SLOT_STATE    (((1u << SLOT_ATIME_SHIFT) - 1) & ~SLOT_LOCKBITS)
 
-static inline uint32_t slot_size(uint32_t flags) { return flags >> SLOT_SIZE_SHIFT; }
+static inline uint64_t slot_handle(const struct uz_slot *s)
+{
+    return (uint64_t)s->handle_hi << 32 | s->handle_lo;
+}
+
+static inline void slot_set_handle(struct uz_slot *s, uint64_t h)
+{
+    s->handle_lo = (uint32_t)h;
+    s->handle_hi = (uint32_t)(h >> 32);
+}
+
+/* The atime field of a flags word, in device-clock seconds mod 2^21. */
+static inline uint32_t slot_atime(uint32_t flags) { return flags >> SLOT_ATIME_SHIFT; }
 
 struct uz_counters {
     _Atomic uint64_t pages_stored;     /* live pages (objects + same) */

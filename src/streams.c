@@ -22,7 +22,7 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
 {
     if (n == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (unsigned)cpus * 2 : 2;
+        n = cpus > 0 ? (unsigned)cpus : 1;
     }
     memset(ss, 0, sizeof *ss);
     uint64_t heap0 = uz_heap_bytes();
@@ -33,7 +33,7 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
         return -ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         struct uz_stream *s = &ss->s[i];
-        s->page = uz_malloc(3 * 4096);
+        s->page = uz_malloc(4096 + UZ_CODEC_PAGE_BOUND);
         s->ctx = s->page ? codec->ctx_new(level) : NULL;
         if (!s->ctx) {
             uz_free(s->page);

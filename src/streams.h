@@ -12,7 +12,7 @@ struct uz_stream {
     pthread_mutex_t lock;
     void *ctx;                         /* codec context */
     uint8_t *page;                     /* 4096 B: read-modify-write scratch */
-    uint8_t *out;                      /* 2 * 4096 B: compressed output */
+    uint8_t *out;                      /* UZ_CODEC_PAGE_BOUND B: compressed output */
 } __attribute__((aligned(64)));
 
 struct uz_streams {
@@ -23,7 +23,7 @@ struct uz_streams {
     uint64_t bytes;                    /* memory held by buffers */
 };
 
-/* Make n streams (0: 2 x CPUs) for codec at level.  0 or -ENOMEM. */
+/* Make n streams (0: one per CPU) for codec at level.  0 or -ENOMEM. */
 int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n);
 void uz_streams_fini(struct uz_streams *ss);
 /* Take a stream (the current CPU's if free, else any free one, else wait). */

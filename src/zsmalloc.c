@@ -143,7 +143,7 @@
 #define ZS_HDR 4u                   /* in-object header: the backref */
 #define ZS_MIN_SLOT 32u
 #define ZS_STEP 16u
-#define ZS_MAX_CHAIN 16u
+#define ZS_MAX_CHAIN 32u
 #define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* slots 32..4096 */
 #define ZS_IDX_BITS 11
 #define ZS_MAX_OBJS (1u << ZS_IDX_BITS)

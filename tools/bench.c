@@ -596,6 +596,13 @@ static void print_row(const struct pagefile *pf, const struct result *r)
            r->st.footprint ? (double)r->st.orig_data_size / (double)r->st.footprint : 0.0,
            r->st.compr_data_size ? (double)r->st.footprint / (double)r->st.compr_data_size : 0.0,
            r->write_mb_s, r->read_mb_s, r->verified ? "yes" : "NO");
+    if (!r->kernel)
+        printf("%-22s %-6s %-12s footprint: allocator %.1f KiB + slot table %.1f KiB + "
+               "metadata %.1f KiB + streams and device %.1f KiB\n", "", "", "",
+               (double)r->st.mem_used_total / 1024, (double)r->st.slot_table_bytes / 1024,
+               (double)r->st.meta_bytes / 1024,
+               (double)(r->st.footprint - r->st.mem_used_total - r->st.slot_table_bytes -
+                        r->st.meta_bytes) / 1024);
     if (!strcmp(r->phase, "churn"))
         printf("%-22s %-6s %-12s footprint_max %.1f MiB (%.3f x compr)\n", "", "", "",
                (double)r->footprint_max / mib,
