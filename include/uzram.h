@@ -84,7 +84,15 @@ struct uzram_config {
     uint32_t huge_threshold;
     /* Number of compression streams; 0 = one per CPU (as zram). */
     unsigned streams;
+    /* Automatic compaction: keep the footprint within this bound, in
+     * thousandths of compr_data_size, by compacting in bounded steps on the
+     * write path (the "auto_compact" attribute).  0 = the default, 1050
+     * (1.05 x); UZRAM_COMPACT_OFF = never compact unless asked. */
+    uint32_t compact_bound;
 };
+
+#define UZRAM_COMPACT_DEFAULT 1050u
+#define UZRAM_COMPACT_OFF 0xffffffffu
 
 /* Fill *cfg with the defaults described above.  Never fails. */
 void uzram_config_init(struct uzram_config *cfg);
@@ -155,13 +163,17 @@ struct uzram_stats {
     uint64_t slot_table_bytes; /* resident part of the slot table */
     uint64_t meta_bytes;       /* allocator metadata */
     uint64_t reads, writes;    /* page-level operations served */
+    uint64_t compact_steps;    /* automatic compaction steps run */
+    uint64_t compact_pause_max_ns; /* longest automatic step */
 };
 void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
 
 /*
  * Attributes, by zram's names: disksize initstate reset comp_algorithm
  * algorithm_params mem_limit mem_used_max compact mm_stat io_stat
- * debug_stat max_comp_streams (and more, listed by uzram_attr_name()).
+ * debug_stat max_comp_streams, and uzram's own auto_compact (the footprint
+ * bound of automatic compaction: "1.050", or "0" when off); all are listed
+ * by uzram_attr_name().
  *
  * uzram_attr_show: writes the value as /sys/block/zramN/NAME would read,
  *   including the trailing newline, NUL-terminated, into buf (size bytes).

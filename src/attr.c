@@ -136,6 +136,7 @@ static int store_reset(struct uzram *dev, const struct val *v)
     if (parse_u64(v, &x) < 0 || x == 0)
         return uz_error(-EINVAL, "reset: write a non-zero number");
     uz_dev_teardown(dev);
+    atomic_store(&dev->limit_pages, 0);   /* as zram's reset does */
     return 0;
 }
 
@@ -279,10 +280,13 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
     int len = emit(buf, size, 0, "version: 1\n%8llu %8llu\n",
                    (unsigned long long)atomic_load(&dev->c.writestall),
                    (unsigned long long)atomic_load(&dev->c.miss_free));
-    return emit(buf, size, len, "footprint: %llu slot_table: %llu meta: %llu streams: %llu\n",
-                (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
-                (unsigned long long)st.meta_bytes,
-                (unsigned long long)(dev->initialised ? dev->streams.bytes : 0));
+    len = emit(buf, size, len, "footprint: %llu slot_table: %llu meta: %llu streams: %llu\n",
+               (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
+               (unsigned long long)st.meta_bytes,
+               (unsigned long long)(dev->initialised ? dev->streams.bytes : 0));
+    return emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
+                (unsigned long long)st.compact_steps,
+                (unsigned long long)(st.compact_pause_max_ns / 1000));
 }
 
 static int show_max_comp_streams(struct uzram *dev, char *buf, size_t size)
@@ -301,6 +305,48 @@ static int store_max_comp_streams(struct uzram *dev, const struct val *v)
     return 0;
 }
 
+/* auto_compact: the footprint bound of automatic compaction, a decimal
+ * of at most three places (thousandths of compr_data_size), at least 1;
+ * "0" turns it off. */
+static int show_auto_compact(struct uzram *dev, char *buf, size_t size)
+{
+    uint32_t b = atomic_load(&dev->compact_bound);
+    if (b == 0)
+        return emit(buf, size, 0, "0\n");
+    return emit(buf, size, 0, "%u.%03u\n", b / 1000, b % 1000);
+}
+
+static int store_auto_compact(struct uzram *dev, const struct val *v)
+{
+    uint64_t whole = 0, frac = 0;
+    size_t i = 0;
+    int fdigits = 0;
+    while (i < v->len && isdigit((unsigned char)v->s[i]) && whole < 1000)
+        whole = whole * 10 + (uint64_t)(v->s[i++] - '0');
+    if (i == 0)
+        goto bad;
+    if (i < v->len && v->s[i] == '.') {
+        i++;
+        while (i < v->len && isdigit((unsigned char)v->s[i]) && fdigits < 3) {
+            frac = frac * 10 + (uint64_t)(v->s[i++] - '0');
+            fdigits++;
+        }
+        if (fdigits == 0)
+            goto bad;
+    }
+    if (i != v->len)
+        goto bad;
+    while (fdigits++ < 3)
+        frac *= 10;
+    uint64_t pm = whole * 1000 + frac;
+    if (pm != 0 && pm < 1000)
+        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
+    atomic_store(&dev->compact_bound, (uint32_t)pm);
+    return 0;
+bad:
+    return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
+}
+
 static const struct attr attrs[] = {
     {"disksize", 0644, show_disksize, store_disksize, true},
     {"initstate", 0444, show_initstate, NULL, false},
@@ -314,6 +360,7 @@ static const struct attr attrs[] = {
     {"io_stat", 0444, show_io_stat, NULL, false},
     {"debug_stat", 0444, show_debug_stat, NULL, false},
     {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true},
+    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -361,9 +408,10 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
         len--;
     if (len >= sizeof v.s)
         return uz_error(-EINVAL, "%s: value too long", name);
-    if (memchr(value, 0, len) || memchr(value, '\n', len))
+    if (len && (memchr(value, 0, len) || memchr(value, '\n', len)))
         return uz_error(-EINVAL, "%s: value has an embedded NUL or newline", name);
-    memcpy(v.s, value, len);
+    if (len)
+        memcpy(v.s, value, len);
     v.s[len] = 0;
     v.len = len;
     /* Stores that change the device's shape exclude all I/O; the others

@@ -5,9 +5,11 @@
  * It implements alloc.h so that zsmalloc and xvmalloc can be measured
  * against "just call malloc".  Each object is one malloc chunk:
  *
- *     [backref u32][size u32][payload, size bytes]
+ *     [prev, next][backref u32][size u32][payload, size bytes]
  *
- * and its handle is the chunk's address (never 0).  map() is handle + 8.
+ * and its handle is the chunk's address (never 0).  map() is handle + 24.
+ * prev/next chain every live object so destroy() can free what the owner
+ * did not (a device torn down with data in it).
  *
  * Footprint.  malloc does not say how much memory it holds for one caller,
  * so pages_used is an estimate of what malloc holds for our objects:
@@ -54,12 +56,14 @@
 extern const struct uz_alloc_ops uz_malloc_ops;
 
 #define MA_PAGE 4096u
-#define MA_HDR 8u               /* backref + size */
+#define MA_HDR 24u              /* list links + backref + size */
 #define MA_CHUNK_OVERHEAD 16u   /* charged per chunk besides its usable size */
 #define MA_GLIBC_HDR 8u         /* glibc's real per-chunk header */
 
+struct ma_obj;
 struct ma {
     pthread_mutex_t lock;
+    struct ma_obj *live;   /* every live object, so destroy can free them */
     uint64_t objects;
     uint64_t obj_bytes;    /* sum of sizes asked for */
     uint64_t foot_bytes;   /* sum of usable sizes + MA_CHUNK_OVERHEAD per chunk */
@@ -67,6 +71,7 @@ struct ma {
 };
 
 struct ma_obj {
+    struct ma_obj *prev, *next;
     uint32_t backref;
     uint32_t size;
     unsigned char data[];
@@ -95,6 +100,10 @@ static void ma_destroy(struct uz_allocator *ua)
     struct ma *a = (struct ma *)ua;
     if (!a)
         return;
+    for (struct ma_obj *o = a->live, *n; o; o = n) {
+        n = o->next;
+        free(o);
+    }
     pthread_mutex_destroy(&a->lock);
     uz_free(a);
 }
@@ -122,6 +131,11 @@ static int ma_alloc(struct uz_allocator *ua, size_t size, uint32_t backref, uint
     a->objects++;
     a->obj_bytes += size;
     a->foot_bytes += foot;
+    o->prev = NULL;
+    o->next = a->live;
+    if (a->live)
+        a->live->prev = o;
+    a->live = o;
     pthread_mutex_unlock(&a->lock);
 
     o->backref = backref;
@@ -136,8 +150,14 @@ static void ma_free(struct uz_allocator *ua, uint64_t handle)
     struct ma_obj *o = (struct ma_obj *)(uintptr_t)handle;
     uint64_t foot = malloc_usable_size(o) + MA_CHUNK_OVERHEAD;
     uint32_t size = o->size;
-    free(o);
     pthread_mutex_lock(&a->lock);
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        a->live = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    free(o);
     a->objects--;
     a->obj_bytes -= size;
     a->foot_bytes -= foot;

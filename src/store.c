@@ -252,6 +252,7 @@ static void slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
         dev->aops->free(dev->alloc, h);
         if (f & SLOT_HUGE)
             atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
     } else if (f & SLOT_SAME) {
         atomic_fetch_sub_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
     }
@@ -368,6 +369,62 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
             (SLOT_STATE | SLOT_LOCKBITS)) == 0;
 }
 
+/* ------------------------------------------------ automatic compaction */
+
+uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as)
+{
+    return as->pages_used * PAGE + atomic_load(&dev->slots.resident_pages) * PAGE +
+           as->meta_bytes + dev->streams.bytes + sizeof *dev;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Called after every write or discard, with no slot locked.  Frees and
+ * overwrites leave holes in zspages; when the footprint passes the bound
+ * (compact_bound thousandths of compr_data_size), run one bounded step of
+ * compaction (COMPACT_STEP_PAGES pages of source zspages at most), on this
+ * thread, if no other thread is already at it.  A step that frees nothing
+ * backs off for COMPACT_BACKOFF frees.  The pause a step causes is only to
+ * writers of its size class and to the few slots it moves; it is measured
+ * and reported (debug_stat). */
+#define COMPACT_STEP_PAGES 32
+#define COMPACT_BACKOFF 64
+
+static void auto_compact(struct uzram *dev)
+{
+    uint32_t bound = atomic_load_explicit(&dev->compact_bound, memory_order_relaxed);
+    if (bound == 0)
+        return;
+    uint64_t frees = atomic_load_explicit(&dev->c.frees, memory_order_relaxed);
+    if (frees < atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed))
+        return;
+    struct uz_alloc_stats as;
+    dev->aops->stats(dev->alloc, &as);
+    uint64_t compr = atomic_load_explicit(&dev->c.compr_bytes, memory_order_relaxed);
+    /* Aim a little under the bound (5 thousandths) so that the writes
+     * between two checks cannot carry the footprint over it. */
+    uint64_t aim = bound > 1005 ? bound - 5 : 1000;
+    if (uz_footprint(dev, &as) * 1000 <= compr * aim)
+        return;
+    if (atomic_exchange(&dev->compacting, true))
+        return;
+    uint64_t t0 = mono_ns();
+    uint64_t freed = dev->aops->compact(dev->alloc, COMPACT_STEP_PAGES);
+    uint64_t ns = mono_ns() - t0;
+    atomic_fetch_add_explicit(&dev->c.compact_steps, 1, memory_order_relaxed);
+    uint64_t max = atomic_load_explicit(&dev->c.compact_pause_max_ns, memory_order_relaxed);
+    while (ns > max && !atomic_compare_exchange_weak(&dev->c.compact_pause_max_ns, &max, ns))
+        ;
+    if (freed == 0)
+        atomic_store(&dev->compact_retry_at, frees + COMPACT_BACKOFF);
+    atomic_store(&dev->compacting, false);
+}
+
 /* ---------------------------------------------------------- public I/O */
 
 int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
@@ -443,6 +500,8 @@ int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
         off += n;
         len -= n;
     }
+    if (dev->initialised)
+        auto_compact(dev);
     pthread_rwlock_unlock(&dev->init_lock);
     return err;
 }
@@ -469,6 +528,8 @@ int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
         off += n;
         len -= n;
     }
+    if (dev->initialised)
+        auto_compact(dev);
     pthread_rwlock_unlock(&dev->init_lock);
     return err;
 }
@@ -514,11 +575,11 @@ void uzram_config_init(struct uzram_config *cfg)
 
 int uz_dev_init(struct uzram *dev, uint64_t disksize)
 {
+    if (disksize > MAX_SLOTS * PAGE)
+        return uz_error(-EINVAL, "disksize: at most %llu bytes", MAX_SLOTS * PAGE);
     disksize = (disksize + PAGE - 1) / PAGE * PAGE;
     if (disksize == 0)
         return uz_error(-EINVAL, "disksize: must be more than 0");
-    if (disksize / PAGE > MAX_SLOTS)
-        return uz_error(-EINVAL, "disksize: at most %llu bytes", MAX_SLOTS * PAGE);
     const struct uz_codec *codec = uz_codec_find(dev->algorithm);
     const struct uz_alloc_ops *aops = uz_alloc_find(dev->allocator_name);
     if (!codec || !aops)
@@ -600,6 +661,8 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
         return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
     if (cfg->streams > 1024)
         return uz_error(-EINVAL, "at most 1024 streams");
+    if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
+        return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
 
     struct uzram *dev = uz_calloc(1, sizeof *dev);
     if (!dev)
@@ -611,6 +674,9 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     dev->huge_threshold_cfg = cfg->huge_threshold;
     dev->nstreams = cfg->streams;
     atomic_store(&dev->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
+    atomic_store(&dev->compact_bound, cfg->compact_bound == 0 ? UZRAM_COMPACT_DEFAULT
+                                      : cfg->compact_bound == UZRAM_COMPACT_OFF ? 0
+                                      : cfg->compact_bound);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     dev->epoch = (uint64_t)ts.tv_sec;
@@ -667,8 +733,9 @@ void uzram_get_stats(struct uzram *dev, struct uzram_stats *st)
         st->writes = atomic_load(&c->writes);
         st->slot_table_bytes = atomic_load(&dev->slots.resident_pages) * PAGE;
         st->meta_bytes = as.meta_bytes;
-        st->footprint = st->mem_used_total + st->slot_table_bytes + st->meta_bytes +
-                        dev->streams.bytes + sizeof *dev;
+        st->footprint = uz_footprint(dev, &as);
+        st->compact_steps = atomic_load(&c->compact_steps);
+        st->compact_pause_max_ns = atomic_load(&c->compact_pause_max_ns);
     } else {
         st->footprint = sizeof *dev;
     }

@@ -80,6 +80,8 @@ struct uz_counters {
     _Atomic uint64_t failed_reads, failed_writes, invalid_io, notify_free;
     _Atomic uint64_t reads, writes;
     _Atomic uint64_t miss_free, writestall;
+    _Atomic uint64_t frees;            /* objects freed: what fragments memory */
+    _Atomic uint64_t compact_steps, compact_pause_max_ns;
 };
 
 struct uzram {
@@ -104,6 +106,9 @@ struct uzram {
     struct uz_allocator *alloc;
     struct uz_streams streams;
     _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
+    _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
+    _Atomic bool compacting;           /* an automatic step is running */
+    _Atomic uint64_t compact_retry_at; /* frees count before which not to retry */
     struct uz_counters c;
     uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
 };
@@ -115,6 +120,10 @@ uint32_t uz_now(const struct uzram *dev);
  * tear it down.  Caller holds init_lock for writing. */
 int uz_dev_init(struct uzram *dev, uint64_t disksize);
 void uz_dev_teardown(struct uzram *dev);
+/* Everything the live device holds, in bytes (as uzram_stats.footprint),
+ * given the allocator's stats. */
+uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as);
+
 /* mem_used_max := current use (what writing 0 to mem_used_max does). */
 void uz_mem_used_max_reset(struct uzram *dev);
 

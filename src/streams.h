@@ -13,7 +13,7 @@ struct uz_stream {
     void *ctx;                         /* codec context */
     uint8_t *page;                     /* 4096 B: read-modify-write scratch */
     uint8_t *out;                      /* UZ_CODEC_PAGE_BOUND B: compressed output */
-} __attribute__((aligned(64)));
+};
 
 struct uz_streams {
     const struct uz_codec *codec;

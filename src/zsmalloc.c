@@ -2,7 +2,7 @@
  * zsmalloc.c - the size-class allocator for compressed objects.
  *
  * The store hands us objects of 1..4096 bytes.  Objects of similar size are
- * packed edge to edge, across page boundaries, into "zspages": runs of 1..16
+ * packed edge to edge, across page boundaries, into "zspages": runs of 1..32
  * pages that are virtually contiguous in one big arena, so an object is
  * always one contiguous range of bytes and map() is pointer arithmetic.
  *
@@ -58,8 +58,8 @@
  * size kept in the descriptor, so a raw page costs exactly one page.
  *
  * Class layout.  For slot sizes 32..4096 in 16-byte steps, the run length
- * 1..16 that wastes the smallest fraction of the run is chosen (ties: the
- * shorter run).  Runs of up to 16 pages rather than 8 because some sizes
+ * 1..32 (ZS_MAX_CHAIN) that wastes the smallest fraction of the run is chosen (ties: the
+ * shorter run).  Runs of up to 32 pages rather than 8 because some sizes
  * cannot pack into 8: slots of 1936..2032 bytes still waste up to 5.5% of
  * 8 pages, and over real lz4 output the average loss drops from 2.4% to
  * 1.2%; lazy carving makes long runs cost nothing while they fill.  It also
@@ -85,7 +85,7 @@
 
  * Arena runs.  A freed zspage's committed pages are released to the OS and
  * its descriptor becomes a "vacant run" (cls = ZS_CLS_VACANT, run_len
- * pages) on a free list per run length (run_head[1..16]; run_head[0] holds
+ * pages) on a free list per run length (run_head[1..ZS_MAX_CHAIN]; run_head[0] holds
  * longer, coalesced runs).  A new zspage takes a run of its length, or
  * splits a longer one, or takes fresh pages from the arena top.  When the
  * arena is exhausted the vacant runs are sorted and adjacent ones merged
@@ -217,6 +217,7 @@ struct uz_allocator {
     _Atomic uint64_t objects;
     _Atomic uint64_t obj_bytes;
     _Atomic uint64_t pages_compacted;
+    _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
 
     size_t huge_max;            /* largest payload that is not huge */
     uint32_t nclasses;
@@ -487,7 +488,7 @@ static bool run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
             return true;
         }
         for (uint32_t l = n + 1; l <= ZS_RUN_LISTS; l++) {
-            uint32_t li = l % ZS_RUN_LISTS; /* n+1..16, then the long runs */
+            uint32_t li = l % ZS_RUN_LISTS; /* n+1..ZS_MAX_CHAIN, then the long runs */
             uint32_t r = a->run_head[li];
             if (r == ZS_NONE)
                 continue;
@@ -979,14 +980,23 @@ static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
     if (!a->owner_ops)
         return 0;
     uint64_t freed = 0, work = 0;
-    for (uint32_t c = 0; c < a->nclasses; c++) {
-        struct zs_class *cl = &a->classes[c];
+    /* A bounded call (max_pages != 0) is one step of incremental
+     * compaction: it starts at a rotating class, so successive steps share
+     * the work among all classes, and skips classes whose free slots do not
+     * add up to a page (nothing to free there). */
+    uint32_t start = max_pages ? atomic_fetch_add(&a->cursor, 1) % a->nclasses : 0;
+    for (uint32_t k = 0; k < a->nclasses; k++) {
+        struct zs_class *cl = &a->classes[(start + k) % a->nclasses];
         uint32_t tried[ZS_TRIED_MAX];
         int ntried = 0;
         for (;;) {
             if (max_pages && work >= max_pages)
                 goto out;
             pthread_mutex_lock(cl->lock);
+            if (max_pages && cl->free_ng * cl->slot < ZS_PAGE) {
+                pthread_mutex_unlock(cl->lock);
+                break;
+            }
             uint32_t src = pick_emptiest(a, cl, tried, ntried);
             if (src == ZS_NONE) {
                 pthread_mutex_unlock(cl->lock);

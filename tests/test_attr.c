@@ -146,6 +146,13 @@ static void test_stats_formats(void **state)
     assert_int_equal(uzram_attr_store(dev, "mem_limit", "1\0002", 3), -EINVAL);
     assert_string_equal(show(dev, "max_comp_streams"), show(dev, "max_comp_streams"));
     assert_int_equal(store(dev, "max_comp_streams", "0"), -EINVAL);
+    assert_string_equal(show(dev, "auto_compact"), "1.050\n");
+    assert_int_equal(store(dev, "auto_compact", "1.2\n"), 0);
+    assert_string_equal(show(dev, "auto_compact"), "1.200\n");
+    assert_int_equal(store(dev, "auto_compact", "0"), 0);
+    assert_string_equal(show(dev, "auto_compact"), "0\n");
+    assert_int_equal(store(dev, "auto_compact", "0.9"), -EINVAL);
+    assert_string_equal(show(dev, "auto_compact"), "0\n");
     uzram_destroy(dev);
 }
 

@@ -420,7 +420,8 @@ static void test_compact_keeps_data(void **state)
     assert_int_equal(uzram_attr_store(dev, "compact", "1", 1), 0);
     uzram_get_stats(dev, &after);
     assert_true(after.mem_used_total <= before.mem_used_total);
-    assert_int_equal(after.pages_compacted * PAGE, before.mem_used_total - after.mem_used_total);
+    assert_int_equal((after.pages_compacted - before.pages_compacted) * PAGE,
+                     before.mem_used_total - after.mem_used_total);
     for (uint64_t i = 0; i < n; i++) {
         assert_int_equal(uzram_read(dev, q, PAGE, i * PAGE), 0);
         if (uzram_page_state(dev, i * PAGE) == UZRAM_PAGE_DATA) {
@@ -429,6 +430,43 @@ static void test_compact_keeps_data(void **state)
         }
     }
     uzram_destroy(dev);
+}
+
+/* Swap-like churn (overwrite, discard) fragments zspages; automatic
+ * compaction must keep the footprint near its bound with no one asking,
+ * and without it the allocator must be looser (so the test can fail). */
+static double churn_ratio(const char *bound)
+{
+    const uint64_t n = 6000;
+    struct uzram *dev = make(n * PAGE, NULL, NULL);
+    assert_int_equal(uzram_attr_store(dev, "auto_compact", bound, strlen(bound)), 0);
+    uint8_t p[PAGE];
+    for (uint64_t i = 0; i < n; i++) {
+        make_page(p, 1 + (int)(i % 2), i * 7);
+        assert_int_equal(uzram_write(dev, p, PAGE, i * PAGE), 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (uint64_t k = 0; k < n / 2; k++) {
+            uint64_t i = rnd() % n;
+            make_page(p, 1 + (int)(rnd() % 2), rnd());
+            assert_int_equal(uzram_write(dev, p, PAGE, i * PAGE), 0);
+        }
+        for (uint64_t k = 0; k < n / 5; k++)
+            assert_int_equal(uzram_discard(dev, PAGE, (rnd() % n) * PAGE), 0);
+    }
+    struct uzram_stats st;
+    uzram_get_stats(dev, &st);
+    uzram_destroy(dev);
+    return (double)st.mem_used_total / (double)st.compr_data_size;
+}
+
+static void test_auto_compact(void **state)
+{
+    double off = churn_ratio("0"), on = churn_ratio("1.05");
+    printf("allocator pages / compressed bytes after churn: %.3f without, %.3f with auto compaction\n",
+           off, on);
+    assert_true(on <= 1.05);
+    assert_true(off > on);
 }
 
 int main(void)
@@ -445,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_failed_allocation),
         cmocka_unit_test(test_sparse_terabyte),
         cmocka_unit_test(test_compact_keeps_data),
+        cmocka_unit_test(test_auto_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,7 @@ struct result {
     struct uzram_stats st;
     uint64_t rss_delta;
     uint64_t footprint_max;
+    double max_ratio;         /* peak of footprint / compr during the phase */
     double write_mb_s, read_mb_s;
     bool verified;
     bool kernel;
@@ -208,7 +209,27 @@ struct job {
     uint64_t plan_lo, plan_hi;
     int err;
     uint64_t bad;
+    double max_ratio;         /* churn: highest footprint / compr seen */
+    uint64_t max_foot;
 };
+
+/* Sample the footprint during the churn (every SAMPLE_EVERY operations of
+ * each thread), so footprint_max is the peak, not a per-round reading. */
+#define SAMPLE_EVERY 256
+
+static void sample(struct job *j)
+{
+    struct uzram_stats st;
+    uzram_get_stats(j->dev, &st);
+    if (st.footprint > j->max_foot)
+        j->max_foot = st.footprint;
+    /* the ratio only means something once there is data to speak of */
+    if (st.compr_data_size > (1u << 20)) {
+        double r = (double)st.footprint / (double)st.compr_data_size;
+        if (r > j->max_ratio)
+            j->max_ratio = r;
+    }
+}
 
 static void *fill_thread(void *arg)
 {
@@ -238,6 +259,8 @@ static void *plan_thread(void *arg)
     struct job *j = arg;
     for (uint64_t k = j->plan_lo; k < j->plan_hi && !j->err; k++) {
         uint64_t slot = j->plan[k];
+        if ((k - j->plan_lo) % SAMPLE_EVERY == 0)
+            sample(j);
         if (j->plan_src[k] == UINT32_MAX)
             j->err = uzram_discard(j->dev, PAGE, slot * PAGE);
         else
@@ -250,7 +273,7 @@ static void *plan_thread(void *arg)
 /* Run fn over [0, n) split into contiguous ranges, one per thread.
  * Returns the first error, adds mismatches to *bad. */
 static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uint64_t n,
-                       bool by_plan, uint64_t *bad)
+                       bool by_plan, uint64_t *bad, struct result *peak)
 {
     pthread_t th[64];
     struct job jobs[64];
@@ -277,6 +300,12 @@ static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uin
             err = jobs[t].err;
         if (bad)
             *bad += jobs[t].bad;
+        if (peak) {
+            if (jobs[t].max_foot > peak->footprint_max)
+                peak->footprint_max = jobs[t].max_foot;
+            if (jobs[t].max_ratio > peak->max_ratio)
+                peak->max_ratio = jobs[t].max_ratio;
+        }
     }
     return err;
 }
@@ -333,7 +362,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     struct job proto = {.dev = dev, .pf = pf, .expect = expect};
     progress("fill: writing", 0, 2);
     double t0 = now_s();
-    err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL);
+    err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL, NULL);
     double t1 = now_s();
     if (err < 0) {
         fprintf(stderr, "uzram bench: %s: write failed: %s\n", pf->name, uzram_last_error());
@@ -348,7 +377,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     progress("fill: reading back", 1, 2);
     uint64_t bad = 0;
     double t2 = now_s();
-    run_threads(o->threads, &proto, verify_thread, pf->pages, false, &bad);
+    run_threads(o->threads, &proto, verify_thread, pf->pages, false, &bad, NULL);
     double t3 = now_s();
     progress("fill: reading back", 2, 2);
     fill->write_mb_s = (double)(pf->pages * PAGE) / (t1 - t0) / 1e6;
@@ -388,7 +417,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
             proto.plan = perm;
             proto.plan_src = src;
             double a = now_s();
-            err = run_threads(o->threads, &proto, plan_thread, half, true, NULL);
+            err = run_threads(o->threads, &proto, plan_thread, half, true, NULL, churn);
             wsec += now_s() - a;
             wbytes += half * PAGE;
             /* then a random fifth discarded */
@@ -401,15 +430,11 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
              * even from two threads at once, leaves it empty all the same */
             for (uint64_t i = 0; i < fifth; i++)
                 expect[perm[i]] = -1;
-            err = err ? err : run_threads(o->threads, &proto, plan_thread, fifth, true, NULL);
+            err = err ? err : run_threads(o->threads, &proto, plan_thread, fifth, true, NULL, churn);
             if (err < 0) {
                 fprintf(stderr, "uzram bench: %s: churn failed: %s\n", pf->name, uzram_last_error());
                 ret = -1;
             }
-            struct uzram_stats st;
-            uzram_get_stats(dev, &st);
-            if (st.footprint > churn->footprint_max)
-                churn->footprint_max = st.footprint;
         }
         progress("churn", o->churn, o->churn);
         free(perm);
@@ -423,7 +448,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
                 churn->footprint_max = churn->st.footprint;
             bad = 0;
             double a = now_s();
-            run_threads(o->threads, &proto, verify_thread, n, false, &bad);
+            run_threads(o->threads, &proto, verify_thread, n, false, &bad, NULL);
             double b = now_s();
             churn->write_mb_s = (double)wbytes / wsec / 1e6;
             churn->read_mb_s = (double)(n * PAGE) / (b - a) / 1e6;
@@ -573,7 +598,12 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
            (unsigned long long)r->st.same_pages, (unsigned long long)r->st.huge_pages,
            r->write_mb_s, r->read_mb_s, r->verified ? "true" : "false");
     if (!strcmp(r->phase, "churn"))
-        printf(",\"footprint_max_bytes\":%llu", (unsigned long long)r->footprint_max);
+        printf(",\"footprint_max_bytes\":%llu,\"footprint_max_ratio\":%.4f",
+               (unsigned long long)r->footprint_max, r->max_ratio);
+    if (!r->kernel)
+        printf(",\"compact_steps\":%llu,\"compact_pause_max_us\":%llu",
+               (unsigned long long)r->st.compact_steps,
+               (unsigned long long)(r->st.compact_pause_max_ns / 1000));
     printf("}\n");
 }
 
@@ -604,9 +634,11 @@ static void print_row(const struct pagefile *pf, const struct result *r)
                (double)(r->st.footprint - r->st.mem_used_total - r->st.slot_table_bytes -
                         r->st.meta_bytes) / 1024);
     if (!strcmp(r->phase, "churn"))
-        printf("%-22s %-6s %-12s footprint_max %.1f MiB (%.3f x compr)\n", "", "", "",
-               (double)r->footprint_max / mib,
-               r->st.compr_data_size ? (double)r->footprint_max / (double)r->st.compr_data_size : 0.0);
+        printf("%-22s %-6s %-12s footprint_max %.1f MiB; peak footprint/compr during the churn "
+               "%.3f; auto-compaction %llu steps, longest %llu us\n", "", "", "",
+               (double)r->footprint_max / mib, r->max_ratio,
+               (unsigned long long)r->st.compact_steps,
+               (unsigned long long)(r->st.compact_pause_max_ns / 1000));
 }
 
 static void usage(void)

@@ -43,9 +43,9 @@ int main(int argc, char **argv)
         return uz_cmd_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "umount"))
         return uz_cmd_umount(argc - 1, argv + 1);
+#endif
     if (!strcmp(cmd, "stat"))
         return uz_cmd_stat(argc - 1, argv + 1);
-#endif
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
         return usage(stdout);
     if (!strcmp(cmd, "--version")) {

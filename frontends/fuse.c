@@ -1,0 +1,1330 @@
+/*
+ * fuse.c - the mount: a uzram device as DIR/disk plus one file per zram
+ * attribute (see fuse.h), and the `uzram mount` / `uzram umount` commands.
+ *
+ * Inodes are fixed: 1 is DIR, 2 is DIR/disk, ATTR_INO0 + i is the i-th
+ * attribute of uzram_attr_name().  Nothing is ever created or removed, so
+ * lookup and forget keep no state.
+ *
+ * Threads.  uz_fuse_start() creates a fixed pool of workers; each one
+ * loops on fuse_session_receive_buf() / fuse_session_process_buf() (what
+ * fuse_session_loop_mt does, minus its habit of creating and destroying
+ * threads on demand: a swap device's server must not need new memory for a
+ * thread in the middle of reclaim).  Each worker owns one slot of a read
+ * buffer pool allocated and touched before the mount serves anything;
+ * handlers find it through a thread-local pointer set when the worker
+ * starts.  Writes are stored straight from libfuse's receive buffer (one
+ * per worker, allocated by libfuse on the worker's first receive; splice
+ * is turned off so that libfuse never copies a request into a new buffer).
+ *
+ * Ending.  When DIR is unmounted the kernel fails every read of
+ * /dev/fuse with ENODEV and the workers return; the last one out makes
+ * uz_fuse_end_fd() readable.  uz_fuse_stop() unmounts lazily and waits
+ * for that; if a user of DIR/disk keeps the connection alive for longer
+ * than STOP_GRACE_MS (2 s), the workers are woken by a signal and leave, and
+ * the connection dies with the descriptor.
+ */
+#define FUSE_USE_VERSION 35
+#define _GNU_SOURCE
+#include <fuse_lowlevel.h>
+
+#include "fuse.h"
+#include "mem.h"                 /* uz_mem_set_locked */
+#include "attr.h"                /* uz_memparse (the CLI part) */
+#include "../tools/cli.h"        /* uz_cmd_mount / uz_cmd_umount */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <linux/falloc.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
+extern char **environ;
+
+#define ROOT_INO   FUSE_ROOT_ID
+#define DISK_INO   2
+#define ATTR_INO0  16
+
+/* Largest read or write request the kernel sends (max_read/max_write),
+ * and so the size of each worker's read buffer. */
+#define IO_MAX         (128u * 1024)
+/* Attribute values are at most a page, as in sysfs. */
+#define ATTR_BUF       4096
+#define MAX_THREADS    64
+#define WORKER_STACK   (1u << 20)
+/* How long uz_fuse_stop() lets users of the disk finish after the lazy
+ * unmount before it stops the workers anyway. */
+#define STOP_GRACE_MS  2000
+/* Signal that interrupts a worker's read of /dev/fuse when stopping: a
+ * realtime one that hosts (nbdkit) leave alone. */
+#define WAKE_SIGNAL    (SIGRTMAX - 2)
+
+struct worker {
+    struct uz_fuse *f;
+    pthread_t tid;
+    char *rbuf;                 /* IO_MAX bytes from the pool */
+    bool created;
+    _Atomic bool done;
+};
+
+struct uz_fuse {
+    struct uzram *dev;
+    struct fuse_session *se;
+    char *dir;                  /* absolute mount point */
+    struct uz_fuse_opts o;
+    unsigned nattrs;
+    dev_t mnt_dev;              /* st_dev of DIR while mounted */
+    time_t born;
+
+    unsigned nworkers;
+    struct worker workers[MAX_THREADS];
+    char *pool;                 /* nworkers * IO_MAX, touched at start */
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned live;              /* workers still running (under lock) */
+    _Atomic bool stopping;      /* workers leave after their request */
+    int end_pipe[2];
+
+    _Atomic int disk_opens;     /* open handles of DIR/disk */
+};
+
+/* The worker running on this thread (NULL elsewhere); set before the
+ * worker receives its first request. */
+static __thread struct worker *cur_worker;
+
+static struct uz_fuse *req_fuse(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* ------------------------------------------------------------ inodes */
+
+/* The attribute behind an inode, or NULL.  *mode gets its sysfs mode. */
+static const char *ino_attr(const struct uz_fuse *f, fuse_ino_t ino, unsigned *mode)
+{
+    if (ino < ATTR_INO0 || ino - ATTR_INO0 >= f->nattrs)
+        return NULL;
+    return uzram_attr_name((unsigned)(ino - ATTR_INO0), mode);
+}
+
+static bool ino_valid(const struct uz_fuse *f, fuse_ino_t ino)
+{
+    unsigned mode;
+    return ino == ROOT_INO || (ino == DISK_INO && f->o.expose_disk) ||
+           ino_attr(f, ino, &mode) != NULL;
+}
+
+/* Fill *st for a valid inode. */
+static void fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = ino;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_atime = st->st_mtime = st->st_ctime = f->born;
+    st->st_blksize = UZRAM_PAGE_SIZE;
+    if (ino == ROOT_INO) {
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+    } else if (ino == DISK_INO) {
+        struct uzram_stats s;
+        uzram_get_stats(f->dev, &s);
+        st->st_mode = S_IFREG | 0600;
+        st->st_nlink = 1;
+        st->st_size = (off_t)uzram_disksize(f->dev);
+        st->st_blocks = (blkcnt_t)(s.mem_used_total / 512);  /* du shows RAM used */
+    } else {
+        unsigned mode = 0;
+        ino_attr(f, ino, &mode);
+        st->st_mode = S_IFREG | mode;
+        st->st_nlink = 1;
+        st->st_size = ATTR_BUF;      /* as sysfs reports */
+    }
+}
+
+/* The disk's size changes through disksize and reset, so the kernel must
+ * not cache its attributes or its dentry: every open by path looks it up
+ * again and so sees the current size. */
+static double attr_timeout(fuse_ino_t ino)
+{
+    return ino == DISK_INO ? 0.0 : 1.0;
+}
+
+/* ------------------------------------------------------- operations */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct uz_fuse *f = userdata;
+    /* Splicing makes libfuse copy requests into fresh buffers. */
+    conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+    if (conn->capable & FUSE_CAP_ASYNC_DIO)
+        conn->want |= FUSE_CAP_ASYNC_DIO;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    conn->max_write = IO_MAX;
+    conn->max_read = IO_MAX;
+    /* Asynchronous direct I/O (a loop device with direct-io=on) is sent
+     * as background requests: let enough of them be in flight to keep
+     * every worker busy. */
+    conn->max_background = 8 * f->nworkers;
+    conn->congestion_threshold = 6 * f->nworkers;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct uz_fuse *f = req_fuse(req);
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    if (parent != ROOT_INO) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (f->o.expose_disk && strcmp(name, "disk") == 0) {
+        e.ino = DISK_INO;
+    } else {
+        unsigned mode;
+        for (unsigned i = 0; i < f->nattrs; i++)
+            if (strcmp(uzram_attr_name(i, &mode), name) == 0)
+                e.ino = ATTR_INO0 + i;
+    }
+    if (e.ino == 0) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    fill_stat(f, e.ino, &e.attr);
+    e.attr_timeout = attr_timeout(e.ino);
+    e.entry_timeout = attr_timeout(e.ino);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    if (!ino_valid(f, ino)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    struct stat st;
+    fill_stat(f, ino, &st);
+    fuse_reply_attr(req, &st, attr_timeout(ino));
+}
+
+/* Modes, owners and times are fixed; truncating an attribute file (what
+ * `echo x > file` asks first) does nothing, as on sysfs; the disk's size
+ * changes only through disksize. */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    if (!ino_valid(f, ino)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if ((to_set & FUSE_SET_ATTR_SIZE) && ino == DISK_INO &&
+        (uint64_t)attr->st_size != uzram_disksize(f->dev)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    struct stat st;
+    fill_stat(f, ino, &st);
+    fuse_reply_attr(req, &st, attr_timeout(ino));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    int acc = fi->flags & O_ACCMODE;
+    unsigned mode;
+    if (ino == DISK_INO && f->o.expose_disk) {
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+        atomic_fetch_add(&f->disk_opens, 1);
+        if (fuse_reply_open(req, fi) != 0)
+            atomic_fetch_sub(&f->disk_opens, 1);   /* the opener is gone */
+        return;
+    }
+    if (ino_attr(f, ino, &mode) == NULL) {
+        fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
+        return;
+    }
+    /* kernfs refuses to open for reading a file without show, and for
+     * writing one without store, even for root. */
+    if ((acc != O_WRONLY && !(mode & 0444)) || (acc != O_RDONLY && !(mode & 0222))) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    if (ino == DISK_INO)
+        atomic_fetch_sub(&f->disk_opens, 1);
+    fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    int err = ino == DISK_INO ? uzram_flush(f->dev) : 0;
+    fuse_reply_err(req, -err);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    op_flush(req, ino, fi);
+}
+
+/* Reads of the disk are copied into this worker's pool buffer and sent
+ * from there: nothing is allocated. */
+static void read_disk(fuse_req_t req, struct uz_fuse *f, size_t size, off_t off)
+{
+    uint64_t disksize = uzram_disksize(f->dev);
+    struct worker *w = cur_worker;
+    if (off < 0 || !w) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if ((uint64_t)off >= disksize) {
+        fuse_reply_buf(req, NULL, 0);      /* end of file */
+        return;
+    }
+    size_t len = size;
+    if (len > disksize - (uint64_t)off)
+        len = (size_t)(disksize - (uint64_t)off);
+    if (len > IO_MAX)
+        len = IO_MAX;                      /* max_read keeps requests below this */
+    int err = uzram_read(f->dev, w->rbuf, len, (uint64_t)off);
+    if (err < 0)
+        fuse_reply_err(req, -err);
+    else
+        fuse_reply_buf(req, w->rbuf, len);
+}
+
+/* An attribute is shown afresh on every read (direct_io), like sysfs. */
+static void read_attr(fuse_req_t req, struct uz_fuse *f, const char *name, size_t size, off_t off)
+{
+    char buf[ATTR_BUF];
+    int n = uzram_attr_show(f->dev, name, buf, sizeof buf);
+    if (n < 0) {
+        fuse_reply_err(req, -n);
+        return;
+    }
+    if (off < 0 || off >= n) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    size_t len = (size_t)(n - off);
+    fuse_reply_buf(req, buf + off, len < size ? len : size);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    unsigned mode;
+    const char *name;
+    if (ino == DISK_INO)
+        read_disk(req, f, size, off);
+    else if ((name = ino_attr(f, ino, &mode)) != NULL)
+        read_attr(req, f, name, size, off);
+    else
+        fuse_reply_err(req, EISDIR);
+}
+
+/* Writes are stored from libfuse's receive buffer.  Like a block device,
+ * the disk cannot grow: a write that starts at its end fails with ENOSPC
+ * and one that crosses it is cut short. */
+static void write_disk(fuse_req_t req, struct uz_fuse *f, const char *buf, size_t size, off_t off)
+{
+    uint64_t disksize = uzram_disksize(f->dev);
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (size == 0) {
+        fuse_reply_write(req, 0);
+        return;
+    }
+    if ((uint64_t)off >= disksize) {
+        fuse_reply_err(req, ENOSPC);
+        return;
+    }
+    size_t len = size;
+    if (len > disksize - (uint64_t)off)
+        len = (size_t)(disksize - (uint64_t)off);
+    int err = uzram_write(f->dev, buf, len, (uint64_t)off);
+    if (err < 0)
+        fuse_reply_err(req, -err);
+    else
+        fuse_reply_write(req, len);
+}
+
+/* Every write(2) to an attribute is one store, whatever its offset (as
+ * kernfs does); the store's error is the writer's errno. */
+static void write_attr(fuse_req_t req, struct uz_fuse *f, const char *name, const char *buf,
+                       size_t size)
+{
+    /* zram refuses to reset a device that is open. */
+    if (strcmp(name, "reset") == 0 && atomic_load(&f->disk_opens) > 0) {
+        fuse_reply_err(req, EBUSY);
+        return;
+    }
+    if (size >= ATTR_BUF)
+        size = ATTR_BUF - 1;               /* sysfs hands store at most a page */
+    int err = uzram_attr_store(f->dev, name, buf, size);
+    if (err < 0)
+        fuse_reply_err(req, -err);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    unsigned mode;
+    const char *name;
+    if (ino == DISK_INO)
+        write_disk(req, f, buf, size, off);
+    else if ((name = ino_attr(f, ino, &mode)) != NULL)
+        write_attr(req, f, name, buf, size);
+    else
+        fuse_reply_err(req, EISDIR);
+}
+
+/* fallocate on the disk: PUNCH_HOLE|KEEP_SIZE is discard, ZERO_RANGE is
+ * write-zeroes (what a loop device sends for its discard and write-zeroes
+ * requests), plain allocation succeeds inside the disk.  Ranges are cut
+ * at the disk's end; nothing can grow it. */
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
+                         struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    if (ino != DISK_INO) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    if (off < 0 || length <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    uint64_t disksize = uzram_disksize(f->dev);
+    uint64_t start = (uint64_t)off;
+    uint64_t end = start + (uint64_t)length;
+    bool keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
+    int op = mode & ~FALLOC_FL_KEEP_SIZE;
+    if (end < start) {
+        fuse_reply_err(req, EFBIG);
+        return;
+    }
+    if (op != 0 && op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    if (op == FALLOC_FL_PUNCH_HOLE && !keep) {
+        fuse_reply_err(req, EINVAL);       /* as the kernel requires */
+        return;
+    }
+    if (end > disksize && !keep) {
+        fuse_reply_err(req, ENOSPC);
+        return;
+    }
+    if (end > disksize)
+        end = disksize;
+    int err = 0;
+    if (start < end && op == FALLOC_FL_PUNCH_HOLE)
+        err = uzram_discard(f->dev, (size_t)(end - start), start);
+    else if (start < end && op == FALLOC_FL_ZERO_RANGE)
+        err = uzram_write_zeroes(f->dev, (size_t)(end - start), start);
+    fuse_reply_err(req, -err);
+}
+
+/* The listing: ".", "..", "disk", then the attributes; the offset of an
+ * entry is its index + 1. */
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    struct uz_fuse *f = req_fuse(req);
+    if (ino != ROOT_INO) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    char buf[4096];
+    size_t cap = size < sizeof buf ? size : sizeof buf;
+    size_t pos = 0;
+    unsigned n = 3 + f->nattrs;
+    for (unsigned i = off < 0 ? 0 : (unsigned)off; i < n; i++) {
+        struct stat st;
+        memset(&st, 0, sizeof st);
+        const char *name;
+        unsigned mode;
+        if (i == 0) {
+            name = ".";
+            st.st_ino = ROOT_INO;
+            st.st_mode = S_IFDIR;
+        } else if (i == 1) {
+            name = "..";
+            st.st_ino = ROOT_INO;
+            st.st_mode = S_IFDIR;
+        } else if (i == 2) {
+            if (!f->o.expose_disk)
+                continue;
+            name = "disk";
+            st.st_ino = DISK_INO;
+            st.st_mode = S_IFREG;
+        } else {
+            name = uzram_attr_name(i - 3, &mode);
+            st.st_ino = ATTR_INO0 + (i - 3);
+            st.st_mode = S_IFREG;
+        }
+        size_t need = fuse_add_direntry(req, buf + pos, cap - pos, name, &st, (off_t)i + 1);
+        if (need > cap - pos)
+            break;
+        pos += need;
+    }
+    fuse_reply_buf(req, buf, pos);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct uz_fuse *f = req_fuse(req);
+    struct uzram_stats s;
+    uzram_get_stats(f->dev, &s);
+    struct statvfs sv;
+    memset(&sv, 0, sizeof sv);
+    uint64_t blocks = uzram_disksize(f->dev) / UZRAM_PAGE_SIZE;
+    uint64_t used = s.orig_data_size / UZRAM_PAGE_SIZE;
+    sv.f_bsize = sv.f_frsize = UZRAM_PAGE_SIZE;
+    sv.f_blocks = blocks;
+    sv.f_bfree = sv.f_bavail = used < blocks ? blocks - used : 0;
+    sv.f_files = 2 + f->nattrs;
+    sv.f_namemax = 255;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* Nothing can be created or removed here: sysfs says EACCES / EPERM. */
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EACCES);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    fuse_reply_err(req, EACCES);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fuse_reply_err(req, EACCES);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EPERM);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .open = op_open,
+    .release = op_release,
+    .flush = op_flush,
+    .fsync = op_fsync,
+    .read = op_read,
+    .write = op_write,
+    .fallocate = op_fallocate,
+    .readdir = op_readdir,
+    .statfs = op_statfs,
+    .create = op_create,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+};
+
+/* ----------------------------------------------------------- server */
+
+static void wake_handler(int sig)
+{
+    (void)sig;   /* only interrupts a blocked read(2) */
+}
+
+void uz_fuse_opts_init(struct uz_fuse_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->expose_disk = true;
+    o->fsname = "uzram";
+    o->subtype = "uzram";
+    o->threads = 8;
+    o->allow_other = geteuid() == 0;
+}
+
+int uz_fuse_lock_memory(void)
+{
+    /* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make every later
+     * mapping past the limit fail: the device could not grow.  Only a
+     * process that may lock without limit (root, CAP_IPC_LOCK, or an
+     * unlimited rlimit) locks. */
+    struct rlimit rl;
+    if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        return -EPERM;
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+        return -errno;
+    uz_mem_set_locked(true);
+    prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+    return 0;
+}
+
+static void worker_exit(struct worker *w)
+{
+    struct uz_fuse *f = w->f;
+    pthread_mutex_lock(&f->lock);
+    atomic_store(&w->done, true);
+    if (--f->live == 0) {
+        char c = 'x';
+        ssize_t r = write(f->end_pipe[1], &c, 1);
+        (void)r;
+    }
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct uz_fuse *f = w->f;
+    cur_worker = w;
+
+    /* Only the wake signal may interrupt this thread. */
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, WAKE_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    /* Memory this thread asks for must not be reclaimed by I/O to the
+     * device it serves (needs CAP_SYS_RESOURCE; harmless without). */
+    prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+
+    struct fuse_buf fbuf;
+    memset(&fbuf, 0, sizeof fbuf);
+    while (!atomic_load(&f->stopping) && !fuse_session_exited(f->se)) {
+        int res = fuse_session_receive_buf(f->se, &fbuf);
+        if (res == -EINTR || res == -EAGAIN)
+            continue;
+        if (res <= 0)
+            break;      /* -ENODEV: unmounted or aborted */
+        fuse_session_process_buf(f->se, &fbuf);
+    }
+    free(fbuf.mem);
+    worker_exit(w);
+    return NULL;
+}
+
+/* Unmount DIR lazily (it never fails for being busy).  Root does it
+ * directly; others through the setuid fusermount3. */
+static void lazy_unmount(const char *dir)
+{
+    if (geteuid() == 0) {
+        umount2(dir, MNT_DETACH);
+        return;
+    }
+    char *argv[] = {"fusermount3", "-u", "-z", "-q", (char *)dir, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* Is DIR still the mount this server made (possibly a dead one)? */
+static bool still_mounted(const struct uz_fuse *f)
+{
+    struct stat st;
+    if (stat(f->dir, &st) != 0)
+        return errno == ENOTCONN;   /* an aborted connection */
+    return st.st_dev == f->mnt_dev;
+}
+
+/* Wait until every worker is out, or for at most ms milliseconds.
+ * True when all are out. */
+static bool wait_workers(struct uz_fuse *f, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->lock);
+    while (f->live > 0) {
+        if (pthread_cond_timedwait(&f->cond, &f->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool all = f->live == 0;
+    pthread_mutex_unlock(&f->lock);
+    return all;
+}
+
+/* Stop the workers that are still running: flag them, and interrupt
+ * their read of /dev/fuse until each has left (a signal that lands while
+ * a worker is busy is lost, so it is repeated). */
+static void force_workers(struct uz_fuse *f)
+{
+    atomic_store(&f->stopping, true);
+    fuse_session_exit(f->se);
+    for (;;) {
+        for (unsigned i = 0; i < f->nworkers; i++)
+            if (f->workers[i].created && !atomic_load(&f->workers[i].done))
+                pthread_kill(f->workers[i].tid, WAKE_SIGNAL);
+        if (wait_workers(f, 50))
+            break;
+    }
+}
+
+static void free_server(struct uz_fuse *f)
+{
+    for (unsigned i = 0; i < f->nworkers; i++)
+        if (f->workers[i].created)
+            pthread_join(f->workers[i].tid, NULL);
+    if (f->se)
+        fuse_session_destroy(f->se);   /* closes /dev/fuse: the connection ends */
+    if (f->end_pipe[0] >= 0)
+        close(f->end_pipe[0]);
+    if (f->end_pipe[1] >= 0)
+        close(f->end_pipe[1]);
+    if (f->pool)
+        munmap(f->pool, (size_t)f->nworkers * IO_MAX);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    free(f->dir);
+    free(f);
+}
+
+void uz_fuse_stop(struct uz_fuse *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    bool serving = f->live > 0;
+    pthread_mutex_unlock(&f->lock);
+    if (f->mnt_dev != 0 && (serving || still_mounted(f)))
+        lazy_unmount(f->dir);
+    /* Unused, the mount ends at once and the workers see ENODEV; a loop
+     * device or an open file keeps it alive until it lets go. */
+    if (!wait_workers(f, STOP_GRACE_MS))
+        force_workers(f);
+    free_server(f);
+}
+
+int uz_fuse_end_fd(const struct uz_fuse *f)
+{
+    return f->end_pipe[0];
+}
+
+int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
+                  struct uz_fuse **out)
+{
+    struct uz_fuse_opts defaults;
+    if (!o) {
+        uz_fuse_opts_init(&defaults);
+        o = &defaults;
+    }
+    *out = NULL;
+    struct uz_fuse *f = calloc(1, sizeof *f);
+    if (!f)
+        return -ENOMEM;
+    f->dev = dev;
+    f->o = *o;
+    f->end_pipe[0] = f->end_pipe[1] = -1;
+    f->born = time(NULL);
+    f->nworkers = o->threads == 0 ? 8 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    unsigned mode;
+    while (uzram_attr_name(f->nattrs, &mode))
+        f->nattrs++;
+
+    int err = 0;
+    struct stat st;
+    f->dir = realpath(dir, NULL);
+    if (!f->dir || stat(f->dir, &st) != 0) {
+        err = -errno;
+        fprintf(stderr, "uzram: %s: %s\n", dir, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        err = -ENOTDIR;
+        fprintf(stderr, "uzram: %s: not a directory\n", dir);
+        goto fail;
+    }
+    if (pipe2(f->end_pipe, O_CLOEXEC) != 0) {
+        err = -errno;
+        goto fail;
+    }
+    /* The read buffers, touched now so that they are resident (and
+     * locked, under mlockall) before the first request. */
+    f->pool = mmap(NULL, (size_t)f->nworkers * IO_MAX, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (f->pool == MAP_FAILED) {
+        f->pool = NULL;
+        err = -ENOMEM;
+        goto fail;
+    }
+    memset(f->pool, 0, (size_t)f->nworkers * IO_MAX);
+
+    char optbuf[512];
+    snprintf(optbuf, sizeof optbuf, "fsname=%s,subtype=%s,default_permissions,max_read=%u%s",
+             o->fsname ? o->fsname : "uzram", o->subtype ? o->subtype : "uzram", IO_MAX,
+             o->allow_other ? ",allow_other" : "");
+    char *argv[] = {"uzram", "-o", optbuf, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    f->se = fuse_session_new(&args, &ops, sizeof ops, f);
+    if (!f->se) {
+        err = -EINVAL;
+        fprintf(stderr, "uzram: cannot create a FUSE session\n");
+        goto fail;
+    }
+    if (fuse_session_mount(f->se, f->dir) != 0) {
+        err = access("/dev/fuse", R_OK | W_OK) != 0 ? -errno : -EIO;
+        fprintf(stderr, "uzram: cannot mount %s%s%s\n", f->dir, err == -EIO ? "" : ": ",
+                err == -EIO ? "" : strerror(-err));
+        goto fail;
+    }
+    /* The wake signal interrupts reads (no SA_RESTART).  Installed only
+     * if nobody else handles it. */
+    struct sigaction old;
+    if (sigaction(WAKE_SIGNAL, NULL, &old) == 0 &&
+        (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = wake_handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(WAKE_SIGNAL, &sa, NULL);
+    }
+
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setstacksize(&ta, WORKER_STACK);
+    for (unsigned i = 0; i < f->nworkers; i++) {
+        struct worker *w = &f->workers[i];
+        w->f = f;
+        w->rbuf = f->pool + (size_t)i * IO_MAX;
+        pthread_mutex_lock(&f->lock);
+        f->live++;
+        pthread_mutex_unlock(&f->lock);
+        int e = pthread_create(&w->tid, &ta, worker_main, w);
+        if (e != 0) {
+            pthread_mutex_lock(&f->lock);
+            f->live--;
+            pthread_mutex_unlock(&f->lock);
+            err = -e;
+            fprintf(stderr, "uzram: cannot start a worker thread: %s\n", strerror(e));
+            break;
+        }
+        w->created = true;
+    }
+    pthread_attr_destroy(&ta);
+    if (err < 0) {
+        lazy_unmount(f->dir);      /* the workers that run see ENODEV */
+        uz_fuse_stop(f);
+        return err;
+    }
+    /* Only now: a stat of the new mount waits for the kernel's INIT
+     * request, which a worker has to answer. */
+    if (stat(f->dir, &st) == 0)
+        f->mnt_dev = st.st_dev;
+    *out = f;
+    return 0;
+
+fail:
+    free_server(f);
+    return err;
+}
+
+/* ------------------------------------------------------ uzram mount */
+
+/* Where the daemon of the mount with device number dev leaves its pid,
+ * so that `uzram umount` can wait for it to finish. */
+static void pidfile_path(dev_t dev, char *buf, size_t size, bool create_dir)
+{
+    char dir[PATH_MAX - 64];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (geteuid() == 0)
+        snprintf(dir, sizeof dir, "/run/uzram");
+    else if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/uzram", xdg);
+    else
+        snprintf(dir, sizeof dir, "/tmp/uzram-%u", (unsigned)geteuid());
+    if (create_dir)
+        mkdir(dir, 0755);
+    snprintf(buf, size, "%s/%u:%u.pid", dir, major(dev), minor(dev));
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -errno;
+    fprintf(fp, "%ld\n", (long)getpid());
+    return fclose(fp) == 0 ? 0 : -errno;
+}
+
+/* Is DIR (absolute, resolved) the mount point of a fuse.uzram mount? */
+static bool is_uzram_mount(const char *dir)
+{
+    FILE *fp = fopen("/proc/self/mounts", "r");
+    if (!fp)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp)) {
+        char src[1024], mnt[2048], type[256];
+        if (sscanf(line, "%1023s %2047s %255s", src, mnt, type) != 3)
+            continue;
+        /* /proc/mounts escapes blanks as \040; compare the raw form of
+         * simple paths, which is what uzram mounts at in practice. */
+        if (strcmp(type, "fuse.uzram") == 0 && strcmp(mnt, dir) == 0)
+            found = true;
+    }
+    fclose(fp);
+    return found;
+}
+
+static int mount_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
+            "                       [--mem-limit SIZE] [--threads N] [--pidfile FILE] [-f]\n"
+            "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
+            "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
+            "  25%% of RAM.  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
+    return fp == stderr ? 2 : 0;
+}
+
+static int parse_size(const char *opt, const char *s, uint64_t *out)
+{
+    if (uz_memparse(s, strlen(s), out) < 0) {
+        fprintf(stderr, "uzram mount: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Serve until DIR is unmounted or a signal in sigs arrives (they are
+ * blocked by the caller and read through a signalfd). */
+static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
+{
+    int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
+    struct pollfd p[2] = {{.fd = uz_fuse_end_fd(f), .events = POLLIN},
+                          {.fd = sfd, .events = POLLIN}};
+    for (;;) {
+        int n = poll(p, sfd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+            (sfd >= 0 && (p[1].revents & POLLIN)))
+            break;
+    }
+    if (sfd >= 0)
+        close(sfd);
+}
+
+/* What `uzram mount` was asked for. */
+struct mount_args {
+    struct uzram_config cfg;
+    struct uz_fuse_opts fo;
+    bool foreground;
+    char *dir;        /* absolute */
+    char *pidfile;    /* absolute, or NULL */
+};
+
+/* Parse argv into *a.  Returns -1 to go on, else the exit status. */
+static int parse_mount_args(int argc, char **argv, struct mount_args *a)
+{
+    static const struct option longopts[] = {
+        {"size", required_argument, NULL, 's'},
+        {"algorithm", required_argument, NULL, 'a'},
+        {"level", required_argument, NULL, 'l'},
+        {"allocator", required_argument, NULL, 'z'},
+        {"mem-limit", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 't'},
+        {"pidfile", required_argument, NULL, 'p'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    uzram_config_init(&a->cfg);
+    uz_fuse_opts_init(&a->fo);
+    bool have_size = false;
+    const char *pidfile = NULL;
+    char *end;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:a:l:z:m:t:p:fh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_size("--size", optarg, &a->cfg.disksize) < 0)
+                return 2;
+            have_size = true;
+            break;
+        case 'a':
+            a->cfg.algorithm = optarg;
+            break;
+        case 'l':
+            a->cfg.level = (int)strtol(optarg, &end, 10);
+            if (*optarg == 0 || *end) {
+                fprintf(stderr, "uzram mount: --level: '%s' is not a number\n", optarg);
+                return 2;
+            }
+            break;
+        case 'z':
+            a->cfg.allocator = optarg;
+            break;
+        case 'm':
+            if (parse_size("--mem-limit", optarg, &a->cfg.mem_limit) < 0)
+                return 2;
+            break;
+        case 't':
+            a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
+            if (*optarg == 0 || *end || a->fo.threads == 0 || a->fo.threads > MAX_THREADS) {
+                fprintf(stderr, "uzram mount: --threads: give 1 to %d\n", MAX_THREADS);
+                return 2;
+            }
+            break;
+        case 'p':
+            pidfile = optarg;
+            break;
+        case 'f':
+            a->foreground = true;
+            break;
+        case 'h':
+            return mount_usage(stdout);
+        default:
+            return mount_usage(stderr);
+        }
+    }
+    if (optind != argc - 1)
+        return mount_usage(stderr);
+    const char *arg = argv[optind];
+    struct stat st;
+    a->dir = realpath(arg, NULL);
+    if (!a->dir || stat(a->dir, &st) != 0) {
+        fprintf(stderr, "uzram mount: %s: %s\n", arg, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "uzram mount: %s: not a directory\n", arg);
+        return 1;
+    }
+    if (is_uzram_mount(a->dir)) {
+        fprintf(stderr, "uzram mount: %s: a uzram is already mounted there\n", a->dir);
+        return 1;
+    }
+    if (!have_size) {   /* compcache's default: a quarter of RAM */
+        uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+        a->cfg.disksize = ram / 4 / UZRAM_PAGE_SIZE * UZRAM_PAGE_SIZE;
+    }
+    if (pidfile) {   /* the daemon moves to /: keep the path absolute */
+        char cwd[PATH_MAX];
+        if (pidfile[0] == '/')
+            a->pidfile = strdup(pidfile);
+        else if (getcwd(cwd, sizeof cwd) && asprintf(&a->pidfile, "%s/%s", cwd, pidfile) < 0)
+            a->pidfile = NULL;
+        if (!a->pidfile) {
+            fprintf(stderr, "uzram mount: --pidfile: cannot resolve '%s'\n", pidfile);
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Go to the background the way mount(8) users expect: the parent exits
+ * only once the outcome is known, with 0 if DIR is served and the child's
+ * failure status otherwise.  The child reports success with one byte on
+ * the pipe (see daemon_ready()); if it fails it just exits, and the
+ * parent sees EOF.  Threads do not survive fork, so this comes before
+ * anything starts one.  Returns true in the child (with the pipe's write
+ * end in *ready); in the parent, false with the exit status in *status.
+ */
+static bool fork_daemon(int *ready, int *status)
+{
+    int p[2];
+    fflush(NULL);
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        perror("uzram mount: pipe");
+        *status = 1;
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("uzram mount: fork");
+        *status = 1;
+        return false;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        *ready = p[1];
+        return true;
+    }
+    close(p[1]);
+    char b;
+    ssize_t r;
+    while ((r = read(p[0], &b, 1)) < 0 && errno == EINTR)
+        ;
+    close(p[0]);
+    if (r == 1) {
+        *status = 0;
+        return false;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    *status = WIFEXITED(ws) && WEXITSTATUS(ws) != 0 ? WEXITSTATUS(ws) : 1;
+    return false;
+}
+
+/* The mount is served: release the parent, and leave the terminal. */
+static void daemon_ready(int ready)
+{
+    if (chdir("/") != 0) {
+        /* harmless: the daemon uses absolute paths only */
+    }
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+    char ok = 'o';
+    ssize_t r = write(ready, &ok, 1);
+    (void)r;
+    close(ready);
+}
+
+/* A swap device's server must never wait for swap: lock memory (on
+ * fault, so reservations stay virtual), keep out of the OOM killer's way
+ * (its death would take every swapped page with it), and stop reclaim
+ * from recursing into I/O (uz_fuse_lock_memory sets PR_SET_IO_FLUSHER;
+ * the workers set it for themselves too). */
+static void harden_daemon(void)
+{
+    int err = uz_fuse_lock_memory();
+    if (err < 0)
+        fprintf(stderr, "uzram mount: warning: cannot lock memory (%s); "
+                "as swap this device may deadlock under memory pressure\n", strerror(-err));
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = write(fd, "-1000", 5);   /* needs CAP_SYS_RESOURCE */
+        (void)r;
+        close(fd);
+    }
+}
+
+int uz_cmd_mount(int argc, char **argv)
+{
+    struct mount_args a;
+    int rc = parse_mount_args(argc, argv, &a);
+    if (rc >= 0)
+        goto out;
+    rc = 1;
+    int ready = -1;
+    if (!a.foreground && !fork_daemon(&ready, &rc))
+        goto out;   /* the parent, with the mount's outcome */
+
+    harden_daemon();
+    sigset_t sigs;   /* the ways to stop: read through a signalfd */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    struct uzram *dev = NULL;
+    int err = uzram_create(&a.cfg, &dev);
+    if (err < 0) {
+        const char *msg = uzram_last_error();
+        fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
+        goto out;
+    }
+    struct uz_fuse *f;
+    if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
+        uzram_destroy(dev);
+        goto out;
+    }
+    char runpid[PATH_MAX] = "";
+    struct stat st;
+    if (stat(a.dir, &st) == 0) {
+        pidfile_path(st.st_dev, runpid, sizeof runpid, true);
+        write_pidfile(runpid);
+    }
+    if (a.pidfile && (err = write_pidfile(a.pidfile)) < 0)
+        fprintf(stderr, "uzram mount: warning: %s: %s\n", a.pidfile, strerror(-err));
+    if (!a.foreground)
+        daemon_ready(ready);
+
+    serve_until_done(f, &sigs);
+    uz_fuse_stop(f);
+    uzram_destroy(dev);
+    if (runpid[0])
+        unlink(runpid);
+    if (a.pidfile)
+        unlink(a.pidfile);
+    rc = 0;
+out:
+    free(a.dir);
+    free(a.pidfile);
+    return rc;
+}
+
+/* ----------------------------------------------------- uzram umount */
+
+/* Is process pid gone (or a zombie nobody has reaped yet)? */
+static bool process_gone(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return true;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');     /* "pid (comm) S ..." */
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* The pid in the mount's runtime pidfile, or 0. */
+static pid_t mount_daemon(dev_t dev)
+{
+    char path[PATH_MAX];
+    pidfile_path(dev, path, sizeof path, false);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    long pid = 0;
+    if (fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
+        pid = 0;
+    fclose(fp);
+    if (pid && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        pid = 0;
+    return (pid_t)pid;
+}
+
+static int umount_one(const char *arg)
+{
+    char *dir = realpath(arg, NULL);
+    const char *path = dir ? dir : arg;     /* a dead mount does not resolve */
+    struct stat st;
+    pid_t pid = 0;
+    if (stat(path, &st) == 0)
+        pid = mount_daemon(st.st_dev);
+    if (!is_uzram_mount(path)) {
+        fprintf(stderr, "uzram umount: %s: not a uzram mount\n", arg);
+        free(dir);
+        return 1;
+    }
+    /* Not lazy: a disk still in use (a loop device, an open file) keeps
+     * the mount and its daemon, as umount(8) would. */
+    int rc = 0;
+    if (geteuid() == 0) {
+        /* A loop device just detached lets go of DIR/disk a moment
+         * later: give a busy mount a second. */
+        int r, e;
+        for (int tries = 0;; tries++) {
+            r = umount2(path, 0);
+            e = errno;
+            if (r == 0 || e != EBUSY || tries >= 20)
+                break;
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (r != 0) {
+            fprintf(stderr, "uzram umount: %s: %s%s\n", arg, strerror(e),
+                    e == EBUSY ? " (is DIR/disk attached to a loop device or open?)" : "");
+            rc = 1;
+        }
+    } else {
+        char *av[] = {"fusermount3", "-u", (char *)path, NULL};
+        pid_t child;
+        int status = 1;
+        if (posix_spawnp(&child, "fusermount3", NULL, NULL, av, environ) != 0 ||
+            waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    }
+    /* The daemon destroys its device and exits once the mount is gone. */
+    if (rc == 0 && pid > 0) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        int waited = 0;
+        while (!process_gone(pid) && waited < 3000) {   /* 30 s */
+            nanosleep(&ts, NULL);
+            waited++;
+        }
+        if (waited >= 3000) {
+            fprintf(stderr, "uzram umount: %s: daemon %ld did not exit\n", arg, (long)pid);
+            rc = 1;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+int uz_cmd_umount(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: uzram umount DIR...\n"
+                        "  Unmounts a uzram mount; its daemon frees the device and exits.\n");
+        return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
+    }
+    int rc = 0;
+    for (int i = 1; i < argc; i++)
+        rc |= umount_one(argv[i]);
+    return rc;
+}
