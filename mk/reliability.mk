@@ -26,11 +26,11 @@ FUZZ_SRCS = $(sort $(wildcard src/*.c))
 FUZZ_DEFS = -DUZRAM_BUILD=1 -DUZRAM_VERSION=\"fuzz\" \
             $(if $(wildcard src/xvmalloc.c),-DUZ_HAVE_XVMALLOC=1) \
             $(if $(wildcard src/mallocator.c),-DUZ_HAVE_MALLOCATOR=1)
-# Known library bug (reported): struct uz_stream is declared aligned(64) but
-# allocated with uz_calloc (16-byte aligned), which UBSan's alignment check
-# stops on at the first write.  Until it is fixed the check is off; run
-# `make fuzz FUZZ_WORKAROUNDS=` to see it.
-FUZZ_WORKAROUNDS ?= -fno-sanitize=alignment
+# Extra flags for the fuzz build.  Both library bugs the fuzzer's
+# workarounds were for (misaligned streams, the malloc allocator leaking on
+# destroy) are fixed, so the workarounds are off: full UBSan, and
+# FUZZ_MALLOC_LEAK_WORKAROUND=0 so LeakSanitizer watches every allocator.
+FUZZ_WORKAROUNDS ?= -DFUZZ_MALLOC_LEAK_WORKAROUND=0
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(FUZZ_WORKAROUNDS) \
               -Iinclude -Isrc -I/usr/include/lzo

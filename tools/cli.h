@@ -7,6 +7,7 @@
 #define UZRAM_CLI_H
 
 int uz_cmd_bench(int argc, char **argv);    /* tools/bench.c   */
+int uz_cmd_bench_alloc(int argc, char **argv); /* tools/bench_alloc.c */
 int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
 int uz_cmd_mount(int argc, char **argv);    /* frontends/fuse.c */
 int uz_cmd_umount(int argc, char **argv);   /* frontends/fuse.c */

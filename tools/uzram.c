@@ -2,6 +2,7 @@
  * uzram.c - the command line tool: dispatches to one subcommand.
  *
  *   uzram bench    [options] PAGEFILE...   benchmark against kernel zram
+ *   uzram bench-alloc [options] PAGEFILE   allocator cost against population
  *   uzram capture  PID OUT                 save a process's resident pages
  *   uzram mount    DIR [options]           serve a device as a FUSE file
  *   uzram umount   DIR                     stop a mount
@@ -20,6 +21,7 @@ static int usage(FILE *f)
             "usage:\n"
             "  uzram bench [--algorithm A] [--level N] [--allocator A[,B..]] [--threads N]\n"
             "              [--churn R] [--seed S] [--kernel-zram] [--json] PAGEFILE...\n"
+            "  uzram bench-alloc [--allocator A[,B..]] [--max-objects N] [--ops N] PAGEFILE\n"
             "  uzram capture PID OUT\n"
             "  uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
             "              [--mem-limit SIZE] [-f]\n"
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "bench"))
         return uz_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench-alloc"))
+        return uz_cmd_bench_alloc(argc - 1, argv + 1);
     if (!strcmp(cmd, "capture"))
         return uz_cmd_capture(argc - 1, argv + 1);
 #ifdef UZ_HAVE_FUSE
