@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +71,7 @@ struct result {
     double write_mb_s, read_mb_s;
     bool verified;
     bool kernel;
+    uint64_t kernel_mem_after_compact;  /* kernel churn: mem_used after writing compact */
 };
 
 static double now_s(void)
@@ -319,6 +322,41 @@ static uint64_t xorshift(uint64_t *s)
     return *s = x;
 }
 
+/* One churn round's writes: a random half of the n slots (perm[0..n/2))
+ * get randomly chosen pages of the file (src[]); expect[] follows.  The
+ * same seed gives the same plan for uzram and for kernel zram. */
+static uint64_t plan_writes(uint64_t *seed, uint64_t n, uint32_t *perm, uint32_t *src,
+                            int64_t *expect)
+{
+    for (uint64_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    for (uint64_t i = n - 1; i > 0; i--) {
+        uint64_t k = xorshift(seed) % (i + 1);
+        uint32_t t = perm[i];
+        perm[i] = perm[k];
+        perm[k] = t;
+    }
+    uint64_t half = n / 2;
+    for (uint64_t i = 0; i < half; i++) {
+        src[i] = (uint32_t)(xorshift(seed) % n);
+        expect[perm[i]] = src[i];
+    }
+    return half;
+}
+
+/* Then a random fifth discarded (perm[0..n/5), src[] = UINT32_MAX).  A slot
+ * may repeat in the list; discarding twice, even from two threads at once,
+ * leaves it empty all the same. */
+static void plan_discards(uint64_t *seed, uint64_t n, uint32_t *perm, uint32_t *src,
+                          int64_t *expect)
+{
+    for (uint64_t i = 0; i < n / 5; i++) {
+        perm[i] = (uint32_t)(xorshift(seed) % n);
+        src[i] = UINT32_MAX;
+        expect[perm[i]] = -1;
+    }
+}
+
 static void progress(const char *what, int done, int total)
 {
     if (!isatty(STDOUT_FILENO))
@@ -400,36 +438,14 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
         churn->footprint_max = fill->st.footprint;
         for (int round = 0; round < o->churn && ret == 0; round++) {
             progress("churn", round, o->churn);
-            /* a random half overwritten with random pages */
-            for (uint64_t i = 0; i < n; i++)
-                perm[i] = (uint32_t)i;
-            for (uint64_t i = n - 1; i > 0; i--) {
-                uint64_t k = xorshift(&seed) % (i + 1);
-                uint32_t t = perm[i];
-                perm[i] = perm[k];
-                perm[k] = t;
-            }
-            uint64_t half = n / 2, fifth = n / 5;
-            for (uint64_t i = 0; i < half; i++) {
-                src[i] = (uint32_t)(xorshift(&seed) % n);
-                expect[perm[i]] = src[i];
-            }
+            uint64_t half = plan_writes(&seed, n, perm, src, expect), fifth = n / 5;
             proto.plan = perm;
             proto.plan_src = src;
             double a = now_s();
             err = run_threads(o->threads, &proto, plan_thread, half, true, NULL, churn);
             wsec += now_s() - a;
             wbytes += half * PAGE;
-            /* then a random fifth discarded */
-            for (uint64_t i = 0; i < fifth; i++) {
-                uint64_t slot = xorshift(&seed) % n;
-                perm[i] = (uint32_t)slot;
-                src[i] = UINT32_MAX;
-            }
-            /* a slot may repeat in the discard list; discarding twice,
-             * even from two threads at once, leaves it empty all the same */
-            for (uint64_t i = 0; i < fifth; i++)
-                expect[perm[i]] = -1;
+            plan_discards(&seed, n, perm, src, expect);
             err = err ? err : run_threads(o->threads, &proto, plan_thread, fifth, true, NULL, churn);
             if (err < 0) {
                 fprintf(stderr, "uzram bench: %s: churn failed: %s\n", pf->name, uzram_last_error());
@@ -496,7 +512,92 @@ static int sysfs_read(const char *attr, char *buf, size_t size)
     return 0;
 }
 
-static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct result *r)
+static void kernel_mm_stat(struct result *r)
+{
+    char buf[512];
+    if (sysfs_read("mm_stat", buf, sizeof buf) == 0) {
+        unsigned long long v[9] = {0};
+        sscanf(buf, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+               &v[4], &v[5], &v[6], &v[7], &v[8]);
+        r->st.orig_data_size = v[0];
+        r->st.compr_data_size = v[1];
+        r->st.mem_used_total = v[2];
+        r->st.footprint = v[2];   /* kernel: allocator pages only */
+        r->st.same_pages = v[5];
+        r->st.huge_pages = v[7];
+    }
+}
+
+/* The churn of bench_device on /dev/zram0: the same seeded plan, writes
+ * with pwrite (O_DIRECT), discards with BLKDISCARD; then every page is
+ * verified, mm_stat read, compact written, mm_stat read again. */
+static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd, uint8_t *io,
+                        struct result *r)
+{
+    uint64_t seed = o->seed ? o->seed : 0x9e3779b97f4a7c15ull;
+    uint64_t n = pf->pages;
+    int64_t *expect = malloc(n * sizeof *expect);
+    uint32_t *perm = malloc(n * sizeof *perm), *src = malloc(n * sizeof *src);
+    for (uint64_t i = 0; i < n; i++)
+        expect[i] = (int64_t)i;
+    int ret = 0;
+    double wsec = 0;
+    uint64_t wbytes = 0;
+    for (int round = 0; round < o->churn && ret == 0; round++) {
+        uint64_t half = plan_writes(&seed, n, perm, src, expect);
+        double a = now_s();
+        for (uint64_t i = 0; i < half && ret == 0; i++) {
+            memcpy(io, pf->data + (uint64_t)src[i] * PAGE, PAGE);
+            if (pwrite(fd, io, PAGE, (off_t)perm[i] * PAGE) != PAGE)
+                ret = -1;
+        }
+        wsec += now_s() - a;
+        wbytes += half * PAGE;
+        plan_discards(&seed, n, perm, src, expect);
+        for (uint64_t i = 0; i < n / 5 && ret == 0; i++) {
+            uint64_t range[2] = {(uint64_t)perm[i] * PAGE, PAGE};
+            if (ioctl(fd, BLKDISCARD, range) != 0)
+                ret = -1;
+        }
+    }
+    uint64_t bad = 0;
+    double a = now_s();
+    for (uint64_t i = 0; i < n && ret == 0; i++) {
+        if (pread(fd, io, PAGE, (off_t)i * PAGE) != PAGE) {
+            ret = -1;
+            break;
+        }
+        const uint8_t *want = expect[i] < 0 ? zero_page : pf->data + (uint64_t)expect[i] * PAGE;
+        if (memcmp(io, want, PAGE))
+            bad++;
+    }
+    double b = now_s();
+    free(expect);
+    free(perm);
+    free(src);
+    if (ret < 0) {
+        fprintf(stderr, "uzram bench: kernel zram churn I/O failed: %s\n", strerror(errno));
+        return -1;
+    }
+    kernel_mm_stat(r);
+    r->phase = "churn";
+    r->allocator = "kernel-zram";
+    r->kernel = true;
+    r->pages = n;
+    r->write_mb_s = (double)wbytes / wsec / 1e6;
+    r->read_mb_s = (double)(n * PAGE) / (b - a) / 1e6;
+    r->verified = bad == 0;
+    r->footprint_max = r->st.footprint;
+    r->max_ratio = r->st.compr_data_size ? (double)r->st.footprint / (double)r->st.compr_data_size : 0;
+    sysfs_write("compact", "1");
+    struct result after = {0};
+    kernel_mm_stat(&after);
+    r->kernel_mem_after_compact = after.st.mem_used_total;
+    return bad ? -1 : 0;
+}
+
+static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct result *r,
+                        struct result *kchurn)
 {
     if (access("/sys/block/zram0", F_OK) != 0) {
         fprintf(stderr, "uzram bench: no /sys/block/zram0 here: kernel zram skipped\n");
@@ -548,21 +649,18 @@ static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct 
             bad++;
     }
     double t2 = now_s();
+    memset(r, 0, sizeof *r);
+    if (ret == 0)
+        kernel_mm_stat(r);
+    if (ret == 0 && bad == 0 && o->churn > 0 && kernel_churn(o, pf, fd, io, kchurn) < 0)
+        ret = -2;
     close(fd);
     free(io);
-    memset(r, 0, sizeof *r);
-    if (ret == 0 && sysfs_read("mm_stat", buf, sizeof buf) == 0) {
-        unsigned long long v[9] = {0};
-        sscanf(buf, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-               &v[4], &v[5], &v[6], &v[7], &v[8]);
-        r->st.orig_data_size = v[0];
-        r->st.compr_data_size = v[1];
-        r->st.mem_used_total = v[2];
-        r->st.footprint = v[2];   /* kernel: allocator pages only */
-        r->st.same_pages = v[5];
-        r->st.huge_pages = v[7];
-    }
     sysfs_write("reset", "1");
+    if (ret == -2) {
+        fprintf(stderr, "uzram bench: kernel zram churn failed verification\n");
+        return -1;
+    }
     if (ret < 0) {
         fprintf(stderr, "uzram bench: kernel zram I/O failed\n");
         return -1;
@@ -600,6 +698,9 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
     if (!strcmp(r->phase, "churn"))
         printf(",\"footprint_max_bytes\":%llu,\"footprint_max_ratio\":%.4f",
                (unsigned long long)r->footprint_max, r->max_ratio);
+    if (r->kernel && r->kernel_mem_after_compact)
+        printf(",\"mem_used_after_compact_bytes\":%llu",
+               (unsigned long long)r->kernel_mem_after_compact);
     if (!r->kernel)
         printf(",\"compact_steps\":%llu,\"compact_pause_max_us\":%llu",
                (unsigned long long)r->st.compact_steps,
@@ -633,7 +734,11 @@ static void print_row(const struct pagefile *pf, const struct result *r)
                (double)r->st.meta_bytes / 1024,
                (double)(r->st.footprint - r->st.mem_used_total - r->st.slot_table_bytes -
                         r->st.meta_bytes) / 1024);
-    if (!strcmp(r->phase, "churn"))
+    if (r->kernel && r->kernel_mem_after_compact)
+        printf("%-22s %-6s %-12s kernel mem_used/compr %.3f before compact, %.3f after writing compact\n",
+               "", "", "", (double)r->st.mem_used_total / (double)r->st.compr_data_size,
+               (double)r->kernel_mem_after_compact / (double)r->st.compr_data_size);
+    if (!strcmp(r->phase, "churn") && !r->kernel)
         printf("%-22s %-6s %-12s footprint_max %.1f MiB; peak footprint/compr during the churn "
                "%.3f; auto-compaction %llu steps, longest %llu us\n", "", "", "",
                (double)r->footprint_max / mib, r->max_ratio,
@@ -720,10 +825,12 @@ int uz_cmd_bench(int argc, char **argv)
             fflush(stdout);
         }
         if (o.kernel) {
-            struct result kr;
-            int rc = bench_kernel(&o, &pf, &kr);
+            struct result kr, kc = {0};
+            int rc = bench_kernel(&o, &pf, &kr, &kc);
             if (rc == 0)
                 o.json ? print_json(&o, &pf, &kr) : print_row(&pf, &kr);
+            if (rc == 0 && kc.phase)
+                o.json ? print_json(&o, &pf, &kc) : print_row(&pf, &kc);
             else if (rc < 0)
                 status = 1;
         }
