@@ -89,6 +89,29 @@ struct uzram_config {
      * write path (the "auto_compact" attribute).  0 = the default, 1050
      * (1.05 x); UZRAM_COMPACT_OFF = never compact unless asked. */
     uint32_t compact_bound;
+
+    /* ---- beyond RAM (all off / empty by default) ---- */
+
+    /* Backing file or block device (zram's backing_dev): written-back and
+     * forwarded pages live there, one 4 KiB block each.  A regular file
+     * must already have its size (e.g. `truncate -s 4G FILE`); it is used
+     * with O_DIRECT when the file system allows.  NULL = none. */
+    const char *backing_dev;
+    /* Write pages to the backing device compressed (smaller I/O, read back
+     * and decompressed on access) instead of as raw 4 KiB pages. */
+    bool writeback_compressed;
+    /* The compcache forward of incompressible pages: with a backing device,
+     * a page whose compressed size is this many bytes or more goes straight
+     * to it (e.g. 2048 = compresses worse than half a page).  0 = off.
+     * (Pages over mem_limit always go there when a backing device is set.) */
+    uint32_t forward_threshold;
+    /* Secondary algorithms for recompression, priorities 1..3 (zram's
+     * recomp_algorithm); NULL = none at that priority. */
+    const char *recomp_algorithm[3];
+    /* Automatic policies, in the format of the recompress_policy and
+     * writeback_policy attributes; NULL = off. */
+    const char *recompress_policy;
+    const char *writeback_policy;
 };
 
 #define UZRAM_COMPACT_DEFAULT 1050u
@@ -165,15 +188,36 @@ struct uzram_stats {
     uint64_t reads, writes;    /* page-level operations served */
     uint64_t compact_steps;    /* automatic compaction steps run */
     uint64_t compact_pause_max_ns; /* longest automatic step */
+    /* backing device (bd_stat), in 4 KiB pages */
+    uint64_t bd_count;         /* blocks held on the backing device */
+    uint64_t bd_reads, bd_writes;
+    uint64_t bd_failed;        /* backing I/O errors */
+    uint64_t forwarded;        /* writes that went straight to the backing device */
+    uint64_t written_back;     /* pages moved there by writeback (ever) */
+    uint64_t recompressed;     /* objects replaced by a smaller secondary one (ever) */
+    uint64_t recomp_incomp;    /* pages flagged incompressible by recompress */
 };
 void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
 
 /*
  * Attributes, by zram's names: disksize initstate reset comp_algorithm
  * algorithm_params mem_limit mem_used_max compact mm_stat io_stat
- * debug_stat max_comp_streams, and uzram's own auto_compact (the footprint
- * bound of automatic compaction: "1.050", or "0" when off); all are listed
- * by uzram_attr_name().
+ * debug_stat max_comp_streams backing_dev bd_stat writeback
+ * writeback_limit writeback_limit_enable idle recomp_algorithm recompress,
+ * and uzram's own: auto_compact (the footprint bound of automatic
+ * compaction: "1.050", or "0" when off), writeback_compressed (0/1),
+ * forward_threshold (bytes, 0 = off), recompress_policy
+ * ("idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]", "0" =
+ * off), writeback_policy ("idle_secs=T [above=BYTES] [max_pages=N]
+ * [period_ms=P]", "0" = off) and policy_stat; all are listed by
+ * uzram_attr_name().
+ *
+ * Beyond RAM, as zram: backing_dev is written while uninitialised
+ * (-EBUSY after) and cleared by reset; writeback without a backing device
+ * is -ENODEV, and an I/O error or exhausted writeback_limit is -EIO (the
+ * page stays in RAM); idle takes "all" or a number of seconds (below
+ * 2^21: slot access times wrap after 24 days); recomp_algorithm
+ * ("algo=NAME priority=1..3") is set before init, recompress after.
  *
  * uzram_attr_show: writes the value as /sys/block/zramN/NAME would read,
  *   including the trailing newline, NUL-terminated, into buf (size bytes).

@@ -77,6 +77,10 @@ struct uz_alloc_ops {
     /* Largest object size that is not "huge" (stored in less than a page
      * of its own): the store's default huge threshold is this + 1. */
     size_t (*huge_class_size)(struct uz_allocator *a);
+    /* Bytes an object of size bytes really occupies: its size class (a
+     * huge object: 4096).  Recompression keeps a smaller object only if it
+     * lands in a smaller class.  May be NULL: the size itself is used. */
+    size_t (*class_size)(struct uz_allocator *a, size_t size);
     /* Move objects out of the emptiest containers and free pages.  Works
      * at most on max_pages source pages (0 = no bound).  Returns the pages
      * freed. */

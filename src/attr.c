@@ -137,6 +137,10 @@ static int store_reset(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "reset: write a non-zero number");
     uz_dev_teardown(dev);
     atomic_store(&dev->limit_pages, 0);   /* as zram's reset does */
+    uz_backing_close(dev->bd);            /* zram's reset drops backing_dev too */
+    dev->bd = NULL;
+    atomic_store(&dev->wb_limit_enable, false);
+    atomic_store(&dev->wb_limit, 0);
     return 0;
 }
 
@@ -161,8 +165,8 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
     return 0;
 }
 
-/* "algo=NAME level=L" or "priority=0 level=L" (only the primary, priority
- * 0, exists until recompression comes). */
+/* "algo=NAME level=L" or "priority=N level=L": priority 0 (or an algo
+ * that is the primary) sets the primary's level, 1..3 a secondary's. */
 static int store_algorithm_params(struct uzram *dev, const struct val *v)
 {
     char copy[256], *save = NULL;
@@ -197,30 +201,49 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!algo && prio < 0)
         return uz_error(-EINVAL, "algorithm_params: give algo=NAME or priority=N");
-    if (prio > 0)
+    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->secondary[prio - 1].name[0]))
         return uz_error(-EINVAL, "algorithm_params: no secondary algorithm at priority %ld", prio);
     if (algo) {
         const struct uz_codec *c = uz_codec_find(algo);
-        if (!c || strcmp(c->name, dev->algorithm) != 0)
-            return uz_error(-EINVAL, "algorithm_params: '%s' is not the selected algorithm", algo);
+        long found = -1;
+        if (c && (prio <= 0) && strcmp(c->name, dev->algorithm) == 0)
+            found = 0;
+        for (long p = 1; c && found < 0 && p <= UZ_NR_SECONDARY; p++)
+            if ((prio < 0 || prio == p) && strcmp(c->name, dev->secondary[p - 1].name) == 0)
+                found = p;
+        if (found < 0)
+            return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
+        prio = found;
     }
     if (!have_level)
         return 0;
-    const struct uz_codec *c = uz_codec_find(dev->algorithm);
+    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->secondary[prio - 1].name : dev->algorithm);
     if (level < c->level_min || level > c->level_max)
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
     if (dev->initialised)
         return uz_error(-EBUSY, "algorithm_params: device is initialised; reset it first");
-    dev->level = (int)level;
+    if (prio > 0)
+        dev->secondary[prio - 1].level = (int)level;
+    else
+        dev->level = (int)level;
     return 0;
 }
 
 static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
 {
     const struct uz_codec *c = uz_codec_find(dev->algorithm);
-    return emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->algorithm,
-                dev->level ? dev->level : c->level_default);
+    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->algorithm,
+                   dev->level ? dev->level : c->level_default);
+    for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
+        const struct uz_secondary *sc = &dev->secondary[p - 1];
+        if (!sc->name[0])
+            continue;
+        c = uz_codec_find(sc->name);
+        len = emit(buf, size, len, "priority=%d algo=%s level=%d\n", p, sc->name,
+                   sc->level ? sc->level : c->level_default);
+    }
+    return len;
 }
 
 static int store_mem_limit(struct uzram *dev, const struct val *v)
@@ -284,9 +307,15 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
                (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
                (unsigned long long)st.meta_bytes,
                (unsigned long long)(dev->initialised ? dev->streams.bytes : 0));
-    return emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
-                (unsigned long long)st.compact_steps,
-                (unsigned long long)(st.compact_pause_max_ns / 1000));
+    len = emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
+               (unsigned long long)st.compact_steps,
+               (unsigned long long)(st.compact_pause_max_ns / 1000));
+    return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
+                "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
+                (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
+                (unsigned long long)atomic_load(&dev->c.wb_failed),
+                (unsigned long long)st.bd_failed, (unsigned long long)st.recompressed,
+                (unsigned long long)st.recomp_incomp);
 }
 
 static int show_max_comp_streams(struct uzram *dev, char *buf, size_t size)
@@ -347,6 +376,354 @@ bad:
     return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
 }
 
+/* ------------------------------------------------ beyond RAM */
+
+static int show_backing_dev(struct uzram *dev, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%s\n", dev->bd ? dev->bd->path : "none");
+}
+
+/* An absolute path, while uninitialised (as zram); "none" drops it. */
+static int store_backing_dev(struct uzram *dev, const struct val *v)
+{
+    bool none = strcmp(v->s, "none") == 0;
+    if (!none && v->s[0] != '/')
+        return uz_error(-EINVAL, "backing_dev: give an absolute path (or none)");
+    if (dev->initialised)
+        return uz_error(-EBUSY, "backing_dev: device is initialised; reset it first");
+    struct uz_backing *b = NULL;
+    if (!none) {
+        int err = uz_backing_open(&b, v->s);
+        if (err < 0)
+            return err;
+    }
+    uz_backing_close(dev->bd);
+    dev->bd = b;
+    return 0;
+}
+
+static int show_bd_stat(struct uzram *dev, char *buf, size_t size)
+{
+    struct uzram_stats st;
+    uzram_get_stats(dev, &st);
+    return emit(buf, size, 0, "%8llu %8llu %8llu\n", (unsigned long long)st.bd_count,
+                (unsigned long long)st.bd_reads, (unsigned long long)st.bd_writes);
+}
+
+/* A decimal with an optional newline already trimmed: key=value's value. */
+static int parse_num(const char *s, uint64_t *out)
+{
+    struct val v;
+    size_t n = strlen(s);
+    if (n >= sizeof v.s)
+        return -EINVAL;
+    memcpy(v.s, s, n + 1);
+    v.len = n;
+    return parse_u64(&v, out);
+}
+
+/* zram's writeback modes: idle, huge, huge_idle, incompressible,
+ * page_index=N, page_indexes=LO-HI (inclusive; several may be given), and
+ * the type=MODE spelling of the first four. */
+static int store_writeback(struct uzram *dev, const struct val *v)
+{
+    if (!dev->initialised)
+        return uz_error(-EINVAL, "writeback: device is not initialised");
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", v->s);
+    struct { uint64_t lo, hi; } ranges[16];
+    int nranges = 0;
+    unsigned mode = 0;
+    bool have_mode = false;
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        const char *m = strncmp(tok, "type=", 5) == 0 ? tok + 5 : tok;
+        if (strcmp(m, "idle") == 0) {
+            mode = WB_IDLE;
+        } else if (strcmp(m, "huge") == 0) {
+            mode = WB_HUGE;
+        } else if (strcmp(m, "huge_idle") == 0) {
+            mode = WB_HUGE | WB_IDLE;
+        } else if (strcmp(m, "incompressible") == 0) {
+            mode = WB_INCOMP;
+        } else if (strncmp(tok, "page_index=", 11) == 0 || strncmp(tok, "page_indexes=", 13) == 0) {
+            if (nranges == 16)
+                return uz_error(-EINVAL, "writeback: at most 16 page ranges");
+            char *val = strchr(tok, '=') + 1;
+            uint64_t lo, hi;
+            char *dash = tok[10] == 'e' ? strchr(val, '-') : NULL;
+            if (dash)
+                *dash = 0;
+            if (parse_num(val, &lo) < 0 || (dash && parse_num(dash + 1, &hi) < 0))
+                return uz_error(-EINVAL, "writeback: '%s' is not an index or LO-HI range", tok);
+            if (!dash && tok[10] == 'e')
+                return uz_error(-EINVAL, "writeback: page_indexes takes LO-HI");
+            if (!dash)
+                hi = lo;
+            if (lo > hi || hi >= dev->nslots)
+                return uz_error(-EINVAL, "writeback: page range %llu-%llu is outside 0-%llu",
+                                (unsigned long long)lo, (unsigned long long)hi,
+                                (unsigned long long)dev->nslots - 1);
+            ranges[nranges].lo = lo;
+            ranges[nranges].hi = hi + 1;
+            nranges++;
+            continue;
+        } else {
+            return uz_error(-EINVAL, "writeback: unknown mode '%s' (idle, huge, huge_idle, "
+                            "incompressible, page_index=N, page_indexes=LO-HI)", tok);
+        }
+        if (have_mode)
+            return uz_error(-EINVAL, "writeback: one mode at a time");
+        have_mode = true;
+    }
+    if (!have_mode && nranges == 0)
+        return uz_error(-EINVAL, "writeback: give a mode");
+    if (!dev->bd)
+        return uz_error(-ENODEV, "writeback: no backing device (set backing_dev before disksize)");
+    if (nranges == 0) {
+        ranges[0].lo = 0;
+        ranges[0].hi = dev->nslots;
+        nranges = 1;
+    }
+    for (int i = 0; i < nranges; i++) {
+        struct uz_wb_req r = {.mode = have_mode ? mode : WB_ANY, .lo = ranges[i].lo,
+                              .hi = ranges[i].hi};
+        int err = uz_writeback(dev, &r);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+static int show_writeback_limit(struct uzram *dev, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%llu\n", (unsigned long long)atomic_load(&dev->wb_limit));
+}
+
+static int store_writeback_limit(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0)
+        return uz_error(-EINVAL, "writeback_limit: write a number of 4 KiB pages");
+    atomic_store(&dev->wb_limit, x);
+    return 0;
+}
+
+static int show_bool(_Atomic bool *b, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%d\n", atomic_load(b) ? 1 : 0);
+}
+
+static int store_bool(_Atomic bool *b, const struct val *v, const char *what)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || x > 1)
+        return uz_error(-EINVAL, "%s: write 0 or 1", what);
+    atomic_store(b, x == 1);
+    return 0;
+}
+
+static int show_writeback_limit_enable(struct uzram *dev, char *buf, size_t size)
+{
+    return show_bool(&dev->wb_limit_enable, buf, size);
+}
+
+static int store_writeback_limit_enable(struct uzram *dev, const struct val *v)
+{
+    return store_bool(&dev->wb_limit_enable, v, "writeback_limit_enable");
+}
+
+static int show_writeback_compressed(struct uzram *dev, char *buf, size_t size)
+{
+    return show_bool(&dev->wb_compressed, buf, size);
+}
+
+static int store_writeback_compressed(struct uzram *dev, const struct val *v)
+{
+    return store_bool(&dev->wb_compressed, v, "writeback_compressed");
+}
+
+static int show_forward_threshold(struct uzram *dev, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%u\n", atomic_load(&dev->forward_threshold));
+}
+
+static int store_forward_threshold(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || x > UZRAM_PAGE_SIZE)
+        return uz_error(-EINVAL, "forward_threshold: bytes 0..4096 (0 = off)");
+    atomic_store(&dev->forward_threshold, (uint32_t)x);
+    return 0;
+}
+
+/* "all" or seconds since last access (below 2^21: atime wraps). */
+static int store_idle(struct uzram *dev, const struct val *v)
+{
+    uint64_t age = 0;
+    if (strcmp(v->s, "all") != 0) {
+        if (parse_u64(v, &age) < 0)
+            return uz_error(-EINVAL, "idle: write 'all' or a number of seconds");
+        if (age >= SLOT_ATIME_WRAP)
+            return uz_error(-EINVAL, "idle: at most %u seconds (access times wrap after 24 days)",
+                            SLOT_ATIME_WRAP - 1);
+    }
+    if (!dev->initialised)
+        return uz_error(-EINVAL, "idle: device is not initialised");
+    uz_idle_mark(dev, (uint32_t)age);
+    return 0;
+}
+
+/* As zram: one line per secondary, "#P: " and the algorithm list with the
+ * chosen one in brackets. */
+static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
+{
+    int len = 0;
+    buf[0] = 0;
+    for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
+        if (!dev->secondary[p - 1].name[0])
+            continue;
+        len = emit(buf, size, len, "#%d: ", p);
+        const struct uz_codec *c;
+        for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
+            len = emit(buf, size, len, strcmp(c->name, dev->secondary[p - 1].name) == 0 ? "[%s] " : "%s ",
+                       c->name);
+        len = emit(buf, size, len, "\n");
+    }
+    if (len == 0)
+        len = emit(buf, size, 0, "\n");
+    return len;
+}
+
+/* "algo=NAME priority=1..3" (priority defaults to 1), before init. */
+static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
+{
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", v->s);
+    const struct uz_codec *c = NULL;
+    uint64_t prio = 1;
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        if (strncmp(tok, "algo=", 5) == 0) {
+            c = uz_codec_find(tok + 5);
+            if (!c)
+                return uz_error(-EINVAL, "recomp_algorithm: unknown algorithm '%s'", tok + 5);
+        } else if (strncmp(tok, "priority=", 9) == 0) {
+            if (parse_num(tok + 9, &prio) < 0 || prio < 1 || prio > UZ_NR_SECONDARY)
+                return uz_error(-EINVAL, "recomp_algorithm: priority is 1..%d", UZ_NR_SECONDARY);
+        } else {
+            return uz_error(-EINVAL, "recomp_algorithm: '%s': give algo=NAME priority=N", tok);
+        }
+    }
+    if (!c)
+        return uz_error(-EINVAL, "recomp_algorithm: give algo=NAME");
+    if (dev->initialised)
+        return uz_error(-EBUSY, "recomp_algorithm: device is initialised; reset it first");
+    snprintf(dev->secondary[prio - 1].name, sizeof dev->secondary[prio - 1].name, "%s", c->name);
+    dev->secondary[prio - 1].level = 0;
+    return 0;
+}
+
+/* "type=idle|huge|huge_idle threshold=BYTES max_pages=N algo=NAME|priority=N" */
+static int store_recompress(struct uzram *dev, const struct val *v)
+{
+    char copy[256], *save = NULL;
+    snprintf(copy, sizeof copy, "%s", v->s);
+    struct uz_rc_req r = {0};
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            return uz_error(-EINVAL, "recompress: '%s' is not key=value", tok);
+        *eq = 0;
+        const char *val = eq + 1;
+        uint64_t x;
+        if (strcmp(tok, "type") == 0) {
+            if (strcmp(val, "idle") == 0)
+                r.mode = RC_IDLE;
+            else if (strcmp(val, "huge") == 0)
+                r.mode = RC_HUGE;
+            else if (strcmp(val, "huge_idle") == 0)
+                r.mode = RC_IDLE | RC_HUGE;
+            else
+                return uz_error(-EINVAL, "recompress: type is idle, huge or huge_idle");
+        } else if (strcmp(tok, "threshold") == 0) {
+            if (parse_num(val, &x) < 0 || x >= UZRAM_PAGE_SIZE)
+                return uz_error(-EINVAL, "recompress: threshold is bytes below 4096");
+            r.threshold = x;
+        } else if (strcmp(tok, "max_pages") == 0) {
+            if (parse_num(val, &x) < 0 || x == 0)
+                return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
+            r.max_pages = x;
+        } else if (strcmp(tok, "priority") == 0) {
+            if (parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
+                return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
+            r.prio = (uint32_t)x;
+        } else if (strcmp(tok, "algo") == 0) {
+            const struct uz_codec *c = uz_codec_find(val);
+            r.prio = 0;
+            for (uint32_t p = 1; c && p <= UZ_NR_SECONDARY; p++)
+                if (strcmp(dev->secondary[p - 1].name, c->name) == 0)
+                    r.prio = p;
+            if (!r.prio)
+                return uz_error(-EINVAL, "recompress: '%s' is not a secondary algorithm", val);
+        } else {
+            return uz_error(-EINVAL, "recompress: unknown key '%s'", tok);
+        }
+    }
+    if (!dev->initialised)
+        return uz_error(-EINVAL, "recompress: device is not initialised");
+    r.lo = 0;
+    r.hi = dev->nslots;
+    return uz_recompress(dev, &r);
+}
+
+static int show_rc_policy(struct uzram *dev, char *buf, size_t size)
+{
+    return uz_policy_show(dev, false, buf, size);
+}
+
+static int show_wb_policy(struct uzram *dev, char *buf, size_t size)
+{
+    return uz_policy_show(dev, true, buf, size);
+}
+
+static int store_policy(struct uzram *dev, const struct val *v, bool wb)
+{
+    struct uz_policy_cfg c;
+    int err = uz_policy_parse(dev, wb, v->s, &c);
+    if (err < 0)
+        return err;
+    pthread_mutex_lock(&dev->policy_lock);
+    if (wb)
+        dev->wb_policy = c;
+    else
+        dev->rc_policy = c;
+    pthread_mutex_unlock(&dev->policy_lock);
+    return dev->initialised ? uz_policy_start(dev) : 0;
+}
+
+static int store_rc_policy(struct uzram *dev, const struct val *v)
+{
+    return store_policy(dev, v, false);
+}
+
+static int store_wb_policy(struct uzram *dev, const struct val *v)
+{
+    return store_policy(dev, v, true);
+}
+
+static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
+{
+    struct uz_counters *c = &dev->c;
+    int len = emit(buf, size, 0, "recompress: ticks %llu pages %llu max_tick_us %llu\n",
+                   (unsigned long long)atomic_load(&c->pol_rc_ticks),
+                   (unsigned long long)atomic_load(&c->pol_rc_pages),
+                   (unsigned long long)atomic_load(&c->pol_rc_ns_max) / 1000);
+    return emit(buf, size, len, "writeback: ticks %llu pages %llu errors %llu max_tick_us %llu\n",
+                (unsigned long long)atomic_load(&c->pol_wb_ticks),
+                (unsigned long long)atomic_load(&c->pol_wb_pages),
+                (unsigned long long)atomic_load(&c->pol_wb_errors),
+                (unsigned long long)atomic_load(&c->pol_wb_ns_max) / 1000);
+}
+
 static const struct attr attrs[] = {
     {"disksize", 0644, show_disksize, store_disksize, true},
     {"initstate", 0444, show_initstate, NULL, false},
@@ -361,6 +738,19 @@ static const struct attr attrs[] = {
     {"debug_stat", 0444, show_debug_stat, NULL, false},
     {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true},
     {"auto_compact", 0644, show_auto_compact, store_auto_compact, false},
+    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true},
+    {"bd_stat", 0444, show_bd_stat, NULL, false},
+    {"writeback", 0200, NULL, store_writeback, false},
+    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false},
+    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false},
+    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false},
+    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false},
+    {"idle", 0200, NULL, store_idle, false},
+    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true},
+    {"recompress", 0200, NULL, store_recompress, false},
+    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false},
+    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false},
+    {"policy_stat", 0444, show_policy_stat, NULL, false},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 

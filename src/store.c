@@ -29,6 +29,14 @@
  *   else compress; if the result is >= huge_threshold, keep the raw page.
  *   allocate the new object *before* freeing the old one, so a failed
  *   allocation (memory limit, ENOMEM) leaves the old content intact.
+ *   With a backing device (the compcache forward): a page whose compressed
+ *   size reaches forward_threshold, or whose allocation fails (memory
+ *   limit), goes to a backing block instead (writeback.c).  Without one,
+ *   the data path pays a single predictable branch for all this.
+ *
+ * Read of one page: same fill, object (decompressed with the algorithm of
+ * the slot's priority bits: 0 the primary, 1..3 a secondary), or a backing
+ * block (SLOT_WB, read through the streams' aligned buffers).
  */
 #define _GNU_SOURCE
 #include "store.h"
@@ -38,6 +46,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -140,6 +149,11 @@ static size_t obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
     return (f & SLOT_HUGE) ? PAGE : dev->aops->obj_size(dev->alloc, h);
 }
 
+size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+{
+    return obj_bytes(dev, f, h);
+}
+
 /* Pin the table page and lock the slot. */
 static struct uz_slot *slot_get(struct uzram *dev, uint64_t idx)
 {
@@ -153,6 +167,34 @@ static void slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
 {
     slot_unlock(s);
     uz_varray_unpin(&dev->slots, idx);
+}
+
+struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
+{
+    return slot_get(dev, idx);
+}
+
+void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    slot_put(dev, idx, s);
+}
+
+void uz_slot_set(struct uz_slot *s, uint32_t state)
+{
+    slot_set(s, state);
+}
+
+uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx)
+{
+    return atomic_load_explicit(&slot_at(dev, idx)->flags, memory_order_acquire);
+}
+
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx)
+{
+    uint64_t per = dev->slots.per_page;
+    while (idx < dev->nslots && !uz_varray_page_used(&dev->slots, idx))
+        idx = (idx / per + 1) * per;
+    return idx < dev->nslots ? idx : dev->nslots;
 }
 
 uint32_t uz_now(const struct uzram *dev)
@@ -228,6 +270,12 @@ static void fill_page(void *dst, uint64_t word)
         memcpy(p + i, &word, 8);
 }
 
+static void note_mem_used(struct uzram *dev);
+void uz_note_mem_used(struct uzram *dev)
+{
+    note_mem_used(dev);
+}
+
 static void note_mem_used(struct uzram *dev)
 {
     struct uz_alloc_stats st;
@@ -255,11 +303,43 @@ static void slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
         atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
     } else if (f & SLOT_SAME) {
         atomic_fetch_sub_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
+    } else if (f & SLOT_WB) {
+        /* on the backing device: not counted in pages_stored */
+        uz_backing_free(dev->bd, slot_handle(s) & WB_BLK_MASK);
+        goto out;
     }
     atomic_fetch_sub_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
+out:
     slot_set_handle(s, 0);
     slot_set(s, 0);
     uz_varray_live(&dev->slots, idx, -1);
+}
+
+/* Put a page on the backing device instead of in memory (the forward):
+ * clen != 0 means its compressed form (clen bytes in st->out, primary
+ * algorithm) may be stored, if writeback_compressed is on.  The slot is
+ * changed only on success.  On failure: -ENOMEM (the backing device is
+ * full: the write is over the memory limit) or the I/O error. */
+static int forward_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+                        struct uz_stream *st, size_t clen)
+{
+    if (!atomic_load_explicit(&dev->wb_compressed, memory_order_relaxed))
+        clen = 0;
+    uint64_t h;
+    int err = uz_wb_put(dev, st, src, clen, &h);
+    if (err < 0) {
+        if (err == -ENOSPC)
+            return uz_error(-ENOMEM, "write: page %llu is over the memory limit and the backing "
+                            "device is full", (unsigned long long)idx);
+        return err;
+    }
+    slot_free(dev, idx, s);
+    slot_set_handle(s, h);
+    slot_set(s, SLOT_WB);
+    slot_touch(dev, s);
+    uz_varray_live(&dev->slots, idx, +1);
+    atomic_fetch_add_explicit(&dev->c.forwarded, 1, memory_order_relaxed);
+    return 0;
 }
 
 /* Store one whole page into a locked slot.  st is a stream the caller holds
@@ -286,8 +366,27 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     bool huge = clen == 0 || clen >= dev->huge_threshold;
     size_t size = huge ? PAGE : clen;
     uint64_t h;
-    int err = dev->aops->alloc(dev->alloc, size, (uint32_t)idx, &h);
+    int err;
+    if (__builtin_expect(dev->bd != NULL, 0)) {
+        uint32_t ft = atomic_load_explicit(&dev->forward_threshold, memory_order_relaxed);
+        /* by choice: if the backing device cannot take it, keep it in RAM */
+        if (ft && size >= ft && forward_page(dev, idx, s, src, st, huge ? 0 : clen) == 0) {
+            if (own_stream)
+                uz_stream_put(st);
+            return 0;
+        }
+    }
+    err = dev->aops->alloc(dev->alloc, size, (uint32_t)idx, &h);
     if (err < 0) {
+        if (dev->bd && err == -ENOMEM) {
+            /* the compcache forward: over the limit, to the backing device */
+            err = forward_page(dev, idx, s, src, st, huge ? 0 : clen);
+            if (own_stream)
+                uz_stream_put(st);
+            if (err < 0)
+                atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
+            return err;
+        }
         if (own_stream)
             uz_stream_put(st);
         atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
@@ -327,17 +426,28 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
         if (f & SLOT_HUGE) {
             memcpy(dst, obj, PAGE);
         } else {
-            bool own_stream = st == NULL;
-            if (own_stream)
-                st = uz_stream_get(&dev->streams);
-            int rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
-            if (own_stream)
-                uz_stream_put(st);
+            int rc;
+            if (__builtin_expect(f & SLOT_PRIO_MASK, 0)) {
+                rc = uz_decompress(dev, slot_prio(f), obj, size, dst, st);
+            } else {
+                bool own_stream = st == NULL;
+                if (own_stream)
+                    st = uz_stream_get(&dev->streams);
+                rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
+                if (own_stream)
+                    uz_stream_put(st);
+            }
             if (rc != 0) {
                 atomic_fetch_add_explicit(&dev->c.failed_reads, 1, memory_order_relaxed);
                 return uz_error(-EIO, "read: page %llu does not decompress",
                                 (unsigned long long)idx);
             }
+        }
+    } else if (f & SLOT_WB) {
+        int rc = uz_wb_read(dev, f, slot_handle(s), dst, st);
+        if (rc != 0) {
+            atomic_fetch_add_explicit(&dev->c.failed_reads, 1, memory_order_relaxed);
+            return rc;
         }
     } else {
         memset(dst, 0, PAGE);
@@ -374,7 +484,8 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as)
 {
     return as->pages_used * PAGE + atomic_load(&dev->slots.resident_pages) * PAGE +
-           as->meta_bytes + dev->streams.bytes + sizeof *dev;
+           as->meta_bytes + dev->streams.bytes + uz_secondaries_bytes(dev) + sizeof *dev +
+           (dev->bd ? dev->bd->used.chunk_bytes : 0);
 }
 
 static uint64_t mono_ns(void)
@@ -608,6 +719,13 @@ int uz_dev_init(struct uzram *dev, uint64_t disksize)
         uz_varray_fini(&dev->slots);
         return uz_error(err, "disksize: cannot create compression streams");
     }
+    err = uz_secondaries_init(dev);
+    if (err < 0) {
+        uz_streams_fini(&dev->streams);
+        aops->destroy(dev->alloc);
+        uz_varray_fini(&dev->slots);
+        return err;
+    }
     size_t hc = aops->huge_class_size(dev->alloc);
     dev->huge_threshold = dev->huge_threshold_cfg ? dev->huge_threshold_cfg : (uint32_t)hc + 1;
     if (dev->huge_threshold > hc + 1)
@@ -615,6 +733,9 @@ int uz_dev_init(struct uzram *dev, uint64_t disksize)
     dev->disksize = disksize;
     dev->nslots = disksize / PAGE;
     dev->initialised = true;
+    /* A policy thread that cannot start leaves the device usable; the
+     * policy attributes report it. */
+    (void)uz_policy_start(dev);
     return 0;
 }
 
@@ -622,6 +743,16 @@ void uz_dev_teardown(struct uzram *dev)
 {
     if (!dev->initialised)
         return;
+    uz_policy_stop(dev);
+    /* Written-back pages are dropped with the device: free their blocks */
+    if (dev->bd) {
+        for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+            struct uz_slot *s = slot_at(dev, i);
+            if (slot_state(s) & SLOT_WB)
+                uz_backing_free(dev->bd, slot_handle(s) & WB_BLK_MASK);
+        }
+    }
+    uz_secondaries_fini(dev);
     uz_streams_fini(&dev->streams);
     dev->aops->destroy(dev->alloc);
     uz_varray_fini(&dev->slots);
@@ -664,10 +795,23 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
         return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
 
+    for (int i = 0; i < UZ_NR_SECONDARY; i++) {
+        const char *n = cfg->recomp_algorithm[i];
+        if (n && !uz_codec_find(n))
+            return uz_error(-EINVAL, "unknown recompression algorithm '%s'", n);
+    }
+
     struct uzram *dev = uz_calloc(1, sizeof *dev);
     if (!dev)
         return uz_error(-ENOMEM, "out of memory");
     pthread_rwlock_init(&dev->init_lock, NULL);
+    pthread_mutex_init(&dev->policy_lock, NULL);
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i])
+            snprintf(dev->secondary[i].name, sizeof dev->secondary[i].name, "%s",
+                     uz_codec_find(cfg->recomp_algorithm[i])->name);
+    atomic_store(&dev->wb_compressed, cfg->writeback_compressed);
+    atomic_store(&dev->forward_threshold, cfg->forward_threshold);
     copy_name(dev->algorithm, sizeof dev->algorithm, codec->name, "algorithm");
     dev->level = cfg->level;
     int err = copy_name(dev->allocator_name, sizeof dev->allocator_name, allocator, "allocator");
@@ -680,9 +824,17 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     dev->epoch = (uint64_t)ts.tv_sec;
+    if (err == 0 && cfg->recompress_policy)
+        err = uz_policy_parse(dev, false, cfg->recompress_policy, &dev->rc_policy);
+    if (err == 0 && cfg->writeback_policy)
+        err = uz_policy_parse(dev, true, cfg->writeback_policy, &dev->wb_policy);
+    if (err == 0 && cfg->backing_dev && cfg->backing_dev[0])
+        err = uz_backing_open(&dev->bd, cfg->backing_dev);
     if (err == 0 && cfg->disksize)
         err = uz_dev_init(dev, cfg->disksize);
     if (err < 0) {
+        uz_backing_close(dev->bd);
+        pthread_mutex_destroy(&dev->policy_lock);
         pthread_rwlock_destroy(&dev->init_lock);
         uz_free(dev);
         return err;
@@ -696,6 +848,8 @@ void uzram_destroy(struct uzram *dev)
     if (!dev)
         return;
     uz_dev_teardown(dev);
+    uz_backing_close(dev->bd);
+    pthread_mutex_destroy(&dev->policy_lock);
     pthread_rwlock_destroy(&dev->init_lock);
     uz_free(dev);
 }
@@ -736,6 +890,16 @@ void uzram_get_stats(struct uzram *dev, struct uzram_stats *st)
         st->footprint = uz_footprint(dev, &as);
         st->compact_steps = atomic_load(&c->compact_steps);
         st->compact_pause_max_ns = atomic_load(&c->compact_pause_max_ns);
+        st->forwarded = atomic_load(&c->forwarded);
+        st->written_back = atomic_load(&c->written_back);
+        st->recompressed = atomic_load(&c->recompressed);
+        st->recomp_incomp = atomic_load(&c->recomp_incomp);
+        if (dev->bd) {
+            st->bd_count = uz_backing_count(dev->bd);
+            st->bd_reads = atomic_load(&dev->bd->reads);
+            st->bd_writes = atomic_load(&dev->bd->writes);
+            st->bd_failed = atomic_load(&dev->bd->failed);
+        }
     } else {
         st->footprint = sizeof *dev;
     }

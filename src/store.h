@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "streams.h"
 #include "varray.h"
+#include "backing.h"
 
 /*
  * A slot: 12 bytes per 4 KiB page of the disk.
@@ -33,7 +34,19 @@
  * the compressed data saved on every device.
  *
  * A slot is empty when no state flag is set: it reads as zeros.  A slot
- * with an object or a same fill is "live" in the varray.
+ * with an object, a same fill or a backing block is "live" in the varray.
+ *
+ * A written-back slot (SLOT_WB) holds no object: its handle is
+ *   bits 0..47   the backing block number
+ *   bits 48..60  the compressed size of what the block holds, 0 = the raw
+ *                page; a compressed block decompresses with the algorithm
+ *                of the slot's priority bits.
+ *
+ * atime wraps every 2^21 s (24.3 days): the age of a slot is
+ * (now - atime) mod 2^21, so a page left untouched for longer than that
+ * looks younger than it is (at worst, it is written back or recompressed
+ * later than asked; "idle all" is unaffected).  Idle ages are limited to
+ * less than 2^21 s.
  */
 struct uz_slot {
     _Atomic uint32_t flags;
@@ -55,6 +68,12 @@ struct uz_slot {
 #define SLOT_ATIME_MASK  (~0u << SLOT_ATIME_SHIFT)
 #define SLOT_LOCKBITS (SLOT_LOCK | SLOT_WAITERS)
 #define SLOT_STATE    (((1u << SLOT_ATIME_SHIFT) - 1) & ~SLOT_LOCKBITS)
+#define SLOT_ATIME_WRAP (1u << (32 - SLOT_ATIME_SHIFT))
+
+#define WB_BLK_MASK  ((1ull << 48) - 1)
+#define WB_LEN_SHIFT 48
+
+#define UZ_NR_SECONDARY 3               /* recompression priorities 1..3 */
 
 static inline uint64_t slot_handle(const struct uz_slot *s)
 {
@@ -70,6 +89,17 @@ static inline void slot_set_handle(struct uz_slot *s, uint64_t h)
 /* The atime field of a flags word, in device-clock seconds mod 2^21. */
 static inline uint32_t slot_atime(uint32_t flags) { return flags >> SLOT_ATIME_SHIFT; }
 
+/* Seconds since the slot (flags word f) was last accessed, mod 2^21. */
+static inline uint32_t slot_age(uint32_t f, uint32_t now)
+{
+    return (now - slot_atime(f)) & (SLOT_ATIME_WRAP - 1);
+}
+
+static inline uint32_t slot_prio(uint32_t f)
+{
+    return (f & SLOT_PRIO_MASK) >> SLOT_PRIO_SHIFT;
+}
+
 struct uz_counters {
     _Atomic uint64_t pages_stored;     /* live pages (objects + same) */
     _Atomic uint64_t compr_bytes;
@@ -82,7 +112,33 @@ struct uz_counters {
     _Atomic uint64_t miss_free, writestall;
     _Atomic uint64_t frees;            /* objects freed: what fragments memory */
     _Atomic uint64_t compact_steps, compact_pause_max_ns;
+    _Atomic uint64_t forwarded;        /* writes sent to the backing device */
+    _Atomic uint64_t written_back;     /* pages moved there by writeback */
+    _Atomic uint64_t wb_failed;        /* writeback attempts that failed */
+    _Atomic uint64_t recompressed;     /* objects replaced by a secondary's */
+    _Atomic uint64_t recomp_incomp;    /* pages flagged incompressible */
+    _Atomic uint64_t pol_rc_ticks, pol_rc_pages, pol_wb_ticks, pol_wb_pages, pol_wb_errors;
+    _Atomic uint64_t pol_rc_ns_max, pol_wb_ns_max;
 };
+
+/* A secondary (recompression) algorithm, by priority 1..3. */
+struct uz_secondary {
+    char name[32];                     /* "" = none at this priority */
+    int level;                         /* 0 = the codec's default */
+};
+
+/* Automatic policies (policy.c); 0 fields = off. */
+struct uz_policy_cfg {
+    uint32_t idle_secs;                /* pages idle at least this long */
+    uint32_t prio;                     /* recompress: secondary to use */
+    uint64_t above;                    /* writeback: only while footprint > above */
+    uint64_t max_pages;                /* work per tick */
+    uint32_t period_ms;                /* tick period */
+    bool on;
+};
+
+struct uz_backing;
+struct uz_policy;
 
 struct uzram {
     /* Held for reading by every data-path call, for writing by
@@ -96,6 +152,17 @@ struct uzram {
     char allocator_name[32];
     uint32_t huge_threshold_cfg;
     unsigned nstreams;
+    struct uz_secondary secondary[UZ_NR_SECONDARY];
+    _Atomic bool wb_compressed;        /* write back / forward compressed */
+    _Atomic uint32_t forward_threshold; /* compressed >= this: forward; 0 = off */
+    _Atomic bool wb_limit_enable;
+    _Atomic uint64_t wb_limit;         /* 4 KiB pages writeback may still write */
+    struct uz_policy_cfg rc_policy, wb_policy; /* guarded by policy_lock */
+    pthread_mutex_t policy_lock;
+    struct uz_policy *policy;          /* the thread, while one runs */
+    /* The backing device: set while uninitialised, closed on reset.  NULL
+     * = none.  Changed only under init_lock held for writing. */
+    struct uz_backing *bd;
 
     /* live device, valid while initialised */
     uint64_t disksize;
@@ -105,6 +172,7 @@ struct uzram {
     const struct uz_alloc_ops *aops;
     struct uz_allocator *alloc;
     struct uz_streams streams;
+    struct uz_streams sec[UZ_NR_SECONDARY]; /* n == 0: no secondary there */
     _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
     _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
     _Atomic bool compacting;           /* an automatic step is running */
@@ -126,5 +194,87 @@ uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as);
 
 /* mem_used_max := current use (what writing 0 to mem_used_max does). */
 void uz_mem_used_max_reset(struct uzram *dev);
+
+/* ---- slot access for writeback.c, recompress.c, policy.c ---- */
+
+/* Pin the table page and lock slot idx / unlock and unpin. */
+struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx);
+void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s);
+/* Replace the state bits of a locked slot (keeps lock bits and atime). */
+void uz_slot_set(struct uz_slot *s, uint32_t state);
+/* The first index >= idx (and < nslots) whose slot may be non-empty, or
+ * nslots: skips unused table pages without touching them. */
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx);
+/* Racy look at a slot's flags (no lock): for scans that skip slots. */
+uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx);
+/* Compressed size of the object of a locked slot (state f, handle h). */
+size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h);
+void uz_note_mem_used(struct uzram *dev);
+
+/* ---- backing device (writeback.c) ---- */
+
+/* Store page (or its compressed form: clen bytes in st->out, clen != 0,
+ * with algorithm priority prio) on the backing device; on success *handle
+ * is the WB handle for the slot.  src need not be aligned (it is copied
+ * into st->page unless it is st->page).  0, -ENOSPC, -EIO ... */
+int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t clen,
+              uint64_t *handle);
+/* Read the page of a WB slot (state f, handle h) into dst.  st: a primary
+ * stream the caller holds, or NULL.  0 or -EIO. */
+int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st);
+/* Mark idle every live slot idle for at least min_age seconds (0: all). */
+void uz_idle_mark(struct uzram *dev, uint32_t min_age);
+
+enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
+struct uz_wb_req {
+    unsigned mode;                     /* WB_*: which pages qualify (all bits must hold) */
+    uint64_t lo, hi;                   /* slot range [lo, hi) */
+    uint64_t max_pages;                /* 0 = no bound */
+    uint32_t min_age;                  /* WB_AGE: idle at least this long */
+    uint64_t done;                     /* out: pages written back */
+    uint64_t next;                     /* out: where the scan stopped */
+};
+/* Write back the qualifying pages.  0, or the first error (the page it
+ * happened on stays in RAM): -ENODEV no backing device, -EIO (I/O error
+ * or writeback_limit exhausted), -ENOSPC backing device full. */
+int uz_writeback(struct uzram *dev, struct uz_wb_req *req);
+
+/* ---- recompression (recompress.c) ---- */
+
+/* Decompress an object of clen bytes compressed at priority prio into dst
+ * (4096 bytes).  st: a primary stream the caller holds, or NULL.  0 / -EIO. */
+int uz_decompress(struct uzram *dev, uint32_t prio, const void *src, size_t clen, void *dst,
+                  struct uz_stream *st);
+int uz_secondaries_init(struct uzram *dev);
+void uz_secondaries_fini(struct uzram *dev);
+uint64_t uz_secondaries_bytes(struct uzram *dev);
+
+enum { RC_IDLE = 1, RC_HUGE = 2, RC_AGE = 4 };
+struct uz_rc_req {
+    unsigned mode;                     /* RC_*: all bits must hold; 0 = any page */
+    uint32_t min_age;                  /* RC_AGE */
+    uint64_t threshold;                /* only objects of at least this size */
+    uint64_t max_pages;                /* pages tried, 0 = no bound */
+    uint32_t prio;                     /* try only this priority; 0 = all */
+    uint64_t lo, hi;                   /* slot range */
+    uint64_t scan_max;                 /* slots looked at, 0 = no bound */
+    uint64_t done;                     /* out: objects replaced */
+    uint64_t next;                     /* out: where the scan stopped */
+};
+int uz_recompress(struct uzram *dev, struct uz_rc_req *req);
+
+/* ---- policies (policy.c) ---- */
+
+/* Parse a policy attribute value into *out (recompress: wb false).
+ * "0" / "off" / "" turns it off.  0 or -EINVAL with a message. */
+int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out);
+int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size);
+
+/* Start the policy thread if a policy is on and none runs (device
+ * initialised).  0 or -ENOMEM/-EAGAIN. */
+int uz_policy_start(struct uzram *dev);
+/* Stop it and wait for it.  Called with init_lock held for writing or
+ * with no lock. */
+void uz_policy_stop(struct uzram *dev);
 
 #endif

@@ -33,14 +33,16 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
         return -ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         struct uz_stream *s = &ss->s[i];
-        s->page = uz_malloc(4096 + UZ_CODEC_PAGE_BOUND);
-        s->ctx = s->page ? codec->ctx_new(level) : NULL;
+        /* one extra page to align page and out to 4096 (O_DIRECT I/O) */
+        s->mem = uz_malloc(4096 + 4096 + UZ_CODEC_PAGE_BOUND);
+        s->ctx = s->mem ? codec->ctx_new(level) : NULL;
         if (!s->ctx) {
-            uz_free(s->page);
+            uz_free(s->mem);
             ss->n = i;
             uz_streams_fini(ss);
             return -ENOMEM;
         }
+        s->page = (uint8_t *)(((uintptr_t)s->mem + 4095) & ~(uintptr_t)4095);
         s->out = s->page + 4096;
         pthread_mutex_init(&s->lock, NULL);
         ss->n = i + 1;
@@ -56,7 +58,7 @@ void uz_streams_fini(struct uz_streams *ss)
 {
     for (unsigned i = 0; i < ss->n; i++) {
         ss->codec->ctx_free(ss->s[i].ctx);
-        uz_free(ss->s[i].page);
+        uz_free(ss->s[i].mem);
         pthread_mutex_destroy(&ss->s[i].lock);
     }
     uz_free(ss->s);

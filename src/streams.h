@@ -8,11 +8,14 @@
 #include <stdint.h>
 #include "codec.h"
 
+/* page and out are 4096-byte aligned, so they serve as O_DIRECT buffers
+ * for the backing device: no allocation on the I/O path. */
 struct uz_stream {
     pthread_mutex_t lock;
     void *ctx;                         /* codec context */
     uint8_t *page;                     /* 4096 B: read-modify-write scratch */
     uint8_t *out;                      /* UZ_CODEC_PAGE_BOUND B: compressed output */
+    void *mem;                         /* the allocation behind page and out */
 };
 
 struct uz_streams {

@@ -30,6 +30,15 @@ static inline void *uz_varray_at(const struct uz_varray *va, uint64_t i)
     return va->base + pg * 4096u + UZ_VARRAY_HDR + (i - pg * va->per_page) * va->elem_size;
 }
 
+/* True if the page under element i may hold live elements (its use count
+ * is not 0).  Racy, for scans that skip empty ranges: reading a released
+ * page maps nothing. */
+static inline int uz_varray_page_used(const struct uz_varray *va, uint64_t i)
+{
+    const _Atomic uint32_t *c = (const _Atomic uint32_t *)(va->base + (i / va->per_page) * 4096u);
+    return atomic_load_explicit(c, memory_order_relaxed) != 0;
+}
+
 /* Pin the page under element i (it will not be released while pinned). */
 void uz_varray_pin(struct uz_varray *va, uint64_t i);
 /* Drop a pin; the page is released when no pin and no live element is left. */

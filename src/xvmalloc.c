@@ -607,6 +607,15 @@ static size_t xv_huge_class_size(struct uz_allocator *ua)
     return XV_HUGE_CLASS;
 }
 
+/* Blocks are the size plus the header, rounded up to 8 bytes. */
+static size_t xv_class_size(struct uz_allocator *ua, size_t size)
+{
+    (void)ua;
+    if (size > XV_HUGE_CLASS)
+        return XV_PAGE;
+    return (size + XV_OBJ_HDR + XV_ALIGN - 1) & ~(size_t)(XV_ALIGN - 1);
+}
+
 /* ---- compaction ---- */
 
 /* Take the free blocks of a normal page off the lists and mark it draining. */
@@ -909,6 +918,7 @@ const struct uz_alloc_ops uz_xvmalloc_ops = {
     .free = xv_free,
     .map = xv_map,
     .obj_size = xv_obj_size,
+    .class_size = xv_class_size,
     .set_backref = xv_set_backref,
     .huge_class_size = xv_huge_class_size,
     .compact = xv_compact,

@@ -842,6 +842,14 @@ static size_t zs_huge_class_size(struct uz_allocator *a)
     return a->huge_max;
 }
 
+static size_t zs_class_size(struct uz_allocator *a, size_t size)
+{
+    if (size == 0 || size > a->huge_max)
+        return ZS_PAGE;
+    uint8_t c = a->bucket_class[bucket_of(size)];
+    return c == ZS_CLS_HUGE ? ZS_PAGE : a->classes[c].slot;
+}
+
 /* ---- compaction ----------------------------------------------------------- */
 
 /* The emptiest non-full zspage not in tried[], looking at no more than
@@ -1284,6 +1292,7 @@ const struct uz_alloc_ops uz_zsmalloc_ops = {
     .obj_size = zs_obj_size,
     .set_backref = zs_set_backref,
     .huge_class_size = zs_huge_class_size,
+    .class_size = zs_class_size,
     .compact = zs_compact,
     .stats = zs_stats,
     .check = zs_check,

@@ -12,7 +12,10 @@
  * input is valid):
  *
  *     byte 0   allocator:  uz_alloc_at(b % number of allocators)
- *     byte 1   codec:      uzram_algorithm_name(b % number of codecs)
+ *     byte 1   codec:      uzram_algorithm_name(b % number of codecs); if
+ *                          (b / number of codecs) is odd, the device also
+ *                          has a 16-block backing file and zstd as its
+ *                          secondary algorithm ("beyond RAM")
  *     byte 2   disk pages: 1 + b % 64
  *     byte 3   flags:      bit 0  disksize is not a page multiple (rounded up)
  *                          bit 1  start with a small mem_limit
@@ -27,7 +30,10 @@
  * algorithm: the model becomes zeros), mem_limit (small limits make writes
  * fail with -ENOMEM), malformed attribute stores (random bytes to random
  * attribute names), attribute shows into buffers of any size, one-shot
- * allocation-failure injection (uz_fault_arm), and a full check.
+ * allocation-failure injection (uz_fault_arm), a full check, and the
+ * beyond-RAM op: idle, writeback in every mode, writeback_compressed,
+ * forward_threshold, recompress (a full backing file gives -ENOSPC, an
+ * empty selection nothing; data must not change).
  *
  * A write (or a discard's partial pages) may fail with -ENOMEM only under a
  * memory limit or when an injected fault fired during the call.  Then the
@@ -52,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "uzram.h"
 #include "alloc.h"
@@ -125,6 +132,7 @@ __attribute__((destructor)) static void report_ops(void)
 
 struct fz {
     struct uzram *dev;
+    bool beyond;             /* backing file + secondary algorithm */
     uint64_t size;           /* disksize in bytes (a page multiple) */
     uint64_t npages;
     const char *algo;
@@ -275,7 +283,7 @@ NOCOV static void check_stats(struct fz *f)
         nonzero += !page_is_zero(model + p * PAGE);
     if (st.orig_data_size % PAGE || st.orig_data_size > f->size)
         bug("mm_stat: orig_data_size %llu", (unsigned long long)st.orig_data_size);
-    if (st.orig_data_size < nonzero * PAGE)
+    if (st.orig_data_size + st.bd_count * PAGE < nonzero * PAGE)
         bug("mm_stat: orig_data_size %llu but %llu pages hold data",
             (unsigned long long)st.orig_data_size, (unsigned long long)nonzero);
     uint64_t stored = st.orig_data_size / PAGE;
@@ -556,9 +564,40 @@ static void op_compact(struct fz *f, struct input *in)
     check_all(f, "after compact");
 }
 
+static char bd_file[64];
+
+/* The process's backing file (16 blocks), made on first use. */
+static const char *backing_file(void)
+{
+    if (!bd_file[0]) {
+        snprintf(bd_file, sizeof bd_file, "/tmp/fuzz_store-bd-XXXXXX");
+        int fd = mkstemp(bd_file);
+        if (fd < 0 || ftruncate(fd, 16 * PAGE) != 0)
+            bug("cannot make a backing file");
+        close(fd);
+    }
+    return bd_file;
+}
+
+__attribute__((destructor)) static void drop_backing_file(void)
+{
+    if (bd_file[0])
+        unlink(bd_file);
+}
+
 /* Store disksize until it takes (an injected fault may fail it once). */
 static void set_disksize(struct fz *f, uint64_t bytes, bool in_k)
 {
+    if (f->beyond) {   /* reset dropped the backing device: set it again */
+        const char *p = backing_file();
+        int rc;
+        do {
+            bool fired = uz_fault_fired();
+            rc = uzram_attr_store(f->dev, "backing_dev", p, strlen(p));
+            if (rc != 0 && !(rc == -ENOMEM && !fired && uz_fault_fired()))
+                bug("store backing_dev: %d", rc);
+        } while (rc != 0);
+    }
     char s[64];
     int n = in_k && bytes % 1024 == 0 ? snprintf(s, sizeof s, "%lluK\n", (unsigned long long)(bytes / 1024))
                                       : snprintf(s, sizeof s, "%llu", (unsigned long long)bytes);
@@ -704,6 +743,7 @@ static void op_badattr(struct fz *f, struct input *in)
     free(v);
     TRACE("  store %s (%zu bytes): %d %s\n", name, len, rc, uzram_last_error());
     if (!(rc == 0 || rc == -EINVAL || rc == -EBUSY || rc == -EACCES || rc == -ENOENT ||
+          rc == -ENODEV || rc == -ENOSPC || rc == -EIO ||   /* writeback's own errors */
           (rc == -ENOMEM && !fired && uz_fault_fired())))
         bug("store '%s' of %zu random bytes: %d", name, len, rc);
     if (rc < 0 && uzram_last_error()[0] == 0)
@@ -742,6 +782,35 @@ static void op_show(struct fz *f, struct input *in)
         check_stats(f);
 }
 
+/* Beyond RAM: idle, writeback, recompress and their switches.  None may
+ * change what the disk reads as. */
+static void op_beyond(struct fz *f, struct input *in)
+{
+    static const char *const stores[][2] = {
+        {"idle", "all"}, {"idle", "0"}, {"idle", "5"},
+        {"writeback", "idle"}, {"writeback", "huge"}, {"writeback", "huge_idle"},
+        {"writeback", "incompressible"}, {"writeback", "page_index=0"},
+        {"writeback", "page_indexes=0-3"}, {"writeback_compressed", "1"},
+        {"writeback_compressed", "0"}, {"forward_threshold", "1024"},
+        {"forward_threshold", "0"}, {"recompress", ""}, {"recompress", "type=idle"},
+        {"recompress", "type=huge"}, {"recompress", "type=huge_idle max_pages=2"},
+        {"recompress", "threshold=1000 priority=1"}, {"writeback_limit_enable", "1"},
+        {"writeback_limit", "3"}, {"writeback_limit_enable", "0"},
+    };
+    const char *const *s = stores[in_u8(in) % (sizeof stores / sizeof stores[0])];
+    bool fired = uz_fault_fired();
+    int rc = uzram_attr_store(f->dev, s[0], s[1], strlen(s[1]));
+    TRACE("  %s %s: %d %s\n", s[0], s[1], rc, uzram_last_error());
+    bool wb = strcmp(s[0], "writeback") == 0;
+    if (!(rc == 0 || (rc == -ENOMEM && !fired && uz_fault_fired()) ||
+          (wb && !f->beyond && rc == -ENODEV) ||
+          (wb && (rc == -ENOSPC || rc == -EIO)) ||
+          (wb && rc == -EINVAL && f->npages < 4 && strstr(s[1], "0-3")) ||
+          (!f->beyond && strcmp(s[0], "recompress") == 0 && rc == -EINVAL)))
+        bug("store %s '%s': %d", s[0], s[1], rc);
+    check_all(f, "after a beyond-RAM op");
+}
+
 /* Arm a one-shot allocation failure a few allocations from now. */
 static void op_fault(struct fz *f, struct input *in)
 {
@@ -752,11 +821,11 @@ static void op_fault(struct fz *f, struct input *in)
 }
 
 enum { OP_WRITE, OP_READ, OP_DISCARD, OP_ZEROES, OP_BADIO, OP_COMPACT, OP_RESET, OP_LIMIT,
-       OP_BADATTR, OP_SHOW, OP_FAULT, OP_CHECK };
+       OP_BADATTR, OP_SHOW, OP_FAULT, OP_CHECK, OP_BEYOND };
 
 /* op byte % 16 -> op; writes are the most frequent. */
 static const uint8_t op_table[16] = {
-    OP_WRITE, OP_WRITE, OP_WRITE, OP_WRITE, OP_READ, OP_READ, OP_DISCARD, OP_ZEROES,
+    OP_WRITE, OP_WRITE, OP_WRITE, OP_BEYOND, OP_READ, OP_READ, OP_DISCARD, OP_ZEROES,
     OP_BADIO, OP_COMPACT, OP_RESET, OP_LIMIT, OP_BADATTR, OP_SHOW, OP_FAULT, OP_CHECK,
 };
 
@@ -775,7 +844,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (uzram_algorithm_name(ncodec))
         ncodec++;
     f.allocator = uz_alloc_at(in_u8(&in) % nalloc)->name;
-    f.algo = uzram_algorithm_name(in_u8(&in) % ncodec);
+    uint8_t cb = in_u8(&in);
+    f.algo = uzram_algorithm_name(cb % ncodec);
+    f.beyond = (cb / ncodec) & 1;
     uint64_t pages = 1 + in_u8(&in) % MAXPAGES;
     uint8_t flags = in_u8(&in);
 
@@ -789,6 +860,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.mem_limit = (1 + (flags >> 4)) * PAGE;
     if (flags & 4)
         cfg.huge_threshold = 16 + in_u8(&in) * 16u;   /* 16..4096 */
+    if (f.beyond) {
+        cfg.backing_dev = backing_file();
+        cfg.recomp_algorithm[0] = "zstd";
+    }
     int rc = uzram_create(&cfg, &f.dev);
     if (rc != 0)
         bug("create (%s, %s, %llu bytes): %d", f.allocator, f.algo,
@@ -819,6 +894,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case OP_BADATTR: op_badattr(&f, &in); break;
         case OP_SHOW: op_show(&f, &in); break;
         case OP_FAULT: op_fault(&f, &in); break;
+        case OP_BEYOND: op_beyond(&f, &in); break;
         default: check_all(&f, "check op"); break;
         }
         n_ops++;

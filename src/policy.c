@@ -1,0 +1,288 @@
+/*
+ * policy.c - policies that run by themselves: a background thread per
+ * device that recompresses pages idle longer than T, and writes back pages
+ * idle longer than T while the footprint is above a bound.
+ *
+ * Both are off by default; each is one attribute (recompress_policy,
+ * writeback_policy) or one config string, in the same key=value format:
+ *
+ *   recompress_policy  "idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]"
+ *   writeback_policy   "idle_secs=T [above=BYTES] [max_pages=N] [period_ms=P]"
+ *   "0" or "off"       turns the policy off
+ *
+ * The thread.  It exists only while the device is initialised and a
+ * policy is on: started at init (or by the first policy store), stopped
+ * by reset and destroy.  Every tick (the shortest period of the policies
+ * on; default 1000 ms) it runs each policy whose period has come for a
+ * bounded amount of work: at most max_pages pages handled (default 256)
+ * and at most SCAN_MAX slots looked at, resuming where the last tick
+ * stopped (a cursor per policy), so one tick never holds the device for
+ * long and a huge device is covered over several ticks.  The age test
+ * reads the slot's atime directly (no need for `idle` first).
+ *
+ * Locking.  A tick runs under init_lock taken for reading, like any
+ * attribute store; it takes it with tryrdlock, so a reset (which holds
+ * init_lock for writing while it stops the thread) never waits for a
+ * tick that waits for it.
+ *
+ * Reported in policy_stat: ticks, pages handled, errors, and the longest
+ * tick of each policy.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+#include "attr.h"
+#include "error.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_MAX_PAGES 256
+#define DEFAULT_PERIOD_MS 1000
+#define SCAN_MAX (64u * 1024)
+
+struct uz_policy {
+    struct uzram *dev;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    uint64_t rc_cursor, wb_cursor;
+    uint64_t rc_next_ms, wb_next_ms;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void note_max(_Atomic uint64_t *max, uint64_t v)
+{
+    uint64_t m = atomic_load(max);
+    while (v > m && !atomic_compare_exchange_weak(max, &m, v))
+        ;
+}
+
+int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out)
+{
+    const char *what = wb ? "writeback_policy" : "recompress_policy";
+    struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS};
+    if (strcmp(s, "0") == 0 || strcmp(s, "off") == 0) {
+        memset(out, 0, sizeof *out);
+        return 0;
+    }
+    char copy[256], *save = NULL;
+    if (strlen(s) >= sizeof copy)
+        return uz_error(-EINVAL, "%s: too long", what);
+    strcpy(copy, s);
+    bool have_idle = false;
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            return uz_error(-EINVAL, "%s: '%s' is not key=value", what, tok);
+        *eq = 0;
+        const char *v = eq + 1;
+        uint64_t x;
+        char *end;
+        if (strcmp(tok, "algo") == 0 && !wb) {
+            c.prio = 0;
+            for (uint32_t p = 1; p <= UZ_NR_SECONDARY; p++) {
+                const struct uz_codec *cd = uz_codec_find(v);
+                if (cd && strcmp(dev->secondary[p - 1].name, cd->name) == 0)
+                    c.prio = p;
+            }
+            if (!c.prio)
+                return uz_error(-EINVAL, "%s: '%s' is not a secondary algorithm (recomp_algorithm)",
+                                what, v);
+            continue;
+        }
+        if (strcmp(tok, "above") == 0 && wb) {
+            if (uz_memparse(v, strlen(v), &x) < 0)
+                return uz_error(-EINVAL, "%s: above=%s is not a size", what, v);
+            c.above = x;
+            continue;
+        }
+        errno = 0;
+        if (!*v || *v == '-')
+            return uz_error(-EINVAL, "%s: %s needs a number", what, tok);
+        x = strtoull(v, &end, 10);
+        if (errno || *end)
+            return uz_error(-EINVAL, "%s: %s=%s is not a number", what, tok, v);
+        if (strcmp(tok, "idle_secs") == 0) {
+            if (x >= SLOT_ATIME_WRAP)
+                return uz_error(-EINVAL, "%s: idle_secs must be below %u (access times wrap)", what,
+                                SLOT_ATIME_WRAP);
+            c.idle_secs = (uint32_t)x;
+            have_idle = true;
+        } else if (strcmp(tok, "priority") == 0 && !wb) {
+            if (x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
+                return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
+            c.prio = (uint32_t)x;
+        } else if (strcmp(tok, "max_pages") == 0) {
+            if (x == 0)
+                return uz_error(-EINVAL, "%s: max_pages must be at least 1", what);
+            c.max_pages = x;
+        } else if (strcmp(tok, "period_ms") == 0) {
+            if (x < 1 || x > 3600000)
+                return uz_error(-EINVAL, "%s: period_ms must be 1..3600000", what);
+            c.period_ms = (uint32_t)x;
+        } else {
+            return uz_error(-EINVAL, "%s: unknown key '%s'", what, tok);
+        }
+    }
+    if (!have_idle)
+        return uz_error(-EINVAL, "%s: give idle_secs=T (or 0 to turn the policy off)", what);
+    if (!wb && !c.prio) {
+        for (uint32_t p = 1; p <= UZ_NR_SECONDARY && !c.prio; p++)
+            if (dev->secondary[p - 1].name[0])
+                c.prio = p;
+        if (!c.prio)
+            return uz_error(-EINVAL, "%s: no secondary algorithm (set recomp_algorithm first)", what);
+    }
+    c.on = true;
+    *out = c;
+    return 0;
+}
+
+int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
+{
+    pthread_mutex_lock(&dev->policy_lock);
+    struct uz_policy_cfg c = wb ? dev->wb_policy : dev->rc_policy;
+    pthread_mutex_unlock(&dev->policy_lock);
+    int n;
+    if (!c.on)
+        n = snprintf(buf, size, "0\n");
+    else if (wb)
+        n = snprintf(buf, size, "idle_secs=%u above=%llu max_pages=%llu period_ms=%u\n", c.idle_secs,
+                     (unsigned long long)c.above, (unsigned long long)c.max_pages, c.period_ms);
+    else
+        n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u\n", c.idle_secs,
+                     dev->secondary[c.prio - 1].name, (unsigned long long)c.max_pages, c.period_ms);
+    return n < 0 || (size_t)n >= size ? -ENOSPC : n;
+}
+
+/* One tick's work; init_lock held for reading, device initialised. */
+static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
+{
+    pthread_mutex_lock(&dev->policy_lock);
+    struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
+    pthread_mutex_unlock(&dev->policy_lock);
+
+    if (rc.on && now_ms >= p->rc_next_ms && dev->sec[rc.prio - 1].n) {
+        p->rc_next_ms = now_ms + rc.period_ms;
+        uint64_t t0 = mono_ms();
+        struct uz_rc_req r = {.mode = RC_AGE, .min_age = rc.idle_secs, .max_pages = rc.max_pages,
+                              .prio = rc.prio, .lo = p->rc_cursor, .hi = dev->nslots,
+                              .scan_max = SCAN_MAX};
+        (void)uz_recompress(dev, &r);
+        p->rc_cursor = r.next >= dev->nslots ? 0 : r.next;
+        atomic_fetch_add(&dev->c.pol_rc_ticks, 1);
+        atomic_fetch_add(&dev->c.pol_rc_pages, r.done);
+        note_max(&dev->c.pol_rc_ns_max, (mono_ms() - t0) * 1000000);
+    }
+    if (wb.on && now_ms >= p->wb_next_ms && dev->bd) {
+        p->wb_next_ms = now_ms + wb.period_ms;
+        struct uz_alloc_stats as;
+        dev->aops->stats(dev->alloc, &as);
+        if (uz_footprint(dev, &as) > wb.above) {
+            uint64_t t0 = mono_ms();
+            struct uz_wb_req r = {.mode = WB_AGE, .min_age = wb.idle_secs, .max_pages = wb.max_pages,
+                                  .lo = p->wb_cursor, .hi = dev->nslots};
+            int err = uz_writeback(dev, &r);
+            p->wb_cursor = r.next >= dev->nslots ? 0 : r.next;
+            if (err < 0)
+                atomic_fetch_add(&dev->c.pol_wb_errors, 1);
+            atomic_fetch_add(&dev->c.pol_wb_ticks, 1);
+            atomic_fetch_add(&dev->c.pol_wb_pages, r.done);
+            note_max(&dev->c.pol_wb_ns_max, (mono_ms() - t0) * 1000000);
+        }
+    }
+}
+
+static void *policy_main(void *arg)
+{
+    struct uz_policy *p = arg;
+    struct uzram *dev = p->dev;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        pthread_mutex_lock(&dev->policy_lock);
+        uint32_t period = DEFAULT_PERIOD_MS;
+        if (dev->rc_policy.on && dev->rc_policy.period_ms < period)
+            period = dev->rc_policy.period_ms;
+        if (dev->wb_policy.on && dev->wb_policy.period_ms < period)
+            period = dev->wb_policy.period_ms;
+        pthread_mutex_unlock(&dev->policy_lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)period * 1000000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        if (p->stop)
+            break;
+        pthread_mutex_unlock(&p->mu);
+        if (pthread_rwlock_tryrdlock(&dev->init_lock) == 0) {
+            if (dev->initialised)
+                tick(dev, p, mono_ms());
+            pthread_rwlock_unlock(&dev->init_lock);
+        }
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+int uz_policy_start(struct uzram *dev)
+{
+    pthread_mutex_lock(&dev->policy_lock);
+    int err = 0;
+    if (dev->policy || !dev->initialised || (!dev->rc_policy.on && !dev->wb_policy.on))
+        goto out;
+    struct uz_policy *p = uz_calloc(1, sizeof *p);
+    if (!p) {
+        err = uz_error(-ENOMEM, "policy: no memory for the policy thread");
+        goto out;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    p->dev = dev;
+    dev->policy = p;
+    int rc = pthread_create(&p->thread, NULL, policy_main, p);
+    if (rc != 0) {
+        dev->policy = NULL;
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+        uz_free(p);
+        err = uz_error(-rc, "policy: cannot start the policy thread");
+    }
+out:
+    pthread_mutex_unlock(&dev->policy_lock);
+    return err;
+}
+
+void uz_policy_stop(struct uzram *dev)
+{
+    pthread_mutex_lock(&dev->policy_lock);
+    struct uz_policy *p = dev->policy;
+    dev->policy = NULL;
+    pthread_mutex_unlock(&dev->policy_lock);
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    uz_free(p);
+}

@@ -1,0 +1,222 @@
+/*
+ * writeback.c - moving pages out of RAM to the backing device, reading
+ * them back, and idle tracking (zram's writeback and idle).
+ *
+ * A page on the backing device is a slot with SLOT_WB whose handle names
+ * a 4 KiB block (store.h).  Two ways get it there:
+ *
+ *   writeback   the `writeback` attribute (or the writeback policy):
+ *               slots that qualify (idle, huge, huge_idle, incompressible,
+ *               page_index=N, page_indexes=LO-HI) are written out one by
+ *               one, each under its slot lock: block allocated, data
+ *               written, and only then the object freed and the slot
+ *               switched to SLOT_WB.  An I/O error frees the block and
+ *               leaves the page in RAM; the error ends the run and is
+ *               returned (zram's -EIO), so a failing medium loses nothing.
+ *   forward     the write path (store.c), when a page is over the memory
+ *               limit or compresses worse than forward_threshold.
+ *
+ * Raw or compressed.  By default a page goes out as its raw 4 KiB (as
+ * zram does).  With writeback_compressed the compressed object goes out
+ * as it is, at the start of its own block: the block is still one per
+ * page (allocation stays a bitmap, a block is freed like any other), but
+ * the transfer is the object's size rounded up to the I/O alignment, and
+ * the handle records the size (bits 48..60) so a read transfers exactly
+ * that and decompresses with the slot's algorithm (its priority bits).
+ *
+ * Buffers.  All I/O goes through a stream's page/out buffers, which are
+ * page-aligned (O_DIRECT): the data path allocates nothing.
+ *
+ * Idle.  Every access stamps the slot's atime (21 bits of seconds in the
+ * flags word, free in the 12-byte slot) and clears SLOT_IDLE.  `idle all`
+ * sets SLOT_IDLE on every live slot; `idle N` on those not accessed for N
+ * seconds.  The policies use the age directly, without the flag.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+#include "error.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PAGE UZRAM_PAGE_SIZE
+
+int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t clen,
+              uint64_t *handle)
+{
+    struct uz_backing *b = dev->bd;
+    uint64_t blk;
+    int err = uz_backing_alloc(b, &blk);
+    if (err < 0)
+        return err;
+    const uint8_t *buf;
+    size_t len;
+    if (clen) {
+        size_t n = uz_backing_iolen(b, clen);
+        memset(st->out + clen, 0, n - clen);   /* no stale bytes on disk */
+        buf = st->out;
+        len = clen;
+    } else {
+        if (src != st->page)
+            memcpy(st->page, src, PAGE);
+        buf = st->page;
+        len = PAGE;
+    }
+    err = uz_backing_write(b, blk, buf, len);
+    if (err < 0) {
+        uz_backing_free(b, blk);
+        return err;
+    }
+    *handle = blk | (uint64_t)clen << WB_LEN_SHIFT;
+    return 0;
+}
+
+int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st)
+{
+    uint64_t blk = h & WB_BLK_MASK;
+    size_t clen = (size_t)(h >> WB_LEN_SHIFT);
+    uint32_t prio = clen ? slot_prio(f) : 0;
+    /* the bounce buffer: out of the stream whose codec decodes the block */
+    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
+    struct uz_stream *io = (prio == 0 && st) ? st : uz_stream_get(ss);
+    int err = uz_backing_read(dev->bd, blk, io->out, clen ? clen : PAGE);
+    if (err == 0) {
+        if (!clen)
+            memcpy(dst, io->out, PAGE);
+        else if (ss->codec->decompress(io->ctx, io->out, clen, dst, PAGE) != 0)
+            err = uz_error(-EIO, "read: block %llu of the backing device does not decompress",
+                           (unsigned long long)blk);
+    } else {
+        err = -EIO;   /* whatever the backing device said, the read failed */
+    }
+    if (io != st)
+        uz_stream_put(io);
+    return err;
+}
+
+void uz_idle_mark(struct uzram *dev, uint32_t min_age)
+{
+    uint32_t now = uz_now(dev);
+    for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+        uint32_t f = uz_slot_peek(dev, i);
+        if (!(f & SLOT_STATE) || (f & SLOT_IDLE))
+            continue;
+        struct uz_slot *s = uz_slot_get(dev, i);
+        f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if ((f & SLOT_STATE) && (min_age == 0 || slot_age(f, now) >= min_age))
+            uz_slot_set(s, (f & SLOT_STATE) | SLOT_IDLE);
+        uz_slot_put(dev, i, s);
+    }
+}
+
+/* Does a slot in state f (atime in f) qualify for req? */
+static bool wb_wanted(const struct uz_wb_req *req, uint32_t f, uint32_t now)
+{
+    if (!(f & SLOT_OBJ))
+        return false;   /* empty, same-filled, or already out */
+    if ((req->mode & WB_IDLE) && !(f & SLOT_IDLE))
+        return false;
+    if ((req->mode & WB_HUGE) && !(f & SLOT_HUGE))
+        return false;
+    if ((req->mode & WB_INCOMP) && !(f & SLOT_INCOMP))
+        return false;
+    if ((req->mode & WB_AGE) && slot_age(f, now) < req->min_age)
+        return false;
+    return true;
+}
+
+/* Take one page of writeback_limit, if it is enabled. */
+static bool take_limit(struct uzram *dev)
+{
+    if (!atomic_load(&dev->wb_limit_enable))
+        return true;
+    uint64_t v = atomic_load(&dev->wb_limit);
+    while (v > 0 && !atomic_compare_exchange_weak(&dev->wb_limit, &v, v - 1))
+        ;
+    return v > 0;
+}
+
+static void give_back_limit(struct uzram *dev)
+{
+    if (atomic_load(&dev->wb_limit_enable))
+        atomic_fetch_add(&dev->wb_limit, 1);
+}
+
+/* Write back one locked slot (state f, qualifying).  0 or the error. */
+static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f)
+{
+    uint64_t h = slot_handle(s);
+    size_t size = uz_obj_bytes(dev, f, h);
+    const uint8_t *obj = dev->aops->map(dev->alloc, h);
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    size_t clen = 0;
+    int err = 0;
+    if (f & SLOT_HUGE) {
+        memcpy(st->page, obj, PAGE);
+    } else if (atomic_load(&dev->wb_compressed)) {
+        memcpy(st->out, obj, size);
+        clen = size;
+    } else {
+        err = uz_decompress(dev, slot_prio(f), obj, size, st->page, st);
+        if (err < 0)
+            err = uz_error(-EIO, "writeback: page %llu does not decompress",
+                           (unsigned long long)idx);
+    }
+    uint64_t wh = 0;
+    if (err == 0)
+        err = uz_wb_put(dev, st, st->page, clen, &wh);
+    uz_stream_put(st);
+    if (err < 0)
+        return err;
+    dev->aops->free(dev->alloc, h);
+    atomic_fetch_sub_explicit(&dev->c.compr_bytes, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
+    if (f & SLOT_HUGE)
+        atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
+    slot_set_handle(s, wh);
+    uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
+    if (clen)
+        keep |= f & (SLOT_PRIO_MASK | SLOT_RECOMP);
+    uz_slot_set(s, SLOT_WB | keep);
+    atomic_fetch_add_explicit(&dev->c.written_back, 1, memory_order_relaxed);
+    return 0;
+}
+
+int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
+{
+    req->done = 0;
+    req->next = req->lo;
+    if (!dev->bd)
+        return uz_error(-ENODEV, "writeback: no backing device (set backing_dev before disksize)");
+    uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
+    uint32_t now = uz_now(dev);
+    int err = 0;
+    uint64_t i;
+    for (i = uz_next_used(dev, req->lo); i < hi; i = uz_next_used(dev, i + 1)) {
+        if (req->max_pages && req->done >= req->max_pages)
+            break;
+        if (!wb_wanted(req, uz_slot_peek(dev, i), now))
+            continue;
+        struct uz_slot *s = uz_slot_get(dev, i);
+        uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if (wb_wanted(req, f, now)) {
+            if (!take_limit(dev)) {
+                err = uz_error(-EIO, "writeback: writeback_limit reached");
+            } else {
+                err = wb_one(dev, i, s, f & SLOT_STATE);
+                if (err < 0) {
+                    give_back_limit(dev);
+                    atomic_fetch_add_explicit(&dev->c.wb_failed, 1, memory_order_relaxed);
+                } else {
+                    req->done++;
+                }
+            }
+        }
+        uz_slot_put(dev, i, s);
+        if (err < 0)
+            break;
+    }
+    req->next = i;
+    return err;
+}
