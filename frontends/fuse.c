@@ -935,7 +935,8 @@ static int mount_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
-            "                       [--mem-limit SIZE] [--threads N] [--pidfile FILE] [-f]\n"
+            "                       [--mem-limit SIZE] [--backing-dev PATH] [--threads N]\n"
+            "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
             "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
             "  25%% of RAM.  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
@@ -988,6 +989,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         {"level", required_argument, NULL, 'l'},
         {"allocator", required_argument, NULL, 'z'},
         {"mem-limit", required_argument, NULL, 'm'},
+        {"backing-dev", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},
         {"pidfile", required_argument, NULL, 'p'},
         {"foreground", no_argument, NULL, 'f'},
@@ -1002,7 +1004,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
     char *end;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:a:l:z:m:t:p:fh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:a:l:z:m:b:t:p:fh", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size("--size", optarg, &a->cfg.disksize) < 0)
@@ -1025,6 +1027,14 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         case 'm':
             if (parse_size("--mem-limit", optarg, &a->cfg.mem_limit) < 0)
                 return 2;
+            break;
+        case 'b':
+            /* the daemon changes directory; keep the path absolute */
+            a->cfg.backing_dev = realpath(optarg, NULL);
+            if (!a->cfg.backing_dev) {
+                fprintf(stderr, "uzram mount: --backing-dev %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
             break;
         case 't':
             a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
