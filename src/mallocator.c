@@ -11,11 +11,19 @@
  * prev/next chain every live object so destroy() can free what the owner
  * did not (a device torn down with data in it).
  *
- * Footprint.  malloc does not say how much memory it holds for one caller,
- * so pages_used is an estimate of what malloc holds for our objects:
+ * Footprint.  malloc does not say how much memory it holds for one caller.
+ * pages_used is the larger of two figures:
  *
- *     pages_used = ceil(sum over live chunks of
+ *   - the chunks:  ceil(sum over live chunks of
  *                       (malloc_usable_size(chunk) + MA_CHUNK_OVERHEAD) / 4096)
+ *   - the heap:    how much more memory malloc holds from the system than
+ *                  when this allocator was created (mallinfo2: arena +
+ *                  hblkhd), which includes the free chunks malloc keeps
+ *                  after frees -- the fragmentation the chunk figure
+ *                  cannot see.  It is process-wide, so it is right when the
+ *                  device is the process's main malloc user (as in
+ *                  `uzram bench`) and an over-estimate otherwise.  mallinfo2
+ *                  walks malloc's bins, so it is read at most every 10 ms.
  *
  * With glibc a chunk in use is malloc_usable_size + 8 bytes (its size
  * word); MA_CHUNK_OVERHEAD is 16 to charge, roughly, some of the holes
@@ -48,6 +56,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "error.h"
@@ -68,7 +77,23 @@ struct ma {
     uint64_t obj_bytes;    /* sum of sizes asked for */
     uint64_t foot_bytes;   /* sum of usable sizes + MA_CHUNK_OVERHEAD per chunk */
     _Atomic uint64_t *limit_pages;
+    uint64_t heap_base;    /* mallinfo2 arena + hblkhd at create */
+    uint64_t heap_delta;   /* last reading of (arena + hblkhd) - heap_base */
+    uint64_t heap_at_ns;   /* when it was read */
 };
+
+static uint64_t heap_held(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return (uint64_t)mi.arena + (uint64_t)mi.hblkhd;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 struct ma_obj {
     struct ma_obj *prev, *next;
@@ -92,6 +117,7 @@ static struct uz_allocator *ma_create(const struct uz_alloc_params *p)
         return NULL;
     }
     a->limit_pages = p->limit_pages;
+    a->heap_base = heap_held();
     return (struct uz_allocator *)a;
 }
 
@@ -193,8 +219,10 @@ static size_t ma_huge_class_size(struct uz_allocator *ua)
 static uint64_t ma_compact(struct uz_allocator *ua, uint64_t max_pages)
 {
     (void)ua;
-    (void)max_pages;
-    malloc_trim(0);
+    /* A bounded step (automatic compaction) can do nothing here: trimming
+     * walks the whole heap.  An explicit compact trims. */
+    if (max_pages == 0)
+        malloc_trim(0);
     return 0;
 }
 
@@ -202,7 +230,14 @@ static void ma_stats(struct uz_allocator *ua, struct uz_alloc_stats *st)
 {
     struct ma *a = (struct ma *)ua;
     pthread_mutex_lock(&a->lock);
-    st->pages_used = foot_pages(a->foot_bytes);
+    uint64_t t = now_ns();
+    if (t - a->heap_at_ns > 10000000u) {
+        uint64_t held = heap_held();
+        a->heap_delta = held > a->heap_base ? held - a->heap_base : 0;
+        a->heap_at_ns = t;
+    }
+    uint64_t chunks = foot_pages(a->foot_bytes), heap = (a->heap_delta + MA_PAGE - 1) / MA_PAGE;
+    st->pages_used = chunks > heap ? chunks : heap;
     st->meta_bytes = sizeof *a;
     st->obj_bytes = a->obj_bytes;
     st->objects = a->objects;
