@@ -24,6 +24,7 @@
  *                  device is the process's main malloc user (as in
  *                  `uzram bench`) and an over-estimate otherwise.  mallinfo2
  *                  walks malloc's bins, so it is read at most every 10 ms.
+ *                  With no live object, pages_used is 0.
  *
  * With glibc a chunk in use is malloc_usable_size + 8 bytes (its size
  * word); MA_CHUNK_OVERHEAD is 16 to charge, roughly, some of the holes
@@ -237,7 +238,9 @@ static void ma_stats(struct uz_allocator *ua, struct uz_alloc_stats *st)
         a->heap_at_ns = t;
     }
     uint64_t chunks = foot_pages(a->foot_bytes), heap = (a->heap_delta + MA_PAGE - 1) / MA_PAGE;
-    st->pages_used = chunks > heap ? chunks : heap;
+    /* With no live object the device holds nothing: what malloc keeps
+     * then is its own cache, and reading 0 keeps "all freed" exact. */
+    st->pages_used = a->objects == 0 ? 0 : chunks > heap ? chunks : heap;
     st->meta_bytes = sizeof *a;
     st->obj_bytes = a->obj_bytes;
     st->objects = a->objects;
