@@ -88,7 +88,7 @@ valgrind: $(if $(filter build,$(VALGRIND_DIR)),build)
 	  case $$n in *threads*|*stress*) continue;; esac; \
 	  printf '== valgrind %s ... ' $$n; start=$$(date +%s); \
 	  if UZ_CORPUS=$(CURDIR)/../shared/corpus UZ_BUILD=$(CURDIR)/$(VALGRIND_DIR) UZ_SRC=$(CURDIR) \
-	     valgrind -q --error-exitcode=1 --leak-check=full $$t >$(VALGRIND_DIR)/valgrind-$$n.log 2>&1; then \
+	     valgrind -q --error-exitcode=1 --leak-check=full --suppressions=tests/valgrind.supp $$t >$(VALGRIND_DIR)/valgrind-$$n.log 2>&1; then \
 	    echo "ok ($$(( $$(date +%s) - start )) s)"; \
 	  else \
 	    echo "FAILED"; tail -n 60 $(VALGRIND_DIR)/valgrind-$$n.log; fail="$$fail $$n"; \

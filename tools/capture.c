@@ -178,6 +178,10 @@ static int capture_scan(struct capture *cap, uint64_t start, uint64_t end)
             .category_mask = CAPTURE_PAGE_IS_PRESENT,
             .return_mask = CAPTURE_PAGE_IS_PRESENT,
         };
+        /* The kernel fills the regions; clearing them first costs little
+         * and tells memory checkers (which do not know this ioctl) that
+         * what we read back is defined. */
+        memset(cap->regions, 0, sizeof(struct capture_page_region) * CAPTURE_REGIONS);
         int n = ioctl(cap->pagemap_fd, CAPTURE_PAGEMAP_SCAN, &arg);
         if (n < 0) {
             if (errno == EINTR)
