@@ -16,6 +16,8 @@
 #
 #     ratio = (uzram median - uncapped median) / (zram median - uncapped median)
 #
+# UZ_MOUNT_OPTS adds options to `uzram mount` (e.g. "--threads 4").
+#
 # Existing swap devices are left alone but given no work: the test's swap
 # device gets the highest priority.  Everything is torn down on exit.
 set -euo pipefail
@@ -96,7 +98,7 @@ run_capped() {
 }
 
 uzram_on() {
-    "$UZRAM" mount "$DIR" --size 2G --algorithm lz4
+    "$UZRAM" mount "$DIR" --size 2G --algorithm lz4 ${UZ_MOUNT_OPTS:-}
     LOOP=$(losetup --direct-io=on -f --show "$DIR/disk")
     mkswap "$LOOP" >/dev/null
     swapon -p 32767 "$LOOP"
