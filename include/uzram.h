@@ -89,6 +89,16 @@ struct uzram_config {
      * write path (the "auto_compact" attribute).  0 = the default, 1050
      * (1.05 x); UZRAM_COMPACT_OFF = never compact unless asked. */
     uint32_t compact_bound;
+    /* Group compression (the "group_pages" attribute): 0 or 1 = off (the
+     * default); 2, 4 or 8 = a write that covers an aligned group of that
+     * many pages (an offset multiple of group_pages * 4096) compresses them
+     * as one unit: better ratio and faster with zstd and lz4 on real
+     * memory, at the price of decompressing the whole group for a read of
+     * part of it, and of breaking it into single pages (read, recompress
+     * each page, store) for a write or discard of part of it.  Other
+     * values: -EINVAL.  Groups are never written back; see also recompress
+     * group=K, which builds groups on any device. */
+    uint32_t group_pages;
 
     /* ---- beyond RAM (all off / empty by default) ---- */
 
@@ -145,7 +155,10 @@ uint64_t uzram_disksize(const struct uzram *dev);
  * uzram_read: copies len bytes out; never-written bytes read as zeros.
  *   -EIO if a stored page cannot be decoded (counted in failed_reads).
  * uzram_discard: whole pages in the range are freed; the partial head and
- *   tail pages are zeroed.  Afterwards the range reads as zeros.
+ *   tail pages are zeroed.  Afterwards the range reads as zeros.  Freeing
+ *   part of a compressed group (group_pages, recompress group=K) stores the
+ *   rest of the group page by page, so it can fail with -ENOMEM (under a
+ *   memory limit), changing nothing, as a partial-page discard can.
  * uzram_write_zeroes: same effect as discard (zero pages cost nothing).
  * uzram_flush: nothing is volatile inside uzram; returns 0.  Provided so that
  *   frontends can forward flush requests.
@@ -206,18 +219,26 @@ void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
  * writeback_limit writeback_limit_enable idle recomp_algorithm recompress,
  * and uzram's own: auto_compact (the footprint bound of automatic
  * compaction: "1.050", or "0" when off), writeback_compressed (0/1),
- * forward_threshold (bytes, 0 = off), recompress_policy
- * ("idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]", "0" =
- * off), writeback_policy ("idle_secs=T [above=BYTES] [max_pages=N]
- * [period_ms=P]", "0" = off) and policy_stat; all are listed by
- * uzram_attr_name().
+ * forward_threshold (bytes, 0 = off), group_pages (1, 2, 4 or 8; set while
+ * uninitialised, -EBUSY after, as comp_algorithm), recompress_policy
+ * ("idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]
+ * [group=K]", "0" = off), writeback_policy ("idle_secs=T [above=BYTES]
+ * [max_pages=N] [period_ms=P]", "0" = off) and policy_stat; all are listed
+ * by uzram_attr_name().
  *
  * Beyond RAM, as zram: backing_dev is written while uninitialised
  * (-EBUSY after) and cleared by reset; writeback without a backing device
  * is -ENODEV, and an I/O error or exhausted writeback_limit is -EIO (the
  * page stays in RAM); idle takes "all" or a number of seconds (below
- * 2^21: slot access times wrap after 24 days); recomp_algorithm
+ * 2^20: slot access times wrap after 12 days); recomp_algorithm
  * ("algo=NAME priority=1..3") is set before init, recompress after.
+ * recompress also takes group=K (2, 4 or 8; 1 = per page): every aligned
+ * run of K pages that all qualify (type=idle: all idle) and are all stored
+ * one by one in RAM (objects or same fills, not written back, not in a
+ * group) is compressed together with the secondary (algo=/priority=, by
+ * default the first) and kept as a group if its chunks cost fewer bytes
+ * of allocator size classes than the pages' objects did.  Writeback and
+ * per-page recompression pass group members by.
  *
  * uzram_attr_show: writes the value as /sys/block/zramN/NAME would read,
  *   including the trailing newline, NUL-terminated, into buf (size bytes).

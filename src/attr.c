@@ -310,6 +310,10 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
     len = emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
                (unsigned long long)st.compact_steps,
                (unsigned long long)(st.compact_pause_max_ns / 1000));
+    len = emit(buf, size, len, "group_writes: %llu group_fallbacks: %llu group_breaks: %llu\n",
+               (unsigned long long)atomic_load(&dev->c.group_writes),
+               (unsigned long long)atomic_load(&dev->c.group_fallbacks),
+               (unsigned long long)atomic_load(&dev->c.group_breaks));
     return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
                 "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
                 (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
@@ -374,6 +378,23 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
     return 0;
 bad:
     return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
+}
+
+/* group_pages: 1 (off), 2, 4 or 8, while uninitialised (as comp_algorithm). */
+static int show_group_pages(struct uzram *dev, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%u\n", dev->group_pages);
+}
+
+static int store_group_pages(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+        return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4 or 8");
+    if (dev->initialised)
+        return uz_error(-EBUSY, "group_pages: device is initialised; reset it first");
+    dev->group_pages = (uint32_t)x;
+    return 0;
 }
 
 /* ------------------------------------------------ beyond RAM */
@@ -556,7 +577,7 @@ static int store_forward_threshold(struct uzram *dev, const struct val *v)
     return 0;
 }
 
-/* "all" or seconds since last access (below 2^21: atime wraps). */
+/* "all" or seconds since last access (below 2^20: atime wraps). */
 static int store_idle(struct uzram *dev, const struct val *v)
 {
     uint64_t age = 0;
@@ -564,7 +585,7 @@ static int store_idle(struct uzram *dev, const struct val *v)
         if (parse_u64(v, &age) < 0)
             return uz_error(-EINVAL, "idle: write 'all' or a number of seconds");
         if (age >= SLOT_ATIME_WRAP)
-            return uz_error(-EINVAL, "idle: at most %u seconds (access times wrap after 24 days)",
+            return uz_error(-EINVAL, "idle: at most %u seconds (access times wrap after 12 days)",
                             SLOT_ATIME_WRAP - 1);
     }
     if (!dev->initialised)
@@ -622,7 +643,8 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
     return 0;
 }
 
-/* "type=idle|huge|huge_idle threshold=BYTES max_pages=N algo=NAME|priority=N" */
+/* "type=idle|huge|huge_idle threshold=BYTES max_pages=N algo=NAME|priority=N
+ * group=K" */
 static int store_recompress(struct uzram *dev, const struct val *v)
 {
     char copy[256], *save = NULL;
@@ -656,6 +678,10 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             if (parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
+        } else if (strcmp(tok, "group") == 0) {
+            if (parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+                return uz_error(-EINVAL, "recompress: group is 1, 2, 4 or 8 pages");
+            r.group = (uint32_t)x;
         } else if (strcmp(tok, "algo") == 0) {
             const struct uz_codec *c = uz_codec_find(val);
             r.prio = 0;
@@ -738,6 +764,7 @@ static const struct attr attrs[] = {
     {"debug_stat", 0444, show_debug_stat, NULL, false},
     {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true},
     {"auto_compact", 0644, show_auto_compact, store_auto_compact, false},
+    {"group_pages", 0644, show_group_pages, store_group_pages, true},
     {"backing_dev", 0644, show_backing_dev, store_backing_dev, true},
     {"bd_stat", 0444, show_bd_stat, NULL, false},
     {"writeback", 0200, NULL, store_writeback, false},

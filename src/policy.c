@@ -6,7 +6,8 @@
  * Both are off by default; each is one attribute (recompress_policy,
  * writeback_policy) or one config string, in the same key=value format:
  *
- *   recompress_policy  "idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]"
+ *   recompress_policy  "idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]
+ *                       [group=K]"  (group=K: regroup runs of K idle pages, recompress.c)
  *   writeback_policy   "idle_secs=T [above=BYTES] [max_pages=N] [period_ms=P]"
  *   "0" or "off"       turns the policy off
  *
@@ -71,7 +72,8 @@ static void note_max(_Atomic uint64_t *max, uint64_t v)
 int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out)
 {
     const char *what = wb ? "writeback_policy" : "recompress_policy";
-    struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS};
+    struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS,
+                              .group = 1};
     if (strcmp(s, "0") == 0 || strcmp(s, "off") == 0) {
         memset(out, 0, sizeof *out);
         return 0;
@@ -123,6 +125,10 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
             if (x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
                 return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
             c.prio = (uint32_t)x;
+        } else if (strcmp(tok, "group") == 0 && !wb) {
+            if (x != 1 && x != 2 && x != 4 && x != 8)
+                return uz_error(-EINVAL, "%s: group is 1, 2, 4 or 8 pages", what);
+            c.group = (uint32_t)x;
         } else if (strcmp(tok, "max_pages") == 0) {
             if (x == 0)
                 return uz_error(-EINVAL, "%s: max_pages must be at least 1", what);
@@ -160,6 +166,10 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
     else if (wb)
         n = snprintf(buf, size, "idle_secs=%u above=%llu max_pages=%llu period_ms=%u\n", c.idle_secs,
                      (unsigned long long)c.above, (unsigned long long)c.max_pages, c.period_ms);
+    else if (c.group > 1)
+        n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u group=%u\n",
+                     c.idle_secs, dev->secondary[c.prio - 1].name, (unsigned long long)c.max_pages,
+                     c.period_ms, c.group);
     else
         n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u\n", c.idle_secs,
                      dev->secondary[c.prio - 1].name, (unsigned long long)c.max_pages, c.period_ms);
@@ -178,7 +188,7 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
         uint64_t t0 = mono_ms();
         struct uz_rc_req r = {.mode = RC_AGE, .min_age = rc.idle_secs, .max_pages = rc.max_pages,
                               .prio = rc.prio, .lo = p->rc_cursor, .hi = dev->nslots,
-                              .scan_max = SCAN_MAX};
+                              .scan_max = SCAN_MAX, .group = rc.group};
         (void)uz_recompress(dev, &r);
         p->rc_cursor = r.next >= dev->nslots ? 0 : r.next;
         atomic_fetch_add(&dev->c.pol_rc_ticks, 1);

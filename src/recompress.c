@@ -25,6 +25,20 @@
  * Stream order: a primary stream, then a secondary's (the read path and
  * writeback take them in the same order), so no two threads can wait on
  * each other.
+ *
+ * Group mode (group=K, K = 2, 4 or 8; see group.c for the layout).  Each
+ * aligned run [b, b+K) whose K slots all qualify (the mode's tests, per
+ * slot) and are all stored one by one in RAM (OBJ or SAME; not WB, not in
+ * a group; objects made by the primary or by the chosen secondary, so one
+ * primary and one secondary stream suffice) is locked whole, its pages
+ * decompressed into the secondary stream's group scratch, and the K pages
+ * compressed together with the secondary.  The group replaces the pages
+ * if its chunks' size classes (full chunks are one page each) add up to
+ * less than the pages' objects' classes; its chunks are allocated before
+ * anything is freed.  Members keep their IDLE bits and access times
+ * (recompression is not an access).  max_pages and done count pages;
+ * threshold does not apply.  Per-page recompression passes group members
+ * by (they have no SLOT_OBJ).
  */
 #define _GNU_SOURCE
 #include "store.h"
@@ -43,8 +57,11 @@ int uz_secondaries_init(struct uzram *dev)
         if (!sc->name[0])
             continue;
         const struct uz_codec *c = uz_codec_find(sc->name);
+        /* group scratch always: recompress group=K may make groups with
+         * any secondary (warmed up for groups only when the device
+         * writes groups itself) */
         int err = c ? uz_streams_init(&dev->sec[i], c, sc->level ? sc->level : c->level_default,
-                                      dev->nstreams)
+                                      dev->nstreams, UZ_GROUP_MAX, false)
                     : -EINVAL;
         if (err < 0) {
             memset(&dev->sec[i], 0, sizeof dev->sec[i]);
@@ -165,6 +182,145 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     return won;
 }
 
+/* Does a slot (state f) qualify for a group of the run being looked at? */
+static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uint32_t prio)
+{
+    if (!(f & (SLOT_OBJ | SLOT_SAME)) || (f & (SLOT_WB | SLOT_GROUP)))
+        return false;
+    if ((req->mode & RC_IDLE) && !(f & SLOT_IDLE))
+        return false;
+    if ((req->mode & RC_HUGE) && !(f & SLOT_HUGE))
+        return false;
+    if ((req->mode & RC_AGE) && slot_age(f, now) < req->min_age)
+        return false;
+    return slot_prio(f) == 0 || slot_prio(f) == prio;
+}
+
+/* Bytes an object set of chunks for a compressed group of clen bytes
+ * really occupies. */
+static size_t group_cost(struct uzram *dev, size_t clen)
+{
+    size_t full = clen / PAGE, rest = clen % PAGE;
+    return full * PAGE + (rest ? class_of(dev, rest) : 0);
+}
+
+/* Regroup the locked, qualifying slots [b, b+k) with the secondary at
+ * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
+static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
+{
+    struct uz_streams *ss = &dev->sec[p - 1];
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    struct uz_stream *s2 = uz_stream_get(ss);
+    size_t old_cost = 0;
+    int err = 0;
+    for (uint32_t j = 0; j < k && err == 0; j++) {
+        struct uz_slot *s = uz_varray_at(&dev->slots, b + j);
+        uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_STATE;
+        uint8_t *dst = s2->gbuf + (size_t)j * PAGE;
+        uint64_t h = slot_handle(s);
+        if (f & SLOT_SAME) {
+            uz_fill_page(dst, h);
+            continue;
+        }
+        size_t size = uz_obj_bytes(dev, f, h);
+        const uint8_t *obj = dev->aops->map(dev->alloc, h);
+        old_cost += class_of(dev, size);
+        int rc;
+        if (f & SLOT_HUGE) {
+            memcpy(dst, obj, PAGE);
+            rc = 0;
+        } else if (slot_prio(f) == 0) {
+            rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
+        } else {
+            rc = ss->codec->decompress(s2->ctx, obj, size, dst, PAGE);
+        }
+        if (rc != 0)
+            err = uz_error(-EIO, "recompress: page %llu does not decompress",
+                           (unsigned long long)(b + j));
+    }
+    size_t clen = 0;
+    if (err == 0)
+        clen = ss->codec->compress(s2->ctx, s2->gbuf, (size_t)k * PAGE, s2->gout, s2->gcap);
+    int won = 0;
+    if (err == 0 && clen && clen <= (size_t)k * PAGE && group_cost(dev, clen) < old_cost) {
+        uint64_t h[UZ_GROUP_MAX] = {0};
+        uint32_t nch = (uint32_t)((clen + PAGE - 1) / PAGE), j;
+        int aerr = 0;
+        for (j = 0; j < nch && aerr == 0; j++) {
+            size_t sz = clen - (size_t)j * PAGE < PAGE ? clen - (size_t)j * PAGE : PAGE;
+            aerr = dev->aops->alloc(dev->alloc, sz, (uint32_t)(b + j), &h[j]);
+            if (aerr == 0)
+                memcpy(dev->aops->map(dev->alloc, h[j]), s2->gout + (size_t)j * PAGE, sz);
+        }
+        if (aerr < 0) {
+            /* no memory (the limit): keep the pages as they are */
+            for (uint32_t i = 0; i + 1 < j; i++)
+                dev->aops->free(dev->alloc, h[i]);
+        } else {
+            for (j = 0; j < k; j++) {
+                struct uz_slot *s = uz_varray_at(&dev->slots, b + j);
+                uint32_t idle = atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_IDLE;
+                uz_slot_free(dev, b + j, s);
+                slot_set_handle(s, h[j]);
+                uz_slot_set(s, slot_group_bits(k) | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | idle);
+                uz_varray_live(&dev->slots, b + j, +1);
+            }
+            atomic_fetch_add_explicit(&dev->c.pages_stored, k, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dev->c.compr_bytes, clen, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dev->c.recompressed, k, memory_order_relaxed);
+            won = 1;
+        }
+    }
+    uz_stream_put(s2);
+    uz_stream_put(st);
+    return err < 0 ? err : won;
+}
+
+static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
+{
+    uint32_t k = req->group;
+    uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
+    uint32_t now = uz_now(dev);
+    uint64_t tried = 0, scanned = 0;
+    int err = 0;
+    uint64_t b = (req->lo + k - 1) / k * k;
+    while (b + k <= hi) {
+        uint64_t nb = uz_next_used(dev, b);
+        if (nb >= hi)
+            break;
+        if (nb / k * k > b) {
+            b = nb / k * k;
+            continue;
+        }
+        if ((req->max_pages && tried >= req->max_pages) || (req->scan_max && scanned >= req->scan_max))
+            break;
+        scanned += k;
+        bool want = true;
+        for (uint32_t j = 0; j < k && want; j++)
+            want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
+        if (want) {
+            uz_lock_range(dev, b, b + k);
+            for (uint32_t j = 0; j < k && want; j++)
+                want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
+            if (want) {
+                tried += k;
+                err = rc_group_one(dev, b, k, prio);
+                if (err > 0)
+                    req->done += k;
+            }
+            uz_unlock_range(dev, b, b + k);
+            if (err < 0)
+                break;
+            err = 0;
+        }
+        b += k;
+    }
+    req->next = b < hi ? b : hi;
+    if (req->done)
+        uz_note_mem_used(dev);
+    return err < 0 ? err : 0;
+}
+
 int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
 {
     req->done = 0;
@@ -179,6 +335,17 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
     if (req->prio && (req->prio > UZ_NR_SECONDARY || dev->sec[req->prio - 1].n == 0))
         return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %u", req->prio);
     uint32_t prio_max = req->prio ? req->prio : last_prio;
+    if (req->group > 1) {
+        /* groups: the secondary asked for, or the first one configured */
+        uint32_t p = req->prio;
+        for (uint32_t q = 1; q <= UZ_NR_SECONDARY && !p; q++)
+            if (dev->sec[q - 1].n)
+                p = q;
+        if (req->group > UZ_GROUP_MAX || (req->group & (req->group - 1)) ||
+            dev->sec[p - 1].gpages < req->group)
+            return uz_error(-EINVAL, "recompress: group is 2, 4 or 8 pages");
+        return rc_groups(dev, req, p);
+    }
     uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
     uint32_t now = uz_now(dev);
     uint64_t tried = 0, scanned = 0;

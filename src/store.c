@@ -37,6 +37,12 @@
  * Read of one page: same fill, object (decompressed with the algorithm of
  * the slot's priority bits: 0 the primary, 1..3 a secondary), or a backing
  * block (SLOT_WB, read through the streams' aligned buffers).
+ *
+ * Groups (group.c): with group_pages K > 1, a write of a whole aligned
+ * group goes to uz_group_write.  Every single-page path tests SLOT_GROUP
+ * once its slot is locked; a member is unlocked and handed to group.c,
+ * which locks the whole group in ascending order.  With K = 1 (the
+ * default) the data path pays one predictable branch per page for this.
  */
 #define _GNU_SOURCE
 #include "store.h"
@@ -115,6 +121,16 @@ static void slot_unlock(struct uz_slot *s)
         futex_wake_all(&s->flags);
 }
 
+void uz_slot_lock(struct uz_slot *s)
+{
+    slot_lock(s);
+}
+
+void uz_slot_unlock(struct uz_slot *s)
+{
+    slot_unlock(s);
+}
+
 /* Replace the state bits of a locked slot, keeping the lock bits (a waiter
  * may set WAITERS at any time) and the atime. */
 static void slot_set(struct uz_slot *s, uint32_t state)
@@ -141,6 +157,11 @@ static void slot_touch(struct uzram *dev, struct uz_slot *s)
 static uint32_t slot_state(struct uz_slot *s)
 {
     return atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_STATE;
+}
+
+void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
+{
+    slot_touch(dev, s);
 }
 
 /* Compressed size of a slot's object (state f, handle h). */
@@ -301,6 +322,15 @@ static void slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
         if (f & SLOT_HUGE)
             atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
+    } else if (__builtin_expect(f & SLOT_GROUP, 0)) {
+        /* one member of a group being freed whole: its chunk, if any */
+        uint64_t h = slot_handle(s);
+        if (h) {
+            atomic_fetch_sub_explicit(&dev->c.compr_bytes, dev->aops->obj_size(dev->alloc, h),
+                                      memory_order_relaxed);
+            dev->aops->free(dev->alloc, h);
+            atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
+        }
     } else if (f & SLOT_SAME) {
         atomic_fetch_sub_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
     } else if (f & SLOT_WB) {
@@ -313,6 +343,21 @@ out:
     slot_set_handle(s, 0);
     slot_set(s, 0);
     uz_varray_live(&dev->slots, idx, -1);
+}
+
+void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    slot_free(dev, idx, s);
+}
+
+bool uz_page_same_filled(const void *page, uint64_t *word)
+{
+    return page_same_filled(page, word);
+}
+
+void uz_fill_page(void *dst, uint64_t word)
+{
+    fill_page(dst, word);
 }
 
 /* Put a page on the backing device instead of in memory (the forward):
@@ -412,6 +457,12 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     return 0;
 }
 
+int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+                  struct uz_stream *st)
+{
+    return write_page(dev, idx, s, src, st);
+}
+
 /* Read one whole page from a locked slot into dst.  st as for write_page. */
 static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
                      struct uz_stream *st)
@@ -454,6 +505,12 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
     }
     slot_touch(dev, s);
     return 0;
+}
+
+int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                 struct uz_stream *st)
+{
+    return read_page(dev, idx, s, dst, st);
 }
 
 /* --------------------------------------------------------- range checks */
@@ -547,20 +604,32 @@ int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
         uint64_t idx = off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (slot_empty_racy(dev, idx)) {
+        uint32_t f = atomic_load_explicit(&slot_at(dev, idx)->flags, memory_order_acquire);
+        if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
             memset(out, 0, n);
         } else {
-            struct uz_slot *s = slot_get(dev, idx);
-            if (n == PAGE) {
-                err = read_page(dev, idx, s, out, NULL);
-            } else {
-                struct uz_stream *st = uz_stream_get(&dev->streams);
-                err = read_page(dev, idx, s, st->page, st);
-                if (err == 0)
-                    memcpy(out, st->page + in, n);
-                uz_stream_put(st);
+            bool group = f & SLOT_GROUP;
+            if (!group) {
+                struct uz_slot *s = slot_get(dev, idx);
+                group = slot_state(s) & SLOT_GROUP;
+                if (group) {
+                    /* a group member: the whole group is locked in group.c */
+                } else if (n == PAGE) {
+                    err = read_page(dev, idx, s, out, NULL);
+                } else {
+                    struct uz_stream *st = uz_stream_get(&dev->streams);
+                    err = read_page(dev, idx, s, st->page, st);
+                    if (err == 0)
+                        memcpy(out, st->page + in, n);
+                    uz_stream_put(st);
+                }
+                slot_put(dev, idx, s);
             }
-            slot_put(dev, idx, s);
+            if (__builtin_expect(group, 0)) {
+                err = uz_group_read(dev, off, len, out, &n);
+                atomic_fetch_add_explicit(&dev->c.reads, (in + n + PAGE - 1) / PAGE - 1,
+                                          memory_order_relaxed);
+            }
         }
         atomic_fetch_add_explicit(&dev->c.reads, 1, memory_order_relaxed);
         out += n;
@@ -572,10 +641,17 @@ int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 }
 
 /* Write n bytes at offset in within page idx (n < PAGE or unaligned):
- * read-modify-write under the slot lock.  src == NULL writes zeros. */
-static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src)
+ * read-modify-write under the slot lock.  src == NULL writes zeros.  A
+ * group member is left to group.c; *done is the bytes handled. */
+static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
+                         size_t len, size_t *done)
 {
     struct uz_slot *s = slot_get(dev, idx);
+    if (__builtin_expect(slot_state(s) & SLOT_GROUP, 0)) {
+        slot_put(dev, idx, s);
+        return uz_group_update(dev, idx * PAGE + in, len, src, src == NULL, done);
+    }
+    *done = n;
     struct uz_stream *st = uz_stream_get(&dev->streams);
     int err = read_page(dev, idx, s, st->page, st);
     if (err == 0) {
@@ -595,16 +671,31 @@ int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
     pthread_rwlock_rdlock(&dev->init_lock);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
+    /* group mode: whole aligned groups go to group.c */
+    uint64_t gbytes = (uint64_t)dev->group_pages * PAGE;
     while (err == 0 && len > 0) {
         uint64_t idx = off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (n == PAGE) {
+        if (__builtin_expect(gbytes > PAGE, 0) && len >= gbytes && off % gbytes == 0) {
+            err = uz_group_write(dev, idx, src);
+            n = gbytes;
+            atomic_fetch_add_explicit(&dev->c.writes, dev->group_pages - 1, memory_order_relaxed);
+        } else if (n == PAGE) {
             struct uz_slot *s = slot_get(dev, idx);
-            err = write_page(dev, idx, s, src, NULL);
-            slot_put(dev, idx, s);
+            if (__builtin_expect(slot_state(s) & SLOT_GROUP, 0)) {
+                slot_put(dev, idx, s);
+                err = uz_group_update(dev, off, len, src, false, &n);
+                atomic_fetch_add_explicit(&dev->c.writes, (n + PAGE - 1) / PAGE - 1,
+                                          memory_order_relaxed);
+            } else {
+                err = write_page(dev, idx, s, src, NULL);
+                slot_put(dev, idx, s);
+            }
         } else {
-            err = write_partial(dev, idx, in, n, src);
+            err = write_partial(dev, idx, in, n, src, len, &n);
+            atomic_fetch_add_explicit(&dev->c.writes, (in + n + PAGE - 1) / PAGE - 1,
+                                      memory_order_relaxed);
         }
         atomic_fetch_add_explicit(&dev->c.writes, 1, memory_order_relaxed);
         src += n;
@@ -628,12 +719,17 @@ int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
         if (!slot_empty_racy(dev, idx)) {
             if (n == PAGE) {
                 struct uz_slot *s = slot_get(dev, idx);
-                if (slot_state(s))
-                    atomic_fetch_add_explicit(&dev->c.notify_free, 1, memory_order_relaxed);
-                slot_free(dev, idx, s);
-                slot_put(dev, idx, s);
+                if (__builtin_expect(slot_state(s) & SLOT_GROUP, 0)) {
+                    slot_put(dev, idx, s);
+                    err = uz_group_update(dev, off, len, NULL, true, &n);
+                } else {
+                    if (slot_state(s))
+                        atomic_fetch_add_explicit(&dev->c.notify_free, 1, memory_order_relaxed);
+                    slot_free(dev, idx, s);
+                    slot_put(dev, idx, s);
+                }
             } else {
-                err = write_partial(dev, idx, in, n, NULL);
+                err = write_partial(dev, idx, in, n, NULL, len, &n);
             }
         }
         off += n;
@@ -667,7 +763,9 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
         } else {
             struct uz_slot *s = slot_get(dev, idx);
             uint32_t f = slot_state(s);
-            rc = (f == 0 || ((f & SLOT_SAME) && slot_handle(s) == 0)) ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
+            /* a group member is data, whatever it holds */
+            rc = (f == 0 || ((f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME && slot_handle(s) == 0))
+                     ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
             slot_put(dev, idx, s);
         }
     }
@@ -713,7 +811,7 @@ int uz_dev_init(struct uzram *dev, uint64_t disksize)
         return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
     }
     err = uz_streams_init(&dev->streams, codec, dev->level ? dev->level : codec->level_default,
-                          dev->nstreams);
+                          dev->nstreams, dev->group_pages, true);
     if (err < 0) {
         aops->destroy(dev->alloc);
         uz_varray_fini(&dev->slots);
@@ -792,6 +890,8 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
         return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
     if (cfg->streams > 1024)
         return uz_error(-EINVAL, "at most 1024 streams");
+    if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 && cfg->group_pages != 8)
+        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4 or 8", cfg->group_pages);
     if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
         return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
 
@@ -817,6 +917,7 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     int err = copy_name(dev->allocator_name, sizeof dev->allocator_name, allocator, "allocator");
     dev->huge_threshold_cfg = cfg->huge_threshold;
     dev->nstreams = cfg->streams;
+    dev->group_pages = cfg->group_pages > 1 ? cfg->group_pages : 1;
     atomic_store(&dev->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
     atomic_store(&dev->compact_bound, cfg->compact_bound == 0 ? UZRAM_COMPACT_DEFAULT
                                       : cfg->compact_bound == UZRAM_COMPACT_OFF ? 0

@@ -22,9 +22,9 @@
  *
  *   flags   bit 0        LOCK     the slot's lock (futex word)
  *           bit 1        WAITERS  someone sleeps on the lock
- *           bits 2..10   SLOT_* state flags
- *           bits 11..31  atime: last access, seconds on the device clock
- *                        modulo 2^21 (24 days), for idle tracking
+ *           bits 2..11   SLOT_* state flags (bit 11: SLOT_GROUP)
+ *           bits 12..31  atime: last access, seconds on the device clock
+ *                        modulo 2^20 (12 days), for idle tracking
  *   handle  (two 32-bit halves, so the entry needs only 4-byte alignment)
  *           allocator handle, or the fill word of a same-filled page
  *
@@ -34,7 +34,8 @@
  * the compressed data saved on every device.
  *
  * A slot is empty when no state flag is set: it reads as zeros.  A slot
- * with an object, a same fill or a backing block is "live" in the varray.
+ * with an object, a same fill, a backing block or a group membership is
+ * "live" in the varray.
  *
  * A written-back slot (SLOT_WB) holds no object: its handle is
  *   bits 0..47   the backing block number
@@ -42,11 +43,25 @@
  *                page; a compressed block decompresses with the algorithm
  *                of the slot's priority bits.
  *
- * atime wraps every 2^21 s (24.3 days): the age of a slot is
- * (now - atime) mod 2^21, so a page left untouched for longer than that
+ * A group member (SLOT_GROUP, group.c): K = 2, 4 or 8 aligned slots
+ * [K*g, K*g+K) whose pages were compressed together as one stream of K*4096
+ * bytes.  The stream is cut into chunks of 4096 bytes (the last one
+ * shorter); chunk j is an ordinary allocator object whose handle is in slot
+ * K*g+j and whose backref is that slot (0 in the slots past the last chunk:
+ * no allocator hands out handle 0).  Every member carries SLOT_GROUP, log2 K
+ * in bits 2..3 (SLOT_GK_MASK, which are SAME and HUGE in other slots: test
+ * SLOT_GROUP first), the priority bits of the group's algorithm, and its
+ * own IDLE bit and atime.  It never carries OBJ, SAME, HUGE or WB, so code
+ * that looks for those (writeback, per-page recompression) passes groups
+ * by.  Each member counts as one stored page and its chunk's bytes in
+ * compr_data_size.  Group state is read and changed only with all K slot
+ * locks held, taken in ascending order.
+ *
+ * atime wraps every 2^20 s (12.1 days): the age of a slot is
+ * (now - atime) mod 2^20, so a page left untouched for longer than that
  * looks younger than it is (at worst, it is written back or recompressed
  * later than asked; "idle all" is unaffected).  Idle ages are limited to
- * less than 2^21 s.
+ * less than 2^20 s.
  */
 struct uz_slot {
     _Atomic uint32_t flags;
@@ -64,7 +79,10 @@ struct uz_slot {
 #define SLOT_RECOMP   (1u << 8)   /* compressed by a secondary algorithm */
 #define SLOT_PRIO_SHIFT 9         /* bits 9..10: algorithm priority */
 #define SLOT_PRIO_MASK  (3u << SLOT_PRIO_SHIFT)
-#define SLOT_ATIME_SHIFT 11
+#define SLOT_GROUP    (1u << 11)  /* member of a compressed group (group.c) */
+#define SLOT_GK_SHIFT 2           /* with SLOT_GROUP: log2 of the group's pages */
+#define SLOT_GK_MASK  (3u << SLOT_GK_SHIFT)
+#define SLOT_ATIME_SHIFT 12
 #define SLOT_ATIME_MASK  (~0u << SLOT_ATIME_SHIFT)
 #define SLOT_LOCKBITS (SLOT_LOCK | SLOT_WAITERS)
 #define SLOT_STATE    (((1u << SLOT_ATIME_SHIFT) - 1) & ~SLOT_LOCKBITS)
@@ -86,10 +104,10 @@ static inline void slot_set_handle(struct uz_slot *s, uint64_t h)
     s->handle_hi = (uint32_t)(h >> 32);
 }
 
-/* The atime field of a flags word, in device-clock seconds mod 2^21. */
+/* The atime field of a flags word, in device-clock seconds mod 2^20. */
 static inline uint32_t slot_atime(uint32_t flags) { return flags >> SLOT_ATIME_SHIFT; }
 
-/* Seconds since the slot (flags word f) was last accessed, mod 2^21. */
+/* Seconds since the slot (flags word f) was last accessed, mod 2^20. */
 static inline uint32_t slot_age(uint32_t f, uint32_t now)
 {
     return (now - slot_atime(f)) & (SLOT_ATIME_WRAP - 1);
@@ -99,6 +117,20 @@ static inline uint32_t slot_prio(uint32_t f)
 {
     return (f & SLOT_PRIO_MASK) >> SLOT_PRIO_SHIFT;
 }
+
+/* Pages in the group of a SLOT_GROUP slot (flags word f). */
+static inline uint32_t slot_group_pages(uint32_t f)
+{
+    return 1u << ((f & SLOT_GK_MASK) >> SLOT_GK_SHIFT);
+}
+
+/* The SLOT_GROUP | size bits of a member of a group of k pages. */
+static inline uint32_t slot_group_bits(uint32_t k)
+{
+    return SLOT_GROUP | (uint32_t)__builtin_ctz(k) << SLOT_GK_SHIFT;
+}
+
+#define UZ_GROUP_MAX 8u                 /* largest group, in pages */
 
 struct uz_counters {
     _Atomic uint64_t pages_stored;     /* live pages (objects + same) */
@@ -119,6 +151,9 @@ struct uz_counters {
     _Atomic uint64_t recomp_incomp;    /* pages flagged incompressible */
     _Atomic uint64_t pol_rc_ticks, pol_rc_pages, pol_wb_ticks, pol_wb_pages, pol_wb_errors;
     _Atomic uint64_t pol_rc_ns_max, pol_wb_ns_max;
+    _Atomic uint64_t group_writes;     /* groups stored by whole-group writes */
+    _Atomic uint64_t group_breaks;     /* groups broken into single pages */
+    _Atomic uint64_t group_fallbacks;  /* whole-group writes stored per page */
 };
 
 /* A secondary (recompression) algorithm, by priority 1..3. */
@@ -131,6 +166,7 @@ struct uz_secondary {
 struct uz_policy_cfg {
     uint32_t idle_secs;                /* pages idle at least this long */
     uint32_t prio;                     /* recompress: secondary to use */
+    uint32_t group;                    /* recompress: pages per group (1 = per page) */
     uint64_t above;                    /* writeback: only while footprint > above */
     uint64_t max_pages;                /* work per tick */
     uint32_t period_ms;                /* tick period */
@@ -152,6 +188,7 @@ struct uzram {
     char allocator_name[32];
     uint32_t huge_threshold_cfg;
     unsigned nstreams;
+    uint32_t group_pages;              /* 1 = off; 2, 4, 8: whole-group writes */
     struct uz_secondary secondary[UZ_NR_SECONDARY];
     _Atomic bool wb_compressed;        /* write back / forward compressed */
     _Atomic uint32_t forward_threshold; /* compressed >= this: forward; 0 = off */
@@ -211,6 +248,44 @@ uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx);
 size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h);
 void uz_note_mem_used(struct uzram *dev);
 
+/* ---- the single-page primitives, for group.c ---- */
+
+/* Lock / unlock a slot whose table page the caller has pinned. */
+void uz_slot_lock(struct uz_slot *s);
+void uz_slot_unlock(struct uz_slot *s);
+/* Drop whatever a locked slot holds (a group member only as part of
+ * freeing its whole group). */
+void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
+/* Stamp a locked slot's atime and clear IDLE. */
+void uz_slot_touch(struct uzram *dev, struct uz_slot *s);
+/* Store / read one whole page of a locked slot that is not a group member
+ * (st: a primary stream the caller holds, or NULL). */
+int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+                  struct uz_stream *st);
+int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                 struct uz_stream *st);
+bool uz_page_same_filled(const void *page, uint64_t *word);
+void uz_fill_page(void *dst, uint64_t word);
+
+/* ---- groups (group.c) ---- */
+
+/* Pin and lock slots [lo, hi) in ascending order / unlock and unpin them. */
+void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
+void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
+/* Whole-group write: dev->group_pages pages from src at slot base (a
+ * multiple of the group size).  0 or -errno; on error every page of the
+ * group is wholly old or wholly new, new ones first. */
+int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src);
+/* Single-page operations that met a group member: they cover the bytes
+ * [off, off + len) that lie in the unit (group or page) holding off, and
+ * say in *done how many bytes that was.  Read: into dst.  Update: write
+ * src (NULL: zeros; discard: pages wholly covered become empty).  A group
+ * partly overwritten is broken into single pages, all allocated before
+ * anything is freed: on error nothing changed. */
+int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+                    bool discard, size_t *done);
+
 /* ---- backing device (writeback.c) ---- */
 
 /* Store page (or its compressed form: clen bytes in st->out, clen != 0,
@@ -258,7 +333,8 @@ struct uz_rc_req {
     uint32_t prio;                     /* try only this priority; 0 = all */
     uint64_t lo, hi;                   /* slot range */
     uint64_t scan_max;                 /* slots looked at, 0 = no bound */
-    uint64_t done;                     /* out: objects replaced */
+    uint32_t group;                    /* > 1: make groups of this many idle pages */
+    uint64_t done;                     /* out: objects replaced (pages grouped) */
     uint64_t next;                     /* out: where the scan stopped */
 };
 int uz_recompress(struct uzram *dev, struct uz_rc_req *req);

@@ -8,6 +8,11 @@
  * on; if that one is busy it tries the others, and only if all are busy it
  * waits for its own.  Each stream has its own lock: there is no device-wide
  * lock on the data path.
+ *
+ * Streams of a device in group mode (and those of secondary algorithms,
+ * which recompression may use for groups) also carry group scratch: room
+ * for a group's pages and for its compressed stream, so that reading part
+ * of a group or breaking one allocates nothing either.
  */
 #define _GNU_SOURCE
 #include "streams.h"
@@ -18,7 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
-int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n)
+int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n,
+                    uint32_t gpages, bool warm)
 {
     if (n == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -28,6 +34,7 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
     uint64_t heap0 = uz_heap_bytes();
     ss->codec = codec;
     ss->level = level;
+    ss->gpages = gpages > 1 ? gpages : 0;
     ss->s = uz_calloc(n, sizeof *ss->s);
     if (!ss->s)
         return -ENOMEM;
@@ -46,6 +53,20 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
         s->out = s->page + 4096;
         pthread_mutex_init(&s->lock, NULL);
         ss->n = i + 1;
+        if (ss->gpages) {
+            size_t glen = (size_t)ss->gpages * 4096u;
+            s->gcap = UZ_GROUP_BOUND(ss->gpages);
+            s->gmem = uz_calloc(1, glen + s->gcap);
+            if (!s->gmem) {
+                uz_streams_fini(ss);
+                return -ENOMEM;
+            }
+            s->gbuf = s->gmem;
+            s->gout = s->gbuf + glen;
+            /* a failed warm-up only means the codec grows later */
+            if (warm)
+                (void)codec->compress(s->ctx, s->gbuf, glen, s->gout, s->gcap);
+        }
     }
     /* Everything the streams hold, codec contexts included, was allocated
      * through uz_malloc: the heap counter's growth is their footprint
@@ -59,6 +80,7 @@ void uz_streams_fini(struct uz_streams *ss)
     for (unsigned i = 0; i < ss->n; i++) {
         ss->codec->ctx_free(ss->s[i].ctx);
         uz_free(ss->s[i].mem);
+        uz_free(ss->s[i].gmem);
         pthread_mutex_destroy(&ss->s[i].lock);
     }
     uz_free(ss->s);

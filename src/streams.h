@@ -5,6 +5,7 @@
 #define UZRAM_STREAMS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "codec.h"
 
@@ -16,18 +17,35 @@ struct uz_stream {
     uint8_t *page;                     /* 4096 B: read-modify-write scratch */
     uint8_t *out;                      /* UZ_CODEC_PAGE_BOUND B: compressed output */
     void *mem;                         /* the allocation behind page and out */
+    /* Group scratch (only in streams made for groups, else NULL): gbuf
+     * holds gpages decompressed pages, gout gcap bytes of compressed group
+     * (the worst case of every codec for gpages pages, so compress()
+     * writes straight into it). */
+    uint8_t *gbuf, *gout;
+    size_t gcap;
+    void *gmem;
 };
 
 struct uz_streams {
     const struct uz_codec *codec;
     int level;
     unsigned n;
+    uint32_t gpages;                   /* group scratch per stream, pages (0 = none) */
     struct uz_stream *s;
     uint64_t bytes;                    /* memory held by buffers */
 };
 
-/* Make n streams (0: one per CPU) for codec at level.  0 or -ENOMEM. */
-int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n);
+/* Room for the compressed form of a group of k pages with any codec here
+ * (deflate's bound is the largest: n + n/8 + n/64 + 5). */
+#define UZ_GROUP_BOUND(k) ((size_t)(k) * 4096u * 5u / 4u + 256u)
+
+/* Make n streams (0: one per CPU) for codec at level.  gpages > 1: each
+ * stream also gets group scratch for groups of up to gpages pages, and if
+ * warm is set its codec context is warmed up on a group-sized input (zstd
+ * sizes its workspace by the input: done here, not on the I/O path).
+ * 0 or -ENOMEM. */
+int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n,
+                    uint32_t gpages, bool warm);
 void uz_streams_fini(struct uz_streams *ss);
 /* Take a stream (the current CPU's if free, else any free one, else wait). */
 struct uz_stream *uz_stream_get(struct uz_streams *ss);

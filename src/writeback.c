@@ -24,10 +24,14 @@
  * the handle records the size (bits 48..60) so a read transfers exactly
  * that and decompresses with the slot's algorithm (its priority bits).
  *
+ * Groups (group.c) are never written back: their members carry no
+ * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
+ * RAM, compressed together.  Idle marking works on them slot by slot.
+ *
  * Buffers.  All I/O goes through a stream's page/out buffers, which are
  * page-aligned (O_DIRECT): the data path allocates nothing.
  *
- * Idle.  Every access stamps the slot's atime (21 bits of seconds in the
+ * Idle.  Every access stamps the slot's atime (20 bits of seconds in the
  * flags word, free in the 12-byte slot) and clears SLOT_IDLE.  `idle all`
  * sets SLOT_IDLE on every live slot; `idle N` on those not accessed for N
  * seconds.  The policies use the age directly, without the flag.

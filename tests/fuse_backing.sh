@@ -9,18 +9,9 @@
 # Needs root and /dev/fuse; exits 77 (skip) otherwise.  Env: UZ_BUILD.
 set -euo pipefail
 
-UZ_BUILD=${UZ_BUILD:-build}
-UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
+. "$(dirname "$0")/lib/fuse_common.sh"
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-[ -x "$UZRAM" ] || skip "no $UZ_BUILD/uzram"
-"$UZRAM" mount --help >/dev/null 2>&1 || skip "uzram built without FUSE"
-for t in python3 cmp dd truncate; do command -v $t >/dev/null || skip "no $t"; done
+need_fuse_mount python3 cmp dd truncate
 
 WORK=$(mktemp -d /tmp/uzram-backing.XXXXXX)
 DIR=$WORK/dev
@@ -31,10 +22,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    if grep -q " $DIR fuse.uzram " /proc/self/mounts; then
-        "$UZRAM" umount "$DIR" || umount -l "$DIR"
-    fi
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; fi
+    stop_uzram "$DIR" "$PIDFILE"
     rm -rf "$WORK"
     exit $rc
 }

@@ -7,20 +7,11 @@
 # Needs root and /dev/fuse; exits 77 (skip) otherwise.  Env: UZ_BUILD.
 set -euo pipefail
 
-UZ_BUILD=${UZ_BUILD:-build}
-UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
+. "$(dirname "$0")/lib/fuse_common.sh"
 NBLOCKS=1000
 LIMIT_KB=$((8 * 1024))
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-[ -x "$UZRAM" ] || skip "no $UZ_BUILD/uzram"
-"$UZRAM" mount --help >/dev/null 2>&1 || skip "uzram built without FUSE"
-for t in shuf python3 cmp dd; do command -v $t >/dev/null || skip "no $t"; done
+need_fuse_mount shuf python3 cmp dd
 
 WORK=$(mktemp -d /tmp/uzram-sparse.XXXXXX)
 DIR=$WORK/dev
@@ -31,10 +22,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    if grep -q " $DIR fuse.uzram " /proc/self/mounts; then
-        "$UZRAM" umount "$DIR" || umount -l "$DIR"
-    fi
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; fi
+    stop_uzram "$DIR" "$PIDFILE"
     rm -rf "$WORK"
     exit $rc
 }

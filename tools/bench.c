@@ -52,6 +52,7 @@ struct opts {
     uint64_t seed;
     bool kernel;
     bool json;
+    uint32_t group;           /* --group-pages: 1 = off */
 };
 
 struct pagefile {
@@ -214,6 +215,7 @@ struct job {
     uint64_t bad;
     double max_ratio;         /* churn: highest footprint / compr seen */
     uint64_t max_foot;
+    uint32_t group;           /* pages per write/read call in fill/verify */
 };
 
 /* Sample the footprint during the churn (every SAMPLE_EVERY operations of
@@ -237,8 +239,13 @@ static void sample(struct job *j)
 static void *fill_thread(void *arg)
 {
     struct job *j = arg;
-    for (uint64_t i = j->lo; i < j->hi && !j->err; i++)
-        j->err = uzram_write(j->dev, j->pf->data + i * PAGE, PAGE, i * PAGE);
+    uint64_t k = j->group > 1 ? j->group : 1;
+    for (uint64_t i = j->lo; i < j->hi && !j->err;) {
+        /* whole aligned groups in one call, so that they form */
+        uint64_t n = (i % k == 0 && i + k <= j->hi) ? k : 1;
+        j->err = uzram_write(j->dev, j->pf->data + i * PAGE, n * PAGE, i * PAGE);
+        i += n;
+    }
     return NULL;
 }
 
@@ -247,12 +254,16 @@ static const uint8_t zero_page[PAGE];
 static void *verify_thread(void *arg)
 {
     struct job *j = arg;
-    uint8_t buf[PAGE];
-    for (uint64_t i = j->lo; i < j->hi; i++) {
-        int rc = uzram_read(j->dev, buf, PAGE, i * PAGE);
-        const uint8_t *want = j->expect[i] < 0 ? zero_page : j->pf->data + (uint64_t)j->expect[i] * PAGE;
-        if (rc < 0 || memcmp(buf, want, PAGE) != 0)
-            j->bad++;
+    static _Thread_local uint8_t buf[8 * PAGE];
+    uint64_t k = j->group > 1 ? j->group : 1;
+    for (uint64_t i = j->lo; i < j->hi;) {
+        uint64_t n = (i % k == 0 && i + k <= j->hi) ? k : 1;
+        int rc = uzram_read(j->dev, buf, n * PAGE, i * PAGE);
+        for (uint64_t p = 0; p < n; p++, i++) {
+            const uint8_t *want = j->expect[i] < 0 ? zero_page : j->pf->data + (uint64_t)j->expect[i] * PAGE;
+            if (rc < 0 || memcmp(buf + p * PAGE, want, PAGE) != 0)
+                j->bad++;
+        }
     }
     return NULL;
 }
@@ -390,6 +401,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     cfg.algorithm = o->algorithm;
     cfg.level = o->level;
     cfg.allocator = allocator;
+    cfg.group_pages = o->group;
     struct uzram *dev;
     int err = uzram_create(&cfg, &dev);
     if (err < 0) {
@@ -397,7 +409,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
         free(expect);
         return -1;
     }
-    struct job proto = {.dev = dev, .pf = pf, .expect = expect};
+    struct job proto = {.dev = dev, .pf = pf, .expect = expect, .group = o->group};
     progress("fill: writing", 0, 2);
     double t0 = now_s();
     err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL, NULL);
@@ -750,18 +762,20 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
+                    "                   [--group-pages 1|2|4|8]\n"
                     "                   [--json] PAGEFILE...\n");
 }
 
 int uz_cmd_bench(int argc, char **argv)
 {
-    struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1};
+    struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1, .group = 1};
     snprintf(o.allocators, sizeof o.allocators, "zsmalloc");
     static const struct option lo[] = {
         {"algorithm", required_argument, 0, 'a'}, {"level", required_argument, 0, 'l'},
         {"allocator", required_argument, 0, 'A'}, {"threads", required_argument, 0, 't'},
         {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
+        {"group-pages", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -788,6 +802,13 @@ int uz_cmd_bench(int argc, char **argv)
         case 's':
             o.seed = strtoull(optarg, &end, 0);
             if (*end) { usage(); return 2; }
+            break;
+        case 'g':
+            o.group = (uint32_t)strtoul(optarg, &end, 10);
+            if (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8)) {
+                fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4 or 8\n");
+                return 2;
+            }
             break;
         case 'k': o.kernel = true; break;
         case 'j': o.json = true; break;

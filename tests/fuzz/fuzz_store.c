@@ -16,7 +16,9 @@
  *                          (b / number of codecs) is odd, the device also
  *                          has a 16-block backing file and zstd as its
  *                          secondary algorithm ("beyond RAM")
- *     byte 2   disk pages: 1 + b % 64
+ *     byte 2   disk pages: 1 + b % 64; group_pages: 1, 2, 4, 8 by b / 64
+ *              (group compression: whole aligned groups are written as one
+ *              unit, partial writes and discards break groups)
  *     byte 3   flags:      bit 0  disksize is not a page multiple (rounded up)
  *                          bit 1  start with a small mem_limit
  *                          bit 2  a configured huge threshold (next byte)
@@ -796,6 +798,8 @@ static void op_beyond(struct fz *f, struct input *in)
         {"recompress", "type=huge"}, {"recompress", "type=huge_idle max_pages=2"},
         {"recompress", "threshold=1000 priority=1"}, {"writeback_limit_enable", "1"},
         {"writeback_limit", "3"}, {"writeback_limit_enable", "0"},
+        {"recompress", "type=idle group=8"}, {"recompress", "type=idle group=4 max_pages=8"},
+        {"recompress", "group=2"}, {"recompress", "type=huge_idle group=2 priority=1"},
     };
     const char *const *s = stores[in_u8(in) % (sizeof stores / sizeof stores[0])];
     bool fired = uz_fault_fired();
@@ -847,7 +851,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t cb = in_u8(&in);
     f.algo = uzram_algorithm_name(cb % ncodec);
     f.beyond = (cb / ncodec) & 1;
-    uint64_t pages = 1 + in_u8(&in) % MAXPAGES;
+    uint8_t pb = in_u8(&in);
+    uint64_t pages = 1 + pb % MAXPAGES;
     uint8_t flags = in_u8(&in);
 
     struct uzram_config cfg;
@@ -856,6 +861,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.algorithm = f.algo;
     cfg.disksize = pages * PAGE - ((flags & 1) ? 1 + (flags >> 4) * 200u : 0);
     cfg.streams = (flags & 8) ? 2 : 1;
+    cfg.group_pages = 1u << (pb / MAXPAGES);
     if (flags & 2)
         cfg.mem_limit = (1 + (flags >> 4)) * PAGE;
     if (flags & 4)
@@ -870,9 +876,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (unsigned long long)cfg.disksize, rc);
     f.size = pages * PAGE;
     f.npages = pages;
-    TRACE("create %s %s %llu bytes, limit %llu, huge %u, streams %u\n", f.allocator, f.algo,
-          (unsigned long long)cfg.disksize, (unsigned long long)cfg.mem_limit, cfg.huge_threshold,
-          cfg.streams);
+    TRACE("create %s %s %llu bytes, limit %llu, huge %u, streams %u, group %u\n", f.allocator,
+          f.algo, (unsigned long long)cfg.disksize, (unsigned long long)cfg.mem_limit,
+          cfg.huge_threshold, cfg.streams, cfg.group_pages);
     if (uzram_disksize(f.dev) != f.size)
         bug("create: disksize %llu, want %llu", (unsigned long long)uzram_disksize(f.dev),
             (unsigned long long)f.size);

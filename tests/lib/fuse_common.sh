@@ -1,0 +1,33 @@
+# fuse_common.sh - sourced by the tests/fuse_*.sh system tests: what every
+# one of them needs before it starts, and the unmount its cleanup does.
+#
+#   UZ_BUILD    the build directory (default build), UZRAM its uzram binary
+#   skip MSG    exit 77, which ctest reports as skipped, saying why
+#   fail MSG    exit 1 with MSG on stderr
+#   step MSG    a section header
+#   need_fuse_mount TOOL...   root, /dev/fuse, a FUSE-enabled uzram, TOOLs
+#   stop_uzram DIR PIDFILE    unmount DIR if mounted, kill the daemon
+
+UZ_BUILD=${UZ_BUILD:-build}
+UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+need_fuse_mount() {
+    [ "$(id -u)" = 0 ] || skip "needs root"
+    [ -c /dev/fuse ] || skip "no /dev/fuse"
+    [ -x "$UZRAM" ] || skip "no $UZ_BUILD/uzram"
+    "$UZRAM" mount --help >/dev/null 2>&1 || skip "uzram built without FUSE"
+    local t
+    for t in "$@"; do command -v "$t" >/dev/null || skip "no $t"; done
+}
+
+stop_uzram() {
+    if grep -q " $1 fuse.uzram " /proc/self/mounts; then
+        "$UZRAM" umount "$1" || umount -l "$1"
+    fi
+    if [ -f "$2" ]; then kill "$(cat "$2")" 2>/dev/null; fi
+    return 0
+}
