@@ -935,7 +935,8 @@ static int mount_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
-            "                       [--mem-limit SIZE] [--backing-dev PATH] [--threads N]\n"
+            "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K]\n"
+            "                       [--threads N]\n"
             "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
             "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
@@ -990,6 +991,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         {"allocator", required_argument, NULL, 'z'},
         {"mem-limit", required_argument, NULL, 'm'},
         {"backing-dev", required_argument, NULL, 'b'},
+        {"group-pages", required_argument, NULL, 'g'},
         {"threads", required_argument, NULL, 't'},
         {"pidfile", required_argument, NULL, 'p'},
         {"foreground", no_argument, NULL, 'f'},
@@ -1004,7 +1006,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
     char *end;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:a:l:z:m:b:t:p:fh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:a:l:z:m:b:g:t:p:fh", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (parse_size("--size", optarg, &a->cfg.disksize) < 0)
@@ -1033,6 +1035,13 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
             a->cfg.backing_dev = realpath(optarg, NULL);
             if (!a->cfg.backing_dev) {
                 fprintf(stderr, "uzram mount: --backing-dev %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            break;
+        case 'g':
+            a->cfg.group_pages = (uint32_t)strtoul(optarg, &end, 10);
+            if (*optarg == 0 || *end) {
+                fprintf(stderr, "uzram mount: --group-pages: '%s' is not a number\n", optarg);
                 return 2;
             }
             break;

@@ -3,7 +3,8 @@
  *
  *     nbdkit build/nbdkit-uzram-plugin.so size=1G \
  *            [algorithm=zstd] [level=3] [allocator=zsmalloc] \
- *            [mem_limit=256M] [backing_dev=PATH] [mlock=true] [control=DIR]
+ *            [mem_limit=256M] [backing_dev=PATH] [group_pages=K] [mlock=true]
+ *            [control=DIR]
  *
  * A thin adaptor: configuration and callbacks over libuzram, nothing else.
  * One device exists per nbdkit process and every connection shares it (as
@@ -124,6 +125,9 @@ static int uz_config(const char *key, const char *value)
         if (r == -1)
             return -1;
         cfg.mem_limit = (uint64_t)r;
+    } else if (strcmp(key, "group_pages") == 0) {
+        if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
+            return -1;
     } else if (strcmp(key, "backing_dev") == 0) {
         /* nbdkit changes directory to / when it daemonises */
         cfg.backing_dev = nbdkit_realpath(value);
@@ -169,6 +173,7 @@ static int uz_config_complete(void)
     "allocator=<NAME>    Allocator for compressed pages (default zsmalloc).\n" \
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
     "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
+    "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit (default 1).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE)."
 
