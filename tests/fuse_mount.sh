@@ -8,20 +8,8 @@
 # otherwise.  Env: UZ_BUILD (build dir, default ./build).
 set -euo pipefail
 
-UZ_BUILD=${UZ_BUILD:-build}
-UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
-
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root (mount, losetup)"
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-[ -x "$UZRAM" ] || skip "no $UZ_BUILD/uzram"
-"$UZRAM" mount --help >/dev/null 2>&1 || skip "uzram built without FUSE"
-for t in losetup mkfs.ext4 fsck.ext4 fallocate python3 cmp diff; do
-    command -v $t >/dev/null || skip "no $t"
-done
+. "$(dirname "$0")/lib/fuse_common.sh"
+need_fuse_mount losetup mkfs.ext4 fsck.ext4 fallocate python3 cmp diff
 [ -e /dev/loop-control ] || skip "no loop devices"
 
 WORK=$(mktemp -d /tmp/uzram-test.XXXXXX)
@@ -37,10 +25,7 @@ cleanup() {
     trap - EXIT INT TERM
     mountpoint -q "$MNT" && umount "$MNT"
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-    if grep -q " $DIR fuse.uzram " /proc/self/mounts; then
-        "$UZRAM" umount "$DIR" || umount -l "$DIR"
-    fi
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; fi
+    stop_uzram "$DIR" "$PIDFILE"
     rm -rf "$WORK"
     exit $rc
 }

@@ -15,23 +15,12 @@
 # memory controller; exits 77 (skip) otherwise.  Env: UZ_BUILD.
 set -euo pipefail
 
-UZ_BUILD=${UZ_BUILD:-build}
-UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
+. "$(dirname "$0")/lib/fuse_common.sh"
 WORKLOAD_MB=${WORKLOAD_MB:-512}
 LIMIT_MB=$((WORKLOAD_MB / 4))
 CGROOT=/sys/fs/cgroup/memory
 
-skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-step() { echo "== $*"; }
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-[ -c /dev/fuse ] || skip "no /dev/fuse"
-[ -x "$UZRAM" ] || skip "no $UZ_BUILD/uzram"
-"$UZRAM" mount --help >/dev/null 2>&1 || skip "uzram built without FUSE"
-for t in losetup mkswap swapon swapoff python3 timeout; do
-    command -v $t >/dev/null || skip "no $t"
-done
+need_fuse_mount losetup mkswap swapon swapoff python3 timeout
 [ -e /dev/loop-control ] || skip "no loop devices"
 [ -f $CGROOT/memory.limit_in_bytes ] || skip "no cgroup v1 memory controller at $CGROOT"
 avail_mb=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
@@ -60,10 +49,7 @@ cleanup() {
     fi
     [ -n "$SWAPON" ] && swapoff "$LOOP"
     [ -n "$LOOP" ] && losetup -d "$LOOP"
-    if grep -q " $DIR fuse.uzram " /proc/self/mounts; then
-        "$UZRAM" umount "$DIR" || umount -l "$DIR"
-    fi
-    if [ -f "$PIDFILE" ]; then kill "$(cat "$PIDFILE")" 2>/dev/null; fi
+    stop_uzram "$DIR" "$PIDFILE"
     rm -rf "$WORK"
     exit $rc
 }
