@@ -5,8 +5,8 @@
  * with libzstd first) and each allocator asked for:
  *
  *   fill   a fresh device the size of the file; page i goes to slot i, the
- *          slots split between the threads in contiguous ranges; then every
- *          page is read back and compared with the file.
+ *          slots dealt to the threads in 1024-page chunks, round-robin; then
+ *          every page is read back and compared with the file.
  *   churn  (--churn R) R rounds of: overwrite a random half of the slots with
  *          randomly chosen pages of the file, then discard a random fifth
  *          (seeded xorshift, so the same seed gives the same run); then
@@ -207,7 +207,7 @@ struct job {
     struct uzram *dev;
     const struct pagefile *pf;
     const int64_t *expect;    /* per slot: page of the file, or -1 = zeros */
-    uint64_t lo, hi;          /* slot range */
+    uint64_t lo, hi, stride;  /* slots: chunks from lo, stride apart, below hi */
     const uint32_t *plan;     /* churn: list of slots to write */
     const uint32_t *plan_src;
     uint64_t plan_lo, plan_hi;
@@ -236,15 +236,24 @@ static void sample(struct job *j)
     }
 }
 
+/* Threads take the slots in chunks of CHUNK pages, dealt round-robin
+ * (thread t: chunks t, t+T, ...), so each gets a fair share of easy and
+ * hard pages wherever they sit in the file.  CHUNK is a multiple of every
+ * group size. */
+#define CHUNK 1024u
+
 static void *fill_thread(void *arg)
 {
     struct job *j = arg;
     uint64_t k = j->group > 1 ? j->group : 1;
-    for (uint64_t i = j->lo; i < j->hi && !j->err;) {
-        /* whole aligned groups in one call, so that they form */
-        uint64_t n = (i % k == 0 && i + k <= j->hi) ? k : 1;
-        j->err = uzram_write(j->dev, j->pf->data + i * PAGE, n * PAGE, i * PAGE);
-        i += n;
+    for (uint64_t c = j->lo; c < j->hi && !j->err; c += j->stride) {
+        uint64_t end = c + CHUNK < j->hi ? c + CHUNK : j->hi;
+        for (uint64_t i = c; i < end && !j->err;) {
+            /* whole aligned groups in one call, so that they form */
+            uint64_t n = (i % k == 0 && i + k <= end) ? k : 1;
+            j->err = uzram_write(j->dev, j->pf->data + i * PAGE, n * PAGE, i * PAGE);
+            i += n;
+        }
     }
     return NULL;
 }
@@ -256,13 +265,17 @@ static void *verify_thread(void *arg)
     struct job *j = arg;
     static _Thread_local uint8_t buf[8 * PAGE];
     uint64_t k = j->group > 1 ? j->group : 1;
-    for (uint64_t i = j->lo; i < j->hi;) {
-        uint64_t n = (i % k == 0 && i + k <= j->hi) ? k : 1;
-        int rc = uzram_read(j->dev, buf, n * PAGE, i * PAGE);
-        for (uint64_t p = 0; p < n; p++, i++) {
-            const uint8_t *want = j->expect[i] < 0 ? zero_page : j->pf->data + (uint64_t)j->expect[i] * PAGE;
-            if (rc < 0 || memcmp(buf + p * PAGE, want, PAGE) != 0)
-                j->bad++;
+    for (uint64_t c = j->lo; c < j->hi; c += j->stride) {
+        uint64_t end = c + CHUNK < j->hi ? c + CHUNK : j->hi;
+        for (uint64_t i = c; i < end;) {
+            uint64_t n = (i % k == 0 && i + k <= end) ? k : 1;
+            int rc = uzram_read(j->dev, buf, n * PAGE, i * PAGE);
+            for (uint64_t p = 0; p < n; p++, i++) {
+                const uint8_t *want =
+                    j->expect[i] < 0 ? zero_page : j->pf->data + (uint64_t)j->expect[i] * PAGE;
+                if (rc < 0 || memcmp(buf + p * PAGE, want, PAGE) != 0)
+                    j->bad++;
+            }
         }
     }
     return NULL;
@@ -299,8 +312,9 @@ static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uin
             jobs[t].plan_lo = lo;
             jobs[t].plan_hi = hi;
         } else {
-            jobs[t].lo = lo;
-            jobs[t].hi = hi;
+            jobs[t].lo = (uint64_t)t * CHUNK;
+            jobs[t].hi = n;
+            jobs[t].stride = (uint64_t)nthreads * CHUNK;
         }
         if (nthreads == 1)
             fn(&jobs[t]);
