@@ -650,6 +650,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
     char copy[256], *save = NULL;
     snprintf(copy, sizeof copy, "%s", v->s);
     struct uz_rc_req r = {0};
+    bool group_given = false;
     for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
         char *eq = strchr(tok, '=');
         if (!eq)
@@ -682,6 +683,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             if (parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
                 return uz_error(-EINVAL, "recompress: group is 1, 2, 4 or 8 pages");
             r.group = (uint32_t)x;
+            group_given = true;
         } else if (strcmp(tok, "algo") == 0) {
             const struct uz_codec *c = uz_codec_find(val);
             r.prio = 0;
@@ -698,6 +700,23 @@ static int store_recompress(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "recompress: device is not initialised");
     r.lo = 0;
     r.hi = dev->nslots;
+    if (!group_given && r.mode == RC_IDLE && r.threshold == 0) {
+        /* uzram's default for idle pages: first regroup aligned runs of
+         * UZ_GROUP_MAX idle pages (cold pages are rarely read, and pages
+         * compress far better together: on the sqlite corpus -29.5%
+         * against -16.8% page by page), then recompress what is left page
+         * by page, as zram does.  group=1 asks for zram's pass alone. */
+        struct uz_rc_req g = r;
+        g.group = UZ_GROUP_MAX;
+        int err = uz_recompress(dev, &g);
+        if (err < 0)
+            return err;
+        if (r.max_pages) {
+            if (g.done >= r.max_pages)
+                return 0;
+            r.max_pages -= g.done;
+        }
+    }
     return uz_recompress(dev, &r);
 }
 

@@ -11,7 +11,7 @@
  * secondary, idle all + recompress type=idle.  Figures are informational;
  * what is checked is that every page reads back correct and the bounds
  * hold (allocator memory within the limit, everything written back but
- * same-filled pages, recompression saving at least 10%).
+ * same-filled pages, recompression (idle runs regrouped by default) saving at least 25%).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -585,7 +585,7 @@ static void figures_for(const char *name)
     /* The issue asks for >= 25%: perl's pages clear it by far, sqlite's do
      * not with per-page zstd (about 17%; see the report).  What is checked
      * here is that recompression pays at all. */
-    assert_true(fall >= 0.10);
+    assert_true(fall >= 0.25);
     uzram_destroy(d);
     free(data);
 }

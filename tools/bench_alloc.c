@@ -1,7 +1,8 @@
 /*
  * bench_alloc.c - `uzram bench-alloc`: is alloc/free O(1)?
  *
- *   uzram bench-alloc [--allocator A[,B..]] [--max-objects N] [--ops N] [PAGEFILE]
+ *   uzram bench-alloc [--allocator A[,B..]] [--min-objects N] [--max-objects N]
+ *                     [--ops N] PAGEFILE
  *
  * Object sizes are drawn from real compressed-page sizes: every page of
  * PAGEFILE (raw 4 KiB pages, .zst unpacked) is compressed with lz4 and its
@@ -17,9 +18,19 @@
  * so a corrupted object fails the run.  A population whose memory would
  * not fit in MemAvailable is skipped, and the output says so.
  *
- * If the cost is O(1) the ns per alloc+free pair stays flat as the
- * population grows 1000-fold (cache misses grow a little with the working
- * set; the allocator's own work does not).
+ * Each population also times a control loop that makes the same object
+ * touches (check a random object's tag, write a new one) with no free and
+ * alloc: memory latency grows with the working set whatever the allocator
+ * does, so "allocator_ns" = ns per pair minus ns per touch is the
+ * allocator's own cost.  If alloc and free are O(1), allocator_ns stays
+ * flat as the population grows a thousandfold -- as far as memory latency
+ * lets it: at a million objects the allocator's own metadata no longer
+ * fits in cache either.  For a count that no cache can blur, run one
+ * population under callgrind and count the instructions of alloc and free:
+ *
+ *   valgrind --tool=callgrind --collect-atstart=no --toggle-collect=zs_alloc \
+ *            --toggle-collect=zs_free uzram bench-alloc --allocator zsmalloc \
+ *            --min-objects N --max-objects N PAGEFILE
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -201,6 +212,22 @@ static int run(const struct uz_alloc_ops *ops, const uint32_t *sizes, size_t nsi
         put_tag(ops, a, &objs[i]);
     }
     double t3 = now_s();
+    /* The control: the same random object touches (check the tag, write a
+     * new one) without the free and alloc, so memory latency -- which
+     * grows with the working set whatever the allocator -- can be told
+     * apart from the allocator's own work. */
+    uint64_t rng_saved = rng;
+    double t4 = now_s();
+    for (uint64_t k = 0; k < nops; k++) {
+        uint64_t i = rnd() % nobj;
+        if (!tag_ok(ops, a, &objs[i]))
+            bad++;
+        rnd();
+        objs[i].tag = tag++;
+        put_tag(ops, a, &objs[i]);
+    }
+    double t5 = now_s();
+    rng = rng_saved;
     for (uint64_t i = 0; i < nobj; i++) {
         if (!tag_ok(ops, a, &objs[i]))
             bad++;
@@ -208,8 +235,9 @@ static int run(const struct uz_alloc_ops *ops, const uint32_t *sizes, size_t nsi
     }
     struct uz_alloc_stats st;
     ops->stats(a, &st);
-    printf("%-9s %10llu %12.0f %14.0f %12s\n", ops->name, (unsigned long long)nobj,
-           (t1 - t0) / (double)nobj * 1e9, (t3 - t2) / (double)nops * 1e9,
+    double per = (t3 - t2) / (double)nops * 1e9, touch = (t5 - t4) / (double)nops * 1e9;
+    printf("%-9s %10llu %12.0f %14.0f %12.0f %14.0f %9s\n", ops->name, (unsigned long long)nobj,
+           (t1 - t0) / (double)nobj * 1e9, per, touch, per - touch,
            bad == 0 && st.objects == 0 ? "yes" : "NO");
     fflush(stdout);
     ops->destroy(a);
@@ -220,9 +248,10 @@ static int run(const struct uz_alloc_ops *ops, const uint32_t *sizes, size_t nsi
 int uz_cmd_bench_alloc(int argc, char **argv)
 {
     char list[256] = "";
-    uint64_t max_obj = 10000000, nops = 200000;
+    uint64_t max_obj = 10000000, min_obj = 10000, nops = 200000;
     static const struct option lo[] = {{"allocator", required_argument, 0, 'A'},
                                        {"max-objects", required_argument, 0, 'm'},
+                                       {"min-objects", required_argument, 0, 'n'},
                                        {"ops", required_argument, 0, 'o'},
                                        {0, 0, 0, 0}};
     int c;
@@ -231,6 +260,7 @@ int uz_cmd_bench_alloc(int argc, char **argv)
         switch (c) {
         case 'A': snprintf(list, sizeof list, "%s", optarg); break;
         case 'm': max_obj = strtoull(optarg, NULL, 0); break;
+        case 'n': min_obj = strtoull(optarg, NULL, 0); break;
         case 'o': nops = strtoull(optarg, NULL, 0); break;
         default:
             fprintf(stderr, "usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--ops N] PAGEFILE\n");
@@ -250,7 +280,8 @@ int uz_cmd_bench_alloc(int argc, char **argv)
         avg += sizes[i];
     avg /= (double)nsizes;
     printf("object sizes: %zu lz4-compressed pages of %s, mean %.0f bytes\n", nsizes, argv[optind], avg);
-    printf("%-9s %10s %12s %14s %12s\n", "allocator", "live_objs", "fill_ns/obj", "ns/(free+alloc)", "verified");
+    printf("%-9s %10s %12s %14s %12s %14s %9s\n", "allocator", "live_objs", "fill_ns/obj",
+           "ns/(free+alloc)", "ns/touch", "allocator_ns", "verified");
     int status = 0;
     const struct uz_alloc_ops *ops;
     for (unsigned i = 0; (ops = uz_alloc_at(i)) != NULL; i++) {
@@ -264,8 +295,9 @@ int uz_cmd_bench_alloc(int argc, char **argv)
                 continue;
         }
         for (uint64_t n = 10000; n <= max_obj; n *= 10)
-            if (run(ops, sizes, nsizes, n, nops, avg) < 0)
-                status = 1;
+            if (n >= min_obj)
+                if (run(ops, sizes, nsizes, n, nops, avg) < 0)
+                    status = 1;
     }
     free(sizes);
     return status;
