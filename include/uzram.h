@@ -232,7 +232,9 @@ void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
  * page stays in RAM); idle takes "all" or a number of seconds (below
  * 2^20: slot access times wrap after 12 days); recomp_algorithm
  * ("algo=NAME priority=1..3") is set before init, recompress after.
- * recompress also takes group=K (2, 4 or 8; 1 = per page): every aligned
+ * recompress also takes group=K (2, 4 or 8; 1 = per page only, as zram);
+ * "type=idle" with no group= and no threshold= regroups with K = 8 first
+ * and then recompresses what is left page by page.  In group mode every aligned
  * run of K pages that all qualify (type=idle: all idle) and are all stored
  * one by one in RAM (objects or same fills, not written back, not in a
  * group) is compressed together with the secondary (algo=/priority=, by
