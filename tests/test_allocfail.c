@@ -3,7 +3,9 @@
  *
  * Every allocation uzram makes goes through mem.c, which can fail the Nth
  * fallible call from the moment it is armed (uz_fault_arm).  For each
- * scenario below and each allocator:
+ * scenario below -- (a) create and writes, (b) overwrite, discard and
+ * compact, (c) the attribute paths, (d) backing device, idle, writeback
+ * and recompression -- and each allocator:
  *
  *   1. build the starting state, run the scenario with no fault armed and
  *      count its fallible calls (uz_fault_count after uz_fault_arm(0));
@@ -45,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #if defined(__has_include)
@@ -274,7 +277,8 @@ static void verify(const char *scenario)
     static const uint8_t zero[PAGE];
     for (uint64_t p = 0; p < R.size / PAGE; p++)
         nonzero += memcmp(R.model + p * PAGE, zero, PAGE) != 0;
-    if (st.orig_data_size < nonzero * PAGE || st.orig_data_size > R.size ||
+    /* as in zram, written-back pages leave orig_data_size for bd_count */
+    if (st.orig_data_size + st.bd_count * PAGE < nonzero * PAGE || st.orig_data_size > R.size ||
         st.compr_data_size > st.orig_data_size || st.mem_used_total > st.mem_used_max)
         fail_msg("%s [%s/%s]: mm_stat disagrees: orig %llu (%llu pages hold data) compr %llu "
                  "used %llu max %llu", scenario, R.allocator, R.algo,
@@ -409,6 +413,49 @@ static void c_body(void)
     do_write(PAGE / 2, 3 * PAGE, K_TEXT, 15);
 }
 
+/* (d) beyond RAM: backing device, idle, writeback, recompression (groups
+ * and pages), through the attribute paths */
+static char backing_path[64];
+
+static void d_setup(void)
+{
+    if (!backing_path[0]) {
+        snprintf(backing_path, sizeof backing_path, "/tmp/uzram-allocfail.%d", (int)getpid());
+        FILE *f = fopen(backing_path, "w");
+        assert_non_null(f);
+        assert_int_equal(ftruncate(fileno(f), 1 << 20), 0);
+        fclose(f);
+    }
+    assert_int_equal(create(0, 1), 0);
+}
+
+static void d_body(void)
+{
+    /* a store that failed on an injected fault changed nothing: do it
+     * again, so the rest of the scenario has what it needs */
+    if (store("backing_dev", backing_path) != 0)
+        assert_int_equal(uzram_attr_store(R.dev, "backing_dev", backing_path, strlen(backing_path)), 0);
+    if (store("recomp_algorithm", "algo=zstd priority=1") != 0)
+        assert_int_equal(uzram_attr_store(R.dev, "recomp_algorithm", "algo=zstd priority=1", 20), 0);
+    set_disksize("128K", 128 * 1024);
+    for (uint32_t p = 0; p < 24; p++)
+        do_write(p * PAGE, PAGE, (int)(p % 6), p + 300);
+    store("idle", "all");
+    store("recompress", "type=idle");              /* regroups runs of 8, then pages */
+    do_write(3 * PAGE + 100, 200, K_TEXT, 5);       /* breaks a group */
+    store("idle", "all");
+    store("recompress", "type=idle group=1");
+    store("writeback", "page_index=20");
+    store("writeback", "page_indexes=16-19");
+    store("writeback_compressed", "1");
+    store("writeback", "idle");
+    do_discard(17 * PAGE, 2 * PAGE, false);        /* frees backing blocks */
+    do_write(20 * PAGE, PAGE, K_TEXT, 9);           /* overwrites a written-back page */
+    store("writeback", "huge");
+    char bd[64];
+    assert_true(uzram_attr_show(R.dev, "bd_stat", bd, sizeof bd) > 0);
+}
+
 struct scenario {
     const char *name;
     void (*setup)(void);
@@ -418,6 +465,7 @@ struct scenario {
 static const struct scenario SA = {"create+writes", a_setup, a_body};
 static const struct scenario SB = {"overwrite+discard+compact", b_setup, b_body};
 static const struct scenario SC = {"attributes", c_setup, c_body};
+static const struct scenario SD = {"backing+writeback+recompress", d_setup, d_body};
 
 /* ------------------------------------------------------------ the sweep */
 
@@ -526,12 +574,25 @@ static void test_attribute_paths(void **state)
     print_message("(c) attributes: %u runs in %.1f s\n", total_runs - runs0, now_s() - t0);
 }
 
+static void test_beyond_ram_paths(void **state)
+{
+    (void)state;
+    double t0 = now_s();
+    unsigned runs0 = total_runs;
+    for (unsigned a = 0; uz_alloc_at(a); a++)
+        sweep(&SD, uz_alloc_at(a)->name, "lz4");
+    print_message("(d) backing+writeback+recompress: %u runs in %.1f s\n", total_runs - runs0,
+                  now_s() - t0);
+    unlink(backing_path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_writes),
         cmocka_unit_test(test_overwrite_discard_compact),
         cmocka_unit_test(test_attribute_paths),
+        cmocka_unit_test(test_beyond_ram_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
