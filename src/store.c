@@ -708,10 +708,12 @@ int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
     return err;
 }
 
-int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
+/* Discard and write-zeroes are one operation (zero pages cost nothing);
+ * what names it in error messages. */
+static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
 {
     pthread_rwlock_rdlock(&dev->init_lock);
-    int err = check_range(dev, len, off, "discard");
+    int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
         uint64_t idx = off / PAGE;
         size_t in = off % PAGE;
@@ -741,9 +743,14 @@ int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
     return err;
 }
 
+int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
+{
+    return zero_range(dev, len, off, "discard");
+}
+
 int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 {
-    return uzram_discard(dev, len, off);
+    return zero_range(dev, len, off, "write_zeroes");
 }
 
 int uzram_flush(struct uzram *dev)
