@@ -63,7 +63,7 @@
  * because some sizes cannot pack into 8: slots of 1936..2032 bytes still
  * waste up to 5.5% of 8 pages; over real lz4 output the average loss is
  * 2.4% with runs of 8, 1.2% with 16, and the whole device footprint on the
- * sqlite corpus falls from 1.035 to 1.029 x compr going from 16 to 32.
+ * sqlite corpus fell from 1.035 to 1.033 x compr going from 16 to 32.
  * Lazy carving makes long runs cost nothing while they fill.  Long runs
  * also move the huge threshold up: the largest payload that is not huge
  * is 3964 bytes (3628 with runs of 8).  Neighbouring sizes with the same (pages, objects) layout
