@@ -53,6 +53,14 @@
 extern "C" {
 #endif
 
+/* Every function below is exported from libuzram.so; everything else in
+ * the library is hidden. */
+#if defined(__GNUC__)
+#define UZRAM_API __attribute__((visibility("default")))
+#else
+#define UZRAM_API
+#endif
+
 /* The page size of the store.  All sizes in statistics are bytes unless
  * named "pages". */
 #define UZRAM_PAGE_SIZE 4096u
@@ -128,20 +136,20 @@ struct uzram_config {
 #define UZRAM_COMPACT_OFF 0xffffffffu
 
 /* Fill *cfg with the defaults described above.  Never fails. */
-void uzram_config_init(struct uzram_config *cfg);
+UZRAM_API void uzram_config_init(struct uzram_config *cfg);
 
 /*
  * Create a device.  On success stores it in *out and returns 0.
  * Errors: -EINVAL (unknown algorithm or allocator, bad level, disksize too
  * large), -ENOMEM.  Nothing is created on error.
  */
-int uzram_create(const struct uzram_config *cfg, struct uzram **out);
+UZRAM_API int uzram_create(const struct uzram_config *cfg, struct uzram **out);
 
 /* Free a device and everything it holds.  NULL is accepted. */
-void uzram_destroy(struct uzram *dev);
+UZRAM_API void uzram_destroy(struct uzram *dev);
 
 /* The disk size in bytes (0 while uninitialised). */
-uint64_t uzram_disksize(const struct uzram *dev);
+UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);
 
 /*
  * Data path.  Offsets and lengths are in bytes and need no alignment;
@@ -163,11 +171,11 @@ uint64_t uzram_disksize(const struct uzram *dev);
  * uzram_flush: nothing is volatile inside uzram; returns 0.  Provided so that
  *   frontends can forward flush requests.
  */
-int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off);
-int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off);
-int uzram_discard(struct uzram *dev, size_t len, uint64_t off);
-int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off);
-int uzram_flush(struct uzram *dev);
+UZRAM_API int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off);
+UZRAM_API int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off);
+UZRAM_API int uzram_discard(struct uzram *dev, size_t len, uint64_t off);
+UZRAM_API int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off);
+UZRAM_API int uzram_flush(struct uzram *dev);
 
 /*
  * Page state, for extents: UZRAM_PAGE_ZERO if the page at byte offset off
@@ -176,7 +184,7 @@ int uzram_flush(struct uzram *dev);
  * otherwise.  -EINVAL if off is out of range.
  */
 enum { UZRAM_PAGE_DATA = 0, UZRAM_PAGE_ZERO = 1 };
-int uzram_page_state(struct uzram *dev, uint64_t off);
+UZRAM_API int uzram_page_state(struct uzram *dev, uint64_t off);
 
 /*
  * Statistics, the numbers behind mm_stat / io_stat / debug_stat, plus the
@@ -210,7 +218,7 @@ struct uzram_stats {
     uint64_t recompressed;     /* objects replaced by a smaller secondary one (ever) */
     uint64_t recomp_incomp;    /* pages flagged incompressible by recompress */
 };
-void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
+UZRAM_API void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
 
 /*
  * Attributes, by zram's names: disksize initstate reset comp_algorithm
@@ -252,28 +260,28 @@ void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
  *   initialised device, -EACCES for read-only attributes, -ENOENT for an
  *   unknown name, -ENOMEM.  A failed store changes nothing.
  */
-int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size);
-int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len);
+UZRAM_API int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size);
+UZRAM_API int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len);
 
 /* Attribute listing: the name of attribute i (0-based), or NULL past the
  * end.  *mode receives 0444, 0200 or 0644 as the sysfs file has it. */
-const char *uzram_attr_name(unsigned i, unsigned *mode);
+UZRAM_API const char *uzram_attr_name(unsigned i, unsigned *mode);
 
 /* Compact the allocator now (what storing "compact" does).  Returns the
  * number of pages freed. */
-uint64_t uzram_compact(struct uzram *dev);
+UZRAM_API uint64_t uzram_compact(struct uzram *dev);
 
 /* Names of the compression algorithms built in, i-th or NULL past the end. */
-const char *uzram_algorithm_name(unsigned i);
+UZRAM_API const char *uzram_algorithm_name(unsigned i);
 
 /* Readable message for a negative errno returned by uzram. */
-const char *uzram_strerror(int err);
+UZRAM_API const char *uzram_strerror(int err);
 
 /* The calling thread's most recent detailed error message ("" if none). */
-const char *uzram_last_error(void);
+UZRAM_API const char *uzram_last_error(void);
 
 /* Library version string, e.g. "0.1.0". */
-const char *uzram_version(void);
+UZRAM_API const char *uzram_version(void);
 
 #ifdef __cplusplus
 }
