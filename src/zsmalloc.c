@@ -158,6 +158,7 @@
 #define ZS_TRIED_MAX 64             /* sources that failed, per class pass */
 #define ZS_SCAN_MAX 64              /* zspages looked at to find the emptiest */
 #define ZS_LOCKS 32                 /* class lock stripes */
+#define ZS_BORROW_BYTES 16u         /* how much bigger a borrowed slot may be */
 
 enum { ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
 
@@ -720,14 +721,64 @@ static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32
     return ZS_NONE;
 }
 
+/* Take a free slot on committed pages of class c2 (locked by the caller)
+ * for an object of size bytes; false if it has none. */
+static bool take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
+                           uint32_t backref, uint64_t *handle)
+{
+    uint32_t id = pick_fullest(a, c2, ZS_NONE, true);
+    if (id == ZS_NONE)
+        return false;
+    int idx = slot_take(a, c2, id, false);
+    if (idx < 0)
+        return false;
+    uint8_t *base = zs_base(a, zs_desc(a, id));
+    hdr_set(slot_at(c2, base, (uint32_t)idx), backref);
+    base[idx] = (uint8_t)(c2->payload - size);
+    c2->inuse++;
+    c2->obj_bytes += size;
+    atomic_fetch_add(&a->objects, 1);
+    atomic_fetch_add(&a->obj_bytes, size);
+    *handle = make_handle(id, (uint32_t)idx);
+    return true;
+}
+
 static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
 {
     if (size == 0 || size > ZS_PAGE)
         return uz_error(-EINVAL, "zsmalloc: object size %zu out of 1..%u", size, ZS_PAGE);
     if (size > a->huge_max)
         return huge_alloc(a, size, backref, handle);
-    struct zs_class *cl = &a->classes[a->bucket_class[bucket_of(size)]];
+    uint32_t c = a->bucket_class[bucket_of(size)];
+    struct zs_class *cl = &a->classes[c];
     pthread_mutex_lock(cl->lock);
+    if (take_committed(a, cl, size, backref, handle)) {
+        pthread_mutex_unlock(cl->lock);
+        return 0;
+    }
+    /* The class would have to commit a page.  Borrowing: a free slot
+     * already committed in one of the next few classes up costs at most
+     * ZS_BORROW_BYTES of rounding, where a new page is 4096 bytes of which
+     * half, on average, stays empty at the frontier of every class in use.
+     * On small devices that frontier is most of the allocator's waste.
+     * Measured: with 16 the allocator holds 72 KiB less for a 47 MiB
+     * python heap and the same for the 100 MiB corpora; with 32 or 64 the
+     * corpora lose more to rounding than the frontier gives back.
+     * The other class's lock is only tried (ascending order, never
+     * waited for), so no lock order is needed. */
+    for (uint32_t k = c + 1; k < a->nclasses; k++) {
+        struct zs_class *c2 = &a->classes[k];
+        if (c2->slot - cl->slot > ZS_BORROW_BYTES || c2->payload - size > 255)
+            break;
+        if (c2->lock == cl->lock || pthread_mutex_trylock(c2->lock) != 0)
+            continue;
+        bool ok = take_committed(a, c2, size, backref, handle);
+        pthread_mutex_unlock(c2->lock);
+        if (ok) {
+            pthread_mutex_unlock(cl->lock);
+            return 0;
+        }
+    }
     uint32_t id = pick_fullest(a, cl, ZS_NONE, false);
     if (id == ZS_NONE) {
         int err = zspage_create(a, cl, &id);
