@@ -110,17 +110,21 @@ static size_t class_of(struct uzram *dev, size_t size)
     return dev->aops->class_size ? dev->aops->class_size(dev->alloc, size) : size;
 }
 
-static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uint32_t prio_max)
+/* Does a slot (state f) match the request's type (idle, huge, age)? */
+static bool rc_mode_matches(const struct uz_rc_req *req, uint32_t f, uint32_t now)
 {
-    if (!(f & SLOT_OBJ) || (f & SLOT_INCOMP))
-        return false;
     if ((req->mode & RC_IDLE) && !(f & SLOT_IDLE))
         return false;
     if ((req->mode & RC_HUGE) && !(f & SLOT_HUGE))
         return false;
-    if ((req->mode & RC_AGE) && slot_age(f, now) < req->min_age)
+    return !((req->mode & RC_AGE) && slot_age(f, now) < req->min_age);
+}
+
+static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uint32_t prio_max)
+{
+    if (!(f & SLOT_OBJ) || (f & SLOT_INCOMP))
         return false;
-    return slot_prio(f) < prio_max;
+    return rc_mode_matches(req, f, now) && slot_prio(f) < prio_max;
 }
 
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
@@ -187,13 +191,7 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
 {
     if (!(f & (SLOT_OBJ | SLOT_SAME)) || (f & (SLOT_WB | SLOT_GROUP)))
         return false;
-    if ((req->mode & RC_IDLE) && !(f & SLOT_IDLE))
-        return false;
-    if ((req->mode & RC_HUGE) && !(f & SLOT_HUGE))
-        return false;
-    if ((req->mode & RC_AGE) && slot_age(f, now) < req->min_age)
-        return false;
-    return slot_prio(f) == 0 || slot_prio(f) == prio;
+    return rc_mode_matches(req, f, now) && (slot_prio(f) == 0 || slot_prio(f) == prio);
 }
 
 /* Bytes an object set of chunks for a compressed group of clen bytes
