@@ -183,15 +183,7 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
         /* broken meanwhile: an ordinary page */
         size_t n = PAGE - in < len ? PAGE - in : len;
         *done = n;
-        if (n == PAGE) {
-            err = uz_read_page(dev, idx, s, dst, NULL);
-        } else {
-            struct uz_stream *st = uz_stream_get(&dev->streams);
-            err = uz_read_page(dev, idx, s, st->page, st);
-            if (err == 0)
-                memcpy(dst, st->page + in, n);
-            uz_stream_put(st);
-        }
+        err = uz_read_part(dev, idx, s, in, n, dst);
         uz_unlock_range(dev, lo, hi);
         return err;
     }
@@ -354,16 +346,7 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
         } else if (n == PAGE && src) {
             err = uz_write_page(dev, idx, s, src, NULL);
         } else {
-            struct uz_stream *st = uz_stream_get(&dev->streams);
-            err = uz_read_page(dev, idx, s, st->page, st);
-            if (err == 0) {
-                if (src)
-                    memcpy(st->page + in, src, n);
-                else
-                    memset(st->page + in, 0, n);
-                err = uz_write_page(dev, idx, s, st->page, st);
-            }
-            uz_stream_put(st);
+            err = uz_patch_page(dev, idx, s, in, n, src);
         }
         uz_unlock_range(dev, lo, hi);
         return err;

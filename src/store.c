@@ -513,6 +513,39 @@ int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
     return read_page(dev, idx, s, dst, st);
 }
 
+/* Bytes [in, in+n) of a locked slot's page (not a group member) into dst:
+ * the whole page straight into dst, a part through a stream's scratch. */
+int uz_read_part(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+                 uint8_t *dst)
+{
+    if (n == PAGE)
+        return read_page(dev, idx, s, dst, NULL);
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    int err = read_page(dev, idx, s, st->page, st);
+    if (err == 0)
+        memcpy(dst, st->page + in, n);
+    uz_stream_put(st);
+    return err;
+}
+
+/* Replace bytes [in, in+n) of a locked slot's page (not a group member)
+ * with src, or zeros when src is NULL: read, modify, store. */
+int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+                  const uint8_t *src)
+{
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    int err = read_page(dev, idx, s, st->page, st);
+    if (err == 0) {
+        if (src)
+            memcpy(st->page + in, src, n);
+        else
+            memset(st->page + in, 0, n);
+        err = write_page(dev, idx, s, st->page, st);
+    }
+    uz_stream_put(st);
+    return err;
+}
+
 /* --------------------------------------------------------- range checks */
 
 static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
@@ -614,14 +647,8 @@ int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
                 group = slot_state(s) & SLOT_GROUP;
                 if (group) {
                     /* a group member: the whole group is locked in group.c */
-                } else if (n == PAGE) {
-                    err = read_page(dev, idx, s, out, NULL);
                 } else {
-                    struct uz_stream *st = uz_stream_get(&dev->streams);
-                    err = read_page(dev, idx, s, st->page, st);
-                    if (err == 0)
-                        memcpy(out, st->page + in, n);
-                    uz_stream_put(st);
+                    err = uz_read_part(dev, idx, s, in, n, out);
                 }
                 slot_put(dev, idx, s);
             }
@@ -652,16 +679,7 @@ static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, c
         return uz_group_update(dev, idx * PAGE + in, len, src, src == NULL, done);
     }
     *done = n;
-    struct uz_stream *st = uz_stream_get(&dev->streams);
-    int err = read_page(dev, idx, s, st->page, st);
-    if (err == 0) {
-        if (src)
-            memcpy(st->page + in, src, n);
-        else
-            memset(st->page + in, 0, n);
-        err = write_page(dev, idx, s, st->page, st);
-    }
-    uz_stream_put(st);
+    int err = uz_patch_page(dev, idx, s, in, n, src);
     slot_put(dev, idx, s);
     return err;
 }

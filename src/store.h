@@ -264,6 +264,12 @@ int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void
                   struct uz_stream *st);
 int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
                  struct uz_stream *st);
+/* Part of a locked slot's page (not a group member): read bytes
+ * [in, in+n) into dst; or replace them with src (zeros if NULL). */
+int uz_read_part(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+                 uint8_t *dst);
+int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+                  const uint8_t *src);
 bool uz_page_same_filled(const void *page, uint64_t *word);
 void uz_fill_page(void *dst, uint64_t word);
 
