@@ -49,6 +49,10 @@ struct uz_alloc_params {
     const struct uz_owner_ops *owner_ops; /* may be NULL: nothing can be moved */
     void *owner;
     _Atomic uint64_t *limit_pages;    /* may be NULL */
+    /* zsmalloc only: the live bytes a size class must hold before it gets
+     * zspages of its own; until then its objects go to the byte-exact
+     * pack.  0 = the default; 1 = every class at once (no pack). */
+    uint64_t dense_bytes;
 };
 
 struct uz_alloc_stats {

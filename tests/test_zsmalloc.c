@@ -6,7 +6,9 @@
  * from its seed; after each step the live objects are checked byte for
  * byte against the model, and the allocator's own check() runs after
  * every compaction and periodically.  pin() fails for slots marked busy,
- * so compaction's skip path is exercised too.
+ * so compaction's skip path is exercised too.  The model tests run twice:
+ * with the default dense_bytes (small classes live in the pack) and with
+ * dense_bytes = 1 (every class has zspages from its first object).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +28,10 @@
 #define PAGE 4096u
 
 static const struct uz_alloc_ops *ops = &uz_zsmalloc_ops;
+
+/* dense_bytes of the allocators model_init() makes: 0 = the default (small
+ * classes live in the pack), 1 = every class has zspages at once. */
+static uint64_t g_dense;
 
 /* ---- the fake owner ------------------------------------------------------ */
 
@@ -144,6 +150,7 @@ static void model_init(struct model *m, uint32_t n, uint64_t max_bytes, bool own
         .owner_ops = owner ? &owner_ops : NULL,
         .owner = m,
         .limit_pages = &m->limit,
+        .dense_bytes = g_dense,
     };
     m->a = ops->create(&p);
     assert_non_null(m->a);
@@ -352,14 +359,113 @@ static void run_model(uint32_t nslots, uint32_t steps, uint64_t seed, bool verif
 static void test_model_small(void **state)
 {
     (void)state;
-    run_model(150, 6000, 11, true, 20);
-    run_model(40, 4000, 12, true, 20);
+    for (g_dense = 0; g_dense <= 1; g_dense++) {
+        run_model(150, 6000, 11, true, 20);
+        run_model(40, 4000, 12, true, 20);
+    }
+    g_dense = 0;
 }
 
 static void test_model_large(void **state)
 {
     (void)state;
-    run_model(6000, 60000, 13, false, 2);
+    for (g_dense = 0; g_dense <= 1; g_dense++)
+        run_model(6000, 60000, 13, false, 2);
+    /* classes crossing dense_bytes while the test runs */
+    g_dense = 64u << 10;
+    run_model(6000, 60000, 14, false, 2);
+    g_dense = 0;
+}
+
+/* The pack holds objects byte-exact: a fill costs the records (6-byte
+ * header each) plus run tails and the open runs' last pages. */
+static void test_pack_exact(void **state)
+{
+    (void)state;
+    struct model m;
+    g_dense = UINT64_MAX;
+    model_init(&m, 20000, 256u << 20, true, 21);
+    size_t huge = ops->huge_class_size(m.a);
+    for (uint32_t i = 0; i < m.n; i++) {
+        uint32_t sz = rnd_size(&m);
+        assert_int_equal(model_alloc(&m, i, sz > huge ? huge : sz), 0);
+    }
+    struct uz_alloc_stats st;
+    ops->stats(m.a, &st);
+    double recs = (double)st.obj_bytes + 6.0 * (double)st.objects;
+    print_message("pack: %llu objects, %llu bytes, %llu pages (%.4f x records)\n",
+                  (unsigned long long)st.objects, (unsigned long long)st.obj_bytes,
+                  (unsigned long long)st.pages_used, st.pages_used * (double)PAGE / recs);
+    assert_true(st.pages_used * (double)PAGE <= recs * 1.01 + 4 * PAGE);
+    model_verify(&m);
+    model_check(&m);
+    /* free 70%: cleaning brings the pages back near the live records */
+    for (uint32_t i = 0; i < m.n; i++)
+        if (rnd(&m) % 10 < 7)
+            model_free(&m, i);
+    model_check(&m);
+    /* a busy owner keeps its whole run in place */
+    for (uint32_t i = 0; i < m.n; i++)
+        m.slots[i].busy = m.slots[i].live;
+    uint64_t before = pages_used(&m);
+    uint64_t freed = ops->compact(m.a, 0);
+    assert_int_equal(m.moves, 0);
+    assert_int_equal(pages_used(&m), before - freed);
+    for (uint32_t i = 0; i < m.n; i++)
+        m.slots[i].busy = false;
+    before = pages_used(&m);
+    freed = ops->compact(m.a, 0);
+    assert_int_equal(pages_used(&m), before - freed);
+    ops->stats(m.a, &st);
+    recs = (double)st.obj_bytes + 6.0 * (double)st.objects;
+    print_message("pack after freeing 70%% and compaction: %llu pages (%.4f x records), %llu moves\n",
+                  (unsigned long long)st.pages_used, st.pages_used * (double)PAGE / recs,
+                  (unsigned long long)m.moves);
+    assert_true(m.moves > 0);
+    assert_true(st.pages_used * (double)PAGE <= recs * 1.03 + 40 * PAGE);
+    model_verify(&m);
+    model_check(&m);
+    model_free_all(&m);
+    assert_int_equal(pages_used(&m), 0);
+    model_check(&m);
+    model_fini(&m);
+    g_dense = 0;
+}
+
+/* A class starts in the pack and gets zspages once it holds dense_bytes;
+ * cleaning then moves its pack records into its zspages. */
+static void test_pack_to_class(void **state)
+{
+    (void)state;
+    struct model m;
+    g_dense = 256u << 10;
+    model_init(&m, 4000, 64u << 20, true, 22);
+    /* 1000-byte objects: the first ~256 KiB go to the pack */
+    for (uint32_t i = 0; i < 1000; i++)
+        assert_int_equal(model_alloc(&m, i, 1000), 0);
+    /* pack records lie edge to edge, 6 + 1000 bytes apart; slots of the
+     * class are further apart (4-byte header, 16-byte rounding) */
+    uint32_t packed = 0;
+    for (uint32_t i = 1; i < 1000; i++)
+        packed += (uint8_t *)ops->map(m.a, m.slots[i].handle) -
+                  (uint8_t *)ops->map(m.a, m.slots[i - 1].handle) == 1006;
+    /* free most of the early (pack) ones and some late (class) ones */
+    for (uint32_t i = 0; i < 1000; i++)
+        if (i < 250 ? i % 4 != 0 : i % 3 == 0)
+            model_free(&m, i);
+    uint64_t before = pages_used(&m);
+    uint64_t freed = ops->compact(m.a, 0);
+    print_message("pack to class: %u records at pack offsets, %llu pages -> %llu, %llu moves\n", packed,
+                  (unsigned long long)before, (unsigned long long)pages_used(&m), (unsigned long long)m.moves);
+    assert_true(packed >= 200 && packed < 300);
+    assert_true(m.moves > 0);
+    assert_int_equal(pages_used(&m), before - freed);
+    model_verify(&m);
+    model_check(&m);
+    model_free_all(&m);
+    assert_int_equal(pages_used(&m), 0);
+    model_fini(&m);
+    g_dense = 0;
 }
 
 static void test_limit(void **state)
@@ -593,6 +699,8 @@ int main(void)
         cmocka_unit_test(test_huge_one_page_each),
         cmocka_unit_test(test_model_small),
         cmocka_unit_test(test_model_large),
+        cmocka_unit_test(test_pack_exact),
+        cmocka_unit_test(test_pack_to_class),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_compact_reduces),
         cmocka_unit_test(test_compact_busy_and_bounded),
