@@ -95,34 +95,8 @@
  * (cls = ZS_CLS_EMPTY) sit on the empty-id list for reuse before the
  * high-water mark grows.
  *
- * The pack.  Size classes pay, besides rounding, for their frontier: the
- * page being carved is half empty on average, in every class in use, and
- * a run's tail is lost.  On a device of tens of MiB with 150+ classes in
- * use that was 2% of the compressed bytes, more than the rounding.  So a
- * class gets zspages of its own only once it holds dense_bytes (default
- * 512 KiB, counting its objects in the pack); until then its objects go to
- * the pack: runs of ZS_PACK_PAGES pages (cls = ZS_CLS_PACK) holding
- * records edge to edge, byte-exact, in the order they came:
- *
- *     [u32 backref][u16 size, 0x8000 = dead][payload, size bytes] ...
- *
- * Handle = ((run id + 1) << 18) | byte offset of the record.  Up to
- * ZS_PACK_NOPEN runs are open; a record goes to the open run with the
- * least room that fits it, preferring one that needs no new page, so the
- * tails runs are closed with stay small.  A run's pages are committed as
- * its bump offset crosses them.  A free marks the record dead; a run with
- * no live record is released at once.  Cleaning (in compact(), before the
- * classes) evacuates the closed runs with the fewest live bytes, as long
- * as each gives back a page: every owner is pinned first (one busy owner
- * and the run is skipped), then each record moves to a free slot already
- * committed in its class (filling holes frees left), or, if the class has
- * become dense, to a slot carved in its zspages, or else to an open run.
- * Open runs that frees have emptied by a page or more are closed first,
- * so that cleaning reaches them.  Pack run descriptor: v.run_len = bump,
- * free_head = live 4-byte units, group = fullness group or ZS_PACK_OPEN.
- * Measured with `uzram bench --churn 3` (lz4, one thread), footprint over
- * compressed bytes: fill 1.029 -> 1.021 (sqlite corpus), 1.052 -> 1.029
- * (a 47 MiB python heap); churn 1.085 -> 1.043 on the python heap.
+ * The pack.  A class that holds less than dense_bytes (default 512 KiB)
+ * has no zspages: its objects live byte-exact in the pack, zspack.c.
  *
  * Invariants (check() verifies each one)
  * --------------------------------------
@@ -137,10 +111,7 @@
  *    committed pages (what compaction may fill without growing).
  *  - Every arena page below top belongs to exactly one live zspage run,
  *    pack run or vacant run; none at or above top does.
- *  - A pack run's records parse edge to edge up to its bump; its live
- *    ones add up to its live units; it is open, or on the pack group list
- *    of its live units with at least one live record.  The pack's counters
- *    and each class's pack_bytes equal the sums over the records.
+ *  - The pack's own invariants: zspack.c.
  *
  * Locking
  * -------
@@ -151,8 +122,7 @@
  *    are 32 stripes (class c takes locks[c % 32]; the huge class has its
  *    own): two busy classes rarely share one, and check() can hold every
  *    lock at once without passing ThreadSanitizer's limit of 64 held locks.
- *  - pack.lock guards the pack: its runs' descriptors and records, the
- *    open runs, the group lists and counters.  alloc takes it only after
+ *  - pack.lock guards the pack (zspack.c).  alloc takes it only after
  *    dropping the class lock; cleaning holds it while it takes class locks.
  *  - arena_lock guards the run lists, the empty-id list, top and hwm.
  *    Order: pack lock, then class lock, then arena lock; check() takes the
@@ -168,130 +138,15 @@
  *  - pages_used, objects, obj_bytes and pages_compacted are atomics.
  */
 #define _GNU_SOURCE
-#include "alloc.h"
+#include "zsmalloc.h"
 #include "error.h"
 #include "mem.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ZS_PAGE 4096u
-#define ZS_HDR 4u                   /* in-object header: the backref */
-#define ZS_MIN_SLOT 32u
-#define ZS_STEP 16u
-#define ZS_MAX_CHAIN 32u
-#define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* slots 32..4096 */
-#define ZS_IDX_BITS 18              /* handle bits for a slot index or a pack offset */
-#define ZS_IDX_MASK ((1u << ZS_IDX_BITS) - 1)
-#define ZS_MAX_OBJS 2048u           /* slots per zspage */
-#define ZS_NPART 8                  /* partial fullness groups 0..7 */
-#define ZS_FULL ZS_NPART            /* group of full zspages */
-#define ZS_NGROUPS (ZS_NPART + 1)
-#define ZS_NONE UINT32_MAX          /* no zspage id */
-#define ZS_FREE_END 0xffffu         /* end of a zspage's free list */
-#define ZS_RUN_LISTS (ZS_MAX_CHAIN + 1)
-#define ZS_TRIED_MAX 64             /* sources that failed, per class pass */
-#define ZS_SCAN_MAX 64              /* zspages looked at to find the emptiest */
-#define ZS_LOCKS 32                 /* class lock stripes */
-#define ZS_BORROW_BYTES 16u         /* how much bigger a borrowed slot may be */
-#define ZS_PACK_PAGES 32u           /* pages per pack run */
-#define ZS_PACK_BYTES (ZS_PACK_PAGES * ZS_PAGE)
-#define ZS_PACK_HDR 6u              /* pack record header: u32 backref, u16 size */
-#define ZS_PACK_DEAD 0x8000u        /* size flag of a freed pack record */
-#define ZS_PACK_SIZE 0x0fffu        /* size bits of a pack record */
-#define ZS_PACK_NOPEN 4           /* pack runs open for appending */
-#define ZS_PACK_OPEN 0xff           /* group of an open pack run */
-#define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
-
-enum { ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
-
-/* One zspage descriptor: 20 bytes, dense, indexed by zspage id. */
-struct zspage {
-    uint32_t first_page;        /* arena page number of the run */
-    union {
-        struct { uint32_t next, prev; } link; /* group list; run/empty list (next) */
-        struct { uint32_t backref, size; } huge; /* huge object */
-    } u;
-    union {
-        struct { uint16_t inuse, bump; } obj; /* live zspage */
-        uint32_t run_len;                     /* vacant run */
-    } v;
-    uint16_t free_head;         /* first free slot, ZS_FREE_END if none */
-    uint8_t cls;                /* class index, or ZS_CLS_* */
-    uint8_t group;              /* fullness group */
-};
-_Static_assert(sizeof(struct zspage) == 20, "zspage descriptor must stay 20 bytes");
-
-struct zs_class {
-    pthread_mutex_t *lock;       /* one of the allocator's lock stripes */
-    uint32_t slot;              /* bytes per slot, header included */
-    uint32_t table;             /* bytes of slack table at the run start */
-    uint32_t payload;           /* slot - header: largest payload */
-    uint16_t objs;              /* slots per zspage */
-    uint8_t run_pages;          /* pages per zspage run */
-    uint8_t index;
-    uint32_t head[ZS_NGROUPS];  /* fullness group lists */
-    uint64_t zspages;           /* live zspages */
-    uint64_t inuse;             /* live objects */
-    uint64_t obj_bytes;         /* sum of their sizes */
-    uint64_t pages;             /* committed pages */
-    uint64_t free_ng;           /* free slots on committed pages */
-    _Atomic uint64_t pack_bytes; /* payload bytes of this class's objects in the pack */
-};
-
-/* The pack: byte-exact records in runs of ZS_PACK_PAGES pages. */
-struct zs_pack {
-    pthread_mutex_t lock;
-    uint32_t open[ZS_PACK_NOPEN]; /* runs taking appends, ZS_NONE if none */
-    struct zs_class lists;      /* head[]: closed runs by live fraction */
-    uint64_t runs;              /* live runs, open ones included */
-    uint64_t pages;             /* committed pages */
-    uint64_t objects;           /* live records */
-    uint64_t obj_bytes;         /* their payload bytes */
-    uint64_t rec_bytes;         /* their bytes, headers included */
-};
-
-struct uz_allocator {
-    const struct uz_owner_ops *owner_ops;
-    void *owner;
-    _Atomic uint64_t *limit_pages;
-
-    uint8_t *arena;
-    size_t arena_bytes;
-    uint32_t arena_pages;
-    struct zspage *desc;
-    size_t desc_bytes;
-    uint32_t desc_max;
-
-    pthread_mutex_t locks[ZS_LOCKS]; /* class c uses locks[c % ZS_LOCKS] */
-    pthread_mutex_t huge_lock;
-    pthread_mutex_t arena_lock;
-    uint32_t top;               /* arena pages below are in runs */
-    uint32_t hwm;               /* descriptor ids below were ever used */
-    uint32_t empty_head;        /* ids with no run */
-    uint32_t run_head[ZS_RUN_LISTS];
-    _Atomic uint32_t hwm_pub;   /* hwm, for stats() */
-
-    _Atomic uint64_t pages_used;
-    _Atomic uint64_t objects;
-    _Atomic uint64_t obj_bytes;
-    _Atomic uint64_t pages_compacted;
-    _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
-
-    size_t huge_max;            /* largest payload that is not huge */
-    uint64_t dense_bytes;       /* a class gets zspages from this many bytes */
-    struct zs_pack pack;
-    uint32_t nclasses;
-    uint8_t bucket_class[ZS_NBUCKETS]; /* size bucket -> class or ZS_CLS_HUGE */
-    struct zs_class huge;
-    struct zs_class classes[];
-};
-
 /* ---- class geometry ---------------------------------------------------- */
-
-static uint32_t round_up(uint32_t x, uint32_t to) { return (x + to - 1) / to * to; }
 
 /* Slots of `slot` bytes that fit in `pages` pages with their slack table. */
 static uint32_t objs_fitting(uint32_t slot, uint32_t pages)
@@ -363,78 +218,11 @@ static uint32_t build_classes(uint8_t *bucket_class, struct zs_class *cls, size_
     return n;
 }
 
-/* Bucket of a payload size (1..huge_max): the smallest slot holding it. */
-static uint32_t bucket_of(size_t size)
-{
-    uint32_t slot = round_up((uint32_t)size + ZS_HDR, ZS_STEP);
-    if (slot < ZS_MIN_SLOT)
-        slot = ZS_MIN_SLOT;
-    return (slot - ZS_MIN_SLOT) / ZS_STEP;
-}
-
-/* ---- descriptors, handles, slots ---------------------------------------- */
-
-static inline struct zspage *zs_desc(struct uz_allocator *a, uint32_t id)
-{
-    return &a->desc[id];
-}
-
-static inline uint8_t *zs_base(struct uz_allocator *a, const struct zspage *z)
-{
-    return a->arena + (size_t)z->first_page * ZS_PAGE;
-}
-
-static inline uint8_t *slot_at(const struct zs_class *cl, uint8_t *base, uint32_t idx)
-{
-    return base + cl->table + (size_t)idx * cl->slot;
-}
-
-static inline uint64_t make_handle(uint32_t id, uint32_t idx)
-{
-    return ((uint64_t)id + 1) << ZS_IDX_BITS | idx;
-}
-
-static inline uint32_t handle_id(uint64_t h) { return (uint32_t)((h >> ZS_IDX_BITS) - 1); }
-static inline uint32_t handle_idx(uint64_t h) { return (uint32_t)(h & ZS_IDX_MASK); }
-
-/* Headers may straddle a page boundary and are only 4-byte aligned:
- * access them with memcpy. */
-static inline uint32_t hdr_get(const uint8_t *slot)
-{
-    uint32_t v;
-    memcpy(&v, slot, sizeof v);
-    return v;
-}
-
-static inline void hdr_set(uint8_t *slot, uint32_t v) { memcpy(slot, &v, sizeof v); }
-
-/* Committed pages of a zspage with `bump` slots carved: the pages under
- * the slack table and slots 0..max(bump,1)-1. */
-static inline uint32_t pages_for(const struct zs_class *cl, uint32_t bump)
-{
-    uint32_t b = bump ? bump : 1;
-    return (cl->table + b * cl->slot + ZS_PAGE - 1) / ZS_PAGE;
-}
-
-/* Free slots lying wholly on committed pages. */
-static inline uint32_t free_ng(const struct zs_class *cl, const struct zspage *z)
-{
-    uint32_t cap = (pages_for(cl, z->v.obj.bump) * ZS_PAGE - cl->table) / cl->slot;
-    if (cap > cl->objs)
-        cap = cl->objs;
-    return cap - z->v.obj.inuse;
-}
-
-static inline uint8_t group_of(const struct zs_class *cl, uint32_t inuse)
-{
-    return inuse >= cl->objs ? ZS_FULL : (uint8_t)(inuse * ZS_NPART / cl->objs);
-}
-
 /* ---- memory limit ------------------------------------------------------- */
 
 /* Account n more committed pages, unless fault injection or the limit
  * says no. */
-static bool pages_reserve(struct uz_allocator *a, uint32_t n)
+bool zs_pages_reserve(struct uz_allocator *a, uint32_t n)
 {
     if (!uz_vm_commit_ok())
         return false;
@@ -447,7 +235,7 @@ static bool pages_reserve(struct uz_allocator *a, uint32_t n)
     return true;
 }
 
-static void pages_unreserve(struct uz_allocator *a, uint32_t n)
+void zs_pages_unreserve(struct uz_allocator *a, uint32_t n)
 {
     atomic_fetch_sub(&a->pages_used, n);
 }
@@ -541,7 +329,7 @@ static bool runs_coalesce(struct uz_allocator *a)
 
 /* Find a run of n pages and a descriptor id for it.  On success the
  * descriptor's first_page is set; its other fields are the caller's. */
-static bool run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
+bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
         if (a->run_head[n] != ZS_NONE) {
@@ -583,7 +371,7 @@ static bool run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
 }
 
 /* Give back the run of n pages held by descriptor id. */
-static void run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
+void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
 {
     struct zspage *z = zs_desc(a, id);
     uint32_t first = z->first_page;
@@ -600,7 +388,7 @@ static void run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
 
 /* ---- fullness groups (class lock held) ---------------------------------- */
 
-static void group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g)
+void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g)
 {
     struct zspage *z = zs_desc(a, id);
     z->group = g;
@@ -611,7 +399,7 @@ static void group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, 
     cl->head[g] = id;
 }
 
-static void group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
+void zs_group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
 {
     struct zspage *z = zs_desc(a, id);
     if (z->u.link.prev != ZS_NONE)
@@ -629,8 +417,8 @@ static void zspage_settle(struct uz_allocator *a, struct zs_class *cl, uint32_t 
     struct zspage *z = zs_desc(a, id);
     uint8_t g = group_of(cl, z->v.obj.inuse);
     if (g != z->group) {
-        group_del(a, cl, id);
-        group_add(a, cl, id, g);
+        zs_group_del(a, cl, id);
+        zs_group_add(a, cl, id, g);
     }
     cl->free_ng = cl->free_ng - old_free + free_ng(cl, z);
 }
@@ -640,14 +428,14 @@ static void zspage_settle(struct uz_allocator *a, struct zs_class *cl, uint32_t 
 static int zspage_create(struct uz_allocator *a, struct zs_class *cl, uint32_t *out)
 {
     uint32_t cp = pages_for(cl, 0);
-    if (!pages_reserve(a, cp))
+    if (!zs_pages_reserve(a, cp))
         return -ENOMEM;
     uint32_t id;
     pthread_mutex_lock(&a->arena_lock);
-    bool ok = run_get(a, cl->run_pages, &id);
+    bool ok = zs_run_get(a, cl->run_pages, &id);
     pthread_mutex_unlock(&a->arena_lock);
     if (!ok) {
-        pages_unreserve(a, cp);
+        zs_pages_unreserve(a, cp);
         return -ENOMEM;
     }
     struct zspage *z = zs_desc(a, id);
@@ -655,7 +443,7 @@ static int zspage_create(struct uz_allocator *a, struct zs_class *cl, uint32_t *
     z->v.obj.inuse = 0;
     z->v.obj.bump = 0;
     z->free_head = ZS_FREE_END;
-    group_add(a, cl, id, 0);
+    zs_group_add(a, cl, id, 0);
     cl->free_ng += free_ng(cl, z);
     cl->zspages++;
     cl->pages += cp;
@@ -670,11 +458,11 @@ static uint32_t zspage_destroy(struct uz_allocator *a, struct zs_class *cl, uint
     struct zspage *z = zs_desc(a, id);
     uint32_t cp = pages_for(cl, z->v.obj.bump);
     uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
-    pages_unreserve(a, cp);
+    zs_pages_unreserve(a, cp);
     cl->pages -= cp;
     cl->zspages--;
     pthread_mutex_lock(&a->arena_lock);
-    run_put(a, id, cl->run_pages);
+    zs_run_put(a, id, cl->run_pages);
     pthread_mutex_unlock(&a->arena_lock);
     return cp;
 }
@@ -693,7 +481,7 @@ static int slot_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, b
         uint32_t have = pages_for(cl, z->v.obj.bump);
         uint32_t need = pages_for(cl, z->v.obj.bump + 1u);
         if (need > have) {
-            if (!grow || !pages_reserve(a, need - have))
+            if (!grow || !zs_pages_reserve(a, need - have))
                 return -1;
             cl->pages += need - have;
         }
@@ -713,7 +501,7 @@ static uint32_t slot_put(struct uz_allocator *a, struct zs_class *cl, uint32_t i
     struct zspage *z = zs_desc(a, id);
     uint32_t old_free = free_ng(cl, z);
     if (--z->v.obj.inuse == 0) {
-        group_del(a, cl, id);
+        zs_group_del(a, cl, id);
         cl->free_ng -= old_free;
         return zspage_destroy(a, cl, id);
     }
@@ -729,16 +517,16 @@ static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uin
 {
     struct zs_class *cl = &a->huge;
     pthread_mutex_lock(cl->lock);
-    if (!pages_reserve(a, 1)) {
+    if (!zs_pages_reserve(a, 1)) {
         pthread_mutex_unlock(cl->lock);
         return -ENOMEM;
     }
     uint32_t id;
     pthread_mutex_lock(&a->arena_lock);
-    bool ok = run_get(a, 1, &id);
+    bool ok = zs_run_get(a, 1, &id);
     pthread_mutex_unlock(&a->arena_lock);
     if (!ok) {
-        pages_unreserve(a, 1);
+        zs_pages_unreserve(a, 1);
         pthread_mutex_unlock(cl->lock);
         return -ENOMEM;
     }
@@ -783,7 +571,7 @@ static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32
 
 /* Take a free slot on committed pages of class c2 (locked by the caller)
  * for an object of size bytes; false if it has none. */
-static bool take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
+bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
                            uint32_t backref, uint64_t *handle)
 {
     uint32_t id = pick_fullest(a, c2, ZS_NONE, true);
@@ -805,7 +593,7 @@ static bool take_committed(struct uz_allocator *a, struct zs_class *c2, size_t s
 
 /* Allocate in class cl (locked) even if that commits a page: the fullest
  * zspage with a free slot, else a new zspage. */
-static int class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
+int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
                        uint64_t *handle)
 {
     uint32_t id = pick_fullest(a, cl, ZS_NONE, false);
@@ -832,368 +620,10 @@ static int class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size,
 
 /* True if class cl (locked), with extra more bytes, holds enough to have
  * zspages of its own. */
-static bool class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra)
+bool zs_class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra)
 {
     return cl->obj_bytes + extra + atomic_load_explicit(&cl->pack_bytes, memory_order_relaxed) >=
            a->dense_bytes;
-}
-
-/* ---- the pack (pack.lock held) -------------------------------------------- */
-
-static void *zs_map(struct uz_allocator *a, uint64_t h);
-
-static inline uint32_t pack_pages_for(uint32_t bump) { return (bump + ZS_PAGE - 1) / ZS_PAGE; }
-
-/* A pack run's descriptor: v.run_len = bump (bytes carved), free_head =
- * live units (each live record counts rec_units() of 4 bytes, so a whole
- * run fits 16 bits; zero exactly when no record lives), group, and
- * u.link on the group lists when closed. */
-static inline uint32_t rec_units(uint32_t rec) { return (rec + 3) / 4; }
-
-static inline uint8_t pack_group_of(uint32_t units)
-{
-    return (uint8_t)((uint64_t)units * 4 * ZS_NPART / ZS_PACK_BYTES);
-}
-
-/* A record's size field (u16, unaligned: memcpy). */
-static inline uint16_t rec_size_get(const uint8_t *rec)
-{
-    uint16_t v;
-    memcpy(&v, rec + 4, sizeof v);
-    return v;
-}
-
-static inline void rec_size_set(uint8_t *rec, uint16_t v) { memcpy(rec + 4, &v, sizeof v); }
-
-/* The size class an object of size bytes belongs to (size <= huge_max). */
-static inline struct zs_class *size_class(struct uz_allocator *a, size_t size)
-{
-    return &a->classes[a->bucket_class[bucket_of(size)]];
-}
-
-/* A fresh, empty open run. */
-static int pack_run_new(struct uz_allocator *a, uint32_t *out)
-{
-    uint32_t id;
-    pthread_mutex_lock(&a->arena_lock);
-    bool ok = run_get(a, ZS_PACK_PAGES, &id);
-    pthread_mutex_unlock(&a->arena_lock);
-    if (!ok)
-        return -ENOMEM;
-    struct zspage *z = zs_desc(a, id);
-    z->cls = ZS_CLS_PACK;
-    z->group = ZS_PACK_OPEN;
-    z->v.run_len = 0;
-    z->free_head = 0;
-    z->u.link.next = z->u.link.prev = ZS_NONE;
-    a->pack.runs++;
-    *out = id;
-    return 0;
-}
-
-/* Release a run with no live record (off every list, not open). */
-static uint32_t pack_run_free(struct uz_allocator *a, uint32_t id)
-{
-    struct zspage *z = zs_desc(a, id);
-    uint32_t cp = pack_pages_for(z->v.run_len);
-    if (cp) {
-        uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
-        pages_unreserve(a, cp);
-        a->pack.pages -= cp;
-    }
-    a->pack.runs--;
-    pthread_mutex_lock(&a->arena_lock);
-    run_put(a, id, ZS_PACK_PAGES);
-    pthread_mutex_unlock(&a->arena_lock);
-    return cp;
-}
-
-/* Run id stops taking appends: freed if empty, else filed by fullness. */
-static void pack_close(struct uz_allocator *a, uint32_t id)
-{
-    struct zspage *z = zs_desc(a, id);
-    if (z->free_head == 0)
-        pack_run_free(a, id);
-    else
-        group_add(a, &a->pack.lists, id, pack_group_of(z->free_head));
-}
-
-/* After records of run id died: an empty open run starts over with no
- * pages, an empty closed run is freed, a closed one moves to its group.
- * Returns the pages released. */
-static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
-{
-    struct zspage *z = zs_desc(a, id);
-    if (z->group == ZS_PACK_OPEN) {
-        uint32_t cp = pack_pages_for(z->v.run_len);
-        if (z->free_head != 0 || cp == 0)
-            return 0;
-        uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
-        pages_unreserve(a, cp);
-        a->pack.pages -= cp;
-        z->v.run_len = 0;
-        return cp;
-    }
-    if (z->free_head == 0) {
-        group_del(a, &a->pack.lists, id);
-        return pack_run_free(a, id);
-    }
-    uint8_t g = pack_group_of(z->free_head);
-    if (g != z->group) {
-        group_del(a, &a->pack.lists, id);
-        group_add(a, &a->pack.lists, id, g);
-    }
-    return 0;
-}
-
-/* Append a record for an object of size bytes to an open run: the
- * fullest one that has room without committing a page, else the fullest
- * with room; if none has room, a new run is opened in place of the open
- * run with the least room left (so the tails runs are closed with are
- * small).  -ENOMEM at the memory limit or with no arena left. */
-static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
-{
-    struct zs_pack *pk = &a->pack;
-    uint32_t rec = ZS_PACK_HDR + (uint32_t)size;
-    int best = -1;
-    bool best_fits = false;
-    uint32_t best_room = 0;
-    for (int i = 0; i < ZS_PACK_NOPEN; i++) {
-        if (pk->open[i] == ZS_NONE)
-            continue;
-        uint32_t bump = zs_desc(a, pk->open[i])->v.run_len, room = ZS_PACK_BYTES - bump;
-        if (room < rec)
-            continue;
-        bool fits = pack_pages_for(bump + rec) <= pack_pages_for(bump);
-        if (best < 0 || (fits && !best_fits) || (fits == best_fits && room < best_room)) {
-            best = i;
-            best_fits = fits;
-            best_room = room;
-        }
-    }
-    if (best < 0) {
-        uint32_t least = UINT32_MAX, id;
-        for (int i = 0; i < ZS_PACK_NOPEN && least; i++) {
-            uint32_t room = pk->open[i] == ZS_NONE ? 0 : ZS_PACK_BYTES - zs_desc(a, pk->open[i])->v.run_len;
-            if (room < least) {
-                least = room;
-                best = i;
-            }
-        }
-        if (pack_run_new(a, &id) != 0)
-            return -ENOMEM;
-        if (pk->open[best] != ZS_NONE)
-            pack_close(a, pk->open[best]);
-        pk->open[best] = id;
-    }
-    uint32_t id = pk->open[best];
-    struct zspage *z = zs_desc(a, id);
-    uint32_t bump = z->v.run_len;
-    uint32_t have = pack_pages_for(bump), need = pack_pages_for(bump + rec);
-    if (need > have) {
-        if (!pages_reserve(a, need - have))
-            return -ENOMEM;
-        pk->pages += need - have;
-    }
-    uint8_t *r = zs_base(a, z) + bump;
-    hdr_set(r, backref);
-    rec_size_set(r, (uint16_t)size);
-    z->v.run_len = bump + rec;
-    z->free_head = (uint16_t)(z->free_head + rec_units(rec));
-    pk->objects++;
-    pk->obj_bytes += size;
-    pk->rec_bytes += rec;
-    atomic_fetch_add_explicit(&size_class(a, size)->pack_bytes, size, memory_order_relaxed);
-    atomic_fetch_add(&a->objects, 1);
-    atomic_fetch_add(&a->obj_bytes, size);
-    *handle = make_handle(id, bump);
-    return 0;
-}
-
-/* Mark the live record at offset off of run id dead and count it out;
- * the caller settles the run. */
-static void pack_kill(struct uz_allocator *a, uint32_t id, uint32_t off)
-{
-    struct zspage *z = zs_desc(a, id);
-    uint8_t *r = zs_base(a, z) + off;
-    uint16_t sz = rec_size_get(r);
-    uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
-    rec_size_set(r, (uint16_t)(sz | ZS_PACK_DEAD));
-    z->free_head = (uint16_t)(z->free_head - rec_units(rec));
-    a->pack.objects--;
-    a->pack.obj_bytes -= size;
-    a->pack.rec_bytes -= rec;
-    atomic_fetch_sub_explicit(&size_class(a, size)->pack_bytes, size, memory_order_relaxed);
-    atomic_fetch_sub(&a->objects, 1);
-    atomic_fetch_sub(&a->obj_bytes, size);
-}
-
-/* Pages a closed run would give back if its live records moved away. */
-static uint32_t pack_gain(const struct zspage *z)
-{
-    uint32_t cp = pack_pages_for(z->v.run_len), need = pack_pages_for(z->free_head * 4u);
-    return cp > need ? cp - need : 0;
-}
-
-/* The closed run with the fewest live bytes that would give back at
- * least a page, not in tried[]; looks at no more than ZS_SCAN_MAX runs of
- * the emptiest group with a candidate. */
-static uint32_t pack_victim(struct uz_allocator *a, const uint32_t *tried, int ntried)
-{
-    for (int g = 0; g < ZS_NGROUPS; g++) {
-        uint32_t best = ZS_NONE, best_live = UINT32_MAX;
-        int scanned = 0;
-        for (uint32_t id = a->pack.lists.head[g]; id != ZS_NONE && scanned < ZS_SCAN_MAX;
-             id = zs_desc(a, id)->u.link.next) {
-            bool skip = false;
-            for (int i = 0; i < ntried && !skip; i++)
-                skip = tried[i] == id;
-            struct zspage *z = zs_desc(a, id);
-            if (skip || pack_gain(z) == 0)
-                continue;
-            scanned++;
-            if (z->free_head < best_live) {
-                best = id;
-                best_live = z->free_head;
-            }
-        }
-        if (best != ZS_NONE)
-            return best;
-    }
-    return ZS_NONE;
-}
-
-/* Unpin the owners of the live records of run v below offset end. */
-static void pack_unpin_below(struct uz_allocator *a, uint32_t v, uint32_t end)
-{
-    uint8_t *base = zs_base(a, zs_desc(a, v));
-    for (uint32_t off = 0; off < end;) {
-        uint16_t sz = rec_size_get(base + off);
-        if (!(sz & ZS_PACK_DEAD))
-            a->owner_ops->unpin(a->owner, hdr_get(base + off));
-        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
-    }
-}
-
-/*
- * Evacuate closed run v: first pin the owners of all its live records (if
- * one is busy, unpin them and give up: a half-evacuated run would leave
- * the pack bigger than before); then each record moves to a free slot
- * already committed in its size class if there is one (filling holes that
- * frees left there), else to an open run; then the run, now empty, is
- * freed.  Only a failed append (memory limit) stops the moves early; what
- * moved stays moved.  Returns the pages released net of the pages the
- * appends committed (0 if that is not positive).
- */
-static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
-{
-    const struct uz_owner_ops *ops = a->owner_ops;
-    struct zspage *z = zs_desc(a, v);
-    uint8_t *base = zs_base(a, z);
-    uint32_t bump = z->v.run_len;
-    for (uint32_t off = 0; off < bump;) {
-        uint16_t sz = rec_size_get(base + off);
-        if (!(sz & ZS_PACK_DEAD) && !ops->pin(a->owner, hdr_get(base + off))) {
-            pack_unpin_below(a, v, off);
-            return 0;
-        }
-        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
-    }
-    uint64_t pages0 = a->pack.pages, grown = 0; /* grown: class pages committed */
-    uint32_t off = 0;
-    while (off < bump) {
-        uint8_t *r = base + off;
-        uint16_t sz = rec_size_get(r);
-        uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
-        if (sz & ZS_PACK_DEAD) {
-            off += rec;
-            continue;
-        }
-        uint32_t backref = hdr_get(r);
-        uint64_t nh = 0;
-        struct zs_class *cl = size_class(a, size);
-        pthread_mutex_lock(cl->lock);
-        bool moved = take_committed(a, cl, size, backref, &nh);
-        if (!moved && class_dense(a, cl, 0)) {
-            /* its class has zspages now: the record leaves the pack */
-            uint64_t p0 = cl->pages;
-            moved = class_carve(a, cl, size, backref, &nh) == 0;
-            grown += cl->pages - p0;
-        }
-        if (moved)
-            memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
-        pthread_mutex_unlock(cl->lock);
-        if (!moved) {
-            moved = pack_append(a, size, backref, &nh) == 0;
-            if (moved)
-                memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
-        }
-        if (!moved)
-            break;
-        ops->moved(a->owner, backref, make_handle(v, off), nh);
-        ops->unpin(a->owner, backref);
-        pack_kill(a, v, off);
-        off += rec;
-    }
-    if (off < bump) {
-        /* the rest stays: unpin it (records below off are dead now) */
-        for (uint32_t o = off; o < bump;) {
-            uint16_t sz = rec_size_get(base + o);
-            if (!(sz & ZS_PACK_DEAD))
-                ops->unpin(a->owner, hdr_get(base + o));
-            o += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
-        }
-    }
-    pack_settle(a, v);
-    return pages0 > a->pack.pages + grown ? (uint32_t)(pages0 - a->pack.pages - grown) : 0;
-}
-
-/* Close the open runs that frees have left with a page or more to give
- * back, so that cleaning can take them (records of an open run would
- * otherwise be out of its reach however many of them died). */
-static void pack_close_stale(struct uz_allocator *a)
-{
-    struct zs_pack *pk = &a->pack;
-    for (int i = 0; i < ZS_PACK_NOPEN; i++) {
-        uint32_t id = pk->open[i];
-        if (id == ZS_NONE || pack_gain(zs_desc(a, id)) == 0)
-            continue;
-        pk->open[i] = ZS_NONE;
-        pack_close(a, id);
-    }
-}
-
-/* Clean the pack: evacuate its emptiest closed runs while each gives back
- * a page, until *work reaches max_pages (0: no bound).  Returns the pages
- * released. */
-static uint64_t pack_compact(struct uz_allocator *a, uint64_t max_pages, uint64_t *work)
-{
-    uint64_t freed = 0;
-    uint32_t tried[ZS_TRIED_MAX];
-    int ntried = 0;
-    for (;;) {
-        if (max_pages && *work >= max_pages)
-            break;
-        pthread_mutex_lock(&a->pack.lock);
-        if (ntried == 0)
-            pack_close_stale(a);
-        uint32_t v = pack_victim(a, tried, ntried);
-        uint32_t got = 0;
-        if (v != ZS_NONE) {
-            *work += pack_pages_for(zs_desc(a, v)->v.run_len);
-            got = pack_evacuate(a, v);
-        }
-        pthread_mutex_unlock(&a->pack.lock);
-        if (v == ZS_NONE)
-            break;
-        freed += got;
-        if (!got) {
-            if (ntried == ZS_TRIED_MAX)
-                break;
-            tried[ntried++] = v;
-        }
-    }
-    return freed;
 }
 
 static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
@@ -1205,7 +635,7 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
     uint32_t c = a->bucket_class[bucket_of(size)];
     struct zs_class *cl = &a->classes[c];
     pthread_mutex_lock(cl->lock);
-    if (take_committed(a, cl, size, backref, handle)) {
+    if (zs_take_committed(a, cl, size, backref, handle)) {
         pthread_mutex_unlock(cl->lock);
         return 0;
     }
@@ -1225,7 +655,7 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
             break;
         if (c2->lock == cl->lock || pthread_mutex_trylock(c2->lock) != 0)
             continue;
-        bool ok = take_committed(a, c2, size, backref, handle);
+        bool ok = zs_take_committed(a, c2, size, backref, handle);
         pthread_mutex_unlock(c2->lock);
         if (ok) {
             pthread_mutex_unlock(cl->lock);
@@ -1235,14 +665,11 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
     /* A class that holds less than dense_bytes would waste, at its
      * frontier, up to a page that is half empty on average: its objects go
      * to the pack instead, byte-exact. */
-    if (!class_dense(a, cl, size)) {
+    if (!zs_class_dense(a, cl, size)) {
         pthread_mutex_unlock(cl->lock);
-        pthread_mutex_lock(&a->pack.lock);
-        int err = pack_append(a, size, backref, handle);
-        pthread_mutex_unlock(&a->pack.lock);
-        return err;
+        return zs_pack_alloc(a, size, backref, handle);
     }
-    int err = class_carve(a, cl, size, backref, handle);
+    int err = zs_class_carve(a, cl, size, backref, handle);
     pthread_mutex_unlock(cl->lock);
     return err;
 }
@@ -1265,10 +692,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
         return;
     uint32_t id = handle_id(h), idx = handle_idx(h);
     if (z->cls == ZS_CLS_PACK) {
-        pthread_mutex_lock(&a->pack.lock);
-        pack_kill(a, id, idx);
-        pack_settle(a, id);
-        pthread_mutex_unlock(&a->pack.lock);
+        zs_pack_free(a, id, idx);
         return;
     }
     if (z->cls == ZS_CLS_HUGE) {
@@ -1282,9 +706,9 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
         atomic_fetch_sub(&a->objects, 1);
         atomic_fetch_sub(&a->obj_bytes, size);
         uz_vm_release(zs_base(a, z), ZS_PAGE);
-        pages_unreserve(a, 1);
+        zs_pages_unreserve(a, 1);
         pthread_mutex_lock(&a->arena_lock);
-        run_put(a, id, 1);
+        zs_run_put(a, id, 1);
         pthread_mutex_unlock(&a->arena_lock);
         pthread_mutex_unlock(cl->lock);
         return;
@@ -1302,13 +726,13 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
     pthread_mutex_unlock(cl->lock);
 }
 
-static void *zs_map(struct uz_allocator *a, uint64_t h)
+void *zs_map(struct uz_allocator *a, uint64_t h)
 {
     struct zspage *z = handle_desc(a, h);
     if (!z)
         return NULL;
     if (z->cls == ZS_CLS_PACK)
-        return zs_base(a, z) + handle_idx(h) + ZS_PACK_HDR;
+        return zs_pack_map(a, z, handle_idx(h));
     if (z->cls == ZS_CLS_HUGE)
         return zs_base(a, z);
     const struct zs_class *cl = &a->classes[z->cls];
@@ -1321,7 +745,7 @@ static size_t zs_obj_size(struct uz_allocator *a, uint64_t h)
     if (!z)
         return 0;
     if (z->cls == ZS_CLS_PACK)
-        return rec_size_get(zs_base(a, z) + handle_idx(h)) & ZS_PACK_SIZE;
+        return zs_pack_size(a, z, handle_idx(h));
     if (z->cls == ZS_CLS_HUGE)
         return z->u.huge.size;
     const struct zs_class *cl = &a->classes[z->cls];
@@ -1334,9 +758,7 @@ static void zs_set_backref(struct uz_allocator *a, uint64_t h, uint32_t backref)
     if (!z)
         return;
     if (z->cls == ZS_CLS_PACK) {
-        pthread_mutex_lock(&a->pack.lock);
-        hdr_set(zs_base(a, z) + handle_idx(h), backref);
-        pthread_mutex_unlock(&a->pack.lock);
+        zs_pack_set_backref(a, handle_id(h), handle_idx(h), backref);
         return;
     }
     struct zs_class *cl = z->cls == ZS_CLS_HUGE ? &a->huge : &a->classes[z->cls];
@@ -1466,7 +888,7 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
     }
 
     if (inuse == 0) {
-        group_del(a, cl, src);
+        zs_group_del(a, cl, src);
         cl->free_ng -= old_free;
         return zspage_destroy(a, cl, src);  /* releases old_pages */
     }
@@ -1487,7 +909,7 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
     uint32_t new_pages = pages_for(cl, nb);
     if (new_pages < old_pages) {
         uz_vm_release(sbase + (size_t)new_pages * ZS_PAGE, (size_t)(old_pages - new_pages) * ZS_PAGE);
-        pages_unreserve(a, old_pages - new_pages);
+        zs_pages_unreserve(a, old_pages - new_pages);
         cl->pages -= old_pages - new_pages;
     }
     zspage_settle(a, cl, src, old_free);
@@ -1503,7 +925,7 @@ static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
      * compaction: it starts at a rotating class, so successive steps share
      * the work among all classes, and skips classes whose free slots do not
      * add up to a page (nothing to free there). */
-    freed += pack_compact(a, max_pages, &work);
+    freed += zs_pack_compact(a, max_pages, &work);
     uint32_t start = max_pages ? atomic_fetch_add(&a->cursor, 1) % a->nclasses : 0;
     for (uint32_t k = 0; k < a->nclasses; k++) {
         struct zs_class *cl = &a->classes[(start + k) % a->nclasses];
@@ -1550,8 +972,6 @@ static void zs_stats(struct uz_allocator *a, struct uz_alloc_stats *st)
     st->pages_compacted = atomic_load(&a->pages_compacted);
 }
 
-#define CHECK(cond, ...) do { if (!(cond)) return uz_error(-EFAULT, "zsmalloc check: " __VA_ARGS__); } while (0)
-
 /* Verify one live zspage of class cl: free list, sizes; adds its objects'
  * sizes to *bytes. */
 static int check_zspage(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint64_t *bytes)
@@ -1576,91 +996,6 @@ static int check_zspage(struct uz_allocator *a, struct zs_class *cl, uint32_t id
         CHECK(base[i] < cl->payload, "zspage %u slot %u: slack %u leaves no payload", id, i, base[i]);
         *bytes += cl->payload - base[i];
     }
-    return 0;
-}
-
-/* Verify one pack run: its records parse up to bump and the live ones
- * match its counters; adds them to the totals and to per-class bytes. */
-static int check_pack_run(struct uz_allocator *a, uint32_t id, uint64_t *objs, uint64_t *bytes,
-                          uint64_t *recs, uint64_t *pages, uint64_t *cls_bytes)
-{
-    struct zspage *z = zs_desc(a, id);
-    uint32_t bump = z->v.run_len, off = 0, n = 0, live = 0;
-    uint64_t recb = 0;
-    CHECK(bump <= ZS_PACK_BYTES, "pack run %u: bump %u past the run", id, bump);
-    const uint8_t *base = zs_base(a, z);
-    while (off < bump) {
-        CHECK(bump - off > ZS_PACK_HDR, "pack run %u: record at %u runs past bump %u", id, off, bump);
-        uint16_t sz = rec_size_get(base + off);
-        uint32_t size = sz & ZS_PACK_SIZE;
-        CHECK(size >= 1 && size <= a->huge_max && (sz & ~(ZS_PACK_SIZE | ZS_PACK_DEAD)) == 0,
-              "pack run %u: record at %u has size field %#x", id, off, sz);
-        CHECK(off + ZS_PACK_HDR + size <= bump, "pack run %u: record at %u ends past bump %u", id, off, bump);
-        if (!(sz & ZS_PACK_DEAD)) {
-            n++;
-            live += rec_units(ZS_PACK_HDR + size);
-            recb += ZS_PACK_HDR + size;
-            *bytes += size;
-            cls_bytes[a->bucket_class[bucket_of(size)]] += size;
-        }
-        off += ZS_PACK_HDR + size;
-    }
-    CHECK(live == z->free_head, "pack run %u: %u live records of %u units found, counter %u", id, n,
-          live, z->free_head);
-    *objs += n;
-    *recs += recb;
-    *pages += pack_pages_for(bump);
-    return 0;
-}
-
-/* The pack: open runs, group lists, counters. */
-static int check_pack(struct uz_allocator *a, uint64_t *runs_found)
-{
-    struct zs_pack *pk = &a->pack;
-    uint64_t objs = 0, bytes = 0, recs = 0, pages = 0, runs = 0;
-    uint64_t cls_bytes[256] = { 0 };
-    for (int i = 0; i < ZS_PACK_NOPEN; i++) {
-        uint32_t id = pk->open[i];
-        if (id == ZS_NONE)
-            continue;
-        CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_PACK && zs_desc(a, id)->group == ZS_PACK_OPEN,
-              "pack: open run %u is not an open pack run", id);
-        for (int j = 0; j < i; j++)
-            CHECK(pk->open[j] != id, "pack: run %u open twice", id);
-        int err = check_pack_run(a, id, &objs, &bytes, &recs, &pages, cls_bytes);
-        if (err)
-            return err;
-        runs++;
-    }
-    for (int g = 0; g < ZS_NGROUPS; g++) {
-        uint32_t prev = ZS_NONE;
-        for (uint32_t id = pk->lists.head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
-            struct zspage *z = zs_desc(a, id);
-            CHECK(id < a->hwm && z->cls == ZS_CLS_PACK, "pack group %d: id %u is not a pack run", g, id);
-            CHECK(z->group == g && pack_group_of(z->free_head) == g,
-                  "pack: run %u on list %d says group %u, live %u", id, g, z->group, z->free_head);
-            CHECK(z->u.link.prev == prev, "pack group %d: run %u prev link %u, expected %u", g, id,
-                  z->u.link.prev, prev);
-            CHECK(z->free_head >= 1, "pack: closed run %u has no live record", id);
-            CHECK(++runs <= a->hwm, "pack group lists loop");
-            int err = check_pack_run(a, id, &objs, &bytes, &recs, &pages, cls_bytes);
-            if (err)
-                return err;
-            prev = id;
-        }
-    }
-    CHECK(runs == pk->runs, "pack: %llu runs found, counter %llu", (unsigned long long)runs,
-          (unsigned long long)pk->runs);
-    CHECK(objs == pk->objects && bytes == pk->obj_bytes && recs == pk->rec_bytes && pages == pk->pages,
-          "pack: found %llu records, %llu bytes, %llu with headers, %llu pages; counters %llu %llu %llu %llu",
-          (unsigned long long)objs, (unsigned long long)bytes, (unsigned long long)recs,
-          (unsigned long long)pages, (unsigned long long)pk->objects, (unsigned long long)pk->obj_bytes,
-          (unsigned long long)pk->rec_bytes, (unsigned long long)pk->pages);
-    for (uint32_t c = 0; c < a->nclasses; c++)
-        CHECK(cls_bytes[c] == atomic_load(&a->classes[c].pack_bytes),
-              "class %u: %llu bytes in the pack, counter %llu", c, (unsigned long long)cls_bytes[c],
-              (unsigned long long)atomic_load(&a->classes[c].pack_bytes));
-    *runs_found = runs;
     return 0;
 }
 
@@ -1709,7 +1044,7 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
     }
 
     uint64_t pack_runs = 0;
-    int perr = check_pack(a, &pack_runs);
+    int perr = zs_pack_check(a, &pack_runs);
     if (perr)
         return perr;
 
@@ -1826,7 +1161,7 @@ static void zs_destroy(struct uz_allocator *a)
         pthread_mutex_destroy(&a->locks[l]);
     pthread_mutex_destroy(&a->huge_lock);
     pthread_mutex_destroy(&a->arena_lock);
-    pthread_mutex_destroy(&a->pack.lock);
+    zs_pack_fini(a);
     uz_free(a);
 }
 
@@ -1886,12 +1221,7 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
     }
     for (int g = 0; g < ZS_NGROUPS; g++)
         a->huge.head[g] = ZS_NONE;
-    pthread_mutex_init(&a->pack.lock, NULL);
-    for (int i = 0; i < ZS_PACK_NOPEN; i++)
-        a->pack.open[i] = ZS_NONE;
-    for (int g = 0; g < ZS_NGROUPS; g++)
-        a->pack.lists.head[g] = ZS_NONE;
-    a->pack.lists.index = ZS_CLS_PACK;
+    zs_pack_init(a);
     a->dense_bytes = p->dense_bytes ? p->dense_bytes : ZS_DENSE_DEFAULT;
     a->empty_head = ZS_NONE;
     for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)

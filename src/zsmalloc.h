@@ -1,0 +1,264 @@
+/*
+ * zsmalloc.h - the internals that zsmalloc.c (size classes, zspages, arena
+ * runs, compaction) and zspack.c (the pack) share: constants, the
+ * descriptor and allocator structures, handle encoding and the few
+ * functions each file calls in the other.  Not an interface for anyone
+ * else: the store sees only alloc.h.  The design is explained at the top
+ * of zsmalloc.c and zspack.c.
+ */
+#ifndef UZRAM_ZSMALLOC_H
+#define UZRAM_ZSMALLOC_H
+
+#include "alloc.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ZS_PAGE 4096u
+#define ZS_HDR 4u                   /* in-object header: the backref */
+#define ZS_MIN_SLOT 32u
+#define ZS_STEP 16u
+#define ZS_MAX_CHAIN 32u
+#define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* slots 32..4096 */
+#define ZS_IDX_BITS 18              /* handle bits for a slot index or a pack offset */
+#define ZS_IDX_MASK ((1u << ZS_IDX_BITS) - 1)
+#define ZS_MAX_OBJS 2048u           /* slots per zspage */
+#define ZS_NPART 8                  /* partial fullness groups 0..7 */
+#define ZS_FULL ZS_NPART            /* group of full zspages */
+#define ZS_NGROUPS (ZS_NPART + 1)
+#define ZS_NONE UINT32_MAX          /* no zspage id */
+#define ZS_FREE_END 0xffffu         /* end of a zspage's free list */
+#define ZS_RUN_LISTS (ZS_MAX_CHAIN + 1)
+#define ZS_TRIED_MAX 64             /* sources that failed, per class pass */
+#define ZS_SCAN_MAX 64              /* zspages looked at to find the emptiest */
+#define ZS_LOCKS 32                 /* class lock stripes */
+#define ZS_BORROW_BYTES 16u         /* how much bigger a borrowed slot may be */
+#define ZS_PACK_PAGES 32u           /* pages per pack run */
+#define ZS_PACK_BYTES (ZS_PACK_PAGES * ZS_PAGE)
+#define ZS_PACK_HDR 6u              /* pack record header: u32 backref, u16 size */
+#define ZS_PACK_DEAD 0x8000u        /* size flag of a freed pack record */
+#define ZS_PACK_SIZE 0x0fffu        /* size bits of a pack record */
+#define ZS_PACK_NHOT 4              /* pack runs open for new records */
+#define ZS_PACK_NOPEN (ZS_PACK_NHOT + 2) /* ... and for records cleaning moves */
+#define ZS_PACK_OPEN 0xff           /* group of an open pack run */
+#define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
+
+enum { ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
+
+/* One zspage descriptor: 20 bytes, dense, indexed by zspage id. */
+struct zspage {
+    uint32_t first_page;        /* arena page number of the run */
+    union {
+        struct { uint32_t next, prev; } link; /* group list; run/empty list (next) */
+        struct { uint32_t backref, size; } huge; /* huge object */
+    } u;
+    union {
+        struct { uint16_t inuse, bump; } obj; /* live zspage */
+        uint32_t run_len;                     /* vacant run */
+    } v;
+    uint16_t free_head;         /* first free slot, ZS_FREE_END if none */
+    uint8_t cls;                /* class index, or ZS_CLS_* */
+    uint8_t group;              /* fullness group */
+};
+_Static_assert(sizeof(struct zspage) == 20, "zspage descriptor must stay 20 bytes");
+
+struct zs_class {
+    pthread_mutex_t *lock;       /* one of the allocator's lock stripes */
+    uint32_t slot;              /* bytes per slot, header included */
+    uint32_t table;             /* bytes of slack table at the run start */
+    uint32_t payload;           /* slot - header: largest payload */
+    uint16_t objs;              /* slots per zspage */
+    uint8_t run_pages;          /* pages per zspage run */
+    uint8_t index;
+    uint32_t head[ZS_NGROUPS];  /* fullness group lists */
+    uint64_t zspages;           /* live zspages */
+    uint64_t inuse;             /* live objects */
+    uint64_t obj_bytes;         /* sum of their sizes */
+    uint64_t pages;             /* committed pages */
+    uint64_t free_ng;           /* free slots on committed pages */
+    _Atomic uint64_t pack_bytes; /* payload bytes of this class's objects in the pack */
+};
+
+/* The pack: byte-exact records in runs of ZS_PACK_PAGES pages. */
+struct zs_pack {
+    pthread_mutex_t lock;
+    uint32_t open[ZS_PACK_NOPEN]; /* runs taking appends, ZS_NONE if none */
+    struct zs_class lists;      /* head[]: closed runs by live fraction */
+    uint64_t runs;              /* live runs, open ones included */
+    uint64_t pages;             /* committed pages */
+    uint64_t objects;           /* live records */
+    uint64_t obj_bytes;         /* their payload bytes */
+    uint64_t rec_bytes;         /* their bytes, headers included */
+};
+
+struct uz_allocator {
+    const struct uz_owner_ops *owner_ops;
+    void *owner;
+    _Atomic uint64_t *limit_pages;
+
+    uint8_t *arena;
+    size_t arena_bytes;
+    uint32_t arena_pages;
+    struct zspage *desc;
+    size_t desc_bytes;
+    uint32_t desc_max;
+
+    pthread_mutex_t locks[ZS_LOCKS]; /* class c uses locks[c % ZS_LOCKS] */
+    pthread_mutex_t huge_lock;
+    pthread_mutex_t arena_lock;
+    uint32_t top;               /* arena pages below are in runs */
+    uint32_t hwm;               /* descriptor ids below were ever used */
+    uint32_t empty_head;        /* ids with no run */
+    uint32_t run_head[ZS_RUN_LISTS];
+    _Atomic uint32_t hwm_pub;   /* hwm, for stats() */
+
+    _Atomic uint64_t pages_used;
+    _Atomic uint64_t objects;
+    _Atomic uint64_t obj_bytes;
+    _Atomic uint64_t pages_compacted;
+    _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
+
+    size_t huge_max;            /* largest payload that is not huge */
+    uint64_t dense_bytes;       /* a class gets zspages from this many bytes */
+    struct zs_pack pack;
+    uint32_t nclasses;
+    uint8_t bucket_class[ZS_NBUCKETS]; /* size bucket -> class or ZS_CLS_HUGE */
+    struct zs_class huge;
+    struct zs_class classes[];
+};
+
+/* ---- geometry, descriptors, handles -------------------------------------- */
+
+static inline uint32_t round_up(uint32_t x, uint32_t to) { return (x + to - 1) / to * to; }
+
+/* Bucket of a payload size (1..huge_max): the smallest slot holding it. */
+static inline uint32_t bucket_of(size_t size)
+{
+    uint32_t slot = round_up((uint32_t)size + ZS_HDR, ZS_STEP);
+    if (slot < ZS_MIN_SLOT)
+        slot = ZS_MIN_SLOT;
+    return (slot - ZS_MIN_SLOT) / ZS_STEP;
+}
+
+/* ---- descriptors, handles, slots ---------------------------------------- */
+
+static inline struct zspage *zs_desc(struct uz_allocator *a, uint32_t id)
+{
+    return &a->desc[id];
+}
+
+static inline uint8_t *zs_base(struct uz_allocator *a, const struct zspage *z)
+{
+    return a->arena + (size_t)z->first_page * ZS_PAGE;
+}
+
+static inline uint8_t *slot_at(const struct zs_class *cl, uint8_t *base, uint32_t idx)
+{
+    return base + cl->table + (size_t)idx * cl->slot;
+}
+
+static inline uint64_t make_handle(uint32_t id, uint32_t idx)
+{
+    return ((uint64_t)id + 1) << ZS_IDX_BITS | idx;
+}
+
+static inline uint32_t handle_id(uint64_t h) { return (uint32_t)((h >> ZS_IDX_BITS) - 1); }
+static inline uint32_t handle_idx(uint64_t h) { return (uint32_t)(h & ZS_IDX_MASK); }
+
+/* Headers may straddle a page boundary and are only 4-byte aligned:
+ * access them with memcpy. */
+static inline uint32_t hdr_get(const uint8_t *slot)
+{
+    uint32_t v;
+    memcpy(&v, slot, sizeof v);
+    return v;
+}
+
+static inline void hdr_set(uint8_t *slot, uint32_t v) { memcpy(slot, &v, sizeof v); }
+
+/* Committed pages of a zspage with `bump` slots carved: the pages under
+ * the slack table and slots 0..max(bump,1)-1. */
+static inline uint32_t pages_for(const struct zs_class *cl, uint32_t bump)
+{
+    uint32_t b = bump ? bump : 1;
+    return (cl->table + b * cl->slot + ZS_PAGE - 1) / ZS_PAGE;
+}
+
+/* Free slots lying wholly on committed pages. */
+static inline uint32_t free_ng(const struct zs_class *cl, const struct zspage *z)
+{
+    uint32_t cap = (pages_for(cl, z->v.obj.bump) * ZS_PAGE - cl->table) / cl->slot;
+    if (cap > cl->objs)
+        cap = cl->objs;
+    return cap - z->v.obj.inuse;
+}
+
+static inline uint8_t group_of(const struct zs_class *cl, uint32_t inuse)
+{
+    return inuse >= cl->objs ? ZS_FULL : (uint8_t)(inuse * ZS_NPART / cl->objs);
+}
+
+/* A record's size field (u16, unaligned: memcpy). */
+static inline uint16_t rec_size_get(const uint8_t *rec)
+{
+    uint16_t v;
+    memcpy(&v, rec + 4, sizeof v);
+    return v;
+}
+
+static inline void rec_size_set(uint8_t *rec, uint16_t v) { memcpy(rec + 4, &v, sizeof v); }
+
+#define CHECK(cond, ...) do { if (!(cond)) return uz_error(-EFAULT, "zsmalloc check: " __VA_ARGS__); } while (0)
+
+/* ---- zsmalloc.c, for zspack.c ------------------------------------------- */
+
+/* Account n more committed pages, unless fault injection or the limit
+ * says no; give them back. */
+bool zs_pages_reserve(struct uz_allocator *a, uint32_t n);
+void zs_pages_unreserve(struct uz_allocator *a, uint32_t n);
+/* A run of n arena pages and a descriptor id for it; give it back
+ * (arena_lock held). */
+bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out);
+void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n);
+/* Fullness group lists of cl (its lock held; the pack's: pack.lock). */
+void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g);
+void zs_group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id);
+/* Class cl locked: a free slot on committed pages; a slot even if that
+ * commits a page; whether cl (with extra more bytes) is dense. */
+bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size, uint32_t backref,
+                       uint64_t *handle);
+int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
+                   uint64_t *handle);
+bool zs_class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra);
+void *zs_map(struct uz_allocator *a, uint64_t h);
+
+/* ---- zspack.c, for zsmalloc.c ------------------------------------------- */
+
+void zs_pack_init(struct uz_allocator *a);
+void zs_pack_fini(struct uz_allocator *a);
+/* An object of size bytes (<= huge_max) in the pack; -ENOMEM. */
+int zs_pack_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle);
+void zs_pack_free(struct uz_allocator *a, uint32_t id, uint32_t off);
+void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint32_t backref);
+/* Clean the pack until *work reaches max_pages (0: no bound); returns the
+ * pages released. */
+uint64_t zs_pack_compact(struct uz_allocator *a, uint64_t max_pages, uint64_t *work);
+/* Verify the pack (every lock held); *runs = pack runs found. */
+int zs_pack_check(struct uz_allocator *a, uint64_t *runs);
+
+/* A pack record's payload and size: no lock (the owner holds the object). */
+static inline void *zs_pack_map(struct uz_allocator *a, const struct zspage *z, uint32_t off)
+{
+    return zs_base(a, z) + off + ZS_PACK_HDR;
+}
+
+static inline size_t zs_pack_size(struct uz_allocator *a, const struct zspage *z, uint32_t off)
+{
+    return rec_size_get(zs_base(a, z) + off) & ZS_PACK_SIZE;
+}
+
+#endif

@@ -1,0 +1,531 @@
+/*
+ * zspack.c - the pack: where zsmalloc keeps the objects of size classes
+ * too small to have zspages of their own.
+ *
+ * Size classes pay, besides rounding, for their frontier: the
+ * page being carved is half empty on average, in every class in use, and
+ * a run's tail is lost.  On a device of tens of MiB with 150+ classes in
+ * use that was 2% of the compressed bytes, more than the rounding.  So a
+ * class gets zspages of its own only once it holds dense_bytes (default
+ * 512 KiB, counting its objects in the pack); until then its objects go to
+ * the pack: runs of ZS_PACK_PAGES pages (cls = ZS_CLS_PACK) holding
+ * records edge to edge, byte-exact, in the order they came:
+ *
+ *     [u32 backref][u16 size, 0x8000 = dead][payload, size bytes] ...
+ *
+ * Handle = ((run id + 1) << 18) | byte offset of the record.  Up to
+ * ZS_PACK_NHOT runs are open for new records; a record goes to the open
+ * run with the least room that fits it, preferring one that needs no new
+ * page, so the tails runs are closed with stay small.  Records that
+ * cleaning moves go the same way to two runs of their own: they have
+ * outlived a run and tend to live on, so runs of them seldom need
+ * cleaning again, while runs of new records empty fast (churn on a 64 MiB
+ * python heap: 2814 cleaning steps -> 2479, writes 327-347 -> 398-400 MB/s).  A run's pages are committed as
+ * its bump offset crosses them.  A free marks the record dead; a run with
+ * no live record is released at once.  Cleaning (in compact(), before the
+ * classes) evacuates the closed runs with the fewest live bytes, as long
+ * as each gives back a page: every owner is pinned first (one busy owner
+ * and the run is skipped), then each record moves to a free slot already
+ * committed in its class (filling holes frees left), or, if the class has
+ * become dense, to a slot carved in its zspages, or else to an open run.
+ * Open runs that frees have emptied by a page or more are closed first,
+ * so that cleaning reaches them.  Pack run descriptor: v.run_len = bump,
+ * free_head = live 4-byte units, group = fullness group or ZS_PACK_OPEN.
+ * Measured with `uzram bench --churn 3` (lz4, one thread), footprint over
+ * compressed bytes: fill 1.029 -> 1.021 (sqlite corpus), 1.052 -> 1.029
+ * (a 47 MiB python heap); churn 1.085 -> 1.043 on the python heap.
+ *
+ * Invariants (zs_pack_check() verifies each one, from zsmalloc's check()):
+ * a pack run's records parse edge to edge up to its bump; its live ones
+ * add up to its live units; it is open, or on the pack group list of its
+ * live units with at least one live record; the pack's counters and each
+ * class's pack_bytes equal the sums over the records.
+ *
+ * Locking: pack.lock guards the pack runs' descriptors and records, the
+ * open runs, the group lists and counters.  zsmalloc's alloc takes it only
+ * after dropping its class lock; cleaning holds it while it takes class
+ * locks (order: pack lock, class lock, arena lock) and while it calls the
+ * owner's pin, moved and unpin.
+ */
+#define _GNU_SOURCE
+#include "zsmalloc.h"
+#include "error.h"
+#include "mem.h"
+
+#include <errno.h>
+
+/* ---- runs and records (pack.lock held) ------------------------------------ */
+
+static inline uint32_t pack_pages_for(uint32_t bump) { return (bump + ZS_PAGE - 1) / ZS_PAGE; }
+
+/* A pack run's descriptor: v.run_len = bump (bytes carved), free_head =
+ * live units (each live record counts rec_units() of 4 bytes, so a whole
+ * run fits 16 bits; zero exactly when no record lives), group, and
+ * u.link on the group lists when closed. */
+static inline uint32_t rec_units(uint32_t rec) { return (rec + 3) / 4; }
+
+static inline uint8_t pack_group_of(uint32_t units)
+{
+    return (uint8_t)((uint64_t)units * 4 * ZS_NPART / ZS_PACK_BYTES);
+}
+
+/* The size class an object of size bytes belongs to (size <= huge_max). */
+static inline struct zs_class *size_class(struct uz_allocator *a, size_t size)
+{
+    return &a->classes[a->bucket_class[bucket_of(size)]];
+}
+
+/* A fresh, empty open run. */
+static int pack_run_new(struct uz_allocator *a, uint32_t *out)
+{
+    uint32_t id;
+    pthread_mutex_lock(&a->arena_lock);
+    bool ok = zs_run_get(a, ZS_PACK_PAGES, &id);
+    pthread_mutex_unlock(&a->arena_lock);
+    if (!ok)
+        return -ENOMEM;
+    struct zspage *z = zs_desc(a, id);
+    z->cls = ZS_CLS_PACK;
+    z->group = ZS_PACK_OPEN;
+    z->v.run_len = 0;
+    z->free_head = 0;
+    z->u.link.next = z->u.link.prev = ZS_NONE;
+    a->pack.runs++;
+    *out = id;
+    return 0;
+}
+
+/* Release a run with no live record (off every list, not open). */
+static uint32_t pack_run_free(struct uz_allocator *a, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t cp = pack_pages_for(z->v.run_len);
+    if (cp) {
+        uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
+        zs_pages_unreserve(a, cp);
+        a->pack.pages -= cp;
+    }
+    a->pack.runs--;
+    pthread_mutex_lock(&a->arena_lock);
+    zs_run_put(a, id, ZS_PACK_PAGES);
+    pthread_mutex_unlock(&a->arena_lock);
+    return cp;
+}
+
+/* Run id stops taking appends: freed if empty, else filed by fullness. */
+static void pack_close(struct uz_allocator *a, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    if (z->free_head == 0)
+        pack_run_free(a, id);
+    else
+        zs_group_add(a, &a->pack.lists, id, pack_group_of(z->free_head));
+}
+
+/* After records of run id died: an empty open run starts over with no
+ * pages, an empty closed run is freed, a closed one moves to its group.
+ * Returns the pages released. */
+static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
+{
+    struct zspage *z = zs_desc(a, id);
+    if (z->group == ZS_PACK_OPEN) {
+        uint32_t cp = pack_pages_for(z->v.run_len);
+        if (z->free_head != 0 || cp == 0)
+            return 0;
+        uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
+        zs_pages_unreserve(a, cp);
+        a->pack.pages -= cp;
+        z->v.run_len = 0;
+        return cp;
+    }
+    if (z->free_head == 0) {
+        zs_group_del(a, &a->pack.lists, id);
+        return pack_run_free(a, id);
+    }
+    uint8_t g = pack_group_of(z->free_head);
+    if (g != z->group) {
+        zs_group_del(a, &a->pack.lists, id);
+        zs_group_add(a, &a->pack.lists, id, g);
+    }
+    return 0;
+}
+
+/* Append a record for an object of size bytes to an open run: the
+ * fullest one that has room without committing a page, else the fullest
+ * with room; if none has room, a new run is opened in place of the open
+ * run with the least room left (so the tails runs are closed with are
+ * small).  -ENOMEM at the memory limit or with no arena left. */
+static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle,
+                       bool cold)
+{
+    struct zs_pack *pk = &a->pack;
+    uint32_t rec = ZS_PACK_HDR + (uint32_t)size;
+    int best = -1, lo = cold ? ZS_PACK_NHOT : 0, hi = cold ? ZS_PACK_NOPEN : ZS_PACK_NHOT;
+    bool best_fits = false;
+    uint32_t best_room = 0;
+    for (int i = lo; i < hi; i++) {
+        if (pk->open[i] == ZS_NONE)
+            continue;
+        uint32_t bump = zs_desc(a, pk->open[i])->v.run_len, room = ZS_PACK_BYTES - bump;
+        if (room < rec)
+            continue;
+        bool fits = pack_pages_for(bump + rec) <= pack_pages_for(bump);
+        if (best < 0 || (fits && !best_fits) || (fits == best_fits && room < best_room)) {
+            best = i;
+            best_fits = fits;
+            best_room = room;
+        }
+    }
+    if (best < 0) {
+        uint32_t least = UINT32_MAX, id;
+        for (int i = lo; i < hi && least; i++) {
+            uint32_t room = pk->open[i] == ZS_NONE ? 0 : ZS_PACK_BYTES - zs_desc(a, pk->open[i])->v.run_len;
+            if (room < least) {
+                least = room;
+                best = i;
+            }
+        }
+        if (pack_run_new(a, &id) != 0)
+            return -ENOMEM;
+        if (pk->open[best] != ZS_NONE)
+            pack_close(a, pk->open[best]);
+        pk->open[best] = id;
+    }
+    uint32_t id = pk->open[best];
+    struct zspage *z = zs_desc(a, id);
+    uint32_t bump = z->v.run_len;
+    uint32_t have = pack_pages_for(bump), need = pack_pages_for(bump + rec);
+    if (need > have) {
+        if (!zs_pages_reserve(a, need - have))
+            return -ENOMEM;
+        pk->pages += need - have;
+    }
+    uint8_t *r = zs_base(a, z) + bump;
+    hdr_set(r, backref);
+    rec_size_set(r, (uint16_t)size);
+    z->v.run_len = bump + rec;
+    z->free_head = (uint16_t)(z->free_head + rec_units(rec));
+    pk->objects++;
+    pk->obj_bytes += size;
+    pk->rec_bytes += rec;
+    atomic_fetch_add_explicit(&size_class(a, size)->pack_bytes, size, memory_order_relaxed);
+    atomic_fetch_add(&a->objects, 1);
+    atomic_fetch_add(&a->obj_bytes, size);
+    *handle = make_handle(id, bump);
+    return 0;
+}
+
+/* Mark the live record at offset off of run id dead and count it out;
+ * the caller settles the run. */
+static void pack_kill(struct uz_allocator *a, uint32_t id, uint32_t off)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint8_t *r = zs_base(a, z) + off;
+    uint16_t sz = rec_size_get(r);
+    uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
+    rec_size_set(r, (uint16_t)(sz | ZS_PACK_DEAD));
+    z->free_head = (uint16_t)(z->free_head - rec_units(rec));
+    a->pack.objects--;
+    a->pack.obj_bytes -= size;
+    a->pack.rec_bytes -= rec;
+    atomic_fetch_sub_explicit(&size_class(a, size)->pack_bytes, size, memory_order_relaxed);
+    atomic_fetch_sub(&a->objects, 1);
+    atomic_fetch_sub(&a->obj_bytes, size);
+}
+
+/* Pages a closed run would give back if its live records moved away. */
+static uint32_t pack_gain(const struct zspage *z)
+{
+    uint32_t cp = pack_pages_for(z->v.run_len), need = pack_pages_for(z->free_head * 4u);
+    return cp > need ? cp - need : 0;
+}
+
+/* The closed run with the fewest live bytes that would give back at
+ * least a page, not in tried[]; looks at no more than ZS_SCAN_MAX runs of
+ * the emptiest group with a candidate. */
+static uint32_t pack_victim(struct uz_allocator *a, const uint32_t *tried, int ntried)
+{
+    for (int g = 0; g < ZS_NGROUPS; g++) {
+        uint32_t best = ZS_NONE, best_live = UINT32_MAX;
+        int scanned = 0;
+        for (uint32_t id = a->pack.lists.head[g]; id != ZS_NONE && scanned < ZS_SCAN_MAX;
+             id = zs_desc(a, id)->u.link.next) {
+            bool skip = false;
+            for (int i = 0; i < ntried && !skip; i++)
+                skip = tried[i] == id;
+            struct zspage *z = zs_desc(a, id);
+            if (skip || pack_gain(z) == 0)
+                continue;
+            scanned++;
+            if (z->free_head < best_live) {
+                best = id;
+                best_live = z->free_head;
+            }
+        }
+        if (best != ZS_NONE)
+            return best;
+    }
+    return ZS_NONE;
+}
+
+/* Unpin the owners of the live records of run v below offset end. */
+static void pack_unpin_below(struct uz_allocator *a, uint32_t v, uint32_t end)
+{
+    uint8_t *base = zs_base(a, zs_desc(a, v));
+    for (uint32_t off = 0; off < end;) {
+        uint16_t sz = rec_size_get(base + off);
+        if (!(sz & ZS_PACK_DEAD))
+            a->owner_ops->unpin(a->owner, hdr_get(base + off));
+        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
+    }
+}
+
+/*
+ * Evacuate closed run v: first pin the owners of all its live records (if
+ * one is busy, unpin them and give up: a half-evacuated run would leave
+ * the pack bigger than before); then each record moves to a free slot
+ * already committed in its size class if there is one (filling holes that
+ * frees left there), else to an open run; then the run, now empty, is
+ * freed.  Only a failed append (memory limit) stops the moves early; what
+ * moved stays moved.  Returns the pages released net of the pages the
+ * appends committed (0 if that is not positive).
+ */
+static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
+{
+    const struct uz_owner_ops *ops = a->owner_ops;
+    struct zspage *z = zs_desc(a, v);
+    uint8_t *base = zs_base(a, z);
+    uint32_t bump = z->v.run_len;
+    for (uint32_t off = 0; off < bump;) {
+        uint16_t sz = rec_size_get(base + off);
+        if (!(sz & ZS_PACK_DEAD) && !ops->pin(a->owner, hdr_get(base + off))) {
+            pack_unpin_below(a, v, off);
+            return 0;
+        }
+        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
+    }
+    uint64_t pages0 = a->pack.pages, grown = 0; /* grown: class pages committed */
+    uint32_t off = 0;
+    while (off < bump) {
+        uint8_t *r = base + off;
+        uint16_t sz = rec_size_get(r);
+        uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
+        if (sz & ZS_PACK_DEAD) {
+            off += rec;
+            continue;
+        }
+        uint32_t backref = hdr_get(r);
+        uint64_t nh = 0;
+        struct zs_class *cl = size_class(a, size);
+        pthread_mutex_lock(cl->lock);
+        bool moved = zs_take_committed(a, cl, size, backref, &nh);
+        if (!moved && zs_class_dense(a, cl, 0)) {
+            /* its class has zspages now: the record leaves the pack */
+            uint64_t p0 = cl->pages;
+            moved = zs_class_carve(a, cl, size, backref, &nh) == 0;
+            grown += cl->pages - p0;
+        }
+        if (moved)
+            memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
+        pthread_mutex_unlock(cl->lock);
+        if (!moved) {
+            moved = pack_append(a, size, backref, &nh, true) == 0;
+            if (moved)
+                memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
+        }
+        if (!moved)
+            break;
+        ops->moved(a->owner, backref, make_handle(v, off), nh);
+        ops->unpin(a->owner, backref);
+        pack_kill(a, v, off);
+        off += rec;
+    }
+    if (off < bump) {
+        /* the rest stays: unpin it (records below off are dead now) */
+        for (uint32_t o = off; o < bump;) {
+            uint16_t sz = rec_size_get(base + o);
+            if (!(sz & ZS_PACK_DEAD))
+                ops->unpin(a->owner, hdr_get(base + o));
+            o += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
+        }
+    }
+    pack_settle(a, v);
+    return pages0 > a->pack.pages + grown ? (uint32_t)(pages0 - a->pack.pages - grown) : 0;
+}
+
+/* Close the open runs that frees have left with a page or more to give
+ * back, so that cleaning can take them (records of an open run would
+ * otherwise be out of its reach however many of them died). */
+static void pack_close_stale(struct uz_allocator *a)
+{
+    struct zs_pack *pk = &a->pack;
+    for (int i = 0; i < ZS_PACK_NOPEN; i++) {
+        uint32_t id = pk->open[i];
+        if (id == ZS_NONE || pack_gain(zs_desc(a, id)) == 0)
+            continue;
+        pk->open[i] = ZS_NONE;
+        pack_close(a, id);
+    }
+}
+
+/* Clean the pack: evacuate its emptiest closed runs while each gives back
+ * a page, until *work reaches max_pages (0: no bound).  Returns the pages
+ * released. */
+uint64_t zs_pack_compact(struct uz_allocator *a, uint64_t max_pages, uint64_t *work)
+{
+    uint64_t freed = 0;
+    uint32_t tried[ZS_TRIED_MAX];
+    int ntried = 0;
+    for (;;) {
+        if (max_pages && *work >= max_pages)
+            break;
+        pthread_mutex_lock(&a->pack.lock);
+        if (ntried == 0)
+            pack_close_stale(a);
+        uint32_t v = pack_victim(a, tried, ntried);
+        uint32_t got = 0;
+        if (v != ZS_NONE) {
+            *work += pack_pages_for(zs_desc(a, v)->v.run_len);
+            got = pack_evacuate(a, v);
+        }
+        pthread_mutex_unlock(&a->pack.lock);
+        if (v == ZS_NONE)
+            break;
+        freed += got;
+        if (!got) {
+            if (ntried == ZS_TRIED_MAX)
+                break;
+            tried[ntried++] = v;
+        }
+    }
+    return freed;
+}
+
+
+/* ---- entry points (they take pack.lock) ------------------------------------ */
+
+void zs_pack_init(struct uz_allocator *a)
+{
+    pthread_mutex_init(&a->pack.lock, NULL);
+    for (int i = 0; i < ZS_PACK_NOPEN; i++)
+        a->pack.open[i] = ZS_NONE;
+    for (int g = 0; g < ZS_NGROUPS; g++)
+        a->pack.lists.head[g] = ZS_NONE;
+    a->pack.lists.index = ZS_CLS_PACK;
+}
+
+void zs_pack_fini(struct uz_allocator *a)
+{
+    pthread_mutex_destroy(&a->pack.lock);
+}
+
+int zs_pack_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
+{
+    pthread_mutex_lock(&a->pack.lock);
+    int err = pack_append(a, size, backref, handle, false);
+    pthread_mutex_unlock(&a->pack.lock);
+    return err;
+}
+
+void zs_pack_free(struct uz_allocator *a, uint32_t id, uint32_t off)
+{
+    pthread_mutex_lock(&a->pack.lock);
+    pack_kill(a, id, off);
+    pack_settle(a, id);
+    pthread_mutex_unlock(&a->pack.lock);
+}
+
+void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint32_t backref)
+{
+    pthread_mutex_lock(&a->pack.lock);
+    hdr_set(zs_base(a, zs_desc(a, id)) + off, backref);
+    pthread_mutex_unlock(&a->pack.lock);
+}
+
+/* ---- check ---------------------------------------------------------------- */
+
+/* Verify one pack run: its records parse up to bump and the live ones
+ * match its counters; adds them to the totals and to per-class bytes. */
+static int check_pack_run(struct uz_allocator *a, uint32_t id, uint64_t *objs, uint64_t *bytes,
+                          uint64_t *recs, uint64_t *pages, uint64_t *cls_bytes)
+{
+    struct zspage *z = zs_desc(a, id);
+    uint32_t bump = z->v.run_len, off = 0, n = 0, live = 0;
+    uint64_t recb = 0;
+    CHECK(bump <= ZS_PACK_BYTES, "pack run %u: bump %u past the run", id, bump);
+    const uint8_t *base = zs_base(a, z);
+    while (off < bump) {
+        CHECK(bump - off > ZS_PACK_HDR, "pack run %u: record at %u runs past bump %u", id, off, bump);
+        uint16_t sz = rec_size_get(base + off);
+        uint32_t size = sz & ZS_PACK_SIZE;
+        CHECK(size >= 1 && size <= a->huge_max && (sz & ~(ZS_PACK_SIZE | ZS_PACK_DEAD)) == 0,
+              "pack run %u: record at %u has size field %#x", id, off, sz);
+        CHECK(off + ZS_PACK_HDR + size <= bump, "pack run %u: record at %u ends past bump %u", id, off, bump);
+        if (!(sz & ZS_PACK_DEAD)) {
+            n++;
+            live += rec_units(ZS_PACK_HDR + size);
+            recb += ZS_PACK_HDR + size;
+            *bytes += size;
+            cls_bytes[a->bucket_class[bucket_of(size)]] += size;
+        }
+        off += ZS_PACK_HDR + size;
+    }
+    CHECK(live == z->free_head, "pack run %u: %u live records of %u units found, counter %u", id, n,
+          live, z->free_head);
+    *objs += n;
+    *recs += recb;
+    *pages += pack_pages_for(bump);
+    return 0;
+}
+
+/* The pack: open runs, group lists, counters. */
+int zs_pack_check(struct uz_allocator *a, uint64_t *runs_found)
+{
+    struct zs_pack *pk = &a->pack;
+    uint64_t objs = 0, bytes = 0, recs = 0, pages = 0, runs = 0;
+    uint64_t cls_bytes[256] = { 0 };
+    for (int i = 0; i < ZS_PACK_NOPEN; i++) {
+        uint32_t id = pk->open[i];
+        if (id == ZS_NONE)
+            continue;
+        CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_PACK && zs_desc(a, id)->group == ZS_PACK_OPEN,
+              "pack: open run %u is not an open pack run", id);
+        for (int j = 0; j < i; j++)
+            CHECK(pk->open[j] != id, "pack: run %u open twice", id);
+        int err = check_pack_run(a, id, &objs, &bytes, &recs, &pages, cls_bytes);
+        if (err)
+            return err;
+        runs++;
+    }
+    for (int g = 0; g < ZS_NGROUPS; g++) {
+        uint32_t prev = ZS_NONE;
+        for (uint32_t id = pk->lists.head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
+            struct zspage *z = zs_desc(a, id);
+            CHECK(id < a->hwm && z->cls == ZS_CLS_PACK, "pack group %d: id %u is not a pack run", g, id);
+            CHECK(z->group == g && pack_group_of(z->free_head) == g,
+                  "pack: run %u on list %d says group %u, live %u", id, g, z->group, z->free_head);
+            CHECK(z->u.link.prev == prev, "pack group %d: run %u prev link %u, expected %u", g, id,
+                  z->u.link.prev, prev);
+            CHECK(z->free_head >= 1, "pack: closed run %u has no live record", id);
+            CHECK(++runs <= a->hwm, "pack group lists loop");
+            int err = check_pack_run(a, id, &objs, &bytes, &recs, &pages, cls_bytes);
+            if (err)
+                return err;
+            prev = id;
+        }
+    }
+    CHECK(runs == pk->runs, "pack: %llu runs found, counter %llu", (unsigned long long)runs,
+          (unsigned long long)pk->runs);
+    CHECK(objs == pk->objects && bytes == pk->obj_bytes && recs == pk->rec_bytes && pages == pk->pages,
+          "pack: found %llu records, %llu bytes, %llu with headers, %llu pages; counters %llu %llu %llu %llu",
+          (unsigned long long)objs, (unsigned long long)bytes, (unsigned long long)recs,
+          (unsigned long long)pages, (unsigned long long)pk->objects, (unsigned long long)pk->obj_bytes,
+          (unsigned long long)pk->rec_bytes, (unsigned long long)pk->pages);
+    for (uint32_t c = 0; c < a->nclasses; c++)
+        CHECK(cls_bytes[c] == atomic_load(&a->classes[c].pack_bytes),
+              "class %u: %llu bytes in the pack, counter %llu", c, (unsigned long long)cls_bytes[c],
+              (unsigned long long)atomic_load(&a->classes[c].pack_bytes));
+    *runs_found = runs;
+    return 0;
+}
+
