@@ -304,7 +304,10 @@ static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
                          uint32_t *maximum)
 {
     *minimum = 1;                   /* any byte range works */
-    *preferred = UZRAM_PAGE_SIZE;   /* smaller writes read-modify-write */
+    /* Smaller writes read-modify-write: a page, or with group_pages K a
+     * group of K pages, which is compressed as one unit only when a write
+     * covers it whole. */
+    *preferred = UZRAM_PAGE_SIZE * (cfg.group_pages > 1 ? cfg.group_pages : 1);
     *maximum = UZ_NBD_MAX_BLOCK;
     return 0;
 }

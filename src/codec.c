@@ -63,6 +63,19 @@
  *                The level and frame format are sticky parameters set once;
  *                ZSTD_compress2 knows the input size, so it picks the
  *                small-input parameter table just as ZSTD_compressCCtx would.
+ *                A ZSTD_CCtx made by ctx_new resizes its workspace to the
+ *                input: grown for a 32 KiB group (541 KiB at level 3), and
+ *                shrunk again to 90 KiB after 128 calls on single pages,
+ *                which would allocate and free on the data path each time a
+ *                device in group mode switches between pages and groups.
+ *                ctx_new_unit (the store's group streams) therefore makes a
+ *                static ZSTD_CCtx (ZSTD_initStaticCCtx) in one workspace of
+ *                ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(level,
+ *                unit)) bytes: the size ZSTD_compress2 needs for an input of
+ *                unit bytes, and enough for any smaller input (whose
+ *                parameters are never larger), allocated once and never
+ *                resized.  The compression parameters are the level's, as
+ *                with ctx_new: the output is the same bytes.
  *                Frames are written magicless and without the content size:
  *                objects never leave the store and the store knows every
  *                page's length, so those 5 header bytes per page (about
@@ -348,6 +361,7 @@ static const ZSTD_customMem zstd_mem = { zstd_alloc, zstd_release, NULL };
 struct zstd_ctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
+    void *cws;              /* the static cctx's workspace, or NULL (cctx grows) */
     struct bounce out;
 };
 
@@ -356,20 +370,31 @@ static void zstd_free(void *ctx)
     struct zstd_ctx *c = ctx;
     if (!c)
         return;
-    ZSTD_freeCCtx(c->cctx);
+    if (c->cws)
+        uz_free(c->cws);    /* a static cctx lives in its workspace */
+    else
+        ZSTD_freeCCtx(c->cctx);
     ZSTD_freeDCtx(c->dctx);
     bounce_fini(&c->out);
     uz_free(c);
 }
 
-static void *zstd_new(int level)
+/* unit 0: a cctx that sizes itself to each input (ctx_new); else a static
+ * cctx sized for inputs of up to unit bytes (ctx_new_unit). */
+static void *zstd_make(int level, size_t unit)
 {
     struct zstd_ctx *c = uz_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     if (level > ZSTD_maxCLevel())
         level = ZSTD_maxCLevel();
-    c->cctx = ZSTD_createCCtx_advanced(zstd_mem);
+    if (unit) {
+        size_t need = ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(level, unit, 0));
+        c->cws = uz_malloc(need);
+        c->cctx = c->cws ? ZSTD_initStaticCCtx(c->cws, need) : NULL;
+    } else {
+        c->cctx = ZSTD_createCCtx_advanced(zstd_mem);
+    }
     c->dctx = ZSTD_createDCtx_advanced(zstd_mem);
     if (!c->cctx || !c->dctx || !bounce_init(&c->out, ZSTD_compressBound(CODEC_PAGE)))
         goto fail;
@@ -379,10 +404,11 @@ static void *zstd_new(int level)
         ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless)))
         goto fail;
-    /* Warm up: the compression workspace is allocated by the first
-     * compression, sized for its parameters (which depend on the input
-     * size).  Do that here, on one page, so the data path never allocates
-     * and an allocation failure is reported now. */
+    /* Warm up: the compression workspace of a growing cctx is allocated
+     * by the first compression, sized for its parameters (which depend on
+     * the input size).  Do that here, on one page, so the data path never
+     * allocates and an allocation failure is reported now.  (For a static
+     * cctx it checks that the workspace serves a page.) */
     static const unsigned char zero_page[CODEC_PAGE];
     size_t r = ZSTD_compress2(c->cctx, c->out.buf, c->out.cap, zero_page, sizeof zero_page);
     if (ZSTD_isError(r))
@@ -391,6 +417,16 @@ static void *zstd_new(int level)
 fail:
     zstd_free(c);
     return NULL;
+}
+
+static void *zstd_new(int level)
+{
+    return zstd_make(level, 0);
+}
+
+static void *zstd_new_unit(int level, size_t unit)
+{
+    return zstd_make(level, unit ? unit : CODEC_PAGE);
 }
 
 static size_t zstd_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
@@ -516,14 +552,14 @@ static int deflate_decompress(void *ctx, const void *src, size_t slen, void *dst
 /* ------------------------------------------------------------- registry */
 
 static const struct uz_codec codecs[] = {
-    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress },
-    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress },
-    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress },
+    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL },
+    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL },
+    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL },
     { "lz4hc", 1, LZ4HC_CLEVEL_MAX, LZ4HC_CLEVEL_DEFAULT,
-      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress },
+      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL },
     { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
-      zstd_new, zstd_free, zstd_compress, zstd_decompress },
-    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress },
+      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit },
+    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL },
 };
 
 #define NCODECS (sizeof codecs / sizeof codecs[0])

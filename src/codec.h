@@ -32,6 +32,12 @@ struct uz_codec {
     /* Decompress src (slen bytes) into dst, which must come out exactly
      * dlen bytes.  Returns 0, or -1 on corrupt input. */
     int (*decompress)(void *ctx, const void *src, size_t slen, void *dst, size_t dlen);
+    /* Optional (NULL for codecs whose contexts do not depend on the input
+     * size): make a context whose workspace is sized once, now, for
+     * inputs of up to unit bytes (a group), and never resized; larger
+     * inputs fail (compress returns 0).  ctx_new's contexts grow and
+     * shrink with the input instead. */
+    void *(*ctx_new_unit)(int level, size_t unit);
 };
 
 /* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate"); NULL if unknown. */

@@ -574,6 +574,67 @@ static void test_no_alloc_on_data_path(void **state)
     }
 }
 
+/* A context made for a unit size (ctx_new_unit, the store's group streams)
+ * never allocates, whether it compresses whole units or single pages in
+ * any order, and writes the same bytes as a growing context. */
+static void test_unit_context(void **state)
+{
+    (void)state;
+    enum { UNIT = 8 * PAGE };
+    unsigned char *in = malloc(UNIT), *za = malloc(2 * UNIT), *zb = malloc(2 * UNIT), *out = malloc(UNIT);
+    assert_non_null(in);
+    assert_non_null(za);
+    assert_non_null(zb);
+    assert_non_null(out);
+    for (size_t off = 0; off < UNIT; off += PAGE) {
+        if (corpus && off + PAGE <= corpus_len)
+            memcpy(in + off, corpus + off, PAGE);
+        else
+            fill_text(in + off, PAGE);
+    }
+    const struct uz_codec *c;
+    unsigned tested = 0;
+    for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!c->ctx_new_unit)
+            continue;
+        tested++;
+        int lv[3], nl = levels_of(c, lv);
+        for (int l = 0; l < nl; l++) {
+            void *u = c->ctx_new_unit(lv[l], UNIT), *g = ctx_or_fail(c, lv[l]);
+            assert_non_null(u);
+            uz_fault_arm(0);
+            for (int round = 0; round < 300; round++) {
+                /* units and pages mixed, then 220 pages in a row (a
+                 * growing zstd context shrinks after 128 small inputs),
+                 * then units again */
+                size_t len = (round < 30 || round >= 250) && round % 3 == 0 ? UNIT : PAGE;
+                const unsigned char *src = len == UNIT ? in : in + (size_t)(round % 8) * PAGE;
+                size_t na = c->compress(u, src, len, za, 2 * UNIT);
+                assert_true(na > 0);
+                assert_int_equal(c->decompress(u, za, na, out, len), 0);
+                assert_memory_equal(out, src, len);
+                if (round < 12) {
+                    /* the growing context may allocate: restart the count */
+                    size_t nb = c->compress(g, src, len, zb, 2 * UNIT);
+                    assert_int_equal(nb, na);
+                    assert_memory_equal(za, zb, na);
+                    uz_fault_arm(0);
+                }
+            }
+            if (uz_fault_count() != 0)
+                fail_msg("%s level %d: %llu allocations by a unit context", c->name, lv[l],
+                         (unsigned long long)uz_fault_count());
+            c->ctx_free(u);
+            c->ctx_free(g);
+        }
+    }
+    assert_true(tested >= 1);   /* zstd has one */
+    free(in);
+    free(za);
+    free(zb);
+    free(out);
+}
+
 /* Many contexts of one codec are independent. */
 static void test_independent_contexts(void **state)
 {
@@ -605,6 +666,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_unit_context),
         cmocka_unit_test(test_lzo_alias),
         cmocka_unit_test(test_roundtrip_synthetic),
         cmocka_unit_test(test_roundtrip_caps),
