@@ -57,6 +57,16 @@ void *uz_malloc(size_t size)
     return count(malloc(size ? size : 1));
 }
 
+void *uz_malloc_aligned(size_t align, size_t size)
+{
+    if (fault_now())
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size ? size : 1) != 0)
+        return NULL;
+    return count(p);
+}
+
 void *uz_calloc(size_t n, size_t size)
 {
     if (fault_now())

@@ -24,6 +24,9 @@
 /* Heap allocation.  uz_malloc/uz_calloc return NULL on (injected) failure. */
 void *uz_malloc(size_t size);
 void *uz_calloc(size_t n, size_t size);
+/* size bytes aligned to align (a power of two, a multiple of
+ * sizeof(void *)); freed with uz_free. */
+void *uz_malloc_aligned(size_t align, size_t size);
 void uz_free(void *p);
 /* Bytes currently held through uz_malloc/uz_calloc, process-wide (what
  * malloc really gave, malloc_usable_size). */

@@ -586,14 +586,19 @@ static uint64_t mono_ns(void)
 }
 
 /* Called after every write or discard, with no slot locked.  Frees and
- * overwrites leave holes in zspages; when the footprint passes the bound
- * (compact_bound thousandths of compr_data_size), run one bounded step of
- * compaction (COMPACT_STEP_PAGES pages of source zspages at most), on this
- * thread, if no other thread is already at it.  A step that frees nothing
- * backs off for COMPACT_BACKOFF frees.  The pause a step causes is only to
- * writers of its size class and to the few slots it moves; it is measured
- * and reported (debug_stat). */
+ * overwrites leave holes in zspages and dead records in the pack; when the
+ * footprint passes the bound (compact_bound thousandths of
+ * compr_data_size), run bounded steps of compaction (COMPACT_STEP_PAGES
+ * pages of sources each) on this thread, if no other thread is already at
+ * it, until the footprint is back under the aim or COMPACT_MAX_STEPS steps
+ * ran: one discard can free thousands of objects at once, more than one
+ * step can take back (with one step per call the footprint overshot the
+ * bound by up to 0.1% before the next writes caught up).  A step that
+ * frees nothing backs off for COMPACT_BACKOFF frees.  The pause a step
+ * causes is only to writers of its size class (or of the pack) and to the
+ * few slots it moves; it is measured and reported (debug_stat). */
 #define COMPACT_STEP_PAGES 32
+#define COMPACT_MAX_STEPS 16
 #define COMPACT_BACKOFF 64
 
 static void auto_compact(struct uzram *dev)
@@ -604,26 +609,30 @@ static void auto_compact(struct uzram *dev)
     uint64_t frees = atomic_load_explicit(&dev->c.frees, memory_order_relaxed);
     if (frees < atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed))
         return;
-    struct uz_alloc_stats as;
-    dev->aops->stats(dev->alloc, &as);
-    uint64_t compr = atomic_load_explicit(&dev->c.compr_bytes, memory_order_relaxed);
     /* Aim a little under the bound (5 thousandths) so that the writes
      * between two checks cannot carry the footprint over it. */
     uint64_t aim = bound > 1005 ? bound - 5 : 1000;
-    if (uz_footprint(dev, &as) * 1000 <= compr * aim)
-        return;
-    if (atomic_exchange(&dev->compacting, true))
-        return;
-    uint64_t t0 = mono_ns();
-    uint64_t freed = dev->aops->compact(dev->alloc, COMPACT_STEP_PAGES);
-    uint64_t ns = mono_ns() - t0;
-    atomic_fetch_add_explicit(&dev->c.compact_steps, 1, memory_order_relaxed);
-    uint64_t max = atomic_load_explicit(&dev->c.compact_pause_max_ns, memory_order_relaxed);
-    while (ns > max && !atomic_compare_exchange_weak(&dev->c.compact_pause_max_ns, &max, ns))
-        ;
-    if (freed == 0)
-        atomic_store(&dev->compact_retry_at, frees + COMPACT_BACKOFF);
-    atomic_store(&dev->compacting, false);
+    for (int step = 0; step < COMPACT_MAX_STEPS; step++) {
+        struct uz_alloc_stats as;
+        dev->aops->stats(dev->alloc, &as);
+        uint64_t compr = atomic_load_explicit(&dev->c.compr_bytes, memory_order_relaxed);
+        if (uz_footprint(dev, &as) * 1000 <= compr * aim)
+            return;
+        if (atomic_exchange(&dev->compacting, true))
+            return;
+        uint64_t t0 = mono_ns();
+        uint64_t freed = dev->aops->compact(dev->alloc, COMPACT_STEP_PAGES);
+        uint64_t ns = mono_ns() - t0;
+        atomic_fetch_add_explicit(&dev->c.compact_steps, 1, memory_order_relaxed);
+        uint64_t max = atomic_load_explicit(&dev->c.compact_pause_max_ns, memory_order_relaxed);
+        while (ns > max && !atomic_compare_exchange_weak(&dev->c.compact_pause_max_ns, &max, ns))
+            ;
+        if (freed == 0)
+            atomic_store(&dev->compact_retry_at, frees + COMPACT_BACKOFF);
+        atomic_store(&dev->compacting, false);
+        if (freed == 0)
+            return;
+    }
 }
 
 /* ---------------------------------------------------------- public I/O */

@@ -50,8 +50,8 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
         return -ENOMEM;
     for (unsigned i = 0; i < n; i++) {
         struct uz_stream *s = &ss->s[i];
-        /* one extra page to align page and out to 4096 (O_DIRECT I/O) */
-        s->mem = uz_malloc(4096 + 4096 + UZ_CODEC_PAGE_BOUND);
+        /* page and out, 4096-aligned (O_DIRECT I/O) */
+        s->mem = uz_malloc_aligned(4096, 4096 + UZ_CODEC_PAGE_BOUND);
         s->ctx = !s->mem ? NULL
                : sized ? codec->ctx_new_unit(level, (size_t)ss->gpages * 4096u)
                : codec->ctx_new(level);
@@ -61,7 +61,7 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
             uz_streams_fini(ss);
             return -ENOMEM;
         }
-        s->page = (uint8_t *)(((uintptr_t)s->mem + 4095) & ~(uintptr_t)4095);
+        s->page = s->mem;
         s->out = s->page + 4096;
         pthread_mutex_init(&s->lock, NULL);
         ss->n = i + 1;

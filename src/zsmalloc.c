@@ -592,12 +592,14 @@ bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
 }
 
 /* Allocate in class cl (locked) even if that commits a page: the fullest
- * zspage with a free slot, else a new zspage. */
+ * zspage with a free slot, else (if create) a new zspage. */
 int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
-                       uint64_t *handle)
+                   uint64_t *handle, bool create)
 {
     uint32_t id = pick_fullest(a, cl, ZS_NONE, false);
     if (id == ZS_NONE) {
+        if (!create)
+            return -ENOMEM;
         int err = zspage_create(a, cl, &id);
         if (err)
             return err;
@@ -669,7 +671,7 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
         pthread_mutex_unlock(cl->lock);
         return zs_pack_alloc(a, size, backref, handle);
     }
-    int err = zs_class_carve(a, cl, size, backref, handle);
+    int err = zs_class_carve(a, cl, size, backref, handle, true);
     pthread_mutex_unlock(cl->lock);
     return err;
 }

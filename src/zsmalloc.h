@@ -228,11 +228,12 @@ void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n);
 void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g);
 void zs_group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id);
 /* Class cl locked: a free slot on committed pages; a slot even if that
- * commits a page; whether cl (with extra more bytes) is dense. */
+ * commits a page (and, if create, a new zspage); whether cl (with extra
+ * more bytes) is dense. */
 bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size, uint32_t backref,
                        uint64_t *handle);
 int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
-                   uint64_t *handle);
+                   uint64_t *handle, bool create);
 bool zs_class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra);
 void *zs_map(struct uz_allocator *a, uint64_t h);
 

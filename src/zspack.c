@@ -320,9 +320,12 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
         pthread_mutex_lock(cl->lock);
         bool moved = zs_take_committed(a, cl, size, backref, &nh);
         if (!moved && zs_class_dense(a, cl, 0)) {
-            /* its class has zspages now: the record leaves the pack */
+            /* its class has zspages now: the record leaves the pack for
+             * one of them, but makes no new zspage (a burst of cleaning
+             * would otherwise open a half-empty frontier in every dense
+             * class at once) */
             uint64_t p0 = cl->pages;
-            moved = zs_class_carve(a, cl, size, backref, &nh) == 0;
+            moved = zs_class_carve(a, cl, size, backref, &nh, false) == 0;
             grown += cl->pages - p0;
         }
         if (moved)
