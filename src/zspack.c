@@ -32,8 +32,8 @@
  * so that cleaning reaches them.  Pack run descriptor: v.run_len = bump,
  * free_head = live 4-byte units, group = fullness group or ZS_PACK_OPEN.
  * Measured with `uzram bench --churn 3` (lz4, one thread), footprint over
- * compressed bytes: fill 1.029 -> 1.021 (sqlite corpus), 1.052 -> 1.029
- * (a 47 MiB python heap); churn 1.085 -> 1.043 on the python heap.
+ * compressed bytes: fill 1.029 -> 1.021 (sqlite corpus), 1.052 -> 1.028
+ * (a 47 MiB python heap); churn 1.085 -> 1.042 on the python heap.
  *
  * Invariants (zs_pack_check() verifies each one, from zsmalloc's check()):
  * a pack run's records parse edge to edge up to its bump; its live ones
