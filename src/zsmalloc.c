@@ -569,6 +569,21 @@ static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32
     return ZS_NONE;
 }
 
+/* Slot idx of zspage id, just taken for an object of size bytes: write
+ * its header and slack entry, count it, and return its handle. */
+static uint64_t slot_fill(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx,
+                          size_t size, uint32_t backref)
+{
+    uint8_t *base = zs_base(a, zs_desc(a, id));
+    hdr_set(slot_at(cl, base, idx), backref);
+    base[idx] = (uint8_t)(cl->payload - size);
+    cl->inuse++;
+    cl->obj_bytes += size;
+    atomic_fetch_add(&a->objects, 1);
+    atomic_fetch_add(&a->obj_bytes, size);
+    return make_handle(id, idx);
+}
+
 /* Take a free slot on committed pages of class c2 (locked by the caller)
  * for an object of size bytes; false if it has none. */
 bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
@@ -580,14 +595,7 @@ bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
     int idx = slot_take(a, c2, id, false);
     if (idx < 0)
         return false;
-    uint8_t *base = zs_base(a, zs_desc(a, id));
-    hdr_set(slot_at(c2, base, (uint32_t)idx), backref);
-    base[idx] = (uint8_t)(c2->payload - size);
-    c2->inuse++;
-    c2->obj_bytes += size;
-    atomic_fetch_add(&a->objects, 1);
-    atomic_fetch_add(&a->obj_bytes, size);
-    *handle = make_handle(id, (uint32_t)idx);
+    *handle = slot_fill(a, c2, id, (uint32_t)idx, size, backref);
     return true;
 }
 
@@ -609,14 +617,7 @@ int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uin
         return -ENOMEM; /* only a page commit can fail here; a fresh zspage
                          * never needs one for its first slot, so nothing was
                          * created */
-    uint8_t *base = zs_base(a, zs_desc(a, id));
-    hdr_set(slot_at(cl, base, (uint32_t)idx), backref);
-    base[idx] = (uint8_t)(cl->payload - size);
-    cl->inuse++;
-    cl->obj_bytes += size;
-    atomic_fetch_add(&a->objects, 1);
-    atomic_fetch_add(&a->obj_bytes, size);
-    *handle = make_handle(id, (uint32_t)idx);
+    *handle = slot_fill(a, cl, id, (uint32_t)idx, size, backref);
     return 0;
 }
 

@@ -224,11 +224,38 @@ static uint64_t pages_used(struct model *m)
     return st.pages_used;
 }
 
+/* Compact with every live owner busy: nothing may move.  Returns the
+ * pages freed (they must match pages_used), owners free again after. */
+static uint64_t compact_all_busy(struct model *m)
+{
+    for (uint32_t i = 0; i < m->n; i++)
+        m->slots[i].busy = m->slots[i].live;
+    uint64_t before = pages_used(m), moves = m->moves;
+    uint64_t freed = ops->compact(m->a, 0);
+    assert_int_equal(m->moves, moves);
+    assert_int_equal(pages_used(m), before - freed);
+    for (uint32_t i = 0; i < m->n; i++)
+        m->slots[i].busy = false;
+    return freed;
+}
+
 static void model_free_all(struct model *m)
 {
     for (uint32_t i = 0; i < m->n; i++)
         if (m->slots[i].live)
             model_free(m, i);
+}
+
+/* The end of a test: everything verified and checked, freed, and the
+ * allocator holds no page any more. */
+static void model_finish(struct model *m)
+{
+    model_verify(m);
+    model_check(m);
+    model_free_all(m);
+    assert_int_equal(pages_used(m), 0);
+    model_check(m);
+    model_fini(m);
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -267,13 +294,7 @@ static void test_geometry(void **state)
         if (m.slots[i].live)
             model_free(&m, i);
     ops->compact(m.a, 0);
-    model_verify(&m);
-    model_check(&m);
-
-    model_free_all(&m);
-    assert_int_equal(pages_used(&m), 0);
-    model_check(&m);
-    model_fini(&m);
+    model_finish(&m);
 }
 
 static void test_huge_one_page_each(void **state)
@@ -310,12 +331,7 @@ static void test_huge_one_page_each(void **state)
     assert_int_equal(pages_used(&m2), 0);
     model_fini(&m2);
 
-    model_verify(&m);
-    model_check(&m);
-    model_free_all(&m);
-    assert_int_equal(pages_used(&m), 0);
-    model_check(&m);
-    model_fini(&m);
+    model_finish(&m);
 }
 
 /* The model test: random alloc / free / compact, everything verified
@@ -348,12 +364,7 @@ static void run_model(uint32_t nslots, uint32_t steps, uint64_t seed, bool verif
         if (step % 500 == 0)
             model_check(&m);
     }
-    model_verify(&m);
-    model_check(&m);
-    model_free_all(&m);
-    assert_int_equal(pages_used(&m), 0);
-    model_check(&m);
-    model_fini(&m);
+    model_finish(&m);
 }
 
 static void test_model_small(void **state)
@@ -405,16 +416,9 @@ static void test_pack_exact(void **state)
             model_free(&m, i);
     model_check(&m);
     /* a busy owner keeps its whole run in place */
-    for (uint32_t i = 0; i < m.n; i++)
-        m.slots[i].busy = m.slots[i].live;
+    compact_all_busy(&m);
     uint64_t before = pages_used(&m);
     uint64_t freed = ops->compact(m.a, 0);
-    assert_int_equal(m.moves, 0);
-    assert_int_equal(pages_used(&m), before - freed);
-    for (uint32_t i = 0; i < m.n; i++)
-        m.slots[i].busy = false;
-    before = pages_used(&m);
-    freed = ops->compact(m.a, 0);
     assert_int_equal(pages_used(&m), before - freed);
     ops->stats(m.a, &st);
     recs = (double)st.obj_bytes + 6.0 * (double)st.objects;
@@ -423,12 +427,7 @@ static void test_pack_exact(void **state)
                   (unsigned long long)m.moves);
     assert_true(m.moves > 0);
     assert_true(st.pages_used * (double)PAGE <= recs * 1.03 + 40 * PAGE);
-    model_verify(&m);
-    model_check(&m);
-    model_free_all(&m);
-    assert_int_equal(pages_used(&m), 0);
-    model_check(&m);
-    model_fini(&m);
+    model_finish(&m);
     g_dense = 0;
 }
 
@@ -560,18 +559,13 @@ static void test_compact_busy_and_bounded(void **state)
             model_free(&m, i);
     /* every owner busy: nothing moves, but free pages at the ends of
      * zspages are still trimmed */
-    for (uint32_t i = 0; i < m.n; i++)
-        m.slots[i].busy = m.slots[i].live;
     uint64_t before = pages_used(&m);
-    uint64_t trimmed = ops->compact(m.a, 0);
+    uint64_t trimmed = compact_all_busy(&m);
     assert_int_equal(m.moves, 0);
-    assert_int_equal(pages_used(&m), before - trimmed);
     assert_true(trimmed < before / 4);
     model_check(&m);
     model_verify(&m);
     before -= trimmed;
-    for (uint32_t i = 0; i < m.n; i++)
-        m.slots[i].busy = false;
     /* bounded: one source zspage (at most 16 pages) per call */
     uint64_t freed = ops->compact(m.a, 1);
     assert_true(freed > 0 && freed <= 16);
