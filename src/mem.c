@@ -114,6 +114,16 @@ void uz_vm_release(void *addr, size_t len)
     mlock2(addr, len, MLOCK_ONFAULT);
 }
 
+void uz_vm_populate(void *addr, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(addr, len, MADV_POPULATE_WRITE);
+#else
+    (void)addr;
+    (void)len;
+#endif
+}
+
 void uz_mem_set_locked(bool locked)
 {
     atomic_store(&mem_locked, locked);

@@ -40,6 +40,10 @@ void uz_vm_unreserve(void *addr, size_t len);
 /* Drop the pages in [addr, addr+len): they read as zeros afterwards and
  * take no memory. */
 void uz_vm_release(void *addr, size_t len);
+/* Make the pages of [addr, addr+len) resident now, with one call rather
+ * than a page fault each (best effort: a failure only means they fault in
+ * when touched). */
+void uz_vm_populate(void *addr, size_t len);
 /* A fallible point on a path that makes memory resident (an allocator
  * growing by a zspage): returns false when fault injection fails it. */
 bool uz_vm_commit_ok(void);
