@@ -269,11 +269,12 @@ static uint32_t pack_victim(struct uz_allocator *a, const uint32_t *tried, int n
     return ZS_NONE;
 }
 
-/* Unpin the owners of the live records of run v below offset end. */
-static void pack_unpin_below(struct uz_allocator *a, uint32_t v, uint32_t end)
+/* Unpin the owners of the live records of run v in [from, end) (from is
+ * a record's offset). */
+static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, uint32_t end)
 {
     uint8_t *base = zs_base(a, zs_desc(a, v));
-    for (uint32_t off = 0; off < end;) {
+    for (uint32_t off = from; off < end;) {
         uint16_t sz = rec_size_get(base + off);
         if (!(sz & ZS_PACK_DEAD))
             a->owner_ops->unpin(a->owner, hdr_get(base + off));
@@ -300,7 +301,7 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
     for (uint32_t off = 0; off < bump;) {
         uint16_t sz = rec_size_get(base + off);
         if (!(sz & ZS_PACK_DEAD) && !ops->pin(a->owner, hdr_get(base + off))) {
-            pack_unpin_below(a, v, off);
+            pack_unpin_range(a, v, 0, off);
             return 0;
         }
         off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
@@ -344,15 +345,7 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
         pack_kill(a, v, off);
         off += rec;
     }
-    if (off < bump) {
-        /* the rest stays: unpin it (records below off are dead now) */
-        for (uint32_t o = off; o < bump;) {
-            uint16_t sz = rec_size_get(base + o);
-            if (!(sz & ZS_PACK_DEAD))
-                ops->unpin(a->owner, hdr_get(base + o));
-            o += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
-        }
-    }
+    pack_unpin_range(a, v, off, bump); /* what stays, if an append failed */
     pack_settle(a, v);
     return pages0 > a->pack.pages + grown ? (uint32_t)(pages0 - a->pack.pages - grown) : 0;
 }

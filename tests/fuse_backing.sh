@@ -13,21 +13,7 @@ set -euo pipefail
 
 need_fuse_mount python3 cmp dd truncate
 
-WORK=$(mktemp -d /tmp/uzram-backing.XXXXXX)
-DIR=$WORK/dev
-PIDFILE=$WORK/daemon.pid
-mkdir -p "$DIR"
-
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    stop_uzram "$DIR" "$PIDFILE"
-    rm -rf "$WORK"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fuse_setup backing
 
 field() { awk -v n="$2" '{print $n}' "$DIR/$1"; }
 

@@ -12,25 +12,15 @@ set -euo pipefail
 need_fuse_mount losetup mkfs.ext4 fsck.ext4 fallocate python3 cmp diff
 [ -e /dev/loop-control ] || skip "no loop devices"
 
-WORK=$(mktemp -d /tmp/uzram-test.XXXXXX)
-DIR=$WORK/dev
-MNT=$WORK/mnt
-PIDFILE=$WORK/daemon.pid
+MNT=
 LOOP=
-mkdir -p "$DIR" "$MNT"
-
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
+cleanup_extra() {
     mountpoint -q "$MNT" && umount "$MNT"
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
-    stop_uzram "$DIR" "$PIDFILE"
-    rm -rf "$WORK"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fuse_setup test
+MNT=$WORK/mnt
+mkdir -p "$MNT"
 
 # A write to an attribute must fail with the given message (strerror).
 expect_write_error() {   # FILE VALUE MESSAGE

@@ -13,21 +13,7 @@ LIMIT_KB=$((8 * 1024))
 
 need_fuse_mount shuf python3 cmp dd
 
-WORK=$(mktemp -d /tmp/uzram-sparse.XXXXXX)
-DIR=$WORK/dev
-PIDFILE=$WORK/daemon.pid
-mkdir -p "$DIR"
-
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
-    stop_uzram "$DIR" "$PIDFILE"
-    rm -rf "$WORK"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fuse_setup sparse
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DAEMON/status"; }
 

@@ -26,20 +26,13 @@ need_fuse_mount losetup mkswap swapon swapoff python3 timeout
 avail_mb=$(awk '/^MemAvailable:/ {print int($2 / 1024)}' /proc/meminfo)
 [ "$avail_mb" -gt $((WORKLOAD_MB * 3)) ] || skip "only ${avail_mb} MiB available"
 
-WORK=$(mktemp -d /tmp/uzram-swap.XXXXXX)
-DIR=$WORK/dev
-PIDFILE=$WORK/daemon.pid
 CG=$CGROOT/uzram-test-$$
 LOOP=
 SWAPON=
 WL_PID=
 SAMPLER=
-mkdir -p "$DIR"
 
-cleanup() {
-    local rc=$?
-    set +e
-    trap - EXIT INT TERM
+cleanup_extra() {
     [ -n "$WL_PID" ] && kill -KILL "$WL_PID" 2>/dev/null && wait "$WL_PID" 2>/dev/null
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
     if [ -d "$CG" ]; then
@@ -49,12 +42,8 @@ cleanup() {
     fi
     [ -n "$SWAPON" ] && swapoff "$LOOP"
     [ -n "$LOOP" ] && losetup -d "$LOOP"
-    stop_uzram "$DIR" "$PIDFILE"
-    rm -rf "$WORK"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+fuse_setup swap
 
 cat > "$WORK/workload.py" <<'EOF'
 # Fill MB MiB with pages derived from their index, then check them all.

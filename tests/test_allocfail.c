@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "lib/model_page.h"
 #include "lib/valgrind_detect.h"
 
 #include "alloc.h"
@@ -147,13 +148,7 @@ static void accept_partial(uint64_t off, size_t len, const uint8_t *newdata, con
     for (uint64_t p = p0; p <= p1; p++) {
         uint8_t *old = R.model + p * PAGE;
         assert_int_equal(uzram_read(R.dev, now, PAGE, p * PAGE), 0);
-        memcpy(want, old, PAGE);
-        uint64_t lo = p * PAGE > off ? p * PAGE : off;
-        uint64_t hi = (p + 1) * PAGE < off + len ? (p + 1) * PAGE : off + len;
-        if (newdata)
-            memcpy(want + (lo - p * PAGE), newdata + (lo - off), hi - lo);
-        else
-            memset(want + (lo - p * PAGE), 0, hi - lo);
+        model_page_after(want, old, p, off, len, newdata, PAGE);
         bool is_old = memcmp(now, old, PAGE) == 0, is_new = memcmp(now, want, PAGE) == 0;
         if (!is_old && !is_new)
             fail_msg("%s [%llu,+%zu) failed: page %llu is neither old nor new [%s/%s]", what,

@@ -28,6 +28,7 @@
 #include "backing.h"
 #include "store.h"
 #include "uzram.h"
+#include "lib/test_files.h"
 
 #define PAGE 4096u
 
@@ -44,12 +45,7 @@ static char bd_path[64];
 /* A fresh backing file of nblocks 4 KiB blocks; its path in bd_path. */
 static const char *make_backing(uint64_t nblocks)
 {
-    snprintf(bd_path, sizeof bd_path, "/tmp/uzram-bd-XXXXXX");
-    int fd = mkstemp(bd_path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)(nblocks * PAGE)), 0);
-    close(fd);
-    return bd_path;
+    return test_backing_file(bd_path, sizeof bd_path, nblocks);
 }
 
 static uint64_t mix(uint64_t x)
@@ -421,35 +417,6 @@ static void test_faults(void **state)
 
 /* ------------------------------------------------------------ corpus figures */
 
-static uint8_t *load_corpus(const char *name, uint64_t *pages)
-{
-    const char *dir = getenv("UZ_CORPUS");
-    if (!dir)
-        dir = "../shared/corpus";
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "zstd -dc '%s/%s' 2>/dev/null", dir, name);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 64 << 20, len = 0;
-    uint8_t *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    pclose(f);
-    *pages = len / PAGE;
-    if (UNDER_SANITIZER && *pages > 4096)
-        *pages = 4096;
-    if (*pages == 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static double mib(uint64_t b) { return (double)b / (1 << 20); }
 
 static void check_all(struct uzram *d, const uint8_t *data, uint64_t pages, const char *what)
@@ -493,7 +460,7 @@ static void write_all(struct uzram *d, const uint8_t *data, uint64_t pages)
 static void figures_for(const char *name)
 {
     uint64_t pages;
-    uint8_t *data = load_corpus(name, &pages);
+    uint8_t *data = test_corpus_load(name, UNDER_SANITIZER ? 4096 : 0, &pages);
     if (!data) {
         print_message("%s: not found, skipped\n", name);
         return;

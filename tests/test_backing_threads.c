@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "uzram.h"
+#include "lib/test_files.h"
 
 #define PAGE 4096u
 #define NPAGES 512u
@@ -112,11 +113,8 @@ static void *maint_thread(void *arg)
 static void test_race(void **state)
 {
     (void)state;
-    char path[] = "/tmp/uzram-thr-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)NPAGES * PAGE), 0);
-    close(fd);
+    char path[64];
+    test_backing_file(path, sizeof path, NPAGES);
     struct uzram_config cfg;
     uzram_config_init(&cfg);
     cfg.disksize = NPAGES * PAGE;

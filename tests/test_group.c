@@ -36,6 +36,7 @@
 #include "mem.h"
 #include "store.h"
 #include "uzram.h"
+#include "lib/test_files.h"
 
 #define PAGE 4096u
 #define NPAGES 67u   /* not a multiple of 8: the tail is not a whole group */
@@ -522,11 +523,8 @@ static void test_allocfail(void **state)
 static void test_skips(void **state)
 {
     (void)state;
-    char path[] = "/tmp/uzram-group-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 64 * PAGE), 0);
-    close(fd);
+    char path[64];
+    test_backing_file(path, sizeof path, 64);
     struct uzram_config cfg;
     uzram_config_init(&cfg);
     cfg.disksize = 64 * PAGE;
@@ -568,40 +566,12 @@ static void test_skips(void **state)
 
 /* ------------------------------------------------------------ real pages */
 
-static uint8_t *load_corpus(const char *name, uint64_t *pages)
-{
-    const char *dir = getenv("UZ_CORPUS");
-    if (!dir)
-        return NULL;
-    char path[1024], cmd[1200];
-    snprintf(path, sizeof path, "%s/%s.pages.zst", dir, name);
-    if (access(path, R_OK) != 0)
-        return NULL;
-    snprintf(cmd, sizeof cmd, "zstd -dc '%s'", path);
-    FILE *f = popen(cmd, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 20, len = 0;
-    uint8_t *buf = malloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    pclose(f);
-    *pages = len / PAGE;
-    if (*pages == 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 static void corpus_one(const char *name)
 {
     uint64_t pages;
-    uint8_t *data = load_corpus(name, &pages);
+    char file[64];
+    snprintf(file, sizeof file, "%s.pages.zst", name);
+    uint8_t *data = test_corpus_load(file, 0, &pages);
     if (!data) {
         print_message("corpus %s: not found (set UZ_CORPUS to ../shared/corpus): skipped\n", name);
         return;

@@ -23,6 +23,7 @@
 
 #include "store.h"
 #include "uzram.h"
+#include "lib/test_files.h"
 
 #define PAGE 4096u
 #define NPAGES 64u
@@ -187,12 +188,7 @@ static char bd_path[64];
 
 static const char *make_backing(uint64_t nblocks)
 {
-    snprintf(bd_path, sizeof bd_path, "/tmp/uzram-rc-XXXXXX");
-    int fd = mkstemp(bd_path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, (off_t)(nblocks * PAGE)), 0);
-    close(fd);
-    return bd_path;
+    return test_backing_file(bd_path, sizeof bd_path, nblocks);
 }
 
 static void test_writeback_recompressed(void **state)

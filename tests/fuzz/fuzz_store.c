@@ -66,6 +66,7 @@
 #include "alloc.h"
 #include "mem.h"
 #include "store.h"   /* dev->aops->check(): the allocator's consistency check */
+#include "../lib/model_page.h"
 
 #define PAGE 4096u
 #define MAXPAGES 64u
@@ -346,13 +347,7 @@ NOCOV static void accept_partial(struct fz *f, uint64_t off, size_t len, const u
         int rc = uzram_read(f->dev, now, PAGE, p * PAGE);
         if (rc != 0)
             bug("%s: re-read of page %llu after -ENOMEM: %d", what, (unsigned long long)p, rc);
-        memcpy(want, old, PAGE);
-        uint64_t lo = p * PAGE > off ? p * PAGE : off;
-        uint64_t hi = (p + 1) * PAGE < off + len ? (p + 1) * PAGE : off + len;
-        if (newdata)
-            memcpy(want + (lo - p * PAGE), newdata + (lo - off), hi - lo);
-        else
-            memset(want + (lo - p * PAGE), 0, hi - lo);
+        model_page_after(want, old, p, off, len, newdata, PAGE);
         bool is_old = memcmp(now, old, PAGE) == 0;
         bool is_new = memcmp(now, want, PAGE) == 0;
         if (!is_old && !is_new) {

@@ -7,6 +7,11 @@
 #   step MSG    a section header
 #   need_fuse_mount TOOL...   root, /dev/fuse, a FUSE-enabled uzram, TOOLs
 #   stop_uzram DIR PIDFILE    unmount DIR if mounted, kill the daemon
+#   fuse_setup NAME           WORK=/tmp/uzram-NAME.XXXXXX with DIR=$WORK/dev
+#                             (the mount point) and PIDFILE, and traps that on
+#                             any exit run the test's cleanup_extra (if it
+#                             defines one), stop the daemon, remove WORK and
+#                             keep the exit status
 
 UZ_BUILD=${UZ_BUILD:-build}
 UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
@@ -30,4 +35,23 @@ stop_uzram() {
     fi
     if [ -f "$2" ]; then kill "$(cat "$2")" 2>/dev/null; fi
     return 0
+}
+
+fuse_setup() {
+    WORK=$(mktemp -d "/tmp/uzram-$1.XXXXXX")
+    DIR=$WORK/dev
+    PIDFILE=$WORK/daemon.pid
+    mkdir -p "$DIR"
+    trap fuse_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+fuse_cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM
+    if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
+    stop_uzram "$DIR" "$PIDFILE"
+    rm -rf "$WORK"
+    exit $rc
 }
