@@ -21,7 +21,9 @@
  * each thread's receive buffer and reads are copied out of a buffer
  * preallocated per thread), and each thread runs with PR_SET_IO_FLUSHER so
  * that the kernel does not recurse into swap to give it memory.  A process
- * that serves swap should also lock its memory (uz_fuse_lock_memory()).
+ * that serves swap should also lock its memory (uzram_lock_memory()).
+ * While DIR/disk is open the server holds the device open (uzram_open):
+ * reset and the other reshaping stores are EBUSY, as on zram.
  *
  * Usage (the nbdkit plugin's control=DIR, attributes only):
  *
@@ -51,6 +53,8 @@
 
 struct uz_fuse;
 
+#define UZ_FUSE_MAX_THREADS 64   /* most worker threads a server runs */
+
 struct uz_fuse_opts {
     /* Show DIR/disk (default true).  false: attribute files only. */
     bool expose_disk;
@@ -58,7 +62,8 @@ struct uz_fuse_opts {
      * "uzram DIR fuse.uzram ...". */
     const char *fsname;
     const char *subtype;
-    /* Worker threads serving requests (default 8, at most 64). */
+    /* Worker threads serving requests (default 8, at most
+     * UZ_FUSE_MAX_THREADS). */
     unsigned threads;
     /* Let users other than the mounting one in (default: true when the
      * mounter is root; otherwise it needs user_allow_other in
@@ -95,16 +100,5 @@ void uz_fuse_stop(struct uz_fuse *f);
  * uz_fuse_stop().  Owned by the server; do not close or read it.
  */
 int uz_fuse_end_fd(const struct uz_fuse *f);
-
-/*
- * For a process that serves swap: lock all present and future memory on
- * fault (mlockall MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT), tell the library
- * (uz_mem_set_locked) and mark the calling thread PR_SET_IO_FLUSHER.
- * Returns 0, or -EPERM without changing anything when the process may
- * not lock without limit (not root and RLIMIT_MEMLOCK finite: MCL_FUTURE
- * would then make the device's growth fail at the limit), or the errno of
- * mlockall.
- */
-int uz_fuse_lock_memory(void);
 
 #endif

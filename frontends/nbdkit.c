@@ -43,23 +43,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 
 #include "uzram.h"
-#include "mem.h"
 #ifdef UZ_HAVE_FUSE
 #include "fuse.h"
 #endif
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
-#ifndef MCL_ONFAULT
-#define MCL_ONFAULT 4
-#endif
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
 
 /* Largest request advertised.  The NBD protocol recommends servers accept
  * at least 32 MiB of payload, and nbdkit itself rejects data requests over
@@ -193,14 +184,14 @@ static void uz_dump_plugin(void)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT): every page the process
- * has or will have is locked when first touched, so address space that is
- * reserved but unused costs nothing. */
-static int lock_all(void)
+/* Lock the process's memory as a swap backend must (uzram_lock_memory:
+ * mlockall on fault, the library told, PR_SET_IO_FLUSHER where allowed). */
+static int lock_memory(void)
 {
-    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == -1) {
-        nbdkit_error("uzram: mlockall: %m (run as root or with CAP_IPC_LOCK, "
-                     "raise RLIMIT_MEMLOCK, or pass mlock=false)");
+    int rc = uzram_lock_memory();
+    if (rc < 0) {
+        nbdkit_error("uzram: %s (run as root, raise RLIMIT_MEMLOCK to unlimited, or pass "
+                     "mlock=false)", uzram_last_error());
         return -1;
     }
     return 0;
@@ -212,9 +203,9 @@ static int uz_get_ready(void)
      * try it here once so that a missing privilege stops the start with
      * a message on the terminal, not in the daemon's log. */
     if (cfg_mlock) {
-        if (lock_all() == -1)
+        if (lock_memory() == -1)
             return -1;
-        munlockall();
+        uzram_unlock_memory();
     }
     int rc = uzram_create(&cfg, &dev);
     if (rc < 0) {
@@ -223,21 +214,6 @@ static int uz_get_ready(void)
                      msg && *msg ? msg : uzram_strerror(rc));
         return -1;
     }
-    return 0;
-}
-
-/* Lock the process's memory as a swap backend must, and tell the library,
- * which then unlocks pages before giving them back. */
-static int lock_memory(void)
-{
-    if (lock_all() == -1)
-        return -1;
-    uz_mem_set_locked(true);
-    /* Threads created from now on (nbdkit's connection and worker
-     * threads) inherit the flag.  It needs CAP_SYS_RESOURCE: without it
-     * the lock alone still keeps the server out of swap. */
-    if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == -1)
-        nbdkit_debug("uzram: PR_SET_IO_FLUSHER: %m (continuing without it)");
     return 0;
 }
 
@@ -290,9 +266,18 @@ static void uz_unload(void)
 
 /* ------------------------------------------------------------ connections */
 
+/* Each connection holds the device open, as an opener of /dev/zramN
+ * does: reset, disksize and the algorithm stores through control=DIR get
+ * EBUSY while a client is connected, and the client keeps its data. */
 static void *uz_open(int readonly)
 {
+    uzram_open(dev);
     return NBDKIT_HANDLE_NOT_NEEDED;
+}
+
+static void uz_close(void *handle)
+{
+    uzram_close(dev);
 }
 
 static int64_t uz_get_size(void *handle)
@@ -425,7 +410,7 @@ static int uz_extents(void *handle, uint32_t count, uint64_t offset,
 static struct nbdkit_plugin plugin = {
     .name = "uzram",
     .longname = "uzram compressed RAM disk",
-    .version = "0.1.0",
+    .version = UZRAM_VERSION_STRING,
     .description = "A RAM disk whose pages are compressed, as with Linux zram.",
     .magic_config_key = "size",
     .load = uz_load,
@@ -438,6 +423,7 @@ static struct nbdkit_plugin plugin = {
     .after_fork = uz_after_fork,
     .cleanup = uz_cleanup,
     .open = uz_open,
+    .close = uz_close,
     .get_size = uz_get_size,
     .block_size = uz_block_size,
     .can_write = uz_true,

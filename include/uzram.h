@@ -61,6 +61,33 @@ extern "C" {
 #define UZRAM_API
 #endif
 
+/*
+ * Version, as lz4.h and zstd.h give theirs: the header's version as
+ * macros, the library's at run time (uzram_version_number()), so a
+ * program can tell which library it runs with.  UZRAM_VERSION_NUMBER is
+ * major * 10000 + minor * 100 + release.
+ */
+#define UZRAM_VERSION_MAJOR 0
+#define UZRAM_VERSION_MINOR 2
+#define UZRAM_VERSION_RELEASE 0
+#define UZRAM_VERSION_NUMBER \
+    (UZRAM_VERSION_MAJOR * 10000 + UZRAM_VERSION_MINOR * 100 + UZRAM_VERSION_RELEASE)
+#define UZRAM_STR_(x) #x
+#define UZRAM_STR(x) UZRAM_STR_(x)
+#define UZRAM_VERSION_STRING \
+    UZRAM_STR(UZRAM_VERSION_MAJOR) "." UZRAM_STR(UZRAM_VERSION_MINOR) "." UZRAM_STR(UZRAM_VERSION_RELEASE)
+
+/*
+ * Structs that grow.  struct uzram_config and struct uzram_stats are
+ * allocated by the caller and may gain fields at their ends in later
+ * versions.  The caller's size travels with them: uzram_config_init()
+ * records sizeof the caller's struct in its `size` field, and
+ * uzram_get_stats() passes it, so a program built against an older
+ * header keeps working with a newer library (the fields it does not know
+ * take their defaults, or are not written).  Both are macros over the
+ * _size functions for that reason; call the macros.
+ */
+
 /* The page size of the store.  All sizes in statistics are bytes unless
  * named "pages". */
 #define UZRAM_PAGE_SIZE 4096u
@@ -72,6 +99,9 @@ struct uzram;
  * you need.  Strings are copied by uzram_create(); they need not outlive it.
  */
 struct uzram_config {
+    /* sizeof the caller's struct, set by uzram_config_init(); 0 (a config
+     * not made by it) is refused with -EINVAL. */
+    uint32_t size;
     /* Disk size in bytes, rounded up to a whole page.  0 creates an
      * uninitialised device: only the attribute interface works until
      * "disksize" is stored (as with zram). */
@@ -135,18 +165,82 @@ struct uzram_config {
 #define UZRAM_COMPACT_DEFAULT 1050u
 #define UZRAM_COMPACT_OFF 0xffffffffu
 
-/* Fill *cfg with the defaults described above.  Never fails. */
-UZRAM_API void uzram_config_init(struct uzram_config *cfg);
+/* Fill *cfg with the defaults described above (size bytes of it: pass
+ * sizeof *cfg, as the macro does).  Cannot fail.  Thread-safe. */
+UZRAM_API void uzram_config_init_size(struct uzram_config *cfg, size_t size);
+#define uzram_config_init(cfg) uzram_config_init_size((cfg), sizeof *(cfg))
 
 /*
  * Create a device.  On success stores it in *out and returns 0.
- * Errors: -EINVAL (unknown algorithm or allocator, bad level, disksize too
- * large), -ENOMEM.  Nothing is created on error.
+ * cfg == NULL means every default.  Errors: -EINVAL (unknown algorithm or
+ * allocator, bad level, disksize too large, a config not made by
+ * uzram_config_init or made by a newer header than the library's),
+ * -ENOMEM, or the backing device's error (-ENOENT, -EACCES, ...).
+ * Nothing is created on error.  Thread-safe.
  */
 UZRAM_API int uzram_create(const struct uzram_config *cfg, struct uzram **out);
 
-/* Free a device and everything it holds.  NULL is accepted. */
+/* Free a device and everything it holds.  NULL is accepted.  Cannot
+ * fail.  Must not race any other call on the device. */
 UZRAM_API void uzram_destroy(struct uzram *dev);
+
+/*
+ * The open count, zram's rule that an open device cannot be reshaped.
+ * A frontend calls uzram_open() when a client starts using the disk (a
+ * FUSE open of DIR/disk, an NBD connection) and uzram_close() when it
+ * stops.  While the count is not 0, the attribute stores that reshape the
+ * device (reset, disksize, comp_algorithm, algorithm_params,
+ * recomp_algorithm, group_pages, backing_dev, max_comp_streams) fail with
+ * -EBUSY, as zram's do while /dev/zramN is open, and the client keeps its
+ * data.  uzram_open cannot fail and works on an uninitialised device too
+ * (an open zram device of disksize 0 stays unsizable until closed);
+ * uzram_close must pair with an open.  uzram_open_count() is the current
+ * count.  All three are thread-safe.
+ */
+UZRAM_API void uzram_open(struct uzram *dev);
+UZRAM_API void uzram_close(struct uzram *dev);
+UZRAM_API unsigned uzram_open_count(struct uzram *dev);
+
+/*
+ * Check the store's invariants (counters against a recount of the slot
+ * table, every object's back-reference, compressed groups, backing
+ * blocks, the allocator's own structures).  Waits for I/O in flight and
+ * holds new I/O off while it runs (it takes the device exclusively); slow
+ * (every stored page is looked at): for tests and for debugging.
+ * Returns 0, or -EFAULT with the first broken invariant in
+ * uzram_last_error().  An uninitialised device checks clean.
+ */
+UZRAM_API int uzram_check(struct uzram *dev);
+
+/*
+ * Memory locking, for a process that serves swap (a swap device in user
+ * space must not be swapped out, or it deadlocks).
+ *
+ * uzram_lock_memory: mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) (a
+ *   page is locked when first touched, so reserved address space costs
+ *   nothing), tells the library (it then unlocks pages before giving them
+ *   back, and relocks on fault), and marks the calling thread and the
+ *   threads it creates afterwards PR_SET_IO_FLUSHER where the process may
+ *   (CAP_SYS_RESOURCE; without it the lock alone still keeps the server
+ *   out of swap).  Returns 0; -EPERM when the process may not lock without
+ *   limit (not root and RLIMIT_MEMLOCK finite: MCL_FUTURE would make the
+ *   device unable to grow); or mlockall's error (-ENOMEM, -EPERM).  On
+ *   error nothing is locked.  Call it once, before starting I/O threads.
+ * uzram_unlock_memory: munlockall() and tell the library.  Cannot fail.
+ * uzram_set_memory_locked: only tell the library, for a program that
+ *   locked its memory with mlockall(MCL_ONFAULT) itself.  Cannot fail.
+ */
+UZRAM_API int uzram_lock_memory(void);
+UZRAM_API void uzram_unlock_memory(void);
+UZRAM_API void uzram_set_memory_locked(bool locked);
+
+/*
+ * Parse a size as the attribute files do ("512M", "1G", "4096", suffixes
+ * K M G T P E, either case; one trailing newline allowed) into *out.
+ * Returns 0, or -EINVAL (not a size, or it overflows 64 bits; *out is
+ * untouched).  Thread-safe.
+ */
+UZRAM_API int uzram_parse_size(const char *s, uint64_t *out);
 
 /* The disk size in bytes (0 while uninitialised). */
 UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);
@@ -218,7 +312,10 @@ struct uzram_stats {
     uint64_t recompressed;     /* objects replaced by a smaller secondary one (ever) */
     uint64_t recomp_incomp;    /* pages flagged incompressible by recompress */
 };
-UZRAM_API void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
+/* Fill size bytes of *st (pass sizeof *st, as the macro does).  Cannot
+ * fail.  Thread-safe. */
+UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, size_t size);
+#define uzram_get_stats(dev, st) uzram_get_stats_size((dev), (st), sizeof *(st))
 
 /*
  * Attributes, by zram's names: disksize initstate reset comp_algorithm
@@ -257,8 +354,16 @@ UZRAM_API void uzram_get_stats(struct uzram *dev, struct uzram_stats *st);
  * uzram_attr_store: parses value (len bytes, a trailing newline is allowed)
  *   as a write to the sysfs file would.  Returns 0, or the error sysfs
  *   gives: -EINVAL for malformed input, -EBUSY for disksize/algorithm on an
- *   initialised device, -EACCES for read-only attributes, -ENOENT for an
- *   unknown name, -ENOMEM.  A failed store changes nothing.
+ *   initialised device or for a reshaping store while the device is open
+ *   (uzram_open), -EACCES for read-only attributes, -ENOENT for an
+ *   unknown name, -ENOMEM.  A failed store changes nothing, with two
+ *   exceptions that are long scans and say what a failure leaves:
+ *   writeback (the pages before the one that failed are on the backing
+ *   device; that page and every later one, in every range given, are in
+ *   RAM as they were) and recompress (pages recompressed or regrouped
+ *   before the failure stay so; they read back the same bytes).
+ *   recompress_policy and writeback_policy change nothing when their
+ *   thread cannot start (-EAGAIN, -ENOMEM).
  */
 UZRAM_API int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size);
 UZRAM_API int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len);
@@ -280,8 +385,10 @@ UZRAM_API const char *uzram_strerror(int err);
 /* The calling thread's most recent detailed error message ("" if none). */
 UZRAM_API const char *uzram_last_error(void);
 
-/* Library version string, e.g. "0.1.0". */
+/* The library's version string, e.g. "0.2.0", and number (as
+ * UZRAM_VERSION_NUMBER); may differ from the header's. */
 UZRAM_API const char *uzram_version(void);
+UZRAM_API unsigned uzram_version_number(void);
 
 #ifdef __cplusplus
 }

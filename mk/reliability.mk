@@ -23,7 +23,7 @@ STRESS_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
 FUZZ_SRCS = $(sort $(wildcard src/*.c))
-FUZZ_DEFS = -DUZRAM_BUILD=1 -DUZRAM_VERSION=\"fuzz\" \
+FUZZ_DEFS = -DUZRAM_BUILD=1 \
             $(if $(wildcard src/xvmalloc.c),-DUZ_HAVE_XVMALLOC=1) \
             $(if $(wildcard src/mallocator.c),-DUZ_HAVE_MALLOCATOR=1)
 # Extra flags for the fuzz build.  Both library bugs the fuzzer's

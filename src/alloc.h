@@ -78,6 +78,10 @@ struct uz_alloc_ops {
     size_t (*obj_size)(struct uz_allocator *a, uint64_t handle);
     /* Change the backref of a live object (the owner holds it locked). */
     void (*set_backref)(struct uz_allocator *a, uint64_t handle, uint32_t backref);
+    /* The backref of a live object.  Cannot fail; the owner holds the
+     * object locked (or the caller has the device to itself, as the
+     * store's check does). */
+    uint32_t (*backref)(struct uz_allocator *a, uint64_t handle);
     /* Largest object size that is not "huge" (stored in less than a page
      * of its own): the store's default huge threshold is this + 1. */
     size_t (*huge_class_size)(struct uz_allocator *a);

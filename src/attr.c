@@ -8,14 +8,20 @@
  * errors follow what a write to the sysfs file returns (EINVAL for
  * malformed input, EBUSY for changes that need a reset first).
  *
- * Values are parsed strictly: a number may be followed by one newline (and
- * nothing else), as `echo VALUE > file` writes it.  A failed store changes
- * nothing.
+ * Values are parsed strictly (parse.c): a number may be followed by one
+ * newline (and nothing else), as `echo VALUE > file` writes it.  A failed
+ * store changes nothing, but for writeback and recompress, long scans
+ * whose failure leaves what uzram.h says.  Stores that reshape the device
+ * are refused with EBUSY while it is open (device.c, "Open count").
  */
 #define _GNU_SOURCE
 #include "attr.h"
+#include "device.h"
+#include "parse.h"
+#include "policy.h"
+#include "recompress.h"
+#include "writeback.h"
 #include "error.h"
-#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -36,58 +42,15 @@ struct attr {
     int (*show)(struct uzram *dev, char *buf, size_t size);
     int (*store)(struct uzram *dev, const struct val *v);
     bool reshape;   /* the store changes the device's shape: exclude I/O */
+    bool closed;    /* refused with EBUSY while the device is open (uzram_open) */
 };
 
 /* ----------------------------------------------------------- parsing */
 
-int uz_memparse(const char *s, size_t len, uint64_t *out)
-{
-    char tmp[64];
-    if (len > 0 && s[len - 1] == '\n')
-        len--;
-    if (len == 0 || len >= sizeof tmp || !isdigit((unsigned char)s[0]))
-        return -EINVAL;
-    memcpy(tmp, s, len);
-    tmp[len] = 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(tmp, &end, 0);
-    if (errno)
-        return -EINVAL;
-    int shift = 0;
-    switch (*end) {
-    case 'E': case 'e': shift += 10; /* fall through */
-    case 'P': case 'p': shift += 10; /* fall through */
-    case 'T': case 't': shift += 10; /* fall through */
-    case 'G': case 'g': shift += 10; /* fall through */
-    case 'M': case 'm': shift += 10; /* fall through */
-    case 'K': case 'k': shift += 10; end++; break;
-    default: break;
-    }
-    if (*end != 0)
-        return -EINVAL;
-    if (shift && v > (~0ull >> shift))
-        return -EINVAL;
-    *out = v << shift;
-    return 0;
-}
-
 /* An unsigned decimal integer and nothing else (kstrtoull base 10). */
 static int parse_u64(const struct val *v, uint64_t *out)
 {
-    if (v->len == 0 || v->len > 20)
-        return -EINVAL;
-    uint64_t x = 0;
-    for (size_t i = 0; i < v->len; i++) {
-        if (!isdigit((unsigned char)v->s[i]))
-            return -EINVAL;
-        unsigned d = (unsigned)(v->s[i] - '0');
-        if (x > (~0ull - d) / 10)
-            return -EINVAL;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return 0;
+    return uz_parse_u64(v->s, v->len, out);
 }
 
 /* Append to buf; returns the new length or -ENOSPC. */
@@ -135,13 +98,7 @@ static int store_reset(struct uzram *dev, const struct val *v)
     uint64_t x;
     if (parse_u64(v, &x) < 0 || x == 0)
         return uz_error(-EINVAL, "reset: write a non-zero number");
-    uz_dev_teardown(dev);
-    atomic_store(&dev->limit_pages, 0);   /* as zram's reset does */
-    uz_backing_close(dev->bd);            /* zram's reset drops backing_dev too */
-    dev->bd = NULL;
-    atomic_store(&dev->wb_limit_enable, false);
-    atomic_store(&dev->wb_limit, 0);
-    return 0;
+    return uz_dev_reset(dev);
 }
 
 static int show_comp_algorithm(struct uzram *dev, char *buf, size_t size)
@@ -169,21 +126,23 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
  * that is the primary) sets the primary's level, 1..3 a secondary's. */
 static int store_algorithm_params(struct uzram *dev, const struct val *v)
 {
-    char copy[256], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", v->s);
+    struct uz_kv kv;
+    int err = uz_kv_begin(&kv, v->s, "algorithm_params");
+    if (err < 0)
+        return err;
     const char *algo = NULL;
+    char algo_buf[64];
     long prio = -1;
     long level = 0;
     bool have_level = false;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq)
+    while (uz_kv_next(&kv)) {
+        const char *tok = kv.key, *val = kv.val;
+        if (!val)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not key=value", tok);
-        *eq = 0;
-        const char *val = eq + 1;
         char *end;
         if (strcmp(tok, "algo") == 0) {
-            algo = val;
+            snprintf(algo_buf, sizeof algo_buf, "%s", val);
+            algo = algo_buf;
         } else if (strcmp(tok, "priority") == 0) {
             prio = strtol(val, &end, 10);
             if (*val == 0 || *end || prio < 0)
@@ -301,8 +260,8 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
     struct uzram_stats st;
     uzram_get_stats(dev, &st);
     int len = emit(buf, size, 0, "version: 1\n%8llu %8llu\n",
-                   (unsigned long long)atomic_load(&dev->c.writestall),
-                   (unsigned long long)atomic_load(&dev->c.miss_free));
+                   (unsigned long long)atomic_load(&dev->ev.writestall),
+                   (unsigned long long)atomic_load(&dev->ev.miss_free));
     len = emit(buf, size, len, "footprint: %llu slot_table: %llu meta: %llu streams: %llu\n",
                (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
                (unsigned long long)st.meta_bytes,
@@ -311,13 +270,13 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
                (unsigned long long)st.compact_steps,
                (unsigned long long)(st.compact_pause_max_ns / 1000));
     len = emit(buf, size, len, "group_writes: %llu group_fallbacks: %llu group_breaks: %llu\n",
-               (unsigned long long)atomic_load(&dev->c.group_writes),
-               (unsigned long long)atomic_load(&dev->c.group_fallbacks),
-               (unsigned long long)atomic_load(&dev->c.group_breaks));
+               (unsigned long long)atomic_load(&dev->ev.group_writes),
+               (unsigned long long)atomic_load(&dev->ev.group_fallbacks),
+               (unsigned long long)atomic_load(&dev->ev.group_breaks));
     return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
                 "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
                 (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
-                (unsigned long long)atomic_load(&dev->c.wb_failed),
+                (unsigned long long)atomic_load(&dev->ev.wb_failed),
                 (unsigned long long)st.bd_failed, (unsigned long long)st.recompressed,
                 (unsigned long long)st.recomp_incomp);
 }
@@ -431,18 +390,6 @@ static int show_bd_stat(struct uzram *dev, char *buf, size_t size)
                 (unsigned long long)st.bd_reads, (unsigned long long)st.bd_writes);
 }
 
-/* A decimal with an optional newline already trimmed: key=value's value. */
-static int parse_num(const char *s, uint64_t *out)
-{
-    struct val v;
-    size_t n = strlen(s);
-    if (n >= sizeof v.s)
-        return -EINVAL;
-    memcpy(v.s, s, n + 1);
-    v.len = n;
-    return parse_u64(&v, out);
-}
-
 /* zram's writeback modes: idle, huge, huge_idle, incompressible,
  * page_index=N, page_indexes=LO-HI (inclusive; several may be given), and
  * the type=MODE spelling of the first four. */
@@ -450,14 +397,17 @@ static int store_writeback(struct uzram *dev, const struct val *v)
 {
     if (!dev->initialised)
         return uz_error(-EINVAL, "writeback: device is not initialised");
-    char copy[256], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", v->s);
+    struct uz_kv kv;
+    int kerr = uz_kv_begin(&kv, v->s, "writeback");
+    if (kerr < 0)
+        return kerr;
     struct { uint64_t lo, hi; } ranges[16];
     int nranges = 0;
     unsigned mode = 0;
     bool have_mode = false;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        const char *m = strncmp(tok, "type=", 5) == 0 ? tok + 5 : tok;
+    while (uz_kv_next(&kv)) {
+        char *tok = kv.word;
+        const char *m = kv.val && strcmp(kv.key, "type") == 0 ? kv.val : tok;
         if (strcmp(m, "idle") == 0) {
             mode = WB_IDLE;
         } else if (strcmp(m, "huge") == 0) {
@@ -474,7 +424,7 @@ static int store_writeback(struct uzram *dev, const struct val *v)
             char *dash = tok[10] == 'e' ? strchr(val, '-') : NULL;
             if (dash)
                 *dash = 0;
-            if (parse_num(val, &lo) < 0 || (dash && parse_num(dash + 1, &hi) < 0))
+            if (uz_parse_num(val, &lo) < 0 || (dash && uz_parse_num(dash + 1, &hi) < 0))
                 return uz_error(-EINVAL, "writeback: '%s' is not an index or LO-HI range", tok);
             if (!dash && tok[10] == 'e')
                 return uz_error(-EINVAL, "writeback: page_indexes takes LO-HI");
@@ -618,20 +568,22 @@ static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
 /* "algo=NAME priority=1..3" (priority defaults to 1), before init. */
 static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
 {
-    char copy[256], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", v->s);
+    struct uz_kv kv;
+    int err = uz_kv_begin(&kv, v->s, "recomp_algorithm");
+    if (err < 0)
+        return err;
     const struct uz_codec *c = NULL;
     uint64_t prio = 1;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        if (strncmp(tok, "algo=", 5) == 0) {
-            c = uz_codec_find(tok + 5);
+    while (uz_kv_next(&kv)) {
+        if (kv.val && strcmp(kv.key, "algo") == 0) {
+            c = uz_codec_find(kv.val);
             if (!c)
-                return uz_error(-EINVAL, "recomp_algorithm: unknown algorithm '%s'", tok + 5);
-        } else if (strncmp(tok, "priority=", 9) == 0) {
-            if (parse_num(tok + 9, &prio) < 0 || prio < 1 || prio > UZ_NR_SECONDARY)
+                return uz_error(-EINVAL, "recomp_algorithm: unknown algorithm '%s'", kv.val);
+        } else if (kv.val && strcmp(kv.key, "priority") == 0) {
+            if (uz_parse_num(kv.val, &prio) < 0 || prio < 1 || prio > UZ_NR_SECONDARY)
                 return uz_error(-EINVAL, "recomp_algorithm: priority is 1..%d", UZ_NR_SECONDARY);
         } else {
-            return uz_error(-EINVAL, "recomp_algorithm: '%s': give algo=NAME priority=N", tok);
+            return uz_error(-EINVAL, "recomp_algorithm: '%s': give algo=NAME priority=N", kv.word);
         }
     }
     if (!c)
@@ -647,16 +599,16 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
  * group=K" */
 static int store_recompress(struct uzram *dev, const struct val *v)
 {
-    char copy[256], *save = NULL;
-    snprintf(copy, sizeof copy, "%s", v->s);
+    struct uz_kv kv;
+    int kerr = uz_kv_begin(&kv, v->s, "recompress");
+    if (kerr < 0)
+        return kerr;
     struct uz_rc_req r = {0};
     bool group_given = false;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq)
+    while (uz_kv_next(&kv)) {
+        const char *tok = kv.key, *val = kv.val;
+        if (!val)
             return uz_error(-EINVAL, "recompress: '%s' is not key=value", tok);
-        *eq = 0;
-        const char *val = eq + 1;
         uint64_t x;
         if (strcmp(tok, "type") == 0) {
             if (strcmp(val, "idle") == 0)
@@ -668,19 +620,19 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             else
                 return uz_error(-EINVAL, "recompress: type is idle, huge or huge_idle");
         } else if (strcmp(tok, "threshold") == 0) {
-            if (parse_num(val, &x) < 0 || x >= UZRAM_PAGE_SIZE)
+            if (uz_parse_num(val, &x) < 0 || x >= UZRAM_PAGE_SIZE)
                 return uz_error(-EINVAL, "recompress: threshold is bytes below 4096");
             r.threshold = x;
         } else if (strcmp(tok, "max_pages") == 0) {
-            if (parse_num(val, &x) < 0 || x == 0)
+            if (uz_parse_num(val, &x) < 0 || x == 0)
                 return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
             r.max_pages = x;
         } else if (strcmp(tok, "priority") == 0) {
-            if (parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
+            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
-            if (parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+            if (uz_parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
                 return uz_error(-EINVAL, "recompress: group is 1, 2, 4 or 8 pages");
             r.group = (uint32_t)x;
             group_given = true;
@@ -737,12 +689,17 @@ static int store_policy(struct uzram *dev, const struct val *v, bool wb)
     if (err < 0)
         return err;
     pthread_mutex_lock(&dev->policy_lock);
-    if (wb)
-        dev->wb_policy = c;
-    else
-        dev->rc_policy = c;
+    struct uz_policy_cfg *slot = wb ? &dev->wb_policy : &dev->rc_policy, old = *slot;
+    *slot = c;
     pthread_mutex_unlock(&dev->policy_lock);
-    return dev->initialised ? uz_policy_start(dev) : 0;
+    err = dev->initialised ? uz_policy_start(dev) : 0;
+    if (err < 0) {
+        /* the thread could not start: put the old setting back */
+        pthread_mutex_lock(&dev->policy_lock);
+        *slot = old;
+        pthread_mutex_unlock(&dev->policy_lock);
+    }
+    return err;
 }
 
 static int store_rc_policy(struct uzram *dev, const struct val *v)
@@ -757,7 +714,7 @@ static int store_wb_policy(struct uzram *dev, const struct val *v)
 
 static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 {
-    struct uz_counters *c = &dev->c;
+    struct uz_events *c = &dev->ev;
     int len = emit(buf, size, 0, "recompress: ticks %llu pages %llu max_tick_us %llu\n",
                    (unsigned long long)atomic_load(&c->pol_rc_ticks),
                    (unsigned long long)atomic_load(&c->pol_rc_pages),
@@ -770,33 +727,33 @@ static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 }
 
 static const struct attr attrs[] = {
-    {"disksize", 0644, show_disksize, store_disksize, true},
-    {"initstate", 0444, show_initstate, NULL, false},
-    {"reset", 0200, NULL, store_reset, true},
-    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true},
-    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true},
-    {"mem_limit", 0200, NULL, store_mem_limit, false},
-    {"mem_used_max", 0200, NULL, store_mem_used_max, false},
-    {"compact", 0200, NULL, store_compact, false},
-    {"mm_stat", 0444, show_mm_stat, NULL, false},
-    {"io_stat", 0444, show_io_stat, NULL, false},
-    {"debug_stat", 0444, show_debug_stat, NULL, false},
-    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true},
-    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false},
-    {"group_pages", 0644, show_group_pages, store_group_pages, true},
-    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true},
-    {"bd_stat", 0444, show_bd_stat, NULL, false},
-    {"writeback", 0200, NULL, store_writeback, false},
-    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false},
-    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false},
-    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false},
-    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false},
-    {"idle", 0200, NULL, store_idle, false},
-    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true},
-    {"recompress", 0200, NULL, store_recompress, false},
-    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false},
-    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false},
-    {"policy_stat", 0444, show_policy_stat, NULL, false},
+    {"disksize", 0644, show_disksize, store_disksize, true, true},
+    {"initstate", 0444, show_initstate, NULL, false, false},
+    {"reset", 0200, NULL, store_reset, true, true},
+    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true, true},
+    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true, true},
+    {"mem_limit", 0200, NULL, store_mem_limit, false, false},
+    {"mem_used_max", 0200, NULL, store_mem_used_max, false, false},
+    {"compact", 0200, NULL, store_compact, false, false},
+    {"mm_stat", 0444, show_mm_stat, NULL, false, false},
+    {"io_stat", 0444, show_io_stat, NULL, false, false},
+    {"debug_stat", 0444, show_debug_stat, NULL, false, false},
+    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true, false},
+    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false, false},
+    {"group_pages", 0644, show_group_pages, store_group_pages, true, true},
+    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true, true},
+    {"bd_stat", 0444, show_bd_stat, NULL, false, false},
+    {"writeback", 0200, NULL, store_writeback, false, false},
+    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false, false},
+    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false, false},
+    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false, false},
+    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false, false},
+    {"idle", 0200, NULL, store_idle, false, false},
+    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true, true},
+    {"recompress", 0200, NULL, store_recompress, false, false},
+    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false},
+    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false},
+    {"policy_stat", 0444, show_policy_stat, NULL, false, false},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -856,7 +813,9 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
         pthread_rwlock_wrlock(&dev->init_lock);
     else
         pthread_rwlock_rdlock(&dev->init_lock);
-    int err = a->store(dev, &v);
+    int err = a->closed ? uz_dev_check_closed(dev, name) : 0;
+    if (err == 0)
+        err = a->store(dev, &v);
     pthread_rwlock_unlock(&dev->init_lock);
     return err;
 }

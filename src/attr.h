@@ -1,15 +1,11 @@
 /*
- * attr.h - internal helpers of the zram attribute table (src/attr.c).
+ * attr.h - layer 6 of the store (src/README.md): the zram attribute
+ * table (attr.c).  Its whole interface is public: uzram_attr_show,
+ * uzram_attr_store and uzram_attr_name in uzram.h.
  */
 #ifndef UZRAM_ATTR_H
 #define UZRAM_ATTR_H
-#include <stdint.h>
-#include <stddef.h>
 
-/* Parse a size the way the kernel's memparse does: a number (decimal, 0x
- * hex or 0 octal) with an optional K, M, G, T, P or E suffix (binary units),
- * optionally followed by one newline.  0 or -EINVAL (empty, garbage,
- * overflow). */
-int uz_memparse(const char *s, size_t len, uint64_t *out);
+#include "uzram.h"
 
 #endif

@@ -57,43 +57,14 @@
  * device with one, the pages take the per-page path, which forwards.
  */
 #define _GNU_SOURCE
-#include "store.h"
+#include "group.h"
+#include "page.h"
 #include "error.h"
 
 #include <errno.h>
 #include <string.h>
 
 #define PAGE UZRAM_PAGE_SIZE
-
-static struct uz_slot *slot_at(struct uzram *dev, uint64_t idx)
-{
-    return uz_varray_at(&dev->slots, idx);
-}
-
-static uint32_t state_of(struct uz_slot *s)
-{
-    return atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_STATE;
-}
-
-void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
-{
-    uint64_t per = dev->slots.per_page;
-    uz_varray_pin(&dev->slots, lo);
-    if ((hi - 1) / per != lo / per)
-        uz_varray_pin(&dev->slots, hi - 1);
-    for (uint64_t i = lo; i < hi; i++)
-        uz_slot_lock(slot_at(dev, i));
-}
-
-void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
-{
-    uint64_t per = dev->slots.per_page;
-    for (uint64_t i = lo; i < hi; i++)
-        uz_slot_unlock(slot_at(dev, i));
-    if ((hi - 1) / per != lo / per)
-        uz_varray_unpin(&dev->slots, hi - 1);
-    uz_varray_unpin(&dev->slots, lo);
-}
 
 /* Lock the unit holding page idx: its group, or the page alone.  On
  * return [*lo, *hi) is locked, holds idx, and no group crosses its ends. */
@@ -104,7 +75,7 @@ static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *h
     for (;;) {
         uint64_t l = idx & ~(uint64_t)(k - 1);
         uz_lock_range(dev, l, l + k);
-        f = state_of(slot_at(dev, idx));
+        f = uz_slot_state(uz_slot_at(dev, idx));
         uint32_t k2 = (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
         if (k2 <= k) {
             *lo = l;
@@ -132,7 +103,7 @@ static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t pri
     struct uz_streams *ss = streams_of(dev, prio);
     uint64_t h[UZ_GROUP_MAX];
     uint32_t nch = 0;
-    while (nch < k && (h[nch] = slot_handle(slot_at(dev, gb + nch))) != 0)
+    while (nch < k && (h[nch] = slot_handle(uz_slot_at(dev, gb + nch))) != 0)
         nch++;
     const uint8_t *src = NULL;
     size_t total = 0;
@@ -152,7 +123,7 @@ static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t pri
         src = total <= dec->gcap ? dec->gout : NULL;
     }
     if (!src || ss->codec->decompress(dec->ctx, src, total, dst, (size_t)k * PAGE) != 0) {
-        atomic_fetch_add_explicit(&dev->c.failed_reads, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->ev.failed_reads, 1, memory_order_relaxed);
         return uz_error(-EIO, "read: the group at page %llu does not decompress",
                         (unsigned long long)gb);
     }
@@ -176,8 +147,8 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
     uint64_t idx = off / PAGE, lo, hi;
     size_t in = off % PAGE;
     lock_unit(dev, idx, &lo, &hi);
-    struct uz_slot *s = slot_at(dev, idx);
-    uint32_t f = state_of(s);
+    struct uz_slot *s = uz_slot_at(dev, idx);
+    uint32_t f = uz_slot_state(s);
     int err = 0;
     if (!(f & SLOT_GROUP)) {
         /* broken meanwhile: an ordinary page */
@@ -196,7 +167,7 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
     struct uz_stream *st = prio == 0 ? uz_stream_get(&dev->streams) : NULL;
     struct uz_stream *dec = dec_stream(dev, prio, k, st);
     if (!dec) {
-        atomic_fetch_add_explicit(&dev->c.failed_reads, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->ev.failed_reads, 1, memory_order_relaxed);
         err = uz_error(-EIO, "read: no scratch to decompress the group at page %llu",
                        (unsigned long long)gb);
     } else if (off == gstart && n == (size_t)k * PAGE) {
@@ -212,7 +183,7 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
         uz_stream_put(st);
     if (err == 0)
         for (uint64_t i = off / PAGE; i <= (off + n - 1) / PAGE; i++)
-            uz_slot_touch(dev, slot_at(dev, i));
+            uz_slot_touch(dev, uz_slot_at(dev, i));
     uz_unlock_range(dev, lo, hi);
     return err;
 }
@@ -255,32 +226,18 @@ static int replace_pages(struct uzram *dev, uint64_t lo, uint32_t n, const uint8
         for (uint32_t i = 0; i < j; i++)
             if (np[i].state & SLOT_OBJ)
                 dev->aops->free(dev->alloc, np[i].h);
-        atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->ev.failed_writes, 1, memory_order_relaxed);
         return uz_error(err, "write: no memory to store the pages at %llu one by one (%s)",
                         (unsigned long long)lo,
                         atomic_load(&dev->limit_pages) ? "memory limit reached" : "allocation failed");
     }
     for (j = 0; j < n; j++) {
-        struct uz_slot *s = slot_at(dev, lo + j);
-        uint32_t idle = state_of(s) & SLOT_IDLE;
-        uz_slot_free(dev, lo + j, s);
-        if (np[j].state == 0)
-            continue;
-        slot_set_handle(s, np[j].h);
-        uz_slot_set(s, np[j].state | ((touch >> j & 1) ? 0 : idle));
-        if (touch >> j & 1)
+        struct uz_slot *s = uz_slot_at(dev, lo + j);
+        uint32_t idle = uz_slot_state(s) & SLOT_IDLE;
+        uint32_t keep = (np[j].state && !(touch >> j & 1)) ? idle : 0;
+        uz_slot_commit(dev, lo + j, s, np[j].state | keep, np[j].h, np[j].size);
+        if (np[j].state && (touch >> j & 1))
             uz_slot_touch(dev, s);
-        uz_varray_live(&dev->slots, lo + j, +1);
-        atomic_fetch_add_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
-        if (np[j].state & SLOT_SAME) {
-            atomic_fetch_add_explicit(&dev->c.same_pages, 1, memory_order_relaxed);
-        } else {
-            atomic_fetch_add_explicit(&dev->c.compr_bytes, np[j].size, memory_order_relaxed);
-            if (np[j].state & SLOT_HUGE) {
-                atomic_fetch_add_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&dev->c.huge_pages_since, 1, memory_order_relaxed);
-            }
-        }
     }
     uz_note_mem_used(dev);
     return 0;
@@ -316,9 +273,9 @@ static int group_break(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t f, s
         }
         err = replace_pages(dev, gb, k, dec->gbuf, empty, touch, st);
         if (err == 0)
-            atomic_fetch_add_explicit(&dev->c.group_breaks, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dev->ev.group_breaks, 1, memory_order_relaxed);
     } else if (err == -EIO) {
-        atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->ev.failed_writes, 1, memory_order_relaxed);
     }
     if (dec && dec != st)
         uz_stream_put(dec);
@@ -332,8 +289,8 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
     uint64_t idx = off / PAGE, lo, hi;
     size_t in = off % PAGE;
     lock_unit(dev, idx, &lo, &hi);
-    struct uz_slot *s = slot_at(dev, idx);
-    uint32_t f = state_of(s);
+    struct uz_slot *s = uz_slot_at(dev, idx);
+    uint32_t f = uz_slot_state(s);
     int err = 0;
     if (!(f & SLOT_GROUP)) {
         /* broken meanwhile: an ordinary page */
@@ -341,7 +298,7 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
         *done = n;
         if (n == PAGE && discard) {
             if (f)
-                atomic_fetch_add_explicit(&dev->c.notify_free, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&dev->ev.notify_free, 1, memory_order_relaxed);
             uz_slot_free(dev, idx, s);
         } else if (n == PAGE && src) {
             err = uz_write_page(dev, idx, s, src, NULL);
@@ -358,8 +315,8 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
     *done = n;
     if (discard && off == gstart && n == (size_t)k * PAGE) {
         for (uint32_t j = 0; j < k; j++)
-            uz_slot_free(dev, gb + j, slot_at(dev, gb + j));
-        atomic_fetch_add_explicit(&dev->c.notify_free, k, memory_order_relaxed);
+            uz_slot_free(dev, gb + j, uz_slot_at(dev, gb + j));
+        atomic_fetch_add_explicit(&dev->ev.notify_free, k, memory_order_relaxed);
     } else {
         err = group_break(dev, gb, k, f, (size_t)(off - gstart), n, src, discard);
     }
@@ -372,7 +329,7 @@ int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src)
     uint32_t k = dev->group_pages;
     uint64_t hi = base + k;
     uz_lock_range(dev, base, hi);
-    uint32_t f0 = state_of(slot_at(dev, base));
+    uint32_t f0 = uz_slot_state(uz_slot_at(dev, base));
     if ((f0 & SLOT_GROUP) && slot_group_pages(f0) > k) {
         /* inside a larger group (recompress group=K): break it */
         uz_unlock_range(dev, base, hi);
@@ -391,7 +348,7 @@ int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src)
     bool inner = false, all_same = true;
     for (uint32_t j = 0; j < k; j++) {
         uint64_t word;
-        inner |= (state_of(slot_at(dev, base + j)) & SLOT_GROUP) != 0;
+        inner |= (uz_slot_state(uz_slot_at(dev, base + j)) & SLOT_GROUP) != 0;
         if (all_same && !uz_page_same_filled(src + (size_t)j * PAGE, &word))
             all_same = false;
     }
@@ -419,7 +376,7 @@ int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src)
             err = 0;   /* over the limit: the per-page path forwards */
             goto per_page;
         }
-        atomic_fetch_add_explicit(&dev->c.failed_writes, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&dev->ev.failed_writes, 1, memory_order_relaxed);
         err = uz_error(err, "write: no memory for the group at page %llu (%s)",
                        (unsigned long long)base,
                        atomic_load(&dev->limit_pages) ? "memory limit reached" : "allocation failed");
@@ -430,27 +387,22 @@ int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src)
         memcpy(dev->aops->map(dev->alloc, h[j]), st->gout + (size_t)j * PAGE, sz);
     }
     for (j = 0; j < k; j++) {
-        struct uz_slot *s = slot_at(dev, base + j);
-        uz_slot_free(dev, base + j, s);
-        slot_set_handle(s, h[j]);
-        uz_slot_set(s, slot_group_bits(k));
+        struct uz_slot *s = uz_slot_at(dev, base + j);
+        uz_slot_commit(dev, base + j, s, slot_group_bits(k), h[j], chunk_bytes(clen, j));
         uz_slot_touch(dev, s);
-        uz_varray_live(&dev->slots, base + j, +1);
     }
-    atomic_fetch_add_explicit(&dev->c.pages_stored, k, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dev->c.compr_bytes, clen, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dev->c.group_writes, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dev->ev.group_writes, 1, memory_order_relaxed);
     uz_note_mem_used(dev);
     goto out;
 
 per_page:
-    atomic_fetch_add_explicit(&dev->c.group_fallbacks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dev->ev.group_fallbacks, 1, memory_order_relaxed);
     if (inner) {
         /* smaller groups inside: all or nothing */
         err = replace_pages(dev, base, k, src, 0, (1u << k) - 1, st);
     } else {
         for (uint32_t i = 0; i < k && err == 0; i++)
-            err = uz_write_page(dev, base + i, slot_at(dev, base + i), src + (size_t)i * PAGE, st);
+            err = uz_write_page(dev, base + i, uz_slot_at(dev, base + i), src + (size_t)i * PAGE, st);
     }
 out:
     uz_stream_put(st);

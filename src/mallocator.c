@@ -209,6 +209,12 @@ static void ma_set_backref(struct uz_allocator *ua, uint64_t handle, uint32_t ba
     __atomic_store_n(&((struct ma_obj *)(uintptr_t)handle)->backref, backref, __ATOMIC_RELAXED);
 }
 
+static uint32_t ma_backref(struct uz_allocator *ua, uint64_t handle)
+{
+    (void)ua;
+    return __atomic_load_n(&((struct ma_obj *)(uintptr_t)handle)->backref, __ATOMIC_RELAXED);
+}
+
 /* A chunk of MA_HDR + size bytes plus glibc's header fits in less than a
  * page up to this size. */
 static size_t ma_huge_class_size(struct uz_allocator *ua)
@@ -276,6 +282,7 @@ const struct uz_alloc_ops uz_malloc_ops = {
     .map = ma_map,
     .obj_size = ma_obj_size,
     .set_backref = ma_set_backref,
+    .backref = ma_backref,
     .huge_class_size = ma_huge_class_size,
     .compact = ma_compact,
     .stats = ma_stats,

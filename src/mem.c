@@ -7,6 +7,14 @@
  */
 #define _GNU_SOURCE
 #include "mem.h"
+#include "error.h"
+#include "uzram.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <stdatomic.h>
 #include <malloc.h>
@@ -127,4 +135,38 @@ void uz_vm_populate(void *addr, size_t len)
 void uz_mem_set_locked(bool locked)
 {
     atomic_store(&mem_locked, locked);
+}
+
+/* ---- memory locking for swap servers (the public side: uzram.h) ---- */
+
+void uzram_set_memory_locked(bool locked)
+{
+    uz_mem_set_locked(locked);
+}
+
+int uzram_lock_memory(void)
+{
+    /* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make every later
+     * mapping past the limit fail: the device could not grow.  Only a
+     * process that may lock without limit (root, or an unlimited rlimit)
+     * locks. */
+    struct rlimit rl;
+    if (geteuid() != 0 && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        return uz_error(-EPERM, "lock memory: RLIMIT_MEMLOCK is finite (%llu bytes) and the process "
+                        "is not root: run as root or raise the limit to unlimited",
+                        (unsigned long long)rl.rlim_cur);
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+        return uz_error(-errno, "lock memory: mlockall: %s", strerror(errno));
+    uz_mem_set_locked(true);
+    /* Threads created from now on inherit the flag.  It needs
+     * CAP_SYS_RESOURCE; without it the lock alone keeps the server out of
+     * swap. */
+    (void)prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+    return 0;
+}
+
+void uzram_unlock_memory(void)
+{
+    munlockall();
+    uz_mem_set_locked(false);
 }

@@ -30,8 +30,11 @@
  * tick of each policy.
  */
 #define _GNU_SOURCE
-#include "store.h"
-#include "attr.h"
+#include "policy.h"
+#include "device.h"
+#include "parse.h"
+#include "recompress.h"
+#include "writeback.h"
 #include "error.h"
 #include "mem.h"
 
@@ -78,17 +81,15 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
         memset(out, 0, sizeof *out);
         return 0;
     }
-    char copy[256], *save = NULL;
-    if (strlen(s) >= sizeof copy)
-        return uz_error(-EINVAL, "%s: too long", what);
-    strcpy(copy, s);
+    struct uz_kv kv;
+    int err = uz_kv_begin(&kv, s, what);
+    if (err < 0)
+        return err;
     bool have_idle = false;
-    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-        char *eq = strchr(tok, '=');
-        if (!eq)
+    while (uz_kv_next(&kv)) {
+        const char *tok = kv.key, *v = kv.val;
+        if (!v)
             return uz_error(-EINVAL, "%s: '%s' is not key=value", what, tok);
-        *eq = 0;
-        const char *v = eq + 1;
         uint64_t x;
         char *end;
         if (strcmp(tok, "algo") == 0 && !wb) {
@@ -191,9 +192,9 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
                               .scan_max = SCAN_MAX, .group = rc.group};
         (void)uz_recompress(dev, &r);
         p->rc_cursor = r.next >= dev->nslots ? 0 : r.next;
-        atomic_fetch_add(&dev->c.pol_rc_ticks, 1);
-        atomic_fetch_add(&dev->c.pol_rc_pages, r.done);
-        note_max(&dev->c.pol_rc_ns_max, (mono_ms() - t0) * 1000000);
+        atomic_fetch_add(&dev->ev.pol_rc_ticks, 1);
+        atomic_fetch_add(&dev->ev.pol_rc_pages, r.done);
+        note_max(&dev->ev.pol_rc_ns_max, (mono_ms() - t0) * 1000000);
     }
     if (wb.on && now_ms >= p->wb_next_ms && dev->bd) {
         p->wb_next_ms = now_ms + wb.period_ms;
@@ -206,10 +207,10 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
             int err = uz_writeback(dev, &r);
             p->wb_cursor = r.next >= dev->nslots ? 0 : r.next;
             if (err < 0)
-                atomic_fetch_add(&dev->c.pol_wb_errors, 1);
-            atomic_fetch_add(&dev->c.pol_wb_ticks, 1);
-            atomic_fetch_add(&dev->c.pol_wb_pages, r.done);
-            note_max(&dev->c.pol_wb_ns_max, (mono_ms() - t0) * 1000000);
+                atomic_fetch_add(&dev->ev.pol_wb_errors, 1);
+            atomic_fetch_add(&dev->ev.pol_wb_ticks, 1);
+            atomic_fetch_add(&dev->ev.pol_wb_pages, r.done);
+            note_max(&dev->ev.pol_wb_ns_max, (mono_ms() - t0) * 1000000);
         }
     }
 }

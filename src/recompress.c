@@ -41,7 +41,9 @@
  * by (they have no SLOT_OBJ).
  */
 #define _GNU_SOURCE
-#include "store.h"
+#include "recompress.h"
+#include "page.h"
+#include "group.h"
 #include "error.h"
 
 #include <errno.h>
@@ -88,19 +90,6 @@ uint64_t uz_secondaries_bytes(struct uzram *dev)
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
         n += dev->sec[i].n ? dev->sec[i].bytes : 0;
     return n;
-}
-
-int uz_decompress(struct uzram *dev, uint32_t prio, const void *src, size_t clen, void *dst,
-                  struct uz_stream *st)
-{
-    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
-    if (ss->n == 0)
-        return -EIO;
-    struct uz_stream *use = (prio == 0 && st) ? st : uz_stream_get(ss);
-    int rc = ss->codec->decompress(use->ctx, src, clen, dst, PAGE);
-    if (use != st)
-        uz_stream_put(use);
-    return rc == 0 ? 0 : -EIO;
 }
 
 static size_t class_of(struct uzram *dev, size_t size)
@@ -158,15 +147,10 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
             uint64_t nh;
             if (dev->aops->alloc(dev->alloc, clen, (uint32_t)idx, &nh) == 0) {
                 memcpy(dev->aops->map(dev->alloc, nh), s2->out, clen);
-                dev->aops->free(dev->alloc, h);
-                slot_set_handle(s, nh);
-                uz_slot_set(s, SLOT_OBJ | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | (f & SLOT_IDLE));
-                atomic_fetch_add_explicit(&dev->c.compr_bytes, clen, memory_order_relaxed);
-                atomic_fetch_sub_explicit(&dev->c.compr_bytes, size, memory_order_relaxed);
-                atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
-                if (f & SLOT_HUGE)
-                    atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&dev->c.recompressed, 1, memory_order_relaxed);
+                uz_slot_commit(dev, idx, s,
+                               SLOT_OBJ | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | (f & SLOT_IDLE),
+                               nh, clen);
+                atomic_fetch_add_explicit(&dev->ev.recompressed, 1, memory_order_relaxed);
                 won = 1;
             }
             /* a failed allocation (memory limit): keep the old object, and
@@ -180,8 +164,8 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     if (err < 0)
         return err;
     if (!won && err == 0 && last >= last_prio) {
-        uz_slot_set(s, f | SLOT_INCOMP);
-        atomic_fetch_add_explicit(&dev->c.recomp_incomp, 1, memory_order_relaxed);
+        uz_slot_mark(s, SLOT_INCOMP, 0);
+        atomic_fetch_add_explicit(&dev->ev.recomp_incomp, 1, memory_order_relaxed);
     }
     return won;
 }
@@ -257,15 +241,12 @@ static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
         } else {
             for (j = 0; j < k; j++) {
                 struct uz_slot *s = uz_varray_at(&dev->slots, b + j);
-                uint32_t idle = atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_IDLE;
-                uz_slot_free(dev, b + j, s);
-                slot_set_handle(s, h[j]);
-                uz_slot_set(s, slot_group_bits(k) | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | idle);
-                uz_varray_live(&dev->slots, b + j, +1);
+                uint32_t idle = uz_slot_state(s) & SLOT_IDLE;
+                uz_slot_commit(dev, b + j, s,
+                               slot_group_bits(k) | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | idle,
+                               h[j], chunk_bytes(clen, j));
             }
-            atomic_fetch_add_explicit(&dev->c.pages_stored, k, memory_order_relaxed);
-            atomic_fetch_add_explicit(&dev->c.compr_bytes, clen, memory_order_relaxed);
-            atomic_fetch_add_explicit(&dev->c.recompressed, k, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dev->ev.recompressed, k, memory_order_relaxed);
             won = 1;
         }
     }

@@ -1,6 +1,8 @@
 /*
- * store.h - the device's internal layout, shared by store.c (the data
- * path) and attr.c (the attribute table).  Not public.
+ * store.h - the store's state: the slot format, the counters and struct
+ * uzram.  Types only: every layer of the store includes it, and each
+ * layer declares its functions in its own header (src/README.md lists the
+ * layers and the lock order).  Not public.
  */
 #ifndef UZRAM_STORE_H
 #define UZRAM_STORE_H
@@ -132,17 +134,25 @@ static inline uint32_t slot_group_bits(uint32_t k)
 
 #define UZ_GROUP_MAX 8u                 /* largest group, in pages */
 
-struct uz_counters {
-    _Atomic uint64_t pages_stored;     /* live pages (objects + same) */
-    _Atomic uint64_t compr_bytes;
+/* The content counters: what the slot table holds.  Written by
+ * uz_slot_commit (slot.c) alone, read through uz_tally_read. */
+struct uz_tally {
+    _Atomic uint64_t pages_stored;     /* pages in RAM (objects, same, group members) */
+    _Atomic uint64_t compr_bytes;      /* bytes of their objects */
     _Atomic uint64_t same_pages;
     _Atomic uint64_t huge_pages;
-    _Atomic uint64_t huge_pages_since;
-    _Atomic uint64_t mem_used_max;     /* pages */
+    _Atomic uint64_t huge_pages_since; /* huge objects ever stored */
+    _Atomic uint64_t group_members;    /* slots in compressed groups */
+    _Atomic uint64_t wb_pages;         /* pages on the backing device */
+    _Atomic uint64_t frees;            /* objects freed: what fragments memory */
+};
+
+/* Event counters: each is counted where its event happens. */
+struct uz_events {
+    _Atomic uint64_t mem_used_max;     /* pages (a high-water mark) */
     _Atomic uint64_t failed_reads, failed_writes, invalid_io, notify_free;
     _Atomic uint64_t reads, writes;
     _Atomic uint64_t miss_free, writestall;
-    _Atomic uint64_t frees;            /* objects freed: what fragments memory */
     _Atomic uint64_t compact_steps, compact_pause_max_ns;
     _Atomic uint64_t forwarded;        /* writes sent to the backing device */
     _Atomic uint64_t written_back;     /* pages moved there by writeback */
@@ -181,6 +191,11 @@ struct uzram {
      * initialisation and reset: a device cannot vanish under I/O. */
     pthread_rwlock_t init_lock;
     bool initialised;
+    /* Users that have the disk open (uzram_open): while any does, the
+     * attribute stores that reshape the device fail with EBUSY, as zram's
+     * do while the block device is open.  Changed with init_lock held for
+     * reading, tested with it held for writing. */
+    _Atomic unsigned opens;
 
     /* configuration (kept across reset) */
     char algorithm[32];
@@ -214,149 +229,9 @@ struct uzram {
     _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
     _Atomic bool compacting;           /* an automatic step is running */
     _Atomic uint64_t compact_retry_at; /* frees count before which not to retry */
-    struct uz_counters c;
+    struct uz_tally tally;             /* slot.c's alone */
+    struct uz_events ev;
     uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
 };
-
-/* The device clock, seconds since creation. */
-uint32_t uz_now(const struct uzram *dev);
-
-/* (Re)initialise a device to disksize bytes with the current config, or
- * tear it down.  Caller holds init_lock for writing. */
-int uz_dev_init(struct uzram *dev, uint64_t disksize);
-void uz_dev_teardown(struct uzram *dev);
-/* Everything the live device holds, in bytes (as uzram_stats.footprint),
- * given the allocator's stats. */
-uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as);
-
-/* mem_used_max := current use (what writing 0 to mem_used_max does). */
-void uz_mem_used_max_reset(struct uzram *dev);
-
-/* ---- slot access for writeback.c, recompress.c, policy.c ---- */
-
-/* Pin the table page and lock slot idx / unlock and unpin. */
-struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx);
-void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s);
-/* Replace the state bits of a locked slot (keeps lock bits and atime). */
-void uz_slot_set(struct uz_slot *s, uint32_t state);
-/* The first index >= idx (and < nslots) whose slot may be non-empty, or
- * nslots: skips unused table pages without touching them. */
-uint64_t uz_next_used(struct uzram *dev, uint64_t idx);
-/* Racy look at a slot's flags (no lock): for scans that skip slots. */
-uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx);
-/* Compressed size of the object of a locked slot (state f, handle h). */
-size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h);
-void uz_note_mem_used(struct uzram *dev);
-
-/* ---- the single-page primitives, for group.c ---- */
-
-/* Lock / unlock a slot whose table page the caller has pinned. */
-void uz_slot_lock(struct uz_slot *s);
-void uz_slot_unlock(struct uz_slot *s);
-/* Drop whatever a locked slot holds (a group member only as part of
- * freeing its whole group). */
-void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
-/* Stamp a locked slot's atime and clear IDLE. */
-void uz_slot_touch(struct uzram *dev, struct uz_slot *s);
-/* Store / read one whole page of a locked slot that is not a group member
- * (st: a primary stream the caller holds, or NULL). */
-int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
-                  struct uz_stream *st);
-int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
-                 struct uz_stream *st);
-/* Part of a locked slot's page (not a group member): read bytes
- * [in, in+n) into dst; or replace them with src (zeros if NULL). */
-int uz_read_part(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
-                 uint8_t *dst);
-int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
-                  const uint8_t *src);
-bool uz_page_same_filled(const void *page, uint64_t *word);
-void uz_fill_page(void *dst, uint64_t word);
-
-/* ---- groups (group.c) ---- */
-
-/* Pin and lock slots [lo, hi) in ascending order / unlock and unpin them. */
-void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
-void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
-/* Whole-group write: dev->group_pages pages from src at slot base (a
- * multiple of the group size).  0 or -errno; on error every page of the
- * group is wholly old or wholly new, new ones first. */
-int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src);
-/* Single-page operations that met a group member: they cover the bytes
- * [off, off + len) that lie in the unit (group or page) holding off, and
- * say in *done how many bytes that was.  Read: into dst.  Update: write
- * src (NULL: zeros; discard: pages wholly covered become empty).  A group
- * partly overwritten is broken into single pages, all allocated before
- * anything is freed: on error nothing changed. */
-int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
-int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
-                    bool discard, size_t *done);
-
-/* ---- backing device (writeback.c) ---- */
-
-/* Store page (or its compressed form: clen bytes in st->out, clen != 0,
- * with algorithm priority prio) on the backing device; on success *handle
- * is the WB handle for the slot.  src need not be aligned (it is copied
- * into st->page unless it is st->page).  0, -ENOSPC, -EIO ... */
-int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t clen,
-              uint64_t *handle);
-/* Read the page of a WB slot (state f, handle h) into dst.  st: a primary
- * stream the caller holds, or NULL.  0 or -EIO. */
-int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st);
-/* Mark idle every live slot idle for at least min_age seconds (0: all). */
-void uz_idle_mark(struct uzram *dev, uint32_t min_age);
-
-enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
-struct uz_wb_req {
-    unsigned mode;                     /* WB_*: which pages qualify (all bits must hold) */
-    uint64_t lo, hi;                   /* slot range [lo, hi) */
-    uint64_t max_pages;                /* 0 = no bound */
-    uint32_t min_age;                  /* WB_AGE: idle at least this long */
-    uint64_t done;                     /* out: pages written back */
-    uint64_t next;                     /* out: where the scan stopped */
-};
-/* Write back the qualifying pages.  0, or the first error (the page it
- * happened on stays in RAM): -ENODEV no backing device, -EIO (I/O error
- * or writeback_limit exhausted), -ENOSPC backing device full. */
-int uz_writeback(struct uzram *dev, struct uz_wb_req *req);
-
-/* ---- recompression (recompress.c) ---- */
-
-/* Decompress an object of clen bytes compressed at priority prio into dst
- * (4096 bytes).  st: a primary stream the caller holds, or NULL.  0 / -EIO. */
-int uz_decompress(struct uzram *dev, uint32_t prio, const void *src, size_t clen, void *dst,
-                  struct uz_stream *st);
-int uz_secondaries_init(struct uzram *dev);
-void uz_secondaries_fini(struct uzram *dev);
-uint64_t uz_secondaries_bytes(struct uzram *dev);
-
-enum { RC_IDLE = 1, RC_HUGE = 2, RC_AGE = 4 };
-struct uz_rc_req {
-    unsigned mode;                     /* RC_*: all bits must hold; 0 = any page */
-    uint32_t min_age;                  /* RC_AGE */
-    uint64_t threshold;                /* only objects of at least this size */
-    uint64_t max_pages;                /* pages tried, 0 = no bound */
-    uint32_t prio;                     /* try only this priority; 0 = all */
-    uint64_t lo, hi;                   /* slot range */
-    uint64_t scan_max;                 /* slots looked at, 0 = no bound */
-    uint32_t group;                    /* > 1: make groups of this many idle pages */
-    uint64_t done;                     /* out: objects replaced (pages grouped) */
-    uint64_t next;                     /* out: where the scan stopped */
-};
-int uz_recompress(struct uzram *dev, struct uz_rc_req *req);
-
-/* ---- policies (policy.c) ---- */
-
-/* Parse a policy attribute value into *out (recompress: wb false).
- * "0" / "off" / "" turns it off.  0 or -EINVAL with a message. */
-int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out);
-int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size);
-
-/* Start the policy thread if a policy is on and none runs (device
- * initialised).  0 or -ENOMEM/-EAGAIN. */
-int uz_policy_start(struct uzram *dev);
-/* Stop it and wait for it.  Called with init_lock held for writing or
- * with no lock. */
-void uz_policy_stop(struct uzram *dev);
 
 #endif

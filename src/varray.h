@@ -39,6 +39,13 @@ static inline int uz_varray_page_used(const struct uz_varray *va, uint64_t i)
     return atomic_load_explicit(c, memory_order_relaxed) != 0;
 }
 
+/* The page's use count (live elements plus pins), for checks. */
+static inline uint32_t uz_varray_count(const struct uz_varray *va, uint64_t i)
+{
+    const _Atomic uint32_t *c = (const _Atomic uint32_t *)(va->base + (i / va->per_page) * 4096u);
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
 /* Pin the page under element i (it will not be released while pinned). */
 void uz_varray_pin(struct uz_varray *va, uint64_t i);
 /* Drop a pin; the page is released when no pin and no live element is left. */

@@ -37,66 +37,14 @@
  * seconds.  The policies use the age directly, without the flag.
  */
 #define _GNU_SOURCE
-#include "store.h"
+#include "writeback.h"
+#include "page.h"
 #include "error.h"
 
 #include <errno.h>
 #include <string.h>
 
 #define PAGE UZRAM_PAGE_SIZE
-
-int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t clen,
-              uint64_t *handle)
-{
-    struct uz_backing *b = dev->bd;
-    uint64_t blk;
-    int err = uz_backing_alloc(b, &blk);
-    if (err < 0)
-        return err;
-    const uint8_t *buf;
-    size_t len;
-    if (clen) {
-        size_t n = uz_backing_iolen(b, clen);
-        memset(st->out + clen, 0, n - clen);   /* no stale bytes on disk */
-        buf = st->out;
-        len = clen;
-    } else {
-        if (src != st->page)
-            memcpy(st->page, src, PAGE);
-        buf = st->page;
-        len = PAGE;
-    }
-    err = uz_backing_write(b, blk, buf, len);
-    if (err < 0) {
-        uz_backing_free(b, blk);
-        return err;
-    }
-    *handle = blk | (uint64_t)clen << WB_LEN_SHIFT;
-    return 0;
-}
-
-int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st)
-{
-    uint64_t blk = h & WB_BLK_MASK;
-    size_t clen = (size_t)(h >> WB_LEN_SHIFT);
-    uint32_t prio = clen ? slot_prio(f) : 0;
-    /* the bounce buffer: out of the stream whose codec decodes the block */
-    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
-    struct uz_stream *io = (prio == 0 && st) ? st : uz_stream_get(ss);
-    int err = uz_backing_read(dev->bd, blk, io->out, clen ? clen : PAGE);
-    if (err == 0) {
-        if (!clen)
-            memcpy(dst, io->out, PAGE);
-        else if (ss->codec->decompress(io->ctx, io->out, clen, dst, PAGE) != 0)
-            err = uz_error(-EIO, "read: block %llu of the backing device does not decompress",
-                           (unsigned long long)blk);
-    } else {
-        err = -EIO;   /* whatever the backing device said, the read failed */
-    }
-    if (io != st)
-        uz_stream_put(io);
-    return err;
-}
 
 void uz_idle_mark(struct uzram *dev, uint32_t min_age)
 {
@@ -108,7 +56,7 @@ void uz_idle_mark(struct uzram *dev, uint32_t min_age)
         struct uz_slot *s = uz_slot_get(dev, i);
         f = atomic_load_explicit(&s->flags, memory_order_relaxed);
         if ((f & SLOT_STATE) && (min_age == 0 || slot_age(f, now) >= min_age))
-            uz_slot_set(s, (f & SLOT_STATE) | SLOT_IDLE);
+            uz_slot_mark(s, SLOT_IDLE, 0);
         uz_slot_put(dev, i, s);
     }
 }
@@ -172,18 +120,11 @@ static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     uz_stream_put(st);
     if (err < 0)
         return err;
-    dev->aops->free(dev->alloc, h);
-    atomic_fetch_sub_explicit(&dev->c.compr_bytes, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&dev->c.pages_stored, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dev->c.frees, 1, memory_order_relaxed);
-    if (f & SLOT_HUGE)
-        atomic_fetch_sub_explicit(&dev->c.huge_pages, 1, memory_order_relaxed);
-    slot_set_handle(s, wh);
     uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
     if (clen)
         keep |= f & (SLOT_PRIO_MASK | SLOT_RECOMP);
-    uz_slot_set(s, SLOT_WB | keep);
-    atomic_fetch_add_explicit(&dev->c.written_back, 1, memory_order_relaxed);
+    uz_slot_commit(dev, idx, s, SLOT_WB | keep, wh, 0);
+    atomic_fetch_add_explicit(&dev->ev.written_back, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -211,7 +152,7 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
                 err = wb_one(dev, i, s, f & SLOT_STATE);
                 if (err < 0) {
                     give_back_limit(dev);
-                    atomic_fetch_add_explicit(&dev->c.wb_failed, 1, memory_order_relaxed);
+                    atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
                 } else {
                     req->done++;
                 }

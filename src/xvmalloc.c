@@ -601,6 +601,16 @@ static void xv_set_backref(struct uz_allocator *ua, uint64_t handle, uint32_t ba
         __atomic_store_n(backref_p(a, page, off), backref, __ATOMIC_RELAXED);
 }
 
+static uint32_t xv_backref(struct uz_allocator *ua, uint64_t handle)
+{
+    struct xv *a = (struct xv *)ua;
+    uint32_t page = handle_page(handle);
+    unsigned off = handle_off(handle);
+    if (off == XV_HUGE_OFF)
+        return __atomic_load_n(&a->pages[page].link, __ATOMIC_RELAXED);
+    return __atomic_load_n(backref_p(a, page, off), __ATOMIC_RELAXED);
+}
+
 static size_t xv_huge_class_size(struct uz_allocator *ua)
 {
     (void)ua;
@@ -920,6 +930,7 @@ const struct uz_alloc_ops uz_xvmalloc_ops = {
     .obj_size = xv_obj_size,
     .class_size = xv_class_size,
     .set_backref = xv_set_backref,
+    .backref = xv_backref,
     .huge_class_size = xv_huge_class_size,
     .compact = xv_compact,
     .stats = xv_stats,

@@ -757,6 +757,21 @@ static size_t zs_obj_size(struct uz_allocator *a, uint64_t h)
     return cl->payload - zs_base(a, z)[handle_idx(h)];
 }
 
+static uint32_t zs_backref(struct uz_allocator *a, uint64_t h)
+{
+    struct zspage *z = handle_desc(a, h);
+    if (!z)
+        return 0;
+    if (z->cls == ZS_CLS_PACK)
+        return zs_pack_backref(a, handle_id(h), handle_idx(h));
+    struct zs_class *cl = z->cls == ZS_CLS_HUGE ? &a->huge : &a->classes[z->cls];
+    pthread_mutex_lock(cl->lock);
+    uint32_t b = z->cls == ZS_CLS_HUGE ? z->u.huge.backref
+                                       : hdr_get(slot_at(cl, zs_base(a, z), handle_idx(h)));
+    pthread_mutex_unlock(cl->lock);
+    return b;
+}
+
 static void zs_set_backref(struct uz_allocator *a, uint64_t h, uint32_t backref)
 {
     struct zspage *z = handle_desc(a, h);
@@ -1243,6 +1258,7 @@ const struct uz_alloc_ops uz_zsmalloc_ops = {
     .map = zs_map,
     .obj_size = zs_obj_size,
     .set_backref = zs_set_backref,
+    .backref = zs_backref,
     .huge_class_size = zs_huge_class_size,
     .class_size = zs_class_size,
     .compact = zs_compact,

@@ -245,6 +245,7 @@ void zs_pack_fini(struct uz_allocator *a);
 int zs_pack_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle);
 void zs_pack_free(struct uz_allocator *a, uint32_t id, uint32_t off);
 void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint32_t backref);
+uint32_t zs_pack_backref(struct uz_allocator *a, uint32_t id, uint32_t off);
 /* Clean the pack until *work reaches max_pages (0: no bound); returns the
  * pages released. */
 uint64_t zs_pack_compact(struct uz_allocator *a, uint64_t max_pages, uint64_t *work);

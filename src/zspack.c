@@ -439,6 +439,14 @@ void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint
     pthread_mutex_unlock(&a->pack.lock);
 }
 
+uint32_t zs_pack_backref(struct uz_allocator *a, uint32_t id, uint32_t off)
+{
+    pthread_mutex_lock(&a->pack.lock);
+    uint32_t b = hdr_get(zs_base(a, zs_desc(a, id)) + off);
+    pthread_mutex_unlock(&a->pack.lock);
+    return b;
+}
+
 /* ---- check ---------------------------------------------------------------- */
 
 /* Verify one pack run: its records parse up to bump and the live ones

@@ -55,7 +55,9 @@
 
 #include "alloc.h"
 #include "mem.h"
-#include "store.h"
+#include "slot.h"
+#include "device.h"
+#include "page.h"
 #include "uzram.h"
 
 #define PAGE 4096u

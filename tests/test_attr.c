@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "attr.h"
+#include "parse.h"
 #include "uzram.h"
 
 #define PAGE 4096u

@@ -26,7 +26,9 @@
 #include <unistd.h>
 
 #include "backing.h"
-#include "store.h"
+#include "slot.h"
+#include "device.h"
+#include "page.h"
 #include "uzram.h"
 #include "lib/test_files.h"
 

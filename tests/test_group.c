@@ -34,7 +34,9 @@
 
 #include "alloc.h"
 #include "mem.h"
-#include "store.h"
+#include "slot.h"
+#include "device.h"
+#include "page.h"
 #include "uzram.h"
 #include "lib/test_files.h"
 

@@ -21,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "slot.h"
+#include "device.h"
+#include "page.h"
 #include "uzram.h"
 #include "lib/test_files.h"
 

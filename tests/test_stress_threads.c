@@ -46,7 +46,9 @@
 #include <time.h>
 
 #include "alloc.h"
-#include "store.h"
+#include "slot.h"
+#include "device.h"
+#include "page.h"
 #include "uzram.h"
 
 #define PAGE 4096u

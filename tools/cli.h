@@ -9,11 +9,11 @@
 int uz_cmd_bench(int argc, char **argv);    /* tools/bench.c   */
 int uz_cmd_bench_alloc(int argc, char **argv); /* tools/bench_alloc.c */
 int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
-int uz_cmd_mount(int argc, char **argv);    /* frontends/fuse.c */
-int uz_cmd_umount(int argc, char **argv);   /* frontends/fuse.c */
+int uz_cmd_mount(int argc, char **argv);    /* tools/mount.c   */
+int uz_cmd_umount(int argc, char **argv);   /* tools/mount.c   */
 int uz_cmd_stat(int argc, char **argv);     /* tools/stat.c    */
 
-/* Sizes ("512M", "1G") are parsed with uz_memparse() from src/attr.h,
+/* Sizes ("512M", "1G") are parsed with uzram_parse_size() (uzram.h),
  * the same parser the attribute files use. */
 
 #endif

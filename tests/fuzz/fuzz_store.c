@@ -65,7 +65,9 @@
 #include "uzram.h"
 #include "alloc.h"
 #include "mem.h"
-#include "store.h"   /* dev->aops->check(): the allocator's consistency check */
+#include "slot.h"   /* dev->aops->check(): the allocator's consistency check */
+#include "device.h"
+#include "page.h"
 #include "../lib/model_page.h"
 
 #define PAGE 4096u

@@ -1,0 +1,36 @@
+/*
+ * group.h - layer 3 of the store (src/README.md): compressed groups,
+ * K = 2, 4 or 8 aligned pages compressed together (group.c; the slot
+ * layout is in store.h).
+ */
+#ifndef UZRAM_GROUP_H
+#define UZRAM_GROUP_H
+
+#include "slot.h"
+
+/* Bytes of chunk j of a group stream of clen bytes (0 past the last). */
+static inline size_t chunk_bytes(size_t clen, uint32_t j)
+{
+    size_t at = (size_t)j * UZRAM_PAGE_SIZE;
+    if (at >= clen)
+        return 0;
+    return clen - at < UZRAM_PAGE_SIZE ? clen - at : UZRAM_PAGE_SIZE;
+}
+
+/* Whole-group write: dev->group_pages pages from src at slot base (a
+ * multiple of the group size).  0 or -ENOMEM (no memory, no backing device
+ * to forward to) / a backing device error; on error every page of the
+ * group is wholly old or wholly new, new ones first. */
+int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src);
+/* Single-page operations that met a group member: they cover the bytes
+ * [off, off + len) that lie in the unit (group or page) holding off, and
+ * say in *done how many bytes that was.  Read: into dst (0 or -EIO).
+ * Update: write src (NULL: zeros; discard: pages wholly covered become
+ * empty).  A group partly overwritten is broken into single pages, all
+ * allocated before anything is freed: on error (-ENOMEM, -EIO) nothing
+ * changed. */
+int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+                    bool discard, size_t *done);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * io.c - layer 4 of the store (src/README.md): the public data path,
+ * uzram_read / write / discard / write_zeroes / flush / page_state.
+ *
+ * Each call holds init_lock for reading (a device cannot be reset under
+ * I/O), checks the range, and walks it page by page: a whole page goes to
+ * page.c under its slot lock, part of a page is a read-modify-write
+ * (uz_patch_page), and a page found in a compressed group is handed to
+ * group.c, which locks the whole group.  With group_pages K > 1, a write
+ * that covers an aligned group goes to uz_group_write whole.  With K = 1
+ * (the default) the data path pays one predictable branch per page for
+ * groups.  After a write or discard, auto-compaction may run a bounded
+ * step (device.c).
+ *
+ * Locking: init_lock (read) -> slot lock(s); src/README.md has the order.
+ */
+#define _GNU_SOURCE
+#include "device.h"
+#include "group.h"
+#include "page.h"
+#include "error.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define PAGE UZRAM_PAGE_SIZE
+
+/* --------------------------------------------------------- range checks */
+
+static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
+{
+    if (!dev->initialised)
+        return uz_error(-ENXIO, "%s: device is not initialised (set disksize)", what);
+    if (off > dev->disksize || len > dev->disksize - off) {
+        atomic_fetch_add_explicit(&dev->ev.invalid_io, 1, memory_order_relaxed);
+        return uz_error(-EINVAL, "%s: range [%llu, +%zu) is outside the %llu-byte disk", what,
+                        (unsigned long long)off, len, (unsigned long long)dev->disksize);
+    }
+    return 0;
+}
+
+/* True if the slot is empty; read without the lock (a racing writer is
+ * ordered after this read).  Touching an empty table page this way maps
+ * nothing. */
+static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
+{
+    return (atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire) &
+            (SLOT_STATE | SLOT_LOCKBITS)) == 0;
+}
+
+/* ---------------------------------------------------------- public I/O */
+
+int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, "read");
+    uint8_t *out = buf;
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        uint32_t f = atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
+        if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
+            memset(out, 0, n);
+        } else {
+            bool group = f & SLOT_GROUP;
+            if (!group) {
+                struct uz_slot *s = uz_slot_get(dev, idx);
+                group = uz_slot_state(s) & SLOT_GROUP;
+                if (group) {
+                    /* a group member: the whole group is locked in group.c */
+                } else {
+                    err = uz_read_part(dev, idx, s, in, n, out);
+                }
+                uz_slot_put(dev, idx, s);
+            }
+            if (__builtin_expect(group, 0)) {
+                err = uz_group_read(dev, off, len, out, &n);
+                atomic_fetch_add_explicit(&dev->ev.reads, (in + n + PAGE - 1) / PAGE - 1,
+                                          memory_order_relaxed);
+            }
+        }
+        atomic_fetch_add_explicit(&dev->ev.reads, 1, memory_order_relaxed);
+        out += n;
+        off += n;
+        len -= n;
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+/* Write n bytes at offset in within page idx (n < PAGE or unaligned):
+ * read-modify-write under the slot lock.  src == NULL writes zeros.  A
+ * group member is left to group.c; *done is the bytes handled. */
+static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
+                         size_t len, size_t *done)
+{
+    struct uz_slot *s = uz_slot_get(dev, idx);
+    if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {
+        uz_slot_put(dev, idx, s);
+        return uz_group_update(dev, idx * PAGE + in, len, src, src == NULL, done);
+    }
+    *done = n;
+    int err = uz_patch_page(dev, idx, s, in, n, src);
+    uz_slot_put(dev, idx, s);
+    return err;
+}
+
+int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, "write");
+    const uint8_t *src = buf;
+    /* group mode: whole aligned groups go to group.c */
+    uint64_t gbytes = (uint64_t)dev->group_pages * PAGE;
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        if (__builtin_expect(gbytes > PAGE, 0) && len >= gbytes && off % gbytes == 0) {
+            err = uz_group_write(dev, idx, src);
+            n = gbytes;
+            atomic_fetch_add_explicit(&dev->ev.writes, dev->group_pages - 1, memory_order_relaxed);
+        } else if (n == PAGE) {
+            struct uz_slot *s = uz_slot_get(dev, idx);
+            if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {
+                uz_slot_put(dev, idx, s);
+                err = uz_group_update(dev, off, len, src, false, &n);
+                atomic_fetch_add_explicit(&dev->ev.writes, (n + PAGE - 1) / PAGE - 1,
+                                          memory_order_relaxed);
+            } else {
+                err = uz_write_page(dev, idx, s, src, NULL);
+                uz_slot_put(dev, idx, s);
+            }
+        } else {
+            err = write_partial(dev, idx, in, n, src, len, &n);
+            atomic_fetch_add_explicit(&dev->ev.writes, (in + n + PAGE - 1) / PAGE - 1,
+                                      memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&dev->ev.writes, 1, memory_order_relaxed);
+        src += n;
+        off += n;
+        len -= n;
+    }
+    if (dev->initialised)
+        uz_dev_auto_compact(dev);
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+/* Discard and write-zeroes are one operation (zero pages cost nothing);
+ * what names it in error messages. */
+static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int err = check_range(dev, len, off, what);
+    while (err == 0 && len > 0) {
+        uint64_t idx = off / PAGE;
+        size_t in = off % PAGE;
+        size_t n = PAGE - in < len ? PAGE - in : len;
+        if (!slot_empty_racy(dev, idx)) {
+            if (n == PAGE) {
+                struct uz_slot *s = uz_slot_get(dev, idx);
+                if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {
+                    uz_slot_put(dev, idx, s);
+                    err = uz_group_update(dev, off, len, NULL, true, &n);
+                } else {
+                    if (uz_slot_state(s))
+                        atomic_fetch_add_explicit(&dev->ev.notify_free, 1, memory_order_relaxed);
+                    uz_slot_free(dev, idx, s);
+                    uz_slot_put(dev, idx, s);
+                }
+            } else {
+                err = write_partial(dev, idx, in, n, NULL, len, &n);
+            }
+        }
+        off += n;
+        len -= n;
+    }
+    if (dev->initialised)
+        uz_dev_auto_compact(dev);
+    pthread_rwlock_unlock(&dev->init_lock);
+    return err;
+}
+
+int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
+{
+    return zero_range(dev, len, off, "discard");
+}
+
+int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
+{
+    return zero_range(dev, len, off, "write_zeroes");
+}
+
+int uzram_flush(struct uzram *dev)
+{
+    (void)dev;
+    return 0;
+}
+
+int uzram_page_state(struct uzram *dev, uint64_t off)
+{
+    pthread_rwlock_rdlock(&dev->init_lock);
+    int rc = check_range(dev, 1, off, "page_state");
+    if (rc == 0) {
+        uint64_t idx = off / PAGE;
+        if (slot_empty_racy(dev, idx)) {
+            rc = UZRAM_PAGE_ZERO;
+        } else {
+            struct uz_slot *s = uz_slot_get(dev, idx);
+            uint32_t f = uz_slot_state(s);
+            /* a group member is data, whatever it holds */
+            rc = (f == 0 || ((f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME && slot_handle(s) == 0))
+                     ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
+            uz_slot_put(dev, idx, s);
+        }
+    }
+    pthread_rwlock_unlock(&dev->init_lock);
+    return rc;
+}
+

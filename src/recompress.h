@@ -1,0 +1,36 @@
+/*
+ * recompress.h - layer 3 of the store (src/README.md): secondary
+ * algorithms and recompression (recompress.c).
+ */
+#ifndef UZRAM_RECOMPRESS_H
+#define UZRAM_RECOMPRESS_H
+
+#include "slot.h"
+
+/* Streams of the configured secondaries (device init / teardown).  init:
+ * 0 or -ENOMEM/-EINVAL with nothing left made. */
+int uz_secondaries_init(struct uzram *dev);
+void uz_secondaries_fini(struct uzram *dev);
+uint64_t uz_secondaries_bytes(struct uzram *dev);
+
+enum { RC_IDLE = 1, RC_HUGE = 2, RC_AGE = 4 };
+struct uz_rc_req {
+    unsigned mode;                     /* RC_*: all bits must hold; 0 = any page */
+    uint32_t min_age;                  /* RC_AGE */
+    uint64_t threshold;                /* only objects of at least this size */
+    uint64_t max_pages;                /* pages tried, 0 = no bound */
+    uint32_t prio;                     /* try only this priority; 0 = all */
+    uint64_t lo, hi;                   /* slot range */
+    uint64_t scan_max;                 /* slots looked at, 0 = no bound */
+    uint32_t group;                    /* > 1: make groups of this many idle pages */
+    uint64_t done;                     /* out: objects replaced (pages grouped) */
+    uint64_t next;                     /* out: where the scan stopped */
+};
+/* Recompress the qualifying pages.  0, or -EIO (a page that does not
+ * decompress: the scan stops there).  Each page is replaced or left as it
+ * was; a failed allocation (memory limit) leaves its page as it was and
+ * goes on.  Not all-or-nothing: pages replaced before an error stay
+ * replaced (they read back the same bytes). */
+int uz_recompress(struct uzram *dev, struct uz_rc_req *req);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * slot.c - layer 1 of the store (src/README.md): the slot table's locks
+ * and pins, the one commit of a slot's content, and the invariant check.
+ *
+ * The table is a varray of 12-byte struct uz_slot (store.h), one per
+ * 4 KiB page of the disk; only table pages holding live slots are
+ * resident.  Each object's back-reference is its slot index, so the
+ * allocator can find and lock the owner when it moves the object
+ * (compaction): uz_slot_owner_ops below.
+ *
+ * Locking (the global order is in src/README.md, "Lock order"):
+ *   - slot lock: one bit in the slot's flags word, a futex when contended.
+ *     Everything about a slot (its handle, its object's bytes) is read and
+ *     changed only under its lock.  Several slots are locked only in
+ *     ascending index order (uz_lock_range).  Compaction holds an
+ *     allocator class lock and only *tries* slot locks (owner_pin), so the
+ *     order is never inverted.
+ *   - varray pin: taken before a slot lock, so the table page under a
+ *     locked slot can never be released.
+ *
+ * Counters.  The content counters (struct uz_tally: stored pages,
+ * compressed bytes, same, huge, group members, written-back pages, frees)
+ * are written here alone, by uz_slot_commit, which sees the old and the
+ * new content of every change.  `make check` keeps it so (tests/layers.sh
+ * greps for any other writer).  Event counters (reads, failures, ...)
+ * are the callers' own (struct uz_events).
+ */
+#define _GNU_SOURCE
+#include "slot.h"
+#include "error.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE UZRAM_PAGE_SIZE
+
+/* ------------------------------------------------------------- locking */
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static bool slot_trylock(struct uz_slot *s)
+{
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!(f & SLOT_LOCK)) {
+        if (atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_LOCK,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+void uz_slot_lock(struct uz_slot *s)
+{
+    int spins = 0;
+    for (;;) {
+        uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if (!(f & SLOT_LOCK)) {
+            if (atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_LOCK,
+                                                      memory_order_acquire, memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (++spins < 100) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        if (!(f & SLOT_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(&s->flags, &f, f | SLOT_WAITERS,
+                                                   memory_order_relaxed, memory_order_relaxed))
+            continue;
+        futex_wait(&s->flags, f | SLOT_WAITERS);
+    }
+}
+
+void uz_slot_unlock(struct uz_slot *s)
+{
+    uint32_t f = atomic_fetch_and_explicit(&s->flags, ~SLOT_LOCKBITS, memory_order_release);
+    if (f & SLOT_WAITERS)
+        futex_wake_all(&s->flags);
+}
+
+struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
+{
+    uz_varray_pin(&dev->slots, idx);
+    struct uz_slot *s = uz_slot_at(dev, idx);
+    uz_slot_lock(s);
+    return s;
+}
+
+void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    uz_slot_unlock(s);
+    uz_varray_unpin(&dev->slots, idx);
+}
+
+void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+{
+    uint64_t per = dev->slots.per_page;
+    uz_varray_pin(&dev->slots, lo);
+    if ((hi - 1) / per != lo / per)
+        uz_varray_pin(&dev->slots, hi - 1);
+    for (uint64_t i = lo; i < hi; i++)
+        uz_slot_lock(uz_slot_at(dev, i));
+}
+
+void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+{
+    uint64_t per = dev->slots.per_page;
+    for (uint64_t i = lo; i < hi; i++)
+        uz_slot_unlock(uz_slot_at(dev, i));
+    if ((hi - 1) / per != lo / per)
+        uz_varray_unpin(&dev->slots, hi - 1);
+    uz_varray_unpin(&dev->slots, lo);
+}
+
+/* ------------------------------------------------------ state and time */
+
+/* Replace the state bits of a locked slot, keeping the lock bits (a waiter
+ * may set WAITERS at any time) and the atime. */
+static void set_state(struct uz_slot *s, uint32_t state)
+{
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f,
+                                                  (f & ~SLOT_STATE) | (state & SLOT_STATE),
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear)
+{
+    set &= SLOT_IDLE | SLOT_INCOMP;
+    clear &= SLOT_IDLE | SLOT_INCOMP;
+    set_state(s, (uz_slot_state(s) & ~clear) | set);
+}
+
+uint32_t uz_now(const struct uzram *dev)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec - dev->epoch);
+}
+
+/* A locked slot was accessed now: set its atime and clear IDLE, as zram
+ * does on every access. */
+void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
+{
+    uint32_t now = uz_now(dev) << SLOT_ATIME_SHIFT;
+    uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->flags, &f,
+                                                  ((f & ~SLOT_ATIME_MASK) | now) & ~SLOT_IDLE,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
+
+uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx)
+{
+    return atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
+}
+
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx)
+{
+    uint64_t per = dev->slots.per_page;
+    while (idx < dev->nslots && !uz_varray_page_used(&dev->slots, idx))
+        idx = (idx / per + 1) * per;
+    return idx < dev->nslots ? idx : dev->nslots;
+}
+
+size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+{
+    return (f & SLOT_HUGE) ? PAGE : dev->aops->obj_size(dev->alloc, h);
+}
+
+/* ------------------------------------------------- owner ops (compaction) */
+
+static bool owner_pin(void *owner, uint32_t backref)
+{
+    struct uzram *dev = owner;
+    /* A slot that owns an object is live, so its table page is resident
+     * and stays so: no varray pin is needed, only the slot lock. */
+    return slot_trylock(uz_slot_at(dev, backref));
+}
+
+static void owner_moved(void *owner, uint32_t backref, uint64_t old_handle, uint64_t new_handle)
+{
+    struct uz_slot *s = uz_slot_at(owner, backref);
+    if (slot_handle(s) == old_handle)
+        slot_set_handle(s, new_handle);
+}
+
+static void owner_unpin(void *owner, uint32_t backref)
+{
+    uz_slot_unlock(uz_slot_at(owner, backref));
+}
+
+const struct uz_owner_ops uz_slot_owner_ops = {
+    .pin = owner_pin,
+    .moved = owner_moved,
+    .unpin = owner_unpin,
+};
+
+/* -------------------------------------------------------------- commit */
+
+#define RELAXED memory_order_relaxed
+
+/* Does a slot in state f hold an allocator object under its handle? */
+static bool holds_object(uint32_t f, uint64_t h)
+{
+    return (f & SLOT_OBJ) || ((f & SLOT_GROUP) && h != 0);
+}
+
+/* Is a slot in state f counted as a stored page (in RAM)? */
+static bool counts_stored(uint32_t f)
+{
+    return (f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP)) != 0;
+}
+
+void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
+                    uint64_t handle, size_t bytes)
+{
+    struct uz_tally *t = &dev->tally;
+    uint32_t f = uz_slot_state(s);
+    uint64_t h = slot_handle(s);
+    state &= SLOT_STATE;
+    /* a group member's size bits are SAME/HUGE elsewhere: test GROUP first */
+    bool old_group = f & SLOT_GROUP, new_group = state & SLOT_GROUP;
+
+    /* the old content out */
+    if (f) {
+        if (holds_object(f, h)) {
+            size_t old = old_group ? dev->aops->obj_size(dev->alloc, h) : uz_obj_bytes(dev, f, h);
+            atomic_fetch_sub_explicit(&t->compr_bytes, old, RELAXED);
+            dev->aops->free(dev->alloc, h);
+            atomic_fetch_add_explicit(&t->frees, 1, RELAXED);
+        }
+        if (old_group)
+            atomic_fetch_sub_explicit(&t->group_members, 1, RELAXED);
+        else if (f & SLOT_HUGE)
+            atomic_fetch_sub_explicit(&t->huge_pages, 1, RELAXED);
+        else if (f & SLOT_SAME)
+            atomic_fetch_sub_explicit(&t->same_pages, 1, RELAXED);
+        if (f & SLOT_WB) {
+            uz_backing_free(dev->bd, h & WB_BLK_MASK);
+            atomic_fetch_sub_explicit(&t->wb_pages, 1, RELAXED);
+        }
+        if (counts_stored(f))
+            atomic_fetch_sub_explicit(&t->pages_stored, 1, RELAXED);
+    }
+
+    /* the new content in */
+    if (state) {
+        if (holds_object(state, handle))
+            atomic_fetch_add_explicit(&t->compr_bytes, bytes, RELAXED);
+        if (new_group) {
+            atomic_fetch_add_explicit(&t->group_members, 1, RELAXED);
+        } else if (state & SLOT_HUGE) {
+            atomic_fetch_add_explicit(&t->huge_pages, 1, RELAXED);
+            atomic_fetch_add_explicit(&t->huge_pages_since, 1, RELAXED);
+        } else if (state & SLOT_SAME) {
+            atomic_fetch_add_explicit(&t->same_pages, 1, RELAXED);
+        }
+        if (state & SLOT_WB)
+            atomic_fetch_add_explicit(&t->wb_pages, 1, RELAXED);
+        if (counts_stored(state))
+            atomic_fetch_add_explicit(&t->pages_stored, 1, RELAXED);
+    }
+
+    slot_set_handle(s, state ? handle : 0);
+    set_state(s, state);
+    if (!f && state)
+        uz_varray_live(&dev->slots, idx, +1);
+    else if (f && !state)
+        uz_varray_live(&dev->slots, idx, -1);
+}
+
+void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+{
+    uz_slot_commit(dev, idx, s, 0, 0, 0);
+}
+
+void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
+{
+    const struct uz_tally *t = &dev->tally;
+    o->pages_stored = atomic_load_explicit(&t->pages_stored, RELAXED);
+    o->compr_bytes = atomic_load_explicit(&t->compr_bytes, RELAXED);
+    o->same_pages = atomic_load_explicit(&t->same_pages, RELAXED);
+    o->huge_pages = atomic_load_explicit(&t->huge_pages, RELAXED);
+    o->huge_pages_since = atomic_load_explicit(&t->huge_pages_since, RELAXED);
+    o->group_members = atomic_load_explicit(&t->group_members, RELAXED);
+    o->wb_pages = atomic_load_explicit(&t->wb_pages, RELAXED);
+    o->frees = atomic_load_explicit(&t->frees, RELAXED);
+}
+
+uint64_t uz_tally_compr_bytes(struct uzram *dev)
+{
+    return atomic_load_explicit(&dev->tally.compr_bytes, RELAXED);
+}
+
+uint64_t uz_tally_frees(struct uzram *dev)
+{
+    return atomic_load_explicit(&dev->tally.frees, RELAXED);
+}
+
+void uz_tally_clear(struct uzram *dev)
+{
+    memset(&dev->tally, 0, sizeof dev->tally);
+}
+
+void uz_note_mem_used(struct uzram *dev)
+{
+    struct uz_alloc_stats st;
+    dev->aops->stats(dev->alloc, &st);
+    uint64_t cur = st.pages_used;
+    uint64_t max = atomic_load_explicit(&dev->ev.mem_used_max, RELAXED);
+    while (cur > max &&
+           !atomic_compare_exchange_weak_explicit(&dev->ev.mem_used_max, &max, cur, RELAXED, RELAXED))
+        ;
+}
+
+/* --------------------------------------------------------------- check */
+
+#define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
+
+/* I4 for the group whose leader is gb (state f0): every member agrees. */
+static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
+{
+    uint32_t k = slot_group_pages(f0);
+    uint32_t same = SLOT_GROUP | SLOT_GK_MASK | SLOT_PRIO_MASK | SLOT_RECOMP;
+    if (gb % k != 0 || gb + k > dev->nslots)
+        return FAIL("slot %llu: group of %u is not aligned inside the disk",
+                    (unsigned long long)gb, k);
+    bool ended = false;
+    for (uint32_t j = 0; j < k; j++) {
+        uint32_t f = uz_slot_state(uz_slot_at(dev, gb + j));
+        uint64_t h = slot_handle(uz_slot_at(dev, gb + j));
+        if ((f & same) != (f0 & same))
+            return FAIL("slot %llu: group member disagrees with its leader %llu (state %#x, "
+                        "leader %#x)", (unsigned long long)(gb + j), (unsigned long long)gb, f, f0);
+        if (f & (SLOT_OBJ | SLOT_WB))
+            return FAIL("slot %llu: group member with OBJ or WB (state %#x)",
+                        (unsigned long long)(gb + j), f);
+        if (h == 0 && j == 0)
+            return FAIL("slot %llu: group leader without a chunk", (unsigned long long)gb);
+        if (h == 0)
+            ended = true;
+        else if (ended)
+            return FAIL("slot %llu: group chunk after the last one", (unsigned long long)(gb + j));
+    }
+    return 0;
+}
+
+int uz_dev_check(struct uzram *dev)
+{
+    if (!dev->initialised)
+        return 0;
+    struct uz_tally_snap n = {0};
+    uint64_t objects = 0;
+    uint64_t per = dev->slots.per_page, checked = UINT64_MAX;
+    for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+        if (i / per != checked) {
+            checked = i / per;
+            /* I6 for the table page starting here */
+            uint64_t lo = i - i % per, hi = lo + per < dev->nslots ? lo + per : dev->nslots, live = 0;
+            for (uint64_t j = lo; j < hi; j++)
+                live += uz_slot_state(uz_slot_at(dev, j)) != 0;
+            if (uz_varray_count(&dev->slots, lo) != live)
+                return FAIL("table page of slot %llu counts %u users, %llu slots are live",
+                            (unsigned long long)lo, uz_varray_count(&dev->slots, lo),
+                            (unsigned long long)live);
+        }
+        struct uz_slot *s = uz_slot_at(dev, i);
+        uint32_t f = uz_slot_state(s);
+        uint64_t h = slot_handle(s);
+        if (!f)
+            continue;
+        if (atomic_load_explicit(&s->flags, RELAXED) & SLOT_LOCKBITS)
+            return FAIL("slot %llu is locked", (unsigned long long)i);
+        n.pages_stored += counts_stored(f);
+        if (f & SLOT_GROUP) {
+            n.group_members++;
+            uint32_t k = slot_group_pages(f);
+            if (i % k == 0) {
+                int err = check_group(dev, i, f);
+                if (err < 0)
+                    return err;
+            }
+        } else {
+            int kinds = !!(f & SLOT_OBJ) + !!(f & SLOT_WB) + !!(f & SLOT_SAME);
+            if (kinds != 1)
+                return FAIL("slot %llu: state %#x is not one kind of content", (unsigned long long)i, f);
+            if ((f & SLOT_HUGE) && !(f & SLOT_OBJ))
+                return FAIL("slot %llu: HUGE without an object", (unsigned long long)i);
+            n.same_pages += !!(f & SLOT_SAME);
+            n.huge_pages += !!(f & SLOT_HUGE);
+        }
+        if (holds_object(f, h)) {
+            objects++;
+            size_t sz = dev->aops->obj_size(dev->alloc, h);
+            if ((f & SLOT_HUGE) && !(f & SLOT_GROUP) && sz != PAGE)
+                return FAIL("slot %llu: huge object of %zu bytes", (unsigned long long)i, sz);
+            n.compr_bytes += sz;
+            uint32_t b = dev->aops->backref(dev->alloc, h);
+            if (b != (uint32_t)i)
+                return FAIL("slot %llu: its object's back-reference is %u", (unsigned long long)i, b);
+        }
+        if (f & SLOT_WB) {
+            n.wb_pages++;
+            if (!dev->bd || !uz_sb_test(&dev->bd->used, h & WB_BLK_MASK))
+                return FAIL("slot %llu: backing block %llu is not allocated", (unsigned long long)i,
+                            (unsigned long long)(h & WB_BLK_MASK));
+        }
+    }
+    struct uz_tally_snap t;
+    uz_tally_read(dev, &t);
+#define SAME_COUNT(field, what)                                                          \
+    if (t.field != n.field)                                                              \
+        return FAIL("%s: the counter says %llu, the table holds %llu", what,             \
+                    (unsigned long long)t.field, (unsigned long long)n.field);
+    SAME_COUNT(pages_stored, "stored pages")
+    SAME_COUNT(compr_bytes, "compressed bytes")
+    SAME_COUNT(same_pages, "same-filled pages")
+    SAME_COUNT(huge_pages, "huge pages")
+    SAME_COUNT(group_members, "group members")
+    SAME_COUNT(wb_pages, "written-back pages")
+#undef SAME_COUNT
+    struct uz_alloc_stats as;
+    dev->aops->stats(dev->alloc, &as);
+    if (as.objects != objects || as.obj_bytes != n.compr_bytes)
+        return FAIL("the allocator holds %llu objects of %llu bytes, the table %llu of %llu",
+                    (unsigned long long)as.objects, (unsigned long long)as.obj_bytes,
+                    (unsigned long long)objects, (unsigned long long)n.compr_bytes);
+    if (dev->bd && uz_backing_count(dev->bd) != n.wb_pages)
+        return FAIL("the backing device holds %llu blocks, the table %llu",
+                    (unsigned long long)uz_backing_count(dev->bd), (unsigned long long)n.wb_pages);
+    return dev->aops->check ? dev->aops->check(dev->alloc) : 0;
+}

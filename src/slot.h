@@ -1,0 +1,122 @@
+/*
+ * slot.h - layer 1 of the store (see src/README.md): a slot's lock, pin
+ * and state, the one function that changes what a slot holds, and the
+ * store's invariant check.  The slot format itself is in store.h.
+ *
+ * Locking: the slot lock and the varray pin, in the global order of
+ * src/README.md ("Lock order").
+ */
+#ifndef UZRAM_SLOT_H
+#define UZRAM_SLOT_H
+
+#include "store.h"
+
+/* The table entry of slot idx (no pin, no lock: see uz_slot_get). */
+static inline struct uz_slot *uz_slot_at(struct uzram *dev, uint64_t idx)
+{
+    return uz_varray_at(&dev->slots, idx);
+}
+
+/* The state bits of a locked slot. */
+static inline uint32_t uz_slot_state(const struct uz_slot *s)
+{
+    return atomic_load_explicit(&s->flags, memory_order_relaxed) & SLOT_STATE;
+}
+
+/* The device clock, seconds since creation.  Cannot fail. */
+uint32_t uz_now(const struct uzram *dev);
+
+/* Pin the table page and lock slot idx / unlock and unpin.  Cannot fail;
+ * uz_slot_get may sleep on the lock. */
+struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx);
+void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s);
+/* Lock / unlock a slot whose table page the caller has pinned. */
+void uz_slot_lock(struct uz_slot *s);
+void uz_slot_unlock(struct uz_slot *s);
+/* Pin and lock slots [lo, hi) in ascending order (at most two table
+ * pages: hi - lo <= UZ_GROUP_MAX) / unlock and unpin them. */
+void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
+void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
+
+/* Set or clear SLOT_IDLE / SLOT_INCOMP of a locked slot: the flags that
+ * are not content (uz_slot_commit does not look at them).  Keeps the lock
+ * bits and the atime. */
+void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear);
+/* Stamp a locked slot's atime and clear IDLE (an access). */
+void uz_slot_touch(struct uzram *dev, struct uz_slot *s);
+
+/* The first index >= idx (and < nslots) whose slot may be non-empty, or
+ * nslots: skips unused table pages without touching them. */
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx);
+/* Racy look at a slot's flags (no lock): for scans that skip slots. */
+uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx);
+/* Compressed size of the object of a locked slot (state f, handle h). */
+size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h);
+
+/*
+ * uz_slot_commit - replace what a locked slot holds.
+ *
+ * The one place where a slot's content changes and the store's content
+ * counters (struct uz_tally) are kept.  The old content is released: its
+ * object freed (OBJ, or a group member's chunk), its backing block freed
+ * (WB).  The new content is state (SLOT_* bits without lock or atime:
+ * 0 empty, SAME, OBJ [| HUGE | RECOMP | prio | INCOMP | IDLE], WB [| ...],
+ * group bits [| RECOMP | prio | IDLE]) with handle, whose object, if it
+ * has one, is bytes long (a HUGE object: 4096; a group member: its
+ * chunk's size, 0 past the last chunk).  The caller made the new object
+ * (or block) before calling: commit itself cannot fail, and a failure
+ * before it leaves the slot as it was.  The atime is not touched
+ * (uz_slot_touch is an access, commit is not).
+ *
+ * Compaction moving an object changes only its handle (the owner ops in
+ * slot.c), never its content or size: that is the one other writer of a
+ * slot's handle.
+ */
+void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
+                    uint64_t handle, size_t bytes);
+/* Empty a locked slot: uz_slot_commit(dev, idx, s, 0, 0, 0). */
+void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
+
+/* The content counters, read (racy but each field atomic). */
+struct uz_tally_snap {
+    uint64_t pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since;
+    uint64_t group_members, wb_pages, frees;
+};
+void uz_tally_read(struct uzram *dev, struct uz_tally_snap *t);
+uint64_t uz_tally_compr_bytes(struct uzram *dev);
+uint64_t uz_tally_frees(struct uzram *dev);
+/* Zero the content counters (an empty table: device init). */
+void uz_tally_clear(struct uzram *dev);
+
+/* mem_used_max := max(itself, the allocator's pages now). */
+void uz_note_mem_used(struct uzram *dev);
+
+/* The allocator's owner callbacks (compaction pins slots through them). */
+extern const struct uz_owner_ops uz_slot_owner_ops;
+
+/*
+ * uz_dev_check - verify the store's invariants.  The caller has the
+ * device to itself (no I/O, policy or compaction running: uzram_check
+ * takes init_lock for writing).  0, or -EFAULT with a message naming the
+ * first slot and invariant that failed.  Slow: every live slot is looked
+ * at.  The invariants:
+ *
+ *   I1  counters: pages_stored, compr_data_size, same_pages, huge_pages,
+ *       group members and written-back pages equal a recount of the table;
+ *   I2  every object's back-reference is the slot that holds its handle,
+ *       no two slots hold one object, and the allocator holds no object
+ *       that no slot refers to (objects and their bytes match);
+ *   I3  a slot holds one kind of content: not both OBJ and WB; SAME, OBJ
+ *       and WB never with SLOT_GROUP; a HUGE object is 4096 bytes;
+ *   I4  group members agree with their leader (the first slot of the
+ *       aligned run): every one of the K slots is a member of a group of
+ *       K with the leader's priority and RECOMP bit; chunk handles are a
+ *       non-empty prefix (the leader has one), zeros after;
+ *   I5  a written-back slot's block is allocated on the backing device,
+ *       and the device holds no other blocks;
+ *   I6  the table's per-page live counts equal the live slots on them;
+ *   I7  the allocator's own check passes.
+ */
+int uz_dev_check(struct uzram *dev);
+
+#endif

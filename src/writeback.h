@@ -1,0 +1,31 @@
+/*
+ * writeback.h - layer 3 of the store (src/README.md): moving pages out
+ * of RAM to the backing device, and idle marking (writeback.c).
+ */
+#ifndef UZRAM_WRITEBACK_H
+#define UZRAM_WRITEBACK_H
+
+#include "slot.h"
+
+/* Mark idle every live slot idle for at least min_age seconds (0: all).
+ * Cannot fail. */
+void uz_idle_mark(struct uzram *dev, uint32_t min_age);
+
+enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
+struct uz_wb_req {
+    unsigned mode;                     /* WB_*: which pages qualify (all bits must hold) */
+    uint64_t lo, hi;                   /* slot range [lo, hi) */
+    uint64_t max_pages;                /* 0 = no bound */
+    uint32_t min_age;                  /* WB_AGE: idle at least this long */
+    uint64_t done;                     /* out: pages written back */
+    uint64_t next;                     /* out: where the scan stopped */
+};
+/* Write back the qualifying pages.  0, or the first error: -ENODEV no
+ * backing device, -EIO (I/O error or writeback_limit exhausted), -ENOSPC
+ * backing device full.  Not all-or-nothing: on error, the pages before
+ * req->next that qualified are on the backing device (req->done of them),
+ * the page the error happened on and every later one are in RAM as they
+ * were. */
+int uz_writeback(struct uzram *dev, struct uz_wb_req *req);
+
+#endif

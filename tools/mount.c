@@ -1,0 +1,501 @@
+/*
+ * mount.c - the `uzram mount` and `uzram umount` commands: parse the
+ * options, create the device through the public API, daemonize, serve it
+ * with the FUSE server (frontends/fuse.h) until DIR is unmounted or a
+ * signal comes, and the reverse.
+ *
+ * The daemon locks its memory (uzram_lock_memory) when it may, so the
+ * mount can take swap; it leaves its pid in a pidfile named after DIR's
+ * device number so that `uzram umount DIR` can wait for it to finish.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "fuse.h"
+#include "uzram.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+/* ------------------------------------------------------ uzram mount */
+
+/* Where the daemon of the mount with device number dev leaves its pid,
+ * so that `uzram umount` can wait for it to finish. */
+static void pidfile_path(dev_t dev, char *buf, size_t size, bool create_dir)
+{
+    char dir[PATH_MAX - 64];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (geteuid() == 0)
+        snprintf(dir, sizeof dir, "/run/uzram");
+    else if (xdg && *xdg)
+        snprintf(dir, sizeof dir, "%s/uzram", xdg);
+    else
+        snprintf(dir, sizeof dir, "/tmp/uzram-%u", (unsigned)geteuid());
+    if (create_dir)
+        mkdir(dir, 0755);
+    snprintf(buf, size, "%s/%u:%u.pid", dir, major(dev), minor(dev));
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -errno;
+    fprintf(fp, "%ld\n", (long)getpid());
+    return fclose(fp) == 0 ? 0 : -errno;
+}
+
+/* Is DIR (absolute, resolved) the mount point of a fuse.uzram mount? */
+static bool is_uzram_mount(const char *dir)
+{
+    FILE *fp = fopen("/proc/self/mounts", "r");
+    if (!fp)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp)) {
+        char src[1024], mnt[2048], type[256];
+        if (sscanf(line, "%1023s %2047s %255s", src, mnt, type) != 3)
+            continue;
+        /* /proc/mounts escapes blanks as \040; compare the raw form of
+         * simple paths, which is what uzram mounts at in practice. */
+        if (strcmp(type, "fuse.uzram") == 0 && strcmp(mnt, dir) == 0)
+            found = true;
+    }
+    fclose(fp);
+    return found;
+}
+
+static int mount_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
+            "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K]\n"
+            "                       [--threads N]\n"
+            "                       [--pidfile FILE] [-f]\n"
+            "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
+            "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
+            "  25%% of RAM.  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
+    return fp == stderr ? 2 : 0;
+}
+
+static int parse_size(const char *opt, const char *s, uint64_t *out)
+{
+    if (uzram_parse_size(s, out) < 0) {
+        fprintf(stderr, "uzram mount: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Serve until DIR is unmounted or a signal in sigs arrives (they are
+ * blocked by the caller and read through a signalfd). */
+static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
+{
+    int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
+    struct pollfd p[2] = {{.fd = uz_fuse_end_fd(f), .events = POLLIN},
+                          {.fd = sfd, .events = POLLIN}};
+    for (;;) {
+        int n = poll(p, sfd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) ||
+            (sfd >= 0 && (p[1].revents & POLLIN)))
+            break;
+    }
+    if (sfd >= 0)
+        close(sfd);
+}
+
+/* What `uzram mount` was asked for. */
+struct mount_args {
+    struct uzram_config cfg;
+    struct uz_fuse_opts fo;
+    bool foreground;
+    char *dir;        /* absolute */
+    char *pidfile;    /* absolute, or NULL */
+};
+
+/* Parse argv into *a.  Returns -1 to go on, else the exit status. */
+static int parse_mount_args(int argc, char **argv, struct mount_args *a)
+{
+    static const struct option longopts[] = {
+        {"size", required_argument, NULL, 's'},
+        {"algorithm", required_argument, NULL, 'a'},
+        {"level", required_argument, NULL, 'l'},
+        {"allocator", required_argument, NULL, 'z'},
+        {"mem-limit", required_argument, NULL, 'm'},
+        {"backing-dev", required_argument, NULL, 'b'},
+        {"group-pages", required_argument, NULL, 'g'},
+        {"threads", required_argument, NULL, 't'},
+        {"pidfile", required_argument, NULL, 'p'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    uzram_config_init(&a->cfg);
+    uz_fuse_opts_init(&a->fo);
+    bool have_size = false;
+    const char *pidfile = NULL;
+    char *end;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:a:l:z:m:b:g:t:p:fh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_size("--size", optarg, &a->cfg.disksize) < 0)
+                return 2;
+            have_size = true;
+            break;
+        case 'a':
+            a->cfg.algorithm = optarg;
+            break;
+        case 'l':
+            a->cfg.level = (int)strtol(optarg, &end, 10);
+            if (*optarg == 0 || *end) {
+                fprintf(stderr, "uzram mount: --level: '%s' is not a number\n", optarg);
+                return 2;
+            }
+            break;
+        case 'z':
+            a->cfg.allocator = optarg;
+            break;
+        case 'm':
+            if (parse_size("--mem-limit", optarg, &a->cfg.mem_limit) < 0)
+                return 2;
+            break;
+        case 'b':
+            /* the daemon changes directory; keep the path absolute */
+            a->cfg.backing_dev = realpath(optarg, NULL);
+            if (!a->cfg.backing_dev) {
+                fprintf(stderr, "uzram mount: --backing-dev %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            break;
+        case 'g':
+            a->cfg.group_pages = (uint32_t)strtoul(optarg, &end, 10);
+            if (*optarg == 0 || *end) {
+                fprintf(stderr, "uzram mount: --group-pages: '%s' is not a number\n", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
+            if (*optarg == 0 || *end || a->fo.threads == 0 || a->fo.threads > UZ_FUSE_MAX_THREADS) {
+                fprintf(stderr, "uzram mount: --threads: give 1 to %d\n", UZ_FUSE_MAX_THREADS);
+                return 2;
+            }
+            break;
+        case 'p':
+            pidfile = optarg;
+            break;
+        case 'f':
+            a->foreground = true;
+            break;
+        case 'h':
+            return mount_usage(stdout);
+        default:
+            return mount_usage(stderr);
+        }
+    }
+    if (optind != argc - 1)
+        return mount_usage(stderr);
+    const char *arg = argv[optind];
+    struct stat st;
+    a->dir = realpath(arg, NULL);
+    if (!a->dir || stat(a->dir, &st) != 0) {
+        fprintf(stderr, "uzram mount: %s: %s\n", arg, strerror(errno));
+        return 1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "uzram mount: %s: not a directory\n", arg);
+        return 1;
+    }
+    if (is_uzram_mount(a->dir)) {
+        fprintf(stderr, "uzram mount: %s: a uzram is already mounted there\n", a->dir);
+        return 1;
+    }
+    if (!have_size) {   /* compcache's default: a quarter of RAM */
+        uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+        a->cfg.disksize = ram / 4 / UZRAM_PAGE_SIZE * UZRAM_PAGE_SIZE;
+    }
+    if (pidfile) {   /* the daemon moves to /: keep the path absolute */
+        char cwd[PATH_MAX];
+        if (pidfile[0] == '/')
+            a->pidfile = strdup(pidfile);
+        else if (getcwd(cwd, sizeof cwd) && asprintf(&a->pidfile, "%s/%s", cwd, pidfile) < 0)
+            a->pidfile = NULL;
+        if (!a->pidfile) {
+            fprintf(stderr, "uzram mount: --pidfile: cannot resolve '%s'\n", pidfile);
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Go to the background the way mount(8) users expect: the parent exits
+ * only once the outcome is known, with 0 if DIR is served and the child's
+ * failure status otherwise.  The child reports success with one byte on
+ * the pipe (see daemon_ready()); if it fails it just exits, and the
+ * parent sees EOF.  Threads do not survive fork, so this comes before
+ * anything starts one.  Returns true in the child (with the pipe's write
+ * end in *ready); in the parent, false with the exit status in *status.
+ */
+static bool fork_daemon(int *ready, int *status)
+{
+    int p[2];
+    fflush(NULL);
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        perror("uzram mount: pipe");
+        *status = 1;
+        return false;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("uzram mount: fork");
+        *status = 1;
+        return false;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        *ready = p[1];
+        return true;
+    }
+    close(p[1]);
+    char b;
+    ssize_t r;
+    while ((r = read(p[0], &b, 1)) < 0 && errno == EINTR)
+        ;
+    close(p[0]);
+    if (r == 1) {
+        *status = 0;
+        return false;
+    }
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+        ;
+    *status = WIFEXITED(ws) && WEXITSTATUS(ws) != 0 ? WEXITSTATUS(ws) : 1;
+    return false;
+}
+
+/* The mount is served: release the parent, and leave the terminal. */
+static void daemon_ready(int ready)
+{
+    if (chdir("/") != 0) {
+        /* harmless: the daemon uses absolute paths only */
+    }
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+    char ok = 'o';
+    ssize_t r = write(ready, &ok, 1);
+    (void)r;
+    close(ready);
+}
+
+/* A swap device's server must never wait for swap: lock memory (on
+ * fault, so reservations stay virtual), keep out of the OOM killer's way
+ * (its death would take every swapped page with it), and stop reclaim
+ * from recursing into I/O (uzram_lock_memory sets PR_SET_IO_FLUSHER;
+ * the workers set it for themselves too). */
+static void harden_daemon(void)
+{
+    int err = uzram_lock_memory();
+    if (err < 0)
+        fprintf(stderr, "uzram mount: warning: cannot lock memory (%s); "
+                "as swap this device may deadlock under memory pressure\n", strerror(-err));
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t r = write(fd, "-1000", 5);   /* needs CAP_SYS_RESOURCE */
+        (void)r;
+        close(fd);
+    }
+}
+
+int uz_cmd_mount(int argc, char **argv)
+{
+    struct mount_args a;
+    int rc = parse_mount_args(argc, argv, &a);
+    if (rc >= 0)
+        goto out;
+    rc = 1;
+    int ready = -1;
+    if (!a.foreground && !fork_daemon(&ready, &rc))
+        goto out;   /* the parent, with the mount's outcome */
+
+    harden_daemon();
+    sigset_t sigs;   /* the ways to stop: read through a signalfd */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    struct uzram *dev = NULL;
+    int err = uzram_create(&a.cfg, &dev);
+    if (err < 0) {
+        const char *msg = uzram_last_error();
+        fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
+        goto out;
+    }
+    struct uz_fuse *f;
+    if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
+        uzram_destroy(dev);
+        goto out;
+    }
+    char runpid[PATH_MAX] = "";
+    struct stat st;
+    if (stat(a.dir, &st) == 0) {
+        pidfile_path(st.st_dev, runpid, sizeof runpid, true);
+        write_pidfile(runpid);
+    }
+    if (a.pidfile && (err = write_pidfile(a.pidfile)) < 0)
+        fprintf(stderr, "uzram mount: warning: %s: %s\n", a.pidfile, strerror(-err));
+    if (!a.foreground)
+        daemon_ready(ready);
+
+    serve_until_done(f, &sigs);
+    uz_fuse_stop(f);
+    uzram_destroy(dev);
+    if (runpid[0])
+        unlink(runpid);
+    if (a.pidfile)
+        unlink(a.pidfile);
+    rc = 0;
+out:
+    free(a.dir);
+    free(a.pidfile);
+    return rc;
+}
+
+/* ----------------------------------------------------- uzram umount */
+
+/* Is process pid gone (or a zombie nobody has reaped yet)? */
+static bool process_gone(pid_t pid)
+{
+    if (kill(pid, 0) != 0 && errno == ESRCH)
+        return true;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');     /* "pid (comm) S ..." */
+    return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* The pid in the mount's runtime pidfile, or 0. */
+static pid_t mount_daemon(dev_t dev)
+{
+    char path[PATH_MAX];
+    pidfile_path(dev, path, sizeof path, false);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    long pid = 0;
+    if (fscanf(fp, "%ld", &pid) != 1 || pid <= 1)
+        pid = 0;
+    fclose(fp);
+    if (pid && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        pid = 0;
+    return (pid_t)pid;
+}
+
+static int umount_one(const char *arg)
+{
+    char *dir = realpath(arg, NULL);
+    const char *path = dir ? dir : arg;     /* a dead mount does not resolve */
+    struct stat st;
+    pid_t pid = 0;
+    if (stat(path, &st) == 0)
+        pid = mount_daemon(st.st_dev);
+    if (!is_uzram_mount(path)) {
+        fprintf(stderr, "uzram umount: %s: not a uzram mount\n", arg);
+        free(dir);
+        return 1;
+    }
+    /* Not lazy: a disk still in use (a loop device, an open file) keeps
+     * the mount and its daemon, as umount(8) would. */
+    int rc = 0;
+    if (geteuid() == 0) {
+        /* A loop device just detached lets go of DIR/disk a moment
+         * later: give a busy mount a second. */
+        int r, e;
+        for (int tries = 0;; tries++) {
+            r = umount2(path, 0);
+            e = errno;
+            if (r == 0 || e != EBUSY || tries >= 20)
+                break;
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (r != 0) {
+            fprintf(stderr, "uzram umount: %s: %s%s\n", arg, strerror(e),
+                    e == EBUSY ? " (is DIR/disk attached to a loop device or open?)" : "");
+            rc = 1;
+        }
+    } else {
+        char *av[] = {"fusermount3", "-u", (char *)path, NULL};
+        pid_t child;
+        int status = 1;
+        if (posix_spawnp(&child, "fusermount3", NULL, NULL, av, environ) != 0 ||
+            waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            rc = 1;
+    }
+    /* The daemon destroys its device and exits once the mount is gone. */
+    if (rc == 0 && pid > 0) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        int waited = 0;
+        while (!process_gone(pid) && waited < 3000) {   /* 30 s */
+            nanosleep(&ts, NULL);
+            waited++;
+        }
+        if (waited >= 3000) {
+            fprintf(stderr, "uzram umount: %s: daemon %ld did not exit\n", arg, (long)pid);
+            rc = 1;
+        }
+    }
+    free(dir);
+    return rc;
+}
+
+int uz_cmd_umount(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: uzram umount DIR...\n"
+                        "  Unmounts a uzram mount; its daemon frees the device and exits.\n");
+        return argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) ? 0 : 2;
+    }
+    int rc = 0;
+    for (int i = 1; i < argc; i++)
+        rc |= umount_one(argv[i]);
+    return rc;
+}
