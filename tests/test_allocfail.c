@@ -257,9 +257,9 @@ static void verify(const char *scenario)
         fail_msg("%s [%s/%s]: byte %llu (page %llu) reads %#x, model %#x", scenario, R.allocator,
                  R.algo, (unsigned long long)i, (unsigned long long)(i / PAGE), rbuf[i], R.model[i]);
     }
-    int rc = R.dev->aops->check(R.dev->alloc);
+    int rc = uzram_check(R.dev);
     if (rc != 0)
-        fail_msg("%s [%s/%s]: allocator check: %s", scenario, R.allocator, R.algo,
+        fail_msg("%s [%s/%s]: store check: %s", scenario, R.allocator, R.algo,
                  uzram_last_error());
     struct uzram_stats st;
     uzram_get_stats(R.dev, &st);

@@ -125,6 +125,8 @@ static void verify(struct dev *t)
         if (memcmp(buf + p * PAGE, t->model + p * PAGE, PAGE) != 0)
             fail_msg("page %llu differs from the model", (unsigned long long)p);
     free(buf);
+    if (uzram_check(t->d) != 0)
+        fail_msg("store check: %s", uzram_last_error());
 }
 
 static int st(struct dev *t, const char *name, const char *v)

@@ -72,6 +72,8 @@ static void verify(struct uzram *d)
     for (uint64_t p = 0; p < NPAGES; p++)
         if (memcmp(buf + p * PAGE, model + p * PAGE, PAGE) != 0)
             fail_msg("page %llu differs", (unsigned long long)p);
+    if (uzram_check(d) != 0)
+        fail_msg("store check: %s", uzram_last_error());
 }
 
 static int st(struct uzram *d, const char *name, const char *v)

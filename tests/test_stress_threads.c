@@ -399,8 +399,8 @@ static void run_config(const char *allocator, const char *algo, double seconds)
         if (got[o] != model[o])
             fail_msg("[%s/%s] at the end byte %llu reads %#x, want %#x", allocator, algo,
                      (unsigned long long)o, got[o], model[o]);
-    if (dev->aops->check(dev->alloc) != 0)
-        fail_msg("[%s/%s] allocator check: %s", allocator, algo, uzram_last_error());
+    if (uzram_check(dev) != 0)
+        fail_msg("[%s/%s] store check: %s", allocator, algo, uzram_last_error());
     struct uzram_stats st;
     uzram_get_stats(dev, &st);
     static const uint8_t zero[PAGE];

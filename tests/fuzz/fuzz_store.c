@@ -46,7 +46,8 @@
  *
  * After every op the touched range is compared with the model; every
  * CHECK_EVERY ops, and at the end of the input, everything is: the whole
- * disk, page states, mm_stat invariants and the allocator's own check().
+ * disk, page states, mm_stat invariants and the store's invariant check
+ * (uzram_check: slot.h lists what it verifies).
  *
  * Nothing is printed per input (unless FUZZ_STORE_TRACE=1 is set in the
  * environment: then every op and its result, to follow a crash input).
@@ -65,9 +66,6 @@
 #include "uzram.h"
 #include "alloc.h"
 #include "mem.h"
-#include "slot.h"   /* dev->aops->check(): the allocator's consistency check */
-#include "device.h"
-#include "page.h"
 #include "../lib/model_page.h"
 
 #define PAGE 4096u
@@ -327,9 +325,11 @@ static void check_all(struct fz *f, const char *what)
             bug("%s: page %llu says ZERO but holds data", what, (unsigned long long)p);
     }
     check_stats(f);
-    int rc = f->dev->aops->check(f->dev->alloc);
+    /* the store's invariants (slot.h: counters against a recount, back-
+     * references, groups, backing blocks, the allocator's own check) */
+    int rc = uzram_check(f->dev);
     if (rc != 0)
-        bug("%s: allocator check: %d", what, rc);
+        bug("%s: store check: %d: %s", what, rc, uzram_last_error());
 }
 
 /* A write-like call of [off, off+len) failed with -ENOMEM.  newdata holds
