@@ -322,6 +322,35 @@ if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; th
         check "control: mm_stat compr_data_size $compr < orig" test "$compr" -lt "$orig"
         check "control: no disk file in DIR (attributes only)" timeout 10 test ! -e "$WORK/ctl/disk"
         check "control: compact is writable" timeout 10 sh -c "echo 1 >'$WORK/ctl/compact'"
+
+        # zram's open-device rule: while an NBD client is connected, reset,
+        # disksize and comp_algorithm are EBUSY and the client keeps its
+        # data; once it is gone, reset works.  A qemu-io session stays
+        # connected, fed commands through a fifo.
+        mkfifo "$WORK/qio.in"
+        qemu-io -f raw "$(uri ctl)" <"$WORK/qio.in" >"$WORK/qio.out" 2>&1 &
+        QIO_PID=$!
+        exec 7>"$WORK/qio.in"
+        echo "write -P 0x5c 1M 1M" >&7
+        for _ in $(seq 100); do grep -q 'wrote' "$WORK/qio.out" && break; sleep 0.1; done
+        busy() {   # busy ATTR VALUE: the store fails with EBUSY
+            ! timeout 10 bash -c "echo '$2' >'$WORK/ctl/$1'" 2>"$WORK/busy.err" &&
+                grep -qi 'busy' "$WORK/busy.err"
+        }
+        check "control: reset is EBUSY while a client is connected" busy reset 1
+        check "control: disksize is EBUSY while a client is connected" busy disksize 64M
+        check "control: comp_algorithm is EBUSY while a client is connected" busy comp_algorithm zstd
+        check "control: initstate still 1" test "$(tcat initstate)" = 1
+        echo "read -P 0x5c 1M 1M" >&7
+        echo "quit" >&7
+        exec 7>&-
+        wait "$QIO_PID" || true
+        check "control: the connected client reads its data back after the refused reset" \
+            eval "grep -q 'read 1048576/1048576' '$WORK/qio.out' && ! grep -qiE 'mismatch|error' '$WORK/qio.out'"
+        for _ in $(seq 50); do
+            timeout 10 sh -c "echo 1 >'$WORK/ctl/reset'" 2>/dev/null && break; sleep 0.1
+        done
+        check "control: reset works once the client is gone" test "$(tcat initstate)" = 0
         stop_server ctl
         check "control: DIR unmounted when nbdkit exits" eval "! timeout 10 mountpoint -q '$WORK/ctl'"
     else
