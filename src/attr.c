@@ -160,7 +160,7 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!algo && prio < 0)
         return uz_error(-EINVAL, "algorithm_params: give algo=NAME or priority=N");
-    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->secondary[prio - 1].name[0]))
+    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->recomp_algo[prio - 1].name[0]))
         return uz_error(-EINVAL, "algorithm_params: no secondary algorithm at priority %ld", prio);
     if (algo) {
         const struct uz_codec *c = uz_codec_find(algo);
@@ -168,7 +168,7 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
         if (c && (prio <= 0) && strcmp(c->name, dev->algorithm) == 0)
             found = 0;
         for (long p = 1; c && found < 0 && p <= UZ_NR_SECONDARY; p++)
-            if ((prio < 0 || prio == p) && strcmp(c->name, dev->secondary[p - 1].name) == 0)
+            if ((prio < 0 || prio == p) && strcmp(c->name, dev->recomp_algo[p - 1].name) == 0)
                 found = p;
         if (found < 0)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
@@ -176,14 +176,14 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!have_level)
         return 0;
-    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->secondary[prio - 1].name : dev->algorithm);
+    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->recomp_algo[prio - 1].name : dev->algorithm);
     if (level < c->level_min || level > c->level_max)
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
     if (dev->initialised)
         return uz_error(-EBUSY, "algorithm_params: device is initialised; reset it first");
     if (prio > 0)
-        dev->secondary[prio - 1].level = (int)level;
+        dev->recomp_algo[prio - 1].level = (int)level;
     else
         dev->level = (int)level;
     return 0;
@@ -195,7 +195,7 @@ static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
     int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->algorithm,
                    dev->level ? dev->level : c->level_default);
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        const struct uz_secondary *sc = &dev->secondary[p - 1];
+        const struct uz_recomp_algo *sc = &dev->recomp_algo[p - 1];
         if (!sc->name[0])
             continue;
         c = uz_codec_find(sc->name);
@@ -551,12 +551,12 @@ static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     buf[0] = 0;
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        if (!dev->secondary[p - 1].name[0])
+        if (!dev->recomp_algo[p - 1].name[0])
             continue;
         len = emit(buf, size, len, "#%d: ", p);
         const struct uz_codec *c;
         for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-            len = emit(buf, size, len, strcmp(c->name, dev->secondary[p - 1].name) == 0 ? "[%s] " : "%s ",
+            len = emit(buf, size, len, strcmp(c->name, dev->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
                        c->name);
         len = emit(buf, size, len, "\n");
     }
@@ -590,8 +590,8 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "recomp_algorithm: give algo=NAME");
     if (dev->initialised)
         return uz_error(-EBUSY, "recomp_algorithm: device is initialised; reset it first");
-    snprintf(dev->secondary[prio - 1].name, sizeof dev->secondary[prio - 1].name, "%s", c->name);
-    dev->secondary[prio - 1].level = 0;
+    snprintf(dev->recomp_algo[prio - 1].name, sizeof dev->recomp_algo[prio - 1].name, "%s", c->name);
+    dev->recomp_algo[prio - 1].level = 0;
     return 0;
 }
 
@@ -628,7 +628,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
             r.max_pages = x;
         } else if (strcmp(tok, "priority") == 0) {
-            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
+            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->recomp_algo[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
@@ -640,7 +640,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             const struct uz_codec *c = uz_codec_find(val);
             r.prio = 0;
             for (uint32_t p = 1; c && p <= UZ_NR_SECONDARY; p++)
-                if (strcmp(dev->secondary[p - 1].name, c->name) == 0)
+                if (strcmp(dev->recomp_algo[p - 1].name, c->name) == 0)
                     r.prio = p;
             if (!r.prio)
                 return uz_error(-EINVAL, "recompress: '%s' is not a secondary algorithm", val);

@@ -317,7 +317,7 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     pthread_mutex_init(&dev->policy_lock, NULL);
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
         if (cfg->recomp_algorithm[i])
-            snprintf(dev->secondary[i].name, sizeof dev->secondary[i].name, "%s",
+            snprintf(dev->recomp_algo[i].name, sizeof dev->recomp_algo[i].name, "%s",
                      uz_codec_find(cfg->recomp_algorithm[i])->name);
     atomic_store(&dev->wb_compressed, cfg->writeback_compressed);
     atomic_store(&dev->forward_threshold, cfg->forward_threshold);

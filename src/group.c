@@ -90,7 +90,7 @@ static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *h
 /* The streams of the algorithm at priority prio (NULL if none). */
 static struct uz_streams *streams_of(struct uzram *dev, uint32_t prio)
 {
-    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
+    struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     return ss->n ? ss : NULL;
 }
 

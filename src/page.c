@@ -253,7 +253,7 @@ int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in,
 int uz_decompress(struct uzram *dev, uint32_t prio, const void *src, size_t clen, void *dst,
                   struct uz_stream *st)
 {
-    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
+    struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     if (ss->n == 0)
         return -EIO;
     struct uz_stream *use = (prio == 0 && st) ? st : uz_stream_get(ss);
@@ -301,7 +301,7 @@ int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_s
     size_t clen = (size_t)(h >> WB_LEN_SHIFT);
     uint32_t prio = clen ? slot_prio(f) : 0;
     /* the bounce buffer: out of the stream whose codec decodes the block */
-    struct uz_streams *ss = prio ? &dev->sec[prio - 1] : &dev->streams;
+    struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     struct uz_stream *io = (prio == 0 && st) ? st : uz_stream_get(ss);
     int err = uz_backing_read(dev->bd, blk, io->out, clen ? clen : PAGE);
     if (err == 0) {

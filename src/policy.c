@@ -96,7 +96,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
             c.prio = 0;
             for (uint32_t p = 1; p <= UZ_NR_SECONDARY; p++) {
                 const struct uz_codec *cd = uz_codec_find(v);
-                if (cd && strcmp(dev->secondary[p - 1].name, cd->name) == 0)
+                if (cd && strcmp(dev->recomp_algo[p - 1].name, cd->name) == 0)
                     c.prio = p;
             }
             if (!c.prio)
@@ -123,7 +123,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
             c.idle_secs = (uint32_t)x;
             have_idle = true;
         } else if (strcmp(tok, "priority") == 0 && !wb) {
-            if (x < 1 || x > UZ_NR_SECONDARY || !dev->secondary[x - 1].name[0])
+            if (x < 1 || x > UZ_NR_SECONDARY || !dev->recomp_algo[x - 1].name[0])
                 return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
             c.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0 && !wb) {
@@ -146,7 +146,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
         return uz_error(-EINVAL, "%s: give idle_secs=T (or 0 to turn the policy off)", what);
     if (!wb && !c.prio) {
         for (uint32_t p = 1; p <= UZ_NR_SECONDARY && !c.prio; p++)
-            if (dev->secondary[p - 1].name[0])
+            if (dev->recomp_algo[p - 1].name[0])
                 c.prio = p;
         if (!c.prio)
             return uz_error(-EINVAL, "%s: no secondary algorithm (set recomp_algorithm first)", what);
@@ -169,11 +169,11 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
                      (unsigned long long)c.above, (unsigned long long)c.max_pages, c.period_ms);
     else if (c.group > 1)
         n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u group=%u\n",
-                     c.idle_secs, dev->secondary[c.prio - 1].name, (unsigned long long)c.max_pages,
+                     c.idle_secs, dev->recomp_algo[c.prio - 1].name, (unsigned long long)c.max_pages,
                      c.period_ms, c.group);
     else
         n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u\n", c.idle_secs,
-                     dev->secondary[c.prio - 1].name, (unsigned long long)c.max_pages, c.period_ms);
+                     dev->recomp_algo[c.prio - 1].name, (unsigned long long)c.max_pages, c.period_ms);
     return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 
@@ -184,7 +184,7 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
     struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
     pthread_mutex_unlock(&dev->policy_lock);
 
-    if (rc.on && now_ms >= p->rc_next_ms && dev->sec[rc.prio - 1].n) {
+    if (rc.on && now_ms >= p->rc_next_ms && dev->recomp_streams[rc.prio - 1].n) {
         p->rc_next_ms = now_ms + rc.period_ms;
         uint64_t t0 = mono_ms();
         struct uz_rc_req r = {.mode = RC_AGE, .min_age = rc.idle_secs, .max_pages = rc.max_pages,

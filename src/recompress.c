@@ -54,19 +54,19 @@
 int uz_secondaries_init(struct uzram *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
-        memset(&dev->sec[i], 0, sizeof dev->sec[i]);
-        const struct uz_secondary *sc = &dev->secondary[i];
+        memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
+        const struct uz_recomp_algo *sc = &dev->recomp_algo[i];
         if (!sc->name[0])
             continue;
         const struct uz_codec *c = uz_codec_find(sc->name);
         /* group scratch always: recompress group=K may make groups with
          * any secondary (warmed up for groups only when the device
          * writes groups itself) */
-        int err = c ? uz_streams_init(&dev->sec[i], c, sc->level ? sc->level : c->level_default,
+        int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level : c->level_default,
                                       dev->nstreams, UZ_GROUP_MAX, false)
                     : -EINVAL;
         if (err < 0) {
-            memset(&dev->sec[i], 0, sizeof dev->sec[i]);
+            memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
             uz_secondaries_fini(dev);
             return uz_error(err, "disksize: cannot create streams for secondary algorithm %s",
                             sc->name);
@@ -78,9 +78,9 @@ int uz_secondaries_init(struct uzram *dev)
 void uz_secondaries_fini(struct uzram *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
-        if (dev->sec[i].n)
-            uz_streams_fini(&dev->sec[i]);
-        memset(&dev->sec[i], 0, sizeof dev->sec[i]);
+        if (dev->recomp_streams[i].n)
+            uz_streams_fini(&dev->recomp_streams[i]);
+        memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
     }
 }
 
@@ -88,7 +88,7 @@ uint64_t uz_secondaries_bytes(struct uzram *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
-        n += dev->sec[i].n ? dev->sec[i].bytes : 0;
+        n += dev->recomp_streams[i].n ? dev->recomp_streams[i].bytes : 0;
     return n;
 }
 
@@ -138,7 +138,7 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     uint32_t last = req->prio ? req->prio : last_prio;
     int won = 0;
     for (uint32_t p = first; err == 0 && p <= last && !won; p++) {
-        struct uz_streams *ss = &dev->sec[p - 1];
+        struct uz_streams *ss = &dev->recomp_streams[p - 1];
         if (ss->n == 0)
             continue;
         struct uz_stream *s2 = uz_stream_get(ss);
@@ -190,7 +190,7 @@ static size_t group_cost(struct uzram *dev, size_t clen)
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
 static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
 {
-    struct uz_streams *ss = &dev->sec[p - 1];
+    struct uz_streams *ss = &dev->recomp_streams[p - 1];
     struct uz_stream *st = uz_stream_get(&dev->streams);
     struct uz_stream *s2 = uz_stream_get(ss);
     size_t old_cost = 0;
@@ -306,22 +306,22 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
     req->next = req->lo;
     uint32_t last_prio = 0;
     for (uint32_t p = 1; p <= UZ_NR_SECONDARY; p++)
-        if (dev->sec[p - 1].n)
+        if (dev->recomp_streams[p - 1].n)
             last_prio = p;
     if (last_prio == 0)
         return uz_error(-EINVAL, "recompress: no secondary algorithm (set recomp_algorithm "
                         "before disksize)");
-    if (req->prio && (req->prio > UZ_NR_SECONDARY || dev->sec[req->prio - 1].n == 0))
+    if (req->prio && (req->prio > UZ_NR_SECONDARY || dev->recomp_streams[req->prio - 1].n == 0))
         return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %u", req->prio);
     uint32_t prio_max = req->prio ? req->prio : last_prio;
     if (req->group > 1) {
         /* groups: the secondary asked for, or the first one configured */
         uint32_t p = req->prio;
         for (uint32_t q = 1; q <= UZ_NR_SECONDARY && !p; q++)
-            if (dev->sec[q - 1].n)
+            if (dev->recomp_streams[q - 1].n)
                 p = q;
         if (req->group > UZ_GROUP_MAX || (req->group & (req->group - 1)) ||
-            dev->sec[p - 1].gpages < req->group)
+            dev->recomp_streams[p - 1].gpages < req->group)
             return uz_error(-EINVAL, "recompress: group is 2, 4 or 8 pages");
         return rc_groups(dev, req, p);
     }

@@ -167,7 +167,7 @@ struct uz_events {
 };
 
 /* A secondary (recompression) algorithm, by priority 1..3. */
-struct uz_secondary {
+struct uz_recomp_algo {
     char name[32];                     /* "" = none at this priority */
     int level;                         /* 0 = the codec's default */
 };
@@ -204,7 +204,7 @@ struct uzram {
     uint32_t huge_threshold_cfg;
     unsigned nstreams;
     uint32_t group_pages;              /* 1 = off; 2, 4, 8: whole-group writes */
-    struct uz_secondary secondary[UZ_NR_SECONDARY];
+    struct uz_recomp_algo recomp_algo[UZ_NR_SECONDARY]; /* the secondaries chosen */
     _Atomic bool wb_compressed;        /* write back / forward compressed */
     _Atomic uint32_t forward_threshold; /* compressed >= this: forward; 0 = off */
     _Atomic bool wb_limit_enable;
@@ -224,7 +224,7 @@ struct uzram {
     const struct uz_alloc_ops *aops;
     struct uz_allocator *alloc;
     struct uz_streams streams;
-    struct uz_streams sec[UZ_NR_SECONDARY]; /* n == 0: no secondary there */
+    struct uz_streams recomp_streams[UZ_NR_SECONDARY]; /* their streams; n == 0: none there */
     _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
     _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
     _Atomic bool compacting;           /* an automatic step is running */
