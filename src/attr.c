@@ -13,6 +13,10 @@
  * store changes nothing, but for writeback and recompress, long scans
  * whose failure leaves what uzram.h says.  Stores that reshape the device
  * are refused with EBUSY while it is open (device.c, "Open count").
+ *
+ * Locking: a show, and a store that does not reshape the device, hold
+ * init_lock for reading; a reshaping store holds it for writing
+ * (src/README.md, "Lock order").
  */
 #define _GNU_SOURCE
 #include "attr.h"

@@ -23,7 +23,7 @@
  * the rest of the group.  Full chunks are raw-page objects: a group costs
  * its compressed size plus the tail of its last chunk's size class.
  *
- * Locking.  Every group operation pins the table pages under the group (at
+ * Locking (the global order: src/README.md, "Lock order").  Every group operation pins the table pages under the group (at
  * most two) and locks all its slots in ascending order (uz_lock_range).
  * A single-page operation that finds SLOT_GROUP on its slot unlocks it and
  * calls in here; lock_unit() then locks the unit that holds the page (its

@@ -21,7 +21,7 @@
  * long and a huge device is covered over several ticks.  The age test
  * reads the slot's atime directly (no need for `idle` first).
  *
- * Locking.  A tick runs under init_lock taken for reading, like any
+ * Locking (the global order: src/README.md, "Lock order").  A tick runs under init_lock taken for reading, like any
  * attribute store; it takes it with tryrdlock, so a reset (which holds
  * init_lock for writing while it stops the thread) never waits for a
  * tick that waits for it.

@@ -24,7 +24,7 @@
  *
  * Stream order: a primary stream, then a secondary's (the read path and
  * writeback take them in the same order), so no two threads can wait on
- * each other.
+ * each other (src/README.md, "Lock order").
  *
  * Group mode (group=K, K = 2, 4 or 8; see group.c for the layout).  Each
  * aligned run [b, b+K) whose K slots all qualify (the mode's tests, per

@@ -7,7 +7,8 @@
  * allocated on the I/O path.  A thread takes the stream of the CPU it runs
  * on; if that one is busy it tries the others, and only if all are busy it
  * waits for its own.  Each stream has its own lock: there is no device-wide
- * lock on the data path.  Waiting for its own CPU's stream (rather than for
+ * lock on the data path.  (A stream lock is taken inside slot locks, the
+ * primary's before a secondary's: src/README.md, "Lock order".)  Waiting for its own CPU's stream (rather than for
  * whichever frees first) keeps a stream, and the hundreds of KiB of codec
  * tables it works in, in one CPU's cache.  (Waiting for any free stream, a
  * counting semaphore, was tried: with 16 threads writing zstd groups on 2

@@ -24,6 +24,9 @@
  * the handle records the size (bits 48..60) so a read transfers exactly
  * that and decompresses with the slot's algorithm (its priority bits).
  *
+ * Locking: each page under its slot lock, a primary stream inside it, the
+ * backing bitmap's lock inside that (src/README.md, "Lock order").
+ *
  * Groups (group.c) are never written back: their members carry no
  * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
  * RAM, compressed together.  Idle marking works on them slot by slot.

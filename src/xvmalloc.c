@@ -68,7 +68,7 @@
  *   - pages_used = normal pages + huge pages; the free-page stack holds
  *     exactly the released pages.
  *
- * Locking.  One mutex guards everything (compcache had one pool lock).
+ * Locking (under the store's slot locks: src/README.md, "Lock order").  One mutex guards everything (compcache had one pool lock).
  * map() takes no lock.  obj_size() and set_backref() take none either: an
  * allocated block's size and padding never change while it lives, and the
  * header is read and written with relaxed atomics because a neighbour's

@@ -115,6 +115,7 @@
  *
  * Locking
  * -------
+ * (Where these sit among the store's locks: src/README.md, "Lock order".)
  *  - class->lock guards the class's lists, counters, its zspages'
  *    descriptors (except the constant first_page and cls) and the headers,
  *    free lists and slack entries inside them.  alloc, free, set_backref

@@ -41,7 +41,7 @@
  * live units with at least one live record; the pack's counters and each
  * class's pack_bytes equal the sums over the records.
  *
- * Locking: pack.lock guards the pack runs' descriptors and records, the
+ * Locking (src/README.md, "Lock order"; zsmalloc.c, "Locking"): pack.lock guards the pack runs' descriptors and records, the
  * open runs, the group lists and counters.  zsmalloc's alloc takes it only
  * after dropping its class lock; cleaning holds it while it takes class
  * locks (order: pack lock, class lock, arena lock) and while it calls the

@@ -19,6 +19,11 @@
  *          first (the model takes what the device holds only then);
  *        - a failed create creates nothing; a failed disksize store leaves
  *          the device uninitialised, and a retry works;
+ *        - a failed attribute store changed nothing: every readable
+ *          attribute but the event counters reads as before, every slot is
+ *          in the state it was; writeback and recompress, the two stores
+ *          uzram.h says are not all-or-nothing, may only have moved pages
+ *          as they move them (to the backing device, to a secondary);
  *        - the allocator's own consistency check passes, mm_stat and
  *          io_stat agree with what happened (failed_writes counts exactly
  *          the failed write calls);
@@ -190,13 +195,75 @@ static void do_discard(uint64_t off, size_t len, bool zeroes)
     }
 }
 
+/* What a store may change and must put back when it fails: the text of
+ * every readable attribute but the event counters (io_stat, debug_stat,
+ * policy_stat, bd_stat count attempts, failed ones included) and the state
+ * bits of every slot (IDLE and the atime aside). */
+#define SNAP_MAX 8192
+struct snap {
+    char text[SNAP_MAX];
+    uint32_t slot[64];
+    uint64_t nslots;
+};
+
+static void take_snap(struct snap *sn)
+{
+    size_t len = 0;
+    const char *name;
+    unsigned mode;
+    for (unsigned i = 0; (name = uzram_attr_name(i, &mode)) != NULL; i++) {
+        if (!(mode & 0444) || !strcmp(name, "io_stat") || !strcmp(name, "debug_stat") ||
+            !strcmp(name, "policy_stat") || !strcmp(name, "bd_stat"))
+            continue;
+        len += (size_t)snprintf(sn->text + len, SNAP_MAX - len, "%s: ", name);
+        int n = uzram_attr_show(R.dev, name, sn->text + len, SNAP_MAX - len);
+        assert_true(n >= 0);
+        len += (size_t)n;
+    }
+    sn->nslots = R.dev->initialised ? R.dev->nslots : 0;
+    for (uint64_t i = 0; i < sn->nslots && i < 64; i++)
+        sn->slot[i] = uz_slot_peek(R.dev, i) & SLOT_STATE & ~SLOT_IDLE;
+}
+
+/* A failed store of writeback or recompress may leave pages moved (the
+ * contract in uzram.h): each slot is as it was or moved as the store
+ * moves pages (to the backing device; to a secondary's object or group),
+ * and its bytes are the same (verify() reads every page back). */
+static bool moved_as_allowed(const char *name, uint32_t before, uint32_t after)
+{
+    if (before == after)
+        return true;
+    if (!strcmp(name, "writeback"))
+        return (before & SLOT_OBJ) && (after & SLOT_WB);
+    if (!strcmp(name, "recompress"))
+        return (before & (SLOT_OBJ | SLOT_SAME)) && (after & (SLOT_RECOMP | SLOT_INCOMP));
+    return false;
+}
+
+static unsigned failed_stores;   /* failed stores whose effect was checked */
+
 static int store(const char *name, const char *value)
 {
+    static struct snap before, after;
+    take_snap(&before);
     bool f0 = uz_fault_fired();
     int rc = uzram_attr_store(R.dev, name, value, strlen(value));
     char what[96];
     snprintf(what, sizeof what, "store %s=%s", name, value);
     expect_rc(rc, f0, false, what);
+    if (rc != 0) {
+        failed_stores++;
+        take_snap(&after);
+        bool scan = !strcmp(name, "writeback") || !strcmp(name, "recompress");
+        if (!scan && strcmp(before.text, after.text) != 0)
+            fail_msg("%s failed (%d) but changed the attributes:\n--- before\n%s\n--- after\n%s",
+                     what, rc, before.text, after.text);
+        assert_int_equal(before.nslots, after.nslots);
+        for (uint64_t i = 0; i < before.nslots && i < 64; i++)
+            if (!moved_as_allowed(name, before.slot[i], after.slot[i]))
+                fail_msg("%s failed (%d) but changed slot %llu: state %#x -> %#x", what, rc,
+                         (unsigned long long)i, before.slot[i], after.slot[i]);
+    }
     return rc;
 }
 
@@ -571,6 +638,8 @@ static void test_beyond_ram_paths(void **state)
     unsigned runs0 = total_runs;
     for (unsigned a = 0; uz_alloc_at(a); a++)
         sweep(&SD, uz_alloc_at(a)->name, "lz4");
+    print_message("(c)+(d): %u failed attribute stores checked to have changed nothing "
+                  "(or, for writeback and recompress, only what uzram.h allows)\n", failed_stores);
     print_message("(d) backing+writeback+recompress: %u runs in %.1f s\n", total_runs - runs0,
                   now_s() - t0);
     unlink(backing_path);
