@@ -160,6 +160,22 @@ struct uzram_config {
      * writeback_policy attributes; NULL = off. */
     const char *recompress_policy;
     const char *writeback_policy;
+
+    /* ---- fields added in 0.2 (the size field tells the library whether
+     * a caller knows them) ---- */
+
+    /* Identical pages stored once (the "dedup" attribute): "auto" (the
+     * default, NULL), "1"/"on", "0"/"off".  A page about to be stored is
+     * looked up by a 64-bit hash (XXH3) in a content index and, if the
+     * same bytes are stored already (compared, never trusted to the hash),
+     * it becomes one more reference to them.  "on" looks up every page;
+     * "auto" looks at one page in sixteen (chosen by content, so
+     * duplicates are sampled alike) and at every page while at least 2% of
+     * them turn out to be stored already, which costs almost nothing on
+     * data without duplicates.  A shared page is read, written back,
+     * recompressed and compacted once, for all its references; writing a
+     * page of it gives that page its own copy. */
+    const char *dedup;
 };
 
 #define UZRAM_COMPACT_DEFAULT 1050u
@@ -311,6 +327,12 @@ struct uzram_stats {
     uint64_t written_back;     /* pages moved there by writeback (ever) */
     uint64_t recompressed;     /* objects replaced by a smaller secondary one (ever) */
     uint64_t recomp_incomp;    /* pages flagged incompressible by recompress */
+    /* ---- added in 0.2 ---- */
+    uint64_t dedup_pages;      /* pages stored as a reference to an identical page */
+    uint64_t dedup_saved_bytes; /* compressed bytes those references save */
+    uint64_t dedup_index_bytes; /* the content index and shared records (in footprint) */
+    uint64_t dedup_hits;       /* lookups that found the page stored */
+    uint64_t dedup_refused;    /* index matches whose bytes differed (not shared) */
 };
 /* Fill size bytes of *st (pass sizeof *st, as the macro does).  Cannot
  * fail.  Thread-safe. */

@@ -34,7 +34,7 @@ FUZZ_WORKAROUNDS ?= -DFUZZ_MALLOC_LEAK_WORKAROUND=0
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(FUZZ_WORKAROUNDS) \
               -Iinclude -Isrc -I/usr/include/lzo
-FUZZ_LIBS = -llz4 -lzstd -lz -llzo2 -lpthread -lm
+FUZZ_LIBS = -llz4 -lzstd -lz -llzo2 -lxxhash -lpthread -lm
 FUZZ_FLAGS = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -timeout=120 -max_len=4096 \
              -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/
 

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "attr.h"
 #include "device.h"
+#include "dedup.h"
 #include "parse.h"
 #include "policy.h"
 #include "recompress.h"
@@ -716,6 +717,28 @@ static int store_wb_policy(struct uzram *dev, const struct val *v)
     return store_policy(dev, v, true);
 }
 
+static int show_dedup(struct uzram *dev, char *buf, size_t size)
+{
+    static const char *names[] = {"0", "1", "auto"};
+    int m = atomic_load(&dev->dedup_mode);
+    return emit(buf, size, 0, "%s\n", names[m]);
+}
+
+/* Any time: it decides how pages written from now on are stored. */
+static int store_dedup(struct uzram *dev, const struct val *v)
+{
+    int mode;
+    int err = uz_dedup_parse(v->s, &mode);
+    if (err == 0)
+        atomic_store(&dev->dedup_mode, mode);
+    return err;
+}
+
+static int show_dedup_stat(struct uzram *dev, char *buf, size_t size)
+{
+    return uz_dedup_show(dev, buf, size);
+}
+
 static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 {
     struct uz_events *c = &dev->ev;
@@ -758,6 +781,8 @@ static const struct attr attrs[] = {
     {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false},
     {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false},
     {"policy_stat", 0444, show_policy_stat, NULL, false, false},
+    {"dedup", 0644, show_dedup, store_dedup, false, false},
+    {"dedup_stat", 0444, show_dedup_stat, NULL, false, false},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 

@@ -35,6 +35,8 @@
 #define _GNU_SOURCE
 #include "device.h"
 #include "page.h"
+#include "dedup.h"
+#include "shared.h"
 #include "recompress.h"
 #include "policy.h"
 #include "error.h"
@@ -56,7 +58,20 @@ uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as)
 {
     return as->pages_used * PAGE + atomic_load(&dev->slots.resident_pages) * PAGE +
            as->meta_bytes + dev->streams.bytes + uz_secondaries_bytes(dev) + sizeof *dev +
-           (dev->bd ? dev->bd->used.chunk_bytes : 0);
+           (dev->bd ? dev->bd->used.chunk_bytes : 0) + uz_shared_bytes(dev) + uz_dedup_bytes(dev);
+}
+
+int uz_dedup_parse(const char *s, int *mode)
+{
+    if (!strcmp(s, "0") || !strcmp(s, "off"))
+        *mode = UZ_DEDUP_OFF;
+    else if (!strcmp(s, "1") || !strcmp(s, "on"))
+        *mode = UZ_DEDUP_ON;
+    else if (!strcmp(s, "auto"))
+        *mode = UZ_DEDUP_AUTO;
+    else
+        return uz_error(-EINVAL, "dedup: '%s': give 0 (off), 1 (on) or auto", s);
+    return 0;
 }
 
 static uint64_t mono_ns(void)
@@ -165,12 +180,15 @@ int uz_dev_init(struct uzram *dev, uint64_t disksize)
         return uz_error(err, "disksize: cannot create compression streams");
     }
     err = uz_secondaries_init(dev);
-    if (err < 0) {
-        uz_streams_fini(&dev->streams);
-        aops->destroy(dev->alloc);
-        uz_varray_fini(&dev->slots);
-        return err;
-    }
+    if (err < 0)
+        goto no_secondaries;
+    dev->nslots = disksize / PAGE;
+    err = uz_shared_init(dev);
+    if (err < 0)
+        goto no_records;
+    err = uz_dedup_init(dev);
+    if (err < 0)
+        goto no_index;
     size_t hc = aops->huge_class_size(dev->alloc);
     dev->huge_threshold = dev->huge_threshold_cfg ? dev->huge_threshold_cfg : (uint32_t)hc + 1;
     if (dev->huge_threshold > hc + 1)
@@ -182,6 +200,17 @@ int uz_dev_init(struct uzram *dev, uint64_t disksize)
      * policy attributes report it. */
     (void)uz_policy_start(dev);
     return 0;
+
+no_index:
+    uz_shared_fini(dev);
+no_records:
+    dev->nslots = 0;
+    uz_secondaries_fini(dev);
+no_secondaries:
+    uz_streams_fini(&dev->streams);
+    aops->destroy(dev->alloc);
+    uz_varray_fini(&dev->slots);
+    return err;
 }
 
 void uz_dev_teardown(struct uzram *dev)
@@ -197,6 +226,8 @@ void uz_dev_teardown(struct uzram *dev)
                 uz_backing_free(dev->bd, slot_handle(s) & WB_BLK_MASK);
         }
     }
+    uz_dedup_fini(dev);
+    uz_shared_fini(dev);   /* frees the blocks of written-back shared pages */
     uz_secondaries_fini(dev);
     uz_streams_fini(&dev->streams);
     dev->aops->destroy(dev->alloc);
@@ -334,6 +365,13 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     dev->epoch = (uint64_t)ts.tv_sec;
+    atomic_store(&dev->dedup_mode, UZ_DEDUP_AUTO);
+    if (err == 0 && cfg->dedup) {
+        int mode;
+        err = uz_dedup_parse(cfg->dedup, &mode);
+        if (err == 0)
+            atomic_store(&dev->dedup_mode, mode);
+    }
     if (err == 0 && cfg->recompress_policy)
         err = uz_policy_parse(dev, false, cfg->recompress_policy, &dev->rc_policy);
     if (err == 0 && cfg->writeback_policy)
@@ -407,6 +445,13 @@ void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *out, size_t siz
         st->written_back = atomic_load(&c->written_back);
         st->recompressed = atomic_load(&c->recompressed);
         st->recomp_incomp = atomic_load(&c->recomp_incomp);
+        struct uz_dedup_figures df;
+        uz_dedup_figures(dev, &df);
+        st->dedup_pages = t.shared_slots - t.records;
+        st->dedup_saved_bytes = t.saved_bytes;
+        st->dedup_index_bytes = uz_dedup_bytes(dev) + uz_shared_bytes(dev);
+        st->dedup_hits = df.hits;
+        st->dedup_refused = df.refused;
         if (dev->bd) {
             st->bd_count = uz_backing_count(dev->bd);
             st->bd_reads = atomic_load(&dev->bd->reads);

@@ -23,6 +23,10 @@ int uz_dev_reset(struct uzram *dev);
  * (uzram_open), else 0.  Caller holds init_lock for writing. */
 int uz_dev_check_closed(struct uzram *dev, const char *what);
 
+/* The dedup attribute's value: "0"/"off", "1"/"on", "auto" into *mode
+ * (UZ_DEDUP_*).  0 or -EINVAL with a message. */
+int uz_dedup_parse(const char *s, int *mode);
+
 /* Everything the live device holds, in bytes (as uzram_stats.footprint),
  * given the allocator's stats. */
 uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as);

@@ -26,6 +26,8 @@
  */
 #define _GNU_SOURCE
 #include "page.h"
+#include "dedup.h"
+#include "shared.h"
 #include "error.h"
 
 #include <errno.h>
@@ -121,8 +123,20 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, UZ_CODEC_PAGE_BOUND);
     bool huge = clen == 0 || clen >= dev->huge_threshold;
     size_t size = huge ? PAGE : clen;
-    uint64_t h;
+    uint64_t h, hash = 0;
     int err;
+    bool indexed = false;
+    if (atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF) {
+        /* stored already?  then one more reference to it, nothing new */
+        int64_t rec = uz_dedup_find(dev, idx, src, huge ? src : st->out, size, huge, &hash, &indexed);
+        if (rec >= 0) {
+            if (own_stream)
+                uz_stream_put(st);
+            uz_slot_commit(dev, idx, s, SLOT_SHARED, (uint64_t)rec, 0);
+            uz_slot_touch(dev, s);
+            return 0;
+        }
+    }
     if (__builtin_expect(dev->bd != NULL, 0)) {
         uint32_t ft = atomic_load_explicit(&dev->forward_threshold, memory_order_relaxed);
         /* by choice: if the backing device cannot take it, keep it in RAM */
@@ -155,6 +169,8 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
 
     uz_slot_commit(dev, idx, s, SLOT_OBJ | (huge ? SLOT_HUGE : 0), h, size);
     uz_slot_touch(dev, s);
+    if (indexed)
+        uz_dedup_insert(dev, hash, idx);
     uz_note_mem_used(dev);
     return 0;
 }
@@ -165,15 +181,13 @@ int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void
     return write_page(dev, idx, s, src, st);
 }
 
-/* Read one whole page from a locked slot into dst.  st as for write_page. */
-static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
-                     struct uz_stream *st)
+/* Read the page a slot or record holds (state f, handle h) into dst. */
+static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h, void *dst,
+                        struct uz_stream *st)
 {
-    uint32_t f = uz_slot_state(s);
     if (f & SLOT_SAME) {
-        fill_page(dst, slot_handle(s));
+        fill_page(dst, h);
     } else if (f & SLOT_OBJ) {
-        uint64_t h = slot_handle(s);
         const void *obj = dev->aops->map(dev->alloc, h);
         size_t size = uz_obj_bytes(dev, f, h);
         if (f & SLOT_HUGE) {
@@ -197,7 +211,7 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
             }
         }
     } else if (f & SLOT_WB) {
-        int rc = uz_wb_read(dev, f, slot_handle(s), dst, st);
+        int rc = uz_wb_read(dev, f, h, dst, st);
         if (rc != 0) {
             atomic_fetch_add_explicit(&dev->ev.failed_reads, 1, memory_order_relaxed);
             return rc;
@@ -205,8 +219,28 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
     } else {
         memset(dst, 0, PAGE);
     }
-    uz_slot_touch(dev, s);
     return 0;
+}
+
+/* Read one whole page from a locked slot into dst.  st as for write_page.
+ * A shared slot's page is its record's, read under the record's lock (so
+ * that compaction cannot move the object meanwhile). */
+static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                     struct uz_stream *st)
+{
+    uint32_t f = uz_slot_state(s);
+    int err;
+    if (__builtin_expect(f & SLOT_SHARED, 0)) {
+        uint32_t id = (uint32_t)slot_handle(s);
+        struct uz_shared *r = uz_shared_get(dev, id);
+        err = read_content(dev, idx, uz_slot_state(&r->s), slot_handle(&r->s), dst, st);
+        uz_shared_put(dev, id, r);
+    } else {
+        err = read_content(dev, idx, f, slot_handle(s), dst, st);
+    }
+    if (err == 0)
+        uz_slot_touch(dev, s);
+    return err;
 }
 
 int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,

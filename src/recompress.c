@@ -42,6 +42,7 @@
  */
 #define _GNU_SOURCE
 #include "recompress.h"
+#include "shared.h"
 #include "page.h"
 #include "group.h"
 #include "error.h"
@@ -119,8 +120,10 @@ static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uin
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
  * not (flagged incompressible when nothing could help), or -errno. */
 static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
-                  const struct uz_rc_req *req, uint32_t last_prio)
+                  const struct uz_rc_req *req, uint32_t last_prio, int64_t rec)
 {
+    /* s is the slot, or (rec >= 0) the record of the shared page it names */
+    uint32_t backref = rec >= 0 ? UZ_BACKREF_SHARED | (uint32_t)rec : (uint32_t)idx;
     uint64_t h = slot_handle(s);
     size_t size = uz_obj_bytes(dev, f, h);
     if (req->threshold && size < req->threshold)
@@ -145,11 +148,15 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
         size_t clen = ss->codec->compress(s2->ctx, st->page, PAGE, s2->out, UZ_CODEC_PAGE_BOUND);
         if (clen && clen < dev->huge_threshold && class_of(dev, clen) < old_class) {
             uint64_t nh;
-            if (dev->aops->alloc(dev->alloc, clen, (uint32_t)idx, &nh) == 0) {
+            if (dev->aops->alloc(dev->alloc, clen, backref, &nh) == 0) {
                 memcpy(dev->aops->map(dev->alloc, nh), s2->out, clen);
-                uz_slot_commit(dev, idx, s,
-                               SLOT_OBJ | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | (f & SLOT_IDLE),
-                               nh, clen);
+                if (rec >= 0)
+                    uz_shared_commit(dev, (uint32_t)rec, (struct uz_shared *)s,
+                                     SLOT_OBJ | (p << SLOT_PRIO_SHIFT), nh, clen);
+                else
+                    uz_slot_commit(dev, idx, s,
+                                   SLOT_OBJ | (p << SLOT_PRIO_SHIFT) | (f & SLOT_IDLE),
+                                   nh, clen);
                 atomic_fetch_add_explicit(&dev->ev.recompressed, 1, memory_order_relaxed);
                 won = 1;
             }
@@ -243,7 +250,7 @@ static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
                 struct uz_slot *s = uz_varray_at(&dev->slots, b + j);
                 uint32_t idle = uz_slot_state(s) & SLOT_IDLE;
                 uz_slot_commit(dev, b + j, s,
-                               slot_group_bits(k) | SLOT_RECOMP | (p << SLOT_PRIO_SHIFT) | idle,
+                               slot_group_bits(k) | (p << SLOT_PRIO_SHIFT) | idle,
                                h[j], chunk_bytes(clen, j));
             }
             atomic_fetch_add_explicit(&dev->ev.recompressed, k, memory_order_relaxed);
@@ -334,13 +341,27 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
         if ((req->max_pages && tried >= req->max_pages) || (req->scan_max && scanned >= req->scan_max))
             break;
         scanned++;
-        if (!rc_wanted(req, uz_slot_peek(dev, i), now, prio_max))
+        uint32_t f0 = uz_slot_peek(dev, i);
+        /* a shared slot is looked at under its lock (its record says) */
+        if (!(f0 & SLOT_SHARED) && !rc_wanted(req, f0, now, prio_max))
             continue;
         struct uz_slot *s = uz_slot_get(dev, i);
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed) & ~SLOT_LOCKBITS;
-        if (rc_wanted(req, f, now, prio_max)) {
+        if (f & SLOT_SHARED) {
+            /* a shared page: recompressed once, in its record */
+            uint32_t id = (uint32_t)slot_handle(s);
+            struct uz_shared *r = uz_shared_get(dev, id);
+            uint32_t fr = uz_shared_view(dev, f, id);
+            if (rc_wanted(req, fr, now, prio_max)) {
+                tried++;
+                err = rc_one(dev, i, &r->s, fr & SLOT_STATE, req, last_prio, id);
+                if (err > 0)
+                    req->done++;
+            }
+            uz_shared_put(dev, id, r);
+        } else if (rc_wanted(req, f, now, prio_max)) {
             tried++;
-            err = rc_one(dev, i, s, f & SLOT_STATE, req, last_prio);
+            err = rc_one(dev, i, s, f & SLOT_STATE, req, last_prio, -1);
             if (err > 0)
                 req->done++;
         }

@@ -27,6 +27,7 @@
  */
 #define _GNU_SOURCE
 #include "slot.h"
+#include "shared.h"
 #include "error.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ static void futex_wake_all(_Atomic uint32_t *addr)
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-static bool slot_trylock(struct uz_slot *s)
+bool uz_slot_trylock(struct uz_slot *s)
 {
     uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
     while (!(f & SLOT_LOCK)) {
@@ -131,7 +132,7 @@ void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
 
 /* Replace the state bits of a locked slot, keeping the lock bits (a waiter
  * may set WAITERS at any time) and the atime. */
-static void set_state(struct uz_slot *s, uint32_t state)
+void uz_slot_set_state(struct uz_slot *s, uint32_t state)
 {
     uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&s->flags, &f,
@@ -144,7 +145,7 @@ void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear)
 {
     set &= SLOT_IDLE | SLOT_INCOMP;
     clear &= SLOT_IDLE | SLOT_INCOMP;
-    set_state(s, (uz_slot_state(s) & ~clear) | set);
+    uz_slot_set_state(s, (uz_slot_state(s) & ~clear) | set);
 }
 
 uint32_t uz_now(const struct uzram *dev)
@@ -189,21 +190,30 @@ size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
 static bool owner_pin(void *owner, uint32_t backref)
 {
     struct uzram *dev = owner;
+    if (backref & UZ_BACKREF_SHARED)   /* a shared record's page: its record */
+        return uz_slot_trylock(&uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s);
     /* A slot that owns an object is live, so its table page is resident
      * and stays so: no varray pin is needed, only the slot lock. */
-    return slot_trylock(uz_slot_at(dev, backref));
+    return uz_slot_trylock(uz_slot_at(dev, backref));
+}
+
+static struct uz_slot *owner_slot(struct uzram *dev, uint32_t backref)
+{
+    if (backref & UZ_BACKREF_SHARED)
+        return &uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s;
+    return uz_slot_at(dev, backref);
 }
 
 static void owner_moved(void *owner, uint32_t backref, uint64_t old_handle, uint64_t new_handle)
 {
-    struct uz_slot *s = uz_slot_at(owner, backref);
+    struct uz_slot *s = owner_slot(owner, backref);
     if (slot_handle(s) == old_handle)
         slot_set_handle(s, new_handle);
 }
 
 static void owner_unpin(void *owner, uint32_t backref)
 {
-    uz_slot_unlock(uz_slot_at(owner, backref));
+    uz_slot_unlock(owner_slot(owner, backref));
 }
 
 const struct uz_owner_ops uz_slot_owner_ops = {
@@ -256,6 +266,10 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
             uz_backing_free(dev->bd, h & WB_BLK_MASK);
             atomic_fetch_sub_explicit(&t->wb_pages, 1, RELAXED);
         }
+        if (f & SLOT_SHARED) {
+            atomic_fetch_sub_explicit(&t->shared_slots, 1, RELAXED);
+            uz_shared_unref(dev, (uint32_t)h);   /* record lock inside the slot lock */
+        }
         if (counts_stored(f))
             atomic_fetch_sub_explicit(&t->pages_stored, 1, RELAXED);
     }
@@ -274,12 +288,14 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
         }
         if (state & SLOT_WB)
             atomic_fetch_add_explicit(&t->wb_pages, 1, RELAXED);
+        if (state & SLOT_SHARED)   /* its reference was taken: uz_shared_ref */
+            atomic_fetch_add_explicit(&t->shared_slots, 1, RELAXED);
         if (counts_stored(state))
             atomic_fetch_add_explicit(&t->pages_stored, 1, RELAXED);
     }
 
     slot_set_handle(s, state ? handle : 0);
-    set_state(s, state);
+    uz_slot_set_state(s, state);
     if (!f && state)
         uz_varray_live(&dev->slots, idx, +1);
     else if (f && !state)
@@ -302,6 +318,9 @@ void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
     o->group_members = atomic_load_explicit(&t->group_members, RELAXED);
     o->wb_pages = atomic_load_explicit(&t->wb_pages, RELAXED);
     o->frees = atomic_load_explicit(&t->frees, RELAXED);
+    o->shared_slots = atomic_load_explicit(&t->shared_slots, RELAXED);
+    o->records = atomic_load_explicit(&t->records, RELAXED);
+    o->saved_bytes = atomic_load_explicit(&t->saved_bytes, RELAXED);
 }
 
 uint64_t uz_tally_compr_bytes(struct uzram *dev)
@@ -338,7 +357,7 @@ void uz_note_mem_used(struct uzram *dev)
 static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
 {
     uint32_t k = slot_group_pages(f0);
-    uint32_t same = SLOT_GROUP | SLOT_GK_MASK | SLOT_PRIO_MASK | SLOT_RECOMP;
+    uint32_t same = SLOT_GROUP | SLOT_GK_MASK | SLOT_PRIO_MASK;
     if (gb % k != 0 || gb + k > dev->nslots)
         return FAIL("slot %llu: group of %u is not aligned inside the disk",
                     (unsigned long long)gb, k);
@@ -362,12 +381,11 @@ static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
     return 0;
 }
 
-int uz_dev_check(struct uzram *dev)
+/* Walk the table: I3, I4, I6 and the recount (into *n, *objects,
+ * *obj_bytes, refs_seen[record id]). */
+static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *objects,
+                       uint64_t *obj_bytes, uint32_t *refs_seen)
 {
-    if (!dev->initialised)
-        return 0;
-    struct uz_tally_snap n = {0};
-    uint64_t objects = 0;
     uint64_t per = dev->slots.per_page, checked = UINT64_MAX;
     for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
         if (i / per != checked) {
@@ -388,41 +406,69 @@ int uz_dev_check(struct uzram *dev)
             continue;
         if (atomic_load_explicit(&s->flags, RELAXED) & SLOT_LOCKBITS)
             return FAIL("slot %llu is locked", (unsigned long long)i);
-        n.pages_stored += counts_stored(f);
+        n->pages_stored += counts_stored(f);
         if (f & SLOT_GROUP) {
-            n.group_members++;
+            n->group_members++;
             uint32_t k = slot_group_pages(f);
             if (i % k == 0) {
                 int err = check_group(dev, i, f);
                 if (err < 0)
                     return err;
             }
+        } else if (f & SLOT_SHARED) {
+            if (f & ~(SLOT_SHARED | SLOT_IDLE))
+                return FAIL("slot %llu: shared with other state bits (%#x)", (unsigned long long)i, f);
+            if (h >= dev->records.nelems)
+                return FAIL("slot %llu: record id %llu is out of range", (unsigned long long)i,
+                            (unsigned long long)h);
+            n->shared_slots++;
+            refs_seen[h]++;
+            continue;
         } else {
             int kinds = !!(f & SLOT_OBJ) + !!(f & SLOT_WB) + !!(f & SLOT_SAME);
             if (kinds != 1)
                 return FAIL("slot %llu: state %#x is not one kind of content", (unsigned long long)i, f);
             if ((f & SLOT_HUGE) && !(f & SLOT_OBJ))
                 return FAIL("slot %llu: HUGE without an object", (unsigned long long)i);
-            n.same_pages += !!(f & SLOT_SAME);
-            n.huge_pages += !!(f & SLOT_HUGE);
+            n->same_pages += !!(f & SLOT_SAME);
+            n->huge_pages += !!(f & SLOT_HUGE);
         }
         if (holds_object(f, h)) {
-            objects++;
+            (*objects)++;
             size_t sz = dev->aops->obj_size(dev->alloc, h);
             if ((f & SLOT_HUGE) && !(f & SLOT_GROUP) && sz != PAGE)
                 return FAIL("slot %llu: huge object of %zu bytes", (unsigned long long)i, sz);
-            n.compr_bytes += sz;
+            n->compr_bytes += sz;
+            *obj_bytes += sz;
             uint32_t b = dev->aops->backref(dev->alloc, h);
             if (b != (uint32_t)i)
                 return FAIL("slot %llu: its object's back-reference is %u", (unsigned long long)i, b);
         }
         if (f & SLOT_WB) {
-            n.wb_pages++;
+            n->wb_pages++;
             if (!dev->bd || !uz_sb_test(&dev->bd->used, h & WB_BLK_MASK))
                 return FAIL("slot %llu: backing block %llu is not allocated", (unsigned long long)i,
                             (unsigned long long)(h & WB_BLK_MASK));
         }
     }
+    return 0;
+}
+
+int uz_dev_check(struct uzram *dev)
+{
+    if (!dev->initialised)
+        return 0;
+    struct uz_tally_snap n = {0};
+    uint64_t objects = 0, obj_bytes = 0;
+    uint32_t *refs_seen = calloc(dev->records.nelems ? dev->records.nelems : 1, sizeof *refs_seen);
+    if (!refs_seen)
+        return uz_error(-ENOMEM, "check: no memory to count references");
+    int err = check_slots(dev, &n, &objects, &obj_bytes, refs_seen);
+    if (err == 0)   /* I8: the records */
+        err = uz_shared_check(dev, refs_seen, &n, &objects, &obj_bytes);
+    free(refs_seen);
+    if (err < 0)
+        return err;
     struct uz_tally_snap t;
     uz_tally_read(dev, &t);
 #define SAME_COUNT(field, what)                                                          \
@@ -435,13 +481,16 @@ int uz_dev_check(struct uzram *dev)
     SAME_COUNT(huge_pages, "huge pages")
     SAME_COUNT(group_members, "group members")
     SAME_COUNT(wb_pages, "written-back pages")
+    SAME_COUNT(shared_slots, "shared slots")
+    SAME_COUNT(records, "shared records")
+    SAME_COUNT(saved_bytes, "bytes saved by sharing")
 #undef SAME_COUNT
     struct uz_alloc_stats as;
     dev->aops->stats(dev->alloc, &as);
-    if (as.objects != objects || as.obj_bytes != n.compr_bytes)
+    if (as.objects != objects || as.obj_bytes != obj_bytes)
         return FAIL("the allocator holds %llu objects of %llu bytes, the table %llu of %llu",
                     (unsigned long long)as.objects, (unsigned long long)as.obj_bytes,
-                    (unsigned long long)objects, (unsigned long long)n.compr_bytes);
+                    (unsigned long long)objects, (unsigned long long)obj_bytes);
     if (dev->bd && uz_backing_count(dev->bd) != n.wb_pages)
         return FAIL("the backing device holds %llu blocks, the table %llu",
                     (unsigned long long)uz_backing_count(dev->bd), (unsigned long long)n.wb_pages);

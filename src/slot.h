@@ -30,8 +30,10 @@ uint32_t uz_now(const struct uzram *dev);
  * uz_slot_get may sleep on the lock. */
 struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx);
 void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s);
-/* Lock / unlock a slot whose table page the caller has pinned. */
+/* Lock / unlock a slot whose table page the caller has pinned; try: true
+ * if locked, false (nothing done) if another holds it. */
 void uz_slot_lock(struct uz_slot *s);
+bool uz_slot_trylock(struct uz_slot *s);
 void uz_slot_unlock(struct uz_slot *s);
 /* Pin and lock slots [lo, hi) in ascending order (at most two table
  * pages: hi - lo <= UZ_GROUP_MAX) / unlock and unpin them. */
@@ -42,6 +44,10 @@ void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi);
  * are not content (uz_slot_commit does not look at them).  Keeps the lock
  * bits and the atime. */
 void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear);
+/* Replace the state bits of a locked slot (or record), keeping lock bits
+ * and atime: for uz_slot_commit and shared.c alone, which keep the
+ * counters. */
+void uz_slot_set_state(struct uz_slot *s, uint32_t state);
 /* Stamp a locked slot's atime and clear IDLE (an access). */
 void uz_slot_touch(struct uzram *dev, struct uz_slot *s);
 
@@ -81,6 +87,7 @@ void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
 struct uz_tally_snap {
     uint64_t pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since;
     uint64_t group_members, wb_pages, frees;
+    uint64_t shared_slots, records, saved_bytes;
 };
 void uz_tally_read(struct uzram *dev, struct uz_tally_snap *t);
 uint64_t uz_tally_compr_bytes(struct uzram *dev);
@@ -110,12 +117,19 @@ extern const struct uz_owner_ops uz_slot_owner_ops;
  *       and WB never with SLOT_GROUP; a HUGE object is 4096 bytes;
  *   I4  group members agree with their leader (the first slot of the
  *       aligned run): every one of the K slots is a member of a group of
- *       K with the leader's priority and RECOMP bit; chunk handles are a
+ *       K with the leader's priority bits; chunk handles are a
  *       non-empty prefix (the leader has one), zeros after;
  *   I5  a written-back slot's block is allocated on the backing device,
  *       and the device holds no other blocks;
  *   I6  the table's per-page live counts equal the live slots on them;
- *   I7  the allocator's own check passes.
+ *   I7  the allocator's own check passes;
+ *   I8  shared records: a shared slot carries SLOT_SHARED alone (and IDLE)
+ *       and names a live record; a record's reference count equals the
+ *       slots that name it, it holds one object (whose back-reference is
+ *       UZ_BACKREF_SHARED | its id) or one allocated backing block, its
+ *       id is in use and no free id has a record; shared slots, records
+ *       and saved bytes equal the recount, and a record's page counts
+ *       once in the allocator's objects.
  */
 int uz_dev_check(struct uzram *dev);
 

@@ -59,6 +59,13 @@
  * compr_data_size.  Group state is read and changed only with all K slot
  * locks held, taken in ascending order.
  *
+ * A shared slot (SLOT_SHARED, shared.c): its page is stored once for
+ * several slots, in a shared record; the handle is the record's id.  It
+ * carries SLOT_SHARED, its own IDLE bit and atime, nothing else: what the
+ * page is (object, huge, priority, incompressible, written back) is the
+ * record's state, which has the layout of a slot's.  A secondary
+ * algorithm's work is the priority bits alone (1..3): no separate flag.
+ *
  * atime wraps every 2^20 s (12.1 days): the age of a slot is
  * (now - atime) mod 2^20, so a page left untouched for longer than that
  * looks younger than it is (at worst, it is written back or recompressed
@@ -78,7 +85,7 @@ struct uz_slot {
 #define SLOT_IDLE     (1u << 5)
 #define SLOT_INCOMP   (1u << 6)   /* no algorithm could shrink it */
 #define SLOT_WB       (1u << 7)   /* lives on the backing device */
-#define SLOT_RECOMP   (1u << 8)   /* compressed by a secondary algorithm */
+#define SLOT_SHARED   (1u << 8)   /* handle is a shared record's id (shared.c) */
 #define SLOT_PRIO_SHIFT 9         /* bits 9..10: algorithm priority */
 #define SLOT_PRIO_MASK  (3u << SLOT_PRIO_SHIFT)
 #define SLOT_GROUP    (1u << 11)  /* member of a compressed group (group.c) */
@@ -134,18 +141,38 @@ static inline uint32_t slot_group_bits(uint32_t k)
 
 #define UZ_GROUP_MAX 8u                 /* largest group, in pages */
 
+enum { UZ_DEDUP_OFF = 0, UZ_DEDUP_ON = 1, UZ_DEDUP_AUTO = 2 };
+
 /* The content counters: what the slot table holds.  Written by
- * uz_slot_commit (slot.c) alone, read through uz_tally_read. */
+ * uz_slot_commit (slot.c) and the shared records' changes (shared.c)
+ * alone, read through uz_tally_read.  A shared record's page counts once
+ * in compr_bytes, huge_pages and wb_pages, and once per slot that refers
+ * to it in pages_stored (while in RAM). */
 struct uz_tally {
-    _Atomic uint64_t pages_stored;     /* pages in RAM (objects, same, group members) */
+    _Atomic uint64_t pages_stored;     /* pages in RAM (objects, same, group members, shared) */
     _Atomic uint64_t compr_bytes;      /* bytes of their objects */
     _Atomic uint64_t same_pages;
     _Atomic uint64_t huge_pages;
     _Atomic uint64_t huge_pages_since; /* huge objects ever stored */
     _Atomic uint64_t group_members;    /* slots in compressed groups */
-    _Atomic uint64_t wb_pages;         /* pages on the backing device */
+    _Atomic uint64_t wb_pages;         /* pages (blocks) on the backing device */
     _Atomic uint64_t frees;            /* objects freed: what fragments memory */
+    _Atomic uint64_t shared_slots;     /* slots that refer to a shared record */
+    _Atomic uint64_t records;          /* live shared records */
+    _Atomic uint64_t saved_bytes;      /* compressed bytes sharing saves: sum of
+                                        * (refs - 1) * bytes over records in RAM */
 };
+
+/* A shared record (shared.c): one page stored for several slots.  s has
+ * a slot's layout (lock bits, state, handle); refs counts the slots whose
+ * handle is this record's id.  16 bytes; only pages that are shared have
+ * one. */
+struct uz_shared {
+    struct uz_slot s;
+    uint32_t refs;
+};
+
+struct uz_dedup;
 
 /* Event counters: each is counted where its event happens. */
 struct uz_events {
@@ -229,7 +256,11 @@ struct uzram {
     _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
     _Atomic bool compacting;           /* an automatic step is running */
     _Atomic uint64_t compact_retry_at; /* frees count before which not to retry */
-    struct uz_tally tally;             /* slot.c's alone */
+    struct uz_tally tally;             /* slot.c's and shared.c's alone */
+    struct uz_varray records;          /* shared records, by id */
+    struct uz_sparsebits record_ids;   /* ids in use */
+    struct uz_dedup *dedup;            /* the content index (dedup.c), NULL = none */
+    _Atomic int dedup_mode;            /* UZ_DEDUP_* (kept across reset) */
     struct uz_events ev;
     uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
 };

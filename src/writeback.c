@@ -41,6 +41,7 @@
  */
 #define _GNU_SOURCE
 #include "writeback.h"
+#include "shared.h"
 #include "page.h"
 #include "error.h"
 
@@ -98,8 +99,10 @@ static void give_back_limit(struct uzram *dev)
 }
 
 /* Write back one locked slot (state f, qualifying).  0 or the error. */
-static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f)
+static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f, int64_t rec)
 {
+    /* s is the slot, or (rec >= 0) the record of the shared page it names:
+     * a shared page goes out once, for every slot that shares it */
     uint64_t h = slot_handle(s);
     size_t size = uz_obj_bytes(dev, f, h);
     const uint8_t *obj = dev->aops->map(dev->alloc, h);
@@ -125,8 +128,11 @@ static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
         return err;
     uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
     if (clen)
-        keep |= f & (SLOT_PRIO_MASK | SLOT_RECOMP);
-    uz_slot_commit(dev, idx, s, SLOT_WB | keep, wh, 0);
+        keep |= f & SLOT_PRIO_MASK;
+    if (rec >= 0)
+        uz_shared_commit(dev, (uint32_t)rec, (struct uz_shared *)s, SLOT_WB | keep, wh, 0);
+    else
+        uz_slot_commit(dev, idx, s, SLOT_WB | keep, wh, 0);
     atomic_fetch_add_explicit(&dev->ev.written_back, 1, memory_order_relaxed);
     return 0;
 }
@@ -144,15 +150,26 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
     for (i = uz_next_used(dev, req->lo); i < hi; i = uz_next_used(dev, i + 1)) {
         if (req->max_pages && req->done >= req->max_pages)
             break;
-        if (!wb_wanted(req, uz_slot_peek(dev, i), now))
+        uint32_t f0 = uz_slot_peek(dev, i);
+        /* a shared slot is looked at under its lock (its record says) */
+        if (!(f0 & SLOT_SHARED) && !wb_wanted(req, f0, now))
             continue;
         struct uz_slot *s = uz_slot_get(dev, i);
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        struct uz_shared *r = NULL;
+        int64_t rec = -1;
+        struct uz_slot *target = s;
+        if (f & SLOT_SHARED) {
+            rec = (uint32_t)slot_handle(s);
+            r = uz_shared_get(dev, (uint32_t)rec);
+            f = uz_shared_view(dev, f, (uint64_t)rec);
+            target = &r->s;
+        }
         if (wb_wanted(req, f, now)) {
             if (!take_limit(dev)) {
                 err = uz_error(-EIO, "writeback: writeback_limit reached");
             } else {
-                err = wb_one(dev, i, s, f & SLOT_STATE);
+                err = wb_one(dev, i, target, f & SLOT_STATE, rec);
                 if (err < 0) {
                     give_back_limit(dev);
                     atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
@@ -161,6 +178,8 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
                 }
             }
         }
+        if (r)
+            uz_shared_put(dev, (uint32_t)rec, r);
         uz_slot_put(dev, i, s);
         if (err < 0)
             break;

@@ -11,7 +11,7 @@ declare -A layer=(
   [error]=0 [mem]=0 [parse]=0 [varray]=0 [sparsebits]=0 [codec]=0 [streams]=0
   [alloc]=0 [zsmalloc]=0 [zspack]=0 [xvmalloc]=0 [mallocator]=0 [backing]=0
   [store]=0 [uzram]=0
-  [slot]=1 [page]=2 [group]=3 [writeback]=3 [recompress]=3
+  [slot]=1 [shared]=1 [page]=2 [dedup]=2 [group]=3 [writeback]=3 [recompress]=3
   [device]=4 [io]=4 [policy]=5 [attr]=6
 )
 allowed_up="device.c:policy.h"
@@ -46,12 +46,12 @@ for f in frontends/*.c frontends/*.h; do
 done
 
 # the content counters (struct uz_tally) are slot.c's alone
-if grep -n 'tally\.' src/*.c | grep -v '^src/slot.c:' ; then
-  echo "layers: the lines above touch dev->tally outside slot.c (use uz_slot_commit / uz_tally_read)" >&2
+if grep -n 'tally\.' src/*.c | grep -vE '^src/(slot|shared)\.c:' ; then
+  echo "layers: the lines above touch dev->tally outside slot.c and shared.c (use uz_slot_commit / uz_tally_read)" >&2
   fail=1
 fi
 # and nobody but uz_slot_commit changes a slot's handle, state or live count
-if grep -nE 'slot_set_handle\(|uz_varray_live\(' src/*.c | grep -vE '^src/(slot|varray)\.c:'; then
+if grep -nE 'slot_set_handle\(|uz_varray_live\(|uz_slot_set_state\(' src/*.c | grep -vE '^src/(slot|shared|varray)\.c:'; then
   echo "layers: the lines above change a slot's content outside slot.c" >&2
   fail=1
 fi

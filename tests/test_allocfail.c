@@ -236,7 +236,7 @@ static bool moved_as_allowed(const char *name, uint32_t before, uint32_t after)
     if (!strcmp(name, "writeback"))
         return (before & SLOT_OBJ) && (after & SLOT_WB);
     if (!strcmp(name, "recompress"))
-        return (before & (SLOT_OBJ | SLOT_SAME)) && (after & (SLOT_RECOMP | SLOT_INCOMP));
+        return (before & (SLOT_OBJ | SLOT_SAME)) && (after & (SLOT_PRIO_MASK | SLOT_INCOMP));
     return false;
 }
 

@@ -1,0 +1,52 @@
+/*
+ * dedup.h - layer 2 of the store (src/README.md): the content index that
+ * finds a page already stored, so that identical pages are stored once
+ * (dedup.c; the shared records are shared.c's).
+ */
+#ifndef UZRAM_DEDUP_H
+#define UZRAM_DEDUP_H
+
+#include "slot.h"
+
+/* Make / free the index of a device being initialised / torn down.
+ * init: 0 or -ENOMEM (no index; nothing made). */
+int uz_dedup_init(struct uzram *dev);
+void uz_dedup_fini(struct uzram *dev);
+/* Resident bytes of the index (counted in the footprint). */
+uint64_t uz_dedup_bytes(struct uzram *dev);
+
+/*
+ * The write path's two calls, for a page that is not same-filled, with
+ * slot idx locked and the page compressed (the form it would be stored
+ * in: bytes, n long; huge: the raw page).
+ *
+ * uz_dedup_find: if the index is to look at this page (mode, sampling),
+ *   *hash is its hash and the return is >= 0 when an identical page is
+ *   stored: the id of the record that holds it, with a reference taken
+ *   for slot idx (commit it SLOT_SHARED with that id).  -1: not found
+ *   (*indexed says whether to uz_dedup_insert the page once stored).
+ *   Cannot fail (a candidate that is busy or cannot be made shared is a
+ *   miss).  A candidate is taken only if its stored bytes equal the
+ *   page's: a hash match alone is never trusted.
+ * uz_dedup_insert: the page (hash) is now stored unique in slot idx.
+ *   Cannot fail (a full bucket evicts an entry).
+ */
+int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const void *bytes,
+                      size_t n, bool huge, uint64_t *hash, bool *indexed);
+void uz_dedup_insert(struct uzram *dev, uint64_t hash, uint64_t idx);
+
+/* The dedup_stat attribute's text.  Its length or -ENOSPC. */
+int uz_dedup_show(struct uzram *dev, char *buf, size_t size);
+
+/* Figures for uzram_stats. */
+struct uz_dedup_figures {
+    uint64_t hits, refused, lookups, entries;
+    bool sampling;             /* auto mode, looking at a sample of pages */
+};
+void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f);
+
+/* Test hook: when set, replaces the page hash (to force collisions).
+ * NULL in production.  Not thread-safe to change while I/O runs. */
+extern uint64_t (*uz_dedup_hash_hook)(const void *page);
+
+#endif
