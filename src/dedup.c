@@ -27,7 +27,7 @@
  * up); auto, the default: the index looks at a sample of the pages, those
  * whose first 256 bytes hash to 0 mod 16 (identical pages are sampled
  * alike, so the share of duplicates in the sample is the share in all),
- * and switches to every page when at least 2% of 1024 sampled pages were
+ * and switches to every page when at least 2% of 256 sampled pages were
  * found stored, back to the sample when fewer than 0.5% of 16384 pages
  * were.  On pages without duplicates auto costs one hash of 256 bytes per
  * page, a full hash and an index entry for one page in sixteen; the
@@ -58,7 +58,7 @@
 #define REF_RECORD 0x80000000u
 #define SAMPLE_SHIFT 60            /* sampled: prefix hash >> 60 == 0, 1 in 16 */
 #define SAMPLE_BYTES 256
-#define WINDOW_SAMPLED 1024
+#define WINDOW_SAMPLED 256
 #define WINDOW_FULL 16384
 
 struct entry {

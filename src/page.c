@@ -181,6 +181,28 @@ int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void
     return write_page(dev, idx, s, src, st);
 }
 
+/* Decompress an object of size bytes (state f) into dst. */
+static int decode(struct uzram *dev, uint64_t idx, uint32_t f, const void *obj, size_t size,
+                  void *dst, struct uz_stream *st)
+{
+    int rc;
+    if (__builtin_expect(f & SLOT_PRIO_MASK, 0)) {
+        rc = uz_decompress(dev, slot_prio(f), obj, size, dst, st);
+    } else {
+        bool own_stream = st == NULL;
+        if (own_stream)
+            st = uz_stream_get(&dev->streams);
+        rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
+        if (own_stream)
+            uz_stream_put(st);
+    }
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&dev->ev.failed_reads, 1, memory_order_relaxed);
+        return uz_error(-EIO, "read: page %llu does not decompress", (unsigned long long)idx);
+    }
+    return 0;
+}
+
 /* Read the page a slot or record holds (state f, handle h) into dst. */
 static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h, void *dst,
                         struct uz_stream *st)
@@ -190,26 +212,10 @@ static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h,
     } else if (f & SLOT_OBJ) {
         const void *obj = dev->aops->map(dev->alloc, h);
         size_t size = uz_obj_bytes(dev, f, h);
-        if (f & SLOT_HUGE) {
+        if (f & SLOT_HUGE)
             memcpy(dst, obj, PAGE);
-        } else {
-            int rc;
-            if (__builtin_expect(f & SLOT_PRIO_MASK, 0)) {
-                rc = uz_decompress(dev, slot_prio(f), obj, size, dst, st);
-            } else {
-                bool own_stream = st == NULL;
-                if (own_stream)
-                    st = uz_stream_get(&dev->streams);
-                rc = dev->streams.codec->decompress(st->ctx, obj, size, dst, PAGE);
-                if (own_stream)
-                    uz_stream_put(st);
-            }
-            if (rc != 0) {
-                atomic_fetch_add_explicit(&dev->ev.failed_reads, 1, memory_order_relaxed);
-                return uz_error(-EIO, "read: page %llu does not decompress",
-                                (unsigned long long)idx);
-            }
-        }
+        else
+            return decode(dev, idx, f, obj, size, dst, st);
     } else if (f & SLOT_WB) {
         int rc = uz_wb_read(dev, f, h, dst, st);
         if (rc != 0) {
@@ -223,8 +229,11 @@ static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h,
 }
 
 /* Read one whole page from a locked slot into dst.  st as for write_page.
- * A shared slot's page is its record's, read under the record's lock (so
- * that compaction cannot move the object meanwhile). */
+ * A shared slot's page is its record's: its object is copied out under the
+ * record's lock (so that compaction cannot move it meanwhile) and decoded
+ * after, so that no stream is taken with a record held (src/README.md,
+ * "Lock order").  A written-back record cannot change while the slot holds
+ * its reference. */
 static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
                      struct uz_stream *st)
 {
@@ -233,8 +242,21 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
     if (__builtin_expect(f & SLOT_SHARED, 0)) {
         uint32_t id = (uint32_t)slot_handle(s);
         struct uz_shared *r = uz_shared_get(dev, id);
-        err = read_content(dev, idx, uz_slot_state(&r->s), slot_handle(&r->s), dst, st);
+        uint32_t rf = uz_slot_state(&r->s);
+        uint64_t rh = slot_handle(&r->s);
+        uint8_t obj[PAGE];
+        size_t size = 0;
+        if (rf & SLOT_OBJ) {
+            size = uz_obj_bytes(dev, rf, rh);
+            memcpy((rf & SLOT_HUGE) ? dst : obj, dev->aops->map(dev->alloc, rh), size);
+        }
         uz_shared_put(dev, id, r);
+        if (!(rf & SLOT_OBJ))
+            err = read_content(dev, idx, rf, rh, dst, st);
+        else if (rf & SLOT_HUGE)
+            err = 0;
+        else
+            err = decode(dev, idx, rf, obj, size, dst, st);
     } else {
         err = read_content(dev, idx, f, slot_handle(s), dst, st);
     }

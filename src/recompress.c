@@ -120,7 +120,8 @@ static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uin
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
  * not (flagged incompressible when nothing could help), or -errno. */
 static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
-                  const struct uz_rc_req *req, uint32_t last_prio, int64_t rec)
+                  const struct uz_rc_req *req, uint32_t last_prio, int64_t rec,
+                  struct uz_stream *held)
 {
     /* s is the slot, or (rec >= 0) the record of the shared page it names */
     uint32_t backref = rec >= 0 ? UZ_BACKREF_SHARED | (uint32_t)rec : (uint32_t)idx;
@@ -130,7 +131,9 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
         return 0;
     uint32_t cur = slot_prio(f);
     const uint8_t *obj = dev->aops->map(dev->alloc, h);
-    struct uz_stream *st = uz_stream_get(&dev->streams);
+    /* held: the primary stream a shared page's caller took before its
+     * record's lock (src/README.md, "Lock order") */
+    struct uz_stream *st = held ? held : uz_stream_get(&dev->streams);
     int err = 0;
     if (f & SLOT_HUGE)
         memcpy(st->page, obj, PAGE);
@@ -167,7 +170,8 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
         }
         uz_stream_put(s2);
     }
-    uz_stream_put(st);
+    if (!held)
+        uz_stream_put(st);
     if (err < 0)
         return err;
     if (!won && err == 0 && last >= last_prio) {
@@ -350,18 +354,20 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
         if (f & SLOT_SHARED) {
             /* a shared page: recompressed once, in its record */
             uint32_t id = (uint32_t)slot_handle(s);
+            struct uz_stream *st = uz_stream_get(&dev->streams);
             struct uz_shared *r = uz_shared_get(dev, id);
             uint32_t fr = uz_shared_view(dev, f, id);
             if (rc_wanted(req, fr, now, prio_max)) {
                 tried++;
-                err = rc_one(dev, i, &r->s, fr & SLOT_STATE, req, last_prio, id);
+                err = rc_one(dev, i, &r->s, fr & SLOT_STATE, req, last_prio, id, st);
                 if (err > 0)
                     req->done++;
             }
             uz_shared_put(dev, id, r);
+            uz_stream_put(st);
         } else if (rc_wanted(req, f, now, prio_max)) {
             tried++;
-            err = rc_one(dev, i, s, f & SLOT_STATE, req, last_prio, -1);
+            err = rc_one(dev, i, s, f & SLOT_STATE, req, last_prio, -1, NULL);
             if (err > 0)
                 req->done++;
         }

@@ -99,14 +99,17 @@ static void give_back_limit(struct uzram *dev)
 }
 
 /* Write back one locked slot (state f, qualifying).  0 or the error. */
-static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f, int64_t rec)
+static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f, int64_t rec,
+                  struct uz_stream *held)
 {
     /* s is the slot, or (rec >= 0) the record of the shared page it names:
      * a shared page goes out once, for every slot that shares it */
     uint64_t h = slot_handle(s);
     size_t size = uz_obj_bytes(dev, f, h);
     const uint8_t *obj = dev->aops->map(dev->alloc, h);
-    struct uz_stream *st = uz_stream_get(&dev->streams);
+    /* held: the primary stream a shared page's caller took before its
+     * record's lock (src/README.md, "Lock order") */
+    struct uz_stream *st = held ? held : uz_stream_get(&dev->streams);
     size_t clen = 0;
     int err = 0;
     if (f & SLOT_HUGE) {
@@ -123,7 +126,8 @@ static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     uint64_t wh = 0;
     if (err == 0)
         err = uz_wb_put(dev, st, st->page, clen, &wh);
-    uz_stream_put(st);
+    if (!held)
+        uz_stream_put(st);
     if (err < 0)
         return err;
     uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
@@ -157,10 +161,12 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
         struct uz_slot *s = uz_slot_get(dev, i);
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
         struct uz_shared *r = NULL;
+        struct uz_stream *st = NULL;
         int64_t rec = -1;
         struct uz_slot *target = s;
         if (f & SLOT_SHARED) {
             rec = (uint32_t)slot_handle(s);
+            st = uz_stream_get(&dev->streams);
             r = uz_shared_get(dev, (uint32_t)rec);
             f = uz_shared_view(dev, f, (uint64_t)rec);
             target = &r->s;
@@ -169,7 +175,7 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
             if (!take_limit(dev)) {
                 err = uz_error(-EIO, "writeback: writeback_limit reached");
             } else {
-                err = wb_one(dev, i, target, f & SLOT_STATE, rec);
+                err = wb_one(dev, i, target, f & SLOT_STATE, rec, st);
                 if (err < 0) {
                     give_back_limit(dev);
                     atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
@@ -178,8 +184,10 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
                 }
             }
         }
-        if (r)
+        if (r) {
             uz_shared_put(dev, (uint32_t)rec, r);
+            uz_stream_put(st);
+        }
         uz_slot_put(dev, i, s);
         if (err < 0)
             break;

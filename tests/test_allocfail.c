@@ -39,6 +39,9 @@
  *   (b) overwrite + discard + compact on a fragmented device: overwrites
  *       with other sizes, partial discards (read-modify-write), write_zeroes,
  *       compaction through uzram_compact() and the "compact" attribute.
+ *   (e) shared pages (dedup on): duplicates shared, copy on write,
+ *       discard, recompression and writeback of shared pages, the last
+ *       references overwritten.
  *   (c) attribute paths: comp_algorithm, algorithm_params and disksize on
  *       an uninitialised device, mem_limit (writes over it fail: expected),
  *       compact, mem_used_max, mm_stat, reset + disksize again.
@@ -286,10 +289,13 @@ static void set_disksize(const char *value, uint64_t bytes)
 }
 
 /* Create R.dev with disksize pages (0: uninitialised). */
+static const char *create_dedup;   /* the dedup mode of devices made (NULL: default) */
+
 static int create(uint64_t pages, unsigned streams)
 {
     struct uzram_config cfg;
     uzram_config_init(&cfg);
+    cfg.dedup = create_dedup;
     cfg.disksize = pages * PAGE;
     cfg.algorithm = R.algo;
     cfg.allocator = R.allocator;
@@ -334,8 +340,10 @@ static void verify(const char *scenario)
     static const uint8_t zero[PAGE];
     for (uint64_t p = 0; p < R.size / PAGE; p++)
         nonzero += memcmp(R.model + p * PAGE, zero, PAGE) != 0;
-    /* as in zram, written-back pages leave orig_data_size for bd_count */
-    if (st.orig_data_size + st.bd_count * PAGE < nonzero * PAGE || st.orig_data_size > R.size ||
+    /* as in zram, written-back pages leave orig_data_size for bd_count (a
+     * shared one is one block for all its references: dedup_pages) */
+    if (st.orig_data_size + (st.bd_count + st.dedup_pages) * PAGE < nonzero * PAGE ||
+        st.orig_data_size > R.size ||
         st.compr_data_size > st.orig_data_size || st.mem_used_total > st.mem_used_max)
         fail_msg("%s [%s/%s]: mm_stat disagrees: orig %llu (%llu pages hold data) compr %llu "
                  "used %llu max %llu", scenario, R.allocator, R.algo,
@@ -513,6 +521,34 @@ static void d_body(void)
     assert_true(uzram_attr_show(R.dev, "bd_stat", bd, sizeof bd) > 0);
 }
 
+/* (e) shared pages: duplicates found and shared, copy on write, discard,
+ * recompression and writeback of shared pages, overwrites that free them */
+static void e_setup(void)
+{
+    create_dedup = "1";
+    d_setup();
+}
+
+static void e_body(void)
+{
+    if (store("backing_dev", backing_path) != 0)
+        assert_int_equal(uzram_attr_store(R.dev, "backing_dev", backing_path, strlen(backing_path)), 0);
+    if (store("recomp_algorithm", "algo=zstd priority=1") != 0)
+        assert_int_equal(uzram_attr_store(R.dev, "recomp_algorithm", "algo=zstd priority=1", 20), 0);
+    set_disksize("128K", 128 * 1024);
+    for (uint32_t p = 0; p < 24; p++)                          /* 4 contents, each 6 times */
+        do_write(p * PAGE, PAGE, p % 4 == 3 ? K_RANDOM : K_TEXT, p % 4);
+    do_write(5 * PAGE + 300, 100, K_TEXT, 77);                  /* copy on write */
+    do_discard(6 * PAGE, PAGE, false);                          /* one reference less */
+    store("idle", "all");
+    store("recompress", "type=idle group=1");                  /* shared pages once */
+    store("writeback", "page_index=1");                        /* a shared page out */
+    store("writeback", "huge");
+    for (uint32_t p = 0; p < 24; p += 4)                        /* the last references go */
+        do_write(p * PAGE, PAGE, K_HEAD, p + 900);
+    do_write(30 * PAGE, PAGE, K_TEXT, 1);                       /* a new duplicate */
+}
+
 struct scenario {
     const char *name;
     void (*setup)(void);
@@ -523,6 +559,7 @@ static const struct scenario SA = {"create+writes", a_setup, a_body};
 static const struct scenario SB = {"overwrite+discard+compact", b_setup, b_body};
 static const struct scenario SC = {"attributes", c_setup, c_body};
 static const struct scenario SD = {"backing+writeback+recompress", d_setup, d_body};
+static const struct scenario SE = {"shared pages", e_setup, e_body};
 
 /* ------------------------------------------------------------ the sweep */
 
@@ -642,6 +679,17 @@ static void test_beyond_ram_paths(void **state)
                   "(or, for writeback and recompress, only what uzram.h allows)\n", failed_stores);
     print_message("(d) backing+writeback+recompress: %u runs in %.1f s\n", total_runs - runs0,
                   now_s() - t0);
+}
+
+static void test_shared_paths(void **state)
+{
+    (void)state;
+    double t0 = now_s();
+    unsigned runs0 = total_runs;
+    for (unsigned a = 0; uz_alloc_at(a); a++)
+        sweep(&SE, uz_alloc_at(a)->name, "lz4");
+    create_dedup = NULL;
+    print_message("(e) shared pages: %u runs in %.1f s\n", total_runs - runs0, now_s() - t0);
     unlink(backing_path);
 }
 
@@ -652,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_overwrite_discard_compact),
         cmocka_unit_test(test_attribute_paths),
         cmocka_unit_test(test_beyond_ram_paths),
+        cmocka_unit_test(test_shared_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

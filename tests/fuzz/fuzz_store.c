@@ -26,7 +26,9 @@
  *     then ops, one byte each (b % 16 through op_table[]) plus its operands.
  *
  * Ops: write (data from generators: zeros, same-filled word, compressible,
- * random, mixed, random head + zero tail), read and compare, discard,
+ * random, mixed, random head + zero tail, and two that draw whole pages
+ * from a pool of four, so that duplicates are common and deduplication,
+ * which is on unless bit 6 of the flags byte is set, shares them), read and compare, discard,
  * write_zeroes, out-of-range I/O (must fail with -EINVAL and change
  * nothing), compact, reset (then set disksize again, maybe with another
  * algorithm: the model becomes zeros), mem_limit (small limits make writes
@@ -201,7 +203,7 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-enum { GEN_ZERO, GEN_SAME, GEN_TEXT, GEN_RANDOM, GEN_MIXED, GEN_HEAD, NGEN };
+enum { GEN_ZERO, GEN_SAME, GEN_TEXT, GEN_RANDOM, GEN_MIXED, GEN_HEAD, GEN_POOL, GEN_POOL2, NGEN };
 
 /* Fill dst (len bytes, destined for disk offset off) from generator kind.
  * Patterns are laid out by absolute disk offset, so an aligned write of a
@@ -241,6 +243,18 @@ NOCOV static void gen(uint8_t *dst, size_t len, unsigned kind, uint32_t seed, ui
                 dst[i] = (uint8_t)("abcdefgh"[(o / 16) % 8]);
         }
         break;
+    case GEN_POOL:    /* pages from a pool of four, whatever their offset: duplicates */
+    case GEN_POOL2: {
+        uint32_t k = seed % 4;
+        for (size_t i = 0; i < len; i++) {
+            uint64_t o = (off + i) % PAGE;
+            if (k == 3)   /* incompressible: a huge page shared */
+                dst[i] = (uint8_t)(mix(o / 8 * 0x9e37u + 77) >> (8 * (o % 8)));
+            else
+                dst[i] = (uint8_t)("dedup anon layer shared page "[(o + k * 5) % 29] ^ (o == k * 100 ? 0x55 : 0));
+        }
+        break;
+    }
     default: {        /* random head of x bytes, zero tail: every compressed size */
         uint32_t x = seed % (PAGE + 1);
         for (size_t i = 0; i < len; i++) {
@@ -286,7 +300,9 @@ NOCOV static void check_stats(struct fz *f)
         nonzero += !page_is_zero(model + p * PAGE);
     if (st.orig_data_size % PAGE || st.orig_data_size > f->size)
         bug("mm_stat: orig_data_size %llu", (unsigned long long)st.orig_data_size);
-    if (st.orig_data_size + st.bd_count * PAGE < nonzero * PAGE)
+    /* a page on the backing device is one block, however many slots share
+     * it (dedup_pages counts the references beyond the first) */
+    if (st.orig_data_size + (st.bd_count + st.dedup_pages) * PAGE < nonzero * PAGE)
         bug("mm_stat: orig_data_size %llu but %llu pages hold data",
             (unsigned long long)st.orig_data_size, (unsigned long long)nonzero);
     uint64_t stored = st.orig_data_size / PAGE;
@@ -863,6 +879,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.mem_limit = (1 + (flags >> 4)) * PAGE;
     if (flags & 4)
         cfg.huge_threshold = 16 + in_u8(&in) * 16u;   /* 16..4096 */
+    /* identical pages stored once (the pool generators make them), unless
+     * bit 6 says otherwise */
+    cfg.dedup = (flags & 64) ? "0" : "1";
     if (f.beyond) {
         cfg.backing_dev = backing_file();
         cfg.recomp_algorithm[0] = "zstd";
