@@ -3,7 +3,8 @@
  *
  *     nbdkit build/nbdkit-uzram-plugin.so size=1G \
  *            [algorithm=zstd] [level=3] [allocator=zsmalloc] \
- *            [mem_limit=256M] [backing_dev=PATH] [group_pages=K] [mlock=true]
+ *            [mem_limit=256M] [backing_dev=PATH] [group_pages=K] [dedup=0|1|auto]
+ *            [mlock=true]
  *            [control=DIR]
  *
  * A thin adaptor: configuration and callbacks over libuzram, nothing else.
@@ -116,6 +117,15 @@ static int uz_config(const char *key, const char *value)
         if (r == -1)
             return -1;
         cfg.mem_limit = (uint64_t)r;
+    } else if (strcmp(key, "dedup") == 0) {
+        if (strcmp(value, "0") && strcmp(value, "1") && strcmp(value, "auto") &&
+            strcmp(value, "on") && strcmp(value, "off")) {
+            nbdkit_error("uzram: dedup=%s: give 0, 1 or auto", value);
+            return -1;
+        }
+        cfg.dedup = nbdkit_strdup_intern(value);
+        if (!cfg.dedup)
+            return -1;
     } else if (strcmp(key, "group_pages") == 0) {
         if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
             return -1;
@@ -165,6 +175,8 @@ static int uz_config_complete(void)
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
     "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit (default 1).\n" \
+    "dedup=0|1|auto      Store identical pages once (default auto: looks at a sample\n" \
+    "                    of pages, at every page once duplicates are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE)."
 

@@ -53,6 +53,7 @@ struct opts {
     bool kernel;
     bool json;
     uint32_t group;           /* --group-pages: 1 = off */
+    const char *dedup;        /* --dedup: NULL = the library's default (auto) */
 };
 
 struct pagefile {
@@ -416,6 +417,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     cfg.level = o->level;
     cfg.allocator = allocator;
     cfg.group_pages = o->group;
+    cfg.dedup = o->dedup;
     struct uzram *dev;
     int err = uzram_create(&cfg, &dev);
     if (err < 0) {
@@ -721,6 +723,10 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
            (unsigned long long)r->st.footprint, (unsigned long long)r->rss_delta,
            (unsigned long long)r->st.same_pages, (unsigned long long)r->st.huge_pages,
            r->write_mb_s, r->read_mb_s, r->verified ? "true" : "false");
+    if (!r->kernel)
+        printf(",\"dedup_pages\":%llu,\"dedup_saved_bytes\":%llu,\"meta_bytes\":%llu",
+               (unsigned long long)r->st.dedup_pages, (unsigned long long)r->st.dedup_saved_bytes,
+               (unsigned long long)r->st.meta_bytes);
     if (!strcmp(r->phase, "churn"))
         printf(",\"footprint_max_bytes\":%llu,\"footprint_max_ratio\":%.4f",
                (unsigned long long)r->footprint_max, r->max_ratio);
@@ -776,7 +782,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
-                    "                   [--group-pages 1|2|4|8]\n"
+                    "                   [--group-pages 1|2|4|8] [--dedup 0|1|auto]\n"
                     "                   [--json] PAGEFILE...\n");
 }
 
@@ -789,7 +795,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"allocator", required_argument, 0, 'A'}, {"threads", required_argument, 0, 't'},
         {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
-        {"group-pages", required_argument, 0, 'g'},
+        {"group-pages", required_argument, 0, 'g'}, {"dedup", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -823,6 +829,13 @@ int uz_cmd_bench(int argc, char **argv)
                 fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4 or 8\n");
                 return 2;
             }
+            break;
+        case 'D':
+            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto")) {
+                fprintf(stderr, "uzram bench: --dedup takes 0, 1 or auto\n");
+                return 2;
+            }
+            o.dedup = optarg;
             break;
         case 'k': o.kernel = true; break;
         case 'j': o.json = true; break;

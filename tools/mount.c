@@ -88,7 +88,7 @@ static int mount_usage(FILE *fp)
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
             "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K]\n"
-            "                       [--threads N]\n"
+            "                       [--dedup 0|1|auto] [--threads N]\n"
             "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
             "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
@@ -144,6 +144,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         {"mem-limit", required_argument, NULL, 'm'},
         {"backing-dev", required_argument, NULL, 'b'},
         {"group-pages", required_argument, NULL, 'g'},
+        {"dedup", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'},
         {"pidfile", required_argument, NULL, 'p'},
         {"foreground", no_argument, NULL, 'f'},
@@ -189,6 +190,14 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
                 fprintf(stderr, "uzram mount: --backing-dev %s: %s\n", optarg, strerror(errno));
                 return 2;
             }
+            break;
+        case 'D':
+            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto") &&
+                strcmp(optarg, "on") && strcmp(optarg, "off")) {
+                fprintf(stderr, "uzram mount: --dedup: give 0, 1 or auto\n");
+                return 2;
+            }
+            a->cfg.dedup = optarg;
             break;
         case 'g':
             a->cfg.group_pages = (uint32_t)strtoul(optarg, &end, 10);
