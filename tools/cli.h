@@ -12,6 +12,8 @@ int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
 int uz_cmd_mount(int argc, char **argv);    /* frontends/fuse.c */
 int uz_cmd_umount(int argc, char **argv);   /* frontends/fuse.c */
 int uz_cmd_stat(int argc, char **argv);     /* tools/stat.c    */
+int uz_cmd_swapon(int argc, char **argv);   /* tools/swapon.c  */
+int uz_cmd_swapoff(int argc, char **argv);  /* tools/swapon.c  */
 
 /* Sizes ("512M", "1G") are parsed with uz_memparse() from src/attr.h,
  * the same parser the attribute files use. */

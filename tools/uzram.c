@@ -7,6 +7,8 @@
  *   uzram mount    DIR [options]           serve a device as a FUSE file
  *   uzram umount   DIR                     stop a mount
  *   uzram stat     [DIR...]                list running devices
+ *   uzram swapon   [options]               a uzram swap device in one step
+ *   uzram swapoff  [DEVICE...]             take it down
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +28,10 @@ static int usage(FILE *f)
             "  uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
             "              [--mem-limit SIZE] [-f]\n"
             "  uzram umount DIR\n"
-            "  uzram stat [--json] [DIR...]\n",
+            "  uzram stat [--json] [DIR...]\n"
+            "  uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
+            "               [--name NAME] [--options LIST] [--attr NAME=VALUE]... [mount options]\n"
+            "  uzram swapoff [DEVICE...]\n",
             uzram_version());
     return f == stderr ? 2 : 0;
 }
@@ -47,6 +52,10 @@ int main(int argc, char **argv)
         return uz_cmd_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "umount"))
         return uz_cmd_umount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "swapon"))
+        return uz_cmd_swapon(argc - 1, argv + 1);
+    if (!strcmp(cmd, "swapoff"))
+        return uz_cmd_swapoff(argc - 1, argv + 1);
 #endif
     if (!strcmp(cmd, "stat"))
         return uz_cmd_stat(argc - 1, argv + 1);
