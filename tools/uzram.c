@@ -9,6 +9,7 @@
  *   uzram stat     [DIR...]                list running devices
  *   uzram swapon   [options]               a uzram swap device in one step
  *   uzram swapoff  [DEVICE...]             take it down
+ *   uzram up NAME / uzram down NAME        a device of /etc/uzram.conf
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,9 @@ static int usage(FILE *f)
             "  uzram stat [--json] [DIR...]\n"
             "  uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
             "               [--name NAME] [--options LIST] [--attr NAME=VALUE]... [mount options]\n"
-            "  uzram swapoff [DEVICE...]\n",
+            "  uzram swapoff [DEVICE...]\n"
+            "  uzram up NAME\n"
+            "  uzram down NAME\n",
             uzram_version());
     return f == stderr ? 2 : 0;
 }
@@ -56,6 +59,10 @@ int main(int argc, char **argv)
         return uz_cmd_swapon(argc - 1, argv + 1);
     if (!strcmp(cmd, "swapoff"))
         return uz_cmd_swapoff(argc - 1, argv + 1);
+    if (!strcmp(cmd, "up"))
+        return uz_cmd_up(argc - 1, argv + 1);
+    if (!strcmp(cmd, "down"))
+        return uz_cmd_down(argc - 1, argv + 1);
 #endif
     if (!strcmp(cmd, "stat"))
         return uz_cmd_stat(argc - 1, argv + 1);
