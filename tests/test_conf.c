@@ -176,6 +176,28 @@ static void bad_input(void **state)
     }
 }
 
+/* The key list uzram-generator --help prints (and the manual is checked
+ * against) is the parser's: each listed key is known, and an unlisted one
+ * is not. */
+static void key_list_is_the_parsers(void **state)
+{
+    (void)state;
+    int n = 0;
+    for (; uz_conf_keys[n]; n++) {
+        char text[128];
+        snprintf(text, sizeof text, "[a]\n%s = 1x\n", uz_conf_keys[n]);
+        write_file(text);
+        struct uz_conf c;
+        char err[256] = "";
+        uz_conf_load(path, &c, err, sizeof err);
+        unlink(path);
+        if (strstr(err, "unknown key"))
+            fail_msg("listed key %s is unknown to the parser", uz_conf_keys[n]);
+        uz_conf_free(&c);
+    }
+    assert_int_equal(n, 14);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -183,6 +205,7 @@ int main(void)
         cmocka_unit_test(full_section),
         cmocka_unit_test(missing_file_is_empty),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(key_list_is_the_parsers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
+const char *const uz_conf_keys[] = {
+    "zram-size", "zram-resident-limit", "host-memory-limit", "compression-algorithm",
+    "swap-priority", "writeback-device", "fs-type", "mount-point", "options",
+    "allocator", "group-pages", "recompress-policy", "writeback-policy", "auto-compact", NULL,
+};
+
 const char *uz_conf_path(void)
 {
     const char *p = getenv("UZRAM_CONF");

@@ -52,6 +52,10 @@ struct uz_conf {
     size_t ndev;
 };
 
+/* Every key a section takes, NULL-terminated: zram-generator's, then
+ * uzram's own. */
+extern const char *const uz_conf_keys[];
+
 /* The file to read: $UZRAM_CONF, or /etc/uzram.conf. */
 const char *uz_conf_path(void);
 

@@ -149,7 +149,9 @@ int main(int argc, char **argv)
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         printf("usage: uzram-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n"
                "  Writes a unit per device of /etc/uzram.conf (or UZRAM_CONF) into\n"
-               "  NORMAL_DIR, as systemd calls generators.\n");
+               "  NORMAL_DIR, as systemd calls generators.  Keys of a [device] section:\n");
+        for (int i = 0; uz_conf_keys[i]; i++)
+            printf("    %s\n", uz_conf_keys[i]);
         return 0;
     }
     if (argc != 2 && argc != 4) {
