@@ -29,6 +29,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fuse.h"
+#include "iostat.h"
 #include "mem.h"                 /* uz_mem_set_locked */
 #include "attr.h"                /* uz_memparse (the CLI part) */
 #include "../tools/cli.h"        /* uz_cmd_mount / uz_cmd_umount */
@@ -113,6 +114,7 @@ struct uz_fuse {
     int end_pipe[2];
 
     _Atomic int disk_opens;     /* open handles of DIR/disk */
+    struct uz_iostat io;        /* I/O on the disk: the "stat" attribute */
 };
 
 /* The worker running on this thread (NULL elsewhere); set before the
@@ -297,7 +299,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    int err = ino == DISK_INO ? uzram_flush(f->dev) : 0;
+    int err = ino == DISK_INO ? uz_io_flush(&f->io, f->dev) : 0;
     fuse_reply_err(req, -err);
 }
 
@@ -325,7 +327,7 @@ static void read_disk(fuse_req_t req, struct uz_fuse *f, size_t size, off_t off)
         len = (size_t)(disksize - (uint64_t)off);
     if (len > IO_MAX)
         len = IO_MAX;                      /* max_read keeps requests below this */
-    int err = uzram_read(f->dev, w->rbuf, len, (uint64_t)off);
+    int err = uz_io_read(&f->io, f->dev, w->rbuf, len, (uint64_t)off);
     if (err < 0)
         fuse_reply_err(req, -err);
     else
@@ -384,7 +386,7 @@ static void write_disk(fuse_req_t req, struct uz_fuse *f, const char *buf, size_
     size_t len = size;
     if (len > disksize - (uint64_t)off)
         len = (size_t)(disksize - (uint64_t)off);
-    int err = uzram_write(f->dev, buf, len, (uint64_t)off);
+    int err = uz_io_write(&f->io, f->dev, buf, len, (uint64_t)off);
     if (err < 0)
         fuse_reply_err(req, -err);
     else
@@ -465,9 +467,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
         end = disksize;
     int err = 0;
     if (start < end && op == FALLOC_FL_PUNCH_HOLE)
-        err = uzram_discard(f->dev, (size_t)(end - start), start);
+        err = uz_io_discard(&f->io, f->dev, (size_t)(end - start), start);
     else if (start < end && op == FALLOC_FL_ZERO_RANGE)
-        err = uzram_write_zeroes(f->dev, (size_t)(end - start), start);
+        err = uz_io_write_zeroes(&f->io, f->dev, (size_t)(end - start), start);
     fuse_reply_err(req, -err);
 }
 
@@ -720,6 +722,7 @@ static void force_workers(struct uz_fuse *f)
 
 static void free_server(struct uz_fuse *f)
 {
+    uz_iostat_detach(f->dev, &f->io);
     for (unsigned i = 0; i < f->nworkers; i++)
         if (f->workers[i].created)
             pthread_join(f->workers[i].tid, NULL);
@@ -772,6 +775,7 @@ int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts 
         return -ENOMEM;
     f->dev = dev;
     f->o = *o;
+    uz_iostat_attach(dev, &f->io);   /* full: "stat" just leaves this mount out */
     f->end_pipe[0] = f->end_pipe[1] = -1;
     f->born = time(NULL);
     f->nworkers = o->threads == 0 ? 8 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;

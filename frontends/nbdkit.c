@@ -47,6 +47,7 @@
 #include <sys/prctl.h>
 
 #include "uzram.h"
+#include "iostat.h"
 #include "mem.h"
 #ifdef UZ_HAVE_FUSE
 #include "fuse.h"
@@ -76,8 +77,10 @@ static int64_t cfg_size = -1;
 static bool cfg_mlock = true;
 static char *cfg_control;          /* absolute path, or NULL */
 
-/* The one device every connection shares. */
+/* The one device every connection shares, and its I/O counters (the
+ * "stat" attribute). */
 static struct uzram *dev;
+static struct uz_iostat io;
 #ifdef UZ_HAVE_FUSE
 static struct uz_fuse *control;    /* the running control mount, or NULL */
 #endif
@@ -223,6 +226,7 @@ static int uz_get_ready(void)
                      msg && *msg ? msg : uzram_strerror(rc));
         return -1;
     }
+    uz_iostat_attach(dev, &io);
     return 0;
 }
 
@@ -282,6 +286,7 @@ static void uz_unload(void)
 {
     /* cleanup is not guaranteed to run; stopping twice is harmless. */
     stop_control();
+    uz_iostat_detach(dev, &io);
     uzram_destroy(dev);
     dev = NULL;
     free(cfg_control);
@@ -340,7 +345,7 @@ static int uz_can_cache(void *handle)
 static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
                     uint32_t flags)
 {
-    int rc = uzram_read(dev, buf, count, offset);
+    int rc = uz_io_read(&io, dev, buf, count, offset);
     return rc < 0 ? fail("read", rc) : 0;
 }
 
@@ -349,19 +354,19 @@ static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
 static int uz_pwrite(void *handle, const void *buf, uint32_t count,
                      uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_write(dev, buf, count, offset);
+    int rc = uz_io_write(&io, dev, buf, count, offset);
     return rc < 0 ? fail("write", rc) : 0;
 }
 
 static int uz_flush(void *handle, uint32_t flags)
 {
-    int rc = uzram_flush(dev);
+    int rc = uz_io_flush(&io, dev);
     return rc < 0 ? fail("flush", rc) : 0;
 }
 
 static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_discard(dev, count, offset);
+    int rc = uz_io_discard(&io, dev, count, offset);
     return rc < 0 ? fail("trim", rc) : 0;
 }
 
@@ -370,7 +375,7 @@ static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags
  * It is always fast, so NBDKIT_FLAG_FAST_ZERO needs no special case. */
 static int uz_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_write_zeroes(dev, count, offset);
+    int rc = uz_io_write_zeroes(&io, dev, count, offset);
     return rc < 0 ? fail("zero", rc) : 0;
 }
 

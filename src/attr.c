@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "attr.h"
 #include "error.h"
+#include "iostat.h"
 #include "store.h"
 
 #include <ctype.h>
@@ -797,6 +798,7 @@ static const struct attr attrs[] = {
     {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false},
     {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false},
     {"policy_stat", 0444, show_policy_stat, NULL, false},
+    {"stat", 0444, uz_iostat_show, NULL, false},   /* the block layer's, src/iostat.c */
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
