@@ -175,8 +175,8 @@ static int uz_config_complete(void)
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
     "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit (default 1).\n" \
-    "dedup=0|1|auto      Store identical pages once (default auto: looks at a sample\n" \
-    "                    of pages, at every page once duplicates are common).\n" \
+    "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
+    "                    of pages is looked up, every page once duplicates are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE)."
 

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "attr.h"
 #include "device.h"
+#include "iostat.h"
 #include "dedup.h"
 #include "parse.h"
 #include "policy.h"
@@ -783,6 +784,7 @@ static const struct attr attrs[] = {
     {"policy_stat", 0444, show_policy_stat, NULL, false, false},
     {"dedup", 0644, show_dedup, store_dedup, false, false},
     {"dedup_stat", 0444, show_dedup_stat, NULL, false, false},
+    {"stat", 0444, uz_iostat_show, NULL, false, false},   /* the block layer's, src/iostat.c */
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 

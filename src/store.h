@@ -174,6 +174,17 @@ struct uz_shared {
 
 struct uz_dedup;
 
+/* The block layer's counters of the data path (iostat.c), by group. */
+enum { UZ_IO_READ, UZ_IO_WRITE, UZ_IO_DISCARD, UZ_IO_FLUSH, UZ_IO_GROUPS };
+struct uz_iostat {
+    _Atomic uint64_t ios[UZ_IO_GROUPS];       /* requests completed */
+    _Atomic uint64_t sectors[UZ_IO_GROUPS];   /* 512-byte sectors */
+    _Atomic uint64_t ticks_ns[UZ_IO_GROUPS];  /* time spent on them */
+    _Atomic uint64_t in_flight;
+    _Atomic uint64_t busy_since_ns;           /* when in_flight left 0 */
+    _Atomic uint64_t io_ticks_ns;             /* time with requests in flight */
+};
+
 /* Event counters: each is counted where its event happens. */
 struct uz_events {
     _Atomic uint64_t mem_used_max;     /* pages (a high-water mark) */
@@ -262,6 +273,7 @@ struct uzram {
     struct uz_dedup *dedup;            /* the content index (dedup.c), NULL = none */
     _Atomic int dedup_mode;            /* UZ_DEDUP_* (kept across reset) */
     struct uz_events ev;
+    struct uz_iostat iostat;           /* the "stat" attribute (kept across reset, as a disk's) */
     uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
 };
 

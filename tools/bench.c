@@ -17,9 +17,15 @@
  * (uzram_get_stats); rss_delta is the process's resident set minus what it
  * was before the device was made: the honest cross-check.
  *
- * --kernel-zram runs the same file through /sys/block/zram0 the way
+ * --kernel-zram runs the same file through a kernel zram device the way
  * DESIGN.md does with dd (1 MiB O_DIRECT writes then reads), verifies the
- * read-back too, and reads its mm_stat.
+ * read-back too, and reads its mm_stat.  The device is a new one from
+ * /sys/class/zram-control/hot_add (removed after), or zram0 only if it is
+ * not initialised (in use by nobody); otherwise kernel zram is skipped.
+ *
+ * --plot FILE.svg (with --churn) records the memory held after the fill
+ * and after every churn round, for uzram and kernel zram, and draws it
+ * with the fill speeds through gnuplot (plot.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +45,7 @@
 #include <zstd.h>
 
 #include "cli.h"
+#include "plot.h"
 #include "uzram.h"
 
 #define PAGE 4096u
@@ -54,6 +61,7 @@ struct opts {
     bool json;
     uint32_t group;           /* --group-pages: 1 = off */
     const char *dedup;        /* --dedup: NULL = the library's default (auto) */
+    const char *plot;         /* --plot FILE.svg */
 };
 
 struct pagefile {
@@ -74,7 +82,33 @@ struct result {
     bool verified;
     bool kernel;
     uint64_t kernel_mem_after_compact;  /* kernel churn: mem_used after writing compact */
+    /* --plot: footprint and compr after the fill [0] and each churn round */
+    uint64_t *trace_fp, *trace_compr;
+    int trace_rounds;
 };
+
+/* Record round r's memory into the churn result's trace (--plot). */
+static void trace_at(struct result *r, int round, uint64_t footprint, uint64_t compr)
+{
+    if (!r->trace_fp)
+        return;
+    r->trace_fp[round] = footprint;
+    r->trace_compr[round] = compr;
+    r->trace_rounds = round;
+}
+
+static void trace_alloc(const struct opts *o, struct result *r)
+{
+    if (!o->plot || o->churn <= 0)
+        return;
+    r->trace_fp = calloc((size_t)o->churn + 1, sizeof *r->trace_fp);
+    r->trace_compr = calloc((size_t)o->churn + 1, sizeof *r->trace_compr);
+    if (!r->trace_fp || !r->trace_compr) {
+        free(r->trace_fp);
+        free(r->trace_compr);
+        r->trace_fp = r->trace_compr = NULL;
+    }
+}
 
 static double now_s(void)
 {
@@ -464,6 +498,8 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
         double wsec = 0;
         uint64_t wbytes = 0;
         churn->footprint_max = fill->st.footprint;
+        trace_alloc(o, churn);
+        trace_at(churn, 0, fill->st.footprint, fill->st.compr_data_size);
         for (int round = 0; round < o->churn && ret == 0; round++) {
             progress("churn", round, o->churn);
             uint64_t half = plan_writes(&seed, n, perm, src, expect), fifth = n / 5;
@@ -478,6 +514,11 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
             if (err < 0) {
                 fprintf(stderr, "uzram bench: %s: churn failed: %s\n", pf->name, uzram_last_error());
                 ret = -1;
+            }
+            if (churn->trace_fp) {
+                struct uzram_stats st;
+                uzram_get_stats(dev, &st);
+                trace_at(churn, round + 1, st.footprint, st.compr_data_size);
             }
         }
         progress("churn", o->churn, o->churn);
@@ -512,10 +553,12 @@ out:
 
 /* ------------------------------------------------------- kernel zram */
 
+static char kdev[16] = "zram0";   /* the kernel zram device in use */
+
 static int sysfs_write(const char *attr, const char *val)
 {
     char path[128];
-    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    snprintf(path, sizeof path, "/sys/block/%s/%s", kdev, attr);
     int fd = open(path, O_WRONLY);
     if (fd < 0)
         return -errno;
@@ -528,7 +571,7 @@ static int sysfs_write(const char *attr, const char *val)
 static int sysfs_read(const char *attr, char *buf, size_t size)
 {
     char path[128];
-    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    snprintf(path, sizeof path, "/sys/block/%s/%s", kdev, attr);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -errno;
@@ -571,6 +614,12 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
     int ret = 0;
     double wsec = 0;
     uint64_t wbytes = 0;
+    trace_alloc(o, r);
+    if (r->trace_fp) {
+        struct result now = {0};
+        kernel_mm_stat(&now);
+        trace_at(r, 0, now.st.footprint, now.st.compr_data_size);
+    }
     for (int round = 0; round < o->churn && ret == 0; round++) {
         uint64_t half = plan_writes(&seed, n, perm, src, expect);
         double a = now_s();
@@ -586,6 +635,11 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
             uint64_t range[2] = {(uint64_t)perm[i] * PAGE, PAGE};
             if (ioctl(fd, BLKDISCARD, range) != 0)
                 ret = -1;
+        }
+        if (r->trace_fp) {
+            struct result now = {0};
+            kernel_mm_stat(&now);
+            trace_at(r, round + 1, now.st.footprint, now.st.compr_data_size);
         }
     }
     uint64_t bad = 0;
@@ -624,28 +678,90 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
     return bad ? -1 : 0;
 }
 
+/* A kernel zram device nobody else uses, into kdev: a new one from
+ * zram-control, or zram0 if it is not initialised.  *hot says whether it
+ * must be hot_removed after.  false if there is none. */
+static bool kernel_acquire(bool *hot)
+{
+    *hot = false;
+    int fd = open("/sys/class/zram-control/hot_add", O_RDONLY);
+    if (fd >= 0) {
+        char num[16];
+        ssize_t n = read(fd, num, sizeof num - 1);
+        close(fd);
+        if (n > 0) {
+            num[n] = 0;
+            snprintf(kdev, sizeof kdev, "zram%d", atoi(num));
+            *hot = true;
+            /* udev (or devtmpfs) makes the node; give it a moment */
+            char node[32];
+            snprintf(node, sizeof node, "/dev/%s", kdev);
+            for (int i = 0; i < 100 && access(node, F_OK) != 0; i++)
+                usleep(10000);
+            return true;
+        }
+    }
+    snprintf(kdev, sizeof kdev, "zram0");
+    char buf[16];
+    if (access("/sys/block/zram0", F_OK) != 0) {
+        fprintf(stderr, "uzram bench: no kernel zram here: kernel zram skipped\n");
+        return false;
+    }
+    if (sysfs_read("initstate", buf, sizeof buf) != 0 || atoi(buf) != 0) {
+        fprintf(stderr, "uzram bench: zram0 is in use and zram-control cannot add a device: "
+                        "kernel zram skipped\n");
+        return false;
+    }
+    return true;
+}
+
+static void kernel_release(bool hot)
+{
+    sysfs_write("reset", "1");
+    if (hot) {
+        int fd = open("/sys/class/zram-control/hot_remove", O_WRONLY);
+        if (fd >= 0) {
+            const char *num = kdev + 4;
+            ssize_t n = write(fd, num, strlen(num));
+            (void)n;
+            close(fd);
+        }
+    }
+}
+
+static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, struct result *r,
+                           struct result *kchurn);
+
 static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct result *r,
                         struct result *kchurn)
 {
-    if (access("/sys/block/zram0", F_OK) != 0) {
-        fprintf(stderr, "uzram bench: no /sys/block/zram0 here: kernel zram skipped\n");
+    bool hot;
+    if (!kernel_acquire(&hot))
         return 1;
-    }
+    int rc = bench_kernel_on(o, pf, r, kchurn);
+    kernel_release(hot);
+    return rc;
+}
+
+static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, struct result *r,
+                           struct result *kchurn)
+{
     char buf[512];
-    sysfs_write("reset", "1");
     if (sysfs_write("comp_algorithm", o->algorithm) < 0) {
         fprintf(stderr, "uzram bench: kernel zram has no '%s': kernel zram skipped\n", o->algorithm);
         return 1;
     }
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)(pf->pages * PAGE));
     if (sysfs_write("disksize", buf) < 0) {
-        fprintf(stderr, "uzram bench: cannot set zram0 disksize (in use?): kernel zram skipped\n");
+        fprintf(stderr, "uzram bench: cannot set %s disksize (in use?): kernel zram skipped\n",
+                kdev);
         return 1;
     }
-    int fd = open("/dev/zram0", O_RDWR | O_DIRECT);
+    char node[32];
+    snprintf(node, sizeof node, "/dev/%s", kdev);
+    int fd = open(node, O_RDWR | O_DIRECT);
     if (fd < 0) {
-        fprintf(stderr, "uzram bench: /dev/zram0: %s\n", strerror(errno));
-        sysfs_write("reset", "1");
+        fprintf(stderr, "uzram bench: %s: %s\n", node, strerror(errno));
         return 1;
     }
     size_t chunk = 1 << 20;
@@ -684,7 +800,6 @@ static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct 
         ret = -2;
     close(fd);
     free(io);
-    sysfs_write("reset", "1");
     if (ret == -2) {
         fprintf(stderr, "uzram bench: kernel zram churn failed verification\n");
         return -1;
@@ -782,8 +897,10 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
-                    "                   [--group-pages 1|2|4|8] [--dedup 0|1|auto]\n"
-                    "                   [--json] PAGEFILE...\n");
+                    "                   [--group-pages 1|2|4|8] [--dedup 0|1|auto] [--plot FILE.svg]\n"
+                    "                   [--json] PAGEFILE...\n"
+                    "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
+                    "                    gnuplot (needs --churn; the script is kept as FILE.gp)\n");
 }
 
 int uz_cmd_bench(int argc, char **argv)
@@ -796,6 +913,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
         {"group-pages", required_argument, 0, 'g'}, {"dedup", required_argument, 0, 'D'},
+        {"plot", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -838,6 +956,7 @@ int uz_cmd_bench(int argc, char **argv)
             o.dedup = optarg;
             break;
         case 'k': o.kernel = true; break;
+        case 'p': o.plot = optarg; break;
         case 'j': o.json = true; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
@@ -847,6 +966,17 @@ int uz_cmd_bench(int argc, char **argv)
         usage();
         return 2;
     }
+    if (o.plot && o.churn <= 0) {
+        fprintf(stderr, "uzram bench: --plot needs --churn ROUNDS (the memory it draws is the "
+                        "churn's)\n");
+        return 2;
+    }
+    struct uz_plot_file *plots = o.plot ? calloc((size_t)(argc - optind), sizeof *plots) : NULL;
+    if (o.plot && !plots) {
+        fprintf(stderr, "uzram bench: out of memory\n");
+        return 1;
+    }
+    int nplots = 0;
     if (!o.json)
         print_header();
     int status = 0;
@@ -856,12 +986,29 @@ int uz_cmd_bench(int argc, char **argv)
             status = 1;
             continue;
         }
+        struct uz_plot_file *pl = plots ? &plots[nplots++] : NULL;
+        if (pl) {
+            const char *base = strrchr(pf.name, '/');
+            snprintf(pl->name, sizeof pl->name, "%s", base ? base + 1 : pf.name);
+        }
         char list[256];
         snprintf(list, sizeof list, "%s", o.allocators);
         char *save = NULL;
         for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
             struct result fill = {0}, churn = {0};
             int rc = bench_device(&o, &pf, a, &fill, &churn);
+            if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
+                struct uz_plot_series *s = &pl->s[pl->ns++];
+                snprintf(s->label, sizeof s->label, "uzram %s", a);
+                s->write_mb_s = fill.write_mb_s;
+                s->read_mb_s = fill.read_mb_s;
+                s->footprint = churn.trace_fp;
+                s->compr = churn.trace_compr;
+                s->rounds = churn.trace_rounds;
+                churn.trace_fp = churn.trace_compr = NULL;   /* the plot owns them */
+            }
+            free(churn.trace_fp);
+            free(churn.trace_compr);
             if (fill.phase) {
                 o.json ? print_json(&o, &pf, &fill) : print_row(&pf, &fill);
             }
@@ -881,8 +1028,33 @@ int uz_cmd_bench(int argc, char **argv)
                 o.json ? print_json(&o, &pf, &kc) : print_row(&pf, &kc);
             else if (rc < 0)
                 status = 1;
+            if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
+                struct uz_plot_series *s = &pl->s[pl->ns++];
+                snprintf(s->label, sizeof s->label, "kernel zram");
+                s->write_mb_s = kr.write_mb_s;
+                s->read_mb_s = kr.read_mb_s;
+                s->footprint = kc.trace_fp;
+                s->compr = kc.trace_compr;
+                s->rounds = kc.trace_rounds;
+                kc.trace_fp = kc.trace_compr = NULL;
+            }
+            free(kc.trace_fp);
+            free(kc.trace_compr);
         }
         free(pf.data);
+    }
+    if (plots) {
+        char title[256];
+        snprintf(title, sizeof title, "uzram bench --churn %d, %s%s: uzram and kernel zram on "
+                 "the same pages", o.churn, o.algorithm, o.kernel ? "" : " (no kernel zram)");
+        if (status == 0 && uz_plot_write(o.plot, plots, nplots, title) < 0)
+            status = 1;
+        for (int i = 0; i < nplots; i++)
+            for (int k = 0; k < plots[i].ns; k++) {
+                free(plots[i].s[k].footprint);
+                free(plots[i].s[k].compr);
+            }
+        free(plots);
     }
     return status;
 }

@@ -12,6 +12,10 @@ int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
 int uz_cmd_mount(int argc, char **argv);    /* tools/mount.c   */
 int uz_cmd_umount(int argc, char **argv);   /* tools/mount.c   */
 int uz_cmd_stat(int argc, char **argv);     /* tools/stat.c    */
+int uz_cmd_swapon(int argc, char **argv);   /* tools/swapon.c  */
+int uz_cmd_swapoff(int argc, char **argv);  /* tools/swapon.c  */
+int uz_cmd_up(int argc, char **argv);       /* tools/up.c      */
+int uz_cmd_down(int argc, char **argv);     /* tools/up.c      */
 
 /* Sizes ("512M", "1G") are parsed with uzram_parse_size() (uzram.h),
  * the same parser the attribute files use. */

@@ -1,23 +1,29 @@
 /*
- * stat.c - `uzram stat [--json] [DIR...]`: list uzram mounts the way
- * zramctl lists zram devices.
+ * stat.c - `uzram stat [--output COLUMNS] [--bytes] [--raw] [--noheadings]
+ * [--json] [DIR...]`: list uzram mounts the way zramctl lists zram
+ * devices, with zramctl's options and column names.
  *
  *     NAME         ALGORITHM DISKSIZE  DATA COMPR TOTAL STREAMS MOUNTPOINT
  *     /tmp/uzram-1 lz4             1G 81.2M 21.3M 22.4M       4 /mnt/x
  *
- * NAME is the uzram mount; DATA, COMPR and TOTAL are mm_stat's
- * orig_data_size, compr_data_size and mem_used_total; MOUNTPOINT is where
- * the disk is in use: "[SWAP]" or the mount point of the loop device whose
- * backing file is NAME/disk, or the loop device itself if it is attached
- * but not mounted.  Everything is read from the attribute files, so this
- * works for any process's mount.  With no DIR, every fuse.uzram in
- * /proc/self/mounts is listed; none prints the header only.
- * --json prints an array of objects with the sizes in bytes.
+ * NAME is the uzram mount; DATA, COMPR, TOTAL, MEM-LIMIT, MEM-USED,
+ * ZERO-PAGES and MIGRATED are mm_stat's orig_data_size, compr_data_size,
+ * mem_used_total, mem_limit, mem_used_max, same_pages and pages_compacted;
+ * COMP-RATIO is DATA / TOTAL; FOOTPRINT (uzram's own) is debug_stat's
+ * footprint, everything the device holds.  MOUNTPOINT is where the disk is
+ * in use: "[SWAP]" or the mount point of the loop device whose backing
+ * file is NAME/disk, or the loop device itself if it is attached but not
+ * mounted.  Everything is read from the attribute files, so this works for
+ * any process's mount.  With no DIR, every fuse.uzram in /proc/self/mounts
+ * is listed; none prints the header only.  Sizes are zramctl's
+ * human-readable ones ("1G", "12.5M") unless --bytes.  --json prints
+ * util-linux's form, {"zramctl": [{"name": ..., ...}]}.
  */
 #define _GNU_SOURCE
 #include "cli.h"
 
 #include <dirent.h>
+#include <getopt.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +44,7 @@ struct row {
     uint64_t disksize;
     uint64_t mm[9];     /* mm_stat, in its order */
     unsigned streams;
+    uint64_t footprint;   /* debug_stat's "footprint:" */
     char mountpoint[PATH_MAX];
 };
 
@@ -180,6 +188,11 @@ static int load_row(const char *dir, struct row *r)
         r->mm[i] = strtoull(p, &p, 10);
     if (read_attr(dir, "max_comp_streams", buf, sizeof buf) > 0)
         r->streams = (unsigned)strtoul(buf, NULL, 10);
+    if (read_attr(dir, "debug_stat", buf, sizeof buf) > 0) {
+        const char *f = strstr(buf, "footprint:");
+        if (f)
+            r->footprint = strtoull(f + 10, NULL, 10);
+    }
     find_user(dir, r->mountpoint, sizeof r->mountpoint);
     return 0;
 }
@@ -300,68 +313,209 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-static void print_json(const struct row *rows, size_t n)
+/* The columns, zramctl's first (its names and meanings), then uzram's. */
+enum col_kind { K_TEXT, K_SIZE, K_COUNT, K_RATIO };
+struct col {
+    const char *name;
+    enum col_kind kind;
+    const char *help;
+};
+enum { C_NAME, C_DISKSIZE, C_DATA, C_COMPR, C_ALGORITHM, C_STREAMS, C_ZERO_PAGES, C_TOTAL,
+       C_MEM_LIMIT, C_MEM_USED, C_MIGRATED, C_COMP_RATIO, C_MOUNTPOINT, C_FOOTPRINT, NCOLS };
+static const struct col cols[NCOLS] = {
+    [C_NAME] = {"NAME", K_TEXT, "the uzram mount (directory)"},
+    [C_DISKSIZE] = {"DISKSIZE", K_SIZE, "limit on the uncompressed amount of data"},
+    [C_DATA] = {"DATA", K_SIZE, "uncompressed size of stored data"},
+    [C_COMPR] = {"COMPR", K_SIZE, "compressed size of stored data"},
+    [C_ALGORITHM] = {"ALGORITHM", K_TEXT, "the selected compression algorithm"},
+    [C_STREAMS] = {"STREAMS", K_COUNT, "number of concurrent compress operations"},
+    [C_ZERO_PAGES] = {"ZERO-PAGES", K_COUNT, "empty (same-filled) pages with no allocated memory"},
+    [C_TOTAL] = {"TOTAL", K_SIZE, "allocator memory including fragmentation (mem_used_total)"},
+    [C_MEM_LIMIT] = {"MEM-LIMIT", K_SIZE, "memory limit used to store compressed data"},
+    [C_MEM_USED] = {"MEM-USED", K_SIZE, "most memory used to store compressed data (mem_used_max)"},
+    [C_MIGRATED] = {"MIGRATED", K_COUNT, "number of objects migrated by compaction"},
+    [C_COMP_RATIO] = {"COMP-RATIO", K_RATIO, "compression ratio: DATA / TOTAL"},
+    [C_MOUNTPOINT] = {"MOUNTPOINT", K_TEXT, "where the device is mounted, or [SWAP]"},
+    [C_FOOTPRINT] = {"FOOTPRINT", K_SIZE, "all memory the device holds: allocator, slot table, "
+                                          "metadata, streams (uzram)"},
+};
+static const int default_cols[] = {C_NAME,  C_ALGORITHM, C_DISKSIZE, C_DATA,
+                                   C_COMPR, C_TOTAL,     C_STREAMS,  C_MOUNTPOINT};
+
+struct out_opts {
+    int col[NCOLS * 2];
+    int ncol;
+    bool bytes, raw, noheadings, json;
+};
+
+/* The value of column c as text (sizes human unless bytes). */
+static void cell(const struct row *r, int c, bool bytes, char *out, size_t size)
 {
-    printf("[");
-    for (size_t i = 0; i < n; i++) {
-        const struct row *r = &rows[i];
-        printf("%s\n  {\"name\": ", i ? "," : "");
-        json_string(r->name);
-        printf(", \"algorithm\": ");
-        json_string(r->algorithm);
-        printf(", \"disksize\": %" PRIu64 ", \"data\": %" PRIu64 ", \"compr\": %" PRIu64
-               ", \"total\": %" PRIu64 ", \"mem_limit\": %" PRIu64 ", \"mem_used_max\": %" PRIu64
-               ", \"same_pages\": %" PRIu64 ", \"pages_compacted\": %" PRIu64
-               ", \"huge_pages\": %" PRIu64 ", \"streams\": %u, \"mountpoint\": ",
-               r->disksize, r->mm[MM_ORIG], r->mm[MM_COMPR], r->mm[MM_USED], r->mm[MM_LIMIT],
-               r->mm[MM_USED_MAX], r->mm[MM_SAME], r->mm[MM_COMPACTED], r->mm[MM_HUGE],
-               r->streams);
-        if (r->mountpoint[0])
-            json_string(r->mountpoint);
+    uint64_t v = 0;
+    switch (c) {
+    case C_NAME: snprintf(out, size, "%s", r->name); return;
+    case C_ALGORITHM: snprintf(out, size, "%s", r->algorithm); return;
+    case C_MOUNTPOINT: snprintf(out, size, "%s", r->mountpoint); return;
+    case C_STREAMS: snprintf(out, size, "%u", r->streams); return;
+    case C_ZERO_PAGES: snprintf(out, size, "%" PRIu64, r->mm[MM_SAME]); return;
+    case C_MIGRATED: snprintf(out, size, "%" PRIu64, r->mm[MM_COMPACTED]); return;
+    case C_COMP_RATIO:
+        if (r->mm[MM_USED])
+            snprintf(out, size, "%.4f", (double)r->mm[MM_ORIG] / (double)r->mm[MM_USED]);
         else
-            printf("null");
-        printf("}");
+            snprintf(out, size, "%s", "0");
+        return;
+    case C_DISKSIZE: v = r->disksize; break;
+    case C_DATA: v = r->mm[MM_ORIG]; break;
+    case C_COMPR: v = r->mm[MM_COMPR]; break;
+    case C_TOTAL: v = r->mm[MM_USED]; break;
+    case C_MEM_LIMIT: v = r->mm[MM_LIMIT]; break;
+    case C_MEM_USED: v = r->mm[MM_USED_MAX]; break;
+    case C_FOOTPRINT: v = r->footprint; break;
     }
-    printf("%s]\n", n ? "\n" : "");
+    if (bytes)
+        snprintf(out, size, "%" PRIu64, v);
+    else
+        human(v, out, size);
 }
 
-#define NCOLS 8
-
-static void print_table(const struct row *rows, size_t n)
+/* The JSON key of a column: its name in lower case, as util-linux does. */
+static void json_key(const char *name)
 {
-    static const char *const head[NCOLS] = {"NAME",  "ALGORITHM", "DISKSIZE", "DATA",
-                                            "COMPR", "TOTAL",     "STREAMS",  "MOUNTPOINT"};
-    /* left-aligned: NAME, ALGORITHM, MOUNTPOINT (as zramctl) */
-    static const bool left[NCOLS] = {true, true, false, false, false, false, false, true};
-    char (*cell)[NCOLS][PATH_MAX] = n ? calloc(n, sizeof *cell) : NULL;
-    size_t width[NCOLS];
-    for (int c = 0; c < NCOLS; c++)
-        width[c] = strlen(head[c]);
-    for (size_t i = 0; cell && i < n; i++) {
-        const struct row *r = &rows[i];
-        snprintf(cell[i][0], PATH_MAX, "%s", r->name);
-        snprintf(cell[i][1], PATH_MAX, "%s", r->algorithm);
-        human(r->disksize, cell[i][2], PATH_MAX);
-        human(r->mm[MM_ORIG], cell[i][3], PATH_MAX);
-        human(r->mm[MM_COMPR], cell[i][4], PATH_MAX);
-        human(r->mm[MM_USED], cell[i][5], PATH_MAX);
-        snprintf(cell[i][6], PATH_MAX, "%u", r->streams);
-        snprintf(cell[i][7], PATH_MAX, "%s", r->mountpoint);
-        for (int c = 0; c < NCOLS; c++)
-            if (strlen(cell[i][c]) > width[c])
-                width[c] = strlen(cell[i][c]);
-    }
-    for (size_t i = 0; i <= (cell ? n : 0); i++) {
-        for (int c = 0; c < NCOLS; c++) {
-            const char *s = i == 0 ? head[c] : cell[i - 1][c];
-            if (c == NCOLS - 1)
-                printf("%s", s);
+    putchar('"');
+    for (const char *c = name; *c; c++)
+        putchar(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    printf("\": ");
+}
+
+/* util-linux's JSON: {"zramctl": [ {"name": ..., ...}, ... ]}; numbers
+ * (and sizes, with --bytes) are numbers, an empty MOUNTPOINT is null. */
+static void print_json(const struct row *rows, size_t n, const struct out_opts *o)
+{
+    char buf[PATH_MAX];
+    printf("{\n   \"zramctl\": [");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n      {", i ? "," : "");
+        for (int k = 0; k < o->ncol; k++) {
+            int c = o->col[k];
+            printf("%s", k ? ", " : "");
+            json_key(cols[c].name);
+            cell(&rows[i], c, o->bytes, buf, sizeof buf);
+            bool number = cols[c].kind == K_COUNT || cols[c].kind == K_RATIO ||
+                          (cols[c].kind == K_SIZE && o->bytes);
+            if (number)
+                printf("%s", buf);
+            else if (c == C_MOUNTPOINT && !buf[0])
+                printf("null");
             else
-                printf(left[c] ? "%-*s " : "%*s ", (int)width[c], s);
+                json_string(buf);
+        }
+        printf("}");
+    }
+    printf("%s   ]\n}\n", n ? "\n" : "");
+}
+
+/* --raw: one blank between cells, no padding; blanks, backslashes and
+ * control characters in a value as \xHH so every line splits cleanly. */
+static void raw_cell(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= ' ' || c == '\\' || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+static void print_table(const struct row *rows, size_t n, const struct out_opts *o)
+{
+    int nc = o->ncol;
+    char (*text)[PATH_MAX] = calloc((n + 1) * (size_t)nc, PATH_MAX);
+    if (!text) {
+        fprintf(stderr, "uzram stat: out of memory\n");
+        return;
+    }
+    size_t width[NCOLS * 2];
+    for (int k = 0; k < nc; k++) {
+        snprintf(text[k], PATH_MAX, "%s", cols[o->col[k]].name);
+        width[k] = o->noheadings ? 0 : strlen(text[k]);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < nc; k++) {
+            char *t = text[(i + 1) * (size_t)nc + (size_t)k];
+            cell(&rows[i], o->col[k], o->bytes, t, PATH_MAX);
+            if (strlen(t) > width[k])
+                width[k] = strlen(t);
+        }
+    for (size_t i = o->noheadings ? 1 : 0; i <= n; i++) {
+        for (int k = 0; k < nc; k++) {
+            const char *t = text[i * (size_t)nc + (size_t)k];
+            bool left = cols[o->col[k]].kind == K_TEXT;
+            if (o->raw) {
+                if (k)
+                    putchar(' ');
+                raw_cell(t);
+            } else if (k == nc - 1 && left) {
+                printf("%s", t);
+            } else {
+                printf(left ? "%-*s" : "%*s", (int)width[k], t);
+                if (k < nc - 1)
+                    putchar(' ');
+            }
         }
         printf("\n");
     }
-    free(cell);
+    free(text);
+}
+
+/* Parse "NAME,DATA,..." (or "+COL,..." to add to the defaults) into o. */
+static int parse_columns(const char *list, struct out_opts *o)
+{
+    if (*list == '+')
+        list++;
+    else
+        o->ncol = 0;
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", list);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        for (int c = 0; c < NCOLS; c++)
+            if (!strcasecmp(t, cols[c].name))
+                found = c;
+        if (found < 0) {
+            fprintf(stderr, "uzram stat: unknown column: %s (see uzram stat --help)\n", t);
+            return -1;
+        }
+        if (o->ncol >= NCOLS * 2) {
+            fprintf(stderr, "uzram stat: too many columns\n");
+            return -1;
+        }
+        o->col[o->ncol++] = found;
+    }
+    if (o->ncol == 0) {
+        fprintf(stderr, "uzram stat: --output: no columns\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int stat_usage(FILE *f)
+{
+    fprintf(f, "usage: uzram stat [--output COLUMNS | --output-all] [--bytes] [--raw]\n"
+               "                  [--noheadings] [--json] [DIR...]\n"
+               "  Lists uzram mounts (all of them without DIR) as zramctl lists zram devices.\n"
+               "  -o, --output COLUMNS  comma-separated columns (+COLUMNS adds to the default)\n"
+               "      --output-all      every column\n"
+               "  -b, --bytes           sizes in bytes rather than human-readable\n"
+               "      --raw             raw output: single blanks, no alignment\n"
+               "  -n, --noheadings      no header line\n"
+               "  -J, --json            JSON output\n"
+               "\nColumns:\n");
+    for (int c = 0; c < NCOLS; c++)
+        fprintf(f, "  %11s  %s\n", cols[c].name, cols[c].help);
+    return f == stderr ? 2 : 0;
 }
 
 /* Append the mount points of every fuse.uzram to *dirs. */
@@ -390,23 +544,41 @@ static size_t find_mounts(char ***dirs)
 
 int uz_cmd_stat(int argc, char **argv)
 {
-    bool json = false;
-    int first = 1;
-    for (; first < argc && argv[first][0] == '-'; first++) {
-        if (!strcmp(argv[first], "--json") || !strcmp(argv[first], "-J")) {
-            json = true;
-        } else if (!strcmp(argv[first], "-h") || !strcmp(argv[first], "--help")) {
-            printf("usage: uzram stat [--json] [DIR...]\n"
-                   "  Lists uzram mounts (all of them without DIR) like zramctl.\n");
-            return 0;
-        } else if (!strcmp(argv[first], "--")) {
-            first++;
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'},
+        {"output-all", no_argument, NULL, 'A'},
+        {"bytes", no_argument, NULL, 'b'},
+        {"raw", no_argument, NULL, 'r'},
+        {"noheadings", no_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct out_opts o = {.ncol = 0};
+    for (size_t i = 0; i < sizeof default_cols / sizeof default_cols[0]; i++)
+        o.col[o.ncol++] = default_cols[i];
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:bnJh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            if (parse_columns(optarg, &o) < 0)
+                return 2;
             break;
-        } else {
-            fprintf(stderr, "uzram stat: unknown option '%s'\n", argv[first]);
-            return 2;
+        case 'A':
+            o.ncol = 0;
+            for (int k = 0; k < NCOLS; k++)
+                o.col[o.ncol++] = k;
+            break;
+        case 'b': o.bytes = true; break;
+        case 'r': o.raw = true; break;
+        case 'n': o.noheadings = true; break;
+        case 'J': o.json = true; break;
+        case 'h': return stat_usage(stdout);
+        default: return stat_usage(stderr);
         }
     }
+    int first = optind;
     char **dirs;
     size_t ndirs;
     if (first < argc) {
@@ -439,10 +611,10 @@ int uz_cmd_stat(int argc, char **argv)
             n++;
         }
     }
-    if (json)
-        print_json(rows, n);
+    if (o.json)
+        print_json(rows, n, &o);
     else
-        print_table(rows, n);
+        print_table(rows, n, &o);
     for (size_t i = 0; i < ndirs; i++)
         free(dirs[i]);
     free(dirs);

@@ -7,6 +7,9 @@
  *   uzram mount    DIR [options]           serve a device as a FUSE file
  *   uzram umount   DIR                     stop a mount
  *   uzram stat     [DIR...]                list running devices
+ *   uzram swapon   [options]               a uzram swap device in one step
+ *   uzram swapoff  [DEVICE...]             take it down
+ *   uzram up NAME / uzram down NAME        a device of /etc/uzram.conf
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +29,13 @@ static int usage(FILE *f)
             "  uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
             "              [--mem-limit SIZE] [-f]\n"
             "  uzram umount DIR\n"
-            "  uzram stat [--json] [DIR...]\n",
+            "  uzram stat [--output COLUMNS | --output-all] [--bytes] [--raw] [--noheadings]\n"
+            "             [--json] [DIR...]\n"
+            "  uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
+            "               [--name NAME] [--options LIST] [--attr NAME=VALUE]... [mount options]\n"
+            "  uzram swapoff [DEVICE...]\n"
+            "  uzram up NAME\n"
+            "  uzram down NAME\n",
             uzram_version());
     return f == stderr ? 2 : 0;
 }
@@ -47,6 +56,14 @@ int main(int argc, char **argv)
         return uz_cmd_mount(argc - 1, argv + 1);
     if (!strcmp(cmd, "umount"))
         return uz_cmd_umount(argc - 1, argv + 1);
+    if (!strcmp(cmd, "swapon"))
+        return uz_cmd_swapon(argc - 1, argv + 1);
+    if (!strcmp(cmd, "swapoff"))
+        return uz_cmd_swapoff(argc - 1, argv + 1);
+    if (!strcmp(cmd, "up"))
+        return uz_cmd_up(argc - 1, argv + 1);
+    if (!strcmp(cmd, "down"))
+        return uz_cmd_down(argc - 1, argv + 1);
 #endif
     if (!strcmp(cmd, "stat"))
         return uz_cmd_stat(argc - 1, argv + 1);

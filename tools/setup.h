@@ -1,0 +1,68 @@
+/*
+ * setup.h - bringing a uzram device into use and taking it out again:
+ * the steps `uzram swapon`, `uzram up` (a device of /etc/uzram.conf) and
+ * their reverses share.
+ */
+#ifndef UZRAM_SETUP_H
+#define UZRAM_SETUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UZ_SETUP_MAX_ARGS 32
+#define UZ_SETUP_MAX_ATTRS 16
+
+/* One device to bring up.  Strings are borrowed; zero-initialise, then
+ * fill in (uz_setup_init sets the defaults). */
+struct uz_setup {
+    const char *name;        /* RUNDIR/name is the mount; NULL: first free "swapN" */
+    uint64_t disksize;       /* bytes, > 0 */
+    /* extra arguments to `uzram mount` (--algorithm A, --mem-limit M, ...) */
+    const char *mount_args[UZ_SETUP_MAX_ARGS];
+    int nmount_args;
+    /* attribute writes "NAME=VALUE": those zram takes only before
+     * disksize (recomp_algorithm, algorithm_params, ...) go before it,
+     * the others after (uz_setup_attr sorts them) */
+    const char *pre[UZ_SETUP_MAX_ATTRS], *post[UZ_SETUP_MAX_ATTRS];
+    int npre, npost;
+    const char *fs_type;     /* "swap" (default) or a mkfs.TYPE type */
+    const char *mount_point; /* where a filesystem goes (required unless swap) */
+    const char *options;     /* swapon -o / mount -o list; NULL: "discard" */
+    int priority;            /* swap priority, -1 = the kernel's default */
+};
+
+void uz_setup_init(struct uz_setup *s);
+
+/* Append a mount argument / an attribute write "NAME=VALUE".  -E2BIG when
+ * full, -EINVAL for an attribute without '='. */
+int uz_setup_arg(struct uz_setup *s, const char *arg);
+int uz_setup_attr(struct uz_setup *s, const char *name_eq_value);
+
+/* The directory the mounts live in: $UZRAM_RUNDIR, or /run/uzram. */
+const char *uz_setup_rundir(void);
+
+/*
+ * Mount the device at RUNDIR/name (`uzram mount --size 0`, then the
+ * attribute writes and disksize), attach a loop device with direct I/O,
+ * then mkswap + swapon, or mkfs + mount.  A failing step undoes the ones
+ * before it.  On success the mount directory and the loop device are
+ * copied to dir and loop.  cmd names the command in error messages.
+ * Returns 0 or 1 (errors printed).
+ */
+int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir, size_t dirsize,
+                char *loop, size_t loopsize);
+
+/*
+ * Take down the device target names (its mount directory, its loop
+ * device /dev/loopN, or a name under RUNDIR): swapoff or umount the loop
+ * device, detach it, `uzram umount` the directory, remove it.  Returns 0
+ * or 1 (errors printed).
+ */
+int uz_setup_down(const char *cmd, const char *target);
+
+/* Is the directory's loop device an active swap?  (For `uzram swapoff`
+ * with no argument.) */
+bool uz_setup_is_swap(const char *dir);
+
+#endif
