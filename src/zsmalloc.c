@@ -316,6 +316,7 @@ static bool runs_coalesce(struct uz_allocator *a)
         }
         if (c->first_page + c->v.run_len == a->top) {
             a->top = c->first_page;
+            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
             id_put(a, cur);
         } else {
             run_file(a, cur);
@@ -361,6 +362,7 @@ bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
                 return false;
             zs_desc(a, id)->first_page = a->top;
             a->top += n;
+            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
             *out = id;
             return true;
         }
@@ -377,6 +379,7 @@ void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
     uint32_t first = z->first_page;
     if (first + n == a->top) {
         a->top = first;
+        uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
         id_put(a, id);
         return;
     }
@@ -971,7 +974,8 @@ static void zs_stats(struct uz_allocator *a, struct uz_alloc_stats *st)
     uint64_t desc_resident = (uint64_t)atomic_load(&a->hwm_pub) * sizeof(struct zspage);
     st->pages_used = atomic_load(&a->pages_used);
     st->meta_bytes = sizeof *a + a->nclasses * sizeof(struct zs_class)
-                     + (desc_resident + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
+                     + (desc_resident + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE
+                     + uz_prefault_bytes(&a->pf);
     st->obj_bytes = atomic_load(&a->obj_bytes);
     st->objects = atomic_load(&a->objects);
     st->pages_compacted = atomic_load(&a->pages_compacted);
@@ -1160,6 +1164,7 @@ static void zs_destroy(struct uz_allocator *a)
 {
     if (!a)
         return;
+    uz_prefault_stop(&a->pf);
     uz_vm_unreserve(a->arena, a->arena_bytes);
     uz_vm_unreserve(a->desc, a->desc_bytes);
     for (uint32_t l = 0; l < ZS_LOCKS; l++)
@@ -1231,6 +1236,7 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
     a->empty_head = ZS_NONE;
     for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)
         a->run_head[l] = ZS_NONE;
+    uz_prefault_start(&a->pf, a->arena, a->arena_pages);
     return a;
 }
 

@@ -10,6 +10,7 @@
 #define UZRAM_ZSMALLOC_H
 
 #include "alloc.h"
+#include "prefault.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -115,6 +116,7 @@ struct uz_allocator {
     uint32_t empty_head;        /* ids with no run */
     uint32_t run_head[ZS_RUN_LISTS];
     _Atomic uint32_t hwm_pub;   /* hwm, for stats() */
+    struct uz_prefault pf;      /* keeps the pages above top resident */
 
     _Atomic uint64_t pages_used;
     _Atomic uint64_t objects;
