@@ -10,7 +10,9 @@
  *  - in a forked child the helper is started anew on the next move of top,
  *    and stopping the child's allocator does not wait for the parent's
  *    thread;
- *  - UZ_PREFAULT=0: no helper, no resident page above top.
+ *  - UZ_PREFAULT=0: no helper, no resident page above top;
+ *  - freed huge pages: up to 16 (at this size) stay resident on the warm
+ *    list, counted in the metadata, and the next huge objects take them.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -114,7 +116,10 @@ static void test_window(void **state)
     assert_int_equal(st.pages_used, NOBJ);
     verify(a, h, 0);
     assert_int_equal(ops->check(a), 0);
-    /* free the top half, last first: top moves down, the window follows */
+    /* fill the warm list (16 freed huge pages kept) from the bottom, then
+     * free the top half, last first: top moves down, the window follows */
+    for (uint32_t i = 0; i < 16; i++)
+        ops->free(a, h[i]);
     for (uint32_t i = NOBJ; i-- > NOBJ / 2;)
         ops->free(a, h[i]);
     assert_true(wait_window(a, 16));
@@ -122,8 +127,11 @@ static void test_window(void **state)
     assert_int_equal(t, NOBJ / 2);
     /* the freed pages beyond the window went back to the system */
     assert_int_equal(resident(a, t + 16, NOBJ), 0);
-    fill(a, h, 1000);
-    verify(a, h, 1000);
+    uint64_t h2[NOBJ];
+    fill(a, h2, 1000);
+    verify(a, h2, 1000);
+    for (uint32_t i = 16; i < NOBJ / 2; i++)
+        assert_int_equal(((uint8_t *)ops->map(a, h[i]))[0], i & 0xff);
     assert_int_equal(ops->check(a), 0);
     ops->destroy(a);
 }
@@ -174,12 +182,57 @@ static void test_off(void **state)
     unsetenv("UZ_PREFAULT");
 }
 
+static void test_warm(void **state)
+{
+    (void)state;
+    setenv("UZ_PREFAULT", "0", 1);   /* only the warm list resident above use */
+    struct uz_allocator *a = make();
+    uint64_t h[NOBJ];
+    fill(a, h, 0);
+    struct uz_alloc_stats st0, st;
+    ops->stats(a, &st0);
+    /* free 40 from the middle: 16 stay resident, 24 go back */
+    uint32_t first = 100;
+    uint8_t *page[40];
+    for (uint32_t i = 0; i < 40; i++) {
+        page[i] = ops->map(a, h[first + i]);
+        ops->free(a, h[first + i]);
+    }
+    ops->stats(a, &st);
+    assert_int_equal(st.pages_used, NOBJ - 40);
+    assert_int_equal(st.meta_bytes, st0.meta_bytes + 16 * PAGE);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < 40; i++) {
+        unsigned char v;
+        assert_int_equal(mincore((void *)page[i], PAGE, &v), 0);
+        kept += v & 1;
+    }
+    assert_int_equal(kept, 16);
+    assert_int_equal(ops->check(a), 0);
+    /* the next 16 huge objects take the warm pages (no new page fault) */
+    for (uint32_t i = 0; i < 16; i++) {
+        assert_int_equal(ops->alloc(a, PAGE, 5000 + i, &h[first + i]), 0);
+        uint8_t *p = ops->map(a, h[first + i]);
+        bool warm = false;
+        for (uint32_t k = 0; k < 40; k++)
+            warm |= p == page[k];
+        assert_true(warm);
+        memset(p, 0x77, PAGE);
+    }
+    ops->stats(a, &st);
+    assert_int_equal(st.meta_bytes, st0.meta_bytes);
+    assert_int_equal(ops->check(a), 0);
+    ops->destroy(a);
+    unsetenv("UZ_PREFAULT");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_off),
+        cmocka_unit_test(test_warm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
