@@ -19,7 +19,9 @@
  *
  * --kernel-zram runs the same file through /sys/block/zram0 the way
  * DESIGN.md does with dd (1 MiB O_DIRECT writes then reads), verifies the
- * read-back too, and reads its mm_stat.
+ * read-back too, and reads its mm_stat.  --kernel-device zramN (implies
+ * --kernel-zram) uses that device instead, e.g. one of your own from
+ * /sys/class/zram-control/hot_add, when zram0 is someone else's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -510,10 +512,12 @@ out:
 
 /* ------------------------------------------------------- kernel zram */
 
+static char kdev[32] = "zram0";   /* --kernel-device */
+
 static int sysfs_write(const char *attr, const char *val)
 {
     char path[128];
-    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    snprintf(path, sizeof path, "/sys/block/%s/%s", kdev, attr);
     int fd = open(path, O_WRONLY);
     if (fd < 0)
         return -errno;
@@ -526,7 +530,7 @@ static int sysfs_write(const char *attr, const char *val)
 static int sysfs_read(const char *attr, char *buf, size_t size)
 {
     char path[128];
-    snprintf(path, sizeof path, "/sys/block/zram0/%s", attr);
+    snprintf(path, sizeof path, "/sys/block/%s/%s", kdev, attr);
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -errno;
@@ -625,8 +629,11 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
 static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct result *r,
                         struct result *kchurn)
 {
-    if (access("/sys/block/zram0", F_OK) != 0) {
-        fprintf(stderr, "uzram bench: no /sys/block/zram0 here: kernel zram skipped\n");
+    char sys[64], devpath[64];
+    snprintf(sys, sizeof sys, "/sys/block/%s", kdev);
+    snprintf(devpath, sizeof devpath, "/dev/%s", kdev);
+    if (access(sys, F_OK) != 0) {
+        fprintf(stderr, "uzram bench: no %s here: kernel zram skipped\n", sys);
         return 1;
     }
     char buf[512];
@@ -637,12 +644,12 @@ static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct 
     }
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)(pf->pages * PAGE));
     if (sysfs_write("disksize", buf) < 0) {
-        fprintf(stderr, "uzram bench: cannot set zram0 disksize (in use?): kernel zram skipped\n");
+        fprintf(stderr, "uzram bench: cannot set %s disksize (in use?): kernel zram skipped\n", kdev);
         return 1;
     }
-    int fd = open("/dev/zram0", O_RDWR | O_DIRECT);
+    int fd = open(devpath, O_RDWR | O_DIRECT);
     if (fd < 0) {
-        fprintf(stderr, "uzram bench: /dev/zram0: %s\n", strerror(errno));
+        fprintf(stderr, "uzram bench: %s: %s\n", devpath, strerror(errno));
         sysfs_write("reset", "1");
         return 1;
     }
@@ -776,6 +783,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
+                    "                   [--kernel-device zramN]\n"
                     "                   [--group-pages 1|2|4|8]\n"
                     "                   [--json] PAGEFILE...\n");
 }
@@ -789,6 +797,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"allocator", required_argument, 0, 'A'}, {"threads", required_argument, 0, 't'},
         {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
+        {"kernel-device", required_argument, 0, 'K'},
         {"group-pages", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
@@ -825,6 +834,15 @@ int uz_cmd_bench(int argc, char **argv)
             }
             break;
         case 'k': o.kernel = true; break;
+        case 'K':
+            if (strncmp(optarg, "zram", 4) != 0 || strlen(optarg) >= sizeof kdev ||
+                strspn(optarg + 4, "0123456789") != strlen(optarg + 4) || !optarg[4]) {
+                fprintf(stderr, "uzram bench: --kernel-device takes a name zramN\n");
+                return 2;
+            }
+            snprintf(kdev, sizeof kdev, "%s", optarg);
+            o.kernel = true;
+            break;
         case 'j': o.json = true; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
