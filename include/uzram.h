@@ -107,7 +107,8 @@ struct uzram_config {
      * "disksize" is stored (as with zram). */
     uint64_t disksize;
     /* Primary compression algorithm: "lz4" (default), "lz4hc", "lzo",
-     * "lzo-rle" (alias of lzo here), "zstd", "deflate". */
+     * "lzo-rle" (alias of lzo here), "zstd", "deflate", "none" (no
+     * compression: every page kept raw, the raw RAM mode). */
     const char *algorithm;
     /* Compression level; 0 means the algorithm's default. */
     int level;

@@ -86,6 +86,16 @@
  *                4 KiB (a page is all there is to look back on) and
  *                memLevel 7: a context takes about 100 KiB instead of the
  *                290 KiB of the 32 KiB-window defaults, at the same ratio.
+ *  none          no compression: the raw RAM mode.  compress always answers
+ *                0 ("does not fit"), so the store keeps every page raw, one
+ *                allocator page each, exactly as it keeps an incompressible
+ *                page (same-filled pages are still kept as their word, as
+ *                with every algorithm).  A device that costs RAM page for
+ *                page, for what a plain RAM disk would give: the floor the
+ *                benchmarks compare a compressing device with, and a fast
+ *                device in its own right when the data does not compress.
+ *                decompress copies (a raw object is its page); no levels
+ *                (1..1) and no context (a constant dummy).
  *
  * Contexts are not thread-safe (codec.h); the registry itself is constant
  * and may be read from any thread.
@@ -549,6 +559,42 @@ static int deflate_decompress(void *ctx, const void *src, size_t slen, void *dst
     return r == Z_STREAM_END && c->inf.avail_out == 0 && c->inf.avail_in == 0 ? 0 : -1;
 }
 
+/* ----------------------------------------------------------------- none */
+
+static char none_dummy;
+
+static void *none_new(int level)
+{
+    (void)level;
+    return &none_dummy;
+}
+
+static void none_free(void *ctx)
+{
+    (void)ctx;
+}
+
+/* Never smaller: the caller keeps the page raw. */
+static size_t none_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
+{
+    (void)ctx;
+    (void)src;
+    (void)slen;
+    (void)dst;
+    (void)dcap;
+    return 0;
+}
+
+/* A raw object is its own contents: only an exact length decodes. */
+static int none_decompress(void *ctx, const void *src, size_t slen, void *dst, size_t dlen)
+{
+    (void)ctx;
+    if (slen != dlen)
+        return -1;
+    memcpy(dst, src, dlen);
+    return 0;
+}
+
 /* ------------------------------------------------------------- registry */
 
 static const struct uz_codec codecs[] = {
@@ -560,6 +606,7 @@ static const struct uz_codec codecs[] = {
     { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
       zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit },
     { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL },
+    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL },
 };
 
 #define NCODECS (sizeof codecs / sizeof codecs[0])

@@ -40,7 +40,8 @@ struct uz_codec {
     void *(*ctx_new_unit)(int level, size_t unit);
 };
 
-/* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate"); NULL if unknown. */
+/* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate", "none": no
+ * compression, every page kept raw); NULL if unknown. */
 const struct uz_codec *uz_codec_find(const char *name);
 /* i-th codec, NULL past the end. */
 const struct uz_codec *uz_codec_at(unsigned i);

@@ -10,6 +10,7 @@
 #define UZRAM_ZSMALLOC_H
 
 #include "alloc.h"
+#include "prefault.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -47,7 +48,9 @@
 #define ZS_PACK_OPEN 0xff           /* group of an open pack run */
 #define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
 
-enum { ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
+enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
+#define ZS_WARM_MIN 16u             /* freed huge pages kept resident: at least ... */
+#define ZS_WARM_MAX 256u            /* ... at most; else pages_used / 512 */
 
 /* One zspage descriptor: 20 bytes, dense, indexed by zspage id. */
 struct zspage {
@@ -115,6 +118,7 @@ struct uz_allocator {
     uint32_t empty_head;        /* ids with no run */
     uint32_t run_head[ZS_RUN_LISTS];
     _Atomic uint32_t hwm_pub;   /* hwm, for stats() */
+    struct uz_prefault pf;      /* keeps the pages above top resident */
 
     _Atomic uint64_t pages_used;
     _Atomic uint64_t objects;
@@ -128,6 +132,8 @@ struct uz_allocator {
     uint32_t nclasses;
     uint8_t bucket_class[ZS_NBUCKETS]; /* size bucket -> class or ZS_CLS_HUGE */
     struct zs_class huge;
+    uint32_t warm_head;         /* (huge lock) freed huge pages kept resident, */
+    _Atomic uint32_t warm_n;    /* linked by u.link.next, and their number */
     struct zs_class classes[];
 };
 

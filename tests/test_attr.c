@@ -72,7 +72,7 @@ static void test_lifecycle(void **state)
     assert_int_equal(store(dev, "disksize", "0\n"), -EINVAL);
     assert_string_equal(show(dev, "initstate"), "0\n");
     assert_int_equal(store(dev, "comp_algorithm", "zstd\n"), 0);
-    assert_string_equal(show(dev, "comp_algorithm"), "lzo-rle lzo lz4 lz4hc [zstd] deflate \n");
+    assert_string_equal(show(dev, "comp_algorithm"), "lzo-rle lzo lz4 lz4hc [zstd] deflate none \n");
     assert_int_equal(store(dev, "algorithm_params", "algo=zstd level=5\n"), 0);
     assert_string_equal(show(dev, "algorithm_params"), "priority=0 algo=zstd level=5\n");
     assert_int_equal(store(dev, "algorithm_params", "algo=zstd level=500\n"), -EINVAL);
@@ -88,7 +88,7 @@ static void test_lifecycle(void **state)
     assert_int_equal(store(dev, "disksize", "2M\n"), -EBUSY);
     assert_int_equal(store(dev, "comp_algorithm", "lz4\n"), -EBUSY);
     assert_int_equal(store(dev, "comp_algorithm", "bogus\n"), -EINVAL);
-    assert_string_equal(show(dev, "comp_algorithm"), "lzo-rle lzo lz4 lz4hc [zstd] deflate \n");
+    assert_string_equal(show(dev, "comp_algorithm"), "lzo-rle lzo lz4 lz4hc [zstd] deflate none \n");
     char page[PAGE];
     memset(page, 'x', sizeof page);
     page[100] = 'y';

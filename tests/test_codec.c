@@ -168,11 +168,18 @@ static int levels_of(const struct uz_codec *c, int out[3])
     return n;
 }
 
+/* "none" (the raw RAM mode) never compresses: the round trips below are
+ * for the codecs that do; test_none checks its own contract. */
+static bool compresses(const struct uz_codec *c)
+{
+    return strcmp(c->name, "none") != 0;
+}
+
 /* ------------------------------------------------------------- registry */
 
 static void test_registry(void **state)
 {
-    static const char *expect[] = { "lzo-rle", "lzo", "lz4", "lz4hc", "zstd", "deflate" };
+    static const char *expect[] = { "lzo-rle", "lzo", "lz4", "lz4hc", "zstd", "deflate", "none" };
     const size_t nexpect = sizeof expect / sizeof expect[0];
     unsigned n = 0;
     const struct uz_codec *c;
@@ -242,6 +249,8 @@ static void test_roundtrip_synthetic(void **state)
     assert_non_null(page);
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         int lv[3], nl = levels_of(c, lv);
         for (int l = 0; l < nl; l++) {
             void *ctx = ctx_or_fail(c, lv[l]);
@@ -286,6 +295,8 @@ static void test_roundtrip_caps(void **state)
     unsigned char page[PAGE];
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         void *ctx = ctx_or_fail(c, c->level_default);
         for (int t = 0; t < 64; t++) {
             /* text with a growing random tail: sizes sweep past the cap */
@@ -315,6 +326,8 @@ static void test_roundtrip_large(void **state)
     }
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         void *ctx = ctx_or_fail(c, c->level_default);
         size_t z = roundtrip(c, ctx, buf, n, PAGE * 8, 1);   /* below lzo's bound */
         assert_true(z < n / 2);
@@ -389,6 +402,8 @@ static void test_roundtrip_corpus(void **state)
     size_t pages = corpus_len / PAGE;
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         int lv[3], nl = levels_of(c, lv);
         for (int l = 0; l < nl; l++) {
             void *ctx = ctx_or_fail(c, lv[l]);
@@ -443,6 +458,8 @@ static void test_decompress_wrong_size(void **state)
     unsigned char src[PAGE], z[2 * PAGE + 1];
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         void *ctx = ctx_or_fail(c, c->level_default);
         size_t n = compress_text(c, ctx, src, z, 2 * PAGE);
         assert_int_equal(decompress_exact(c, ctx, z, n, PAGE), 0);
@@ -471,6 +488,8 @@ static void test_decompress_corrupt(void **state)
     unsigned char src[PAGE], z[2 * PAGE], bad[2 * PAGE], out[PAGE];
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         void *ctx = ctx_or_fail(c, c->level_default);
         size_t n = compress_text(c, ctx, src, z, sizeof z);
         unsigned rejected = 0;
@@ -518,6 +537,8 @@ static void test_ctx_alloc_failure(void **state)
     fill_text(page, PAGE);
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         unsigned fired = 0;
         for (uint64_t k = 1; k < 1000; k++) {
             uz_fault_arm(k);
@@ -547,6 +568,8 @@ static void test_no_alloc_on_data_path(void **state)
     unsigned char page[PAGE], z[PAGE], out[PAGE];
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         int lv[3], nl = levels_of(c, lv);
         for (int l = 0; l < nl; l++) {
             void *ctx = ctx_or_fail(c, lv[l]);
@@ -595,6 +618,8 @@ static void test_unit_context(void **state)
     const struct uz_codec *c;
     unsigned tested = 0;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         if (!c->ctx_new_unit)
             continue;
         tested++;
@@ -643,6 +668,8 @@ static void test_independent_contexts(void **state)
     fill_text(b, PAGE);
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)); i++) {
+        if (!compresses(c))
+            continue;
         void *x = ctx_or_fail(c, c->level_default), *y = ctx_or_fail(c, c->level_max);
         size_t na = c->compress(x, a, PAGE, za, sizeof za);
         size_t nb = c->compress(y, b, PAGE, zb, sizeof zb);
@@ -662,10 +689,43 @@ static void test_independent_contexts(void **state)
     }
 }
 
+/* ----------------------------------------------------------------- none */
+
+/* The raw RAM mode's contract: compress never answers a size, whatever the
+ * input and the room (so the store keeps the page raw), and never writes
+ * dst; decompress copies exactly dlen bytes and refuses any other length. */
+static void test_none(void **state)
+{
+    (void)state;
+    const struct uz_codec *c = uz_codec_find("none");
+    assert_non_null(c);
+    assert_int_equal(c->level_min, 1);
+    assert_int_equal(c->level_max, 1);
+    void *ctx = ctx_or_fail(c, 1);
+    static unsigned char src[PAGE], dst[2 * PAGE], back[PAGE];
+    for (int kind = PG_ZERO; kind <= PG_HALF; kind++) {
+        make_page(kind, src);
+        size_t caps[] = { 1, PAGE - 1, PAGE, 2 * PAGE };
+        for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+            memset(dst, 0xA5, sizeof dst);
+            assert_int_equal(c->compress(ctx, src, PAGE, dst, caps[k]), 0);
+            for (size_t i = 0; i < sizeof dst; i++)
+                assert_int_equal(dst[i], 0xA5);
+        }
+        memset(back, 0, sizeof back);
+        assert_int_equal(c->decompress(ctx, src, PAGE, back, PAGE), 0);
+        assert_memory_equal(back, src, PAGE);
+        assert_int_equal(c->decompress(ctx, src, PAGE - 1, back, PAGE), -1);
+        assert_int_equal(c->decompress(ctx, src, PAGE, back, PAGE - 1), -1);
+    }
+    c->ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_none),
         cmocka_unit_test(test_unit_context),
         cmocka_unit_test(test_lzo_alias),
         cmocka_unit_test(test_roundtrip_synthetic),

@@ -318,7 +318,9 @@ static void test_huge_one_page_each(void **state)
     }
     ops->stats(m.a, &st);
     assert_int_equal(st.pages_used, 500);
-    assert_true(st.meta_bytes <= st0.meta_bytes + 500 * 20 + PAGE);
+    /* descriptors, and the prefault window above top (16 pages at this
+     * size; prefault.c), which st0 may or may not have had yet */
+    assert_true(st.meta_bytes <= st0.meta_bytes + 500 * 20 + PAGE + 16 * PAGE);
     /* the largest payload that is not huge shares pages */
     struct model m2;
     model_init(&m2, 100, 16u << 20, true, 3);

@@ -26,6 +26,7 @@
  * --plot FILE.svg (with --churn) records the memory held after the fill
  * and after every churn round, for uzram and kernel zram, and draws it
  * with the fill speeds through gnuplot (plot.c).
+ * --kernel-device zramN (implies --kernel-zram) uses that device instead.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -553,7 +554,8 @@ out:
 
 /* ------------------------------------------------------- kernel zram */
 
-static char kdev[16] = "zram0";   /* the kernel zram device in use */
+static char kdev[32] = "zram0";   /* the kernel zram device in use */
+static bool kdev_given;           /* --kernel-device: use kdev as it is */
 
 static int sysfs_write(const char *attr, const char *val)
 {
@@ -684,6 +686,8 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
 static bool kernel_acquire(bool *hot)
 {
     *hot = false;
+    if (kdev_given)
+        return true;
     int fd = open("/sys/class/zram-control/hot_add", O_RDONLY);
     if (fd >= 0) {
         char num[16];
@@ -694,7 +698,7 @@ static bool kernel_acquire(bool *hot)
             snprintf(kdev, sizeof kdev, "zram%d", atoi(num));
             *hot = true;
             /* udev (or devtmpfs) makes the node; give it a moment */
-            char node[32];
+            char node[48];
             snprintf(node, sizeof node, "/dev/%s", kdev);
             for (int i = 0; i < 100 && access(node, F_OK) != 0; i++)
                 usleep(10000);
@@ -757,7 +761,7 @@ static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, stru
                 kdev);
         return 1;
     }
-    char node[32];
+    char node[48];
     snprintf(node, sizeof node, "/dev/%s", kdev);
     int fd = open(node, O_RDWR | O_DIRECT);
     if (fd < 0) {
@@ -897,7 +901,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
-                    "                   [--group-pages 1|2|4|8] [--dedup 0|1|auto] [--plot FILE.svg]\n"
+                    "                   [--kernel-device zramN] [--group-pages 1|2|4|8] [--dedup 0|1|auto]\n"
+                    "                   [--plot FILE.svg]\n"
                     "                   [--json] PAGEFILE...\n"
                     "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
                     "                    gnuplot (needs --churn; the script is kept as FILE.gp)\n");
@@ -914,6 +919,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
         {"group-pages", required_argument, 0, 'g'}, {"dedup", required_argument, 0, 'D'},
         {"plot", required_argument, 0, 'p'},
+        {"kernel-device", required_argument, 0, 'K'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -957,6 +963,16 @@ int uz_cmd_bench(int argc, char **argv)
             break;
         case 'k': o.kernel = true; break;
         case 'p': o.plot = optarg; break;
+        case 'K':
+            if (strncmp(optarg, "zram", 4) != 0 || strlen(optarg) >= sizeof kdev ||
+                strspn(optarg + 4, "0123456789") != strlen(optarg + 4) || !optarg[4]) {
+                fprintf(stderr, "uzram bench: --kernel-device takes a name zramN\n");
+                return 2;
+            }
+            snprintf(kdev, sizeof kdev, "%s", optarg);
+            kdev_given = true;
+            o.kernel = true;
+            break;
         case 'j': o.json = true; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
