@@ -253,6 +253,7 @@ int uz_cmd_bench_alloc(int argc, char **argv)
                                        {"max-objects", required_argument, 0, 'm'},
                                        {"min-objects", required_argument, 0, 'n'},
                                        {"ops", required_argument, 0, 'o'},
+                                       {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -262,13 +263,17 @@ int uz_cmd_bench_alloc(int argc, char **argv)
         case 'm': max_obj = strtoull(optarg, NULL, 0); break;
         case 'n': min_obj = strtoull(optarg, NULL, 0); break;
         case 'o': nops = strtoull(optarg, NULL, 0); break;
+        case 'h':
+            printf("usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--min-objects N]\n"
+                   "                         [--ops N] PAGEFILE\n");
+            return 0;
         default:
-            fprintf(stderr, "usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--ops N] PAGEFILE\n");
+            fprintf(stderr, "usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--min-objects N] [--ops N] PAGEFILE\n");
             return 2;
         }
     }
     if (optind != argc - 1 || max_obj < 10000 || nops == 0) {
-        fprintf(stderr, "usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--ops N] PAGEFILE\n");
+        fprintf(stderr, "usage: uzram bench-alloc [--allocator A[,B]] [--max-objects N] [--min-objects N] [--ops N] PAGEFILE\n");
         return 2;
     }
     uint32_t *sizes;

@@ -11,68 +11,76 @@
  *   uzram swapoff  [DEVICE...]             take it down
  *   uzram up NAME / uzram down NAME        a device of /etc/uzram.conf
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "uzram.h"
 
-static int usage(FILE *f)
+/* The commands, and what runs them. */
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    {"bench", uz_cmd_bench},
+    {"bench-alloc", uz_cmd_bench_alloc},
+    {"capture", uz_cmd_capture},
+#ifdef UZ_HAVE_FUSE
+    {"mount", uz_cmd_mount},
+    {"umount", uz_cmd_umount},
+    {"swapon", uz_cmd_swapon},
+    {"swapoff", uz_cmd_swapoff},
+    {"up", uz_cmd_up},
+    {"down", uz_cmd_down},
+#endif
+    {"stat", uz_cmd_stat},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* Short usage: the commands.  Long (--help): every command's own --help,
+ * in full, so that no option can be missing from it. */
+static int usage(FILE *f, bool full)
 {
-    fprintf(f,
-            "uzram %s - compressed RAM block store (zram in user space)\n"
-            "usage:\n"
-            "  uzram bench [--algorithm A] [--level N] [--allocator A[,B..]] [--threads N]\n"
-            "              [--churn R] [--seed S] [--kernel-zram] [--json] PAGEFILE...\n"
-            "  uzram bench-alloc [--allocator A[,B..]] [--max-objects N] [--ops N] PAGEFILE\n"
-            "  uzram capture PID OUT\n"
-            "  uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
-            "              [--mem-limit SIZE] [-f]\n"
-            "  uzram umount DIR\n"
-            "  uzram stat [--output COLUMNS | --output-all] [--bytes] [--raw] [--noheadings]\n"
-            "             [--json] [DIR...]\n"
-            "  uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
-            "               [--name NAME] [--options LIST] [--attr NAME=VALUE]... [mount options]\n"
-            "  uzram swapoff [DEVICE...]\n"
-            "  uzram up NAME\n"
-            "  uzram down NAME\n",
-            uzram_version());
-    return f == stderr ? 2 : 0;
+    fprintf(f, "uzram %s - compressed RAM block store (zram in user space)\n"
+               "usage: uzram COMMAND [options]   (uzram COMMAND --help for one)\n"
+               "commands:", uzram_version());
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, " %s", commands[i].name);
+    fprintf(f, "\n");
+    if (!full)
+        return 2;
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        char *argv[] = {(char *)commands[i].name, "--help", NULL};
+        printf("\n");
+        fflush(stdout);
+        /* a command may print its usage on stderr: bring it here */
+        int saved = dup(2);
+        dup2(1, 2);
+        commands[i].run(2, argv);
+        fflush(stdout);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage(stderr);
+        return usage(stderr, false);
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "bench"))
-        return uz_cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench-alloc"))
-        return uz_cmd_bench_alloc(argc - 1, argv + 1);
-    if (!strcmp(cmd, "capture"))
-        return uz_cmd_capture(argc - 1, argv + 1);
-#ifdef UZ_HAVE_FUSE
-    if (!strcmp(cmd, "mount"))
-        return uz_cmd_mount(argc - 1, argv + 1);
-    if (!strcmp(cmd, "umount"))
-        return uz_cmd_umount(argc - 1, argv + 1);
-    if (!strcmp(cmd, "swapon"))
-        return uz_cmd_swapon(argc - 1, argv + 1);
-    if (!strcmp(cmd, "swapoff"))
-        return uz_cmd_swapoff(argc - 1, argv + 1);
-    if (!strcmp(cmd, "up"))
-        return uz_cmd_up(argc - 1, argv + 1);
-    if (!strcmp(cmd, "down"))
-        return uz_cmd_down(argc - 1, argv + 1);
-#endif
-    if (!strcmp(cmd, "stat"))
-        return uz_cmd_stat(argc - 1, argv + 1);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
-        return usage(stdout);
+        return usage(stdout, true);
     if (!strcmp(cmd, "--version")) {
         printf("uzram %s\n", uzram_version());
         return 0;
     }
     fprintf(stderr, "uzram: unknown command '%s'\n", cmd);
-    return usage(stderr);
+    return usage(stderr, false);
 }
