@@ -18,10 +18,11 @@
  * compare, and an insert replaces an entry with the same 32 bits first,
  * then an empty one, then evicts one of its bucket's eight.  Buckets are
  * 64 bytes (eight 8-byte entries, one cache line), in address space
- * reserved at init for at most one entry per two slots; the table starts
- * at one page and doubles in place, only while it holds more than 3/4 of
- * its capacity and fewer than twice the stored pages: its memory follows
- * what is stored, not the disk size.  It is counted in the footprint.
+ * reserved at init for at most one entry per slot; the table starts at
+ * one page and doubles in place when it is half full (so that a bucket
+ * rarely overflows: at half load, 2% of them would), as long as it holds
+ * fewer entries than twice the stored pages: its memory follows what is
+ * stored, not the disk size.  It is counted in the footprint.
  *
  * Modes (the dedup attribute): off; on (every page is hashed and looked
  * up); auto, the default: the index looks at a sample of the pages, those
@@ -108,7 +109,7 @@ int uz_dedup_init(struct uzram *dev)
     if (!d)
         return uz_error(-ENOMEM, "disksize: no memory for the content index");
     uint64_t max = 64;
-    while (max * WAYS < dev->nslots / 2)
+    while (max * WAYS < dev->nslots)
         max *= 2;
     d->max_buckets = max;
     d->base = uz_vm_reserve(max * sizeof(struct bucket));
@@ -357,9 +358,10 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
     stripe_unlock(d, b);
     pthread_rwlock_unlock(&d->resize);
 
-    /* more than 3/4 full, and fewer entries than twice the stored pages */
+    /* more than half full (an 8-way bucket then overflows rarely: 2%), and
+     * fewer entries than twice the stored pages */
     uint64_t entries = atomic_load_explicit(&d->entries, RELAXED);
-    if (entries * 4 > n * WAYS * 3 && 2 * n <= d->max_buckets) {
+    if (entries * 2 > n * WAYS && 2 * n <= d->max_buckets) {
         struct uz_tally_snap t;
         uz_tally_read(dev, &t);
         if (n * WAYS < 2 * t.pages_stored) {

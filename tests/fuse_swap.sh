@@ -7,7 +7,9 @@
 #
 # The workload writes WORKLOAD_MB of somewhat compressible pages (derived
 # from the page index: random bytes, a repeated pattern, some same-filled
-# pages), then reads and checks every page.  It runs once uncapped (no
+# pages, and one page in sixteen drawn from a set of 64, so that the
+# device, mounted with --dedup 1, stores swapped duplicates once), then
+# reads and checks every page.  It runs once uncapped (no
 # swapping) and once capped; both times are printed.  While it runs,
 # mm_stat is sampled: orig_data_size must pass 100 MiB.
 #
@@ -52,6 +54,8 @@ pages = int(sys.argv[1]) * 256
 def page(i):
     if i % 16 == 5:                        # same-filled
         return bytes([i & 0xff]) * 4096
+    if i % 16 == 9:                        # one of 64 pages met again and again
+        i = i % 1024
     rnd = random.Random(i).randbytes(1536)  # incompressible part
     pat = (b"page %09d " % i) * 171          # compressible part
     return (rnd + pat)[:4096]
@@ -78,7 +82,7 @@ T_FREE=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
 
 step "mount uzram, loop device, swap"
 cat /proc/swaps
-"$UZRAM" mount "$DIR" --size 2G --algorithm lz4 --pidfile "$PIDFILE"
+"$UZRAM" mount "$DIR" --size 2G --algorithm lz4 --dedup 1 --pidfile "$PIDFILE"
 DAEMON=$(cat "$PIDFILE")
 LOOP=$(losetup --direct-io=on -f --show "$DIR/disk" 2>/dev/null || losetup -f --show "$DIR/disk")
 mkswap "$LOOP" >/dev/null
@@ -125,6 +129,9 @@ echo "cgroup: max usage $(( $(cat "$CG/memory.max_usage_in_bytes") >> 20 )) MiB,
 read -r failed_reads failed_writes _ < "$DIR/io_stat"
 [ "$failed_reads" = 0 ] && [ "$failed_writes" = 0 ] || fail "io_stat: failed I/O"
 kill -0 "$DAEMON" || fail "daemon died"
+echo "dedup_stat: $(head -1 "$DIR/dedup_stat")"
+read -r _ _ _ dedup_hits _ < "$DIR/dedup_stat"
+[ "$dedup_hits" -gt 0 ] || fail "dedup 1: no swapped page was found stored already"
 echo "workload time: uncapped ${T_FREE} s, capped at ${LIMIT_MB} MiB on uzram swap ${T_CAP} s"
 
 step "cleanup: swapoff, detach, umount"

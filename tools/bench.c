@@ -46,6 +46,7 @@
 #include <zstd.h>
 
 #include "cli.h"
+#include "dupscan.h"
 #include "plot.h"
 #include "uzram.h"
 
@@ -1001,6 +1002,20 @@ int uz_cmd_bench(int argc, char **argv)
         if (load(argv[f], &pf) < 0) {
             status = 1;
             continue;
+        }
+        struct uz_dupscan ds;
+        if (uz_dupscan(pf.data, pf.pages, &ds) == 0) {
+            if (o.json)
+                printf("{\"file\":\"%s\",\"phase\":\"duplicates\",\"pages\":%llu,\"same_pages\":%llu,"
+                       "\"dup_pages\":%llu,\"lz4_bytes\":%llu,\"dedup_ideal_bytes\":%llu}\n",
+                       pf.name, (unsigned long long)ds.pages, (unsigned long long)ds.same_pages,
+                       (unsigned long long)ds.dup_pages, (unsigned long long)ds.lz4_bytes,
+                       (unsigned long long)ds.ideal_bytes);
+            else
+                printf("%-22s duplicates: %llu of %llu pages repeat an earlier one; the ideal saving is "
+                       "%.1f%% of the lz4 bytes\n", pf.name, (unsigned long long)ds.dup_pages,
+                       (unsigned long long)ds.pages,
+                       ds.lz4_bytes ? 100.0 * (double)ds.ideal_bytes / (double)ds.lz4_bytes : 0.0);
         }
         struct uz_plot_file *pl = plots ? &plots[nplots++] : NULL;
         if (pl) {
