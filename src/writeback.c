@@ -13,7 +13,7 @@
  *               switched to SLOT_WB.  An I/O error frees the block and
  *               leaves the page in RAM; the error ends the run and is
  *               returned (zram's -EIO), so a failing medium loses nothing.
- *   forward     the write path (store.c), when a page is over the memory
+ *   forward     the write path (page.c), when a page is over the memory
  *               limit or compresses worse than forward_threshold.
  *
  * Raw or compressed.  By default a page goes out as its raw 4 KiB (as

@@ -30,6 +30,7 @@
 #include <zstd.h>
 
 #include "codec.h"
+#include "lib/test_files.h"
 #include "mem.h"
 
 #define PAGE 4096u
@@ -339,39 +340,6 @@ static void test_roundtrip_large(void **state)
     free(buf);
 }
 
-/* First `bytes` of a .zst page file, decoded with libzstd's streaming API.
- * NULL (with *got = 0) if the file cannot be read. */
-static unsigned char *read_zst_prefix(const char *path, size_t bytes, size_t *got)
-{
-    *got = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    ZSTD_DStream *ds = ZSTD_createDStream();
-    size_t inCap = ZSTD_DStreamInSize();
-    unsigned char *inBuf = malloc(inCap), *out = malloc(bytes);
-    assert_non_null(ds);
-    assert_non_null(inBuf);
-    assert_non_null(out);
-    ZSTD_outBuffer ob = { out, bytes, 0 };
-    while (ob.pos < ob.size) {
-        size_t rd = fread(inBuf, 1, inCap, f);
-        if (rd == 0)
-            break;
-        ZSTD_inBuffer ib = { inBuf, rd, 0 };
-        while (ib.pos < ib.size && ob.pos < ob.size) {
-            size_t r = ZSTD_decompressStream(ds, &ob, &ib);
-            if (ZSTD_isError(r))
-                fail_msg("%s: %s", path, ZSTD_getErrorName(r));
-        }
-    }
-    ZSTD_freeDStream(ds);
-    free(inBuf);
-    fclose(f);
-    *got = ob.pos - ob.pos % PAGE;
-    return out;
-}
-
 static unsigned char *corpus;      /* first pages of sqlite.pages.zst */
 static size_t corpus_len;
 
@@ -380,9 +348,9 @@ static int corpus_setup(void **state)
     const char *dir = getenv("UZ_CORPUS");
     if (!dir || !*dir)
         return 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sqlite.pages.zst", dir);
-    corpus = read_zst_prefix(path, 2u << 20, &corpus_len);
+    uint64_t pages;
+    corpus = test_corpus_load("sqlite.pages.zst", (2u << 20) / PAGE, &pages);
+    corpus_len = pages * PAGE;
     return 0;
 }
 

@@ -43,10 +43,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "cli.h"
 #include "dupscan.h"
+#include "pagefile.h"
 #include "plot.h"
 #include "uzram.h"
 
@@ -133,108 +133,14 @@ static uint64_t rss_bytes(void)
 
 /* ------------------------------------------------------------ loading */
 
-static int read_all(int fd, uint8_t **out, size_t *len)
-{
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            return -ENOMEM;
-        if (n == cap) {
-            cap *= 2;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                return -ENOMEM;
-            }
-            buf = nb;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0) {
-            free(buf);
-            return -errno;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-static int unzstd(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
-{
-    ZSTD_DCtx *d = ZSTD_createDCtx();
-    size_t cap = inlen * 4 + (1 << 20), n = 0;
-    uint8_t *buf = malloc(cap);
-    ZSTD_inBuffer ib = {in, inlen, 0};
-    int rc = 0;
-    while (buf && rc == 0) {
-        if (n == cap) {
-            cap *= 2;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb)
-                break;
-            buf = nb;
-        }
-        ZSTD_outBuffer ob = {buf + n, cap - n, 0};
-        size_t r = ZSTD_decompressStream(d, &ob, &ib);
-        n += ob.pos;
-        if (ZSTD_isError(r))
-            rc = -EINVAL;
-        else if (r == 0 && ib.pos == ib.size)
-            break;
-        else if (ob.pos == 0 && ib.pos == ib.size)
-            rc = -EINVAL;   /* truncated */
-    }
-    ZSTD_freeDCtx(d);
-    if (!buf || rc) {
-        free(buf);
-        return rc ? rc : -ENOMEM;
-    }
-    *out = buf;
-    *outlen = n;
-    return 0;
-}
-
 static int load(const char *name, struct pagefile *pf)
 {
-    int fd = open(name, O_RDONLY);
-    if (fd < 0) {
-        fprintf(stderr, "uzram bench: %s: %s\n", name, strerror(errno));
-        return -1;
-    }
-    uint8_t *raw = NULL;
-    size_t len = 0;
-    int rc = read_all(fd, &raw, &len);
-    close(fd);
-    if (rc < 0) {
-        fprintf(stderr, "uzram bench: %s: %s\n", name, strerror(-rc));
-        return -1;
-    }
-    size_t nl = strlen(name);
-    if (nl > 4 && strcmp(name + nl - 4, ".zst") == 0) {
-        uint8_t *plain;
-        size_t plen;
-        rc = unzstd(raw, len, &plain, &plen);
-        free(raw);
-        if (rc < 0) {
-            fprintf(stderr, "uzram bench: %s: not a valid zstd file\n", name);
-            return -1;
-        }
-        raw = plain;
-        len = plen;
-    }
-    if (len == 0 || len % PAGE) {
-        fprintf(stderr, "uzram bench: %s: size %zu is not a positive multiple of 4096\n", name,
-                len);
-        free(raw);
+    char msg[512];
+    if (uz_pagefile_load(name, 0, &pf->data, &pf->pages, msg, sizeof msg) < 0) {
+        fprintf(stderr, "uzram bench: %s\n", msg);
         return -1;
     }
     pf->name = name;
-    pf->data = raw;
-    pf->pages = len / PAGE;
     return 0;
 }
 

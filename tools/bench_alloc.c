@@ -42,10 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zstd.h>
 
 #include "alloc.h"
 #include "cli.h"
+#include "pagefile.h"
 
 #define PAGE 4096u
 
@@ -78,64 +78,36 @@ static uint64_t mem_available(void)
     return kb * 1024;
 }
 
-/* Compressed sizes of the file's pages. */
+/* Compressed sizes (lz4) of the file's pages that are not same-filled. */
 static int load_sizes(const char *name, uint32_t **out, size_t *n)
 {
-    FILE *f = fopen(name, "rb");
-    if (!f) {
-        fprintf(stderr, "uzram bench-alloc: %s: %s\n", name, strerror(errno));
+    uint8_t *data;
+    uint64_t pages;
+    char msg[512];
+    if (uz_pagefile_load(name, 0, &data, &pages, msg, sizeof msg) < 0) {
+        fprintf(stderr, "uzram bench-alloc: %s\n", msg);
         return -1;
     }
-    size_t nl = strlen(name);
-    bool zst = nl > 4 && !strcmp(name + nl - 4, ".zst");
-    ZSTD_DStream *ds = zst ? ZSTD_createDStream() : NULL;
-    uint8_t in[1 << 16], page[PAGE], cbuf[LZ4_COMPRESSBOUND(PAGE)];
-    size_t cap = 1 << 16, count = 0, fill = 0;
-    uint32_t *sizes = malloc(cap * sizeof *sizes);
-    ZSTD_inBuffer ib = {in, 0, 0};
-    for (;;) {
-        /* get one page */
-        if (zst) {
-            ZSTD_outBuffer ob = {page + fill, PAGE - fill, 0};
-            if (ib.pos == ib.size) {
-                ib.size = fread(in, 1, sizeof in, f);
-                ib.pos = 0;
-                if (ib.size == 0)
-                    break;
-            }
-            size_t r = ZSTD_decompressStream(ds, &ob, &ib);
-            if (ZSTD_isError(r)) {
-                fprintf(stderr, "uzram bench-alloc: %s: bad zstd data\n", name);
-                break;
-            }
-            fill += ob.pos;
-        } else {
-            size_t r = fread(page + fill, 1, PAGE - fill, f);
-            if (r == 0)
-                break;
-            fill += r;
-        }
-        if (fill < PAGE)
-            continue;
-        fill = 0;
-        const uint64_t *w = (const uint64_t *)page;
+    uint32_t *sizes = malloc((pages ? pages : 1) * sizeof *sizes);
+    char cbuf[LZ4_COMPRESSBOUND(PAGE)];
+    size_t count = 0;
+    for (uint64_t p = 0; sizes && p < pages; p++) {
+        const uint8_t *page = data + p * PAGE;
+        uint64_t w0, w;
+        memcpy(&w0, page, 8);
         bool same = true;
-        for (size_t i = 1; i < PAGE / 8 && same; i++)
-            same = w[i] == w[0];
+        for (size_t i = 8; i < PAGE && same; i += 8) {
+            memcpy(&w, page + i, 8);
+            same = w == w0;
+        }
         if (same)
             continue;
-        int c = LZ4_compress_default((const char *)page, (char *)cbuf, PAGE, (int)sizeof cbuf);
-        if (count == cap) {
-            cap *= 2;
-            sizes = realloc(sizes, cap * sizeof *sizes);
-        }
+        int c = LZ4_compress_default((const char *)page, cbuf, PAGE, (int)sizeof cbuf);
         sizes[count++] = c > 0 && c < (int)PAGE ? (uint32_t)c : PAGE;
     }
-    if (ds)
-        ZSTD_freeDStream(ds);
-    fclose(f);
-    if (count == 0) {
-        fprintf(stderr, "uzram bench-alloc: %s: no pages\n", name);
+    free(data);
+    if (!sizes || count == 0) {
+        fprintf(stderr, "uzram bench-alloc: %s: %s\n", name, sizes ? "no pages" : "out of memory");
         free(sizes);
         return -1;
     }
