@@ -20,32 +20,35 @@
  *     huge ......... the class of objects that get a page each
  *     bucket_class[] payload size -> class, in 16-byte steps
  *
- *   size class  (slot = bytes per object, 4-byte header included)
- *     head[g] ...... fullness group lists of live zspages: g = 0..7 holds
+ *   size class  (cell = bytes per object, 4-byte header included)
+ *     head[g] ...... fullness band lists of live zspages (the kernel's
+ *                    fullness groups; "group" here means group.c's
+ *                    compressed groups, "slot" the store's table
+ *                    entries, so zsmalloc says band and cell): g = 0..7 holds
  *                    zspages with inuse * 8 / objs == g, g = 8 the full ones
  *
  *   zspage (pages * 4096 bytes of arena, from desc->first_page)
  *     +-------------+--------+--------+--------+-- ... --+--------+------+
- *     | slack table | slot 0 | slot 1 | slot 2 |         | slot k | tail |
+ *     | slack table | cell 0 | cell 1 | cell 2 |         | cell k | tail |
  *     +-------------+--------+--------+--------+-- ... --+--------+------+
- *     slack table: one byte per slot, (class payload capacity - size asked
+ *     slack table: one byte per cell, (class payload capacity - size asked
  *                  at alloc), so obj_size() and obj_bytes are exact; 4-byte
  *                  aligned so payloads are 4-byte aligned
- *     slot:        [u32 header][payload ...]; the header is the backref of
- *                  an allocated object, or the index of the next free slot
- *                  of a freed one.  There is no tag bit: whether a slot is
+ *     cell:        [u32 header][payload ...]; the header is the backref of
+ *                  an allocated object, or the index of the next free cell
+ *                  of a freed one.  There is no tag bit: whether a cell is
  *                  allocated is known from the zspage's free list and bump
  *                  counter (below), which only the class lock holder reads.
  *
  *   Per-object overhead is the 4-byte header plus the 1-byte slack entry.
  *
- *   Handle = ((zspage id + 1) << 18) | slot index; never 0.
- *   map(handle) = arena + desc[id].first_page * 4096 + table + idx * slot + 4.
+ *   Handle = ((zspage id + 1) << 18) | cell index; never 0.
+ *   map(handle) = arena + desc[id].first_page * 4096 + table + idx * cell + 4.
  *
- * Lazy carving.  A zspage hands out slots in order with a bump counter
- * ("bump" = slots ever carved); freed slots go on a per-zspage free list
+ * Lazy carving.  A zspage hands out cells in order with a bump counter
+ * ("bump" = cells ever carved); freed cells go on a per-zspage free list
  * threaded through their headers and are reused first.  Only the pages
- * under carved slots are ever touched: they are "committed" and counted in
+ * under carved cells are ever touched: they are "committed" and counted in
  * pages_used; the rest of the run stays reserved address space.  So a
  * class's last, partly filled zspage costs at most the page being carved,
  * not the whole run.  The memory limit and fault injection
@@ -65,10 +68,10 @@
  * lz4 churn of incompressible pages ran at 0.7 x kernel zram, 1.8 x with
  * it).  The pages above the arena top are kept resident by prefault.c.
  *
- * Class layout.  For slot sizes 32..4096 in 16-byte steps, the run length
+ * Class layout.  For cell sizes 32..4096 in 16-byte steps, the run length
  * 1..32 (ZS_MAX_CHAIN) that wastes the smallest fraction of the run is
  * chosen (ties: the shorter run).  Runs of up to 32 pages rather than 8
- * because some sizes cannot pack into 8: slots of 1936..2032 bytes still
+ * because some sizes cannot pack into 8: cells of 1936..2032 bytes still
  * waste up to 5.5% of 8 pages; over real lz4 output the average loss is
  * 2.4% with runs of 8, 1.2% with 16, and the whole device footprint on the
  * sqlite corpus fell from 1.035 to 1.033 x compr going from 16 to 32.
@@ -79,16 +82,16 @@
  * byte): a zspage holds as many objects either way, and fewer
  * classes means fewer partly filled pages.
  *
- * Fullness groups and compaction.  alloc takes a slot from the fullest
+ * Fullness bands and compaction.  alloc takes a cell from the fullest
  * zspage that has one on committed pages, else carves the fullest one
  * that is not full, else creates a zspage.  compact() repeatedly takes the
  * emptiest zspage of a class as the source and moves its objects, top
- * slot first, into free slots on committed pages of the fullest other
+ * cell first, into free cells on committed pages of the fullest other
  * zspages (so compaction never commits a page), and when those run out
- * into the source's own lowest free slots; for each: pin the owner (a
+ * into the source's own lowest free cells; for each: pin the owner (a
  * trylock; a busy one ends that source), copy, tell the owner the new
  * handle, unpin.  Then the source is trimmed: its bump counter drops to
- * its highest live slot and the pages above are released -- all of them
+ * its highest live cell and the pages above are released -- all of them
  * if it emptied.  So after compaction every class has full zspages and at
  * most one partly filled one whose free space is at its end.  A source
  * that yields nothing is not tried again in that call.
@@ -109,13 +112,13 @@
  * Invariants (check() verifies each one)
  * --------------------------------------
  *  - A live zspage has 1 <= inuse <= bump <= objs; it sits on exactly the
- *    list head[group] of its class with group == group_of(inuse); an
+ *    list head[band] of its class with band == band_of(inuse); an
  *    empty zspage is freed at once.
- *  - Its free list holds exactly bump - inuse distinct slots, all < bump.
+ *  - Its free list holds exactly bump - inuse distinct cells, all < bump.
  *  - Its committed pages are pages_for(bump) (at least the pages under
- *    slot 0); pages_used == sum of committed pages of all live zspages.
+ *    cell 0); pages_used == sum of committed pages of all live zspages.
  *  - Class counters (zspages, inuse, obj_bytes, pages, free_ng) equal the
- *    sums over its zspages; free_ng counts free slots that lie wholly on
+ *    sums over its zspages; free_ng counts free cells that lie wholly on
  *    committed pages (what compaction may fill without growing).
  *  - Every arena page below top belongs to exactly one live zspage run,
  *    pack run, vacant run or warm page; none at or above top does.
@@ -158,25 +161,25 @@
 
 /* ---- class geometry ---------------------------------------------------- */
 
-/* Slots of `slot` bytes that fit in `pages` pages with their slack table. */
-static uint32_t objs_fitting(uint32_t slot, uint32_t pages)
+/* Cells of `cell` bytes that fit in `pages` pages with their slack table. */
+static uint32_t objs_fitting(uint32_t cell, uint32_t pages)
 {
     uint32_t room = pages * ZS_PAGE;
-    uint32_t k = room / slot;
-    while (k > 0 && round_up(k, 4) + k * slot > room)
+    uint32_t k = room / cell;
+    while (k > 0 && round_up(k, 4) + k * cell > room)
         k--;
     return k < ZS_MAX_OBJS ? k : ZS_MAX_OBJS - 1;
 }
 
-/* Best layout for a slot size: fills *pages and returns the slots per
+/* Best layout for a cell size: fills *pages and returns the cells per
  * zspage; 1 means the size is huge. */
-static uint32_t best_layout(uint32_t slot, uint32_t *pages)
+static uint32_t best_layout(uint32_t cell, uint32_t *pages)
 {
-    uint32_t best_n = 1, best_k = objs_fitting(slot, 1);
-    uint64_t best_waste = ZS_PAGE - (uint64_t)best_k * slot;
+    uint32_t best_n = 1, best_k = objs_fitting(cell, 1);
+    uint64_t best_waste = ZS_PAGE - (uint64_t)best_k * cell;
     for (uint32_t n = 2; n <= ZS_MAX_CHAIN; n++) {
-        uint32_t k = objs_fitting(slot, n);
-        uint64_t waste = (uint64_t)n * ZS_PAGE - (uint64_t)k * slot;
+        uint32_t k = objs_fitting(cell, n);
+        uint64_t waste = (uint64_t)n * ZS_PAGE - (uint64_t)k * cell;
         /* waste / n < best_waste / best_n, without division */
         if (waste * best_n < best_waste * n) {
             best_n = n;
@@ -208,18 +211,18 @@ static uint32_t build_classes(uint8_t *bucket_class, struct zs_class *cls, size_
                 break;
             e++;
         }
-        uint32_t slot = ZS_MIN_SLOT + e * ZS_STEP;
+        uint32_t cell = ZS_MIN_SLOT + e * ZS_STEP;
         for (uint32_t i = b; i <= e; i++)
             bucket_class[i] = (uint8_t)n;
         if (cls) {
-            cls[n].slot = slot;
-            cls[n].payload = slot - ZS_HDR;
+            cls[n].cell = cell;
+            cls[n].payload = cell - ZS_HDR;
             cls[n].objs = (uint16_t)objs;
             cls[n].run_pages = (uint8_t)pages;
             cls[n].table = round_up(objs, 4);
             cls[n].index = (uint8_t)n;
         }
-        *huge_max = slot - ZS_HDR;
+        *huge_max = cell - ZS_HDR;
         n++;
         b = e + 1;
     }
@@ -399,12 +402,12 @@ void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
     run_file(a, id);
 }
 
-/* ---- fullness groups (class lock held) ---------------------------------- */
+/* ---- fullness bands (class lock held) ---------------------------------- */
 
-void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g)
+void zs_band_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g)
 {
     struct zspage *z = zs_desc(a, id);
-    z->group = g;
+    z->band = g;
     z->u.link.prev = ZS_NONE;
     z->u.link.next = cl->head[g];
     if (cl->head[g] != ZS_NONE)
@@ -412,26 +415,26 @@ void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint
     cl->head[g] = id;
 }
 
-void zs_group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
+void zs_band_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id)
 {
     struct zspage *z = zs_desc(a, id);
     if (z->u.link.prev != ZS_NONE)
         zs_desc(a, z->u.link.prev)->u.link.next = z->u.link.next;
     else
-        cl->head[z->group] = z->u.link.next;
+        cl->head[z->band] = z->u.link.next;
     if (z->u.link.next != ZS_NONE)
         zs_desc(a, z->u.link.next)->u.link.prev = z->u.link.prev;
 }
 
-/* After inuse or bump of a live zspage changed: move it to its group and
+/* After inuse or bump of a live zspage changed: move it to its band and
  * fix the class's free_ng (old_free = its free_ng before the change). */
 static void zspage_settle(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t old_free)
 {
     struct zspage *z = zs_desc(a, id);
-    uint8_t g = group_of(cl, z->v.obj.inuse);
-    if (g != z->group) {
-        zs_group_del(a, cl, id);
-        zs_group_add(a, cl, id, g);
+    uint8_t g = band_of(cl, z->v.obj.inuse);
+    if (g != z->band) {
+        zs_band_del(a, cl, id);
+        zs_band_add(a, cl, id, g);
     }
     cl->free_ng = cl->free_ng - old_free + free_ng(cl, z);
 }
@@ -456,7 +459,7 @@ static int zspage_create(struct uz_allocator *a, struct zs_class *cl, uint32_t *
     z->v.obj.inuse = 0;
     z->v.obj.bump = 0;
     z->free_head = ZS_FREE_END;
-    zs_group_add(a, cl, id, 0);
+    zs_band_add(a, cl, id, 0);
     cl->free_ng += free_ng(cl, z);
     cl->zspages++;
     cl->pages += cp;
@@ -481,16 +484,16 @@ static uint32_t zspage_destroy(struct uz_allocator *a, struct zs_class *cl, uint
     return cp;
 }
 
-/* Take a slot from zspage id: a freed one first, else carve the next one,
- * committing its pages if `grow`.  Returns the slot index, or -1. */
-static int slot_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, bool grow)
+/* Take a cell from zspage id: a freed one first, else carve the next one,
+ * committing its pages if `grow`.  Returns the cell index, or -1. */
+static int cell_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, bool grow)
 {
     struct zspage *z = zs_desc(a, id);
     uint32_t old_free = free_ng(cl, z);
     uint32_t idx;
     if (z->free_head != ZS_FREE_END) {
         idx = z->free_head;
-        z->free_head = (uint16_t)hdr_get(slot_at(cl, zs_base(a, z), idx));
+        z->free_head = (uint16_t)hdr_get(cell_at(cl, zs_base(a, z), idx));
     } else if (z->v.obj.bump < cl->objs) {
         uint32_t have = pages_for(cl, z->v.obj.bump);
         uint32_t need = pages_for(cl, z->v.obj.bump + 1u);
@@ -509,18 +512,18 @@ static int slot_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, b
     return (int)idx;
 }
 
-/* Put slot idx of zspage id on its free list; frees the zspage when it
+/* Put cell idx of zspage id on its free list; frees the zspage when it
  * empties.  Returns the pages released. */
-static uint32_t slot_put(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx)
+static uint32_t cell_put(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx)
 {
     struct zspage *z = zs_desc(a, id);
     uint32_t old_free = free_ng(cl, z);
     if (--z->v.obj.inuse == 0) {
-        zs_group_del(a, cl, id);
+        zs_band_del(a, cl, id);
         cl->free_ng -= old_free;
         return zspage_destroy(a, cl, id);
     }
-    hdr_set(slot_at(cl, zs_base(a, z), idx), z->free_head);
+    hdr_set(cell_at(cl, zs_base(a, z), idx), z->free_head);
     z->free_head = (uint16_t)idx;
     zspage_settle(a, cl, id, old_free);
     return 0;
@@ -563,7 +566,7 @@ static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uin
     }
     struct zspage *z = zs_desc(a, id);
     z->cls = ZS_CLS_HUGE;
-    z->group = ZS_FULL;
+    z->band = ZS_FULL;
     z->u.huge.backref = backref;
     z->u.huge.size = (uint32_t)size;
     z->v.obj.inuse = 1;
@@ -580,9 +583,9 @@ static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uin
     return 0;
 }
 
-/* The fullest zspage of the class that has a free slot, preferring slots
+/* The fullest zspage of the class that has a free cell, preferring cells
  * on committed pages; skip = a zspage not to use (ZS_NONE for none);
- * committed_only = ignore slots that need a new page. */
+ * committed_only = ignore cells that need a new page. */
 static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32_t skip, bool committed_only)
 {
     if (cl->free_ng > 0) {
@@ -600,13 +603,13 @@ static uint32_t pick_fullest(struct uz_allocator *a, struct zs_class *cl, uint32
     return ZS_NONE;
 }
 
-/* Slot idx of zspage id, just taken for an object of size bytes: write
+/* Cell idx of zspage id, just taken for an object of size bytes: write
  * its header and slack entry, count it, and return its handle. */
-static uint64_t slot_fill(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx,
+static uint64_t cell_fill(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint32_t idx,
                           size_t size, uint32_t backref)
 {
     uint8_t *base = zs_base(a, zs_desc(a, id));
-    hdr_set(slot_at(cl, base, idx), backref);
+    hdr_set(cell_at(cl, base, idx), backref);
     base[idx] = (uint8_t)(cl->payload - size);
     cl->inuse++;
     cl->obj_bytes += size;
@@ -615,7 +618,7 @@ static uint64_t slot_fill(struct uz_allocator *a, struct zs_class *cl, uint32_t 
     return make_handle(id, idx);
 }
 
-/* Take a free slot on committed pages of class c2 (locked by the caller)
+/* Take a free cell on committed pages of class c2 (locked by the caller)
  * for an object of size bytes; false if it has none. */
 bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
                            uint32_t backref, uint64_t *handle)
@@ -623,15 +626,15 @@ bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size,
     uint32_t id = pick_fullest(a, c2, ZS_NONE, true);
     if (id == ZS_NONE)
         return false;
-    int idx = slot_take(a, c2, id, false);
+    int idx = cell_take(a, c2, id, false);
     if (idx < 0)
         return false;
-    *handle = slot_fill(a, c2, id, (uint32_t)idx, size, backref);
+    *handle = cell_fill(a, c2, id, (uint32_t)idx, size, backref);
     return true;
 }
 
 /* Allocate in class cl (locked) even if that commits a page: the fullest
- * zspage with a free slot, else (if create) a new zspage. */
+ * zspage with a free cell, else (if create) a new zspage. */
 int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uint32_t backref,
                    uint64_t *handle, bool create)
 {
@@ -643,12 +646,12 @@ int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uin
         if (err)
             return err;
     }
-    int idx = slot_take(a, cl, id, true);
+    int idx = cell_take(a, cl, id, true);
     if (idx < 0)
         return -ENOMEM; /* only a page commit can fail here; a fresh zspage
-                         * never needs one for its first slot, so nothing was
+                         * never needs one for its first cell, so nothing was
                          * created */
-    *handle = slot_fill(a, cl, id, (uint32_t)idx, size, backref);
+    *handle = cell_fill(a, cl, id, (uint32_t)idx, size, backref);
     return 0;
 }
 
@@ -673,7 +676,7 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
         pthread_mutex_unlock(cl->lock);
         return 0;
     }
-    /* The class would have to commit a page.  Borrowing: a free slot
+    /* The class would have to commit a page.  Borrowing: a free cell
      * already committed in one of the next few classes up costs at most
      * ZS_BORROW_BYTES of rounding, where a new page is 4096 bytes of which
      * half, on average, stays empty at the frontier of every class in use.
@@ -685,7 +688,7 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
      * waited for), so no lock order is needed. */
     for (uint32_t k = c + 1; k < a->nclasses; k++) {
         struct zs_class *c2 = &a->classes[k];
-        if (c2->slot - cl->slot > ZS_BORROW_BYTES || c2->payload - size > 255)
+        if (c2->cell - cl->cell > ZS_BORROW_BYTES || c2->payload - size > 255)
             break;
         if (c2->lock == cl->lock || pthread_mutex_trylock(c2->lock) != 0)
             continue;
@@ -764,7 +767,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
     cl->obj_bytes -= size;
     atomic_fetch_sub(&a->objects, 1);
     atomic_fetch_sub(&a->obj_bytes, size);
-    slot_put(a, cl, id, idx);
+    cell_put(a, cl, id, idx);
     pthread_mutex_unlock(cl->lock);
 }
 
@@ -778,7 +781,7 @@ void *zs_map(struct uz_allocator *a, uint64_t h)
     if (z->cls == ZS_CLS_HUGE)
         return zs_base(a, z);
     const struct zs_class *cl = &a->classes[z->cls];
-    return slot_at(cl, zs_base(a, z), handle_idx(h)) + ZS_HDR;
+    return cell_at(cl, zs_base(a, z), handle_idx(h)) + ZS_HDR;
 }
 
 static size_t zs_obj_size(struct uz_allocator *a, uint64_t h)
@@ -804,7 +807,7 @@ static uint32_t zs_backref(struct uz_allocator *a, uint64_t h)
     struct zs_class *cl = z->cls == ZS_CLS_HUGE ? &a->huge : &a->classes[z->cls];
     pthread_mutex_lock(cl->lock);
     uint32_t b = z->cls == ZS_CLS_HUGE ? z->u.huge.backref
-                                       : hdr_get(slot_at(cl, zs_base(a, z), handle_idx(h)));
+                                       : hdr_get(cell_at(cl, zs_base(a, z), handle_idx(h)));
     pthread_mutex_unlock(cl->lock);
     return b;
 }
@@ -823,7 +826,7 @@ static void zs_set_backref(struct uz_allocator *a, uint64_t h, uint32_t backref)
     if (z->cls == ZS_CLS_HUGE)
         z->u.huge.backref = backref;
     else
-        hdr_set(slot_at(cl, zs_base(a, z), handle_idx(h)), backref);
+        hdr_set(cell_at(cl, zs_base(a, z), handle_idx(h)), backref);
     pthread_mutex_unlock(cl->lock);
 }
 
@@ -837,13 +840,13 @@ static size_t zs_class_size(struct uz_allocator *a, size_t size)
     if (size == 0 || size > a->huge_max)
         return ZS_PAGE;
     uint8_t c = a->bucket_class[bucket_of(size)];
-    return c == ZS_CLS_HUGE ? ZS_PAGE : a->classes[c].slot;
+    return c == ZS_CLS_HUGE ? ZS_PAGE : a->classes[c].cell;
 }
 
 /* ---- compaction ----------------------------------------------------------- */
 
 /* The emptiest non-full zspage not in tried[], looking at no more than
- * ZS_SCAN_MAX zspages of the emptiest group that has a candidate. */
+ * ZS_SCAN_MAX zspages of the emptiest band that has a candidate. */
 static uint32_t pick_emptiest(struct uz_allocator *a, struct zs_class *cl, const uint32_t *tried, int ntried)
 {
     for (int g = 0; g < ZS_NPART; g++) {
@@ -873,9 +876,9 @@ static inline void bit_set(uint64_t *map, uint32_t i) { map[i / 64] |= 1ull << (
 static inline void bit_clear(uint64_t *map, uint32_t i) { map[i / 64] &= ~(1ull << (i % 64)); }
 
 /*
- * Compact zspage src: move its objects, top slot first, into the fullest
- * other zspages while they have free slots on committed pages, then into
- * src's own lowest free slots; then trim src to its highest live slot and
+ * Compact zspage src: move its objects, top cell first, into the fullest
+ * other zspages while they have free cells on committed pages, then into
+ * src's own lowest free cells; then trim src to its highest live cell and
  * release the pages above it (all of src if it emptied).  Objects are
  * moved only while that can still lower src's page count, and the first
  * busy owner stops the walk (objects below it could not lower it either).
@@ -901,10 +904,10 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
 
     for (uint32_t i = 0; i < bump; i++)
         bit_set(live, i);
-    for (uint32_t f = s->free_head; f != ZS_FREE_END; f = hdr_get(slot_at(cl, sbase, f)) & 0xffffu)
+    for (uint32_t f = s->free_head; f != ZS_FREE_END; f = hdr_get(cell_at(cl, sbase, f)) & 0xffffu)
         bit_clear(live, f);
 
-    uint32_t low = 0;   /* src has no free slot below this */
+    uint32_t low = 0;   /* src has no free cell below this */
     for (uint32_t idx = bump; idx-- > 0;) {
         if (!bit_get(live, idx))
             continue;
@@ -919,14 +922,14 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
             if (low >= idx)
                 break;  /* packed */
         }
-        uint8_t *from = slot_at(cl, sbase, idx);
+        uint8_t *from = cell_at(cl, sbase, idx);
         uint32_t backref = hdr_get(from);
         if (!ops->pin(a->owner, backref))
             break;
         uint32_t didx;
         uint8_t *dbase;
         if (dst != ZS_NONE) {
-            int t = slot_take(a, cl, dst, false);   /* it has a committed free slot */
+            int t = cell_take(a, cl, dst, false);   /* it has a committed free cell */
             didx = (uint32_t)t;
             dbase = zs_base(a, zs_desc(a, dst));
             inuse--;
@@ -937,7 +940,7 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
             bit_set(live, low);
         }
         uint32_t size = cl->payload - sbase[idx];
-        memcpy(slot_at(cl, dbase, didx), from, ZS_HDR + size);
+        memcpy(cell_at(cl, dbase, didx), from, ZS_HDR + size);
         dbase[didx] = sbase[idx];
         ops->moved(a->owner, backref, make_handle(src, idx), make_handle(dst, didx));
         ops->unpin(a->owner, backref);
@@ -945,18 +948,18 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
     }
 
     if (inuse == 0) {
-        zs_group_del(a, cl, src);
+        zs_band_del(a, cl, src);
         cl->free_ng -= old_free;
         return zspage_destroy(a, cl, src);  /* releases old_pages */
     }
-    /* trim to the highest live slot and rebuild the free list below it */
+    /* trim to the highest live cell and rebuild the free list below it */
     uint32_t nb = bump;
     while (!bit_get(live, nb - 1))
         nb--;
     uint16_t head = ZS_FREE_END;
     for (uint32_t j = nb; j-- > 0;) {
         if (!bit_get(live, j)) {
-            hdr_set(slot_at(cl, sbase, j), head);
+            hdr_set(cell_at(cl, sbase, j), head);
             head = (uint16_t)j;
         }
     }
@@ -980,7 +983,7 @@ static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
     uint64_t freed = 0, work = 0;
     /* A bounded call (max_pages != 0) is one step of incremental
      * compaction: it starts at a rotating class, so successive steps share
-     * the work among all classes, and skips classes whose free slots do not
+     * the work among all classes, and skips classes whose free cells do not
      * add up to a page (nothing to free there). */
     freed += zs_pack_compact(a, max_pages, &work);
     uint32_t start = max_pages ? atomic_fetch_add(&a->cursor, 1) % a->nclasses : 0;
@@ -992,7 +995,7 @@ static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
             if (max_pages && work >= max_pages)
                 goto out;
             pthread_mutex_lock(cl->lock);
-            if (max_pages && cl->free_ng * cl->slot < ZS_PAGE) {
+            if (max_pages && cl->free_ng * cl->cell < ZS_PAGE) {
                 pthread_mutex_unlock(cl->lock);
                 break;
             }
@@ -1042,17 +1045,17 @@ static int check_zspage(struct uz_allocator *a, struct zs_class *cl, uint32_t id
     uint8_t *base = zs_base(a, z);
     uint64_t free_map[ZS_MAX_OBJS / 64] = { 0 };
     uint32_t nfree = 0;
-    for (uint32_t f = z->free_head; f != ZS_FREE_END; f = hdr_get(slot_at(cl, base, f))) {
-        CHECK(f < bump, "zspage %u: free slot %u not below bump %u", id, f, bump);
-        CHECK(!(free_map[f / 64] >> (f % 64) & 1), "zspage %u: free slot %u listed twice", id, f);
+    for (uint32_t f = z->free_head; f != ZS_FREE_END; f = hdr_get(cell_at(cl, base, f))) {
+        CHECK(f < bump, "zspage %u: free cell %u not below bump %u", id, f, bump);
+        CHECK(!(free_map[f / 64] >> (f % 64) & 1), "zspage %u: free cell %u listed twice", id, f);
         free_map[f / 64] |= 1ull << (f % 64);
         nfree++;
     }
-    CHECK(nfree == bump - inuse, "zspage %u: %u free slots listed, bump %u - inuse %u", id, nfree, bump, inuse);
+    CHECK(nfree == bump - inuse, "zspage %u: %u free cells listed, bump %u - inuse %u", id, nfree, bump, inuse);
     for (uint32_t i = 0; i < bump; i++) {
         if (free_map[i / 64] >> (i % 64) & 1)
             continue;
-        CHECK(base[i] < cl->payload, "zspage %u slot %u: slack %u leaves no payload", id, i, base[i]);
+        CHECK(base[i] < cl->payload, "zspage %u cell %u: slack %u leaves no payload", id, i, base[i]);
         *bytes += cl->payload - base[i];
     }
     return 0;
@@ -1061,24 +1064,24 @@ static int check_zspage(struct uz_allocator *a, struct zs_class *cl, uint32_t id
 static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
 {
     uint64_t tot_pages = 0, tot_objs = 0, tot_bytes = 0;
-    /* classes and their group lists */
+    /* classes and their band lists */
     for (uint32_t c = 0; c < a->nclasses; c++) {
         struct zs_class *cl = &a->classes[c];
         uint64_t zspages = 0, inuse = 0, bytes = 0, pages = 0, fng = 0;
-        for (int g = 0; g < ZS_NGROUPS; g++) {
+        for (int g = 0; g < ZS_NBANDS; g++) {
             uint32_t prev = ZS_NONE;
             for (uint32_t id = cl->head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
-                CHECK(id < a->hwm, "class %u group %d: id %u past hwm %u", c, g, id, a->hwm);
+                CHECK(id < a->hwm, "class %u band %d: id %u past hwm %u", c, g, id, a->hwm);
                 struct zspage *z = zs_desc(a, id);
-                CHECK(z->cls == c, "class %u group %d: zspage %u has class %u", c, g, id, z->cls);
-                CHECK(z->group == g, "class %u: zspage %u on list %d says group %u", c, id, g, z->group);
-                CHECK(z->u.link.prev == prev, "class %u group %d: zspage %u prev link %u, expected %u",
+                CHECK(z->cls == c, "class %u band %d: zspage %u has class %u", c, g, id, z->cls);
+                CHECK(z->band == g, "class %u: zspage %u on list %d says band %u", c, id, g, z->band);
+                CHECK(z->u.link.prev == prev, "class %u band %d: zspage %u prev link %u, expected %u",
                       c, g, id, z->u.link.prev, prev);
-                CHECK(zspages <= a->hwm, "class %u: group lists loop", c);
+                CHECK(zspages <= a->hwm, "class %u: band lists loop", c);
                 int err = check_zspage(a, cl, id, &bytes);
                 if (err)
                     return err;
-                CHECK(group_of(cl, z->v.obj.inuse) == g, "class %u: zspage %u inuse %u/%u in group %d",
+                CHECK(band_of(cl, z->v.obj.inuse) == g, "class %u: zspage %u inuse %u/%u in band %d",
                       c, id, z->v.obj.inuse, cl->objs, g);
                 zspages++;
                 inuse += z->v.obj.inuse;
@@ -1095,7 +1098,7 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
               (unsigned long long)bytes, (unsigned long long)cl->obj_bytes);
         CHECK(pages == cl->pages, "class %u: %llu committed pages found, counter %llu", c,
               (unsigned long long)pages, (unsigned long long)cl->pages);
-        CHECK(fng == cl->free_ng, "class %u: %llu committed free slots found, counter %llu", c,
+        CHECK(fng == cl->free_ng, "class %u: %llu committed free cells found, counter %llu", c,
               (unsigned long long)fng, (unsigned long long)cl->free_ng);
         tot_pages += pages;
         tot_objs += inuse;
@@ -1259,7 +1262,7 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
     a->nclasses = n;
     a->huge_max = huge_max;
     build_classes(a->bucket_class, a->classes, &a->huge_max);
-    a->huge.slot = ZS_PAGE;
+    a->huge.cell = ZS_PAGE;
     a->huge.payload = ZS_PAGE;
     a->huge.objs = 1;
     a->huge.run_pages = 1;
@@ -1288,10 +1291,10 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
         pthread_mutex_init(&a->locks[l], NULL);
     for (uint32_t c = 0; c < n; c++) {
         a->classes[c].lock = &a->locks[c % ZS_LOCKS];
-        for (int g = 0; g < ZS_NGROUPS; g++)
+        for (int g = 0; g < ZS_NBANDS; g++)
             a->classes[c].head[g] = ZS_NONE;
     }
-    for (int g = 0; g < ZS_NGROUPS; g++)
+    for (int g = 0; g < ZS_NBANDS; g++)
         a->huge.head[g] = ZS_NONE;
     zs_pack_init(a);
     a->dense_bytes = p->dense_bytes ? p->dense_bytes : ZS_DENSE_DEFAULT;

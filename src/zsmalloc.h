@@ -24,20 +24,20 @@
 #define ZS_MIN_SLOT 32u
 #define ZS_STEP 16u
 #define ZS_MAX_CHAIN 32u
-#define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* slots 32..4096 */
-#define ZS_IDX_BITS 18              /* handle bits for a slot index or a pack offset */
+#define ZS_NBUCKETS ((ZS_PAGE - ZS_MIN_SLOT) / ZS_STEP + 1) /* cells 32..4096 */
+#define ZS_IDX_BITS 18              /* handle bits for a cell index or a pack offset */
 #define ZS_IDX_MASK ((1u << ZS_IDX_BITS) - 1)
-#define ZS_MAX_OBJS 2048u           /* slots per zspage */
-#define ZS_NPART 8                  /* partial fullness groups 0..7 */
-#define ZS_FULL ZS_NPART            /* group of full zspages */
-#define ZS_NGROUPS (ZS_NPART + 1)
+#define ZS_MAX_OBJS 2048u           /* cells per zspage */
+#define ZS_NPART 8                  /* partial fullness bands 0..7 */
+#define ZS_FULL ZS_NPART            /* band of full zspages */
+#define ZS_NBANDS (ZS_NPART + 1)
 #define ZS_NONE UINT32_MAX          /* no zspage id */
 #define ZS_FREE_END 0xffffu         /* end of a zspage's free list */
 #define ZS_RUN_LISTS (ZS_MAX_CHAIN + 1)
 #define ZS_TRIED_MAX 64             /* sources that failed, per class pass */
 #define ZS_SCAN_MAX 64              /* zspages looked at to find the emptiest */
 #define ZS_LOCKS 32                 /* class lock stripes */
-#define ZS_BORROW_BYTES 16u         /* how much bigger a borrowed slot may be */
+#define ZS_BORROW_BYTES 16u         /* how much bigger a borrowed cell may be */
 #define ZS_PACK_PAGES 32u           /* pages per pack run */
 #define ZS_PACK_BYTES (ZS_PACK_PAGES * ZS_PAGE)
 #define ZS_PACK_HDR 6u              /* pack record header: u32 backref, u16 size */
@@ -45,7 +45,7 @@
 #define ZS_PACK_SIZE 0x0fffu        /* size bits of a pack record */
 #define ZS_PACK_NHOT 4              /* pack runs open for new records */
 #define ZS_PACK_NOPEN (ZS_PACK_NHOT + 2) /* ... and for records cleaning moves */
-#define ZS_PACK_OPEN 0xff           /* group of an open pack run */
+#define ZS_PACK_OPEN 0xff           /* band of an open pack run */
 #define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
 
 enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
@@ -56,33 +56,33 @@ enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT
 struct zspage {
     uint32_t first_page;        /* arena page number of the run */
     union {
-        struct { uint32_t next, prev; } link; /* group list; run/empty list (next) */
+        struct { uint32_t next, prev; } link; /* band list; run/empty list (next) */
         struct { uint32_t backref, size; } huge; /* huge object */
     } u;
     union {
         struct { uint16_t inuse, bump; } obj; /* live zspage */
         uint32_t run_len;                     /* vacant run */
     } v;
-    uint16_t free_head;         /* first free slot, ZS_FREE_END if none */
+    uint16_t free_head;         /* first free cell, ZS_FREE_END if none */
     uint8_t cls;                /* class index, or ZS_CLS_* */
-    uint8_t group;              /* fullness group */
+    uint8_t band;              /* fullness band */
 };
 _Static_assert(sizeof(struct zspage) == 20, "zspage descriptor must stay 20 bytes");
 
 struct zs_class {
     pthread_mutex_t *lock;       /* one of the allocator's lock stripes */
-    uint32_t slot;              /* bytes per slot, header included */
+    uint32_t cell;              /* bytes per cell, header included */
     uint32_t table;             /* bytes of slack table at the run start */
-    uint32_t payload;           /* slot - header: largest payload */
-    uint16_t objs;              /* slots per zspage */
+    uint32_t payload;           /* cell - header: largest payload */
+    uint16_t objs;              /* cells per zspage */
     uint8_t run_pages;          /* pages per zspage run */
     uint8_t index;
-    uint32_t head[ZS_NGROUPS];  /* fullness group lists */
+    uint32_t head[ZS_NBANDS];  /* fullness band lists */
     uint64_t zspages;           /* live zspages */
     uint64_t inuse;             /* live objects */
     uint64_t obj_bytes;         /* sum of their sizes */
     uint64_t pages;             /* committed pages */
-    uint64_t free_ng;           /* free slots on committed pages */
+    uint64_t free_ng;           /* free cells on committed pages */
     _Atomic uint64_t pack_bytes; /* payload bytes of this class's objects in the pack */
 };
 
@@ -141,16 +141,16 @@ struct uz_allocator {
 
 static inline uint32_t round_up(uint32_t x, uint32_t to) { return (x + to - 1) / to * to; }
 
-/* Bucket of a payload size (1..huge_max): the smallest slot holding it. */
+/* Bucket of a payload size (1..huge_max): the smallest cell holding it. */
 static inline uint32_t bucket_of(size_t size)
 {
-    uint32_t slot = round_up((uint32_t)size + ZS_HDR, ZS_STEP);
-    if (slot < ZS_MIN_SLOT)
-        slot = ZS_MIN_SLOT;
-    return (slot - ZS_MIN_SLOT) / ZS_STEP;
+    uint32_t cell = round_up((uint32_t)size + ZS_HDR, ZS_STEP);
+    if (cell < ZS_MIN_SLOT)
+        cell = ZS_MIN_SLOT;
+    return (cell - ZS_MIN_SLOT) / ZS_STEP;
 }
 
-/* ---- descriptors, handles, slots ---------------------------------------- */
+/* ---- descriptors, handles, cells ---------------------------------------- */
 
 static inline struct zspage *zs_desc(struct uz_allocator *a, uint32_t id)
 {
@@ -162,9 +162,9 @@ static inline uint8_t *zs_base(struct uz_allocator *a, const struct zspage *z)
     return a->arena + (size_t)z->first_page * ZS_PAGE;
 }
 
-static inline uint8_t *slot_at(const struct zs_class *cl, uint8_t *base, uint32_t idx)
+static inline uint8_t *cell_at(const struct zs_class *cl, uint8_t *base, uint32_t idx)
 {
-    return base + cl->table + (size_t)idx * cl->slot;
+    return base + cl->table + (size_t)idx * cl->cell;
 }
 
 static inline uint64_t make_handle(uint32_t id, uint32_t idx)
@@ -177,33 +177,33 @@ static inline uint32_t handle_idx(uint64_t h) { return (uint32_t)(h & ZS_IDX_MAS
 
 /* Headers may straddle a page boundary and are only 4-byte aligned:
  * access them with memcpy. */
-static inline uint32_t hdr_get(const uint8_t *slot)
+static inline uint32_t hdr_get(const uint8_t *cell)
 {
     uint32_t v;
-    memcpy(&v, slot, sizeof v);
+    memcpy(&v, cell, sizeof v);
     return v;
 }
 
-static inline void hdr_set(uint8_t *slot, uint32_t v) { memcpy(slot, &v, sizeof v); }
+static inline void hdr_set(uint8_t *cell, uint32_t v) { memcpy(cell, &v, sizeof v); }
 
-/* Committed pages of a zspage with `bump` slots carved: the pages under
- * the slack table and slots 0..max(bump,1)-1. */
+/* Committed pages of a zspage with `bump` cells carved: the pages under
+ * the slack table and cells 0..max(bump,1)-1. */
 static inline uint32_t pages_for(const struct zs_class *cl, uint32_t bump)
 {
     uint32_t b = bump ? bump : 1;
-    return (cl->table + b * cl->slot + ZS_PAGE - 1) / ZS_PAGE;
+    return (cl->table + b * cl->cell + ZS_PAGE - 1) / ZS_PAGE;
 }
 
-/* Free slots lying wholly on committed pages. */
+/* Free cells lying wholly on committed pages. */
 static inline uint32_t free_ng(const struct zs_class *cl, const struct zspage *z)
 {
-    uint32_t cap = (pages_for(cl, z->v.obj.bump) * ZS_PAGE - cl->table) / cl->slot;
+    uint32_t cap = (pages_for(cl, z->v.obj.bump) * ZS_PAGE - cl->table) / cl->cell;
     if (cap > cl->objs)
         cap = cl->objs;
     return cap - z->v.obj.inuse;
 }
 
-static inline uint8_t group_of(const struct zs_class *cl, uint32_t inuse)
+static inline uint8_t band_of(const struct zs_class *cl, uint32_t inuse)
 {
     return inuse >= cl->objs ? ZS_FULL : (uint8_t)(inuse * ZS_NPART / cl->objs);
 }
@@ -230,10 +230,10 @@ void zs_pages_unreserve(struct uz_allocator *a, uint32_t n);
  * (arena_lock held). */
 bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out);
 void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n);
-/* Fullness group lists of cl (its lock held; the pack's: pack.lock). */
-void zs_group_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g);
-void zs_group_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id);
-/* Class cl locked: a free slot on committed pages; a slot even if that
+/* Fullness band lists of cl (its lock held; the pack's: pack.lock). */
+void zs_band_add(struct uz_allocator *a, struct zs_class *cl, uint32_t id, uint8_t g);
+void zs_band_del(struct uz_allocator *a, struct zs_class *cl, uint32_t id);
+/* Class cl locked: a free cell on committed pages; a cell even if that
  * commits a page (and, if create, a new zspage); whether cl (with extra
  * more bytes) is dense. */
 bool zs_take_committed(struct uz_allocator *a, struct zs_class *c2, size_t size, uint32_t backref,

@@ -25,24 +25,24 @@
  * no live record is released at once.  Cleaning (in compact(), before the
  * classes) evacuates the closed runs with the fewest live bytes, as long
  * as each gives back a page: every owner is pinned first (one busy owner
- * and the run is skipped), then each record moves to a free slot already
+ * and the run is skipped), then each record moves to a free cell already
  * committed in its class (filling holes frees left), or, if the class has
- * become dense, to a slot carved in its zspages, or else to an open run.
+ * become dense, to a cell carved in its zspages, or else to an open run.
  * Open runs that frees have emptied by a page or more are closed first,
  * so that cleaning reaches them.  Pack run descriptor: v.run_len = bump,
- * free_head = live 4-byte units, group = fullness group or ZS_PACK_OPEN.
+ * free_head = live 4-byte units, band = fullness band or ZS_PACK_OPEN.
  * Measured with `uzram bench --churn 3` (lz4, one thread), footprint over
  * compressed bytes: fill 1.029 -> 1.021 (sqlite corpus), 1.052 -> 1.028
  * (a 47 MiB python heap); churn 1.085 -> 1.042 on the python heap.
  *
  * Invariants (zs_pack_check() verifies each one, from zsmalloc's check()):
  * a pack run's records parse edge to edge up to its bump; its live ones
- * add up to its live units; it is open, or on the pack group list of its
+ * add up to its live units; it is open, or on the pack band list of its
  * live units with at least one live record; the pack's counters and each
  * class's pack_bytes equal the sums over the records.
  *
  * Locking (src/README.md, "Lock order"; zsmalloc.c, "Locking"): pack.lock guards the pack runs' descriptors and records, the
- * open runs, the group lists and counters.  zsmalloc's alloc takes it only
+ * open runs, the band lists and counters.  zsmalloc's alloc takes it only
  * after dropping its class lock; cleaning holds it while it takes class
  * locks (order: pack lock, class lock, arena lock) and while it calls the
  * owner's pin, moved and unpin.
@@ -60,11 +60,11 @@ static inline uint32_t pack_pages_for(uint32_t bump) { return (bump + ZS_PAGE - 
 
 /* A pack run's descriptor: v.run_len = bump (bytes carved), free_head =
  * live units (each live record counts rec_units() of 4 bytes, so a whole
- * run fits 16 bits; zero exactly when no record lives), group, and
- * u.link on the group lists when closed. */
+ * run fits 16 bits; zero exactly when no record lives), band, and
+ * u.link on the band lists when closed. */
 static inline uint32_t rec_units(uint32_t rec) { return (rec + 3) / 4; }
 
-static inline uint8_t pack_group_of(uint32_t units)
+static inline uint8_t pack_band_of(uint32_t units)
 {
     return (uint8_t)((uint64_t)units * 4 * ZS_NPART / ZS_PACK_BYTES);
 }
@@ -86,7 +86,7 @@ static int pack_run_new(struct uz_allocator *a, uint32_t *out)
         return -ENOMEM;
     struct zspage *z = zs_desc(a, id);
     z->cls = ZS_CLS_PACK;
-    z->group = ZS_PACK_OPEN;
+    z->band = ZS_PACK_OPEN;
     z->v.run_len = 0;
     z->free_head = 0;
     z->u.link.next = z->u.link.prev = ZS_NONE;
@@ -119,16 +119,16 @@ static void pack_close(struct uz_allocator *a, uint32_t id)
     if (z->free_head == 0)
         pack_run_free(a, id);
     else
-        zs_group_add(a, &a->pack.lists, id, pack_group_of(z->free_head));
+        zs_band_add(a, &a->pack.lists, id, pack_band_of(z->free_head));
 }
 
 /* After records of run id died: an empty open run starts over with no
- * pages, an empty closed run is freed, a closed one moves to its group.
+ * pages, an empty closed run is freed, a closed one moves to its band.
  * Returns the pages released. */
 static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
 {
     struct zspage *z = zs_desc(a, id);
-    if (z->group == ZS_PACK_OPEN) {
+    if (z->band == ZS_PACK_OPEN) {
         uint32_t cp = pack_pages_for(z->v.run_len);
         if (z->free_head != 0 || cp == 0)
             return 0;
@@ -139,13 +139,13 @@ static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
         return cp;
     }
     if (z->free_head == 0) {
-        zs_group_del(a, &a->pack.lists, id);
+        zs_band_del(a, &a->pack.lists, id);
         return pack_run_free(a, id);
     }
-    uint8_t g = pack_group_of(z->free_head);
-    if (g != z->group) {
-        zs_group_del(a, &a->pack.lists, id);
-        zs_group_add(a, &a->pack.lists, id, g);
+    uint8_t g = pack_band_of(z->free_head);
+    if (g != z->band) {
+        zs_band_del(a, &a->pack.lists, id);
+        zs_band_add(a, &a->pack.lists, id, g);
     }
     return 0;
 }
@@ -243,10 +243,10 @@ static uint32_t pack_gain(const struct zspage *z)
 
 /* The closed run with the fewest live bytes that would give back at
  * least a page, not in tried[]; looks at no more than ZS_SCAN_MAX runs of
- * the emptiest group with a candidate. */
+ * the emptiest band with a candidate. */
 static uint32_t pack_victim(struct uz_allocator *a, const uint32_t *tried, int ntried)
 {
-    for (int g = 0; g < ZS_NGROUPS; g++) {
+    for (int g = 0; g < ZS_NBANDS; g++) {
         uint32_t best = ZS_NONE, best_live = UINT32_MAX;
         int scanned = 0;
         for (uint32_t id = a->pack.lists.head[g]; id != ZS_NONE && scanned < ZS_SCAN_MAX;
@@ -285,7 +285,7 @@ static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, 
 /*
  * Evacuate closed run v: first pin the owners of all its live records (if
  * one is busy, unpin them and give up: a half-evacuated run would leave
- * the pack bigger than before); then each record moves to a free slot
+ * the pack bigger than before); then each record moves to a free cell
  * already committed in its size class if there is one (filling holes that
  * frees left there), else to an open run; then the run, now empty, is
  * freed.  Only a failed append (memory limit) stops the moves early; what
@@ -406,7 +406,7 @@ void zs_pack_init(struct uz_allocator *a)
     pthread_mutex_init(&a->pack.lock, NULL);
     for (int i = 0; i < ZS_PACK_NOPEN; i++)
         a->pack.open[i] = ZS_NONE;
-    for (int g = 0; g < ZS_NGROUPS; g++)
+    for (int g = 0; g < ZS_NBANDS; g++)
         a->pack.lists.head[g] = ZS_NONE;
     a->pack.lists.index = ZS_CLS_PACK;
 }
@@ -483,7 +483,7 @@ static int check_pack_run(struct uz_allocator *a, uint32_t id, uint64_t *objs, u
     return 0;
 }
 
-/* The pack: open runs, group lists, counters. */
+/* The pack: open runs, band lists, counters. */
 int zs_pack_check(struct uz_allocator *a, uint64_t *runs_found)
 {
     struct zs_pack *pk = &a->pack;
@@ -493,7 +493,7 @@ int zs_pack_check(struct uz_allocator *a, uint64_t *runs_found)
         uint32_t id = pk->open[i];
         if (id == ZS_NONE)
             continue;
-        CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_PACK && zs_desc(a, id)->group == ZS_PACK_OPEN,
+        CHECK(id < a->hwm && zs_desc(a, id)->cls == ZS_CLS_PACK && zs_desc(a, id)->band == ZS_PACK_OPEN,
               "pack: open run %u is not an open pack run", id);
         for (int j = 0; j < i; j++)
             CHECK(pk->open[j] != id, "pack: run %u open twice", id);
@@ -502,17 +502,17 @@ int zs_pack_check(struct uz_allocator *a, uint64_t *runs_found)
             return err;
         runs++;
     }
-    for (int g = 0; g < ZS_NGROUPS; g++) {
+    for (int g = 0; g < ZS_NBANDS; g++) {
         uint32_t prev = ZS_NONE;
         for (uint32_t id = pk->lists.head[g]; id != ZS_NONE; id = zs_desc(a, id)->u.link.next) {
             struct zspage *z = zs_desc(a, id);
-            CHECK(id < a->hwm && z->cls == ZS_CLS_PACK, "pack group %d: id %u is not a pack run", g, id);
-            CHECK(z->group == g && pack_group_of(z->free_head) == g,
-                  "pack: run %u on list %d says group %u, live %u", id, g, z->group, z->free_head);
-            CHECK(z->u.link.prev == prev, "pack group %d: run %u prev link %u, expected %u", g, id,
+            CHECK(id < a->hwm && z->cls == ZS_CLS_PACK, "pack band %d: id %u is not a pack run", g, id);
+            CHECK(z->band == g && pack_band_of(z->free_head) == g,
+                  "pack: run %u on list %d says band %u, live %u", id, g, z->band, z->free_head);
+            CHECK(z->u.link.prev == prev, "pack band %d: run %u prev link %u, expected %u", g, id,
                   z->u.link.prev, prev);
             CHECK(z->free_head >= 1, "pack: closed run %u has no live record", id);
-            CHECK(++runs <= a->hwm, "pack group lists loop");
+            CHECK(++runs <= a->hwm, "pack band lists loop");
             int err = check_pack_run(a, id, &objs, &bytes, &recs, &pages, cls_bytes);
             if (err)
                 return err;
