@@ -353,6 +353,24 @@ if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; th
         check "control: reset works once the client is gone" test "$(tcat initstate)" = 0
         stop_server ctl
         check "control: DIR unmounted when nbdkit exits" eval "! timeout 10 mountpoint -q '$WORK/ctl'"
+
+        # dedup=1: the same real pages written twice (two offsets, as two
+        # VMs from one image) are stored once, and both copies read back
+        mkdir "$WORK/ctl2"
+        start_server dd size=256M algorithm=lz4 dedup=1 control="$WORK/ctl2" "${MLOCK[@]}"
+        timeout 120 nbdcopy "$WORK/sqlite.img" "$(uri dd)"
+        timeout 120 qemu-img convert -n -f raw -O raw "$WORK/sqlite.img" \
+            "json:{\"file.driver\":\"nbd\",\"file.path\":\"$WORK/dd.sock\",\"driver\":\"raw\",\"offset\":$((128 * M))}"
+        nbdcopy "$(uri dd)" "$WORK/dd.img"
+        check "dedup=1: the first copy reads back" cmp -s <(head -c $((64 * M)) "$WORK/dd.img") "$WORK/sqlite.img"
+        check "dedup=1: the second copy reads back" \
+            cmp -s <(tail -c +$((128 * M + 1)) "$WORK/dd.img" | head -c $((64 * M))) "$WORK/sqlite.img"
+        read -r dpages dsaved _ < <(timeout 10 cat "$WORK/ctl2/dedup_stat")
+        check "dedup=1: $dpages pages stored as references ($dsaved bytes saved)" \
+            test "$dpages" -ge $((60 * M / 4096))
+        check "dedup: the attribute reads 1" test "$(timeout 10 cat "$WORK/ctl2/dedup")" = 1
+        stop_server dd
+        rm -f "$WORK/dd.img"
     else
         echo "skip - control=DIR: /dev/fuse or fusermount3 missing"
     fi
