@@ -736,6 +736,10 @@ static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, stru
 
 /* ------------------------------------------------------------- output */
 
+/* The current file's duplicates (dupscan.c), for its JSON rows. */
+static struct uz_dupscan dupscan;
+static bool have_dupscan;
+
 static void print_json(const struct opts *o, const struct pagefile *pf, const struct result *r)
 {
     printf("{\"file\":\"%s\",\"phase\":\"%s\",\"algorithm\":\"%s\",\"level\":%d,\"allocator\":\"%s\","
@@ -753,6 +757,10 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
         printf(",\"dedup_pages\":%llu,\"dedup_saved_bytes\":%llu,\"meta_bytes\":%llu",
                (unsigned long long)r->st.dedup_pages, (unsigned long long)r->st.dedup_saved_bytes,
                (unsigned long long)r->st.meta_bytes);
+    if (!r->kernel && have_dupscan)   /* the file's: what storing repeats once could save */
+        printf(",\"dup_pages\":%llu,\"lz4_bytes\":%llu,\"dedup_ideal_bytes\":%llu",
+               (unsigned long long)dupscan.dup_pages, (unsigned long long)dupscan.lz4_bytes,
+               (unsigned long long)dupscan.ideal_bytes);
     if (!strcmp(r->phase, "churn"))
         printf(",\"footprint_max_bytes\":%llu,\"footprint_max_ratio\":%.4f",
                (unsigned long long)r->footprint_max, r->max_ratio);
@@ -909,15 +917,10 @@ int uz_cmd_bench(int argc, char **argv)
             status = 1;
             continue;
         }
-        struct uz_dupscan ds;
-        if (uz_dupscan(pf.data, pf.pages, &ds) == 0) {
-            if (o.json)
-                printf("{\"file\":\"%s\",\"phase\":\"duplicates\",\"pages\":%llu,\"same_pages\":%llu,"
-                       "\"dup_pages\":%llu,\"lz4_bytes\":%llu,\"dedup_ideal_bytes\":%llu}\n",
-                       pf.name, (unsigned long long)ds.pages, (unsigned long long)ds.same_pages,
-                       (unsigned long long)ds.dup_pages, (unsigned long long)ds.lz4_bytes,
-                       (unsigned long long)ds.ideal_bytes);
-            else
+        have_dupscan = uz_dupscan(pf.data, pf.pages, &dupscan) == 0;
+        if (have_dupscan) {
+            struct uz_dupscan ds = dupscan;
+            if (!o.json)
                 printf("%-22s duplicates: %llu of %llu pages repeat an earlier one; the ideal saving is "
                        "%.1f%% of the lz4 bytes\n", pf.name, (unsigned long long)ds.dup_pages,
                        (unsigned long long)ds.pages,
