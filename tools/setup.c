@@ -145,7 +145,7 @@ static bool is_uzram_mount(const char *dir)
 
 /* The first loop device whose backing file is dir/disk, as "/dev/loopN"
  * into out; false if there is none. */
-static bool find_loop(const char *dir, char *out, size_t size)
+bool uz_setup_loop_of(const char *dir, char *out, size_t size)
 {
     char disk[PATH_MAX + 8];
     snprintf(disk, sizeof disk, "%s/disk", dir);
@@ -175,7 +175,7 @@ static bool find_loop(const char *dir, char *out, size_t size)
     return found;
 }
 
-static bool in_swaps(const char *dev)
+bool uz_setup_in_swaps(const char *dev)
 {
     FILE *fp = fopen("/proc/swaps", "r");
     if (!fp)
@@ -209,7 +209,7 @@ static bool mount_of(const char *dev, char *out, size_t size)
 bool uz_setup_is_swap(const char *dir)
 {
     char loop[64];
-    return find_loop(dir, loop, sizeof loop) && in_swaps(loop);
+    return uz_setup_loop_of(dir, loop, sizeof loop) && uz_setup_in_swaps(loop);
 }
 
 /* mkdir RUNDIR/name (or the first free RUNDIR/swapN) into dir. */
@@ -393,13 +393,13 @@ int uz_setup_down(const char *cmd, const char *target)
     if (resolve(cmd, target, dir, sizeof dir) < 0)
         return 1;
     bool mounted = is_uzram_mount(dir);
-    bool have_loop = mounted && find_loop(dir, loop, sizeof loop);
+    bool have_loop = mounted && uz_setup_loop_of(dir, loop, sizeof loop);
     if (!mounted) {
         fprintf(stderr, "%s: %s: no uzram device is mounted there\n", cmd, dir);
         return 1;
     }
     if (have_loop) {
-        if (in_swaps(loop)) {
+        if (uz_setup_in_swaps(loop)) {
             char *off[] = {"swapoff", loop, NULL};
             if (step(cmd, "disabling swap", off, NULL, 0) < 0)
                 return 1;

@@ -64,5 +64,10 @@ int uz_setup_down(const char *cmd, const char *target);
 /* Is the directory's loop device an active swap?  (For `uzram swapoff`
  * with no argument.) */
 bool uz_setup_is_swap(const char *dir);
+/* The first loop device whose backing file is DIR/disk, as "/dev/loopN",
+ * into out; false if there is none.  Cannot fail otherwise. */
+bool uz_setup_loop_of(const char *dir, char *out, size_t size);
+/* Is dev (a /dev path) an active swap device (/proc/swaps)? */
+bool uz_setup_in_swaps(const char *dev);
 
 #endif

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "setup.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -116,54 +117,18 @@ static bool mount_of(const char *dev, char *out, size_t size)
     return found;
 }
 
-static bool is_swap(const char *dev)
-{
-    FILE *fp = fopen("/proc/swaps", "r");
-    if (!fp)
-        return false;
-    char line[4096], name[PATH_MAX];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, fp))
-        if (sscanf(line, "%4095s", name) == 1 && strcmp(name, dev) == 0)
-            found = true;
-    fclose(fp);
-    return found;
-}
-
-/* Where DIR/disk is in use, through the loop device backed by it. */
+/* Where DIR/disk is in use, through the loop device backed by it:
+ * [SWAP], its mount point, or the loop device itself. */
 static void find_user(const char *dir, char *out, size_t size)
 {
-    char disk[PATH_MAX + 8];
-    snprintf(disk, sizeof disk, "%s/disk", dir);
+    char dev[64];
     out[0] = 0;
-    DIR *d = opendir("/sys/block");
-    if (!d)
+    if (!uz_setup_loop_of(dir, dev, sizeof dev))
         return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "loop", 4) != 0)
-            continue;
-        char path[PATH_MAX], back[PATH_MAX];
-        snprintf(path, sizeof path, "/sys/block/%s/loop/backing_file", e->d_name);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        bool match = fgets(back, sizeof back, fp) != NULL;
-        fclose(fp);
-        if (!match)
-            continue;
-        back[strcspn(back, "\n")] = 0;
-        if (strcmp(back, disk) != 0)
-            continue;
-        char dev[300];
-        snprintf(dev, sizeof dev, "/dev/%s", e->d_name);
-        if (is_swap(dev))
-            snprintf(out, size, "[SWAP]");
-        else if (!mount_of(dev, out, size))
-            snprintf(out, size, "%s", dev);
-        break;
-    }
-    closedir(d);
+    if (uz_setup_in_swaps(dev))
+        snprintf(out, size, "[SWAP]");
+    else if (!mount_of(dev, out, size))
+        snprintf(out, size, "%s", dev);
 }
 
 /* Fill r from the attribute files of the uzram mounted at dir. */
