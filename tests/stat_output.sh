@@ -45,16 +45,19 @@ for row, d in zip(rows, sys.argv[2:]):
     mm = [int(x) for x in open(d + "/mm_stat").read().split()]
     dbg = open(d + "/debug_stat").read().split()
     footprint = int(dbg[dbg.index("footprint:") + 1])
+    dd = [int(x) for x in open(d + "/dedup_stat").readline().split()]
     alg = open(d + "/comp_algorithm").read().split("[")[1].split("]")[0]
     want = {"name": d, "disksize": int(open(d + "/disksize").read()), "data": mm[0],
             "compr": mm[1], "algorithm": alg, "zero-pages": mm[5], "total": mm[2],
             "mem-limit": mm[3], "mem-used": mm[4], "migrated": mm[6], "mountpoint": None,
             "footprint": footprint,
+            "dedup-pages": dd[0], "dedup-saved": dd[1], "dedup-index": dd[2],
+            "dedup-hits": dd[3], "dedup-refused": dd[4],
             "streams": int(open(d + "/max_comp_streams").read())}
     for k, v in want.items():
         assert row[k] == v, (d, k, row[k], v)
     assert abs(row["comp-ratio"] - (mm[0] / mm[2] if mm[2] else 0)) < 1e-3, (row["comp-ratio"], mm)
-    assert len(row) == 14, sorted(row)
+    assert len(row) == 19, sorted(row)
 assert rows[0]["data"] == 16 << 20 and rows[1]["zero-pages"] == 1024, rows
 print("ok: every column matches its attribute")
 PY

@@ -46,6 +46,7 @@ struct row {
     uint64_t mm[9];     /* mm_stat, in its order */
     unsigned streams;
     uint64_t footprint;   /* debug_stat's "footprint:" */
+    uint64_t dedup[5];    /* dedup_stat's first line: pages, saved, index bytes, hits, refused */
     char mountpoint[PATH_MAX];
 };
 
@@ -157,6 +158,11 @@ static int load_row(const char *dir, struct row *r)
         const char *f = strstr(buf, "footprint:");
         if (f)
             r->footprint = strtoull(f + 10, NULL, 10);
+    }
+    if (read_attr(dir, "dedup_stat", buf, sizeof buf) > 0) {
+        char *q = buf;
+        for (int i = 0; i < 5; i++)
+            r->dedup[i] = strtoull(q, &q, 10);
     }
     find_user(dir, r->mountpoint, sizeof r->mountpoint);
     return 0;
@@ -286,7 +292,8 @@ struct col {
     const char *help;
 };
 enum { C_NAME, C_DISKSIZE, C_DATA, C_COMPR, C_ALGORITHM, C_STREAMS, C_ZERO_PAGES, C_TOTAL,
-       C_MEM_LIMIT, C_MEM_USED, C_MIGRATED, C_COMP_RATIO, C_MOUNTPOINT, C_FOOTPRINT, NCOLS };
+       C_MEM_LIMIT, C_MEM_USED, C_MIGRATED, C_COMP_RATIO, C_MOUNTPOINT, C_FOOTPRINT,
+       C_DEDUP_PAGES, C_DEDUP_SAVED, C_DEDUP_INDEX, C_DEDUP_HITS, C_DEDUP_REFUSED, NCOLS };
 static const struct col cols[NCOLS] = {
     [C_NAME] = {"NAME", K_TEXT, "the uzram mount (directory)"},
     [C_DISKSIZE] = {"DISKSIZE", K_SIZE, "limit on the uncompressed amount of data"},
@@ -303,6 +310,11 @@ static const struct col cols[NCOLS] = {
     [C_MOUNTPOINT] = {"MOUNTPOINT", K_TEXT, "where the device is mounted, or [SWAP]"},
     [C_FOOTPRINT] = {"FOOTPRINT", K_SIZE, "all memory the device holds: allocator, slot table, "
                                           "metadata, streams (uzram)"},
+    [C_DEDUP_PAGES] = {"DEDUP-PAGES", K_COUNT, "pages stored as references to an identical page (uzram)"},
+    [C_DEDUP_SAVED] = {"DEDUP-SAVED", K_SIZE, "compressed bytes those references save (uzram)"},
+    [C_DEDUP_INDEX] = {"DEDUP-INDEX", K_SIZE, "memory of the content index and shared records (uzram)"},
+    [C_DEDUP_HITS] = {"DEDUP-HITS", K_COUNT, "writes that found their page stored already (uzram)"},
+    [C_DEDUP_REFUSED] = {"DEDUP-REFUSED", K_COUNT, "index matches refused by the byte compare (uzram)"},
 };
 static const int default_cols[] = {C_NAME,  C_ALGORITHM, C_DISKSIZE, C_DATA,
                                    C_COMPR, C_TOTAL,     C_STREAMS,  C_MOUNTPOINT};
@@ -324,6 +336,9 @@ static void cell(const struct row *r, int c, bool bytes, char *out, size_t size)
     case C_STREAMS: snprintf(out, size, "%u", r->streams); return;
     case C_ZERO_PAGES: snprintf(out, size, "%" PRIu64, r->mm[MM_SAME]); return;
     case C_MIGRATED: snprintf(out, size, "%" PRIu64, r->mm[MM_COMPACTED]); return;
+    case C_DEDUP_PAGES: snprintf(out, size, "%" PRIu64, r->dedup[0]); return;
+    case C_DEDUP_HITS: snprintf(out, size, "%" PRIu64, r->dedup[3]); return;
+    case C_DEDUP_REFUSED: snprintf(out, size, "%" PRIu64, r->dedup[4]); return;
     case C_COMP_RATIO:
         if (r->mm[MM_USED])
             snprintf(out, size, "%.4f", (double)r->mm[MM_ORIG] / (double)r->mm[MM_USED]);
@@ -337,6 +352,8 @@ static void cell(const struct row *r, int c, bool bytes, char *out, size_t size)
     case C_MEM_LIMIT: v = r->mm[MM_LIMIT]; break;
     case C_MEM_USED: v = r->mm[MM_USED_MAX]; break;
     case C_FOOTPRINT: v = r->footprint; break;
+    case C_DEDUP_SAVED: v = r->dedup[1]; break;
+    case C_DEDUP_INDEX: v = r->dedup[2]; break;
     }
     if (bytes)
         snprintf(out, size, "%" PRIu64, v);
