@@ -28,8 +28,10 @@
  *
  * Locking (src/README.md, "Lock order"): a record's lock is taken inside
  * the lock of a slot that refers to it (read, write, writeback,
- * recompression of that slot), and never two records at once.  The
- * content index's stripe locks are never held while a record lock is
+ * recompression of that slot) and after the primary stream, if any; never
+ * two records at once.  Under it: the allocator, the backing device's and
+ * the ids' bitmaps, and (recompression) a secondary stream, nothing else.
+ * The content index's stripe locks are never held while a record lock is
  * taken.  Compaction only tries the record's lock, as it tries a slot's.
  */
 #define _GNU_SOURCE
