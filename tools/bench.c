@@ -55,6 +55,7 @@ struct opts {
     bool kernel;
     bool json;
     uint32_t group;           /* --group-pages: 1 = off */
+    uint32_t compact_bound;   /* --compact-bound: 0 = the device's default */
 };
 
 struct pagefile {
@@ -418,6 +419,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     cfg.level = o->level;
     cfg.allocator = allocator;
     cfg.group_pages = o->group;
+    cfg.compact_bound = o->compact_bound;
     struct uzram *dev;
     int err = uzram_create(&cfg, &dev);
     if (err < 0) {
@@ -783,7 +785,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
-                    "                   [--kernel-device zramN]\n"
+                    "                   [--kernel-device zramN] [--compact-bound N|off]\n"
                     "                   [--group-pages 1|2|4|8]\n"
                     "                   [--json] PAGEFILE...\n");
 }
@@ -798,6 +800,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"churn", required_argument, 0, 'c'},     {"seed", required_argument, 0, 's'},
         {"kernel-zram", no_argument, 0, 'k'},     {"json", no_argument, 0, 'j'},
         {"kernel-device", required_argument, 0, 'K'},
+        {"compact-bound", required_argument, 0, 'C'},
         {"group-pages", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
@@ -830,6 +833,17 @@ int uz_cmd_bench(int argc, char **argv)
             o.group = (uint32_t)strtoul(optarg, &end, 10);
             if (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8)) {
                 fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4 or 8\n");
+                return 2;
+            }
+            break;
+        case 'C':
+            if (!strcmp(optarg, "off")) {
+                o.compact_bound = UZRAM_COMPACT_OFF;
+                break;
+            }
+            o.compact_bound = (uint32_t)strtoul(optarg, &end, 10);
+            if (*end || o.compact_bound < 1000) {
+                fprintf(stderr, "uzram bench: --compact-bound takes thousandths >= 1000, or off\n");
                 return 2;
             }
             break;
