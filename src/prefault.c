@@ -60,7 +60,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define PF_PAGE 4096u
 #define PF_CHUNK 16u
@@ -95,12 +94,7 @@ static void *helper(void *arg)
         }
         uint32_t n = end - start < PF_CHUNK ? end - start : PF_CHUNK;
         /* the lock stays held: a move of top down waits for this call */
-#ifdef MADV_POPULATE_WRITE
-        (void)madvise(pf->base + (size_t)start * PF_PAGE, (size_t)n * PF_PAGE, MADV_POPULATE_WRITE);
-#else
-        for (uint32_t i = 0; i < n; i++)
-            ((volatile uint8_t *)pf->base)[(size_t)(start + i) * PF_PAGE] += 0;
-#endif
+        uz_vm_populate(pf->base + (size_t)start * PF_PAGE, (size_t)n * PF_PAGE);
         atomic_store(&pf->done, start + n);
         if (pf->hi < start + n)
             pf->hi = start + n;

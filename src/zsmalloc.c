@@ -463,7 +463,6 @@ static int zspage_create(struct uz_allocator *a, struct zs_class *cl, uint32_t *
     cl->free_ng += free_ng(cl, z);
     cl->zspages++;
     cl->pages += cp;
-    uz_vm_populate(zs_base(a, z), (size_t)cp * ZS_PAGE);
     *out = id;
     return 0;
 }
@@ -501,7 +500,6 @@ static int cell_take(struct uz_allocator *a, struct zs_class *cl, uint32_t id, b
             if (!grow || !zs_pages_reserve(a, need - have))
                 return -1;
             cl->pages += need - have;
-            uz_vm_populate(zs_base(a, z) + (size_t)have * ZS_PAGE, (size_t)(need - have) * ZS_PAGE);
         }
         idx = z->v.obj.bump++;
     } else {

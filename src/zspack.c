@@ -199,7 +199,6 @@ static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, ui
         if (!zs_pages_reserve(a, need - have))
             return -ENOMEM;
         pk->pages += need - have;
-        uz_vm_populate(zs_base(a, z) + (size_t)have * ZS_PAGE, (size_t)(need - have) * ZS_PAGE);
     }
     uint8_t *r = zs_base(a, z) + bump;
     hdr_set(r, backref);

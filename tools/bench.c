@@ -64,6 +64,7 @@ struct opts {
     uint32_t group;           /* --group-pages: 1 = off */
     const char *dedup;        /* --dedup: NULL = the library's default (auto) */
     const char *plot;         /* --plot FILE.svg */
+    uint32_t compact_bound;   /* --compact-bound: 0 = the device's default */
 };
 
 struct pagefile {
@@ -360,6 +361,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     cfg.allocator = allocator;
     cfg.group_pages = o->group;
     cfg.dedup = o->dedup;
+    cfg.compact_bound = o->compact_bound;
     struct uzram *dev;
     int err = uzram_create(&cfg, &dev);
     if (err < 0) {
@@ -817,7 +819,7 @@ static void usage(void)
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
                     "                   [--kernel-device zramN] [--group-pages 1|2|4|8] [--dedup 0|1|auto]\n"
-                    "                   [--plot FILE.svg]\n"
+                    "                   [--compact-bound N|off] [--plot FILE.svg]\n"
                     "                   [--json] PAGEFILE...\n"
                     "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
                     "                    gnuplot (needs --churn; the script is kept as FILE.gp)\n");
@@ -835,6 +837,7 @@ int uz_cmd_bench(int argc, char **argv)
         {"group-pages", required_argument, 0, 'g'}, {"dedup", required_argument, 0, 'D'},
         {"plot", required_argument, 0, 'p'},
         {"kernel-device", required_argument, 0, 'K'},
+        {"compact-bound", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -875,6 +878,17 @@ int uz_cmd_bench(int argc, char **argv)
                 return 2;
             }
             o.dedup = optarg;
+            break;
+        case 'C':
+            if (!strcmp(optarg, "off")) {
+                o.compact_bound = UZRAM_COMPACT_OFF;
+                break;
+            }
+            o.compact_bound = (uint32_t)strtoul(optarg, &end, 10);
+            if (*end || o.compact_bound < 1000) {
+                fprintf(stderr, "uzram bench: --compact-bound takes thousandths >= 1000, or off\n");
+                return 2;
+            }
             break;
         case 'k': o.kernel = true; break;
         case 'p': o.plot = optarg; break;
