@@ -12,14 +12,14 @@
 #   make valgrind                  the unit tests of build/ under valgrind memcheck
 #                                  (--leak-check=full, any error fails)
 #
-# `make check` ends with fuzz-check: 90 seconds of fuzzing (about 1.5 million
+# `make check` ends with fuzz-check: 120 seconds of fuzzing (over a million
 # store operations, each batch followed by the store's invariant check).
 
 # This file is included before the Makefile's first rule: keep `make` alone
 # meaning `make all` by restoring the default goal at the end.
 reliability_saved_goal := $(.DEFAULT_GOAL)
 
-FUZZ_SECONDS ?= 90
+FUZZ_SECONDS ?= 120
 STRESS_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DIR := build-fuzz
