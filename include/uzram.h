@@ -142,6 +142,8 @@ struct uzram_config {
      * whole one by one.  So large sequential writes are compressed in
      * groups and small random writes stay single pages, with no
      * read-modify-write of a group unless one is stored there already.
+     * On a device with a backing device auto stores single pages only
+     * (groups are never written back).
      * The streams then carry scratch for 8-page groups (in the footprint;
      * a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
      * Groups are never written back; see also recompress group=K, which

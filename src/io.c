@@ -116,11 +116,15 @@ static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, c
  * with group_pages K, K if the write covers the aligned group at off;
  * in auto mode (K = 8 then), the largest of 8, 4 and 2 whose aligned
  * group at off the write covers.  A write smaller than two pages, or not
- * aligned to two, is single pages either way. */
+ * aligned to two, is single pages either way.  Auto makes no groups on a
+ * device with a backing device: groups are never written back, and a
+ * user who set one wants idle pages to leave RAM. */
 static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len, uint64_t off)
 {
     if (!dev->group_auto)
         return len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0 ? k : 1;
+    if (dev->bd)
+        return 1;
     for (; k > 1; k >>= 1)
         if (len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0)
             return k;

@@ -421,6 +421,28 @@ static void test_auto(void **state)
     uzram_attr_show(d, "group_pages", buf, sizeof buf);
     assert_string_equal(buf, "auto\n");
     uzram_destroy(d);
+
+    /* with a backing device, auto makes no groups (they are never
+     * written back) */
+    char path[] = "/tmp/uz-test-group-auto-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 64 * PAGE), 0);
+    close(fd);
+    struct uzram_config cfg;
+    uzram_config_init(&cfg);
+    cfg.disksize = 64 * PAGE;
+    cfg.algorithm = "zstd";
+    cfg.group_pages = UZRAM_GROUP_AUTO;
+    cfg.backing_dev = path;
+    assert_int_equal(uzram_create(&cfg, &d), 0);
+    unlink(path);
+    assert_int_equal(uzram_write(d, p, 64 * PAGE, 0), 0);
+    for (uint64_t i = 0; i < 64; i++)
+        assert_int_equal(group_of(d, i), 1);
+    assert_int_equal(uzram_read(d, r, 64 * PAGE, 0), 0);
+    assert_memory_equal(r, p, 64 * PAGE);
+    uzram_destroy(d);
     free(p);
     free(r);
 }
