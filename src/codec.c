@@ -75,7 +75,15 @@
  *                unit bytes, and enough for any smaller input (whose
  *                parameters are never larger), allocated once and never
  *                resized.  The compression parameters are the level's, as
- *                with ctx_new: the output is the same bytes.
+ *                with ctx_new, but for one: the hash table is at most the
+ *                window (hashLog <= windowLog; level 3 for 32 KiB asks for
+ *                2^16 entries over a 2^15 window).  Measured on both page
+ *                files in 8-page units: the same ratio (3.663 and 4.760 /
+ *                4.759) and CPU time within noise, and 128 KiB less per
+ *                context (529 -> 401 KiB at level 3), which is resident
+ *                in every stream of a group device.  Single pages give
+ *                the same bytes as ctx_new (zstd fits the table to a
+ *                page's window either way).
  *                Frames are written magicless and without the content size:
  *                objects never leave the store and the store knows every
  *                page's length, so those 5 header bytes per page (about
@@ -495,8 +503,14 @@ static void *zstd_make(int level, size_t unit)
         return NULL;
     if (level > ZSTD_maxCLevel())
         level = ZSTD_maxCLevel();
+    int hash_log = 0;       /* 0: the level's */
     if (unit) {
-        size_t need = ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(level, unit, 0));
+        ZSTD_compressionParameters cp = ZSTD_getCParams(level, unit, 0);
+        if (cp.hashLog > cp.windowLog) {
+            cp.hashLog = cp.windowLog;
+            hash_log = (int)cp.hashLog;
+        }
+        size_t need = ZSTD_estimateCCtxSize_usingCParams(cp);
         c->cws = uz_malloc(need);
         c->cctx = c->cws ? ZSTD_initStaticCCtx(c->cws, need) : NULL;
     } else {
@@ -509,6 +523,7 @@ static void *zstd_make(int level, size_t unit)
         ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 0)) ||
         ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
+        (hash_log && ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_hashLog, hash_log))) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless)))
         goto fail;
     /* Warm up: the compression workspace of a growing cctx is allocated
