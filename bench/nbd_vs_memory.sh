@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/nbd_vs_memory.sh - the uzram nbdkit plugin against nbdkit's own
-# compressed RAM disk (nbdkit-memory-plugin allocator=zstd), same page files.
+# compressed RAM disk (nbdkit-memory-plugin allocator=zstd), same page
+# files, large sequential I/O (nbdcopy) and random 4 KiB I/O (nbd_randio,
+# real pages), every byte read back and compared.
 #
 # Exact command (from the repository root, after building into build/):
 #
@@ -10,27 +12,41 @@
 #     UZ_BUILD=build                  where nbdkit-uzram-plugin.so is
 #     UZ_CORPUS=../shared/corpus      page files are unpacked from here ...
 #     FILES="a.pages b.pages"         ... unless given explicitly
-#     REPEAT=5                        fresh servers per configuration; the
-#                                     median run is reported
+#     REPEAT=5                        runs per server and setting; the runs
+#                                     of the two servers are interleaved
+#                                     (uzram first in odd runs, memory first
+#                                     in even ones), each on a fresh server
 #     OUTDIR=/dev/shm                 where the page files are staged and
 #                                     reads land (tmpfs: no disk I/O in the
-#                                     measured copies; writing the copy
-#                                     costs the same for both servers)
-#     THREADS="default 2"             nbdkit -t values ("default" = none)
+#                                     measured copies)
+#     THREADS="default"               nbdkit -t values ("default" = none)
 #     NBDCOPY_OPTS=""                 extra nbdcopy options for every copy
-#     UZ_PARAMS="algorithm=zstd level=3"   the uzram plugin's parameters
+#     UZ_PARAMS="algorithm=zstd"      the uzram plugin's parameters (every
+#                                     other one at its default)
+#     RANDOM_IO=1                     0: the nbdcopy half only
+#     DEPTH=1                         requests in flight in the random half
 #
-# For each page file, each nbdkit thread setting and each server:
-#     nbdkit -f -U SOCK PLUGIN ... &      a fresh server
-#     nbdcopy FILE nbd+unix://...         write throughput (file -> nbd)
-#     VmRSS of the server                 memory after the write
-#     nbdcopy nbd+unix://... OUT          read throughput (nbd -> file)
-#     cmp OUT FILE                        any difference fails the run
+# For each page file, each nbdkit thread setting, each run and server:
+#     nbdkit -f -U SOCK PLUGIN ... &          a fresh server
+#     nbdcopy FILE nbd+unix://...             sequential write (file -> nbd)
+#     VmRSS of the server                     memory after the write
+#     nbdcopy nbd+unix://... OUT; cmp         sequential read, compared
+#     nbd_randio URI FILE read                random 4 KiB reads of every
+#                                             page, in a seeded order, each
+#                                             compared (what the copy wrote)
+#     nbd_randio URI FILE write --shift n/2   random 4 KiB overwrites of every
+#                                             page with another real page
+#     nbd_randio URI FILE read --shift n/2    random reads again, compared
 # The servers are:
-#     uzram   nbdkit PLUGIN size=SIZE algorithm=zstd level=3   (UZ_PARAMS)
+#     uzram   nbdkit PLUGIN size=SIZE algorithm=zstd       (UZ_PARAMS)
 #     memory  nbdkit memory SIZE allocator=zstd
-# and the table gives MB/s (10^6 bytes/s), RSS in MiB, and uzram/memory
-# ratios (throughput: higher is better for uzram; RSS: lower is better).
+# Each figure is given as min / median / max over the runs, and the ratio
+# uzram / memory as the ratio of the medians and the range of the ratios
+# of paired runs (run i of one against run i of the other).  Throughput:
+# higher is better for uzram; RSS: lower is.
+#
+# nbd_randio (bench/nbd_randio.c) is built here with cc and libnbd's
+# headers (libnbd-dev); without them the random half is skipped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,11 +54,13 @@ UZ_BUILD=${UZ_BUILD:-$ROOT/build}
 UZ_CORPUS=${UZ_CORPUS:-$ROOT/../shared/corpus}
 PLUGIN=$UZ_BUILD/nbdkit-uzram-plugin.so
 REPEAT=${REPEAT:-5}
-THREADS=${THREADS:-"default 2"}
+THREADS=${THREADS:-default}
+RANDOM_IO=${RANDOM_IO:-1}
+DEPTH=${DEPTH:-1}
 read -r -a COPY_OPTS <<<"${NBDCOPY_OPTS:-}"
-read -r -a UZ_ARGS <<<"${UZ_PARAMS:-algorithm=zstd level=3}"
+read -r -a UZ_ARGS <<<"${UZ_PARAMS:-algorithm=zstd}"
 
-for tool in nbdkit nbdcopy cmp awk; do
+for tool in nbdkit nbdcopy nbdinfo cmp awk; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
 done
 [ -f "$PLUGIN" ] || { echo "$PLUGIN not built" >&2; exit 2; }
@@ -59,6 +77,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+RANDIO=
+if [ "$RANDOM_IO" = 1 ]; then
+    if pkg-config --exists libnbd 2>/dev/null &&
+       cc -std=c11 -O2 -Wall -Wextra -Werror "$ROOT/bench/nbd_randio.c" -o "$WORK/nbd_randio" \
+          $(pkg-config --cflags --libs libnbd); then
+        RANDIO=$WORK/nbd_randio
+    else
+        echo "(libnbd-dev is not installed: random I/O skipped)" >&2
+    fi
+fi
+
 # The page files: FILES, or both corpus files unpacked to /tmp (kept there
 # for the next run).
 if [ -z "${FILES:-}" ]; then
@@ -67,17 +96,15 @@ if [ -z "${FILES:-}" ]; then
         out=/tmp/uzram-corpus-$c.pages
         if [ ! -s "$out" ]; then
             [ -f "$UZ_CORPUS/$c.pages.zst" ] || { echo "no $UZ_CORPUS/$c.pages.zst; set FILES=" >&2; exit 2; }
-            zstd -q -dc "$UZ_CORPUS/$c.pages.zst" >"$out.tmp" && mv "$out.tmp" "$out"
+            zstd -q -dc "$UZ_CORPUS/$c.pages.zst" >"$out.tmp.$$" && mv "$out.tmp.$$" "$out"
         fi
         FILES="$FILES $out"
     done
 fi
 
-# Stage the page files in WORK (tmpfs by default) for the measured copies.
-# On a disk, nbdcopy reads them back from the device in every run whose
-# pages left the page cache (it evicts the pages it read in itself, and
-# the kernel's proactive reclaim takes idle ones): the writes then wait on
-# the disk, for both servers alike, and measure the disk instead.
+# Stage the page files in WORK (tmpfs by default) for the measured copies:
+# on a disk, nbdcopy would read them back from the device in runs whose
+# pages left the page cache, for both servers alike, and measure the disk.
 STAGED=
 for file in $FILES; do
     name=$(basename "$file")
@@ -88,24 +115,33 @@ done
 now() { date +%s.%N; }
 # cpu_s PID : user+system CPU seconds the process has used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
-# child_s PID : CPU seconds of shell PID's finished children (nbdcopy ...)
-child_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($16 + $17) / hz }' "/proc/$1/stat"; }
+# self_s PID : CPU seconds of shell PID and its finished children (nbdcopy)
+self_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 + $16 + $17) / hz }' "/proc/$1/stat"; }
 # busy_s : CPU seconds all CPUs have spent busy (not idle or iowait)
 busy_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
 # rate BYTES T0 T1 : MB/s (10^6 bytes) over the interval
 rate() { awk -v b="$1" -v a="$2" -v z="$3" 'BEGIN { printf "%.0f", b / (z - a) / 1e6 }'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+# randio URI FILE MODE [ARGS] : the IOPS of one random pass (exits on a
+# difference: the tool names the page)
+randio() {
+    local out
+    out=$("$RANDIO" "$@" --depth "$DEPTH") || { echo "FAIL: nbd_randio $*" >&2; exit 1; }
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^iops=/) { sub(/iops=/, "", $i); print $i } }' <<<"$out"
+}
 
-# run_once KIND THREADS FILE : one fresh server, one write, one read.
-# Prints "write_MBps read_MBps rss_KiB write_MB_per_cpu_s read_MB_per_cpu_s
-# other_cpus" (MB per cpu s: bytes moved per second of the server's own CPU
-# time; other_cpus: the CPUs that processes other than the server and
-# nbdcopy kept busy on average during the write and the read, the larger of
-# the two: another job on the machine makes that run's figures unreliable).
+# run_once KIND THREADS FILE : one fresh server, the whole sequence.
+# Prints "seq_wr_MBps seq_rd_MBps rss_KiB rr1_iops rw_iops rr2_iops
+# rss_end_KiB wr_MB_per_cpu_s other_cpus" (random fields 0 without
+# nbd_randio; wr_MB_per_cpu_s: bytes written per second of the server's
+# own CPU time; other_cpus: CPUs that processes other than this benchmark
+# kept busy on average during the sequential write).
 run_once() {
     local kind=$1 threads=$2 file=$3
-    local bytes size sock=$WORK/sock uri targs=()
+    local bytes size pages sock=$WORK/sock uri targs=()
     bytes=$(stat -c %s "$file")
     size=$(( (bytes + 4095) / 4096 * 4096 ))
+    pages=$(( bytes / 4096 ))
     uri="nbd+unix:///?socket=$sock"
     [ "$threads" = default ] || targs=(-t "$threads")
     rm -f "$sock"
@@ -117,69 +153,93 @@ run_once() {
     for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
     nbdinfo --can connect "$uri" 2>/dev/null || sleep 0.5
 
-    local t0 t1 t2 t3 c0 c1 c2 rss b0 b1 b2 b3 k0 k1 k2 k3 me=$BASHPID
-    c0=$(cpu_s "$SERVER_PID"); k0=$(child_s "$me"); b0=$(busy_s); t0=$(now)
+    local t0 t1 t2 t3 c0 c1 b0 b1 rss rss_end rr1=0 rw=0 rr2=0 k0 k1
+    local me=$BASHPID
+    c0=$(cpu_s "$SERVER_PID"); k0=$(self_s "$me"); b0=$(busy_s); t0=$(now)
     nbdcopy "${COPY_OPTS[@]}" "$file" "$uri"
-    t1=$(now); b1=$(busy_s); k1=$(child_s "$me"); c1=$(cpu_s "$SERVER_PID")
-    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
+    t1=$(now); b1=$(busy_s); c1=$(cpu_s "$SERVER_PID")
+    k1=$(self_s "$me")
+    rss=$(rss_kib "$SERVER_PID")
     rm -f "$WORK/out"
-    k2=$(child_s "$me"); b2=$(busy_s); t2=$(now)
+    t2=$(now)
     nbdcopy "${COPY_OPTS[@]}" "$uri" "$WORK/out"
-    t3=$(now); b3=$(busy_s); k3=$(child_s "$me"); c2=$(cpu_s "$SERVER_PID")
+    t3=$(now)
     if ! cmp -s -n "$bytes" "$WORK/out" "$file"; then
         echo "FAIL: $kind ($threads threads): data read back differs from $file" >&2
         exit 1
     fi
     rm -f "$WORK/out"
+    if [ -n "$RANDIO" ]; then
+        rr1=$(randio "$uri" "$file" read --seed 1)
+        rw=$(randio "$uri" "$file" write --shift $(( pages / 2 )) --seed 2)
+        rr2=$(randio "$uri" "$file" read --shift $(( pages / 2 )) --seed 3)
+    fi
+    rss_end=$(rss_kib "$SERVER_PID")
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
-    echo "$(rate "$bytes" "$t0" "$t1") $(rate "$bytes" "$t2" "$t3") $rss" \
-         "$(rate "$bytes" "$c0" "$c1") $(rate "$bytes" "$c1" "$c2")" \
-         "$(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
-                -v bw="$(awk -v x="$b0" -v y="$b1" 'BEGIN { print y - x }')" \
-                -v br="$(awk -v x="$b2" -v y="$b3" 'BEGIN { print y - x }')" \
-                -v sw="$(awk -v x="$c0" -v y="$c1" 'BEGIN { print y - x }')" \
-                -v sr="$(awk -v x="$c1" -v y="$c2" 'BEGIN { print y - x }')" \
-                -v kw="$(awk -v x="$k0" -v y="$k1" 'BEGIN { print y - x }')" \
-                -v kr="$(awk -v x="$k2" -v y="$k3" 'BEGIN { print y - x }')" \
-                'BEGIN { ow = (bw - sw - kw) / (b - a); orr = (br - sr - kr) / (d - c);
-                         o = ow > orr ? ow : orr; printf "%.2f", o < 0 ? 0 : o }')"
+    # other CPUs: busy time not spent by the server or this shell's children
+    local other
+    other=$(awk -v a="$t0" -v b="$t1" -v bb="$(awk -v x="$b0" -v y="$b1" 'BEGIN { print y - x }')" \
+                -v s="$(awk -v x="$c0" -v y="$c1" 'BEGIN { print y - x }')" \
+                -v k="$(awk -v x="$k0" -v y="$k1" 'BEGIN { print y - x }')" \
+                'BEGIN { o = (bb - s - k) / (b - a); printf "%.2f", o < 0 ? 0 : o }')
+    echo "$(rate "$bytes" "$t0" "$t1") $(rate "$bytes" "$t2" "$t3") $rss $rr1 $rw $rr2 $rss_end" \
+         "$(rate "$bytes" "$c0" "$c1") $other"
 }
 
-# col N : the median of column N of $WORK/runs.KIND lines on stdin
-col() { awk -v n="$1" '{ print $n }' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# stats N FILE : "min med max" of column N
+stats() {
+    awk -v n="$1" '{ print $n }' "$2" | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%s %s %s", v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
+# pair N UZFILE MEMFILE : "min med max" of the per-run ratios of column N
+pair() {
+    paste -d' ' <(awk -v n="$1" '{ print $n }' "$2") <(awk -v n="$1" '{ print $n }' "$3") |
+        awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }' | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%.2f %.2f %.2f", v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
 
 read -r load1 _ </proc/loadavg
 echo "load average before the run: $load1 (other CPU load makes every figure noisy)"
-echo "nbdkit $(nbdkit --version | awk '{print $2}'), nbdcopy $(nbdcopy --version | awk 'NR==1 {print $2}'), $(nproc) CPUs, median of $REPEAT runs${NBDCOPY_OPTS:+, nbdcopy $NBDCOPY_OPTS}"
-echo "uzram: ${UZ_ARGS[*]}   memory: allocator=zstd"
-echo "wr/rd: MB/s (10^6 B/s) through nbdcopy; RSS: server VmRSS after the write, MiB;"
-echo "cpu wr/rd: MB moved per second of the server's CPU time; x: uzram / memory"
-fmt='%-16s %-7s | %5s %5s %6s %6s %6s | %5s %5s %6s %6s %6s | %5s %5s %5s %5s %5s\n'
-printf "$fmt" file threads "uz wr" rd RSS "cpu wr" rd "mem wr" rd RSS "cpu wr" rd "x wr" rd RSS "cpu wr" rd
+echo "nbdkit $(nbdkit --version | awk '{print $2}'), nbdcopy $(nbdcopy --version | awk 'NR==1 {print $2}'), $(nproc) CPUs, $REPEAT interleaved runs per server${NBDCOPY_OPTS:+, nbdcopy $NBDCOPY_OPTS}"
+echo "uzram: ${UZ_ARGS[*]} (every other parameter at its default)   memory: allocator=zstd"
+echo "seq: nbdcopy, MB/s (10^6 B/s); RSS: server VmRSS after the sequential write, MiB;"
+echo "rand: 4 KiB requests of real pages, depth $DEPTH, IOPS (rd1: random reads of the copy,"
+echo "wr: random overwrites of every page, rd2: random reads after them); every byte compared"
+echo "figures: min / median / max;  x: uzram / memory, ratio of medians [paired runs min..max]"
+fmt='%-14s %-7s %-8s | %-20s | %-20s | %5s [%s]\n'
+printf "$fmt" file threads figure "uzram" "memory" "x" "paired"
+names=(seq_wr seq_rd RSS rand_rd1 rand_wr rand_rd2 RSS_end)
 for file in $STAGED; do
     for threads in $THREADS; do
-        for kind in uzram memory; do
-            : >"$WORK/runs.$kind"
-            for _ in $(seq "$REPEAT"); do
+        : >"$WORK/runs.uzram"; : >"$WORK/runs.memory"
+        for r in $(seq "$REPEAT"); do
+            if [ $(( r % 2 )) = 1 ]; then order="uzram memory"; else order="memory uzram"; fi
+            for kind in $order; do
                 run_once "$kind" "$threads" "$file" >>"$WORK/runs.$kind"
             done
         done
-        u=(); m=()
-        for n in 1 2 3 4 5; do
-            u+=("$(col "$n" <"$WORK/runs.uzram")")
-            m+=("$(col "$n" <"$WORK/runs.memory")")
-        done
         name=$(basename "$file"); name=${name#uzram-corpus-}; name=${name%.pages}
-        printf "$fmt" "$name ($(( $(stat -c %s "$file") >> 20 ))M)" "$threads" \
-            "${u[0]}" "${u[1]}" "$(awk -v k="${u[2]}" 'BEGIN { printf "%.1f", k / 1024 }')" "${u[3]}" "${u[4]}" \
-            "${m[0]}" "${m[1]}" "$(awk -v k="${m[2]}" 'BEGIN { printf "%.1f", k / 1024 }')" "${m[3]}" "${m[4]}" \
-            "$(ratio "${u[0]}" "${m[0]}")" "$(ratio "${u[1]}" "${m[1]}")" "$(ratio "${u[2]}" "${m[2]}")" \
-            "$(ratio "${u[3]}" "${m[3]}")" "$(ratio "${u[4]}" "${m[4]}")"
-        # the busiest run: col gives medians, so take the maximum here
-        other=$(cat "$WORK/runs.uzram" "$WORK/runs.memory" | awk '$6 > m { m = $6 } END { printf "%.2f", m }')
+        label="$name ($(( $(stat -c %s "$file") >> 20 ))M)"
+        for i in 0 1 2 3 4 5 6; do
+            [ -z "$RANDIO" ] && [ "$i" -ge 3 ] && [ "$i" -le 5 ] && continue
+            n=$((i + 1))
+            read -r umin umed umax <<<"$(stats "$n" "$WORK/runs.uzram")"
+            read -r mmin mmed mmax <<<"$(stats "$n" "$WORK/runs.memory")"
+            if [ "${names[$i]}" = RSS ] || [ "${names[$i]}" = RSS_end ]; then
+                mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+                umin=$(mib "$umin"); umed=$(mib "$umed"); umax=$(mib "$umax")
+                mmin=$(mib "$mmin"); mmed=$(mib "$mmed"); mmax=$(mib "$mmax")
+            fi
+            printf "$fmt" "$label" "$threads" "${names[$i]}" "$umin / $umed / $umax" \
+                "$mmin / $mmed / $mmax" "$(awk -v a="$umed" -v b="$mmed" 'BEGIN { printf "%.2f", a / b }')" \
+                "$(pair "$n" "$WORK/runs.uzram" "$WORK/runs.memory" | awk '{ print $1 ".." $3 }')"
+        done
+        cw_u=$(stats 8 "$WORK/runs.uzram" | awk '{ print $2 }')
+        cw_m=$(stats 8 "$WORK/runs.memory" | awk '{ print $2 }')
+        echo "  write: MB per second of server CPU, medians: uzram $cw_u, memory $cw_m"
+        other=$(cat "$WORK/runs.uzram" "$WORK/runs.memory" | awk '$9 > m { m = $9 } END { printf "%.2f", m }')
         if awk -v o="$other" 'BEGIN { exit !(o > 0.15) }'; then
-            echo "  (warning: other processes kept up to $other CPUs busy during some of these runs)"
+            echo "  (warning: other processes kept up to $other CPUs busy during some of these writes)"
         fi
     done
 done

@@ -3,11 +3,15 @@
  *
  *     nbdkit build/nbdkit-uzram-plugin.so size=1G \
  *            [algorithm=zstd] [level=3] [allocator=zsmalloc] \
- *            [mem_limit=256M] [backing_dev=PATH] [group_pages=K] [dedup=0|1|auto]
+ *            [mem_limit=256M] [backing_dev=PATH] [group_pages=auto|K] [dedup=0|1|auto]
  *            [mlock=true]
  *            [control=DIR]
  *
  * A thin adaptor: configuration and callbacks over libuzram, nothing else.
+ * Its one default that differs from the library's is group_pages=auto
+ * (UZRAM_GROUP_AUTO): large writes, such as a copy onto the export, are
+ * compressed in aligned groups of up to 8 pages (faster and smaller with
+ * zstd), small random writes page by page.
  * One device exists per nbdkit process and every connection shares it (as
  * with nbdkit-memory-plugin), so the export can be opened by several
  * clients, or one client over several connections (multi-conn).  The
@@ -89,6 +93,7 @@ static int fail(const char *what, int rc)
 static void uz_load(void)
 {
     uzram_config_init(&cfg);
+    cfg.group_pages = UZRAM_GROUP_AUTO;
 }
 
 static int uz_config(const char *key, const char *value)
@@ -127,7 +132,9 @@ static int uz_config(const char *key, const char *value)
         if (!cfg.dedup)
             return -1;
     } else if (strcmp(key, "group_pages") == 0) {
-        if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
+        if (strcmp(value, "auto") == 0)
+            cfg.group_pages = UZRAM_GROUP_AUTO;
+        else if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
             return -1;
     } else if (strcmp(key, "backing_dev") == 0) {
         /* nbdkit changes directory to / when it daemonises */
@@ -174,7 +181,9 @@ static int uz_config_complete(void)
     "allocator=<NAME>    Allocator for compressed pages (default zsmalloc).\n" \
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
     "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
-    "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit (default 1).\n" \
+    "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit, or auto\n" \
+    "                    (default): each write uses the largest aligned run of 8, 4 or 2\n" \
+    "                    pages it covers, pages alone for the rest.\n" \
     "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
     "                    of pages is looked up, every page once duplicates are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
@@ -303,8 +312,10 @@ static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
     *minimum = 1;                   /* any byte range works */
     /* Smaller writes read-modify-write: a page, or with group_pages K a
      * group of K pages, which is compressed as one unit only when a write
-     * covers it whole. */
-    *preferred = UZRAM_PAGE_SIZE * (cfg.group_pages > 1 ? cfg.group_pages : 1);
+     * covers it whole.  With auto any whole page is stored without
+     * touching its neighbours (larger writes form groups by themselves). */
+    *preferred = UZRAM_PAGE_SIZE *
+                 (cfg.group_pages > 1 && cfg.group_pages != UZRAM_GROUP_AUTO ? cfg.group_pages : 1);
     *maximum = UZ_NBD_MAX_BLOCK;
     return 0;
 }

@@ -134,9 +134,20 @@ struct uzram_config {
      * as one unit: better ratio and faster with zstd and lz4 on real
      * memory, at the price of decompressing the whole group for a read of
      * part of it, and of breaking it into single pages (read, recompress
-     * each page, store) for a write or discard of part of it.  Other
-     * values: -EINVAL.  Groups are never written back; see also recompress
-     * group=K, which builds groups on any device. */
+     * each page, store) for a write or discard of part of it.
+     * UZRAM_GROUP_AUTO (the "auto" attribute value; the default of the
+     * nbdkit plugin and of `uzram mount`, not of the library): each write
+     * chooses, by its own offset and length, the largest aligned group of
+     * 8, 4 or 2 pages it covers, and stores the pages it does not cover
+     * whole one by one.  So large sequential writes are compressed in
+     * groups and small random writes stay single pages, with no
+     * read-modify-write of a group unless one is stored there already.
+     * On a device with a backing device auto stores single pages only
+     * (groups are never written back).
+     * The streams then carry scratch for 8-page groups (in the footprint;
+     * a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
+     * Groups are never written back; see also recompress group=K, which
+     * builds groups on any device. */
     uint32_t group_pages;
 
     /* ---- beyond RAM (all off / empty by default) ---- */
@@ -178,6 +189,10 @@ struct uzram_config {
      * page of it gives that page its own copy. */
     const char *dedup;
 };
+
+/* group_pages: each write chooses its groups (see above).  An older
+ * library refuses it with -EINVAL. */
+#define UZRAM_GROUP_AUTO 0xffffffffu
 
 #define UZRAM_COMPACT_DEFAULT 1050u
 #define UZRAM_COMPACT_OFF 0xffffffffu
@@ -347,8 +362,9 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * writeback_limit writeback_limit_enable idle recomp_algorithm recompress,
  * and uzram's own: auto_compact (the footprint bound of automatic
  * compaction: "1.050", or "0" when off), writeback_compressed (0/1),
- * forward_threshold (bytes, 0 = off), group_pages (1, 2, 4 or 8; set while
- * uninitialised, -EBUSY after, as comp_algorithm), recompress_policy
+ * forward_threshold (bytes, 0 = off), group_pages (1, 2, 4, 8 or auto,
+ * as the config's field; set while uninitialised, -EBUSY after, as
+ * comp_algorithm), recompress_policy
  * ("idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]
  * [group=K]", "0" = off), writeback_policy ("idle_secs=T [above=BYTES]
  * [max_pages=N] [period_ms=P]", "0" = off) and policy_stat; all are listed

@@ -345,20 +345,25 @@ bad:
     return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
 }
 
-/* group_pages: 1 (off), 2, 4 or 8, while uninitialised (as comp_algorithm). */
+/* group_pages: 1 (off), 2, 4, 8 or auto (each write chooses: io.c), while
+ * uninitialised (as comp_algorithm). */
 static int show_group_pages(struct uzram *dev, char *buf, size_t size)
 {
+    if (dev->group_auto)
+        return emit(buf, size, 0, "auto\n");
     return emit(buf, size, 0, "%u\n", dev->group_pages);
 }
 
 static int store_group_pages(struct uzram *dev, const struct val *v)
 {
-    uint64_t x;
-    if (parse_u64(v, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
-        return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4 or 8");
+    uint64_t x = 0;
+    bool automatic = strcmp(v->s, "auto") == 0;
+    if (!automatic && (parse_u64(v, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8)))
+        return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4, 8 or auto");
     if (dev->initialised)
         return uz_error(-EBUSY, "group_pages: device is initialised; reset it first");
-    dev->group_pages = (uint32_t)x;
+    dev->group_auto = automatic;
+    dev->group_pages = automatic ? UZ_GROUP_MAX : (uint32_t)x;
     return 0;
 }
 

@@ -50,6 +50,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+/* XXH3 compiled in from the header (static, inlined): the library is not
+ * linked, so no process maps libxxhash for the one function used here. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #define PAGE UZRAM_PAGE_SIZE

@@ -330,8 +330,10 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
         return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
     if (cfg->streams > 1024)
         return uz_error(-EINVAL, "at most 1024 streams");
-    if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 && cfg->group_pages != 8)
-        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4 or 8", cfg->group_pages);
+    if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 &&
+        cfg->group_pages != 8 && cfg->group_pages != UZRAM_GROUP_AUTO)
+        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4, 8 or UZRAM_GROUP_AUTO",
+                        cfg->group_pages);
     if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
         return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
 
@@ -357,7 +359,8 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     int err = copy_name(dev->allocator_name, sizeof dev->allocator_name, allocator, "allocator");
     dev->huge_threshold_cfg = cfg->huge_threshold;
     dev->nstreams = cfg->streams;
-    dev->group_pages = cfg->group_pages > 1 ? cfg->group_pages : 1;
+    dev->group_auto = cfg->group_pages == UZRAM_GROUP_AUTO;
+    dev->group_pages = dev->group_auto ? UZ_GROUP_MAX : cfg->group_pages > 1 ? cfg->group_pages : 1;
     atomic_store(&dev->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
     atomic_store(&dev->compact_bound, cfg->compact_bound == 0 ? UZRAM_COMPACT_DEFAULT
                                       : cfg->compact_bound == UZRAM_COMPACT_OFF ? 0

@@ -11,7 +11,10 @@
  *
  *   whole-group writes   with group_pages K > 1, a write that covers an
  *                        aligned group [K*g, K*g+K) is compressed in one
- *                        call, straight from the caller's buffer;
+ *                        call, straight from the caller's buffer; with
+ *                        group_pages auto, each write chooses (io.c): the
+ *                        largest aligned group of 8, 4 or 2 pages it
+ *                        covers, or single pages;
  *   recompress group=K   idle pages stored one by one are regrouped with a
  *                        secondary algorithm (recompress.c), on any device.
  *
@@ -324,9 +327,8 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
     return err;
 }
 
-int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src)
+int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src)
 {
-    uint32_t k = dev->group_pages;
     uint64_t hi = base + k;
     uz_lock_range(dev, base, hi);
     uint32_t f0 = uz_slot_state(uz_slot_at(dev, base));

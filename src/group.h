@@ -17,11 +17,11 @@ static inline size_t chunk_bytes(size_t clen, uint32_t j)
     return clen - at < UZRAM_PAGE_SIZE ? clen - at : UZRAM_PAGE_SIZE;
 }
 
-/* Whole-group write: dev->group_pages pages from src at slot base (a
- * multiple of the group size).  0 or -ENOMEM (no memory, no backing device
+/* Whole-group write: k pages (2, 4 or 8, at most dev->group_pages, the
+ * streams' group scratch) from src at slot base (a multiple of k).  0 or -ENOMEM (no memory, no backing device
  * to forward to) / a backing device error; on error every page of the
  * group is wholly old or wholly new, new ones first. */
-int uz_group_write(struct uzram *dev, uint64_t base, const uint8_t *src);
+int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src);
 /* Single-page operations that met a group member: they cover the bytes
  * [off, off + len) that lie in the unit (group or page) holding off, and
  * say in *done how many bytes that was.  Read: into dst (0 or -EIO).

@@ -7,9 +7,14 @@
  * page.c under its slot lock, part of a page is a read-modify-write
  * (uz_patch_page), and a page found in a compressed group is handed to
  * group.c, which locks the whole group.  With group_pages K > 1, a write
- * that covers an aligned group goes to uz_group_write whole.  With K = 1
- * (the default) the data path pays one predictable branch per page for
- * groups.  After a write or discard, auto-compaction may run a bounded
+ * that covers an aligned group goes to uz_group_write whole.  With
+ * group_pages auto the group is chosen per request and position
+ * (group_fit): the largest aligned group of 8, 4 or 2 pages the request
+ * covers, else single pages, so a large sequential write is compressed in
+ * groups and a small random one is stored page by page, with no
+ * read-modify-write of a group unless it lands in one already stored.
+ * With K = 1 (the library's default) the data path pays one predictable
+ * branch per page for groups.  After a write or discard, auto-compaction may run a bounded
  * step (device.c).
  *
  * Locking: init_lock (read) -> slot lock(s); src/README.md has the order.
@@ -107,21 +112,44 @@ static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, c
     return err;
 }
 
+/* The group a write of len bytes at off starts with, in pages (1 = none):
+ * with group_pages K, K if the write covers the aligned group at off;
+ * in auto mode (K = 8 then), the largest of 8, 4 and 2 whose aligned
+ * group at off the write covers.  A write smaller than two pages, or not
+ * aligned to two, is single pages either way.  Auto makes no groups on a
+ * device with a backing device: groups are never written back, and a
+ * user who set one wants idle pages to leave RAM. */
+static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len, uint64_t off)
+{
+    if (!dev->group_auto)
+        return len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0 ? k : 1;
+    if (dev->bd)
+        return 1;
+    for (; k > 1; k >>= 1)
+        if (len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0)
+            return k;
+    return 1;
+}
+
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
     pthread_rwlock_rdlock(&dev->init_lock);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
-    /* group mode: whole aligned groups go to group.c */
-    uint64_t gbytes = (uint64_t)dev->group_pages * PAGE;
+    /* group mode: whole aligned groups go to group.c; with dedup 1 every
+     * page is stored on its own, so that each can be shared (a group is
+     * one compressed unit, not pages the content index can find) */
+    uint32_t gk = atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) == UZ_DEDUP_ON
+                      ? 1 : dev->group_pages;
     while (err == 0 && len > 0) {
         uint64_t idx = off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (__builtin_expect(gbytes > PAGE, 0) && len >= gbytes && off % gbytes == 0) {
-            err = uz_group_write(dev, idx, src);
-            n = gbytes;
-            atomic_fetch_add_explicit(&dev->ev.writes, dev->group_pages - 1, memory_order_relaxed);
+        uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(dev, gk, len, off) : 1;
+        if (k > 1) {
+            err = uz_group_write(dev, idx, k, src);
+            n = (size_t)k * PAGE;
+            atomic_fetch_add_explicit(&dev->ev.writes, k - 1, memory_order_relaxed);
         } else if (n == PAGE) {
             struct uz_slot *s = uz_slot_get(dev, idx);
             if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {

@@ -13,6 +13,7 @@
 #define UZRAM_SPARSEBITS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -26,7 +27,9 @@ struct uz_sparsebits {
     uint16_t *pop;                   /* set bits per chunk (0..32768) */
     uint64_t count;                  /* set bits in all */
     uint64_t hint;                   /* no chunk below this one has a zero bit */
-    uint64_t chunk_bytes;            /* memory held by chunks and the top level */
+    /* memory held by chunks and the top level: changed under lock, read
+     * without it by the footprint (device.c, shared.c), hence atomic */
+    _Atomic uint64_t chunk_bytes;
 };
 
 /* An empty bitmap of nbits bits (only the top level is allocated: 8 bytes

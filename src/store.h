@@ -241,7 +241,9 @@ struct uzram {
     char allocator_name[32];
     uint32_t huge_threshold_cfg;
     unsigned nstreams;
-    uint32_t group_pages;              /* 1 = off; 2, 4, 8: whole-group writes */
+    uint32_t group_pages;              /* 1 = off; 2, 4, 8: whole-group writes
+                                        * (auto: 8, the largest a write forms) */
+    bool group_auto;                   /* group_pages auto: each write chooses */
     struct uz_recomp_algo recomp_algo[UZ_NR_SECONDARY]; /* the secondaries chosen */
     _Atomic bool wb_compressed;        /* write back / forward compressed */
     _Atomic uint32_t forward_threshold; /* compressed >= this: forward; 0 = off */

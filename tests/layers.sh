@@ -8,7 +8,7 @@ src=${UZ_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$src"
 
 declare -A layer=(
-  [error]=0 [mem]=0 [parse]=0 [varray]=0 [sparsebits]=0 [codec]=0 [streams]=0
+  [error]=0 [mem]=0 [dynlib]=0 [parse]=0 [varray]=0 [sparsebits]=0 [codec]=0 [streams]=0
   [alloc]=0 [zsmalloc]=0 [zspack]=0 [prefault]=0 [xvmalloc]=0 [mallocator]=0 [backing]=0
   [store]=0 [uzram]=0
   [slot]=1 [shared]=1 [page]=2 [dedup]=2 [group]=3 [writeback]=3 [recompress]=3

@@ -4,8 +4,11 @@
  *
  *   attr        the group_pages attribute and config: values, -EINVAL,
  *               -EBUSY once initialised, kept across reset.
+ *   auto        group_pages auto: each write's groups by its offset and
+ *               length (8, 4, 2 or single pages), a page written into a
+ *               group, the footprint of its streams' scratch.
  *   model       random operations on a device in group mode, for every
- *               allocator x {lz4, zstd} x K in {2, 4, 8}: whole-group
+ *               allocator x {lz4, zstd} x K in {2, 4, 8, auto}: whole-group
  *               writes, writes and reads of any range (across group
  *               boundaries too), discards and write_zeroes of any range,
  *               compaction, reset, and regrouping by recompress group=K
@@ -186,7 +189,7 @@ static void run_model(const char *allocator, const char *algo, uint32_t k, int s
     struct t *t = calloc(1, sizeof *t);
     t->allocator = allocator;
     t->algo = algo;
-    t->k = k;
+    t->k = k == UZRAM_GROUP_AUTO ? 8 : k;     /* auto: ranges up to 8-page groups */
     t->d = make(allocator, algo, k, "zstd", NPAGES);
     for (int step = 0; step < steps; step++) {
         uint64_t off;
@@ -262,11 +265,11 @@ static void test_model(void **state)
 {
     (void)state;
     static const char *algos[] = {"lz4", "zstd"};
-    static const uint32_t ks[] = {2, 4, 8};
+    static const uint32_t ks[] = {2, 4, 8, UZRAM_GROUP_AUTO};
     const struct uz_alloc_ops *a;
     for (unsigned i = 0; (a = uz_alloc_at(i)) != NULL; i++)
         for (unsigned c = 0; c < 2; c++)
-            for (unsigned g = 0; g < 3; g++)
+            for (unsigned g = 0; g < 4; g++)
                 run_model(a->name, algos[c], ks[g], 150);
     assert_true(model_group_writes > 50 && model_breaks > 50);
 }
@@ -333,6 +336,115 @@ static void test_attr(void **state)
     assert_int_equal(st(d, "recompress_policy", "0"), 0);
     uzram_destroy(d);
     free(p);
+}
+
+/* The group size of page p's slot, 1 if it is not in a group. */
+static uint32_t group_of(struct uzram *d, uint64_t p)
+{
+    uint32_t f = uz_slot_peek(d, p);
+    return (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
+}
+
+/* group_pages auto: the config value and the attribute, and each write
+ * choosing its groups by its own offset and length. */
+static void test_auto(void **state)
+{
+    (void)state;
+    char buf[64];
+    struct uzram *d = make("zsmalloc", "zstd", UZRAM_GROUP_AUTO, NULL, 64);
+    assert_true(uzram_attr_show(d, "group_pages", buf, sizeof buf) > 0);
+    assert_string_equal(buf, "auto\n");
+    assert_int_equal(st(d, "group_pages", "auto"), -EBUSY);
+    uint8_t *p = malloc(64 * PAGE), *r = malloc(64 * PAGE);
+    for (size_t i = 0; i < 64 * PAGE; i++)
+        p[i] = (uint8_t)("group auto "[i % 11] + (i / PAGE) % 7 + (i % 997 == 0 ? i / 7 : 0));
+    /* single pages: a 4 KiB write, and an unaligned 8 KiB one */
+    assert_int_equal(uzram_write(d, p + 3 * PAGE, PAGE, 3 * PAGE), 0);
+    assert_int_equal(uzram_write(d, p + 5 * PAGE, 2 * PAGE, 5 * PAGE), 0);
+    for (uint64_t i = 3; i < 7; i++)
+        assert_int_equal(group_of(d, i), 1);
+    /* 32 KiB aligned: one group of 8; 16 KiB aligned to 4 pages: a group
+     * of 4; 12 KiB at page 9: page 9 alone, then a group of 2 */
+    assert_int_equal(uzram_write(d, p + 16 * PAGE, 8 * PAGE, 16 * PAGE), 0);
+    assert_int_equal(uzram_write(d, p + 28 * PAGE, 4 * PAGE, 28 * PAGE), 0);
+    assert_int_equal(uzram_write(d, p + 9 * PAGE, 3 * PAGE, 9 * PAGE), 0);
+    for (uint64_t i = 16; i < 24; i++)
+        assert_int_equal(group_of(d, i), 8);
+    for (uint64_t i = 28; i < 32; i++)
+        assert_int_equal(group_of(d, i), 4);
+    assert_int_equal(group_of(d, 9), 1);
+    assert_int_equal(group_of(d, 10), 2);
+    assert_int_equal(group_of(d, 11), 2);
+    /* a large write starting mid-group: pages up to the boundary alone,
+     * whole groups of 8 after, the tail by what it covers */
+    assert_int_equal(uzram_write(d, p + 33 * PAGE, 30 * PAGE, 33 * PAGE), 0);
+    for (uint64_t i = 33; i < 40; i++)
+        assert_int_equal(group_of(d, i), i == 33 ? 1 : i < 36 ? 2 : 4);
+    for (uint64_t i = 40; i < 56; i++)
+        assert_int_equal(group_of(d, i), 8);
+    for (uint64_t i = 56; i < 63; i++)
+        assert_int_equal(group_of(d, i), i < 60 ? 4 : i < 62 ? 2 : 1);
+    /* a page written into a group breaks only that group */
+    p[18 * PAGE + 7] ^= 0x55;
+    assert_int_equal(uzram_write(d, p + 18 * PAGE, PAGE, 18 * PAGE), 0);
+    for (uint64_t i = 16; i < 24; i++)
+        assert_int_equal(group_of(d, i), 1);
+    assert_int_equal(group_of(d, 40), 8);
+    /* everything reads back, whole and page by page */
+    memset(p, 0, 3 * PAGE);
+    memset(p + 4 * PAGE, 0, PAGE);
+    memset(p + 7 * PAGE, 0, 2 * PAGE);
+    memset(p + 12 * PAGE, 0, 4 * PAGE);
+    memset(p + 24 * PAGE, 0, 4 * PAGE);
+    memset(p + 32 * PAGE, 0, PAGE);
+    memset(p + 63 * PAGE, 0, PAGE);
+    assert_int_equal(uzram_read(d, r, 64 * PAGE, 0), 0);
+    assert_memory_equal(r, p, 64 * PAGE);
+    for (uint64_t i = 0; i < 64; i++) {
+        assert_int_equal(uzram_read(d, r, PAGE, i * PAGE), 0);
+        assert_memory_equal(r, p + i * PAGE, PAGE);
+    }
+    check_stats(d);
+    /* auto's streams carry 8-page scratch, and the footprint says so */
+    struct uzram_stats sa, s1;
+    uzram_get_stats(d, &sa);
+    assert_int_equal(st(d, "reset", "1"), 0);
+    uzram_attr_show(d, "group_pages", buf, sizeof buf);
+    assert_string_equal(buf, "auto\n");           /* kept across reset */
+    assert_int_equal(st(d, "group_pages", "1"), 0);
+    assert_int_equal(st(d, "disksize", "256K"), 0);
+    uzram_get_stats(d, &s1);
+    assert_true(sa.footprint > s1.footprint + 2 * 8 * PAGE);
+    assert_int_equal(st(d, "reset", "1"), 0);
+    assert_int_equal(st(d, "group_pages", "auto\n"), 0);
+    assert_int_equal(st(d, "group_pages", "autox"), -EINVAL);
+    uzram_attr_show(d, "group_pages", buf, sizeof buf);
+    assert_string_equal(buf, "auto\n");
+    uzram_destroy(d);
+
+    /* with a backing device, auto makes no groups (they are never
+     * written back) */
+    char path[] = "/tmp/uz-test-group-auto-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 64 * PAGE), 0);
+    close(fd);
+    struct uzram_config cfg;
+    uzram_config_init(&cfg);
+    cfg.disksize = 64 * PAGE;
+    cfg.algorithm = "zstd";
+    cfg.group_pages = UZRAM_GROUP_AUTO;
+    cfg.backing_dev = path;
+    assert_int_equal(uzram_create(&cfg, &d), 0);
+    unlink(path);
+    assert_int_equal(uzram_write(d, p, 64 * PAGE, 0), 0);
+    for (uint64_t i = 0; i < 64; i++)
+        assert_int_equal(group_of(d, i), 1);
+    assert_int_equal(uzram_read(d, r, 64 * PAGE, 0), 0);
+    assert_memory_equal(r, p, 64 * PAGE);
+    uzram_destroy(d);
+    free(p);
+    free(r);
 }
 
 static void test_stats(void **state)
@@ -604,6 +716,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attr),
+        cmocka_unit_test(test_auto),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_model_regroup_only),

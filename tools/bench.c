@@ -369,7 +369,9 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
         free(expect);
         return -1;
     }
-    struct job proto = {.dev = dev, .pf = pf, .expect = expect, .group = o->group};
+    /* auto: whole aligned groups of 8 pages per call, which auto groups */
+    struct job proto = {.dev = dev, .pf = pf, .expect = expect,
+                        .group = o->group == UZRAM_GROUP_AUTO ? 8 : o->group};
     progress("fill: writing", 0, 2);
     double t0 = now_s();
     err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL, NULL);
@@ -818,7 +820,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
-                    "                   [--kernel-device zramN] [--group-pages 1|2|4|8] [--dedup 0|1|auto]\n"
+                    "                   [--kernel-device zramN] [--group-pages 1|2|4|8|auto] [--dedup 0|1|auto]\n"
                     "                   [--compact-bound N|off] [--plot FILE.svg]\n"
                     "                   [--json] PAGEFILE...\n"
                     "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
@@ -866,9 +868,11 @@ int uz_cmd_bench(int argc, char **argv)
             if (*end) { usage(); return 2; }
             break;
         case 'g':
-            o.group = (uint32_t)strtoul(optarg, &end, 10);
-            if (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8)) {
-                fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4 or 8\n");
+            o.group = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
+                      : (uint32_t)strtoul(optarg, &end, 10);
+            if (o.group != UZRAM_GROUP_AUTO &&
+                (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8))) {
+                fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4, 8 or auto\n");
                 return 2;
             }
             break;

@@ -87,7 +87,7 @@ static int mount_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
-            "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K]\n"
+            "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K|auto]\n"
             "                       [--dedup 0|1|auto] [--threads N]\n"
             "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
@@ -153,6 +153,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
     };
     memset(a, 0, sizeof *a);
     uzram_config_init(&a->cfg);
+    a->cfg.group_pages = UZRAM_GROUP_AUTO;   /* the mount's default (uzram.h) */
     uz_fuse_opts_init(&a->fo);
     bool have_size = false;
     const char *pidfile = NULL;
@@ -200,8 +201,9 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
             a->cfg.dedup = optarg;
             break;
         case 'g':
-            a->cfg.group_pages = (uint32_t)strtoul(optarg, &end, 10);
-            if (*optarg == 0 || *end) {
+            a->cfg.group_pages = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
+                                 : (uint32_t)strtoul(optarg, &end, 10);
+            if (a->cfg.group_pages != UZRAM_GROUP_AUTO && (*optarg == 0 || *end)) {
                 fprintf(stderr, "uzram mount: --group-pages: '%s' is not a number\n", optarg);
                 return 2;
             }

@@ -276,13 +276,19 @@ int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir_out, size_t
     snprintf(disk, sizeof disk, "%s/disk", dir);
 
     /* 2: the mount, uninitialised */
-    char *margv[UZ_SETUP_MAX_ARGS + 8];
+    char *margv[UZ_SETUP_MAX_ARGS + 10];
     int m = 0;
     margv[m++] = (char *)uz_self_exe();
     margv[m++] = "mount";
     margv[m++] = dir;
     margv[m++] = "--size";
     margv[m++] = "0";
+    /* swap and file systems keep zram's single pages unless asked (a
+     * later --group-pages among the options wins): the mount's own
+     * default, auto, groups large writes, and a swap-in or a file system
+     * block read would then decompress the whole group */
+    margv[m++] = "--group-pages";
+    margv[m++] = "1";
     for (int i = 0; i < s->nmount_args; i++)
         margv[m++] = (char *)s->mount_args[i];
     margv[m] = NULL;
