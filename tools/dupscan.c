@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL   /* XXH3 compiled in from its header, as dedup.c has it */
 #include <xxhash.h>
 
 #define PAGE 4096u
