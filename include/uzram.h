@@ -367,8 +367,12 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * comp_algorithm), recompress_policy
  * ("idle_secs=T [algo=NAME|priority=N] [max_pages=N] [period_ms=P]
  * [group=K]", "0" = off), writeback_policy ("idle_secs=T [above=BYTES]
- * [max_pages=N] [period_ms=P]", "0" = off) and policy_stat; all are listed
- * by uzram_attr_name().
+ * [max_pages=N] [period_ms=P]", "0" = off), policy_stat, dedup ("0",
+ * "1" or "auto"; any time, for pages written from then on), dedup_stat
+ * (pages deduplicated, bytes saved, index bytes, hits, index matches
+ * refused by the byte compare; then the mode and why) and stat (the block
+ * layer's 17 fields of /sys/block/zramN/stat, every request of the data
+ * path counted); all are listed by uzram_attr_name().
  *
  * Beyond RAM, as zram: backing_dev is written while uninitialised
  * (-EBUSY after) and cleared by reset; writeback without a backing device
