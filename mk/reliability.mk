@@ -67,7 +67,7 @@ fuzz-clean:
 
 # what `make check` runs
 fuzz-check:
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 CHECK_EXTRA += fuzz-check
 
