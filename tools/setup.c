@@ -189,19 +189,40 @@ bool uz_setup_in_swaps(const char *dev)
     return found;
 }
 
-/* The last mount point of source dev in /proc/self/mounts (the topmost). */
-static bool mount_of(const char *dev, char *out, size_t size)
+/* Undo the octal escapes (\040 for a blank) of /proc/mounts fields. */
+void uz_setup_unescape(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+}
+
+/* The mount point of source device dev in /proc/self/mounts, into out. */
+bool uz_setup_mount_of(const char *dev, char *out, size_t size)
 {
     FILE *fp = fopen("/proc/self/mounts", "r");
     if (!fp)
         return false;
     char line[4096], src[PATH_MAX], mnt[PATH_MAX];
     bool found = false;
-    while (fgets(line, sizeof line, fp))
-        if (sscanf(line, "%4095s %4095s", src, mnt) == 2 && !strcmp(src, dev)) {
+    while (fgets(line, sizeof line, fp)) {
+        if (sscanf(line, "%4095s %4095s", src, mnt) != 2)
+            continue;
+        uz_setup_unescape(src);
+        if (!strcmp(src, dev)) {
+            uz_setup_unescape(mnt);
             snprintf(out, size, "%s", mnt);
             found = true;
         }
+    }
     fclose(fp);
     return found;
 }
@@ -410,7 +431,7 @@ int uz_setup_down(const char *cmd, const char *target)
             if (step(cmd, "disabling swap", off, NULL, 0) < 0)
                 return 1;
         }
-        while (mount_of(loop, mnt, sizeof mnt)) {
+        while (uz_setup_mount_of(loop, mnt, sizeof mnt)) {
             char *um[] = {"umount", mnt, NULL};
             if (step(cmd, "unmounting the filesystem", um, NULL, 0) < 0)
                 return 1;

@@ -67,6 +67,11 @@ bool uz_setup_is_swap(const char *dir);
 /* The first loop device whose backing file is DIR/disk, as "/dev/loopN",
  * into out; false if there is none.  Cannot fail otherwise. */
 bool uz_setup_loop_of(const char *dir, char *out, size_t size);
+/* The last (topmost) mount point of source dev in /proc/self/mounts,
+ * unescaped, into out; false if it is not mounted. */
+bool uz_setup_mount_of(const char *dev, char *out, size_t size);
+/* Undo the octal escapes (\040 for a blank) of a /proc/mounts field. */
+void uz_setup_unescape(char *s);
 /* Is dev (a /dev path) an active swap device (/proc/swaps)? */
 bool uz_setup_in_swaps(const char *dev);
 

@@ -80,44 +80,6 @@ static int read_attr(const char *dir, const char *name, char *buf, size_t size)
     return (int)len;
 }
 
-/* Undo the octal escapes (\040 for a blank) of /proc/mounts fields. */
-static void unescape(char *s)
-{
-    char *w = s;
-    for (char *r = s; *r; r++) {
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-            r[3] >= '0' && r[3] <= '7') {
-            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-            r += 3;
-        } else {
-            *w++ = *r;
-        }
-    }
-    *w = 0;
-}
-
-/* The mount point of source device dev in /proc/self/mounts, into out. */
-static bool mount_of(const char *dev, char *out, size_t size)
-{
-    FILE *fp = fopen("/proc/self/mounts", "r");
-    if (!fp)
-        return false;
-    char line[4096], src[PATH_MAX], mnt[PATH_MAX];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, fp)) {
-        if (sscanf(line, "%4095s %4095s", src, mnt) != 2)
-            continue;
-        unescape(src);
-        if (strcmp(src, dev) == 0) {
-            unescape(mnt);
-            snprintf(out, size, "%s", mnt);
-            found = true;
-        }
-    }
-    fclose(fp);
-    return found;
-}
-
 /* Where DIR/disk is in use, through the loop device backed by it:
  * [SWAP], its mount point, or the loop device itself. */
 static void find_user(const char *dir, char *out, size_t size)
@@ -128,7 +90,7 @@ static void find_user(const char *dir, char *out, size_t size)
         return;
     if (uz_setup_in_swaps(dev))
         snprintf(out, size, "[SWAP]");
-    else if (!mount_of(dev, out, size))
+    else if (!uz_setup_mount_of(dev, out, size))
         snprintf(out, size, "%s", dev);
 }
 
@@ -513,7 +475,7 @@ static size_t find_mounts(char ***dirs)
         if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 ||
             strcmp(type, "fuse.uzram") != 0)
             continue;
-        unescape(mnt);
+        uz_setup_unescape(mnt);
         char **grown = realloc(*dirs, (n + 1) * sizeof **dirs);
         if (!grown)
             break;
