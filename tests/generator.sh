@@ -28,15 +28,7 @@ export UZRAM_RUNDIR=$WORK/run UZRAM_CONF=$WORK/uzram.conf
 cleanup() {
     local rc=$?
     set +e
-    for d in "$UZRAM_RUNDIR"/*; do
-        [ -d "$d" ] || continue
-        for l in $(losetup -j "$d/disk" -O NAME -n 2>/dev/null); do
-            swapoff "$l" 2>/dev/null
-            for m in $(findmnt -n -o TARGET -S "$l"); do umount "$m"; done
-            losetup -d "$l"
-        done
-        grep -q " $d fuse.uzram " /proc/self/mounts && { "$UZRAM" umount "$d" || umount -l "$d"; }
-    done
+    rundir_teardown
     rm -rf "$WORK"
     exit $rc
 }

@@ -21,13 +21,7 @@ cleanup() {
     local rc=$?
     set +e
     # anything of ours still up: take it down by hand
-    for d in "$UZRAM_RUNDIR"/*; do
-        [ -d "$d" ] || continue
-        for l in $(losetup -j "$d/disk" -O NAME -n 2>/dev/null); do
-            swapoff "$l" 2>/dev/null; losetup -d "$l"
-        done
-        grep -q " $d fuse.uzram " /proc/self/mounts && { "$UZRAM" umount "$d" || umount -l "$d"; }
-    done
+    rundir_teardown
     rm -rf "$WORK"
     exit $rc
 }

@@ -424,11 +424,8 @@ static void test_auto(void **state)
 
     /* with a backing device, auto makes no groups (they are never
      * written back) */
-    char path[] = "/tmp/uz-test-group-auto-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(ftruncate(fd, 64 * PAGE), 0);
-    close(fd);
+    char path[64];
+    test_backing_file(path, sizeof path, 64);
     struct uzram_config cfg;
     uzram_config_init(&cfg);
     cfg.disksize = 64 * PAGE;

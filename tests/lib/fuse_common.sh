@@ -55,3 +55,19 @@ fuse_cleanup() {
     rm -rf "$WORK"
     exit $rc
 }
+
+# Take down by hand whatever of this test's is still up under
+# $UZRAM_RUNDIR (uzram swapon/up devices): swap, file systems on their loop
+# devices, the loop devices, the mounts.  For cleanup traps.
+rundir_teardown() {
+    local d l m
+    for d in "$UZRAM_RUNDIR"/*; do
+        [ -d "$d" ] || continue
+        for l in $(losetup -j "$d/disk" -O NAME -n 2>/dev/null); do
+            swapoff "$l" 2>/dev/null
+            for m in $(findmnt -n -o TARGET -S "$l"); do umount "$m"; done
+            losetup -d "$l"
+        done
+        grep -q " $d fuse.uzram " /proc/self/mounts && { "$UZRAM" umount "$d" || umount -l "$d"; }
+    done
+}
