@@ -9,7 +9,15 @@
  * times, io_ticks the length of the busy periods, as the block layer
  * defines them.  Failed requests are counted too (the block layer counts
  * completions); their errors are in io_stat.  Two clock reads and six
- * relaxed atomics a request: the data path takes no lock for it.
+ * atomics a request: the data path takes no lock for it.
+ *
+ * The clock.  Two clock_gettime calls cost about 50 ns, 5% of a 4 KiB
+ * read (measured with uzram bench on sqlite, counting on and off: read
+ * 3678-3706 against 3922-3941 MB/s).  On x86 the invariant time-stamp
+ * counter (when CPUID says it is invariant) is read instead, a few ns,
+ * scaled to nanoseconds by a factor
+ * measured once per process against CLOCK_MONOTONIC over 2 ms; elsewhere,
+ * or where the factor cannot be measured, clock_gettime.
  */
 #define _GNU_SOURCE
 #include "iostat.h"
@@ -17,14 +25,52 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#define HAVE_TSC 1
+#endif
 
-static uint64_t now_ns(void)
+static uint64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+#ifdef HAVE_TSC
+static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
+static double ns_per_tick;          /* 0: use clock_gettime */
+
+static void tsc_calibrate(void)
+{
+    /* only an invariant counter (CPUID 0x80000007, EDX bit 8) ticks at
+     * one rate on every CPU and in every power state */
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+        return;
+    uint64_t n0 = mono_ns(), t0 = __rdtsc(), n1;
+    while ((n1 = mono_ns()) - n0 < 2000000)
+        ;
+    uint64_t t1 = __rdtsc();
+    if (t1 > t0)
+        ns_per_tick = (double)(n1 - n0) / (double)(t1 - t0);
+}
+#endif
+
+/* Nanoseconds on a monotonic scale of this process (only differences are
+ * used). */
+static uint64_t now_ns(void)
+{
+#ifdef HAVE_TSC
+    pthread_once(&tsc_once, tsc_calibrate);
+    if (ns_per_tick > 0)
+        return (uint64_t)((double)__rdtsc() * ns_per_tick);
+#endif
+    return mono_ns();
 }
 
 uint64_t uz_iostat_start(struct uzram *dev)
@@ -42,7 +88,7 @@ int uz_iostat_done(struct uzram *dev, int group, uint64_t bytes, uint64_t t0, in
     uint64_t t = now_ns();
     atomic_fetch_add(&s->ios[group], 1);
     atomic_fetch_add(&s->sectors[group], bytes / 512);
-    atomic_fetch_add(&s->ticks_ns[group], t - t0);
+    atomic_fetch_add(&s->ticks_ns[group], t > t0 ? t - t0 : 0);
     if (atomic_fetch_sub(&s->in_flight, 1) == 1) {
         uint64_t since = atomic_load(&s->busy_since_ns);
         if (t > since)
