@@ -419,6 +419,156 @@ UZRAM_API const char *uzram_attr_name(unsigned i, unsigned *mode);
  * number of pages freed. */
 UZRAM_API uint64_t uzram_compact(struct uzram *dev);
 
+/*
+ * Pools: many devices, one store, and instant clones.
+ *
+ * A pool is one store that many devices keep their pages in: one
+ * compression algorithm (and its streams), one allocator, one content
+ * index (a page stored by one device is found by every other: identical
+ * pages across devices are stored once), one memory limit, one
+ * compaction, one pair of policies and one backing device.  A device of a
+ * pool is a disk of its own (its own disksize, open count, data path,
+ * io_stat and stat) whose pages are a range of the pool's store.  A
+ * device made by uzram_create() is not in a pool (uzram_pool_of() is
+ * NULL): it is a store of its own, exactly as before pools existed.
+ *
+ * Devices are numbered from 0, as zram's are: uzram_pool_add() takes the
+ * lowest free number, as /sys/class/zram-control/hot_add does, and
+ * uzram_pool_remove() frees it, as hot_remove does.
+ *
+ * A clone (uzram_clone()) is a new device of the source's pool with the
+ * source's disksize whose every page is, at first, the source's: each
+ * stored page becomes one shared object with a reference count, which
+ * both devices refer to.  Writing a page of either gives that device a
+ * page of its own (copy on write per page); the other keeps reading the
+ * old bytes.  There are no parent chains: the source, a clone, a clone of
+ * a clone can be reset or removed in any order, and every other device
+ * keeps reading what it holds.  The attributes that choose how pages are
+ * stored (comp_algorithm, algorithm_params, recomp_algorithm,
+ * group_pages, backing_dev, max_comp_streams, mem_limit, dedup, the
+ * policies, auto_compact, writeback_compressed, forward_threshold,
+ * writeback_limit and writeback_limit_enable) are the pool's: on a device
+ * of a pool they show the pool's value, and a store of a different value
+ * is -EBUSY (a store of the same value is accepted, so that a zram set-up
+ * script that writes comp_algorithm before disksize works); compact
+ * compacts the pool, and mm_stat's mem_used_total, mem_limit,
+ * mem_used_max and pages_compacted are the pool's.  A device's own
+ * figures (orig_data_size, compr_data_size, same_pages, huge_pages) count
+ * what it holds; an object shared with other devices is counted in the
+ * pool's shared figures (uzram_pool_get_stats), not in any one device's
+ * compr_data_size.
+ *
+ * Thread-safety: every pool function may be called from any number of
+ * threads at once, with each other and with the data path of the pool's
+ * devices, except uzram_pool_destroy (no other call on the pool or its
+ * devices may race it).  A device pointer from uzram_pool_add,
+ * uzram_pool_get or uzram_clone stays valid until the device is removed;
+ * uzram_pool_get / uzram_pool_put hold it so that uzram_pool_remove
+ * refuses (-EBUSY) instead.
+ */
+struct uzram_pool;
+
+/*
+ * Make an empty pool.  cfg (NULL = every default) gives the store's
+ * configuration, as for uzram_create(): algorithm, level, allocator,
+ * mem_limit (the pool's), huge_threshold, streams, compact_bound,
+ * group_pages, backing_dev and the other beyond-RAM fields, the
+ * secondaries and policies, dedup.  cfg->disksize is the pool's capacity:
+ * the most bytes all its devices may have at once (0 = 4 TiB, the most
+ * is 8 TiB); it reserves address space only.  0 and the pool in *out;
+ * errors as uzram_create's (-EINVAL, -ENOMEM, the backing device's);
+ * nothing is made on error.  Thread-safe.
+ */
+UZRAM_API int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out);
+/* Free an empty pool.  0, or -EBUSY if it still has devices (nothing
+ * done).  NULL is accepted (0). */
+UZRAM_API int uzram_pool_destroy(struct uzram_pool *pool);
+
+/*
+ * Add an uninitialised device (disksize 0) with the lowest free number,
+ * as reading zram-control/hot_add does.  Store "disksize" to give it
+ * room.  0 and the device in *out, or -ENOMEM, or -ENOSPC (the pool has
+ * UZRAM_POOL_MAX_DEVICES devices).
+ */
+#define UZRAM_POOL_MAX_DEVICES 1024
+UZRAM_API int uzram_pool_add(struct uzram_pool *pool, struct uzram **out);
+/*
+ * Remove device id and everything it holds, as writing N to
+ * zram-control/hot_remove does.  0; -ENOENT (no such device); -EBUSY
+ * while it is open (uzram_open) or held (uzram_pool_get), nothing done.
+ * Pages it shared with other devices stay theirs.
+ */
+UZRAM_API int uzram_pool_remove(struct uzram_pool *pool, int id);
+/* Device id of the pool, held (see above), or NULL if there is none.
+ * Release it with uzram_pool_put(). */
+UZRAM_API struct uzram *uzram_pool_get(struct uzram_pool *pool, int id);
+UZRAM_API void uzram_pool_put(struct uzram *dev);
+/* The lowest device number greater than id (-1 for the first), or -1:
+ * for listing a pool's devices. */
+UZRAM_API int uzram_pool_next(struct uzram_pool *pool, int id);
+/* The pool a device is in, or NULL (a device made by uzram_create). */
+UZRAM_API struct uzram_pool *uzram_pool_of(const struct uzram *dev);
+/* A device's number in its pool (0 for a device not in a pool). */
+UZRAM_API int uzram_device_id(const struct uzram *dev);
+
+/*
+ * uzram_clone - a new device of src's pool (the lowest free number) that
+ * holds what src holds, copy on write per page.  The source must be
+ * initialised and in a pool.  Its I/O waits while the clone is made (a
+ * few milliseconds for a gigabyte; the time is one pass over its slot
+ * table, not over its data).  Pages in compressed groups are the
+ * exception: their compressed bytes are copied (not recompressed), so a
+ * clone of grouped pages costs their compressed size.  0 and the clone
+ * in *out; -EINVAL (src is not in a pool or not
+ * initialised), -ENOSPC (no device number, or no room in the pool's
+ * capacity), -ENOMEM (src is unchanged and no device is made).
+ */
+UZRAM_API int uzram_clone(struct uzram *src, struct uzram **out);
+
+/* A pool's figures.  Each is exact, not one atomic snapshot. */
+struct uzram_pool_stats {
+    uint64_t devices;          /* devices in the pool */
+    uint64_t disksize;         /* the sum of their disk sizes */
+    uint64_t capacity;         /* the most their disk sizes may sum to */
+    uint64_t orig_data_size;   /* bytes of pages stored, uncompressed, over all
+                                * devices (a shared page once per reference) */
+    uint64_t compr_data_size;  /* bytes of compressed objects, each once */
+    uint64_t shared_bytes;     /* the part of compr_data_size in objects that
+                                * more than one page refers to, each once */
+    uint64_t shared_pages;     /* pages that refer to a shared object */
+    uint64_t saved_bytes;      /* compressed bytes sharing saves */
+    uint64_t same_pages;
+    uint64_t huge_pages;
+    uint64_t mem_used_total;   /* allocator pages in use, bytes */
+    uint64_t mem_limit;        /* bytes, 0 = none */
+    uint64_t mem_used_max;
+    uint64_t footprint;        /* everything the pool and its devices hold */
+    uint64_t bd_count;         /* blocks on the backing device */
+};
+/* Fill size bytes of *st (pass sizeof *st, as the macro does).  Cannot
+ * fail.  Thread-safe. */
+UZRAM_API void uzram_pool_get_stats_size(struct uzram_pool *pool, struct uzram_pool_stats *st,
+                                         size_t size);
+#define uzram_pool_get_stats(pool, st) uzram_pool_get_stats_size((pool), (st), sizeof *(st))
+
+/*
+ * The pool's own attributes, shown beside zram-control by the FUSE pool
+ * mount: mem_limit, mem_used_max, compact, dedup, dedup_stat, debug_stat
+ * (the store's, as a device's), comp_algorithm (read only) and pool_stat
+ * (one line: devices disksize capacity orig_data_size compr_data_size
+ * shared_bytes shared_pages saved_bytes same_pages huge_pages
+ * mem_used_total mem_limit mem_used_max footprint bd_count, as the
+ * fields of struct uzram_pool_stats).  Returns and errors as
+ * uzram_attr_show / uzram_attr_store.
+ */
+UZRAM_API int uzram_pool_attr_show(struct uzram_pool *pool, const char *name, char *buf,
+                                   size_t size);
+UZRAM_API int uzram_pool_attr_store(struct uzram_pool *pool, const char *name, const char *value,
+                                    size_t len);
+/* The name of pool attribute i, or NULL past the end; *mode as
+ * uzram_attr_name's. */
+UZRAM_API const char *uzram_pool_attr_name(unsigned i, unsigned *mode);
+
 /* Names of the compression algorithms built in, i-th or NULL past the end. */
 UZRAM_API const char *uzram_algorithm_name(unsigned i);
 
