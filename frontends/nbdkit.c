@@ -7,12 +7,16 @@
  *            [mlock=true]
  *            [control=DIR]
  *
+ *     nbdkit build/nbdkit-uzram-plugin.so export=NAME[:SIZE] [export=NAME[:SIZE]]... \
+ *            [size=SIZE] [max_clones=N] [the store's parameters above]
+ *
  * A thin adaptor: configuration and callbacks over libuzram, nothing else.
  * Its one default that differs from the library's is group_pages=auto
  * (UZRAM_GROUP_AUTO): large writes, such as a copy onto the export, are
  * compressed in aligned groups of up to 8 pages (faster and smaller with
  * zstd), small random writes page by page.
- * One device exists per nbdkit process and every connection shares it (as
+ * Without export=, one device exists per nbdkit process and every
+ * connection shares it, whatever export name it asks for (as
  * with nbdkit-memory-plugin), so the export can be opened by several
  * clients, or one client over several connections (multi-conn).  The
  * library's data path is thread-safe without a device-wide lock, so the
@@ -20,13 +24,17 @@
  *
  * Lifecycle (see nbdkit-plugin(3), "Callback lifecycle"):
  *   config / config_complete   parse and check the parameters
- *   get_ready                  create the device (before nbdkit forks, so a
+ *   get_ready                  create the device, or the pool and a device
+ *                              for each export= (before nbdkit forks, so a
  *                              bad algorithm or size fails the start with a
  *                              clear message on the terminal)
  *   after_fork                 lock memory (mlockall: locks do not survive
  *                              fork) and start the FUSE control mount
  *                              (threads do not survive fork either)
- *   cleanup / unload           stop the mount, free the device
+ *   list_exports, open         pool mode: the exports; the device of the
+ *                              name asked for, or a clone made (below)
+ *   cleanup / unload           stop the mount, free the device (or every
+ *                              device, then the pool)
  *
  * mlock=true (the default) makes the process behave as a swap backend must:
  * every page it holds stays in RAM (mlockall with MCL_ONFAULT, so address
@@ -36,6 +44,29 @@
  *
  * control=DIR (only when built with FUSE) mounts the zram attribute files
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
+ *
+ * Pool mode (export= given at least once): one pool (uzram_pool_create)
+ * holds every export, one device each, in the order given (device 0 is
+ * the first export=).  The store's parameters (algorithm, level,
+ * allocator, mem_limit, dedup, group_pages, backing_dev) are the pool's;
+ * size= is the size of an export= given without one.  The export name a
+ * client asks for picks the device; the default export "" is the first;
+ * any other name is refused (ENOENT: "Requested export not available").
+ * .list_exports lists the exports, clones made so far included.
+ *
+ * Clones, on demand by name (max_clones=N, 0 = off, the default): a client
+ * that asks for "SRC@NAME", where SRC is an export and no export has that
+ * name yet, makes it: a uzram_clone of SRC, made in .open of that first
+ * connection, then an export of its own for the life of the process (a
+ * later connection to "SRC@NAME" finds the same clone and its writes).
+ * The moment is race-free by rule: the clone is made only while no client
+ * is connected to SRC (a client still connected after UZ_NBD_CLONE_WAIT
+ * seconds has this connection refused, EBUSY), and under the lock every
+ * .open takes before uzram_open, so no connection to SRC starts while it
+ * is made.  The clone thus holds exactly what SRC's last
+ * client left.  Nothing but a client's own request by name makes one, so
+ * a listing (whose NBD_OPT_INFO opens every listed export) makes none.
+ * Devices are removed only at unload, when no connection is left.
  */
 #define _GNU_SOURCE
 #define NBDKIT_API_VERSION 2
@@ -43,11 +74,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "uzram.h"
 #ifdef UZ_HAVE_FUSE
@@ -66,14 +100,63 @@
  * less than the whole range, and the client asks again from where it ends. */
 #define UZ_NBD_MAX_EXTENTS 65536
 
+/* Export names, configured or asked for by a client (untrusted): 1 to
+ * UZ_NBD_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
+ * '@' between the parts of a clone's name. */
+#define UZ_NBD_NAME_MAX 255
+
+/* Pool capacity (the most bytes its devices may have at once): the
+ * library's default, 4 TiB, unless the exports given need more; then the
+ * most it allows.  Address space only. */
+#define UZ_NBD_POOL_DEFAULT (4ull << 40)
+#define UZ_NBD_POOL_MAX (8ull << 40)
+
+/* Seconds a connection that makes a clone waits for the source's clients
+ * to be gone (one that has just disconnected may not be closed yet). */
+#define UZ_NBD_CLONE_WAIT 5
+
 /* Parameters, as given on the command line. */
 static struct uzram_config cfg;
 static int64_t cfg_size = -1;
 static bool cfg_mlock = true;
 static char *cfg_control;          /* absolute path, or NULL */
+static uint32_t cfg_max_clones;    /* clones clients may make; 0 = none */
 
-/* The one device every connection shares. */
-static struct uzram *dev;
+/* export=NAME[:SIZE] parameters, in order (pool mode when there is one) */
+struct uz_export_param {
+    const char *name;
+    int64_t size;                  /* -1: size= */
+};
+static struct uz_export_param *cfg_exports;
+static unsigned cfg_nexports;
+
+/* An export: a device and its name.  Never freed while the server runs
+ * (unload frees them), so a connection's handle stays valid. */
+struct uz_export {
+    char *name;                    /* "" for the single device */
+    char *desc;                    /* description for listings, or NULL */
+    struct uzram *dev;
+    int id;                        /* device number in the pool */
+};
+
+/* Single-device mode: the one device every connection shares. */
+static struct uz_export single;
+
+/* A connection's device (the handle is its export). */
+static inline struct uzram *hdev(void *handle)
+{
+    return ((struct uz_export *)handle)->dev;
+}
+
+/* Pool mode: the pool and its exports; the list grows only (by clones),
+ * under exports_lock, which .open also holds around uzram_open. */
+static struct uzram_pool *pool;
+static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t closed_cond;          /* a connection closed; CLOCK_MONOTONIC */
+static struct uz_export **exports;
+static unsigned nexports, exports_cap;
+static unsigned nclones;
+static const char *default_name;   /* the first export's, read without the lock */
 #ifdef UZ_HAVE_FUSE
 static struct uz_fuse *control;    /* the running control mount, or NULL */
 #endif
@@ -90,8 +173,72 @@ static int fail(const char *what, int rc)
 
 /* ------------------------------------------------------------ configuration */
 
+/* Is s[0..len) a valid name part (no '@')? */
+static bool name_part_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > UZ_NBD_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '+'))
+            return false;
+    }
+    return true;
+}
+
+/* export=NAME[:SIZE] */
+static int config_export(const char *value)
+{
+    const char *colon = strchr(value, ':');
+    size_t len = colon ? (size_t)(colon - value) : strlen(value);
+    int64_t size = -1;
+
+    if (!name_part_ok(value, len)) {
+        nbdkit_error("uzram: export=%s: the name must be 1 to %d letters, digits, '.', '_', "
+                     "'-' or '+' ('@' is for clones)", value, UZ_NBD_NAME_MAX);
+        return -1;
+    }
+    if (colon) {
+        size = nbdkit_parse_size(colon + 1);
+        if (size == -1)
+            return -1;                      /* nbdkit_parse_size reported it */
+        if (size == 0) {
+            nbdkit_error("uzram: export=%s: the size must be greater than 0", value);
+            return -1;
+        }
+    }
+    const char *name = nbdkit_strndup_intern(value, len);
+    if (!name)
+        return -1;
+    for (unsigned i = 0; i < cfg_nexports; i++)
+        if (strcmp(cfg_exports[i].name, name) == 0) {
+            nbdkit_error("uzram: export=%s: there is an export of that name already", value);
+            return -1;
+        }
+    if (cfg_nexports == UZRAM_POOL_MAX_DEVICES) {
+        nbdkit_error("uzram: export=%s: at most %d exports", value, UZRAM_POOL_MAX_DEVICES);
+        return -1;
+    }
+    struct uz_export_param *a = realloc(cfg_exports, (cfg_nexports + 1) * sizeof *a);
+    if (!a) {
+        nbdkit_error("uzram: export=%s: out of memory", value);
+        return -1;
+    }
+    cfg_exports = a;
+    cfg_exports[cfg_nexports].name = name;
+    cfg_exports[cfg_nexports].size = size;
+    cfg_nexports++;
+    return 0;
+}
+
 static void uz_load(void)
 {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&closed_cond, &ca);
+    pthread_condattr_destroy(&ca);
     uzram_config_init(&cfg);
     cfg.group_pages = UZRAM_GROUP_AUTO;
 }
@@ -141,6 +288,11 @@ static int uz_config(const char *key, const char *value)
         cfg.backing_dev = nbdkit_realpath(value);
         if (!cfg.backing_dev)
             return -1;
+    } else if (strcmp(key, "export") == 0) {
+        return config_export(value);
+    } else if (strcmp(key, "max_clones") == 0) {
+        if (nbdkit_parse_uint32_t("max_clones", value, &cfg_max_clones) == -1)
+            return -1;
     } else if (strcmp(key, "mlock") == 0) {
         int r = nbdkit_parse_bool(value);
         if (r == -1)
@@ -166,16 +318,59 @@ static int uz_config(const char *key, const char *value)
 
 static int uz_config_complete(void)
 {
-    if (cfg_size == -1) {
-        nbdkit_error("uzram: you must give the disk size: size=SIZE (e.g. size=1G)");
+    if (cfg_nexports == 0) {
+        if (cfg_max_clones) {
+            nbdkit_error("uzram: max_clones needs a pool: give its exports with export=NAME[:SIZE]");
+            return -1;
+        }
+        if (cfg_size == -1) {
+            nbdkit_error("uzram: you must give the disk size: size=SIZE (e.g. size=1G)");
+            return -1;
+        }
+        cfg.disksize = (uint64_t)cfg_size;
+        return 0;
+    }
+
+    /* pool mode */
+    if (cfg_control) {
+        nbdkit_error("uzram: control=DIR serves one device: it cannot be given with export=");
         return -1;
     }
-    cfg.disksize = (uint64_t)cfg_size;
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < cfg_nexports; i++) {
+        if (cfg_exports[i].size == -1) {
+            if (cfg_size == -1) {
+                nbdkit_error("uzram: export=%s has no size: give export=%s:SIZE, or size=SIZE "
+                             "for every export given without one",
+                             cfg_exports[i].name, cfg_exports[i].name);
+                return -1;
+            }
+            cfg_exports[i].size = cfg_size;
+        }
+        /* round up to a page, as the device does */
+        uint64_t sz = ((uint64_t)cfg_exports[i].size + UZRAM_PAGE_SIZE - 1) &
+                      ~(uint64_t)(UZRAM_PAGE_SIZE - 1);
+        sum += sz;
+        if (sum > UZ_NBD_POOL_MAX) {
+            nbdkit_error("uzram: the exports' sizes add up to more than a pool may hold (%llu TiB)",
+                         (unsigned long long)(UZ_NBD_POOL_MAX >> 40));
+            return -1;
+        }
+    }
+    /* the pool's capacity; 0 = the library's default */
+    cfg.disksize = sum > UZ_NBD_POOL_DEFAULT ? UZ_NBD_POOL_MAX : 0;
     return 0;
 }
 
 #define uz_config_help \
-    "size=<SIZE>         (required) Disk size, e.g. 1G (rounded up to 4K).\n" \
+    "size=<SIZE>         Disk size, e.g. 1G (rounded up to 4K); required without\n" \
+    "                    export=, and with it the size of each export given without one.\n" \
+    "export=<NAME>[:<SIZE>]  Serve a pool: one export per export= (give it again for\n" \
+    "                    more), each a device of one pool; the store's parameters are\n" \
+    "                    the pool's.  The default export is the first.\n" \
+    "max_clones=<N>      With export=: clients may make N clones, by asking for the\n" \
+    "                    export SRC@NAME (a copy-on-write clone of SRC, made while no\n" \
+    "                    client is connected to SRC).  Default 0: none.\n" \
     "algorithm=<NAME>    Compressor: lz4 (default), lz4hc, lzo, zstd, deflate.\n" \
     "level=<N>           Compression level (0 = the algorithm's default).\n" \
     "allocator=<NAME>    Allocator for compressed pages (default zsmalloc).\n" \
@@ -196,6 +391,7 @@ static void uz_dump_plugin(void)
     for (unsigned i = 0; uzram_algorithm_name(i); i++)
         printf("%s%s", i ? "," : "", uzram_algorithm_name(i));
     printf("\n");
+    printf("uzram_exports=yes\n");
 #ifdef UZ_HAVE_FUSE
     printf("uzram_control=yes\n");
 #else
@@ -218,6 +414,96 @@ static int lock_memory(void)
     return 0;
 }
 
+/* Append e to the pool's exports (under exports_lock once serving).
+ * 0, or -1 with errno ENOMEM. */
+static int add_export(struct uz_export *e)
+{
+    if (nexports == exports_cap) {
+        unsigned cap = exports_cap ? exports_cap * 2 : 16;
+        struct uz_export **a = realloc(exports, cap * sizeof *a);
+        if (!a) {
+            errno = ENOMEM;
+            return -1;
+        }
+        exports = a;
+        exports_cap = cap;
+    }
+    exports[nexports++] = e;
+    return 0;
+}
+
+/* A new export entry for dev (named name, described by desc), or NULL
+ * (ENOMEM).  Takes ownership of nothing. */
+static struct uz_export *new_export(const char *name, struct uzram *dev, const char *desc)
+{
+    struct uz_export *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->name = strdup(name);
+    e->desc = strdup(desc);
+    if (!e->name || !e->desc) {
+        free(e->name);
+        free(e->desc);
+        free(e);
+        return NULL;
+    }
+    e->dev = dev;
+    e->id = uzram_device_id(dev);
+    return e;
+}
+
+static void free_export(struct uz_export *e)
+{
+    free(e->name);
+    free(e->desc);
+    free(e);
+}
+
+/* Library failure outside a connection: the message, -1. */
+static int lib_error(const char *what, const char *name, int rc)
+{
+    const char *msg = uzram_last_error();
+    nbdkit_error("uzram: %s%s%s: %s", what, name ? " " : "", name ? name : "",
+                 msg && *msg ? msg : uzram_strerror(rc));
+    return -1;
+}
+
+/* Make the pool and a device of it for each export=, in order. */
+static int create_pool(void)
+{
+    int rc = uzram_pool_create(&cfg, &pool);
+    if (rc < 0) {
+        pool = NULL;
+        return lib_error("cannot create the pool", NULL, rc);
+    }
+    default_name = cfg_exports[0].name;     /* interned by nbdkit: lives to unload */
+    for (unsigned i = 0; i < cfg_nexports; i++) {
+        const struct uz_export_param *p = &cfg_exports[i];
+        struct uzram *d;
+        rc = uzram_pool_add(pool, &d);
+        if (rc < 0)
+            return lib_error("cannot add the device of export", p->name, rc);
+        char size[32], desc[96];
+        int n = snprintf(size, sizeof size, "%" PRId64, p->size);
+        rc = uzram_attr_store(d, "disksize", size, (size_t)n);
+        if (rc < 0) {
+            lib_error("cannot size the device of export", p->name, rc);
+            uzram_pool_remove(pool, uzram_device_id(d));
+            return -1;
+        }
+        snprintf(desc, sizeof desc, "uzram device %d of the pool", uzram_device_id(d));
+        struct uz_export *e = new_export(p->name, d, desc);
+        if (!e || add_export(e) == -1) {
+            if (e)
+                free_export(e);
+            uzram_pool_remove(pool, uzram_device_id(d));
+            nbdkit_error("uzram: export %s: out of memory", p->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int uz_get_ready(void)
 {
     /* The real lock is taken in after_fork (locks do not survive fork);
@@ -228,7 +514,9 @@ static int uz_get_ready(void)
             return -1;
         uzram_unlock_memory();
     }
-    int rc = uzram_create(&cfg, &dev);
+    if (cfg_nexports)
+        return create_pool();       /* unload frees what it made on failure */
+    int rc = uzram_create(&cfg, &single.dev);
     if (rc < 0) {
         const char *msg = uzram_last_error();
         nbdkit_error("uzram: cannot create the device: %s",
@@ -248,7 +536,7 @@ static int uz_after_fork(void)
         uz_fuse_opts_init(&o);
         o.expose_disk = false;      /* the disk is the NBD export */
         o.threads = 2;              /* attribute files only: little traffic */
-        int rc = uz_fuse_start(dev, cfg_control, &o, &control);
+        int rc = uz_fuse_start(single.dev, cfg_control, &o, &control);
         if (rc < 0) {
             nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s",
                          cfg_control, uzram_strerror(rc));
@@ -279,31 +567,211 @@ static void uz_unload(void)
 {
     /* cleanup is not guaranteed to run; stopping twice is harmless. */
     stop_control();
-    uzram_destroy(dev);
-    dev = NULL;
+    uzram_destroy(single.dev);
+    single.dev = NULL;
+    /* No connection is left: every device can go, clones and sources in
+     * any order. */
+    for (unsigned i = 0; i < nexports; i++) {
+        int rc = uzram_pool_remove(pool, exports[i]->id);
+        if (rc < 0)
+            nbdkit_debug("uzram: removing device %d (export %s): %s", exports[i]->id,
+                         exports[i]->name, uzram_strerror(rc));
+        free_export(exports[i]);
+    }
+    free(exports);
+    exports = NULL;
+    nexports = exports_cap = 0;
+    if (pool) {
+        int rc = uzram_pool_destroy(pool);
+        if (rc < 0)
+            nbdkit_debug("uzram: destroying the pool: %s", uzram_strerror(rc));
+        pool = NULL;
+    }
+    free(cfg_exports);
+    cfg_exports = NULL;
+    cfg_nexports = 0;
     free(cfg_control);
     cfg_control = NULL;
 }
 
 /* ------------------------------------------------------------ connections */
 
-/* Each connection holds the device open, as an opener of /dev/zramN
+/* The export called name ("" = the first), or NULL.  exports_lock held. */
+static struct uz_export *find_export(const char *name, size_t len)
+{
+    if (len == 0)
+        return nexports ? exports[0] : NULL;
+    for (unsigned i = 0; i < nexports; i++)
+        if (strlen(exports[i]->name) == len && memcmp(exports[i]->name, name, len) == 0)
+            return exports[i];
+    return NULL;
+}
+
+/* Refuse a connection: the message in the server's log, errno for the
+ * reply (ENOENT: the client reads "Requested export not available"). */
+static void *refuse(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void *refuse(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nbdkit_verror(fmt, ap);
+    va_end(ap);
+    errno = err;
+    return NULL;
+}
+
+/* Is name SRC@NAME with every part a valid name?  *src_len: SRC's length. */
+static bool clone_name_ok(const char *name, size_t *src_len)
+{
+    const char *at = strrchr(name, '@');
+    if (!at)
+        return false;
+    for (const char *p = name;;) {
+        const char *end = strchr(p, '@');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!name_part_ok(p, len))
+            return false;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *src_len = (size_t)(at - name);
+    return true;
+}
+
+/* name is no export: make it if it is SRC@NAME and clones are allowed,
+ * else refuse.  exports_lock held, so no connection to SRC starts (its
+ * .open waits for the lock) while the clone is made. */
+static struct uz_export *make_clone(const char *name)
+{
+    size_t src_len;
+    if (!clone_name_ok(name, &src_len))
+        return refuse(ENOENT, "uzram: no export '%s'", name);
+    if (cfg_max_clones == 0)
+        return refuse(ENOENT, "uzram: no export '%s' (clones are off: max_clones=0)", name);
+    struct uz_export *src = find_export(name, src_len);
+    if (!src)
+        return refuse(ENOENT, "uzram: no export '%s', and no export '%.*s' to clone", name,
+                      (int)src_len, name);
+    if (nclones >= cfg_max_clones)
+        return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
+                      " made)", name, cfg_max_clones);
+    /* A client that has just disconnected from SRC may not be closed on
+     * the server's side yet: wait a little for SRC's last close.  The
+     * wait lets the lock go, so look again at what it decided. */
+    unsigned open = uzram_open_count(src->dev);
+    if (open) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += UZ_NBD_CLONE_WAIT;
+        while ((open = uzram_open_count(src->dev)) != 0)
+            if (pthread_cond_timedwait(&closed_cond, &exports_lock, &deadline) == ETIMEDOUT)
+                break;
+        open = uzram_open_count(src->dev);
+        struct uz_export *e = find_export(name, strlen(name));
+        if (e)
+            return e;                       /* made by another connection meanwhile */
+        if (nclones >= cfg_max_clones)
+            return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
+                          " made)", name, cfg_max_clones);
+    }
+    if (open)
+        return refuse(EBUSY, "uzram: export '%s': its source '%s' has %u connection%s; a clone "
+                      "is made only while no client is connected to its source",
+                      name, src->name, open, open == 1 ? "" : "s");
+
+    struct uzram *d;
+    int rc = uzram_clone(src->dev, &d);
+    if (rc < 0) {
+        const char *msg = uzram_last_error();
+        return refuse(-rc, "uzram: export '%s': cannot clone '%s': %s", name, src->name,
+                      msg && *msg ? msg : uzram_strerror(rc));
+    }
+    char desc[UZ_NBD_NAME_MAX + 64];
+    snprintf(desc, sizeof desc, "uzram device %d of the pool, a clone of %s",
+             uzram_device_id(d), src->name);
+    struct uz_export *e = new_export(name, d, desc);
+    if (!e || add_export(e) == -1) {
+        if (e)
+            free_export(e);
+        uzram_pool_remove(pool, uzram_device_id(d));
+        return refuse(ENOMEM, "uzram: export '%s': out of memory", name);
+    }
+    nclones++;
+    nbdkit_debug("uzram: export %s made: device %d, a clone of %s (device %d)", name, e->id,
+                 src->name, src->id);
+    return e;
+}
+
+/* Each connection holds its device open, as an opener of /dev/zramN
  * does: reset, disksize and the algorithm stores through control=DIR get
- * EBUSY while a client is connected, and the client keeps its data. */
+ * EBUSY while a client is connected, and the client keeps its data.
+ * The handle is the connection's export. */
 static void *uz_open(int readonly)
 {
-    uzram_open(dev);
-    return NBDKIT_HANDLE_NOT_NEEDED;
+    if (!pool) {
+        uzram_open(single.dev);
+        return &single;
+    }
+    const char *name = nbdkit_export_name();
+    if (!name)
+        return NULL;                        /* nbdkit reported it */
+    pthread_mutex_lock(&exports_lock);
+    struct uz_export *e = find_export(name, strlen(name));
+    if (!e)
+        e = make_clone(name);
+    if (e)
+        uzram_open(e->dev);
+    int err = errno;
+    pthread_mutex_unlock(&exports_lock);
+    errno = err;
+    return e;
 }
 
 static void uz_close(void *handle)
 {
-    uzram_close(dev);
+    if (!pool) {
+        uzram_close(hdev(handle));
+        return;
+    }
+    /* a clone of this export may wait for its last close */
+    pthread_mutex_lock(&exports_lock);
+    uzram_close(hdev(handle));
+    pthread_cond_broadcast(&closed_cond);
+    pthread_mutex_unlock(&exports_lock);
+}
+
+/* Pool mode: every export, in device order of creation; the default
+ * export is the first.  Single-device mode: "" alone, as without these
+ * callbacks. */
+static int uz_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
+{
+    if (!pool)
+        return nbdkit_use_default_export(list);
+    int rc = 0;
+    pthread_mutex_lock(&exports_lock);
+    for (unsigned i = 0; i < nexports && rc == 0; i++)
+        rc = nbdkit_add_export(list, exports[i]->name, exports[i]->desc);
+    pthread_mutex_unlock(&exports_lock);
+    return rc;
+}
+
+static const char *uz_default_export(int readonly, int is_tls)
+{
+    if (!pool)
+        return "";
+    return default_name;
+}
+
+static const char *uz_export_description(void *handle)
+{
+    struct uz_export *e = handle;
+    return e->desc;                         /* NULL for the single device */
 }
 
 static int64_t uz_get_size(void *handle)
 {
-    return (int64_t)uzram_disksize(dev);
+    return (int64_t)uzram_disksize(hdev(handle));
 }
 
 static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
@@ -348,7 +816,7 @@ static int uz_can_cache(void *handle)
 static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
                     uint32_t flags)
 {
-    int rc = uzram_read(dev, buf, count, offset);
+    int rc = uzram_read(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("read", rc) : 0;
 }
 
@@ -357,19 +825,19 @@ static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
 static int uz_pwrite(void *handle, const void *buf, uint32_t count,
                      uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_write(dev, buf, count, offset);
+    int rc = uzram_write(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("write", rc) : 0;
 }
 
 static int uz_flush(void *handle, uint32_t flags)
 {
-    int rc = uzram_flush(dev);
+    int rc = uzram_flush(hdev(handle));
     return rc < 0 ? fail("flush", rc) : 0;
 }
 
 static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_discard(dev, count, offset);
+    int rc = uzram_discard(hdev(handle), count, offset);
     return rc < 0 ? fail("trim", rc) : 0;
 }
 
@@ -378,7 +846,7 @@ static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags
  * It is always fast, so NBDKIT_FLAG_FAST_ZERO needs no special case. */
 static int uz_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-    int rc = uzram_write_zeroes(dev, count, offset);
+    int rc = uzram_write_zeroes(hdev(handle), count, offset);
     return rc < 0 ? fail("zero", rc) : 0;
 }
 
@@ -395,6 +863,7 @@ static int uz_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flag
 static int uz_extents(void *handle, uint32_t count, uint64_t offset,
                       uint32_t flags, struct nbdkit_extents *extents)
 {
+    struct uzram *dev = hdev(handle);
     uint64_t size = uzram_disksize(dev);
     uint64_t end = offset + count;
     uint64_t pos = offset;
@@ -445,8 +914,11 @@ static struct nbdkit_plugin plugin = {
     .get_ready = uz_get_ready,
     .after_fork = uz_after_fork,
     .cleanup = uz_cleanup,
+    .list_exports = uz_list_exports,
+    .default_export = uz_default_export,
     .open = uz_open,
     .close = uz_close,
+    .export_description = uz_export_description,
     .get_size = uz_get_size,
     .block_size = uz_block_size,
     .can_write = uz_true,
