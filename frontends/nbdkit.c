@@ -639,14 +639,26 @@ static bool clone_name_ok(const char *name, size_t *src_len)
     return true;
 }
 
+/* A name a client sent, fit for the log: at most 64 bytes, anything but
+ * printable ASCII shown as '?'. */
+static const char *shown(const char *name, char buf[static 72])
+{
+    size_t i;
+    for (i = 0; name[i] && i < 64; i++)
+        buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+    strcpy(buf + i, name[i] ? "..." : "");
+    return buf;
+}
+
 /* name is no export: make it if it is SRC@NAME and clones are allowed,
  * else refuse.  exports_lock held, so no connection to SRC starts (its
  * .open waits for the lock) while the clone is made. */
 static struct uz_export *make_clone(const char *name)
 {
     size_t src_len;
+    char buf[72];
     if (!clone_name_ok(name, &src_len))
-        return refuse(ENOENT, "uzram: no export '%s'", name);
+        return refuse(ENOENT, "uzram: no export '%s'", shown(name, buf));
     if (cfg_max_clones == 0)
         return refuse(ENOENT, "uzram: no export '%s' (clones are off: max_clones=0)", name);
     struct uz_export *src = find_export(name, src_len);
