@@ -291,7 +291,8 @@ exec 7>"$WORK/qio.in"
 echo "write -P 0x44 $((80 * M)) 65536" >&7
 for _ in $(seq 100); do grep -q 'wrote' "$WORK/qio.out" && break; sleep 0.1; done
 t0=$SECONDS
-check "clone b@busy refused while a client is connected to b" refused b@busy
+check "clone b@busy refused while a client is connected to b" \
+    eval "! timeout 30 nbdinfo '$(uri b@busy)' >'$WORK/refused.out' 2>&1"
 check "... after waiting for it ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -ge 4
 check "... and the log says b has a connection" logged "export 'b@busy': its source 'b' has 1 connection"
 check "... and b@busy is not listed" eval "! list_exports | grep -q '^b@busy'"
