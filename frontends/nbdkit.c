@@ -54,7 +54,9 @@
  * any other name is refused (ENOENT: "Requested export not available").
  * .list_exports lists the exports, clones made so far included.
  *
- * Clones, on demand by name (max_clones=N, 0 = off, the default): a client
+ * Clones, on demand by name (max_clones=N, 0 = off, the default; with it
+ * group_pages defaults to 1, since a clone shares single pages and copies
+ * compressed groups): a client
  * that asks for "SRC@NAME", where SRC is an export and no export has that
  * name yet, makes it: a uzram_clone of SRC, made in .open of that first
  * connection, then an export of its own for the life of the process (a
@@ -121,6 +123,7 @@ static int64_t cfg_size = -1;
 static bool cfg_mlock = true;
 static char *cfg_control;          /* absolute path, or NULL */
 static uint32_t cfg_max_clones;    /* clones clients may make; 0 = none */
+static bool cfg_group_pages_given;
 
 /* export=NAME[:SIZE] parameters, in order (pool mode when there is one) */
 struct uz_export_param {
@@ -279,6 +282,7 @@ static int uz_config(const char *key, const char *value)
         if (!cfg.dedup)
             return -1;
     } else if (strcmp(key, "group_pages") == 0) {
+        cfg_group_pages_given = true;
         if (strcmp(value, "auto") == 0)
             cfg.group_pages = UZRAM_GROUP_AUTO;
         else if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
@@ -359,6 +363,11 @@ static int uz_config_complete(void)
     }
     /* the pool's capacity; 0 = the library's default */
     cfg.disksize = sum > UZ_NBD_POOL_DEFAULT ? UZ_NBD_POOL_MAX : 0;
+    /* A clone shares single pages but copies compressed groups (see
+     * uzram_clone): where clones are made, pages stay single unless the
+     * user asks for groups. */
+    if (cfg_max_clones && !cfg_group_pages_given)
+        cfg.group_pages = 1;
     return 0;
 }
 
@@ -370,15 +379,16 @@ static int uz_config_complete(void)
     "                    the pool's.  The default export is the first.\n" \
     "max_clones=<N>      With export=: clients may make N clones, by asking for the\n" \
     "                    export SRC@NAME (a copy-on-write clone of SRC, made while no\n" \
-    "                    client is connected to SRC).  Default 0: none.\n" \
+    "                    client is connected to SRC).  Default 0: none.  With clones,\n" \
+    "                    group_pages defaults to 1 (a clone copies compressed groups).\n" \
     "algorithm=<NAME>    Compressor: lz4 (default), lz4hc, lzo, zstd, deflate.\n" \
     "level=<N>           Compression level (0 = the algorithm's default).\n" \
     "allocator=<NAME>    Allocator for compressed pages (default zsmalloc).\n" \
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
     "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit, or auto\n" \
-    "                    (default): each write uses the largest aligned run of 8, 4 or 2\n" \
-    "                    pages it covers, pages alone for the rest.\n" \
+    "                    (default, but 1 with max_clones): each write uses the largest\n" \
+    "                    aligned run of 8, 4 or 2 pages it covers, pages alone for the rest.\n" \
     "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
     "                    of pages is looked up, every page once duplicates are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
