@@ -54,20 +54,22 @@
  * any other name is refused (ENOENT: "Requested export not available").
  * .list_exports lists the exports, clones made so far included.
  *
- * Clones, on demand by name (max_clones=N, 0 = off, the default; with it
- * group_pages defaults to 1, since a clone shares single pages and copies
- * compressed groups): a client
- * that asks for "SRC@NAME", where SRC is an export and no export has that
- * name yet, makes it: a uzram_clone of SRC, made in .open of that first
- * connection, then an export of its own for the life of the process (a
- * later connection to "SRC@NAME" finds the same clone and its writes).
+ * Clones, on demand by name (max_clones=N, 0 = off, the default): a
+ * client that asks for "SRC@NAME", where SRC is an export and no export
+ * has that name yet, makes it: a uzram_clone of SRC, made in .open of that
+ * first connection, then an export of its own for the life of the process
+ * (a later connection to "SRC@NAME" finds the same clone and its writes).
  * The moment is race-free by rule: the clone is made only while no client
  * is connected to SRC (a client still connected after UZ_NBD_CLONE_WAIT
- * seconds has this connection refused, EBUSY), and under the lock every
- * .open takes before uzram_open, so no connection to SRC starts while it
- * is made.  The clone thus holds exactly what SRC's last
- * client left.  Nothing but a client's own request by name makes one, so
- * a listing (whose NBD_OPT_INFO opens every listed export) makes none.
+ * seconds has this connection refused), and under the lock every .open
+ * takes before uzram_open, so no connection to SRC starts while it is
+ * made.  The clone thus holds exactly what SRC's last client left.
+ * Nothing but a client's own request by name makes one, so a listing
+ * (whose NBD_OPT_INFO opens every listed export) makes none.  With clones,
+ * group_pages defaults to 1: a clone shares single pages but copies
+ * compressed groups.
+ * Every refusal reaches the client as NBD_REP_ERR_UNKNOWN ("Requested
+ * export not available": nbdkit 1.32 sends no other); the log has why.
  * Devices are removed only at unload, when no connection is left.
  */
 #define _GNU_SOURCE
