@@ -444,23 +444,32 @@ static int add_export(struct uz_export *e)
     return 0;
 }
 
-/* A new export entry for dev (named name, described by desc), or NULL
- * (ENOMEM).  Takes ownership of nothing. */
-static struct uz_export *new_export(const char *name, struct uzram *dev, const char *desc)
+/* Make device d (just added or cloned) the export name, described by
+ * desc, and hold it (uzram_pool_get) for as long as it is one, so that
+ * nothing else that reaches the pool can remove it under a connection.
+ * The export, or NULL (ENOMEM) with d removed. */
+static struct uz_export *new_export(const char *name, struct uzram *d, const char *desc)
 {
+    int id = uzram_device_id(d);
     struct uz_export *e = calloc(1, sizeof *e);
-    if (!e)
-        return NULL;
-    e->name = strdup(name);
-    e->desc = strdup(desc);
-    if (!e->name || !e->desc) {
-        free(e->name);
-        free(e->desc);
-        free(e);
+    if (e) {
+        e->name = strdup(name);
+        e->desc = strdup(desc);
+        e->id = id;
+    }
+    if (!e || !e->name || !e->desc || !(e->dev = uzram_pool_get(pool, id)) ||
+        add_export(e) == -1) {
+        if (e) {
+            if (e->dev)
+                uzram_pool_put(e->dev);
+            free(e->name);
+            free(e->desc);
+            free(e);
+        }
+        uzram_pool_remove(pool, id);
+        errno = ENOMEM;
         return NULL;
     }
-    e->dev = dev;
-    e->id = uzram_device_id(dev);
     return e;
 }
 
@@ -504,11 +513,7 @@ static int create_pool(void)
             return -1;
         }
         snprintf(desc, sizeof desc, "uzram device %d of the pool", uzram_device_id(d));
-        struct uz_export *e = new_export(p->name, d, desc);
-        if (!e || add_export(e) == -1) {
-            if (e)
-                free_export(e);
-            uzram_pool_remove(pool, uzram_device_id(d));
+        if (!new_export(p->name, d, desc)) {
             nbdkit_error("uzram: export %s: out of memory", p->name);
             return -1;
         }
@@ -584,6 +589,7 @@ static void uz_unload(void)
     /* No connection is left: every device can go, clones and sources in
      * any order. */
     for (unsigned i = 0; i < nexports; i++) {
+        uzram_pool_put(exports[i]->dev);
         int rc = uzram_pool_remove(pool, exports[i]->id);
         if (rc < 0)
             nbdkit_debug("uzram: removing device %d (export %s): %s", exports[i]->id,
@@ -715,12 +721,8 @@ static struct uz_export *make_clone(const char *name)
     snprintf(desc, sizeof desc, "uzram device %d of the pool, a clone of %s",
              uzram_device_id(d), src->name);
     struct uz_export *e = new_export(name, d, desc);
-    if (!e || add_export(e) == -1) {
-        if (e)
-            free_export(e);
-        uzram_pool_remove(pool, uzram_device_id(d));
+    if (!e)
         return refuse(ENOMEM, "uzram: export '%s': out of memory", name);
-    }
     nclones++;
     nbdkit_debug("uzram: export %s made: device %d, a clone of %s (device %d)", name, e->id,
                  src->name, src->id);
