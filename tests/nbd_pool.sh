@@ -120,6 +120,12 @@ qio() {
     fi
 }
 
+# compare FILE URI : qemu-img compare, quiet unless they differ
+compare() {
+    local out
+    out=$(qemu-img compare -f raw -F raw "$1" "$2" 2>&1) || { echo "$out"; return 1; }
+}
+
 # get EXPORT FILE : the whole export into FILE (nbdcopy, several connections)
 get() { rm -f "$2"; timeout 120 nbdcopy "$(uri "$1")" "$2"; }
 
@@ -217,7 +223,7 @@ check "export c, never written, reads as zeros" cmp "$WORK/c.out" <(head -c $((3
 check "the two page files differ (the test means something)" \
     eval "! cmp -s '$WORK/sqlite.img' '$WORK/perl.img'"
 check "qemu-img compare: export a = the sqlite pages" \
-    qemu-img compare -f raw -F raw "$WORK/sqlite.img" "$(uri a)"
+    compare "$WORK/sqlite.img" "$(uri a)"
 rm -f "$WORK/b.out" "$WORK/c.out"
 
 # the default export is the first
@@ -261,23 +267,23 @@ check "qemu-io: 16 writes (10% of the clone's pages) with pattern 0x5a" qio a@c1
 check "qemu-io: the clone reads the pattern back" qio a@c1 "read -P 0x5a 0 409600" \
     "read -P 0x5a $((15 * 4 * M + 12345)) 409600"
 check "qemu-img compare: clone a@c1 = source + the writes" \
-    qemu-img compare -f raw -F raw "$WORK/expect.img" "$(uri a@c1)"
+    compare "$WORK/expect.img" "$(uri a@c1)"
 get a@c1 "$WORK/c1.out"
 check "nbdcopy: clone a@c1 = source + the writes (cmp)" cmp "$WORK/c1.out" "$WORK/expect.img"
 get a "$WORK/a.out"
 check "the source a is unchanged by the clone's writes (cmp)" cmp "$WORK/a.out" "$WORK/sqlite.img"
 check "qemu-img compare: source a = the sqlite pages" \
-    qemu-img compare -f raw -F raw "$WORK/sqlite.img" "$(uri a)"
+    compare "$WORK/sqlite.img" "$(uri a)"
 
 # writes to the source after the clone do not reach it
 check "qemu-io: 1M of 0x77 into the source a at 40M" qio a "write -P 0x77 $((40 * M)) $M"
 check "the clone still reads what it held (qemu-img compare)" \
-    qemu-img compare -f raw -F raw "$WORK/expect.img" "$(uri a@c1)"
+    compare "$WORK/expect.img" "$(uri a@c1)"
 check "the source reads its new bytes" qio a "read -P 0x77 $((40 * M)) $M"
 
 # a clone of a clone holds the clone's bytes
 check "clone of a clone a@c1@d: same bytes as a@c1" \
-    qemu-img compare -f raw -F raw "$WORK/expect.img" "$(uri a@c1@d)"
+    compare "$WORK/expect.img" "$(uri a@c1@d)"
 check "writing a@c1@d leaves a@c1 as it was" \
     eval "qio a@c1@d 'write -P 0x33 0 65536' && qio a@c1 'read -P 0x5a 0 65536'"
 rm -f "$WORK/a.out" "$WORK/c1.out"
