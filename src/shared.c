@@ -245,20 +245,49 @@ static void add_sums(struct uzram *dev, const struct clone_sums *c)
     atomic_fetch_add_explicit(&t->huge_pages_since, c->huge_pages_since, RELAXED);
 }
 
+/* The table page the clone writes: pinned while it fills, its live count
+ * added once when the clone moves past it. */
+struct fill_page {
+    struct uz_varray *va;
+    uint64_t first;                    /* an element of the pinned page, or UINT64_MAX */
+    int live;
+};
+
+static void fill_flush(struct fill_page *fp)
+{
+    if (fp->first == UINT64_MAX)
+        return;
+    uz_varray_live(fp->va, fp->first, fp->live);
+    uz_varray_unpin(fp->va, fp->first);
+    fp->first = UINT64_MAX;
+    fp->live = 0;
+}
+
+/* Element i becomes live: pin its page (leaving the last one). */
+static void fill_at(struct fill_page *fp, uint64_t i)
+{
+    if (fp->first != UINT64_MAX && i / fp->va->per_page == fp->first / fp->va->per_page) {
+        fp->live++;
+        return;
+    }
+    fill_flush(fp);
+    uz_varray_pin(fp->va, i);
+    fp->first = i;
+    fp->live = 1;
+}
+
 /* Slot idx now holds state f (lock bits clear) and handle h. */
-static void put_slot(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h)
+static void put_slot(struct uzram *dev, struct fill_page *fp, uint64_t idx, uint32_t f, uint64_t h)
 {
     struct uz_slot *s = uz_slot_at(dev, idx);
-    uz_varray_pin(&dev->slots, idx);
+    fill_at(fp, idx);
     slot_set_handle(s, h);
     atomic_store_explicit(&s->flags, f, RELAXED);
-    uz_varray_live(&dev->slots, idx, +1);
-    uz_varray_unpin(&dev->slots, idx);
 }
 
 /* Copy the group of k slots from sg to cg: new objects for the chunks. */
-static int clone_group(struct uzram *dev, uint64_t sg, uint64_t cg, uint32_t k,
-                       struct clone_sums *c)
+static int clone_group(struct uzram *dev, struct fill_page *fp, uint64_t sg, uint64_t cg,
+                       uint32_t k, struct clone_sums *c)
 {
     uint64_t h[UZ_GROUP_MAX] = {0};
     size_t sz[UZ_GROUP_MAX] = {0};
@@ -279,7 +308,7 @@ static int clone_group(struct uzram *dev, uint64_t sg, uint64_t cg, uint32_t k,
     }
     for (uint32_t j = 0; j < k; j++) {
         uint32_t f = uz_slot_state(uz_slot_at(dev, sg + j)) & ~SLOT_IDLE;
-        put_slot(dev, cg + j, f, h[j]);
+        put_slot(dev, fp, cg + j, f, h[j]);
         c->compr_bytes += sz[j];
     }
     c->group_members += k;
@@ -292,6 +321,7 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
     struct clone_sums c = {0};
     uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
     int err = 0;
+    struct fill_page slots = {&dev->slots, UINT64_MAX, 0}, recs = {&dev->records, UINT64_MAX, 0};
     for (uint64_t i = uz_next_used(dev, from); i < from + n; i = uz_next_used(dev, i + 1)) {
         struct uz_slot *s = uz_slot_at(dev, i);
         uint32_t f = uz_slot_state(s);
@@ -300,14 +330,14 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
             continue;
         if (f & SLOT_GROUP) {
             uint32_t k = slot_group_pages(f);   /* the leader comes first */
-            err = clone_group(dev, i, ci, k, &c);
+            err = clone_group(dev, &slots, i, ci, k, &c);
             if (err < 0)
                 break;
             i += k - 1;
             continue;
         }
         if (f & SLOT_SAME) {
-            put_slot(dev, ci, SLOT_SAME, h);
+            put_slot(dev, &slots, ci, SLOT_SAME, h);
             c.same_pages++;
             c.pages_stored++;
             continue;
@@ -332,18 +362,20 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
             if (bit + 1 > hw)
                 hw = bit + 1;
             r = uz_shared_at(dev, id);
-            uz_varray_pin(&dev->records, id);
+            fill_at(&recs, id);
             r->refs = 1;
             slot_set_handle(&r->s, h);
             atomic_store_explicit(&r->s.flags,
                                   f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP),
                                   RELAXED);
-            uz_varray_live(&dev->records, id, +1);
-            uz_varray_unpin(&dev->records, id);
             if (f & SLOT_OBJ) {
                 dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | id);
-                c.record_bytes += rec_bytes(dev, f, h);
+                size_t b = rec_bytes(dev, f, h);
+                c.record_bytes += b;
+                c.pages_stored++;
+                c.saved_bytes += b;
             }
+            r->refs = 2;
             /* the source slot refers to it now, keeping its IDLE bit and atime */
             slot_set_handle(s, id);
             atomic_store_explicit(&s->flags, (atomic_load_explicit(&s->flags, RELAXED) &
@@ -352,15 +384,19 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
             c.shared_slots++;
             atomic_store_explicit(&dev->record_hw, hw, RELAXED);
         }
-        r->refs++;
-        uint32_t rf = uz_slot_state(&r->s);
-        if (rf & SLOT_OBJ) {
-            c.pages_stored++;
-            c.saved_bytes += rec_bytes(dev, rf, slot_handle(&r->s));
+        if (f & SLOT_SHARED) {
+            r->refs++;
+            uint32_t rf = uz_slot_state(&r->s);
+            if (rf & SLOT_OBJ) {
+                c.pages_stored++;
+                c.saved_bytes += rec_bytes(dev, rf, slot_handle(&r->s));
+            }
         }
-        put_slot(dev, ci, SLOT_SHARED, id);
+        put_slot(dev, &slots, ci, SLOT_SHARED, id);
         c.shared_slots++;
     }
+    fill_flush(&slots);
+    fill_flush(&recs);
     add_sums(dev, &c);
     return err;
 }
