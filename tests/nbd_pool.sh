@@ -16,6 +16,8 @@
 #   - a clone is not made while its source has a client (refused after
 #     the wait), and is made once the client is gone
 #   - several clients asking for one new clone at once get one clone
+#   - clones asked for while the source's clients come and go each hold
+#     one client's whole writes, never half of them
 #   - max_clones is a limit; malformed names are refused
 #   - bad pool parameters stop nbdkit at start with a clear message
 #   - without export=, any export name still reaches the one device
@@ -337,6 +339,42 @@ check "'a@b%2Fc' refused (a '/' in the name)" refused 'a@b%2Fc'
 check "'a@b c' refused (a space)" refused 'a@b%20c'
 check "the pool still serves a" qio a "read -P 0x77 $((40 * M)) $M"
 stop_server pool
+
+# Clones asked for while the source's clients come and go: a writer
+# connects to s 24 times, each time writing one pattern over the whole
+# 1 MiB (two requests 100 ms apart) and disconnecting, while clones of s are asked for
+# at the same time.  Each clone made must hold one pattern throughout: a
+# state between two clients, never one with a client's writes half done.
+start_server race export=s:1M max_clones=12 "${MLOCK[@]}"
+SOCK=$WORK/race.sock
+qio s "write -P 1 0 1M" >/dev/null
+(
+    for k in $(seq 2 25); do
+        qemu-io -f raw "$(uri s)" -c "write -P $k 0 512k" -c "sleep 100" \
+            -c "write -P $k 512k 512k" >/dev/null 2>&1
+    done
+) &
+WRITER=$!
+made=0
+for i in $(seq 1 12); do
+    timeout 30 nbdinfo --size "$(uri s@r$i)" >/dev/null 2>&1 && made=$((made + 1))
+    sleep 0.0$((RANDOM % 10))
+done
+wait "$WRITER"
+torn=0
+for i in $(seq 1 12); do
+    rm -f "$WORK/r.out"
+    timeout 60 nbdcopy "$(uri s@r$i)" "$WORK/r.out" 2>/dev/null || continue
+    first=$(od -An -tu1 -N1 "$WORK/r.out" | tr -d ' ')
+    if ! cmp -s "$WORK/r.out" <(head -c $M /dev/zero | tr '\0' "\\$(printf %o "$first")"); then
+        torn=$((torn + 1)); echo "  clone s@r$i is torn (first byte $first)"
+    fi
+done
+rm -f "$WORK/r.out"
+check "clones asked for during 24 writer sessions: $made of 12 made" test "$made" -ge 1
+check "... each holds one writer's whole state ($torn torn)" test "$torn" = 0
+stop_server race
+SOCK=$WORK/pool.sock
 
 # clones off by default
 start_server off export=a:1M "${MLOCK[@]}"
