@@ -175,16 +175,13 @@ int uzram_pool_destroy(struct uzram_pool *p)
     return 0;
 }
 
+static void free_device(struct uzram *d);
+
 /* A new device, uninitialised, numbered lowest free; with its init_lock
- * held for writing if lock_init (a clone being made).  Pool lock held. */
-static int add_locked(struct uzram_pool *p, bool lock_init, struct uzram **out)
+ * held for writing if lock_init (a clone being made: taken before the
+ * device is in the table, so never under the pool's lock). */
+static int add_device(struct uzram_pool *p, bool lock_init, struct uzram **out)
 {
-    int id = 0;
-    while (id < UZRAM_POOL_MAX_DEVICES && p->dev[id])
-        id++;
-    if (id == UZRAM_POOL_MAX_DEVICES)
-        return uz_error(-ENOSPC, "hot_add: the pool has %d devices, the most it takes",
-                        UZRAM_POOL_MAX_DEVICES);
     struct uzram *d = uz_calloc(1, sizeof *d);
     if (!d)
         return uz_error(-ENOMEM, "hot_add: out of memory");
@@ -192,21 +189,32 @@ static int add_locked(struct uzram_pool *p, bool lock_init, struct uzram **out)
     pthread_mutex_init(&d->policy_lock, NULL);
     d->store = p->store;
     d->pool = p;
-    d->id = id;
     d->epoch = p->store->epoch;
     if (lock_init)
         pthread_rwlock_wrlock(&d->init_lock);
-    p->dev[id] = d;
+    pthread_mutex_lock(&p->lock);
+    int id = 0;
+    while (id < UZRAM_POOL_MAX_DEVICES && p->dev[id])
+        id++;
+    if (id < UZRAM_POOL_MAX_DEVICES) {
+        d->id = id;
+        p->dev[id] = d;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (id == UZRAM_POOL_MAX_DEVICES) {
+        if (lock_init)
+            pthread_rwlock_unlock(&d->init_lock);
+        free_device(d);
+        return uz_error(-ENOSPC, "hot_add: the pool has %d devices, the most it takes",
+                        UZRAM_POOL_MAX_DEVICES);
+    }
     *out = d;
     return 0;
 }
 
 int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
 {
-    pthread_mutex_lock(&p->lock);
-    int err = add_locked(p, false, out);
-    pthread_mutex_unlock(&p->lock);
-    return err;
+    return add_device(p, false, out);
 }
 
 static void free_device(struct uzram *d)
@@ -572,9 +580,7 @@ int uzram_clone(struct uzram *src, struct uzram **out)
         return uz_error(-EINVAL, "clone: zram%d is not initialised (set its disksize)", src->id);
     }
     struct uzram *c;
-    pthread_mutex_lock(&p->lock);
-    int err = add_locked(p, true, &c);
-    pthread_mutex_unlock(&p->lock);
+    int err = add_device(p, true, &c);
     if (err < 0) {
         pthread_rwlock_unlock(&src->init_lock);
         return err;
