@@ -37,11 +37,12 @@
  *  - Two choices: the second bucket comes from y2 = y * K mod 2^P (an
  *    odd K, so y follows from y2 again), an insert takes the emptier of
  *    the two, and when both are full moves one of their entries to its
- *    other bucket (one step of cuckoo hashing) before it evicts one.  So
+ *    other bucket (one step of cuckoo hashing, any of their entries)
+ *    before it evicts one.  So
  *    the table fills to LOAD_PCT % with almost no evictions.
  *  - It grows by an eighth (GROW_DIV), not by doubling, into the other half
  *    of its reservation (each entry placed again, with its two choices),
- *    and the old half is given back; so it is 84-95% full whatever the
+ *    and the old half is given back; so it is 86-97% full whatever the
  *    number of pages, as long as it holds fewer entries than 1.25 x the
  *    stored pages: its memory follows what is stored, not the disk size.
  *    It is counted in the footprint, whole pages of it.
@@ -85,9 +86,8 @@
 #define STRIPES 256
 #define L0 6                       /* 2^L0 buckets (4 KiB) at first */
 #define MIN_FP_BITS 6
-#define LOAD_PCT 95                /* grow when fuller than this */
+#define LOAD_PCT 97                /* grow when fuller than this */
 #define GROW_DIV 8                 /* by n / GROW_DIV buckets */
-#define KICKS 4                    /* entries of each full bucket tried for a move */
 #define MULT 0x9e3779b97f4a7c15ull /* odd: y2 = y * MULT mod 2^P */
 #define SAMPLE_SHIFT 60            /* sampled: prefix hash >> 60 == 0, 1 in 16 */
 #define SAMPLE_BYTES 256
@@ -577,7 +577,7 @@ static int kick(struct uz_dedup *d, uint8_t *base, uint64_t n, uint64_t b, bool 
 {
     uint8_t *bk = bucket_at(d, base, b);
     uint64_t lo = bucket_lo(d, b, n);
-    for (unsigned i = 0; i < d->cap && i < (locking ? KICKS : d->cap); i++) {
+    for (unsigned i = 0; i < d->cap; i++) {
         uint64_t v = eget(d, bk, i);
         struct place q;
         place_from(d, v, lo, &q);
@@ -741,16 +741,26 @@ int uz_dedup_show(struct uzram *dev, char *buf, size_t size)
     } else {
         snprintf(why, sizeof why, "auto");
     }
+    struct uz_dedup *d = dev->dedup;
+    uint64_t nb = d ? atomic_load(&d->nbuckets) : 0;
     /* pages deduplicated: slots that cost no page of their own */
     int n = snprintf(buf, size,
                      "%8llu %8llu %8llu %8llu %8llu\n"
                      "mode: %s\n"
-                     "lookups: %llu index_entries: %llu shared_records: %llu shared_slots: %llu\n",
+                     "lookups: %llu index_entries: %llu shared_records: %llu shared_slots: %llu\n"
+                     "index: %u-byte entries, %u a bucket, %llu buckets (%.1f%% full), %llu evicted, "
+                     "%llu moved, %llu stale dropped, grown %llu times\n",
                      (unsigned long long)(t.shared_slots - t.records),
                      (unsigned long long)t.saved_bytes,
                      (unsigned long long)(dev->initialised ? uz_dedup_bytes(dev) : 0),
                      (unsigned long long)f.hits, (unsigned long long)f.refused, why,
                      (unsigned long long)f.lookups, (unsigned long long)f.entries,
-                     (unsigned long long)t.records, (unsigned long long)t.shared_slots);
+                     (unsigned long long)t.records, (unsigned long long)t.shared_slots,
+                     d ? d->esize : 0, d ? d->cap : 0, (unsigned long long)nb,
+                     nb ? 100.0 * (double)f.entries / (double)(nb * d->cap) : 0.0,
+                     (unsigned long long)(d ? atomic_load(&d->evictions) : 0),
+                     (unsigned long long)(d ? atomic_load(&d->moves) : 0),
+                     (unsigned long long)(d ? atomic_load(&d->dropped) : 0),
+                     (unsigned long long)(d ? atomic_load(&d->grows) : 0));
     return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
