@@ -36,10 +36,9 @@
  *    entry size is the smallest that allows it).
  *  - Two choices: the second bucket comes from y2 = y * K mod 2^P (an
  *    odd K, so y follows from y2 again), an insert takes the emptier of
- *    the two, and when both are full moves one of their entries to its
- *    other bucket (one step of cuckoo hashing, any of their entries)
- *    before it evicts one.  So
- *    the table fills to LOAD_PCT % with almost no evictions.
+ *    the two, and when both are full moves one of their entries (any) to
+ *    its other bucket (one step of cuckoo hashing) before it evicts one.
+ *    So the table fills to LOAD_PCT % with almost no evictions.
  *  - It grows by an eighth (GROW_DIV), not by doubling, into the other half
  *    of its reservation (each entry placed again, with its two choices),
  *    and the old half is given back; so it is 86-97% full whatever the
@@ -75,6 +74,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 /* XXH3 compiled in from the header (static, inlined): the library is not
  * linked, so no process maps libxxhash for the one function used here. */
 #define XXH_INLINE_ALL
@@ -131,38 +133,27 @@ static inline uint8_t *bucket_at(struct uz_dedup *d, uint8_t *base, uint64_t b)
 static inline uint64_t eget(const struct uz_dedup *d, const uint8_t *bk, unsigned i)
 {
     uint64_t v;
-    switch (d->esize) {
-    case 4: {
+    if (__builtin_expect(d->esize == 4, 1)) {
         uint32_t w;
         memcpy(&w, bk + 4 * i, 4);
         return w;
     }
-    case 8:
-        memcpy(&v, bk + 8 * i, 8);
-        return v;
-    default:
-        memcpy(&v, bk + d->esize * i, 8);
-        return v & ((1ull << (8 * d->esize)) - 1);
-    }
+    memcpy(&v, bk + d->esize * i, 8);
+    return d->esize == 8 ? v : v & ((1ull << (8 * d->esize)) - 1);
 }
 
 static inline void eset(const struct uz_dedup *d, uint8_t *bk, unsigned i, uint64_t v)
 {
-    switch (d->esize) {
-    case 4: {
+    if (__builtin_expect(d->esize == 4, 1)) {
         uint32_t w = (uint32_t)v;
         memcpy(bk + 4 * i, &w, 4);
-        return;
-    }
-    case 8:
+    } else if (d->esize == 8) {
         memcpy(bk + 8 * i, &v, 8);
-        return;
-    default: {
+    } else {
         uint64_t m = (1ull << (8 * d->esize)) - 1, o;
         memcpy(&o, bk + d->esize * i, 8);
         o = (o & ~m) | (v & m);
         memcpy(bk + d->esize * i, &o, 8);
-    }
     }
 }
 
@@ -174,13 +165,41 @@ static inline uint64_t e_make(const struct uz_dedup *d, uint64_t ref, unsigned c
     return ref | (uint64_t)c << d->rbits | (y & d->tmask) << (d->rbits + 1);
 }
 
+#ifdef __SSE2__
+/* For 4-byte entries: one bit per entry of the bucket, set where
+ * (entry & mask) == key (SSE2, 16 entries in four compares). */
+static inline unsigned match16(const uint8_t *bk, uint32_t mask, uint32_t key)
+{
+    __m128i m = _mm_set1_epi32((int)mask), k = _mm_set1_epi32((int)key);
+    unsigned bits = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(bk + 16 * q));
+        __m128i eq = _mm_cmpeq_epi32(_mm_and_si128(v, m), k);
+        bits |= (unsigned)_mm_movemask_ps(_mm_castsi128_ps(eq)) << (4 * q);
+    }
+    return bits;
+}
+#endif
+
 /* Entries in a bucket (packed from the front). */
 static inline unsigned bcount(const struct uz_dedup *d, const uint8_t *bk)
 {
-    unsigned k = 0;
-    while (k < d->cap && eget(d, bk, k))
-        k++;
-    return k;
+#ifdef __SSE2__
+    if (d->esize == 4)
+    {
+        unsigned empty = match16(bk, ~0u, 0);
+        return empty ? (unsigned)__builtin_ctz(empty) : 16;
+    }
+#endif
+    unsigned lo = 0, hi = d->cap;      /* binary search: [0, lo) used, [hi, cap) empty */
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (eget(d, bk, mid))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* Remove entry i of a bucket of k entries (the last one takes its place). */
@@ -532,6 +551,16 @@ int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const v
         uint64_t key = e_make(d, 0, c, p.y[c]);
         stripe_lock(d, b);
         const uint8_t *bk = bucket_at(d, d->base, b);
+#ifdef __SSE2__
+        if (d->esize == 4) {
+            unsigned bits = match16(bk, (uint32_t)~d->rmask, (uint32_t)key) &
+                            ~match16(bk, ~0u, 0);   /* not the empty ones */
+            for (; bits; bits &= bits - 1)
+                cand[nc++] = e_ref(d, eget(d, bk, (unsigned)__builtin_ctz(bits)));
+            stripe_unlock(d, b);
+            continue;
+        }
+#endif
         for (unsigned i = 0; i < d->cap; i++) {
             uint64_t v = eget(d, bk, i);
             if (!v)
@@ -605,7 +634,9 @@ static int kick(struct uz_dedup *d, uint8_t *base, uint64_t n, uint64_t b, bool 
 
 /* Put (p, ref) into the table at base of n buckets: 0, 1 (an entry was
  * evicted) or -1 (locking == false, both buckets and their moves full: not
- * placed).  locking: the caller holds the two buckets' stripes. */
+ * placed).  locking: the insert path, which holds the two buckets' stripes
+ * and looks for the entry first (a slot rewritten with the same page);
+ * otherwise growth, whose entries are all different. */
 static int put(struct uz_dedup *d, uint8_t *base, uint64_t n, const struct place *p, uint64_t ref,
                bool locking, uint64_t evict_at)
 {
@@ -613,6 +644,10 @@ static int put(struct uz_dedup *d, uint8_t *base, uint64_t n, const struct place
     unsigned k[2];
     for (unsigned c = 0; c < 2; c++) {
         uint8_t *bk = bucket_at(d, base, b[c]);
+        if (!locking) {
+            k[c] = bcount(d, bk);
+            continue;
+        }
         uint64_t want = e_make(d, ref, c, p->y[c]);
         k[c] = 0;
         while (k[c] < d->cap) {
@@ -627,14 +662,16 @@ static int put(struct uz_dedup *d, uint8_t *base, uint64_t n, const struct place
     unsigned c = k[1] < k[0];
     if (k[c] < d->cap) {
         eset(d, bucket_at(d, base, b[c]), k[c], e_make(d, ref, c, p->y[c]));
-        atomic_fetch_add_explicit(&d->entries, 1, RELAXED);
+        if (locking)
+            atomic_fetch_add_explicit(&d->entries, 1, RELAXED);
         return 0;
     }
     for (c = 0; c < 2; c++) {
         int i = kick(d, base, n, b[c], locking, b[0], b[1]);
         if (i >= 0) {
             eset(d, bucket_at(d, base, b[c]), (unsigned)i, e_make(d, ref, c, p->y[c]));
-            atomic_fetch_add_explicit(&d->entries, 1, RELAXED);
+            if (locking)
+                atomic_fetch_add_explicit(&d->entries, 1, RELAXED);
             return 0;
         }
     }
@@ -652,8 +689,7 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
 {
     uint8_t *old = d->base;
     uint8_t *to = old == d->region ? d->region + d->half : d->region;
-    atomic_store_explicit(&d->entries, 0, RELAXED);
-    uint64_t lost = 0;
+    uint64_t placed = 0, lost = 0;
     for (uint64_t b = 0; b < n; b++) {
         uint8_t *bk = bucket_at(d, old, b);
         uint64_t lo = bucket_lo(d, b, n);
@@ -665,10 +701,13 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
             place_from(d, v, lo, &q);
             if (put(d, to, m, &q, e_ref(d, v), false, 0) < 0)
                 lost++;
+            else
+                placed++;
         }
     }
     uz_vm_release(old, (n * BUCKET + PAGE - 1) / PAGE * PAGE);
     d->base = to;
+    atomic_store_explicit(&d->entries, placed, RELAXED);
     atomic_store(&d->nbuckets, m);
     atomic_fetch_add_explicit(&d->evictions, lost, RELAXED);
     atomic_fetch_add_explicit(&d->grows, 1, RELAXED);
