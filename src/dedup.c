@@ -23,8 +23,8 @@
  * took 11-21 bytes a page, most of a 3% saving):
  *
  *  - Entries are 4, 5, 6 or 8 bytes, chosen at init for the disk size:
- *    the reference (r bits: slot + 1, or nslots + 1 + record id; 0 is
- *    empty), one bit for which of the page's two buckets it is in, and the
+ *    the reference (r bits: slot + 1, or nslots + 1 + record id, below
+ *    2 * nslots; 0 is empty), one bit for which of the page's two buckets it is in, and the
  *    low bits of P hash bits.  A bucket is 64 bytes (one cache line), 16,
  *    12, 10 or 8 entries, kept packed from the front.
  *  - Quotiented: a page's P bits y select its bucket by range, (y * n) >>
@@ -33,12 +33,14 @@
  *    exactly and to move to a table of another size.  The bits that are
  *    not implied by the bucket are the fingerprint: P - log2(n), at least
  *    MIN_FP_BITS when the table is as large as the disk can make it (the
- *    entry size is the smallest that allows it).
+ *    entry size is the smallest that allows it, with a first table of 4 to
+ *    32 KiB: 4-byte entries up to a 1 GiB disk, 5 to 16 GiB, 6 to 256 GiB).
  *  - Two choices: the second bucket comes from y2 = y * K mod 2^P (an
  *    odd K, so y follows from y2 again), an insert takes the emptier of
  *    the two, and when both are full moves one of their entries (any) to
  *    its other bucket (one step of cuckoo hashing) before it evicts one.
- *    So the table fills to LOAD_PCT % with almost no evictions.
+ *    So the table fills to 97% (86-92% with fewer entries a bucket) with
+ *    almost no evictions.
  *  - It grows by an eighth (GROW_DIV), not by doubling, into the other half
  *    of its reservation (each entry placed again, with its two choices),
  *    and the old half is given back; so it is 86-97% full whatever the
@@ -86,9 +88,12 @@
 #define RELAXED memory_order_relaxed
 #define BUCKET 64                  /* bytes */
 #define STRIPES 256
-#define L0 6                       /* 2^L0 buckets (4 KiB) at first */
+#define L0 6                       /* 2^L0 buckets (4 KiB) at first, */
+#define L0_MAX 9                   /* or up to 2^L0_MAX (choose_format) */
 #define MIN_FP_BITS 6
-#define LOAD_PCT 97                /* grow when fuller than this */
+/* grow when fuller than this, in % (buckets of fewer entries fill less
+ * evenly: 16, 12, 10, 8 a bucket) */
+#define LOAD_PCT(cap) ((cap) == 16 ? 97 : (cap) == 12 ? 92 : (cap) == 10 ? 90 : 86)
 #define GROW_DIV 8                 /* by n / GROW_DIV buckets */
 #define MULT 0x9e3779b97f4a7c15ull /* odd: y2 = y * MULT mod 2^P */
 #define SAMPLE_SHIFT 60            /* sampled: prefix hash >> 60 == 0, 1 in 16 */
@@ -103,7 +108,7 @@ struct uz_dedup {
     uint64_t max_buckets;
     _Atomic uint64_t nbuckets;
     /* the entry format, fixed at init */
-    unsigned esize, cap, rbits, tbits, pbits;
+    unsigned esize, cap, rbits, tbits, pbits, l0, load_pct;
     uint64_t nslots, rmask, tmask, pmask, minv;
     pthread_rwlock_t resize;
     _Atomic uint32_t stripe[STRIPES];
@@ -298,26 +303,36 @@ static unsigned bitlen(uint64_t x)
 }
 
 /* The entry format for a disk of nslots pages: the smallest entry whose
- * fingerprint keeps MIN_FP_BITS bits in the largest table. */
+ * fingerprint keeps MIN_FP_BITS bits in the largest table, starting the
+ * table at 2^L0 buckets or, to keep 4-byte entries on a larger disk, up to
+ * 2^L0_MAX (32 KiB: then 4-byte entries up to a 1 GiB disk). */
 static void choose_format(struct uz_dedup *d, uint64_t nslots)
 {
     static const unsigned sizes[] = {4, 5, 6, 8};
     d->nslots = nslots;
-    d->rbits = bitlen(2 * nslots);
+    /* references 1 .. 2 * nslots - 1: the one record id that would need
+     * 2 * nslots (the last) is never named, its entry stays on the slot */
+    d->rbits = bitlen(2 * (nslots ? nslots : 1) - 1);
     for (unsigned k = 0; k < 4; k++) {
         unsigned e = sizes[k], cap = BUCKET / e;
         if (8 * e < d->rbits + 1 + 8 && e != 8)
             continue;
         unsigned t = 8 * e - 1 - d->rbits;
-        unsigned p = t + L0 < 64 ? t + L0 : 64;
         uint64_t full = nslots * 100 / (cap * 85) + 1;
         d->esize = e;
         d->cap = cap;
         d->tbits = t;
-        d->pbits = p;
-        if (p >= bitlen(full) + MIN_FP_BITS)
-            break;
+        for (unsigned l0 = L0; l0 <= L0_MAX; l0++) {
+            d->l0 = l0;
+            d->pbits = t + l0 < 64 ? t + l0 : 64;
+            if (d->pbits >= bitlen(full) + MIN_FP_BITS)
+                goto chosen;
+        }
     }
+    d->l0 = L0;
+    d->pbits = d->tbits + L0 < 64 ? d->tbits + L0 : 64;
+chosen:
+    d->load_pct = LOAD_PCT(d->cap);
     d->rmask = (1ull << d->rbits) - 1;
     d->tmask = d->tbits >= 64 ? ~0ull : (1ull << d->tbits) - 1;
     d->pmask = d->pbits >= 64 ? ~0ull : (1ull << d->pbits) - 1;
@@ -335,7 +350,7 @@ int uz_dedup_init(struct uzram *dev)
     choose_format(d, dev->nslots);
     /* room for 1.5 entries per slot (the table stops growing at 1.25 x
      * the stored pages, plus one step) */
-    d->max_buckets = dev->nslots * 3 / 2 / d->cap + 2 * (1u << L0);
+    d->max_buckets = dev->nslots * 3 / 2 / d->cap + 2 * (1u << d->l0);
     d->half = (d->max_buckets * BUCKET + PAGE - 1) / PAGE * PAGE;
     d->region = uz_vm_reserve(2 * d->half);
     if (!d->region) {
@@ -343,7 +358,7 @@ int uz_dedup_init(struct uzram *dev)
         return uz_error(-ENOMEM, "disksize: cannot reserve the content index");
     }
     d->base = d->region;
-    atomic_store(&d->nbuckets, 1u << L0);
+    atomic_store(&d->nbuckets, 1u << d->l0);
     pthread_rwlock_init(&d->resize, NULL);
     pthread_mutex_init(&d->decide, NULL);
     snprintf(d->reason, sizeof d->reason, "a sample of pages until duplicates are seen");
@@ -581,6 +596,8 @@ int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const v
             got = try_record(dev, (uint32_t)(ref - d->nslots - 1), bytes, n, huge, &refused, &stale);
         else
             got = try_slot(dev, idx, ref - 1, bytes, n, huge, &refused, &stale, &moved);
+        if (moved > d->rmask)
+            moved = 0;                 /* see choose_format */
         if (stale || moved) {
             entry_change(d, &p, ref, moved);
             if (stale)
@@ -728,10 +745,10 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
     stripes_unlock2(d, b0, b1);
     pthread_rwlock_unlock(&d->resize);
 
-    /* fuller than LOAD_PCT, and fewer entries than 1.25 x
+    /* fuller than load_pct, and fewer entries than 1.25 x
      * the stored pages: grow by an eighth */
     uint64_t entries = atomic_load_explicit(&d->entries, RELAXED);
-    if (entries * 100 > (uint64_t)LOAD_PCT * d->cap * n && n < d->max_buckets) {
+    if (entries * 100 > (uint64_t)d->load_pct * d->cap * n && n < d->max_buckets) {
         struct uz_tally_snap t;
         uz_tally_read(dev, &t);
         if (n * d->cap * 4 < 5 * t.pages_stored) {
