@@ -352,7 +352,14 @@ static void test_entry_formats(void **state)
         cfg.disksize = cases[c].disk;
         cfg.dedup = "1";
         struct uzram *d;
-        if (uzram_create(&cfg, &d) < 0)
+        int err = uzram_create(&cfg, &d);
+        if (err == -ENOMEM && cases[c].disk > (64ull << 30)) {
+            /* a sanitizer's or a small machine's address space */
+            print_message("%llu MiB disk: no address space for it, skipped (%s)\n",
+                          (unsigned long long)(cases[c].disk >> 20), uzram_last_error());
+            continue;
+        }
+        if (err < 0)
             fail_msg("create: %s", uzram_last_error());
         uint64_t nslots = cases[c].disk / PAGE, n = nslots / 2 < 12000 ? nslots / 2 : 12000;
         uint64_t stride = nslots / (2 * n);
