@@ -140,9 +140,9 @@ static void test_forced_collisions(void **state)
     struct uzram_stats st;
     uzram_get_stats(d, &st);
     assert_true(st.dedup_refused > 0);     /* matches on the hash, refused by the bytes */
-    /* an index bucket holds 8 entries, all with the one hash: the newest
-     * page with it wins its entry, so sharing still happens where the
-     * entry names the same content */
+    /* every page goes to the same two index buckets and every entry in
+     * them matches the hash: the byte compare picks the one with the same
+     * content, so sharing still happens where there is one */
     assert_true(st.dedup_pages <= 64 - 5);
     uzram_destroy(d);
     uz_dedup_hash_hook = NULL;
