@@ -716,10 +716,20 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
                 break;
             struct place q;
             place_from(d, v, lo, &q);
-            if (put(d, to, m, &q, e_ref(d, v), false, 0) < 0)
-                lost++;
-            else
+            /* first in the same choice: its bucket in the new table
+             * follows the old one's (by range), so the writes stream
+             * through the new table; a full one gets the two choices */
+            unsigned c = e_choice(d, v);
+            uint8_t *nk = bucket_at(d, to, addr(d, q.y[c], m));
+            unsigned k = bcount(d, nk);
+            if (k < d->cap) {
+                eset(d, nk, k, e_make(d, e_ref(d, v), c, q.y[c]));
                 placed++;
+            } else if (put(d, to, m, &q, e_ref(d, v), false, 0) < 0) {
+                lost++;
+            } else {
+                placed++;
+            }
         }
     }
     uz_vm_release(old, (n * BUCKET + PAGE - 1) / PAGE * PAGE);
