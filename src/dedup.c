@@ -95,6 +95,7 @@
  * evenly: 16, 12, 10, 8 a bucket) */
 #define LOAD_PCT(cap) ((cap) == 16 ? 97 : (cap) == 12 ? 92 : (cap) == 10 ? 90 : 86)
 #define GROW_DIV 8                 /* by n / GROW_DIV buckets */
+#define MIGRATE 128                /* old buckets moved at a time */
 #define MULT 0x9e3779b97f4a7c15ull /* odd: y2 = y * MULT mod 2^P */
 #define SAMPLE_SHIFT 60            /* sampled: prefix hash >> 60 == 0, 1 in 16 */
 #define SAMPLE_BYTES 256
@@ -105,6 +106,11 @@ struct uz_dedup {
     uint8_t *region;               /* two halves of 2 * half bytes */
     size_t half;
     uint8_t *base;                 /* the half in use (under resize) */
+    /* a growth under way: the old table's buckets [mig, old_n) are still
+     * in old_base (under resize; old_n 0: none) */
+    uint8_t *old_base;
+    _Atomic uint64_t old_n;
+    uint64_t mig;
     uint64_t max_buckets;
     _Atomic uint64_t nbuckets;
     /* the entry format, fixed at init */
@@ -385,8 +391,8 @@ uint64_t uz_dedup_bytes(struct uzram *dev)
     struct uz_dedup *d = dev->dedup;
     if (!d)
         return 0;
-    uint64_t n = atomic_load(&d->nbuckets);
-    return (n * BUCKET + PAGE - 1) / PAGE * PAGE + sizeof *d;
+    uint64_t n = atomic_load(&d->nbuckets), o = atomic_load(&d->old_n);
+    return (n * BUCKET + PAGE - 1) / PAGE * PAGE + (o * BUCKET + PAGE - 1) / PAGE * PAGE + sizeof *d;
 }
 
 static uint64_t page_hash(const void *page)
@@ -398,28 +404,40 @@ static uint64_t page_hash(const void *page)
 
 /* The entry (ref from) of the page at p: pointed at ref to instead, or
  * dropped (to == 0), if it is still there. */
+static bool change_in(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t want, uint64_t to_v)
+{
+    bool done = false;
+    stripe_lock(d, b);
+    uint8_t *bk = bucket_at(d, base, b);
+    unsigned k = bcount(d, bk);
+    for (unsigned i = 0; i < k; i++) {
+        if (eget(d, bk, i) != want)
+            continue;
+        if (to_v) {
+            eset(d, bk, i, to_v);
+        } else {
+            bdel(d, bk, i, k);
+            atomic_fetch_sub_explicit(&d->entries, 1, RELAXED);
+        }
+        done = true;
+        break;
+    }
+    stripe_unlock(d, b);
+    return done;
+}
+
 static void entry_change(struct uz_dedup *d, const struct place *p, uint64_t from, uint64_t to)
 {
     pthread_rwlock_rdlock(&d->resize);
     uint64_t n = atomic_load_explicit(&d->nbuckets, RELAXED);
+    uint64_t on = atomic_load_explicit(&d->old_n, RELAXED);
     for (unsigned c = 0; c < 2; c++) {
-        uint64_t b = addr(d, p->y[c], n);
-        uint64_t want = e_make(d, from, c, p->y[c]);
-        stripe_lock(d, b);
-        uint8_t *bk = bucket_at(d, d->base, b);
-        unsigned k = bcount(d, bk);
-        for (unsigned i = 0; i < k; i++) {
-            if (eget(d, bk, i) != want)
-                continue;
-            if (to) {
-                eset(d, bk, i, e_make(d, to, c, p->y[c]));
-            } else {
-                bdel(d, bk, i, k);
-                atomic_fetch_sub_explicit(&d->entries, 1, RELAXED);
-            }
+        uint64_t want = e_make(d, from, c, p->y[c]), to_v = to ? e_make(d, to, c, p->y[c]) : 0;
+        if (change_in(d, d->base, addr(d, p->y[c], n), want, to_v))
             break;
-        }
-        stripe_unlock(d, b);
+        uint64_t ob = on ? addr(d, p->y[c], on) : 0;
+        if (on && ob >= d->mig && change_in(d, d->old_base, ob, want, to_v))
+            break;
     }
     pthread_rwlock_unlock(&d->resize);
 }
@@ -540,6 +558,33 @@ static void auto_decide(struct uz_dedup *d, bool hit)
 }
 
 
+/* The references of bucket b's entries that match key (an entry with a zero
+ * reference), appended to cand. */
+static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, uint64_t *cand,
+                 unsigned *nc)
+{
+    stripe_lock(d, b);
+    const uint8_t *bk = bucket_at(d, base, b);
+#ifdef __SSE2__
+    if (d->esize == 4) {
+        unsigned bits = match16(bk, (uint32_t)~d->rmask, (uint32_t)key) &
+                        ~match16(bk, ~0u, 0);   /* not the empty ones */
+        for (; bits; bits &= bits - 1)
+            cand[(*nc)++] = e_ref(d, eget(d, bk, (unsigned)__builtin_ctz(bits)));
+        stripe_unlock(d, b);
+        return;
+    }
+#endif
+    for (unsigned i = 0; i < d->cap; i++) {
+        uint64_t v = eget(d, bk, i);
+        if (!v)
+            break;
+        if ((v & ~d->rmask) == key)
+            cand[(*nc)++] = e_ref(d, v);
+    }
+    stripe_unlock(d, b);
+}
+
 int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const void *bytes,
                       size_t n, bool huge, uint64_t *hash, bool *indexed)
 {
@@ -557,33 +602,17 @@ int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const v
     atomic_fetch_add_explicit(&d->lookups, 1, RELAXED);
     struct place p;
     place_of(d, h, &p);
-    uint64_t cand[2 * 16];
+    uint64_t cand[4 * 16];
     unsigned nc = 0;
     pthread_rwlock_rdlock(&d->resize);
     uint64_t nb = atomic_load_explicit(&d->nbuckets, RELAXED);
+    uint64_t on = atomic_load_explicit(&d->old_n, RELAXED);
     for (unsigned c = 0; c < 2; c++) {
-        uint64_t b = addr(d, p.y[c], nb);
         uint64_t key = e_make(d, 0, c, p.y[c]);
-        stripe_lock(d, b);
-        const uint8_t *bk = bucket_at(d, d->base, b);
-#ifdef __SSE2__
-        if (d->esize == 4) {
-            unsigned bits = match16(bk, (uint32_t)~d->rmask, (uint32_t)key) &
-                            ~match16(bk, ~0u, 0);   /* not the empty ones */
-            for (; bits; bits &= bits - 1)
-                cand[nc++] = e_ref(d, eget(d, bk, (unsigned)__builtin_ctz(bits)));
-            stripe_unlock(d, b);
-            continue;
-        }
-#endif
-        for (unsigned i = 0; i < d->cap; i++) {
-            uint64_t v = eget(d, bk, i);
-            if (!v)
-                break;
-            if ((v & ~d->rmask) == key)
-                cand[nc++] = e_ref(d, v);
-        }
-        stripe_unlock(d, b);
+        scan(d, d->base, addr(d, p.y[c], nb), key, cand, &nc);
+        uint64_t ob = on ? addr(d, p.y[c], on) : 0;
+        if (on && ob >= d->mig)        /* not moved yet by the growth under way */
+            scan(d, d->old_base, ob, key, cand, &nc);
     }
     pthread_rwlock_unlock(&d->resize);
 
@@ -700,15 +729,17 @@ static int put(struct uz_dedup *d, uint8_t *base, uint64_t n, const struct place
     return 1;
 }
 
-/* Grow the table from n to m buckets: every entry placed again in the
- * other half, the old half given back.  Caller holds resize for writing. */
-static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
+/* Move the next MIGRATE buckets of the old table of a growth under way
+ * into the new one; the last of them ends it (the old half given back).
+ * Caller holds resize for writing. */
+static void migrate(struct uz_dedup *d)
 {
-    uint8_t *old = d->base;
-    uint8_t *to = old == d->region ? d->region + d->half : d->region;
-    uint64_t placed = 0, lost = 0;
-    for (uint64_t b = 0; b < n; b++) {
-        uint8_t *bk = bucket_at(d, old, b);
+    uint64_t n = atomic_load_explicit(&d->old_n, RELAXED), m = atomic_load_explicit(&d->nbuckets, RELAXED);
+    if (!n)
+        return;
+    uint64_t end = d->mig + MIGRATE < n ? d->mig + MIGRATE : n, lost = 0;
+    for (uint64_t b = d->mig; b < end; b++) {
+        uint8_t *bk = bucket_at(d, d->old_base, b);
         uint64_t lo = bucket_lo(d, b, n);
         for (unsigned i = 0; i < d->cap; i++) {
             uint64_t v = eget(d, bk, i);
@@ -720,24 +751,36 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
              * follows the old one's (by range), so the writes stream
              * through the new table; a full one gets the two choices */
             unsigned c = e_choice(d, v);
-            uint8_t *nk = bucket_at(d, to, addr(d, q.y[c], m));
+            uint8_t *nk = bucket_at(d, d->base, addr(d, q.y[c], m));
             unsigned k = bcount(d, nk);
-            if (k < d->cap) {
+            if (k < d->cap)
                 eset(d, nk, k, e_make(d, e_ref(d, v), c, q.y[c]));
-                placed++;
-            } else if (put(d, to, m, &q, e_ref(d, v), false, 0) < 0) {
+            else if (put(d, d->base, m, &q, e_ref(d, v), false, 0) < 0)
                 lost++;
-            } else {
-                placed++;
-            }
         }
     }
-    uz_vm_release(old, (n * BUCKET + PAGE - 1) / PAGE * PAGE);
-    d->base = to;
-    atomic_store_explicit(&d->entries, placed, RELAXED);
-    atomic_store(&d->nbuckets, m);
+    d->mig = end;
+    atomic_fetch_sub_explicit(&d->entries, lost, RELAXED);
     atomic_fetch_add_explicit(&d->evictions, lost, RELAXED);
+    if (end == n) {
+        uz_vm_release(d->old_base, (n * BUCKET + PAGE - 1) / PAGE * PAGE);
+        d->old_base = NULL;
+        atomic_store(&d->old_n, 0);
+    }
+}
+
+/* Grow the table from n to m buckets: new entries go to the other half,
+ * and the old table's move into it MIGRATE buckets at a time (one step per
+ * insert), while lookups look in both.  Caller holds resize for writing. */
+static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
+{
+    d->old_base = d->base;
+    d->base = d->base == d->region ? d->region + d->half : d->region;
+    d->mig = 0;
+    atomic_store(&d->old_n, n);
+    atomic_store(&d->nbuckets, m);
     atomic_fetch_add_explicit(&d->grows, 1, RELAXED);
+    migrate(d);
 }
 
 void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
@@ -755,6 +798,13 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
     stripes_unlock2(d, b0, b1);
     pthread_rwlock_unlock(&d->resize);
 
+    if (atomic_load_explicit(&d->old_n, RELAXED)) {
+        /* a growth under way: its next step */
+        pthread_rwlock_wrlock(&d->resize);
+        migrate(d);
+        pthread_rwlock_unlock(&d->resize);
+        return;
+    }
     /* fuller than load_pct, and fewer entries than 1.25 x
      * the stored pages: grow by an eighth */
     uint64_t entries = atomic_load_explicit(&d->entries, RELAXED);
@@ -766,7 +816,8 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
             if (m > d->max_buckets)
                 m = d->max_buckets;
             pthread_rwlock_wrlock(&d->resize);
-            if (atomic_load_explicit(&d->nbuckets, RELAXED) == n)
+            if (atomic_load_explicit(&d->nbuckets, RELAXED) == n &&
+                !atomic_load_explicit(&d->old_n, RELAXED))
                 grow(d, n, m);
             pthread_rwlock_unlock(&d->resize);
         }
