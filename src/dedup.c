@@ -42,11 +42,17 @@
  *    So the table fills to 97% (86-92% with fewer entries a bucket) with
  *    almost no evictions.
  *  - It grows by an eighth (GROW_DIV), not by doubling, into the other half
- *    of its reservation (each entry placed again, with its two choices),
- *    and the old half is given back; so it is 86-97% full whatever the
- *    number of pages, as long as it holds fewer entries than 1.25 x the
- *    stored pages: its memory follows what is stored, not the disk size.
- *    It is counted in the footprint, whole pages of it.
+ *    of its reservation: new entries go there at once, and the old table's
+ *    move over MIGRATE buckets at a time, one step per insert (lookups and
+ *    entry changes look in both until the last step gives the old half
+ *    back), so no write waits for more than a step.  An entry moves to its
+ *    own choice's bucket of the new table, which follows its old one by
+ *    range (the moves stream), or, that one full, is placed again by its
+ *    two choices.  So the table is 86-97% full whatever the number of
+ *    pages, as long as it holds fewer entries than 1.25 x the stored
+ *    pages: its memory follows what is stored, not the disk size.  It is
+ *    counted in the footprint, whole pages of it (both tables while a
+ *    growth is under way).
  *
  * Modes (the dedup attribute): off; on (every page is hashed and looked
  * up); auto, the default: the index looks at a sample of the pages, those
@@ -59,8 +65,8 @@
  * decision and its reason are in dedup_stat.
  *
  * Locking (src/README.md, "Lock order"): the caller holds slot idx.  The
- * index is guarded by an rwlock (read: lookups and inserts; write: the
- * growth, which holds nothing else under it) and 256 stripe spinlocks over
+ * index is guarded by an rwlock (read: lookups and inserts; write: a
+ * growth's start and steps, which take nothing under it) and 256 stripe spinlocks over
  * the buckets, held only to copy or change entries (an insert holds its two
  * buckets' in stripe order and only tries a third), never while a slot or
  * record lock is taken.  A candidate slot is only tried (it may be locked
