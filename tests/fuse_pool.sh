@@ -135,6 +135,18 @@ for d in 0 1 2; do grep -q "^$DIR/zram$d " "$WORK/stat" || fail "no row for zram
 grep -q "^$DIR .*\[POOL\]" "$WORK/stat" || fail "no pool row"
 "$UZRAM" stat --json "$DIR" > /dev/null
 
+step "the pool's attributes; a device shows the pool's"
+echo 2G > "$DIR/mem_limit"
+[ "$(cat "$DIR/mem_limit")" = 2147483648 ] || fail "pool mem_limit: $(cat "$DIR/mem_limit")"
+pool_json 'assert j["pool"]["mem_limit"] == 2 << 30, j["pool"]'
+read -r _ _ _ lim _ < "$DIR/zram1/mm_stat"
+[ "$lim" = 2147483648 ] || fail "zram1's mm_stat mem_limit $lim is not the pool's"
+echo 1 > "$DIR/compact"
+N=$(cat "$DIR/zram-control/hot_add")
+if "$UZRAM" clone "$DIR/zram$N" 2>/dev/null; then fail "cloned an uninitialised device"; fi
+if "$UZRAM" clone "$WORK" 2>/dev/null; then fail "cloned a directory that is no device"; fi
+echo "$N" > "$DIR/zram-control/hot_remove"
+
 step "ext4 on zram0, then on its clone; the clone survives its source"
 echo 2 > "$DIR/zram-control/hot_remove"
 echo 1 > "$DIR/zram0/reset"
@@ -171,5 +183,6 @@ grep -q " $DIR fuse.uzram " /proc/self/mounts || fail "the pool went away"
 exec 3<&-
 "$UZRAM" umount "$DIR"
 grep -q " $DIR fuse.uzram " /proc/self/mounts && fail "still mounted"
-kill -0 "$DAEMON" 2>/dev/null && fail "the daemon $DAEMON is still running"
+state=$(sed 's/.*) //' "/proc/$DAEMON/stat" 2>/dev/null | cut -c1)
+case "${state:-gone}" in gone|Z|X) ;; *) fail "the daemon $DAEMON is still running ($state)";; esac
 echo "PASS"
