@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "attr.h"
 #include "device.h"
+#include "pool.h"
 #include "iostat.h"
 #include "dedup.h"
 #include "parse.h"
@@ -49,6 +50,7 @@ struct attr {
     int (*store)(struct uzram *dev, const struct val *v);
     bool reshape;   /* the store changes the device's shape: exclude I/O */
     bool closed;    /* refused with EBUSY while the device is open (uzram_open) */
+    bool own;       /* a device's own, also in a pool (else the store's: the pool's) */
 };
 
 /* ----------------------------------------------------------- parsing */
@@ -459,7 +461,7 @@ static int store_writeback(struct uzram *dev, const struct val *v)
     }
     if (!have_mode && nranges == 0)
         return uz_error(-EINVAL, "writeback: give a mode");
-    if (!dev->bd)
+    if (!dev->store->bd)
         return uz_error(-ENODEV, "writeback: no backing device (set backing_dev before disksize)");
     if (nranges == 0) {
         ranges[0].lo = 0;
@@ -467,9 +469,9 @@ static int store_writeback(struct uzram *dev, const struct val *v)
         nranges = 1;
     }
     for (int i = 0; i < nranges; i++) {
-        struct uz_wb_req r = {.mode = have_mode ? mode : WB_ANY, .lo = ranges[i].lo,
-                              .hi = ranges[i].hi};
-        int err = uz_writeback(dev, &r);
+        struct uz_wb_req r = {.mode = have_mode ? mode : WB_ANY, .lo = dev->base + ranges[i].lo,
+                              .hi = dev->base + ranges[i].hi};
+        int err = uz_writeback(dev->store, &r);
         if (err < 0)
             return err;
     }
@@ -551,7 +553,7 @@ static int store_idle(struct uzram *dev, const struct val *v)
     }
     if (!dev->initialised)
         return uz_error(-EINVAL, "idle: device is not initialised");
-    uz_idle_mark(dev, (uint32_t)age);
+    uz_idle_mark(dev->store, dev->base, dev->base + dev->nslots, (uint32_t)age);
     return 0;
 }
 
@@ -610,6 +612,7 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
  * group=K" */
 static int store_recompress(struct uzram *dev, const struct val *v)
 {
+    struct uzram *st = dev->store;   /* the secondaries are the store's */
     struct uz_kv kv;
     int kerr = uz_kv_begin(&kv, v->s, "recompress");
     if (kerr < 0)
@@ -639,7 +642,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
             r.max_pages = x;
         } else if (strcmp(tok, "priority") == 0) {
-            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !dev->recomp_algo[x - 1].name[0])
+            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !st->recomp_algo[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
@@ -651,7 +654,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             const struct uz_codec *c = uz_codec_find(val);
             r.prio = 0;
             for (uint32_t p = 1; c && p <= UZ_NR_SECONDARY; p++)
-                if (strcmp(dev->recomp_algo[p - 1].name, c->name) == 0)
+                if (strcmp(st->recomp_algo[p - 1].name, c->name) == 0)
                     r.prio = p;
             if (!r.prio)
                 return uz_error(-EINVAL, "recompress: '%s' is not a secondary algorithm", val);
@@ -661,8 +664,8 @@ static int store_recompress(struct uzram *dev, const struct val *v)
     }
     if (!dev->initialised)
         return uz_error(-EINVAL, "recompress: device is not initialised");
-    r.lo = 0;
-    r.hi = dev->nslots;
+    r.lo = dev->base;
+    r.hi = dev->base + dev->nslots;
     if (!group_given && r.mode == RC_IDLE && r.threshold == 0) {
         /* uzram's default for idle pages: first regroup aligned runs of
          * UZ_GROUP_MAX idle pages (cold pages are rarely read, and pages
@@ -671,7 +674,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
          * by page, as zram does.  group=1 asks for zram's pass alone. */
         struct uz_rc_req g = r;
         g.group = UZ_GROUP_MAX;
-        int err = uz_recompress(dev, &g);
+        int err = uz_recompress(st, &g);
         if (err < 0)
             return err;
         if (r.max_pages) {
@@ -680,7 +683,7 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             r.max_pages -= g.done;
         }
     }
-    return uz_recompress(dev, &r);
+    return uz_recompress(st, &r);
 }
 
 static int show_rc_policy(struct uzram *dev, char *buf, size_t size)
@@ -760,36 +763,36 @@ static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 }
 
 static const struct attr attrs[] = {
-    {"disksize", 0644, show_disksize, store_disksize, true, true},
-    {"initstate", 0444, show_initstate, NULL, false, false},
-    {"reset", 0200, NULL, store_reset, true, true},
-    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true, true},
-    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true, true},
-    {"mem_limit", 0200, NULL, store_mem_limit, false, false},
-    {"mem_used_max", 0200, NULL, store_mem_used_max, false, false},
-    {"compact", 0200, NULL, store_compact, false, false},
-    {"mm_stat", 0444, show_mm_stat, NULL, false, false},
-    {"io_stat", 0444, show_io_stat, NULL, false, false},
-    {"debug_stat", 0444, show_debug_stat, NULL, false, false},
-    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true, false},
-    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false, false},
-    {"group_pages", 0644, show_group_pages, store_group_pages, true, true},
-    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true, true},
-    {"bd_stat", 0444, show_bd_stat, NULL, false, false},
-    {"writeback", 0200, NULL, store_writeback, false, false},
-    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false, false},
-    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false, false},
-    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false, false},
-    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false, false},
-    {"idle", 0200, NULL, store_idle, false, false},
-    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true, true},
-    {"recompress", 0200, NULL, store_recompress, false, false},
-    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false},
-    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false},
-    {"policy_stat", 0444, show_policy_stat, NULL, false, false},
-    {"dedup", 0644, show_dedup, store_dedup, false, false},
-    {"dedup_stat", 0444, show_dedup_stat, NULL, false, false},
-    {"stat", 0444, uz_iostat_show, NULL, false, false},   /* the block layer's, src/iostat.c */
+    {"disksize", 0644, show_disksize, store_disksize, true, true, true},
+    {"initstate", 0444, show_initstate, NULL, false, false, true},
+    {"reset", 0200, NULL, store_reset, true, true, true},
+    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true, true, false},
+    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true, true, false},
+    {"mem_limit", 0200, NULL, store_mem_limit, false, false, false},
+    {"mem_used_max", 0200, NULL, store_mem_used_max, false, false, false},
+    {"compact", 0200, NULL, store_compact, false, false, false},
+    {"mm_stat", 0444, show_mm_stat, NULL, false, false, true},
+    {"io_stat", 0444, show_io_stat, NULL, false, false, true},
+    {"debug_stat", 0444, show_debug_stat, NULL, false, false, false},
+    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true, false, false},
+    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false, false, false},
+    {"group_pages", 0644, show_group_pages, store_group_pages, true, true, false},
+    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true, true, false},
+    {"bd_stat", 0444, show_bd_stat, NULL, false, false, false},
+    {"writeback", 0200, NULL, store_writeback, false, false, true},
+    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false, false, false},
+    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false, false, false},
+    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false, false, false},
+    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false, false, false},
+    {"idle", 0200, NULL, store_idle, false, false, true},
+    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true, true, false},
+    {"recompress", 0200, NULL, store_recompress, false, false, true},
+    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false, false},
+    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false, false},
+    {"policy_stat", 0444, show_policy_stat, NULL, false, false, false},
+    {"dedup", 0644, show_dedup, store_dedup, false, false, false},
+    {"dedup_stat", 0444, show_dedup_stat, NULL, false, false, false},
+    {"stat", 0444, uz_iostat_show, NULL, false, false, true},   /* the block layer's, src/iostat.c */
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -810,6 +813,26 @@ const char *uzram_attr_name(unsigned i, unsigned *mode)
     return attrs[i].name;
 }
 
+/* A store of a pool's attribute through one of its devices (see
+ * uzram.h, "Pools"): a setting that shapes the store is fixed when the
+ * pool is made (the same value is accepted, a zram set-up script writes
+ * comp_algorithm before disksize), anything else is the pool's. */
+static int store_pool_setting(struct uzram *dev, const struct attr *a, const struct val *v)
+{
+    struct uzram *st = dev->store;
+    if (!a->reshape)
+        return uzram_attr_store(st, a->name, v->s, v->len);
+    if (strcmp(a->name, "comp_algorithm") == 0) {
+        const struct uz_codec *c = uz_codec_find(v->s);
+        if (!c)
+            return uz_error(-EINVAL, "comp_algorithm: unknown algorithm '%s'", v->s);
+        if (strcmp(c->name, st->algorithm) == 0)
+            return 0;
+    }
+    return uz_error(-EBUSY, "%s: zram%d is a device of a pool, whose devices share the pool's "
+                    "setting (set it when the pool is made)", a->name, dev->id);
+}
+
 int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
 {
     const struct attr *a = find_attr(name);
@@ -819,9 +842,11 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
         return -ENOSPC;
-    pthread_rwlock_rdlock(&dev->init_lock);   /* (reader-preferring: may nest) */
+    if (uz_in_pool(dev) && !a->own)
+        return uzram_attr_show(dev->store, name, buf, size);
+    uz_dev_read_lock(dev);   /* (reader-preferring: may nest) */
     int len = a->show(dev, buf, size);
-    pthread_rwlock_unlock(&dev->init_lock);
+    uz_dev_read_unlock(dev);
     return len;
 }
 
@@ -843,17 +868,98 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
         memcpy(v.s, value, len);
     v.s[len] = 0;
     v.len = len;
+    if (uz_in_pool(dev) && !a->own)
+        return store_pool_setting(dev, a, &v);
     /* Stores that change the device's shape exclude all I/O; the others
-     * (compact, mem_limit, ...) run beside it. */
+     * (compact, mem_limit, ...) run beside it.  A device of a pool holds
+     * the store's lock for reading under its own, as its I/O does. */
     if (a->reshape)
         pthread_rwlock_wrlock(&dev->init_lock);
     else
         pthread_rwlock_rdlock(&dev->init_lock);
+    if (uz_in_pool(dev))
+        pthread_rwlock_rdlock(&dev->store->init_lock);
     int err = a->closed ? uz_dev_check_closed(dev, name) : 0;
     if (err == 0)
         err = a->store(dev, &v);
+    if (uz_in_pool(dev))
+        pthread_rwlock_unlock(&dev->store->init_lock);
     pthread_rwlock_unlock(&dev->init_lock);
     return err;
+}
+
+/* ------------------------------------------------------ pool attributes */
+
+static int show_pool_stat(struct uzram_pool *p, char *buf, size_t size)
+{
+    struct uzram_pool_stats s;
+    uzram_pool_get_stats(p, &s);
+    return emit(buf, size, 0, "%llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu "
+                "%llu %llu\n", (unsigned long long)s.devices, (unsigned long long)s.disksize,
+                (unsigned long long)s.capacity, (unsigned long long)s.orig_data_size,
+                (unsigned long long)s.compr_data_size, (unsigned long long)s.shared_bytes,
+                (unsigned long long)s.shared_pages, (unsigned long long)s.saved_bytes,
+                (unsigned long long)s.same_pages, (unsigned long long)s.huge_pages,
+                (unsigned long long)s.mem_used_total, (unsigned long long)s.mem_limit,
+                (unsigned long long)s.mem_used_max, (unsigned long long)s.footprint,
+                (unsigned long long)s.bd_count);
+}
+
+/* The pool's attributes: the store's, by the device attribute's name and
+ * printer, and pool_stat; comp_algorithm is shown only. */
+static const struct {
+    const char *name;
+    unsigned mode;
+} pool_attrs[] = {
+    {"comp_algorithm", 0444}, {"mem_limit", 0200}, {"mem_used_max", 0200}, {"compact", 0200},
+    {"mm_stat", 0444},        {"debug_stat", 0444}, {"dedup", 0644},       {"dedup_stat", 0444},
+    {"pool_stat", 0444},
+};
+#define NPOOL_ATTRS (sizeof pool_attrs / sizeof pool_attrs[0])
+
+static int find_pool_attr(const char *name, unsigned *mode)
+{
+    for (size_t i = 0; i < NPOOL_ATTRS; i++)
+        if (strcmp(pool_attrs[i].name, name) == 0) {
+            *mode = pool_attrs[i].mode;
+            return 0;
+        }
+    return uz_error(-ENOENT, "no pool attribute '%s'", name);
+}
+
+const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
+{
+    if (i >= NPOOL_ATTRS)
+        return NULL;
+    if (mode)
+        *mode = pool_attrs[i].mode;
+    return pool_attrs[i].name;
+}
+
+int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
+{
+    unsigned mode;
+    int err = find_pool_attr(name, &mode);
+    if (err < 0)
+        return err;
+    if (!(mode & 0444))
+        return uz_error(-EACCES, "%s is write-only", name);
+    if (size == 0)
+        return -ENOSPC;
+    if (strcmp(name, "pool_stat") == 0)
+        return show_pool_stat(p, buf, size);
+    return uzram_attr_show(uz_pool_store(p), name, buf, size);
+}
+
+int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
+{
+    unsigned mode;
+    int err = find_pool_attr(name, &mode);
+    if (err < 0)
+        return err;
+    if (!(mode & 0200))
+        return uz_error(-EACCES, "%s is read-only", name);
+    return uzram_attr_store(uz_pool_store(p), name, value, len);
 }
 
 const char *uzram_algorithm_name(unsigned i)

@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include "device.h"
+#include "pool.h"
 #include "page.h"
 #include "dedup.h"
 #include "shared.h"
@@ -145,6 +146,8 @@ void uzram_config_init_size(struct uzram_config *cfg, size_t size)
 
 int uz_dev_init(struct uzram *dev, uint64_t disksize)
 {
+    if (uz_in_pool(dev))
+        return uz_pool_dev_init(dev, disksize);
     if (disksize > MAX_SLOTS * PAGE)
         return uz_error(-EINVAL, "disksize: at most %llu bytes", MAX_SLOTS * PAGE);
     disksize = (disksize + PAGE - 1) / PAGE * PAGE;
@@ -215,6 +218,10 @@ no_secondaries:
 
 void uz_dev_teardown(struct uzram *dev)
 {
+    if (uz_in_pool(dev)) {
+        uz_pool_dev_teardown(dev);
+        return;
+    }
     if (!dev->initialised)
         return;
     uz_policy_stop(dev);
@@ -255,6 +262,8 @@ int uz_dev_reset(struct uzram *dev)
     if (err < 0)
         return err;
     uz_dev_teardown(dev);
+    if (uz_in_pool(dev))
+        return 0;   /* the settings are the pool's */
     /* what zram's reset clears; everything else is kept */
     atomic_store(&dev->limit_pages, 0);
     uz_backing_close(dev->bd);
@@ -287,9 +296,14 @@ unsigned uzram_open_count(struct uzram *dev)
 
 int uzram_check(struct uzram *dev)
 {
-    pthread_rwlock_wrlock(&dev->init_lock);
-    int err = uz_dev_check(dev);
-    pthread_rwlock_unlock(&dev->init_lock);
+    /* a device of a pool: the whole pool (every device's I/O takes the
+     * store's init_lock for reading) */
+    struct uzram *st = dev->store;
+    pthread_rwlock_wrlock(&st->init_lock);
+    int err = uz_dev_check(st);
+    if (err == 0 && st->pool)
+        err = uz_pool_check(st);
+    pthread_rwlock_unlock(&st->init_lock);
     return err;
 }
 
@@ -346,6 +360,7 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     struct uzram *dev = uz_calloc(1, sizeof *dev);
     if (!dev)
         return uz_error(-ENOMEM, "out of memory");
+    dev->store = dev;
     pthread_rwlock_init(&dev->init_lock, NULL);
     pthread_mutex_init(&dev->policy_lock, NULL);
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
@@ -398,6 +413,10 @@ void uzram_destroy(struct uzram *dev)
 {
     if (!dev)
         return;
+    if (uz_in_pool(dev)) {
+        uz_pool_dev_destroy(dev);
+        return;
+    }
     uz_dev_teardown(dev);
     uz_backing_close(dev->bd);
     pthread_mutex_destroy(&dev->policy_lock);
@@ -412,10 +431,38 @@ uint64_t uzram_disksize(const struct uzram *dev)
 
 /* ---------------------------------------------------------------- stats */
 
+/* A device of a pool: the pool's figures where they are the pool's (the
+ * allocator's, the limit, the backing device, the index), its own where
+ * it has them (what its range holds, recounted; its own events). */
+static void pool_device_stats(struct uzram *dev, struct uzram_stats *st)
+{
+    uzram_get_stats(dev->store, st);
+    uz_dev_read_lock(dev);
+    struct uz_tally_snap t = {0};
+    if (dev->initialised)
+        uz_pool_recount(dev->store, dev->base, dev->base + dev->nslots, &t);
+    st->orig_data_size = t.pages_stored * PAGE;
+    st->compr_data_size = t.compr_bytes;
+    st->same_pages = t.same_pages;
+    st->huge_pages = t.huge_pages;
+    st->dedup_pages = t.shared_slots;
+    struct uz_events *c = &dev->ev;
+    st->invalid_io = atomic_load(&c->invalid_io);
+    st->notify_free = atomic_load(&c->notify_free);
+    st->reads = atomic_load(&c->reads);
+    st->writes = atomic_load(&c->writes);
+    uz_dev_read_unlock(dev);
+}
+
 void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *out, size_t size)
 {
     struct uzram_stats full, *st = &full;
     memset(st, 0, sizeof *st);
+    if (uz_in_pool(dev)) {
+        pool_device_stats(dev, st);
+        memcpy(out, st, size < sizeof *st ? size : sizeof *st);
+        return;
+    }
     pthread_rwlock_rdlock(&dev->init_lock);
     st->mem_limit = atomic_load(&dev->limit_pages) * PAGE;
     if (dev->initialised) {
@@ -477,6 +524,7 @@ void uz_mem_used_max_reset(struct uzram *dev)
 
 uint64_t uzram_compact(struct uzram *dev)
 {
+    dev = dev->store;   /* a pool's devices share one allocator */
     pthread_rwlock_rdlock(&dev->init_lock);
     uint64_t freed = dev->initialised ? dev->aops->compact(dev->alloc, 0) : 0;
     pthread_rwlock_unlock(&dev->init_lock);

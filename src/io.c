@@ -17,10 +17,17 @@
  * branch per page for groups.  After a write or discard, auto-compaction may run a bounded
  * step (device.c).
  *
- * Locking: init_lock (read) -> slot lock(s); src/README.md has the order.
+ * A device of a pool (pool.c) is a range of its pool's store: page
+ * numbers here are the store's (dev->base + the device's page), and the
+ * layers below are handed the store; the device's own counters (reads,
+ * writes, invalid I/O, stat) stay the device's.
+ *
+ * Locking: init_lock (read; a pool device's, then its store's) -> slot
+ * lock(s); src/README.md has the order.
  */
 #define _GNU_SOURCE
 #include "device.h"
+#include "pool.h"
 #include "iostat.h"
 #include "group.h"
 #include "page.h"
@@ -58,30 +65,32 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 
 static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
-    pthread_rwlock_rdlock(&dev->init_lock);
+    uz_dev_read_lock(dev);
+    struct uzram *st = dev->store;
+    const uint64_t base = dev->base;
     int err = check_range(dev, len, off, "read");
     uint8_t *out = buf;
     while (err == 0 && len > 0) {
-        uint64_t idx = off / PAGE;
+        uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        uint32_t f = atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
+        uint32_t f = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire);
         if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
             memset(out, 0, n);
         } else {
             bool group = f & SLOT_GROUP;
             if (!group) {
-                struct uz_slot *s = uz_slot_get(dev, idx);
+                struct uz_slot *s = uz_slot_get(st, idx);
                 group = uz_slot_state(s) & SLOT_GROUP;
                 if (group) {
                     /* a group member: the whole group is locked in group.c */
                 } else {
-                    err = uz_read_part(dev, idx, s, in, n, out);
+                    err = uz_read_part(st, idx, s, in, n, out);
                 }
-                uz_slot_put(dev, idx, s);
+                uz_slot_put(st, idx, s);
             }
             if (__builtin_expect(group, 0)) {
-                err = uz_group_read(dev, off, len, out, &n);
+                err = uz_group_read(st, base * PAGE + off, len, out, &n);
                 atomic_fetch_add_explicit(&dev->ev.reads, (in + n + PAGE - 1) / PAGE - 1,
                                           memory_order_relaxed);
             }
@@ -91,7 +100,7 @@ static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
         off += n;
         len -= n;
     }
-    pthread_rwlock_unlock(&dev->init_lock);
+    uz_dev_read_unlock(dev);
     return err;
 }
 
@@ -133,36 +142,40 @@ static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len
 
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
-    pthread_rwlock_rdlock(&dev->init_lock);
+    uz_dev_read_lock(dev);
+    struct uzram *st = dev->store;
+    const uint64_t base = dev->base;
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
     /* group mode: whole aligned groups go to group.c; with dedup 1 every
      * page is stored on its own, so that each can be shared (a group is
-     * one compressed unit, not pages the content index can find) */
-    uint32_t gk = atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) == UZ_DEDUP_ON
-                      ? 1 : dev->group_pages;
+     * one compressed unit, not pages the content index can find).  A
+     * pool's ranges start at a multiple of 8 pages: groups align alike
+     * on the device and in the store. */
+    uint32_t gk = atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) == UZ_DEDUP_ON
+                      ? 1 : st->group_pages;
     while (err == 0 && len > 0) {
-        uint64_t idx = off / PAGE;
+        uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(dev, gk, len, off) : 1;
+        uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
         if (k > 1) {
-            err = uz_group_write(dev, idx, k, src);
+            err = uz_group_write(st, idx, k, src);
             n = (size_t)k * PAGE;
             atomic_fetch_add_explicit(&dev->ev.writes, k - 1, memory_order_relaxed);
         } else if (n == PAGE) {
-            struct uz_slot *s = uz_slot_get(dev, idx);
+            struct uz_slot *s = uz_slot_get(st, idx);
             if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {
-                uz_slot_put(dev, idx, s);
-                err = uz_group_update(dev, off, len, src, false, &n);
+                uz_slot_put(st, idx, s);
+                err = uz_group_update(st, base * PAGE + off, len, src, false, &n);
                 atomic_fetch_add_explicit(&dev->ev.writes, (n + PAGE - 1) / PAGE - 1,
                                           memory_order_relaxed);
             } else {
-                err = uz_write_page(dev, idx, s, src, NULL);
-                uz_slot_put(dev, idx, s);
+                err = uz_write_page(st, idx, s, src, NULL);
+                uz_slot_put(st, idx, s);
             }
         } else {
-            err = write_partial(dev, idx, in, n, src, len, &n);
+            err = write_partial(st, idx, in, n, src, len, &n);
             atomic_fetch_add_explicit(&dev->ev.writes, (in + n + PAGE - 1) / PAGE - 1,
                                       memory_order_relaxed);
         }
@@ -172,8 +185,8 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(dev);
-    pthread_rwlock_unlock(&dev->init_lock);
+        uz_dev_auto_compact(st);
+    uz_dev_read_unlock(dev);
     return err;
 }
 
@@ -181,34 +194,36 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
  * what names it in error messages. */
 static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
 {
-    pthread_rwlock_rdlock(&dev->init_lock);
+    uz_dev_read_lock(dev);
+    struct uzram *st = dev->store;
+    const uint64_t base = dev->base;
     int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
-        uint64_t idx = off / PAGE;
+        uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (!slot_empty_racy(dev, idx)) {
+        if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {
-                struct uz_slot *s = uz_slot_get(dev, idx);
+                struct uz_slot *s = uz_slot_get(st, idx);
                 if (__builtin_expect(uz_slot_state(s) & SLOT_GROUP, 0)) {
-                    uz_slot_put(dev, idx, s);
-                    err = uz_group_update(dev, off, len, NULL, true, &n);
+                    uz_slot_put(st, idx, s);
+                    err = uz_group_update(st, base * PAGE + off, len, NULL, true, &n);
                 } else {
                     if (uz_slot_state(s))
                         atomic_fetch_add_explicit(&dev->ev.notify_free, 1, memory_order_relaxed);
-                    uz_slot_free(dev, idx, s);
-                    uz_slot_put(dev, idx, s);
+                    uz_slot_free(st, idx, s);
+                    uz_slot_put(st, idx, s);
                 }
             } else {
-                err = write_partial(dev, idx, in, n, NULL, len, &n);
+                err = write_partial(st, idx, in, n, NULL, len, &n);
             }
         }
         off += n;
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(dev);
-    pthread_rwlock_unlock(&dev->init_lock);
+        uz_dev_auto_compact(st);
+    uz_dev_read_unlock(dev);
     return err;
 }
 
@@ -247,22 +262,22 @@ int uzram_flush(struct uzram *dev)
 
 int uzram_page_state(struct uzram *dev, uint64_t off)
 {
-    pthread_rwlock_rdlock(&dev->init_lock);
+    uz_dev_read_lock(dev);
+    struct uzram *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");
     if (rc == 0) {
-        uint64_t idx = off / PAGE;
-        if (slot_empty_racy(dev, idx)) {
+        uint64_t idx = dev->base + off / PAGE;
+        if (slot_empty_racy(st, idx)) {
             rc = UZRAM_PAGE_ZERO;
         } else {
-            struct uz_slot *s = uz_slot_get(dev, idx);
+            struct uz_slot *s = uz_slot_get(st, idx);
             uint32_t f = uz_slot_state(s);
             /* a group member is data, whatever it holds */
             rc = (f == 0 || ((f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME && slot_handle(s) == 0))
                      ? UZRAM_PAGE_ZERO : UZRAM_PAGE_DATA;
-            uz_slot_put(dev, idx, s);
+            uz_slot_put(st, idx, s);
         }
     }
-    pthread_rwlock_unlock(&dev->init_lock);
+    uz_dev_read_unlock(dev);
     return rc;
 }
-

@@ -52,6 +52,7 @@ int uz_shared_init(struct uzram *dev)
     int err = uz_varray_init(&dev->records, n, sizeof(struct uz_shared));
     if (err < 0)
         return uz_error(-ENOMEM, "disksize: cannot reserve the shared record table");
+    atomic_store(&dev->record_hw, 0);
     err = uz_sb_init(&dev->record_ids, n);
     if (err < 0) {
         uz_varray_fini(&dev->records);
@@ -63,7 +64,8 @@ int uz_shared_init(struct uzram *dev)
 void uz_shared_fini(struct uzram *dev)
 {
     if (dev->bd) {
-        for (uint64_t i = 0; i < dev->records.nelems; i++) {
+        uint64_t hw = atomic_load(&dev->record_hw);
+        for (uint64_t i = 0; i < hw; i++) {
             if (!uz_varray_page_used(&dev->records, i)) {
                 i = (i / dev->records.per_page + 1) * dev->records.per_page - 1;
                 continue;
@@ -116,11 +118,18 @@ int uz_shared_make(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t 
     uz_slot_lock(&r->s);
     r->refs = 1;
     slot_set_handle(&r->s, h);
-    uz_slot_set_state(&r->s, f & (SLOT_OBJ | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP));
+    uz_slot_set_state(&r->s, f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP));
     uz_varray_live(&dev->records, id, +1);
-    dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | (uint32_t)id);
+    if (f & SLOT_OBJ) {
+        dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | (uint32_t)id);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, uz_obj_bytes(dev, f, h), RELAXED);
+    }
     uz_slot_unlock(&r->s);
     uz_varray_unpin(&dev->records, id);
+    uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
+    while (hw < id + 1 &&
+           !atomic_compare_exchange_weak_explicit(&dev->record_hw, &hw, id + 1, RELAXED, RELAXED))
+        ;
     /* the slot now refers to the record; the page's counts move with it */
     slot_set_handle(s, id);
     uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
@@ -148,7 +157,9 @@ int uz_shared_ref(struct uzram *dev, struct uz_shared *r)
 static void release_page(struct uzram *dev, uint32_t f, uint64_t h)
 {
     if (f & SLOT_OBJ) {
-        atomic_fetch_sub_explicit(&dev->tally.compr_bytes, uz_obj_bytes(dev, f, h), RELAXED);
+        size_t bytes = uz_obj_bytes(dev, f, h);
+        atomic_fetch_sub_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_sub_explicit(&dev->tally.record_bytes, bytes, RELAXED);
         if (f & SLOT_HUGE)
             atomic_fetch_sub_explicit(&dev->tally.huge_pages, 1, RELAXED);
         dev->aops->free(dev->alloc, h);
@@ -197,6 +208,7 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
     state &= SLOT_STATE & ~(SLOT_LOCKBITS | SLOT_IDLE);
     if (state & SLOT_OBJ) {
         atomic_fetch_add_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, bytes, RELAXED);
         atomic_fetch_add_explicit(&dev->tally.pages_stored, refs, RELAXED);
         atomic_fetch_add_explicit(&dev->tally.saved_bytes, (refs - 1) * bytes, RELAXED);
         if (state & SLOT_HUGE) {
@@ -210,13 +222,192 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
     uz_slot_set_state(&r->s, state);
 }
 
+/* ---------------------------------------------------------------- clone */
+
+/* Counters a clone changes, summed and added once. */
+struct clone_sums {
+    uint64_t pages_stored, compr_bytes, same_pages, group_members, shared_slots, records,
+        saved_bytes, record_bytes, huge_pages, huge_pages_since;
+};
+
+static void add_sums(struct uzram *dev, const struct clone_sums *c)
+{
+    struct uz_tally *t = &dev->tally;
+    atomic_fetch_add_explicit(&t->pages_stored, c->pages_stored, RELAXED);
+    atomic_fetch_add_explicit(&t->compr_bytes, c->compr_bytes, RELAXED);
+    atomic_fetch_add_explicit(&t->same_pages, c->same_pages, RELAXED);
+    atomic_fetch_add_explicit(&t->group_members, c->group_members, RELAXED);
+    atomic_fetch_add_explicit(&t->shared_slots, c->shared_slots, RELAXED);
+    atomic_fetch_add_explicit(&t->records, c->records, RELAXED);
+    atomic_fetch_add_explicit(&t->saved_bytes, c->saved_bytes, RELAXED);
+    atomic_fetch_add_explicit(&t->record_bytes, c->record_bytes, RELAXED);
+    atomic_fetch_add_explicit(&t->huge_pages, c->huge_pages, RELAXED);
+    atomic_fetch_add_explicit(&t->huge_pages_since, c->huge_pages_since, RELAXED);
+}
+
+/* The table page the clone writes: pinned while it fills, its live count
+ * added once when the clone moves past it. */
+struct fill_page {
+    struct uz_varray *va;
+    uint64_t first;                    /* an element of the pinned page, or UINT64_MAX */
+    int live;
+};
+
+static void fill_flush(struct fill_page *fp)
+{
+    if (fp->first == UINT64_MAX)
+        return;
+    uz_varray_live(fp->va, fp->first, fp->live);
+    uz_varray_unpin(fp->va, fp->first);
+    fp->first = UINT64_MAX;
+    fp->live = 0;
+}
+
+/* Element i becomes live: pin its page (leaving the last one). */
+static void fill_at(struct fill_page *fp, uint64_t i)
+{
+    if (fp->first != UINT64_MAX && i / fp->va->per_page == fp->first / fp->va->per_page) {
+        fp->live++;
+        return;
+    }
+    fill_flush(fp);
+    uz_varray_pin(fp->va, i);
+    fp->first = i;
+    fp->live = 1;
+}
+
+/* Slot idx now holds state f (lock bits clear) and handle h. */
+static void put_slot(struct uzram *dev, struct fill_page *fp, uint64_t idx, uint32_t f, uint64_t h)
+{
+    struct uz_slot *s = uz_slot_at(dev, idx);
+    fill_at(fp, idx);
+    slot_set_handle(s, h);
+    atomic_store_explicit(&s->flags, f, RELAXED);
+}
+
+/* Copy the group of k slots from sg to cg: new objects for the chunks. */
+static int clone_group(struct uzram *dev, struct fill_page *fp, uint64_t sg, uint64_t cg,
+                       uint32_t k, struct clone_sums *c)
+{
+    uint64_t h[UZ_GROUP_MAX] = {0};
+    size_t sz[UZ_GROUP_MAX] = {0};
+    for (uint32_t j = 0; j < k; j++) {
+        struct uz_slot *s = uz_slot_at(dev, sg + j);
+        uint64_t sh = slot_handle(s);
+        if (!sh)
+            continue;
+        sz[j] = dev->aops->obj_size(dev->alloc, sh);
+        if (dev->aops->alloc(dev->alloc, sz[j], (uint32_t)(cg + j), &h[j]) < 0) {
+            for (uint32_t i = 0; i < j; i++)
+                if (h[i])
+                    dev->aops->free(dev->alloc, h[i]);
+            return uz_error(-ENOMEM, "clone: no memory for a copy of a compressed group%s",
+                            atomic_load(&dev->limit_pages) ? " (mem_limit)" : "");
+        }
+        memcpy(dev->aops->map(dev->alloc, h[j]), dev->aops->map(dev->alloc, sh), sz[j]);
+    }
+    for (uint32_t j = 0; j < k; j++) {
+        uint32_t f = uz_slot_state(uz_slot_at(dev, sg + j)) & ~SLOT_IDLE;
+        put_slot(dev, fp, cg + j, f, h[j]);
+        c->compr_bytes += sz[j];
+    }
+    c->group_members += k;
+    c->pages_stored += k;
+    return 0;
+}
+
+int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
+{
+    struct clone_sums c = {0};
+    uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
+    int err = 0;
+    struct fill_page slots = {&dev->slots, UINT64_MAX, 0}, recs = {&dev->records, UINT64_MAX, 0};
+    for (uint64_t i = uz_next_used(dev, from); i < from + n; i = uz_next_used(dev, i + 1)) {
+        struct uz_slot *s = uz_slot_at(dev, i);
+        uint32_t f = uz_slot_state(s);
+        uint64_t h = slot_handle(s), ci = to + (i - from);
+        if (!f)
+            continue;
+        if (f & SLOT_GROUP) {
+            uint32_t k = slot_group_pages(f);   /* the leader comes first */
+            err = clone_group(dev, &slots, i, ci, k, &c);
+            if (err < 0)
+                break;
+            i += k - 1;
+            continue;
+        }
+        if (f & SLOT_SAME) {
+            put_slot(dev, &slots, ci, SLOT_SAME, h);
+            c.same_pages++;
+            c.pages_stored++;
+            continue;
+        }
+        uint32_t id;
+        struct uz_shared *r;
+        if (f & SLOT_SHARED) {
+            id = (uint32_t)h;
+            r = uz_shared_at(dev, id);
+            if (r->refs >= MAX_REFS) {
+                err = uz_error(-EMLINK, "clone: a shared page has the most references it can take");
+                break;
+            }
+        } else {
+            uint64_t bit;
+            if (uz_sb_alloc(&dev->record_ids, &bit) < 0) {
+                err = uz_error(-ENOMEM, "clone: no shared record id for slot %llu",
+                               (unsigned long long)i);
+                break;
+            }
+            id = (uint32_t)bit;
+            if (bit + 1 > hw)
+                hw = bit + 1;
+            r = uz_shared_at(dev, id);
+            fill_at(&recs, id);
+            r->refs = 1;
+            slot_set_handle(&r->s, h);
+            atomic_store_explicit(&r->s.flags,
+                                  f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP),
+                                  RELAXED);
+            if (f & SLOT_OBJ) {
+                dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | id);
+                size_t b = rec_bytes(dev, f, h);
+                c.record_bytes += b;
+                c.pages_stored++;
+                c.saved_bytes += b;
+            }
+            r->refs = 2;
+            /* the source slot refers to it now, keeping its IDLE bit and atime */
+            slot_set_handle(s, id);
+            atomic_store_explicit(&s->flags, (atomic_load_explicit(&s->flags, RELAXED) &
+                                              (SLOT_ATIME_MASK | SLOT_IDLE)) | SLOT_SHARED, RELAXED);
+            c.records++;
+            c.shared_slots++;
+            atomic_store_explicit(&dev->record_hw, hw, RELAXED);
+        }
+        if (f & SLOT_SHARED) {
+            r->refs++;
+            uint32_t rf = uz_slot_state(&r->s);
+            if (rf & SLOT_OBJ) {
+                c.pages_stored++;
+                c.saved_bytes += rec_bytes(dev, rf, slot_handle(&r->s));
+            }
+        }
+        put_slot(dev, &slots, ci, SLOT_SHARED, id);
+        c.shared_slots++;
+    }
+    fill_flush(&slots);
+    fill_flush(&recs);
+    add_sums(dev, &c);
+    return err;
+}
+
 #define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
 
 int uz_shared_check(struct uzram *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
                     uint64_t *objects, uint64_t *obj_bytes)
 {
-    uint64_t live = 0;
-    for (uint64_t i = 0; i < dev->records.nelems; i++) {
+    uint64_t live = 0, hw = atomic_load(&dev->record_hw);
+    for (uint64_t i = 0; i < hw; i++) {
         if (i % dev->records.per_page == 0 && !uz_varray_page_used(&dev->records, i)) {
             i += dev->records.per_page - 1;
             continue;
@@ -234,6 +425,7 @@ int uz_shared_check(struct uzram *dev, const uint32_t *refs_seen, struct uz_tall
         live++;
         if (!used)
             return FAIL("record %llu: live but its id is free", (unsigned long long)i);
+
         if (r->refs != refs_seen[i])
             return FAIL("record %llu: counts %u references, %u slots refer to it",
                         (unsigned long long)i, r->refs, refs_seen[i]);
@@ -253,6 +445,7 @@ int uz_shared_check(struct uzram *dev, const uint32_t *refs_seen, struct uz_tall
             n->pages_stored += r->refs;
             n->huge_pages += !!(f & SLOT_HUGE);
             n->saved_bytes += (uint64_t)(r->refs - 1) * sz;
+            n->record_bytes += sz;
             (*objects)++;
             *obj_bytes += sz;
         } else {

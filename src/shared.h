@@ -39,9 +39,10 @@ struct uz_shared *uz_shared_get(struct uzram *dev, uint32_t id);
 void uz_shared_put(struct uzram *dev, uint32_t id, struct uz_shared *r);
 
 /*
- * uz_shared_make - turn the unique page of locked slot idx (state OBJ, not
- * a group member) into a record with one reference, the slot's: the
- * object stays where it is, its back-reference becomes the record's, the
+ * uz_shared_make - turn the unique page of locked slot idx (state OBJ or
+ * WB, not a group member) into a record with one reference, the slot's:
+ * the object or block stays where it is, an object's back-reference
+ * becomes the record's, the
  * slot becomes SLOT_SHARED (keeping its IDLE bit and atime).  0 and the
  * id in *id, or -ENOMEM (no id could be allocated: nothing changed).
  */
@@ -66,6 +67,22 @@ void uz_shared_unref(struct uzram *dev, uint32_t id);
  */
 void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint32_t state,
                       uint64_t handle, size_t bytes);
+
+/*
+ * uz_shared_clone - give the n empty slots from `to` the content of the n
+ * slots from `from` (pool.c's clones), in one pass with no lock taken:
+ * the caller holds the store exclusively (its init_lock for writing: no
+ * slot or record is locked, no compaction or policy runs).  A same-filled
+ * page is copied; an object or backing block becomes a record (if it is
+ * not one) with one more reference, the new slot's; a compressed group's
+ * chunks are copied into new objects (a record holds one page, and a
+ * group is one stream).  Every counter is kept.  0, or -ENOMEM (no record
+ * id, or no memory for a group's copy) or -EMLINK (a record is full):
+ * then the slots done so far are cloned, the rest of [to, to + n) is
+ * empty, and every source slot reads what it did; the caller empties the
+ * new slots again (uz_slot_free, one reference each).
+ */
+int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n);
 
 /* For uz_dev_check: I8 for every record (refs equal the slots that refer
  * to it, counted into refs_seen[] by the caller; the object's back-

@@ -321,6 +321,7 @@ void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
     o->shared_slots = atomic_load_explicit(&t->shared_slots, RELAXED);
     o->records = atomic_load_explicit(&t->records, RELAXED);
     o->saved_bytes = atomic_load_explicit(&t->saved_bytes, RELAXED);
+    o->record_bytes = atomic_load_explicit(&t->record_bytes, RELAXED);
 }
 
 uint64_t uz_tally_compr_bytes(struct uzram *dev)
@@ -418,7 +419,7 @@ static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *obj
         } else if (f & SLOT_SHARED) {
             if (f & ~(SLOT_SHARED | SLOT_IDLE))
                 return FAIL("slot %llu: shared with other state bits (%#x)", (unsigned long long)i, f);
-            if (h >= dev->records.nelems)
+            if (h >= atomic_load(&dev->record_hw))
                 return FAIL("slot %llu: record id %llu is out of range", (unsigned long long)i,
                             (unsigned long long)h);
             n->shared_slots++;
@@ -460,7 +461,8 @@ int uz_dev_check(struct uzram *dev)
         return 0;
     struct uz_tally_snap n = {0};
     uint64_t objects = 0, obj_bytes = 0;
-    uint32_t *refs_seen = calloc(dev->records.nelems ? dev->records.nelems : 1, sizeof *refs_seen);
+    uint64_t hw = atomic_load(&dev->record_hw);
+    uint32_t *refs_seen = calloc(hw ? hw : 1, sizeof *refs_seen);
     if (!refs_seen)
         return uz_error(-ENOMEM, "check: no memory to count references");
     int err = check_slots(dev, &n, &objects, &obj_bytes, refs_seen);
@@ -484,6 +486,7 @@ int uz_dev_check(struct uzram *dev)
     SAME_COUNT(shared_slots, "shared slots")
     SAME_COUNT(records, "shared records")
     SAME_COUNT(saved_bytes, "bytes saved by sharing")
+    SAME_COUNT(record_bytes, "bytes of shared records")
 #undef SAME_COUNT
     struct uz_alloc_stats as;
     dev->aops->stats(dev->alloc, &as);

@@ -87,7 +87,7 @@ void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
 struct uz_tally_snap {
     uint64_t pages_stored, compr_bytes, same_pages, huge_pages, huge_pages_since;
     uint64_t group_members, wb_pages, frees;
-    uint64_t shared_slots, records, saved_bytes;
+    uint64_t shared_slots, records, saved_bytes, record_bytes;
 };
 void uz_tally_read(struct uzram *dev, struct uz_tally_snap *t);
 uint64_t uz_tally_compr_bytes(struct uzram *dev);

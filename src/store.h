@@ -161,6 +161,7 @@ struct uz_tally {
     _Atomic uint64_t records;          /* live shared records */
     _Atomic uint64_t saved_bytes;      /* compressed bytes sharing saves: sum of
                                         * (refs - 1) * bytes over records in RAM */
+    _Atomic uint64_t record_bytes;     /* compressed bytes of records in RAM */
 };
 
 /* A shared record (shared.c): one page stored for several slots.  s has
@@ -223,8 +224,28 @@ struct uz_policy_cfg {
 
 struct uz_backing;
 struct uz_policy;
+struct uzram_pool;
 
+/*
+ * struct uzram is a device, and a device's pages live in a store: the
+ * slot table, allocator, streams, records, content index, backing device
+ * and policies below.  A device made by uzram_create is its own store
+ * (store == itself, base 0): every field is its own.  A device of a pool
+ * (pool.c) is a range [base, base + nslots) of the pool's store, another
+ * struct uzram that no user holds; of its own fields it uses only the
+ * ones marked "device" (the lock, state, size, open count, events it
+ * counts on its own path, stat), and everything else is read from store.
+ * Layers 1-3 are handed the store and store slot numbers; layer 4 (io.c,
+ * device.c, pool.c) and attr.c translate.
+ */
 struct uzram {
+    /* device: where its pages are (pool.c) */
+    struct uzram *store;               /* itself, or its pool's store */
+    struct uzram_pool *pool;           /* NULL: not in a pool */
+    uint64_t base;                     /* its first slot in store */
+    int id;                            /* its number in the pool */
+    unsigned holds;                    /* uzram_pool_get holds (the pool's lock) */
+
     /* Held for reading by every data-path call, for writing by
      * initialisation and reset: a device cannot vanish under I/O. */
     pthread_rwlock_t init_lock;
@@ -256,9 +277,12 @@ struct uzram {
      * = none.  Changed only under init_lock held for writing. */
     struct uz_backing *bd;
 
-    /* live device, valid while initialised */
+    /* live device, valid while initialised (device: disksize, nslots) */
     uint64_t disksize;
-    uint64_t nslots;
+    /* Slots in use: the device's; for a pool's store the end of the
+     * highest device range (scans stop there; the table has room for the
+     * pool's capacity).  Atomic: a pool grows it beside scans. */
+    _Atomic uint64_t nslots;
     uint32_t huge_threshold;           /* compressed >= this: store raw */
     struct uz_varray slots;
     const struct uz_alloc_ops *aops;
@@ -272,6 +296,7 @@ struct uzram {
     struct uz_tally tally;             /* slot.c's and shared.c's alone */
     struct uz_varray records;          /* shared records, by id */
     struct uz_sparsebits record_ids;   /* ids in use */
+    _Atomic uint64_t record_hw;        /* no record id at or above this was used */
     struct uz_dedup *dedup;            /* the content index (dedup.c), NULL = none */
     _Atomic int dedup_mode;            /* UZ_DEDUP_* (kept across reset) */
     struct uz_events ev;

@@ -86,7 +86,7 @@ void uz_varray_unpin(struct uz_varray *va, uint64_t i)
 void uz_varray_live(struct uz_varray *va, uint64_t i, int delta)
 {
     if (delta > 0)
-        atomic_fetch_add_explicit(page_count(va, i), 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(page_count(va, i), (uint32_t)delta, memory_order_relaxed);
     else if (delta < 0)
         drop(va, i);   /* a pin is held, so this never reaches 0 */
 }

@@ -50,7 +50,8 @@ static inline uint32_t uz_varray_count(const struct uz_varray *va, uint64_t i)
 void uz_varray_pin(struct uz_varray *va, uint64_t i);
 /* Drop a pin; the page is released when no pin and no live element is left. */
 void uz_varray_unpin(struct uz_varray *va, uint64_t i);
-/* While pinned: element i became live (+1) or empty (-1). */
+/* While pinned: element i became live (+1; +N: N elements of its page
+ * did) or empty (-1). */
 void uz_varray_live(struct uz_varray *va, uint64_t i, int delta);
 
 #endif

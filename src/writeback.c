@@ -50,10 +50,12 @@
 
 #define PAGE UZRAM_PAGE_SIZE
 
-void uz_idle_mark(struct uzram *dev, uint32_t min_age)
+void uz_idle_mark(struct uzram *dev, uint64_t lo, uint64_t hi, uint32_t min_age)
 {
     uint32_t now = uz_now(dev);
-    for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+    if (hi > dev->nslots)
+        hi = dev->nslots;
+    for (uint64_t i = uz_next_used(dev, lo); i < hi; i = uz_next_used(dev, i + 1)) {
         uint32_t f = uz_slot_peek(dev, i);
         if (!(f & SLOT_STATE) || (f & SLOT_IDLE))
             continue;

@@ -7,9 +7,9 @@
 
 #include "slot.h"
 
-/* Mark idle every live slot idle for at least min_age seconds (0: all).
- * Cannot fail. */
-void uz_idle_mark(struct uzram *dev, uint32_t min_age);
+/* Mark idle every live slot of [lo, hi) idle for at least min_age
+ * seconds (0: all).  Cannot fail. */
+void uz_idle_mark(struct uzram *dev, uint64_t lo, uint64_t hi, uint32_t min_age);
 
 enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
 struct uz_wb_req {

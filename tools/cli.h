@@ -8,6 +8,7 @@
 
 int uz_cmd_bench(int argc, char **argv);    /* tools/bench.c   */
 int uz_cmd_bench_alloc(int argc, char **argv); /* tools/bench_alloc.c */
+int uz_cmd_bench_pool(int argc, char **argv); /* tools/bench_pool.c */
 int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
 int uz_cmd_mount(int argc, char **argv);    /* tools/mount.c   */
 int uz_cmd_umount(int argc, char **argv);   /* tools/mount.c   */

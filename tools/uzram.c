@@ -3,6 +3,7 @@
  *
  *   uzram bench    [options] PAGEFILE...   benchmark against kernel zram
  *   uzram bench-alloc [options] PAGEFILE   allocator cost against population
+ *   uzram bench-pool [options] PAGEFILE... what a clone costs
  *   uzram capture  PID OUT                 save a process's resident pages
  *   uzram mount    DIR [options]           serve a device as a FUSE file
  *   uzram pool     DIR [options]           serve a pool of devices (zram-control)
@@ -28,6 +29,7 @@ static const struct command {
 } commands[] = {
     {"bench", uz_cmd_bench},
     {"bench-alloc", uz_cmd_bench_alloc},
+    {"bench-pool", uz_cmd_bench_pool},
     {"capture", uz_cmd_capture},
 #ifdef UZ_HAVE_FUSE
     {"mount", uz_cmd_mount},
