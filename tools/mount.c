@@ -120,7 +120,7 @@ static int mount_usage(FILE *fp)
 static int parse_size(const char *opt, const char *s, uint64_t *out)
 {
     if (uzram_parse_size(s, out) < 0) {
-        fprintf(stderr, "uzram mount: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
+        fprintf(stderr, "uzram: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
         return -1;
     }
     return 0;
