@@ -219,7 +219,7 @@ no_secondaries:
 void uz_dev_teardown(struct uzram *dev)
 {
     if (uz_in_pool(dev)) {
-        uz_pool_dev_teardown(dev);
+        (void)uz_pool_dev_teardown(dev);   /* (reset uses the pool's own: it can fail) */
         return;
     }
     if (!dev->initialised)
@@ -261,9 +261,9 @@ int uz_dev_reset(struct uzram *dev)
     int err = uz_dev_check_closed(dev, "reset");
     if (err < 0)
         return err;
-    uz_dev_teardown(dev);
     if (uz_in_pool(dev))
-        return 0;   /* the settings are the pool's */
+        return uz_pool_dev_teardown(dev);   /* the settings are the pool's */
+    uz_dev_teardown(dev);
     /* what zram's reset clears; everything else is kept */
     atomic_store(&dev->limit_pages, 0);
     uz_backing_close(dev->bd);

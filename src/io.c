@@ -63,39 +63,65 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 
 /* ---------------------------------------------------------- public I/O */
 
+/* Read from store slot idx: *n bytes from byte in of its page into out
+ * (a member of a compressed group may serve more, up to len: *n says
+ * how much). */
+static int read_slot(struct uzram *st, uint64_t idx, size_t in, size_t len, uint8_t *out, size_t *n)
+{
+    uint32_t f = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire);
+    if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
+        memset(out, 0, *n);
+        return 0;
+    }
+    int err = 0;
+    bool group = f & SLOT_GROUP;
+    if (!group) {
+        struct uz_slot *s = uz_slot_get(st, idx);
+        group = uz_slot_state(s) & SLOT_GROUP;
+        if (!group)   /* (a group member: the whole group is locked in group.c) */
+            err = uz_read_part(st, idx, s, in, *n, out);
+        uz_slot_put(st, idx, s);
+    }
+    if (__builtin_expect(group, 0))
+        err = uz_group_read(st, idx * PAGE + in, len, out, n);
+    return err;
+}
+
+/* The same, for a device of a pool whose unit may read through a link to
+ * a clone's source unit (pool.h): under the target's stripe lock, which
+ * holds off its unlinking. */
+static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, size_t len,
+                       uint8_t *out, size_t *n)
+{
+    pthread_rwlock_t *lk = uz_link_lock(st, l - 1);
+    pthread_rwlock_rdlock(lk);
+    int err;
+    if (uz_link_of(st, idx) == l)
+        err = read_slot(st, (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT, in, len, out, n);
+    else
+        err = read_slot(st, idx, in, len, out, n);   /* it has its own slots now */
+    pthread_rwlock_unlock(lk);
+    return err;
+}
+
 static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
     struct uzram *st = dev->store;
     const uint64_t base = dev->base;
+    const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, "read");
     uint8_t *out = buf;
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        uint32_t f = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire);
-        if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
-            memset(out, 0, n);
-        } else {
-            bool group = f & SLOT_GROUP;
-            if (!group) {
-                struct uz_slot *s = uz_slot_get(st, idx);
-                group = uz_slot_state(s) & SLOT_GROUP;
-                if (group) {
-                    /* a group member: the whole group is locked in group.c */
-                } else {
-                    err = uz_read_part(st, idx, s, in, n, out);
-                }
-                uz_slot_put(st, idx, s);
-            }
-            if (__builtin_expect(group, 0)) {
-                err = uz_group_read(st, base * PAGE + off, len, out, &n);
-                atomic_fetch_add_explicit(&dev->ev.reads, (in + n + PAGE - 1) / PAGE - 1,
-                                          memory_order_relaxed);
-            }
-        }
-        atomic_fetch_add_explicit(&dev->ev.reads, 1, memory_order_relaxed);
+        uint32_t l = pool ? uz_link_of(st, idx) : 0;
+        if (__builtin_expect(l != 0, 0))
+            err = read_linked(st, idx, l, in, len, out, &n);
+        else
+            err = read_slot(st, idx, in, len, out, &n);
+        atomic_fetch_add_explicit(&dev->ev.reads, (in + n + PAGE - 1) / PAGE, memory_order_relaxed);
         out += n;
         off += n;
         len -= n;
@@ -145,6 +171,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
     uz_dev_read_lock(dev);
     struct uzram *st = dev->store;
     const uint64_t base = dev->base;
+    const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
     /* group mode: whole aligned groups go to group.c; with dedup 1 every
@@ -159,6 +186,11 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
+        if (pool && !uz_pool_write_prepared(st, idx)) {
+            err = uz_pool_prepare_write(dev, idx);   /* a clone's unit: slots of its own */
+            if (err < 0)
+                break;
+        }
         if (k > 1) {
             err = uz_group_write(st, idx, k, src);
             n = (size_t)k * PAGE;
@@ -197,11 +229,17 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
     uz_dev_read_lock(dev);
     struct uzram *st = dev->store;
     const uint64_t base = dev->base;
+    const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
+        if (pool && !uz_pool_write_prepared(st, idx)) {
+            err = uz_pool_prepare_write(dev, idx);   /* a clone's unit: slots of its own */
+            if (err < 0)
+                break;
+        }
         if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {
                 struct uz_slot *s = uz_slot_get(st, idx);
@@ -265,8 +303,16 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     uz_dev_read_lock(dev);
     struct uzram *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");
+    pthread_rwlock_t *lk = NULL;
     if (rc == 0) {
         uint64_t idx = dev->base + off / PAGE;
+        uint32_t l = uz_in_pool(dev) ? uz_link_of(st, idx) : 0;
+        if (l) {   /* a clone's unit: its source's page (pool.h) */
+            lk = uz_link_lock(st, l - 1);
+            pthread_rwlock_rdlock(lk);
+            if (uz_link_of(st, idx) == l)
+                idx = (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT;
+        }
         if (slot_empty_racy(st, idx)) {
             rc = UZRAM_PAGE_ZERO;
         } else {
@@ -278,6 +324,8 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
             uz_slot_put(st, idx, s);
         }
     }
+    if (lk)
+        pthread_rwlock_unlock(lk);
     uz_dev_read_unlock(dev);
     return rc;
 }

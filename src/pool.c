@@ -22,35 +22,53 @@
  * slots belong to one device, and a reset gives its pages back) and of
  * the largest group (groups are aligned in the store as on the device).
  *
- * Clones.  uzram_clone makes a device of the source's size and, in one
- * pass over the source's slots, gives it the source's content: a
- * same-filled page is copied (it is its fill word); a page that is an
- * object or a backing block becomes a shared record (shared.c) if it is
- * not one already, and the clone's slot one more reference to it.  The
- * objects themselves are not touched: a clone costs its slot table and
- * a 16-byte record per page the two share, nothing per byte of data.
- * Writing a page of either device replaces that device's reference with a
- * page of its own (uz_slot_commit drops the reference); the record goes
- * with its last reference.  Nothing points from a clone to its source, so
- * either can go first.  Pages in compressed groups are the exception: a
- * group's chunks are one compressed stream, which records (one page each)
- * cannot hold, so the clone gets a copy of the chunks' bytes.
+ * Clones.  uzram_clone makes a device of the source's size whose units
+ * (UZ_UNIT slots, two table pages: pool.h) read through to the source's:
+ * link[clone unit] names the source unit, deps[source unit] counts the
+ * units linked to it.  That is one look per unit, not per page: a clone
+ * of a gigabyte takes microseconds and costs nothing until written.  A
+ * clone of a clone links to the first one's target, so a read goes
+ * through one link at most.  A linked unit's target must not change what
+ * it holds, so the first write to either side gives the linked units
+ * slots of their own (uz_pool_prepare_write): with both units' slots
+ * locked, every object or backing block of the target becomes a shared
+ * record (shared.c) if it is not one, and the clone's slot one more
+ * reference to it; same-filled pages are copied; a compressed group's
+ * chunks are copied (a record holds one page, a group is one stream).
+ * So a written unit costs its table pages and a 16-byte record per page
+ * the two then share, never a byte of data.  What does not change what a
+ * page holds (compaction, writeback, recompression, idle marks, the
+ * content index making a record) works on the target as on any unit, and
+ * the linked units read it as it is.  Resetting or removing a device
+ * first gives the units linked to its own slots of their own, and drops
+ * its own links: there are no parent chains, the source, a clone or a
+ * clone of a clone can go in any order.
+ *
+ * Only clones link, and a clone has its source's size: the units linked
+ * to a device's k-th unit are other devices' k-th units, so finding them
+ * is one look per device of the pool (the anon layer's "find every user":
+ * bounded by the devices, not by the pages).
  *
  * Invariants (uz_pool_check verifies each one, with the store's own):
  *   P1  every device's range lies inside the capacity, starts at a
  *       multiple of ALIGN, and no two ranges overlap;
  *   P2  the store's nslots is at least the end of every range;
  *   P3  no live slot of the store lies outside every device's range (a
- *       reset or removed device left nothing behind).
+ *       reset or removed device left nothing behind);
+ *   P4  a linked unit holds no slot, and links to a unit that is not
+ *       linked itself (no chains) inside the store;
+ *   P5  a unit's deps count equals the units linked to it.
  *
  * Locking (src/README.md, "Lock order"): a device's init_lock, then the
  * store's (for reading, by every data-path call of a pool device; for
- * writing by uzram_check and by a clone), then the pool's lock, which
- * guards the device table, the holds and the ranges and is held only to
- * change or read them, never across I/O.  A clone holds the source's
- * init_lock for writing, the clone's (nobody sees it half made) and the
- * store's: the pool's I/O waits for the one pass over the source's table
- * (uz_shared_clone), which then needs no slot lock.
+ * writing by uzram_check and while a clone's links are made), then the
+ * pool's lock, which guards the device table, the holds and the ranges
+ * and is held only to change or read them, never across I/O or another
+ * lock.  A target unit's stripe lock (pool.h) comes after the store's
+ * init_lock and before any slot lock: a read through a link holds it for
+ * reading; giving a linked unit its own slots holds it for writing and
+ * then locks both units' slots in ascending order.  Nothing that holds a
+ * slot lock waits for a stripe.
  */
 #define _GNU_SOURCE
 #include "pool.h"
@@ -65,9 +83,7 @@
 
 #define PAGE UZRAM_PAGE_SIZE
 #define RELAXED memory_order_relaxed
-/* Slots per table page (4080 / 12) times the largest group over their
- * common factor: lcm(340, 8). */
-#define ALIGN 680u
+#define ALIGN UZ_UNIT
 #define DEFAULT_CAPACITY (1ull << 40)     /* bytes: 1 TiB */
 #define MAX_CAPACITY (1ull << 43)         /* back-references are 31 bits */
 
@@ -77,6 +93,7 @@ struct uzram_pool {
     uint64_t capacity;                 /* slots */
     struct uzram *dev[UZRAM_POOL_MAX_DEVICES];
     struct range { uint64_t lo, hi; } ranges[UZRAM_POOL_MAX_DEVICES]; /* scratch, pool lock */
+    struct uz_links links;             /* the clones' links (pool.h) */
 };
 
 /* ------------------------------------------------------------ the pool */
@@ -112,6 +129,20 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     p->store->pool = p;
     p->store->id = -1;
     p->capacity = cap;
+    struct uz_links *l = &p->links;
+    l->nunits = cap / UZ_UNIT;
+    l->link = uz_vm_reserve(l->nunits * sizeof *l->link);
+    l->deps = l->link ? uz_vm_reserve(l->nunits * sizeof *l->deps) : NULL;
+    if (!l->deps) {
+        if (l->link)
+            uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
+        uzram_destroy(p->store);
+        uz_free(p);
+        return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the clone links");
+    }
+    for (unsigned i = 0; i < UZ_LINK_STRIPES; i++)
+        pthread_rwlock_init(&l->stripe[i], NULL);
+    p->store->links = l;
     pthread_mutex_init(&p->lock, NULL);
     *out = p;
     return 0;
@@ -130,24 +161,27 @@ int uzram_pool_destroy(struct uzram_pool *p)
         }
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_destroy(&p->lock);
+    struct uz_links *l = &p->links;
+    for (unsigned i = 0; i < UZ_LINK_STRIPES; i++)
+        pthread_rwlock_destroy(&l->stripe[i]);
+    uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
+    uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
     /* the store is torn down as a device of its own */
     atomic_store(&p->store->nslots, 0);
     p->store->pool = NULL;
+    p->store->links = NULL;
     uzram_destroy(p->store);
     uz_free(p);
     return 0;
 }
 
+static void free_device(struct uzram *d);
+
 /* A new device, uninitialised, numbered lowest free; with its init_lock
- * held for writing if lock_init (a clone being made).  Pool lock held. */
-static int add_locked(struct uzram_pool *p, bool lock_init, struct uzram **out)
+ * held for writing if lock_init (a clone being made: taken before the
+ * device is in the table, so never under the pool's lock). */
+static int add_device(struct uzram_pool *p, bool lock_init, struct uzram **out)
 {
-    int id = 0;
-    while (id < UZRAM_POOL_MAX_DEVICES && p->dev[id])
-        id++;
-    if (id == UZRAM_POOL_MAX_DEVICES)
-        return uz_error(-ENOSPC, "hot_add: the pool has %d devices, the most it takes",
-                        UZRAM_POOL_MAX_DEVICES);
     struct uzram *d = uz_calloc(1, sizeof *d);
     if (!d)
         return uz_error(-ENOMEM, "hot_add: out of memory");
@@ -155,21 +189,32 @@ static int add_locked(struct uzram_pool *p, bool lock_init, struct uzram **out)
     pthread_mutex_init(&d->policy_lock, NULL);
     d->store = p->store;
     d->pool = p;
-    d->id = id;
     d->epoch = p->store->epoch;
     if (lock_init)
         pthread_rwlock_wrlock(&d->init_lock);
-    p->dev[id] = d;
+    pthread_mutex_lock(&p->lock);
+    int id = 0;
+    while (id < UZRAM_POOL_MAX_DEVICES && p->dev[id])
+        id++;
+    if (id < UZRAM_POOL_MAX_DEVICES) {
+        d->id = id;
+        p->dev[id] = d;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (id == UZRAM_POOL_MAX_DEVICES) {
+        if (lock_init)
+            pthread_rwlock_unlock(&d->init_lock);
+        free_device(d);
+        return uz_error(-ENOSPC, "hot_add: the pool has %d devices, the most it takes",
+                        UZRAM_POOL_MAX_DEVICES);
+    }
     *out = d;
     return 0;
 }
 
 int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
 {
-    pthread_mutex_lock(&p->lock);
-    int err = add_locked(p, false, out);
-    pthread_mutex_unlock(&p->lock);
-    return err;
+    return add_device(p, false, out);
 }
 
 static void free_device(struct uzram *d)
@@ -179,46 +224,66 @@ static void free_device(struct uzram *d)
     uz_free(d);
 }
 
-/* Take device d out of the table (pool lock not held) and free it; its
- * init_lock is not held.  Everything it holds is freed first. */
-static void remove_device(struct uzram_pool *p, struct uzram *d)
+/* Free everything device d holds (its init_lock not held, nobody else
+ * uses it) and then d.  0, or teardown's -ENOMEM (d is as it was). */
+static int remove_device(struct uzram_pool *p, struct uzram *d)
 {
     pthread_rwlock_wrlock(&d->init_lock);
     pthread_rwlock_rdlock(&p->store->init_lock);
-    uz_pool_dev_teardown(d);
+    int err = uz_pool_dev_teardown(d);
     pthread_rwlock_unlock(&p->store->init_lock);
     pthread_rwlock_unlock(&d->init_lock);
-    free_device(d);
+    if (err == 0)
+        free_device(d);
+    return err;
+}
+
+/* d->holds while it is being removed: uzram_pool_get finds nothing */
+#define REMOVING 0x80000000u
+
+/* Remove d (pool lock not held); with check, refuse (-EBUSY) if it is
+ * open or held. */
+static int remove_checked(struct uzram_pool *p, struct uzram *d, bool check)
+{
+    pthread_mutex_lock(&p->lock);
+    unsigned opens = atomic_load(&d->opens);
+    if (check && (opens || d->holds)) {
+        pthread_mutex_unlock(&p->lock);
+        return uz_error(-EBUSY, "hot_remove: zram%d is %s", d->id,
+                        opens ? "open (an open disk, an NBD client); close it first"
+                              : "in use by another request");
+    }
+    d->holds |= REMOVING;
+    pthread_mutex_unlock(&p->lock);
+    int id = d->id;
+    int err = remove_device(p, d);
+    pthread_mutex_lock(&p->lock);
+    if (err == 0)
+        p->dev[id] = NULL;
+    else
+        d->holds &= ~REMOVING;
+    pthread_mutex_unlock(&p->lock);
+    return err;
 }
 
 void uz_pool_dev_destroy(struct uzram *d)
 {
-    struct uzram_pool *p = d->pool;
-    pthread_mutex_lock(&p->lock);
-    p->dev[d->id] = NULL;
-    pthread_mutex_unlock(&p->lock);
-    remove_device(p, d);
+    /* uzram_destroy cannot fail: if the clones linked to d cannot get
+     * pages of their own (memory), d stays in the pool, emptied of
+     * nothing, for uzram_pool_remove to try again */
+    (void)remove_checked(d->pool, d, false);
 }
 
 int uzram_pool_remove(struct uzram_pool *p, int id)
 {
     pthread_mutex_lock(&p->lock);
     struct uzram *d = id >= 0 && id < UZRAM_POOL_MAX_DEVICES ? p->dev[id] : NULL;
-    if (!d) {
-        pthread_mutex_unlock(&p->lock);
-        return uz_error(-ENOENT, "hot_remove: no device zram%d", id);
-    }
-    unsigned opens = atomic_load(&d->opens);
-    if (opens || d->holds) {
-        pthread_mutex_unlock(&p->lock);
-        return uz_error(-EBUSY, "hot_remove: zram%d is %s", id,
-                        opens ? "open (an open disk, an NBD client); close it first"
-                              : "in use by another request");
-    }
-    p->dev[id] = NULL;   /* nobody finds it now; its memory goes below */
+    if (d && (d->holds & REMOVING))
+        d = NULL;
     pthread_mutex_unlock(&p->lock);
-    remove_device(p, d);
-    return 0;
+    if (!d)
+        return uz_error(-ENOENT, "hot_remove: no device zram%d", id);
+    return remove_checked(p, d, true);
 }
 
 struct uzram *uzram_pool_get(struct uzram_pool *p, int id)
@@ -227,6 +292,8 @@ struct uzram *uzram_pool_get(struct uzram_pool *p, int id)
         return NULL;
     pthread_mutex_lock(&p->lock);
     struct uzram *d = p->dev[id];
+    if (d && (d->holds & REMOVING))
+        d = NULL;
     if (d)
         d->holds++;
     pthread_mutex_unlock(&p->lock);
@@ -238,7 +305,7 @@ void uzram_pool_put(struct uzram *d)
     if (!d || !d->pool)
         return;
     pthread_mutex_lock(&d->pool->lock);
-    if (d->holds)
+    if (d->holds & ~REMOVING)
         d->holds--;
     pthread_mutex_unlock(&d->pool->lock);
 }
@@ -334,12 +401,122 @@ int uz_pool_dev_init(struct uzram *d, uint64_t disksize)
     return 0;
 }
 
-void uz_pool_dev_teardown(struct uzram *d)
+/* ----------------------------------------------------------- clone units */
+
+/* Lock / unlock every slot of units a and b (a != b), lower unit first:
+ * slot locks go in ascending order. */
+static void lock_units(struct uzram *st, uint64_t a, uint64_t b)
+{
+    uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
+    for (uint64_t i = lo * UZ_UNIT; i < lo * UZ_UNIT + UZ_UNIT; i++)
+        (void)uz_slot_get(st, i);
+    for (uint64_t i = hi * UZ_UNIT; i < hi * UZ_UNIT + UZ_UNIT; i++)
+        (void)uz_slot_get(st, i);
+}
+
+static void unlock_units(struct uzram *st, uint64_t a, uint64_t b)
+{
+    for (uint64_t i = a * UZ_UNIT; i < a * UZ_UNIT + UZ_UNIT; i++)
+        uz_slot_put(st, i, uz_slot_at(st, i));
+    for (uint64_t i = b * UZ_UNIT; i < b * UZ_UNIT + UZ_UNIT; i++)
+        uz_slot_put(st, i, uz_slot_at(st, i));
+}
+
+/* Unit u, linked to t, gets slots of its own: what t holds, shared
+ * (uz_shared_clone).  0 (also if someone did it first), or -ENOMEM /
+ * -EMLINK with u still linked and empty. */
+static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
+{
+    struct uz_links *l = st->links;
+    pthread_rwlock_wrlock(uz_link_lock(st, t));
+    int err = 0;
+    if (atomic_load(&l->link[u]) == t + 1) {
+        lock_units(st, u, t);
+        err = uz_shared_clone(st, t * UZ_UNIT, u * UZ_UNIT, UZ_UNIT);
+        if (err == 0) {
+            atomic_store(&l->link[u], 0);
+            atomic_fetch_sub(&l->deps[t], 1);
+        } else {
+            for (uint64_t i = u * UZ_UNIT; i < u * UZ_UNIT + UZ_UNIT; i++)
+                if (uz_slot_state(uz_slot_at(st, i)))
+                    uz_slot_free(st, i, uz_slot_at(st, i));
+        }
+        unlock_units(st, u, t);
+    }
+    pthread_rwlock_unlock(uz_link_lock(st, t));
+    return err;
+}
+
+/* Unit u, linked to t, is dropped (its device is reset or removed). */
+static void unlink_drop(struct uzram *st, uint64_t u, uint64_t t)
+{
+    struct uz_links *l = st->links;
+    pthread_rwlock_wrlock(uz_link_lock(st, t));
+    if (atomic_load(&l->link[u]) == t + 1) {
+        atomic_store(&l->link[u], 0);
+        atomic_fetch_sub(&l->deps[t], 1);
+    }
+    pthread_rwlock_unlock(uz_link_lock(st, t));
+}
+
+/* Every unit linked to unit t (the k-th of device d) gets slots of its
+ * own.  Only clones link, and a clone has its source's size, so such
+ * units are the k-th of other devices: one look per device. */
+static int unlink_dependents(struct uzram_pool *p, struct uzram *d, uint64_t t)
+{
+    struct uzram *st = p->store;
+    uint64_t k = t - d->base / UZ_UNIT;
+    uint32_t cand[UZRAM_POOL_MAX_DEVICES];
+    int n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < UZRAM_POOL_MAX_DEVICES; i++) {
+        struct uzram *e = p->dev[i];
+        if (!e || e == d || !e->initialised || k * UZ_UNIT >= atomic_load(&e->nslots))
+            continue;
+        uint64_t u = e->base / UZ_UNIT + k;
+        if (atomic_load(&st->links->link[u]) == t + 1)
+            cand[n++] = (uint32_t)u;
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 0; i < n; i++) {
+        int err = unlink_copy(st, cand[i], t);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+int uz_pool_prepare_write(struct uzram *dev, uint64_t idx)
+{
+    struct uzram *st = dev->store;
+    struct uz_links *l = st->links;
+    uint64_t u = idx / UZ_UNIT;
+    uint32_t t = atomic_load(&l->link[u]);
+    int err = t ? unlink_copy(st, u, t - 1) : 0;
+    if (err == 0 && atomic_load(&l->deps[u]))
+        err = unlink_dependents(dev->pool, dev, u);
+    return err;
+}
+
+int uz_pool_dev_teardown(struct uzram *d)
 {
     if (!d->initialised)
-        return;
+        return 0;
     struct uzram *st = d->store;
+    struct uz_links *l = st->links;
     uint64_t lo = d->base, hi = d->base + atomic_load(&d->nslots);
+    /* clones that read through to this device's units get their own
+     * slots first; its own links go */
+    for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
+        uint32_t t = atomic_load(&l->link[u]);
+        if (t)
+            unlink_drop(st, u, t - 1);
+        if (atomic_load(&l->deps[u])) {
+            int err = unlink_dependents(d->pool, d, u);
+            if (err < 0)
+                return err;
+        }
+    }
     for (uint64_t i = uz_next_used(st, lo); i < hi; i = uz_next_used(st, i + 1)) {
         uint32_t f = uz_slot_peek(st, i);
         if (!(f & SLOT_STATE))
@@ -374,9 +551,20 @@ void uz_pool_dev_teardown(struct uzram *d)
     atomic_store(&d->nslots, 0);
     d->base = 0;
     pthread_mutex_unlock(&d->pool->lock);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- clone */
+
+/* Does unit u hold a live slot (either of its table pages in use)? */
+static bool unit_used(struct uzram *st, uint64_t u)
+{
+    uint64_t per = st->slots.per_page;
+    for (uint64_t i = u * UZ_UNIT; i < u * UZ_UNIT + UZ_UNIT; i += per - i % per)
+        if (uz_varray_page_used(&st->slots, i))
+            return true;
+    return false;
+}
 
 int uzram_clone(struct uzram *src, struct uzram **out)
 {
@@ -385,28 +573,38 @@ int uzram_clone(struct uzram *src, struct uzram **out)
                         "uzram_pool_add; a device of its own has room for itself only)");
     struct uzram_pool *p = src->pool;
     struct uzram *st = src->store;
+    struct uz_links *l = st->links;
     pthread_rwlock_wrlock(&src->init_lock);
     if (!src->initialised) {
         pthread_rwlock_unlock(&src->init_lock);
         return uz_error(-EINVAL, "clone: zram%d is not initialised (set its disksize)", src->id);
     }
     struct uzram *c;
-    pthread_mutex_lock(&p->lock);
-    int err = add_locked(p, true, &c);
-    pthread_mutex_unlock(&p->lock);
+    int err = add_device(p, true, &c);
     if (err < 0) {
         pthread_rwlock_unlock(&src->init_lock);
         return err;
     }
-    /* the store to itself: no slot is locked, no compaction or policy
-     * runs, so the pass takes no lock per slot */
+    /* The store to itself while the links are made: no write can be
+     * between a unit's look and its link.  One look per unit of the
+     * source: a linked unit's target (links are never chained), else
+     * the unit itself if it holds anything. */
     pthread_rwlock_wrlock(&st->init_lock);
     err = uz_pool_dev_init(c, src->disksize);
-    if (err == 0)
-        err = uz_shared_clone(st, src->base, c->base, atomic_load(&src->nslots));
+    if (err == 0) {
+        uint64_t su = src->base / UZ_UNIT, cu = c->base / UZ_UNIT;
+        uint64_t units = (atomic_load(&src->nslots) + UZ_UNIT - 1) / UZ_UNIT;
+        for (uint64_t k = 0; k < units; k++) {
+            uint32_t t = atomic_load(&l->link[su + k]);
+            uint64_t target = t ? t - 1 : su + k;
+            if (!t && !unit_used(st, target))
+                continue;
+            atomic_store(&l->link[cu + k], (uint32_t)target + 1);
+            atomic_fetch_add(&l->deps[target], 1);
+        }
+    }
+    pthread_rwlock_unlock(&st->init_lock);
     if (err < 0) {
-        uz_pool_dev_teardown(c);   /* drops every reference it took */
-        pthread_rwlock_unlock(&st->init_lock);
         pthread_mutex_lock(&p->lock);
         p->dev[c->id] = NULL;
         pthread_mutex_unlock(&p->lock);
@@ -415,7 +613,6 @@ int uzram_clone(struct uzram *src, struct uzram **out)
         pthread_rwlock_unlock(&src->init_lock);
         return err;
     }
-    pthread_rwlock_unlock(&st->init_lock);
     pthread_rwlock_unlock(&c->init_lock);
     pthread_rwlock_unlock(&src->init_lock);
     *out = c;
@@ -424,16 +621,24 @@ int uzram_clone(struct uzram *src, struct uzram **out)
 
 /* ---------------------------------------------------------------- stats */
 
-void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally_snap *t)
+/* Recount slots [lo, hi) into *t; linked: they are another unit's pages
+ * this device reads through to (shared, no bytes of its own). */
+static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, struct uz_tally_snap *t)
 {
-    memset(t, 0, sizeof *t);
     for (uint64_t i = uz_next_used(st, lo); i < hi; i = uz_next_used(st, i + 1)) {
         if (!(uz_slot_peek(st, i) & SLOT_STATE))
             continue;
         struct uz_slot *s = uz_slot_get(st, i);
         uint32_t f = uz_slot_state(s);
         uint64_t h = slot_handle(s);
-        if (f & SLOT_SHARED) {
+        if (f && linked && !(f & SLOT_SHARED)) {
+            t->shared_slots++;
+            t->pages_stored += !!(f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP));
+            t->same_pages += (f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME;
+            t->huge_pages += (f & (SLOT_HUGE | SLOT_GROUP)) == SLOT_HUGE;
+            t->group_members += !!(f & SLOT_GROUP);
+            t->wb_pages += !!(f & SLOT_WB);
+        } else if (f & SLOT_SHARED) {
             t->shared_slots++;
             struct uz_shared *r = uz_shared_get(st, (uint32_t)h);
             uint32_t rf = uz_slot_state(&r->s);
@@ -455,6 +660,19 @@ void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally
                 t->compr_bytes += uz_obj_bytes(st, f, h);
         }
         uz_slot_put(st, i, s);
+    }
+}
+
+void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally_snap *t)
+{
+    memset(t, 0, sizeof *t);
+    for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
+        uint64_t a = u * UZ_UNIT, b = a + UZ_UNIT < hi ? a + UZ_UNIT : hi;
+        uint32_t l = uz_link_of(st, a);
+        if (l)
+            recount(st, (uint64_t)(l - 1) * UZ_UNIT, (uint64_t)(l - 1) * UZ_UNIT + (b - a), true, t);
+        else
+            recount(st, a, b, false, t);
     }
 }
 
@@ -518,6 +736,29 @@ int uz_pool_check(struct uzram *st)
             err = FAIL("pool: range %llu-%llu passes the store's end %llu",
                        (unsigned long long)r[i].lo, (unsigned long long)r[i].hi,
                        (unsigned long long)end);
+    }
+    /* P4, P5: links */
+    struct uz_links *l = st->links;
+    uint64_t units = (end + UZ_UNIT - 1) / UZ_UNIT;
+    for (uint64_t u = 0; err == 0 && u < units; u++) {
+        uint32_t t = atomic_load(&l->link[u]);
+        if (!t)
+            continue;
+        if (t - 1 >= units || atomic_load(&l->link[t - 1]))
+            err = FAIL("pool: unit %llu links to unit %u, which is %s", (unsigned long long)u,
+                       t - 1, t - 1 >= units ? "past the store's end" : "linked itself");
+        else if (unit_used(st, u))
+            err = FAIL("pool: unit %llu is linked but holds slots", (unsigned long long)u);
+    }
+    for (uint64_t t = 0; err == 0 && t < units; t++) {
+        uint32_t want = atomic_load(&l->deps[t]), seen = 0;
+        if (!want)
+            continue;
+        for (uint64_t u = 0; u < units; u++)
+            seen += atomic_load(&l->link[u]) == t + 1;
+        if (seen != want)
+            err = FAIL("pool: unit %llu counts %u units linked to it, %u are",
+                       (unsigned long long)t, want, seen);
     }
     /* P3: live slots only inside ranges (the ranges are sorted) */
     int k = 0;

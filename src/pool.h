@@ -8,6 +8,57 @@
 
 #include "slot.h"
 
+/*
+ * Clone units (pool.c, "Clones").  A pool's store is cut into units of
+ * UZ_UNIT slots (two table pages, a whole number of the largest group);
+ * device ranges start on a unit.  A clone's unit that still holds what
+ * its source's did has no slots of its own: link[u] names (plus one) the
+ * unit it reads through to, and deps[t] counts the units that read
+ * through to t.  Both arrays are address space reserved for the whole
+ * capacity; only the pages of them in use are resident.
+ */
+#define UZ_UNIT 680u
+#define UZ_LINK_STRIPES 64u
+struct uz_links {
+    uint64_t nunits;
+    _Atomic uint32_t *link;            /* unit -> target unit + 1; 0: its own */
+    _Atomic uint32_t *deps;            /* unit -> units linked to it */
+    /* Held for reading while a read goes through a link to unit t, for
+     * writing while a unit linked to t gets slots of its own: stripe
+     * t % UZ_LINK_STRIPES. */
+    pthread_rwlock_t stripe[UZ_LINK_STRIPES];
+};
+
+/* The link of the unit under store slot idx (0: none), racy. */
+static inline uint32_t uz_link_of(const struct uzram *st, uint64_t idx)
+{
+    return atomic_load_explicit(&st->links->link[idx / UZ_UNIT], memory_order_acquire);
+}
+
+/* Must a write to store slot idx first give units slots of their own
+ * (its unit is linked, or units are linked to it)?  Racy, exact enough:
+ * links are made only with the store held exclusively. */
+static inline bool uz_pool_write_prepared(const struct uzram *st, uint64_t idx)
+{
+    const struct uz_links *l = st->links;
+    uint64_t u = idx / UZ_UNIT;
+    return atomic_load_explicit(&l->link[u], memory_order_acquire) == 0 &&
+           atomic_load_explicit(&l->deps[u], memory_order_acquire) == 0;
+}
+
+/* Before a write to store slot idx of device dev (in a pool): if its
+ * unit is linked, give it slots of its own; if units of other devices are
+ * linked to it, give them theirs.  Holds no slot lock.  0, or -ENOMEM
+ * (a record id, or a copy of a compressed group over mem_limit): nothing
+ * is written, every device reads what it did. */
+int uz_pool_prepare_write(struct uzram *dev, uint64_t idx);
+
+/* The stripe lock of target unit t. */
+static inline pthread_rwlock_t *uz_link_lock(struct uzram *st, uint64_t t)
+{
+    return &st->links->stripe[t % UZ_LINK_STRIPES];
+}
+
 /* Is dev a device of a pool (its pages in another struct's store)? */
 static inline bool uz_in_pool(const struct uzram *dev)
 {
@@ -41,9 +92,11 @@ struct uzram *uz_pool_store(struct uzram_pool *pool);
 int uz_pool_dev_init(struct uzram *dev, uint64_t disksize);
 /* Free everything a device of a pool holds and give its range back (it
  * becomes uninitialised).  Caller holds its init_lock for writing and the
- * store's for reading.  Cannot fail: every page of the range is freed
- * whole (shared pages lose one reference; the range holds whole groups). */
-void uz_pool_dev_teardown(struct uzram *dev);
+ * store's for reading.  Units of clones linked to its units get slots of
+ * their own first, which can fail: -ENOMEM, and the device holds what it
+ * did (the clones given slots keep them).  Every page is freed whole
+ * (shared pages lose one reference; the range holds whole groups). */
+int uz_pool_dev_teardown(struct uzram *dev);
 
 /* uzram_destroy of a device of a pool: take it out of the pool and free
  * it, whatever holds it (the caller's promise: nothing else uses it).

@@ -276,13 +276,13 @@ static void fill_at(struct fill_page *fp, uint64_t i)
     fp->live = 1;
 }
 
-/* Slot idx now holds state f (lock bits clear) and handle h. */
+/* Locked empty slot idx now holds state f and handle h. */
 static void put_slot(struct uzram *dev, struct fill_page *fp, uint64_t idx, uint32_t f, uint64_t h)
 {
     struct uz_slot *s = uz_slot_at(dev, idx);
     fill_at(fp, idx);
     slot_set_handle(s, h);
-    atomic_store_explicit(&s->flags, f, RELAXED);
+    uz_slot_set_state(s, f);
 }
 
 /* Copy the group of k slots from sg to cg: new objects for the chunks. */
@@ -378,8 +378,7 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
             r->refs = 2;
             /* the source slot refers to it now, keeping its IDLE bit and atime */
             slot_set_handle(s, id);
-            atomic_store_explicit(&s->flags, (atomic_load_explicit(&s->flags, RELAXED) &
-                                              (SLOT_ATIME_MASK | SLOT_IDLE)) | SLOT_SHARED, RELAXED);
+            uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
             c.records++;
             c.shared_slots++;
             atomic_store_explicit(&dev->record_hw, hw, RELAXED);

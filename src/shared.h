@@ -70,9 +70,8 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
 
 /*
  * uz_shared_clone - give the n empty slots from `to` the content of the n
- * slots from `from` (pool.c's clones), in one pass with no lock taken:
- * the caller holds the store exclusively (its init_lock for writing: no
- * slot or record is locked, no compaction or policy runs).  A same-filled
+ * slots from `from` (pool.c's clones), in one pass: the caller holds
+ * every one of those 2n slots locked (a clone's unit, pool.c).  A same-filled
  * page is copied; an object or backing block becomes a record (if it is
  * not one) with one more reference, the new slot's; a compressed group's
  * chunks are copied into new objects (a record holds one page, and a

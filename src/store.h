@@ -225,6 +225,7 @@ struct uz_policy_cfg {
 struct uz_backing;
 struct uz_policy;
 struct uzram_pool;
+struct uz_links;
 
 /*
  * struct uzram is a device, and a device's pages live in a store: the
@@ -244,6 +245,7 @@ struct uzram {
     struct uzram_pool *pool;           /* NULL: not in a pool */
     uint64_t base;                     /* its first slot in store */
     int id;                            /* its number in the pool */
+    struct uz_links *links;            /* a pool's store: clone units (pool.h) */
     unsigned holds;                    /* uzram_pool_get holds (the pool's lock) */
 
     /* Held for reading by every data-path call, for writing by

@@ -16,8 +16,9 @@
  *   - identical pages of two devices are stored once (dedup 1);
  *   - the pool's settings through a device: the same comp_algorithm is
  *     accepted, another is -EBUSY; mem_limit is the pool's;
- *   - a clone that runs out of memory (a group copy over mem_limit)
- *     leaves the source as it was and makes no device.
+ *   - a clone costs nothing until written; the first write to one of its
+ *     units that cannot copy the unit's groups (over mem_limit) fails
+ *     with -ENOMEM and leaves both devices reading what they did.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,14 +238,39 @@ static void test_clone(void **state)
     verify(c);
     verify(src);
     uzram_pool_get_stats(p, &after);
-    /* a clone shares every object: no compressed byte more */
+    /* a clone reads through to its source: no compressed byte more, no
+     * record yet, and its own figures are its source's pages, shared */
     assert_int_equal(after.compr_data_size, before.compr_data_size);
-    assert_true(after.shared_bytes > before.compr_data_size / 2);
-    /* write 10% of the clone: the source reads as before */
+    assert_int_equal(after.shared_bytes, before.shared_bytes);
+    assert_true(after.footprint - before.footprint < before.footprint / 100);
+    struct uzram_stats ss, cs;
+    uzram_get_stats(src, &ss);
+    uzram_get_stats(c, &cs);
+    assert_int_equal(cs.orig_data_size, ss.orig_data_size);
+    assert_int_equal(cs.compr_data_size, 0);
+    assert_int_equal(cs.same_pages, ss.same_pages);
+    /* write 10% of the clone: the source reads as before; the units
+     * written share the rest of their pages through records */
     fill(c, 100, NPAGES / 10, 9);
     check(c);
     verify(src);
     verify(c);
+    uzram_pool_get_stats(p, &after);
+    assert_true(after.shared_bytes > before.shared_bytes);
+    /* a read of a page never written, a discard of one the clone holds
+     * through its link, a partial write into one */
+    uint8_t z[PAGE];
+    assert_int_equal(uzram_discard(c, PAGE, 1500 * PAGE), 0);
+    memset(model[uzram_device_id(c)] + 1500 * PAGE, 0, PAGE);
+    assert_int_equal(uzram_read(c, z, PAGE, 1500 * PAGE), 0);
+    assert_int_equal(uzram_page_state(c, 1500 * PAGE), UZRAM_PAGE_ZERO);
+    assert_int_equal(uzram_page_state(c, 1200 * PAGE), UZRAM_PAGE_DATA);
+    memset(z, 0x5a, 100);
+    assert_int_equal(uzram_write(c, z, 100, 1900 * PAGE + 7), 0);
+    memcpy(model[uzram_device_id(c)] + 1900 * PAGE + 7, z, 100);
+    check(c);
+    verify(c);
+    verify(src);
     /* and the source's writes are not the clone's */
     fill(src, 900, 50, 11);
     verify(c);
@@ -342,18 +368,30 @@ static void test_clone_every_kind(void **state)
     check(c);
     verify(c);
     verify(src);
-    /* a clone over the memory limit: the group copies cannot be made */
-    assert_int_equal(uzram_attr_store(src, "mem_limit", "1M", 2), 0);
-    struct uzram *none;
+    /* over the memory limit: a clone is made (it needs no memory), but
+     * the first write to a unit of it cannot copy the unit's groups:
+     * -ENOMEM, and both devices read what they did */
+    struct uzram *c2 = clone_of(src);
     struct uzram_pool_stats s1, s2;
     uzram_pool_get_stats(p, &s1);
-    assert_int_equal(uzram_clone(src, &none), -ENOMEM);
+    char lim[32];
+    snprintf(lim, sizeof lim, "%llu", (unsigned long long)s1.mem_used_total);
+    assert_int_equal(uzram_attr_store(src, "mem_limit", lim, strlen(lim)), 0);
+    content(page, 999, 1);
+    assert_int_equal(uzram_write(c2, page, PAGE, 1024 * PAGE), -ENOMEM);
+    assert_int_equal(uzram_write(src, page, PAGE, 1024 * PAGE), -ENOMEM);
     uzram_pool_get_stats(p, &s2);
-    assert_int_equal(s1.devices, s2.devices);
     assert_int_equal(s1.compr_data_size, s2.compr_data_size);
     check(src);
     verify(src);
     verify(c);
+    verify(c2);
+    assert_int_equal(uzram_attr_store(src, "mem_limit", "0", 1), 0);
+    assert_int_equal(uzram_write(c2, page, PAGE, 1024 * PAGE), 0);
+    memcpy(model[uzram_device_id(c2)] + 1024 * PAGE, page, PAGE);
+    check(src);
+    verify(src);
+    verify(c2);
     for (int id = uzram_pool_next(p, -1); id >= 0; id = uzram_pool_next(p, -1))
         assert_int_equal(uzram_pool_remove(p, id), 0);
     assert_int_equal(uzram_pool_destroy(p), 0);

@@ -2,7 +2,7 @@
  * bench_pool.c - `uzram bench-pool`: what a clone costs, measured.
  *
  *   uzram bench-pool [--size SIZE] [--algorithm A] [--write-pct P] [--clones N]
- *                    [--seed S] PAGEFILE...
+ *                    [--seed S] [--sequential] PAGEFILE...
  *
  * Fills device 0 of a new pool with SIZE (default 1G) of real pages: the
  * page files' pages in turn, as many rounds as SIZE needs, each round's
@@ -14,7 +14,8 @@
  *   1. clone: the time uzram_clone takes (CLOCK_MONOTONIC around the
  *      call) and the pool's footprint after it, against the source's;
  *   2. write P% (default 10) of the clone's pages, at seeded random
- *      places, with pages of the files not used there before: the pool's
+ *      places (--sequential: the first P%), with pages of the files not
+ *      used there before: the pool's
  *      growth against the compressed size of what was written (the
  *      clone's own compr_data_size: the bytes only it refers to);
  *   3. every page of the source is read back and compared with what was
@@ -118,20 +119,23 @@ static uint64_t verify(struct uzram *d, uint64_t n, const uint8_t *written, uint
 static void usage(FILE *f)
 {
     fprintf(f, "usage: uzram bench-pool [--size SIZE] [--algorithm A] [--write-pct P] "
-               "[--clones N] [--seed S] PAGEFILE...\n"
+               "[--clones N] [--seed S] [--sequential] PAGEFILE...\n"
                "  what a clone of a device holding SIZE (default 1G) of the files' pages\n"
                "  costs: clone time, footprint, growth on writing P%% (default 10) of it,\n"
-               "  and N (default 7) clones in one pool; every page verified; JSON out\n");
+               "  and N (default 7) clones in one pool; every page verified; JSON out.\n"
+               "  The P%% written are seeded random pages, or with --sequential the first\n");
 }
 
 int uz_cmd_bench_pool(int argc, char **argv)
 {
     uint64_t size = 1ull << 30, pct = 10, nclones = 7, seed = 1;
+    bool sequential = false;
     const char *algo = "lz4";
     static const struct option opts[] = {
         {"size", required_argument, 0, 's'},    {"algorithm", required_argument, 0, 'a'},
         {"write-pct", required_argument, 0, 'w'}, {"clones", required_argument, 0, 'c'},
-        {"seed", required_argument, 0, 'S'},    {"help", no_argument, 0, 'h'},
+        {"seed", required_argument, 0, 'S'},    {"sequential", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     int o;
@@ -148,6 +152,7 @@ int uz_cmd_bench_pool(int argc, char **argv)
         case 'w': pct = strtoull(optarg, NULL, 10); break;
         case 'c': nclones = strtoull(optarg, NULL, 10); break;
         case 'S': seed = strtoull(optarg, NULL, 10); break;
+        case 'q': sequential = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -207,7 +212,7 @@ int uz_cmd_bench_pool(int argc, char **argv)
     uint8_t buf[PAGE];
     while (done < todo) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        uint64_t i = x % n;
+        uint64_t i = sequential ? done : x % n;
         if (written[i])
             continue;
         written[i] = 1;
@@ -262,7 +267,7 @@ int uz_cmd_bench_pool(int argc, char **argv)
     printf("{\"pages\": %llu, \"algorithm\": \"%s\", \"source_footprint_bytes\": %llu, "
            "\"source_compr_bytes\": %llu, \"clone_ms\": %.3f, \"clone_again_ms\": %.3f, "
            "\"clone_footprint_bytes\": %llu, \"clone_cost_pct\": %.3f, "
-           "\"written_pages\": %llu, \"written_compr_bytes\": %llu, "
+           "\"write\": \"%s\", \"written_pages\": %llu, \"written_compr_bytes\": %llu, "
            "\"growth_bytes\": %.0f, \"growth_over_written\": %.3f, "
            "\"devices\": %llu, \"one_footprint_bytes\": %llu, \"all_footprint_bytes\": %llu, "
            "\"all_over_one\": %.4f, \"clone_max_ms\": %.3f, \"pages_differing\": %llu}\n",
@@ -270,7 +275,8 @@ int uz_cmd_bench_pool(int argc, char **argv)
            (unsigned long long)s0.compr_data_size, clone_ms, clone2_ms,
            (unsigned long long)(s1.footprint - s0.footprint),
            100.0 * (double)(s1.footprint - s0.footprint) / (double)s0.footprint,
-           (unsigned long long)todo, (unsigned long long)cs.compr_data_size, growth,
+           sequential ? "sequential" : "random", (unsigned long long)todo,
+           (unsigned long long)cs.compr_data_size, growth,
            cs.compr_data_size ? growth / (double)cs.compr_data_size : 0.0,
            (unsigned long long)(nclones + 1), (unsigned long long)one.footprint,
            (unsigned long long)all.footprint, (double)all.footprint / (double)one.footprint,
