@@ -5,7 +5,8 @@
 # removes the directory otherwise), its devices are disks of their own,
 # `uzram clone` makes a copy-on-write clone that reads what its source
 # held while writes to either stay their own, ext4 on a clone is fsck
-# clean and holds the source's tree, also once the source is removed,
+# clean and holds the source's tree, also once the source is removed (and
+# a clone of the clone once both sources are),
 # `uzram stat` lists every device and the pool's totals, and `uzram
 # umount` is refused while a device is open.
 #
@@ -178,6 +179,11 @@ fsck.ext4 -fn "$L" > "$WORK/fsck" 2>&1 || { cat "$WORK/fsck"; fail "fsck of the 
 mount -o ro "$L" "$MNT"
 diff -r --no-dereference "$SRC" "$MNT/tree" > /dev/null || fail "the clone's tree differs without its source"
 umount "$MNT"
+detach "$L"
+C2=$("$UZRAM" clone "$C")
+echo "${C##*/zram}" > "$DIR/zram-control/hot_remove"
+L=$(attach "$C2/disk")
+fsck.ext4 -fn "$L" > "$WORK/fsck" 2>&1 || { cat "$WORK/fsck"; fail "fsck of a clone of the clone once both sources went"; }
 detach "$L"
 
 step "umount is refused while a device is open"
