@@ -437,13 +437,18 @@ UZRAM_API uint64_t uzram_compact(struct uzram *dev);
  * uzram_pool_remove() frees it, as hot_remove does.
  *
  * A clone (uzram_clone()) is a new device of the source's pool with the
- * source's disksize whose every page is, at first, the source's: each
- * stored page becomes one shared object with a reference count, which
- * both devices refer to.  Writing a page of either gives that device a
- * page of its own (copy on write per page); the other keeps reading the
- * old bytes.  There are no parent chains: the source, a clone, a clone of
- * a clone can be reset or removed in any order, and every other device
- * keeps reading what it holds.  The attributes that choose how pages are
+ * source's disksize whose every page is, at first, the source's: it reads
+ * through to them, one link per 680 pages, and costs nothing until
+ * written.  The first write to one of those runs of pages, on either
+ * device, gives the clone the run as pages of its own: every object of it
+ * becomes one shared object with a reference count (16 bytes of record),
+ * which both devices refer to; no page is copied or recompressed (but
+ * the compressed bytes of grouped pages are copied).  Writing a page of
+ * either then gives that device a page of its own (copy on write per
+ * page); the other keeps reading the old bytes.  There are no parent
+ * chains: the source, a clone, a clone of a clone can be reset or removed
+ * in any order, and every other device keeps reading what it holds.  The
+ * attributes that choose how pages are
  * stored (comp_algorithm, algorithm_params, recomp_algorithm,
  * group_pages, backing_dev, max_comp_streams, mem_limit, dedup, the
  * policies, auto_compact, writeback_compressed, forward_threshold,
@@ -495,8 +500,11 @@ UZRAM_API int uzram_pool_add(struct uzram_pool *pool, struct uzram **out);
 /*
  * Remove device id and everything it holds, as writing N to
  * zram-control/hot_remove does.  0; -ENOENT (no such device); -EBUSY
- * while it is open (uzram_open) or held (uzram_pool_get), nothing done.
- * Pages it shared with other devices stay theirs.
+ * while it is open (uzram_open) or held (uzram_pool_get); -ENOMEM (clones
+ * that still share its pages could not be given their own: see
+ * uzram_clone); nothing is done on error.  Pages it shared with other
+ * devices stay theirs.  uzram_destroy() of a device of a pool removes it
+ * the same way, whatever holds it.
  */
 UZRAM_API int uzram_pool_remove(struct uzram_pool *pool, int id);
 /* Device id of the pool, held (see above), or NULL if there is none.
@@ -513,15 +521,16 @@ UZRAM_API int uzram_device_id(const struct uzram *dev);
 
 /*
  * uzram_clone - a new device of src's pool (the lowest free number) that
- * holds what src holds, copy on write per page.  The source must be
- * initialised and in a pool.  Its I/O waits while the clone is made (a
- * few milliseconds for a gigabyte; the time is one pass over its slot
- * table, not over its data).  Pages in compressed groups are the
- * exception: their compressed bytes are copied (not recompressed), so a
- * clone of grouped pages costs their compressed size.  0 and the clone
- * in *out; -EINVAL (src is not in a pool or not
- * initialised), -ENOSPC (no device number, or no room in the pool's
- * capacity), -ENOMEM (src is unchanged and no device is made).
+ * holds what src holds, copy on write (see above).  The source must be
+ * initialised and in a pool.  The pool's I/O waits while the links are
+ * made: one look per 680 pages of the source, microseconds for a
+ * gigabyte.  0 and the clone in *out; -EINVAL (src is not in a pool or
+ * not initialised), -ENOSPC (no device number, or no room in the pool's
+ * capacity), -ENOMEM; on error no device is made and src is unchanged.
+ * Later, a write to a run of 680 pages that a clone and its source still
+ * share can fail with -ENOMEM (a record id, or a copy of grouped pages
+ * over mem_limit), and so can reset and uzram_pool_remove of a device
+ * whose pages clones still share; nothing is changed then.
  */
 UZRAM_API int uzram_clone(struct uzram *src, struct uzram **out);
 
@@ -553,8 +562,9 @@ UZRAM_API void uzram_pool_get_stats_size(struct uzram_pool *pool, struct uzram_p
 
 /*
  * The pool's own attributes, shown beside zram-control by the FUSE pool
- * mount: mem_limit, mem_used_max, compact, dedup, dedup_stat, debug_stat
- * (the store's, as a device's), comp_algorithm (read only) and pool_stat
+ * mount: mem_limit, mem_used_max, compact, dedup, dedup_stat, mm_stat and
+ * debug_stat (the store's, as a device's: mm_stat's sizes are the pool's
+ * totals), comp_algorithm (read only) and pool_stat
  * (one line: devices disksize capacity orig_data_size compr_data_size
  * shared_bytes shared_pages saved_bytes same_pages huge_pages
  * mem_used_total mem_limit mem_used_max footprint bd_count, as the

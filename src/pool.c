@@ -622,9 +622,13 @@ int uzram_clone(struct uzram *src, struct uzram **out)
 /* ---------------------------------------------------------------- stats */
 
 /* Recount slots [lo, hi) into *t; linked: they are another unit's pages
- * this device reads through to (shared, no bytes of its own). */
+ * this device reads through to.  A page shared with others (through a
+ * link or a record) counts as stored and shared, not in the bytes and
+ * huge pages, which count the objects only this device refers to. */
 static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, struct uz_tally_snap *t)
 {
+    if (hi > st->nslots)
+        hi = st->nslots;   /* (uz_next_used stops there) */
     for (uint64_t i = uz_next_used(st, lo); i < hi; i = uz_next_used(st, i + 1)) {
         if (!(uz_slot_peek(st, i) & SLOT_STATE))
             continue;
@@ -635,7 +639,6 @@ static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, str
             t->shared_slots++;
             t->pages_stored += !!(f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP));
             t->same_pages += (f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME;
-            t->huge_pages += (f & (SLOT_HUGE | SLOT_GROUP)) == SLOT_HUGE;
             t->group_members += !!(f & SLOT_GROUP);
             t->wb_pages += !!(f & SLOT_WB);
         } else if (f & SLOT_SHARED) {
@@ -643,7 +646,6 @@ static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, str
             struct uz_shared *r = uz_shared_get(st, (uint32_t)h);
             uint32_t rf = uz_slot_state(&r->s);
             t->pages_stored += !!(rf & SLOT_OBJ);
-            t->huge_pages += !!(rf & SLOT_HUGE);
             t->wb_pages += !!(rf & SLOT_WB);
             uz_shared_put(st, (uint32_t)h, r);
         } else if (f & SLOT_GROUP) {

@@ -105,8 +105,9 @@ void uz_pool_dev_destroy(struct uzram *dev);
 
 /* The content counters of the slots [lo, hi) of a store, recounted under
  * their locks (a device of a pool has no counters of its own).  What
- * refers to a shared record counts in shared_slots (and in pages_stored
- * while the record's page is in RAM), not in compr_bytes.  Cannot fail. */
+ * refers to a shared record, or reads through a clone's link, counts in
+ * shared_slots (and in pages_stored while the page is in RAM), not in
+ * compr_bytes or huge_pages.  Cannot fail. */
 void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally_snap *t);
 
 /* For uzram_check: the pool's own invariants (pool.c, "Invariants").

@@ -322,7 +322,8 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
     uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
     int err = 0;
     struct fill_page slots = {&dev->slots, UINT64_MAX, 0}, recs = {&dev->records, UINT64_MAX, 0};
-    for (uint64_t i = uz_next_used(dev, from); i < from + n; i = uz_next_used(dev, i + 1)) {
+    uint64_t end = from + n < dev->nslots ? from + n : dev->nslots;   /* (scans stop there) */
+    for (uint64_t i = uz_next_used(dev, from); i < end; i = uz_next_used(dev, i + 1)) {
         struct uz_slot *s = uz_slot_at(dev, i);
         uint32_t f = uz_slot_state(s);
         uint64_t h = slot_handle(s), ci = to + (i - from);

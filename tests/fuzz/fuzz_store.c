@@ -23,7 +23,17 @@
  *                          bit 1  start with a small mem_limit
  *                          bit 2  a configured huge threshold (next byte)
  *                          bit 3  two streams instead of one
+ *                          bit 5  pool mode: the device is zram0 of a pool
+ *                          (uzram_pool_create); the check op then also
+ *                          clones, switches to and removes devices
  *     then ops, one byte each (b % 16 through op_table[]) plus its operands.
+ *
+ * Pool mode (bit 5): up to three more devices live beside the current one,
+ * each with its own model: clones of the current device (of a clone: a
+ * clone of a clone), which the input switches to, writes, resets and
+ * removes in any order (a source before its clones), every device checked
+ * against its model and the pool's invariants (uzram_check) as the
+ * current one is.
  *
  * Ops: write (data from generators: zeros, same-filled word, compressible,
  * random, mixed, random head + zero tail, and two that draw whole pages
@@ -137,6 +147,7 @@ __attribute__((destructor)) static void report_ops(void)
 
 struct fz {
     struct uzram *dev;
+    struct uzram_pool *pool; /* pool mode: the pool of dev and the siblings */
     bool beyond;             /* backing file + secondary algorithm */
     uint64_t size;           /* disksize in bytes (a page multiple) */
     uint64_t npages;
@@ -150,6 +161,15 @@ struct fz {
 
 static uint8_t model[DISK_MAX];
 static uint8_t buf[DISK_MAX + PAGE];   /* data to write; big enough for any valid range */
+
+/* Pool mode: the other devices of the pool, each with what it must read as. */
+#define MAXSIB 3
+static struct sibling {
+    struct uzram *dev;
+    uint64_t size, npages;
+    uint8_t model[DISK_MAX];
+} sib[MAXSIB];
+static int nsib;
 static uint8_t rbuf[DISK_MAX + PAGE];  /* data read back */
 
 static struct fz *cur;   /* for failure reports */
@@ -185,7 +205,7 @@ static void bug(const char *fmt, ...)
 
 static void before_teardown(struct fz *f)
 {
-    if (FUZZ_MALLOC_LEAK_WORKAROUND && strcmp(f->allocator, "malloc") == 0 &&
+    if (FUZZ_MALLOC_LEAK_WORKAROUND && !f->pool && strcmp(f->allocator, "malloc") == 0 &&
         uzram_disksize(f->dev) != 0) {
         if (uzram_discard(f->dev, (size_t)f->size, 0) != 0)
             bug("workaround discard of the whole disk failed");
@@ -603,7 +623,8 @@ __attribute__((destructor)) static void drop_backing_file(void)
 /* Store disksize until it takes (an injected fault may fail it once). */
 static void set_disksize(struct fz *f, uint64_t bytes, bool in_k)
 {
-    if (f->beyond) {   /* reset dropped the backing device: set it again */
+    if (f->beyond && !f->pool) {   /* reset dropped the backing device: set it again
+                                    * (a pool's stays the pool's) */
         const char *p = backing_file();
         int rc;
         do {
@@ -644,7 +665,14 @@ static void op_reset(struct fz *f, struct input *in)
     uint8_t pages = in_u8(in);
     uint8_t algo = in_u8(in);
     before_teardown(f);
+    bool fired0 = uz_fault_fired();
     int rc = uzram_attr_store(f->dev, "reset", "1", 1);
+    if (rc == -ENOMEM && f->pool && enomem_ok(f, fired0)) {
+        /* its clones could not get pages of their own: nothing changed */
+        TRACE("  reset: -ENOMEM, kept\n");
+        check_all(f, "after a refused reset");
+        return;
+    }
     if (rc != 0)
         bug("store reset: %d", rc);
     n_resets++;
@@ -658,7 +686,8 @@ static void op_reset(struct fz *f, struct input *in)
             bug("write on a reset device: %d", rc);
         if ((rc = uzram_discard(f->dev, PAGE, 0)) != -ENXIO)
             bug("discard on a reset device: %d", rc);
-        if ((rc = uzram_attr_store(f->dev, "compact", "1", 1)) != -EINVAL)
+        /* (a pool's device compacts the pool, which is initialised) */
+        if ((rc = uzram_attr_store(f->dev, "compact", "1", 1)) != (f->pool ? 0 : -EINVAL))
             bug("compact on a reset device: %d", rc);
         if ((rc = uzram_attr_store(f->dev, "mem_used_max", "0", 1)) != 0)
             bug("mem_used_max on a reset device: %d", rc);
@@ -671,15 +700,18 @@ static void op_reset(struct fz *f, struct input *in)
         while (uzram_algorithm_name(n))
             n++;
         const char *name = uzram_algorithm_name(algo % n);
-        if ((rc = uzram_attr_store(f->dev, "comp_algorithm", name, strlen(name))) != 0)
+        rc = uzram_attr_store(f->dev, "comp_algorithm", name, strlen(name));
+        /* a pool's devices share the pool's: only the same one is taken */
+        if (f->pool ? rc != 0 && !(rc == -EBUSY && strcmp(name, f->algo) != 0) : rc != 0)
             bug("comp_algorithm %s on a reset device: %d", name, rc);
-        f->algo = name;
+        if (!f->pool)
+            f->algo = name;
     }
     if (flags & 4) {   /* a level, maybe out of range (then -EINVAL, no change) */
         int l = (int)(algo >> 2) - 8;
         int len = snprintf(s, sizeof s, "level=%d", l);
         rc = uzram_attr_store(f->dev, "algorithm_params", s, (size_t)len);
-        if (rc != 0 && rc != -EINVAL)
+        if (rc != 0 && rc != -EINVAL && !(f->pool && rc == -EBUSY))
             bug("algorithm_params %s: %d", s, rc);
     }
     uint64_t bytes = (1 + pages % MAXPAGES) * (uint64_t)PAGE;
@@ -765,7 +797,7 @@ static void op_badattr(struct fz *f, struct input *in)
         bug("store '%s' failed (%d) with no message", name, rc);
     n_refused += rc < 0;
     if (rc == 0) {
-        if (strcmp(name, "disksize") == 0 || strcmp(name, "comp_algorithm") == 0)
+        if (strcmp(name, "disksize") == 0 || (strcmp(name, "comp_algorithm") == 0 && !f->pool))
             bug("store '%s' succeeded on an initialised device", name);
         if (strcmp(name, "reset") == 0) {
             if (uzram_disksize(f->dev) != 0)
@@ -837,6 +869,96 @@ static void op_fault(struct fz *f, struct input *in)
     uz_fault_arm(n);
 }
 
+/* Pool mode: compare sibling k with its model. */
+NOCOV static void check_sibling(struct fz *f, int k, const char *what)
+{
+    struct sibling *b = &sib[k];
+    if (b->size == 0)
+        return;
+    int rc = uzram_read(b->dev, rbuf, b->size, 0);
+    if (rc != 0)
+        bug("%s: read of zram%d: %d", what, uzram_device_id(b->dev), rc);
+    if (memcmp(rbuf, b->model, b->size) != 0) {
+        size_t i = 0;
+        while (rbuf[i] == b->model[i])
+            i++;
+        bug("%s: zram%d byte %zu reads %#x, its model has %#x", what, uzram_device_id(b->dev), i,
+            rbuf[i], b->model[i]);
+    }
+    (void)f;
+}
+
+/* The current device and sibling k trade places. */
+static void swap_with(struct fz *f, int k)
+{
+    static uint8_t tmp[DISK_MAX];
+    struct sibling *b = &sib[k];
+    memcpy(tmp, model, sizeof tmp);
+    memcpy(model, b->model, sizeof model);
+    memcpy(b->model, tmp, sizeof tmp);
+    struct uzram *d = f->dev;
+    uint64_t size = f->size, np = f->npages;
+    f->dev = b->dev;
+    f->size = b->size;
+    f->npages = b->npages;
+    b->dev = d;
+    b->size = size;
+    b->npages = np;
+}
+
+/* Pool mode's check op: clone the current device, switch to another, remove
+ * the current one (a source goes before its clones as often as not), or
+ * check every device. */
+static void op_pool(struct fz *f, struct input *in)
+{
+    uint8_t b = in_u8(in);
+    bool fired = uz_fault_fired();
+    int rc;
+    switch (b % 4) {
+    case 0:
+        if (nsib == MAXSIB)
+            break;
+        rc = uzram_clone(f->dev, &sib[nsib].dev);
+        TRACE("  clone of zram%d: %d\n", uzram_device_id(f->dev), rc);
+        if (rc == -ENOMEM && !fired && uz_fault_fired())
+            break;
+        if (rc != 0)
+            bug("clone: %d", rc);
+        memcpy(sib[nsib].model, model, sizeof model);
+        sib[nsib].size = f->size;
+        sib[nsib].npages = f->npages;
+        nsib++;
+        break;
+    case 1:
+        if (nsib) {
+            swap_with(f, (b / 4) % nsib);
+            TRACE("  now on zram%d\n", uzram_device_id(f->dev));
+        }
+        break;
+    case 2:
+        if (nsib == 0)
+            break;
+        before_teardown(f);
+        int id = uzram_device_id(f->dev);
+        rc = uzram_pool_remove(f->pool, id);
+        TRACE("  remove zram%d: %d\n", id, rc);
+        if (rc == -ENOMEM && enomem_ok(f, fired))
+            break;   /* its clones could not get pages of their own: all kept */
+        if (rc != 0)
+            bug("remove: %d", rc);
+        f->dev = NULL;
+        swap_with(f, nsib - 1);
+        nsib--;
+        sync_limit(f);
+        break;
+    default:
+        for (int k = 0; k < nsib; k++)
+            check_sibling(f, k, "pool check");
+        break;
+    }
+    check_all(f, "after a pool op");
+}
+
 enum { OP_WRITE, OP_READ, OP_DISCARD, OP_ZEROES, OP_BADIO, OP_COMPACT, OP_RESET, OP_LIMIT,
        OP_BADATTR, OP_SHOW, OP_FAULT, OP_CHECK, OP_BEYOND };
 
@@ -886,7 +1008,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cfg.backing_dev = backing_file();
         cfg.recomp_algorithm[0] = "zstd";
     }
-    int rc = uzram_create(&cfg, &f.dev);
+    int rc;
+    nsib = 0;
+    if (flags & 32) {   /* pool mode: zram0 of a pool with room for five such devices */
+        uint64_t size = cfg.disksize;
+        cfg.disksize = 8 * 680 * (uint64_t)PAGE;
+        rc = uzram_pool_create(&cfg, &f.pool);
+        if (rc == 0)
+            rc = uzram_pool_add(f.pool, &f.dev);
+        if (rc != 0)
+            bug("pool create (%s, %s): %d", f.allocator, f.algo, rc);
+        char s[32];
+        int n = snprintf(s, sizeof s, "%llu", (unsigned long long)size);
+        if ((rc = uzram_attr_store(f.dev, "disksize", s, (size_t)n)) != 0)
+            bug("pool device disksize %s: %d", s, rc);
+        cfg.disksize = size;
+    } else {
+        rc = uzram_create(&cfg, &f.dev);
+    }
     if (rc != 0)
         bug("create (%s, %s, %llu bytes): %d", f.allocator, f.algo,
             (unsigned long long)cfg.disksize, rc);
@@ -917,7 +1056,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case OP_SHOW: op_show(&f, &in); break;
         case OP_FAULT: op_fault(&f, &in); break;
         case OP_BEYOND: op_beyond(&f, &in); break;
-        default: check_all(&f, "check op"); break;
+        default:
+            if (f.pool)
+                op_pool(&f, &in);
+            else
+                check_all(&f, "check op");
+            break;
         }
         n_ops++;
         if (f.step % CHECK_EVERY == CHECK_EVERY - 1)
@@ -925,8 +1069,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     uz_fault_arm(0);
     check_all(&f, "end of input");
-    before_teardown(&f);
-    uzram_destroy(f.dev);
+    if (f.pool) {
+        for (int k = 0; k < nsib; k++)
+            check_sibling(&f, k, "end of input");
+        /* every device goes, the current one (maybe a source) first */
+        if (uzram_attr_store(f.dev, "mem_limit", "0", 1) != 0)
+            bug("mem_limit 0: %s", uzram_last_error());
+        sync_limit(&f);
+        for (;;) {
+            before_teardown(&f);
+            if ((rc = uzram_pool_remove(f.pool, uzram_device_id(f.dev))) != 0)
+                bug("remove at the end: %d", rc);
+            if (nsib == 0)
+                break;
+            f.dev = NULL;
+            swap_with(&f, nsib - 1);
+            nsib--;
+            check_all(&f, "after a removal at the end");
+        }
+        if ((rc = uzram_pool_destroy(f.pool)) != 0)
+            bug("pool destroy: %d", rc);
+    } else {
+        before_teardown(&f);
+        uzram_destroy(f.dev);
+    }
     cur = NULL;
     return 0;
 }
