@@ -439,15 +439,16 @@ UZRAM_API uint64_t uzram_compact(struct uzram *dev);
  * A clone (uzram_clone()) is a new device of the source's pool with the
  * source's disksize whose every page is, at first, the source's: it reads
  * through to them, one link per 680 pages, and costs nothing until
- * written.  The first write to one of those runs of pages, on either
- * device, gives the clone the run as pages of its own: every object of it
- * becomes one shared object with a reference count (16 bytes of record),
- * which both devices refer to; no page is copied or recompressed (but
- * the compressed bytes of grouped pages are copied).  Writing a page of
- * either then gives that device a page of its own (copy on write per
- * page); the other keeps reading the old bytes.  There are no parent
- * chains: the source, a clone, a clone of a clone can be reset or removed
- * in any order, and every other device keeps reading what it holds.  The
+ * written.  A whole page written to the clone is its own at once (the
+ * clone's table page and the page's object).  Any other first change of
+ * one of those runs of pages, on either device (part of a page, a
+ * discard, a compressed group, a write to the source), gives the clone
+ * the whole run as pages of its own: every object of it becomes one
+ * shared object with a reference count (16 bytes of record), which both
+ * devices refer to; no page is copied or recompressed (but the compressed
+ * bytes of grouped pages are copied).  There are no parent chains: the
+ * source, a clone, a clone of a clone can be reset or removed in any
+ * order, and every other device keeps reading what it holds.  The
  * attributes that choose how pages are
  * stored (comp_algorithm, algorithm_params, recomp_algorithm,
  * group_pages, backing_dev, max_comp_streams, mem_limit, dedup, the

@@ -96,10 +96,12 @@ static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, si
     pthread_rwlock_t *lk = uz_link_lock(st, l - 1);
     pthread_rwlock_rdlock(lk);
     int err;
-    if (uz_link_of(st, idx) == l)
+    uint32_t own = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire) &
+                   (SLOT_STATE | SLOT_LOCKBITS);
+    if (uz_link_of(st, idx) == l && !own)
         err = read_slot(st, (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT, in, len, out, n);
     else
-        err = read_slot(st, idx, in, len, out, n);   /* it has its own slots now */
+        err = read_slot(st, idx, in, len, out, n);   /* its own page (a write may be racing) */
     pthread_rwlock_unlock(lk);
     return err;
 }
@@ -186,8 +188,12 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
-        if (pool && !uz_pool_write_prepared(st, idx)) {
-            err = uz_pool_prepare_write(dev, idx);   /* a clone's unit: slots of its own */
+        /* a clone's unit: a whole page goes to its own slot; anything
+         * else first gives the unit (or the units linked to this one)
+         * slots of their own */
+        if (pool && !uz_pool_write_prepared(st, idx) &&
+            !(k == 1 && n == PAGE && uz_pool_write_direct(st, idx))) {
+            err = uz_pool_prepare_write(dev, idx);
             if (err < 0)
                 break;
         }
@@ -307,10 +313,10 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     if (rc == 0) {
         uint64_t idx = dev->base + off / PAGE;
         uint32_t l = uz_in_pool(dev) ? uz_link_of(st, idx) : 0;
-        if (l) {   /* a clone's unit: its source's page (pool.h) */
+        if (l) {   /* a clone's unit: its source's page unless it has its own (pool.h) */
             lk = uz_link_lock(st, l - 1);
             pthread_rwlock_rdlock(lk);
-            if (uz_link_of(st, idx) == l)
+            if (uz_link_of(st, idx) == l && slot_empty_racy(st, idx))
                 idx = (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT;
         }
         if (slot_empty_racy(st, idx)) {

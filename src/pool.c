@@ -23,26 +23,38 @@
  * the largest group (groups are aligned in the store as on the device).
  *
  * Clones.  uzram_clone makes a device of the source's size whose units
- * (UZ_UNIT slots, two table pages: pool.h) read through to the source's:
- * link[clone unit] names the source unit, deps[source unit] counts the
- * units linked to it.  That is one look per unit, not per page: a clone
- * of a gigabyte takes microseconds and costs nothing until written.  A
- * clone of a clone links to the first one's target, so a read goes
- * through one link at most.  A linked unit's target must not change what
- * it holds, so the first write to either side gives the linked units
- * slots of their own (uz_pool_prepare_write): with both units' slots
- * locked, every object or backing block of the target becomes a shared
- * record (shared.c) if it is not one, and the clone's slot one more
- * reference to it; same-filled pages are copied; a compressed group's
- * chunks are copied (a record holds one page, a group is one stream).
- * So a written unit costs its table pages and a 16-byte record per page
- * the two then share, never a byte of data.  What does not change what a
- * page holds (compaction, writeback, recompression, idle marks, the
- * content index making a record) works on the target as on any unit, and
- * the linked units read it as it is.  Resetting or removing a device
- * first gives the units linked to its own slots of their own, and drops
- * its own links: there are no parent chains, the source, a clone or a
- * clone of a clone can go in any order.
+ * (UZ_UNIT slots, two table pages: store.h) read through to the source's
+ * wherever they have no page of their own: link[clone unit] names the
+ * source unit, deps[source unit] counts the units linked to it.  That is
+ * one look per unit, not per page: a clone of a gigabyte takes
+ * microseconds and costs nothing until written.  A clone of a clone
+ * links to the first one's target while the first one has no page of
+ * its own there (else that unit is made whole first), so a read goes
+ * through one link at most.
+ *
+ * A linked unit's target must not change what it holds.  So:
+ *   - a whole-page write of one page to a linked unit goes to the unit's
+ *     own slot (if the target's page there is not in a compressed group),
+ *     the rest of the unit still reading through: a clone written at
+ *     random costs what is written and its table pages;
+ *   - any other write to a linked unit (part of a page, a discard, a
+ *     group), and any write to a unit that units are linked to, first
+ *     gives the linked units slots of their own where they have none
+ *     (uz_pool_prepare_write): with both units' slots locked, every
+ *     object or backing block of the target becomes a shared record
+ *     (shared.c) if it is not one, and the clone's slot one more
+ *     reference to it; same-filled pages are copied; a compressed group's
+ *     chunks are copied (a record holds one page, a group is one stream).
+ *     That costs the unit's table pages and a 16-byte record per page the
+ *     two then share, never a byte of data.
+ * What does not change what a page holds (compaction, writeback,
+ * recompression of a page, idle marks, the content index making a
+ * record) works on a target as on any unit, and the linked units read it
+ * as it is; recompress does not regroup a target's pages (its groups are
+ * what the linked units' own pages are kept clear of).  Resetting or
+ * removing a device first gives the units linked to its own slots of
+ * their own, and drops its own links: there are no parent chains, the
+ * source, a clone or a clone of a clone can go in any order.
  *
  * Only clones link, and a clone has its source's size: the units linked
  * to a device's k-th unit are other devices' k-th units, so finding them
@@ -55,8 +67,9 @@
  *   P2  the store's nslots is at least the end of every range;
  *   P3  no live slot of the store lies outside every device's range (a
  *       reset or removed device left nothing behind);
- *   P4  a linked unit holds no slot, and links to a unit that is not
- *       linked itself (no chains) inside the store;
+ *   P4  a linked unit links to a unit that is not linked itself (no
+ *       chains) inside the store, and its own pages (where it has them)
+ *       lie outside its target's compressed groups;
  *   P5  a unit's deps count equals the units linked to it.
  *
  * Locking (src/README.md, "Lock order"): a device's init_lock, then the
@@ -422,9 +435,10 @@ static void unlock_units(struct uzram *st, uint64_t a, uint64_t b)
         uz_slot_put(st, i, uz_slot_at(st, i));
 }
 
-/* Unit u, linked to t, gets slots of its own: what t holds, shared
- * (uz_shared_clone).  0 (also if someone did it first), or -ENOMEM /
- * -EMLINK with u still linked and empty. */
+/* Unit u, linked to t, gets slots of its own where it has none: what t
+ * holds, shared (uz_shared_clone).  0 (also if someone did it first), or
+ * -ENOMEM / -EMLINK with u still linked and holding only the pages of its
+ * own it held. */
 static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
 {
     struct uz_links *l = st->links;
@@ -432,14 +446,21 @@ static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
     int err = 0;
     if (atomic_load(&l->link[u]) == t + 1) {
         lock_units(st, u, t);
+        /* the unit's own pages, which a failure must leave */
+        uint64_t own[(UZ_UNIT + 63) / 64] = {0};
+        for (uint64_t j = 0; j < UZ_UNIT; j++)
+            if (uz_slot_state(uz_slot_at(st, u * UZ_UNIT + j)))
+                own[j / 64] |= 1ull << (j % 64);
         err = uz_shared_clone(st, t * UZ_UNIT, u * UZ_UNIT, UZ_UNIT);
         if (err == 0) {
             atomic_store(&l->link[u], 0);
             atomic_fetch_sub(&l->deps[t], 1);
         } else {
-            for (uint64_t i = u * UZ_UNIT; i < u * UZ_UNIT + UZ_UNIT; i++)
-                if (uz_slot_state(uz_slot_at(st, i)))
+            for (uint64_t j = 0; j < UZ_UNIT; j++) {
+                uint64_t i = u * UZ_UNIT + j;
+                if (!(own[j / 64] >> (j % 64) & 1) && uz_slot_state(uz_slot_at(st, i)))
                     uz_slot_free(st, i, uz_slot_at(st, i));
+            }
         }
         unlock_units(st, u, t);
     }
@@ -594,13 +615,31 @@ int uzram_clone(struct uzram *src, struct uzram **out)
     if (err == 0) {
         uint64_t su = src->base / UZ_UNIT, cu = c->base / UZ_UNIT;
         uint64_t units = (atomic_load(&src->nslots) + UZ_UNIT - 1) / UZ_UNIT;
-        for (uint64_t k = 0; k < units; k++) {
+        for (uint64_t k = 0; k < units && err == 0; k++) {
             uint32_t t = atomic_load(&l->link[su + k]);
             uint64_t target = t ? t - 1 : su + k;
-            if (!t && !unit_used(st, target))
+            if (t && unit_used(st, su + k)) {
+                /* the source's unit is linked but has pages of its own:
+                 * it becomes whole first, and the clone links to it */
+                err = unlink_copy(st, su + k, t - 1);
+                target = su + k;
+            } else if (!t && !unit_used(st, target)) {
                 continue;
-            atomic_store(&l->link[cu + k], (uint32_t)target + 1);
-            atomic_fetch_add(&l->deps[target], 1);
+            }
+            if (err == 0) {
+                atomic_store(&l->link[cu + k], (uint32_t)target + 1);
+                atomic_fetch_add(&l->deps[target], 1);
+            }
+        }
+        if (err < 0) {   /* drop the links made */
+            for (uint64_t k = 0; k < units; k++) {
+                uint32_t t = atomic_load(&l->link[cu + k]);
+                if (t) {
+                    atomic_store(&l->link[cu + k], 0);
+                    atomic_fetch_sub(&l->deps[t - 1], 1);
+                }
+            }
+            uz_pool_dev_teardown(c);
         }
     }
     pthread_rwlock_unlock(&st->init_lock);
@@ -671,10 +710,18 @@ void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally
     for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
         uint64_t a = u * UZ_UNIT, b = a + UZ_UNIT < hi ? a + UZ_UNIT : hi;
         uint32_t l = uz_link_of(st, a);
-        if (l)
-            recount(st, (uint64_t)(l - 1) * UZ_UNIT, (uint64_t)(l - 1) * UZ_UNIT + (b - a), true, t);
-        else
+        if (!l) {
             recount(st, a, b, false, t);
+            continue;
+        }
+        /* a linked unit: its own pages, and its target's where it has none */
+        uint64_t q = (uint64_t)(l - 1) * UZ_UNIT;
+        for (uint64_t i = a; i < b; i++) {
+            if (uz_slot_peek(st, i) & SLOT_STATE)
+                recount(st, i, i + 1, false, t);
+            else
+                recount(st, q + (i - a), q + (i - a) + 1, true, t);
+        }
     }
 }
 
@@ -746,11 +793,19 @@ int uz_pool_check(struct uzram *st)
         uint32_t t = atomic_load(&l->link[u]);
         if (!t)
             continue;
-        if (t - 1 >= units || atomic_load(&l->link[t - 1]))
+        if (t - 1 >= units || atomic_load(&l->link[t - 1])) {
             err = FAIL("pool: unit %llu links to unit %u, which is %s", (unsigned long long)u,
                        t - 1, t - 1 >= units ? "past the store's end" : "linked itself");
-        else if (unit_used(st, u))
-            err = FAIL("pool: unit %llu is linked but holds slots", (unsigned long long)u);
+            break;
+        }
+        /* its own pages lie outside the target's groups */
+        uint64_t q = (uint64_t)(t - 1) * UZ_UNIT;
+        for (uint64_t j = 0; err == 0 && j < UZ_UNIT; j++)
+            if (uz_slot_state(uz_slot_at(st, u * UZ_UNIT + j)) &&
+                (uz_slot_state(uz_slot_at(st, q + j)) & SLOT_GROUP))
+                err = FAIL("pool: slot %llu of linked unit %llu has a page of its own inside "
+                           "its target's group", (unsigned long long)(u * UZ_UNIT + j),
+                           (unsigned long long)u);
     }
     for (uint64_t t = 0; err == 0 && t < units; t++) {
         uint32_t want = atomic_load(&l->deps[t]), seen = 0;

@@ -8,36 +8,17 @@
 
 #include "slot.h"
 
-/*
- * Clone units (pool.c, "Clones").  A pool's store is cut into units of
- * UZ_UNIT slots (two table pages, a whole number of the largest group);
- * device ranges start on a unit.  A clone's unit that still holds what
- * its source's did has no slots of its own: link[u] names (plus one) the
- * unit it reads through to, and deps[t] counts the units that read
- * through to t.  Both arrays are address space reserved for the whole
- * capacity; only the pages of them in use are resident.
- */
-#define UZ_UNIT 680u
-#define UZ_LINK_STRIPES 64u
-struct uz_links {
-    uint64_t nunits;
-    _Atomic uint32_t *link;            /* unit -> target unit + 1; 0: its own */
-    _Atomic uint32_t *deps;            /* unit -> units linked to it */
-    /* Held for reading while a read goes through a link to unit t, for
-     * writing while a unit linked to t gets slots of its own: stripe
-     * t % UZ_LINK_STRIPES. */
-    pthread_rwlock_t stripe[UZ_LINK_STRIPES];
-};
-
+/* Clone units: struct uz_links (store.h) and pool.c, "Clones". */
 /* The link of the unit under store slot idx (0: none), racy. */
 static inline uint32_t uz_link_of(const struct uzram *st, uint64_t idx)
 {
     return atomic_load_explicit(&st->links->link[idx / UZ_UNIT], memory_order_acquire);
 }
 
-/* Must a write to store slot idx first give units slots of their own
- * (its unit is linked, or units are linked to it)?  Racy, exact enough:
- * links are made only with the store held exclusively. */
+/* Can a write to store slot idx go ahead without giving units slots of
+ * their own (its unit is not linked, and no unit is linked to it)?
+ * Racy, exact enough: links are made only with the store held
+ * exclusively. */
 static inline bool uz_pool_write_prepared(const struct uzram *st, uint64_t idx)
 {
     const struct uz_links *l = st->links;
@@ -46,9 +27,25 @@ static inline bool uz_pool_write_prepared(const struct uzram *st, uint64_t idx)
            atomic_load_explicit(&l->deps[u], memory_order_acquire) == 0;
 }
 
+/* May a whole-page write of one page to store slot idx, in a linked unit,
+ * go straight to the unit's own slot (the target's page there is not in
+ * a compressed group, whose layout the unit's own slots must not cut)?
+ * Racy, exact enough: a target's groups do not change while units are
+ * linked to it (recompress leaves them be), and if the link goes
+ * meanwhile the slot is the unit's own anyway. */
+static inline bool uz_pool_write_direct(const struct uzram *st, uint64_t idx)
+{
+    uint32_t l = uz_link_of(st, idx);
+    if (!l)
+        return false;
+    uint64_t t = (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT;
+    return !(atomic_load_explicit(&uz_slot_at((struct uzram *)st, t)->flags,
+                                  memory_order_relaxed) & SLOT_GROUP);
+}
+
 /* Before a write to store slot idx of device dev (in a pool): if its
- * unit is linked, give it slots of its own; if units of other devices are
- * linked to it, give them theirs.  Holds no slot lock.  0, or -ENOMEM
+ * unit is linked, give it slots of its own for all it still reads
+ * through; if units of other devices are linked to it, give them theirs.  Holds no slot lock.  0, or -ENOMEM
  * (a record id, or a copy of a compressed group over mem_limit): nothing
  * is written, every device reads what it did. */
 int uz_pool_prepare_write(struct uzram *dev, uint64_t idx);

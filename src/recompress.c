@@ -288,6 +288,10 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
         bool want = true;
         for (uint32_t j = 0; j < k && want; j++)
             want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
+        /* a pool's unit that clones read through keeps its layout
+         * (store.h, struct uz_links) */
+        if (want && dev->links && atomic_load(&dev->links->deps[b / UZ_UNIT]))
+            want = false;
         if (want) {
             uz_lock_range(dev, b, b + k);
             for (uint32_t j = 0; j < k && want; j++)

@@ -327,10 +327,16 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
         struct uz_slot *s = uz_slot_at(dev, i);
         uint32_t f = uz_slot_state(s);
         uint64_t h = slot_handle(s), ci = to + (i - from);
-        if (!f)
-            continue;
+        if (!f || uz_slot_state(uz_slot_at(dev, ci)))
+            continue;   /* nothing there, or the new slot has its own page */
         if (f & SLOT_GROUP) {
             uint32_t k = slot_group_pages(f);   /* the leader comes first */
+            for (uint32_t j = 0; j < k && err == 0; j++)
+                if (uz_slot_state(uz_slot_at(dev, ci + j)))
+                    err = uz_error(-EFAULT, "clone: slot %llu has a page of its own inside "
+                                   "the group it shares", (unsigned long long)(ci + j));
+            if (err < 0)
+                break;
             err = clone_group(dev, &slots, i, ci, k, &c);
             if (err < 0)
                 break;

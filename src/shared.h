@@ -69,14 +69,16 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
                       uint64_t handle, size_t bytes);
 
 /*
- * uz_shared_clone - give the n empty slots from `to` the content of the n
- * slots from `from` (pool.c's clones), in one pass: the caller holds
- * every one of those 2n slots locked (a clone's unit, pool.c).  A same-filled
+ * uz_shared_clone - give the empty ones of the n slots from `to` the
+ * content of the n slots from `from` (pool.c's clones; a slot of `to`
+ * that holds a page keeps it), in one pass: the caller holds every one of
+ * those 2n slots locked (a clone's unit, pool.c).  A same-filled
  * page is copied; an object or backing block becomes a record (if it is
  * not one) with one more reference, the new slot's; a compressed group's
  * chunks are copied into new objects (a record holds one page, and a
- * group is one stream).  Every counter is kept.  0, or -ENOMEM (no record
- * id, or no memory for a group's copy) or -EMLINK (a record is full):
+ * group is one stream; a group is copied only where all its new slots
+ * are empty, else -EFAULT).  Every counter is kept.  0, or -ENOMEM (no
+ * record id, or no memory for a group's copy) or -EMLINK (a record is full):
  * then the slots done so far are cloned, the rest of [to, to + n) is
  * empty, and every source slot reads what it did; the caller empties the
  * new slots again (uz_slot_free, one reference each).

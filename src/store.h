@@ -225,7 +225,29 @@ struct uz_policy_cfg {
 struct uz_backing;
 struct uz_policy;
 struct uzram_pool;
-struct uz_links;
+
+/*
+ * Clone units (pool.c, "Clones").  A pool's store is cut into units of
+ * UZ_UNIT slots (two table pages, a whole number of the largest group);
+ * device ranges start on a unit.  A clone's unit reads through to the
+ * unit it was cloned from wherever its own slot is empty: link[u] names
+ * (plus one) that unit, and deps[t] counts the units linked to t.  Both
+ * arrays are address space reserved for the whole capacity; only the
+ * pages of them in use are resident.  A unit with units linked to it
+ * keeps the bytes it holds and its groups as they are (recompress does
+ * not regroup it).
+ */
+#define UZ_UNIT 680u
+#define UZ_LINK_STRIPES 64u
+struct uz_links {
+    uint64_t nunits;
+    _Atomic uint32_t *link;            /* unit -> target unit + 1; 0: its own */
+    _Atomic uint32_t *deps;            /* unit -> units linked to it */
+    /* Held for reading while a read goes through a link to unit t, for
+     * writing while a unit linked to t gets slots of its own: stripe
+     * t % UZ_LINK_STRIPES. */
+    pthread_rwlock_t stripe[UZ_LINK_STRIPES];
+};
 
 /*
  * struct uzram is a device, and a device's pages live in a store: the

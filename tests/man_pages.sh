@@ -31,7 +31,7 @@ done
 
 # uzram(1): commands and their options
 "$UZ_BUILD/uzram" --help > "$WORK/help.txt"
-for cmd in $(sed -n 's/^  uzram \([a-z-]*\).*/\1/p' "$WORK/help.txt" | sort -u); do
+for cmd in $(sed -n 's/^usage: uzram \([a-z][a-z-]*\).*/\1/p' "$WORK/help.txt" | sort -u); do
     "$UZ_BUILD/uzram" "$cmd" --help > "$WORK/help-$cmd.txt" 2>&1 || true
 done
 python3 - "$WORK" <<'PY'

@@ -14,7 +14,10 @@
  *     memory), a unique one fails with -ENOMEM and changes nothing;
  *   - auto mode turns to every page on data with duplicates and stays
  *     sampling on data without, and says why in dedup_stat;
- *   - the attribute: 0, 1, auto; anything else -EINVAL; reset keeps it.
+ *   - the attribute: 0, 1, auto; anything else -EINVAL; reset keeps it;
+ *   - the index's four entry formats (4, 5, 6 and 8 bytes, by disk size),
+ *     each grown from its first table under thousands of pages, finds
+ *     every duplicate and drops the entries of discarded pages.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -137,9 +140,9 @@ static void test_forced_collisions(void **state)
     struct uzram_stats st;
     uzram_get_stats(d, &st);
     assert_true(st.dedup_refused > 0);     /* matches on the hash, refused by the bytes */
-    /* an index bucket holds 8 entries, all with the one hash: the newest
-     * page with it wins its entry, so sharing still happens where the
-     * entry names the same content */
+    /* every page goes to the same two index buckets and every entry in
+     * them matches the hash: the byte compare picks the one with the same
+     * content, so sharing still happens where there is one */
     assert_true(st.dedup_pages <= 64 - 5);
     uzram_destroy(d);
     uz_dedup_hash_hook = NULL;
@@ -322,6 +325,99 @@ static void test_attribute(void **state)
     uzram_destroy(d);
 }
 
+/* Page number key: 64 bytes from the key, then text (it compresses). */
+static void keyed(uint8_t *p, uint64_t key)
+{
+    uint64_t x = key * 0x9e3779b97f4a7c15ull + 7;
+    for (int i = 0; i < 8; i++) {
+        x ^= x >> 29;
+        x *= 0xbf58476d1ce4e5b9ull;
+        memcpy(p + 8 * i, &x, 8);
+    }
+    for (size_t i = 64; i < PAGE; i++)
+        p[i] = (uint8_t)("four entry formats "[(i + key) % 19]);
+}
+
+static void test_entry_formats(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t disk;
+        unsigned esize;
+    } cases[] = {{16ull << 20, 4}, {1ull << 30, 4}, {2ull << 30, 5}, {64ull << 30, 6},
+                 {1ull << 40, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct uzram_config cfg;
+        uzram_config_init(&cfg);
+        cfg.disksize = cases[c].disk;
+        cfg.dedup = "1";
+        struct uzram *d;
+        int err = uzram_create(&cfg, &d);
+        if (err == -ENOMEM && cases[c].disk > (64ull << 30)) {
+            /* a sanitizer's or a small machine's address space */
+            print_message("%llu MiB disk: no address space for it, skipped (%s)\n",
+                          (unsigned long long)(cases[c].disk >> 20), uzram_last_error());
+            continue;
+        }
+        if (err < 0)
+            fail_msg("create: %s", uzram_last_error());
+        uint64_t nslots = cases[c].disk / PAGE, n = nslots / 2 < 12000 ? nslots / 2 : 12000;
+        uint64_t stride = nslots / (2 * n);
+        uint8_t buf[PAGE], back[PAGE];
+        /* n unique pages spread over the disk, then a copy of every third
+         * beside it */
+        for (uint64_t i = 0; i < n; i++) {
+            keyed(buf, i);
+            assert_int_equal(uzram_write(d, buf, PAGE, 2 * i * stride * PAGE), 0);
+        }
+        for (uint64_t i = 0; i < n; i += 3) {
+            keyed(buf, i);
+            assert_int_equal(uzram_write(d, buf, PAGE, (2 * i * stride + 1) * PAGE), 0);
+        }
+        struct uzram_stats st;
+        uzram_get_stats(d, &st);
+        char s[1024];
+        assert_true(uzram_attr_show(d, "dedup_stat", s, sizeof s) > 0);
+        if (st.dedup_pages != (n + 2) / 3)
+            fail_msg("%llu MiB disk: %llu of %llu copies found; dedup_stat:\n%s",
+                     (unsigned long long)(cases[c].disk >> 20), (unsigned long long)st.dedup_pages,
+                     (unsigned long long)(n + 2) / 3, s);
+        unsigned esize = 0;
+        unsigned long long grown = 0;
+        const char *ix = strstr(s, "index: ");
+        assert_non_null(ix);
+        assert_int_equal(sscanf(ix, "index: %u-byte", &esize), 1);
+        assert_non_null(strstr(ix, "grown "));
+        grown = strtoull(strstr(ix, "grown ") + 6, NULL, 10);
+        print_message("%llu MiB disk: %u-byte entries, grown %llu times\n",
+                      (unsigned long long)(cases[c].disk >> 20), esize, grown);
+        assert_int_equal(esize, cases[c].esize);
+        assert_true(grown > 0);
+        /* discard the originals: their entries are stale, the copies found
+         * through their records still */
+        for (uint64_t i = 0; i < n; i += 3)
+            assert_int_equal(uzram_discard(d, PAGE, 2 * i * stride * PAGE), 0);
+        for (uint64_t i = 0; i < n; i += 3) {
+            keyed(buf, i);
+            assert_int_equal(uzram_write(d, buf, PAGE, 2 * i * stride * PAGE), 0);
+        }
+        uzram_get_stats(d, &st);
+        assert_int_equal(st.dedup_pages, (n + 2) / 3);
+        for (uint64_t i = 0; i < n; i++) {
+            keyed(buf, i);
+            assert_int_equal(uzram_read(d, back, PAGE, 2 * i * stride * PAGE), 0);
+            assert_memory_equal(back, buf, PAGE);
+            if (i % 3 == 0) {
+                assert_int_equal(uzram_read(d, back, PAGE, (2 * i * stride + 1) * PAGE), 0);
+                assert_memory_equal(back, buf, PAGE);
+            }
+        }
+        if (uzram_check(d) != 0)
+            fail_msg("store check: %s", uzram_last_error());
+        uzram_destroy(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_attribute),
+        cmocka_unit_test(test_entry_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,8 +13,15 @@
  * against the thread's model.  A fifth thread compacts, marks everything
  * idle, writes idle pages back and recompresses them.  At the end the
  * whole disk is compared with the models and the store's invariant check
- * runs.  Configurations: zsmalloc and xvmalloc, lz4; UZ_STRESS_SECONDS
- * (default 4) is shared between them.
+ * runs.  Configurations: zsmalloc and xvmalloc, lz4.
+ *
+ * The second test makes the content index grow while it is used: four
+ * writers fill a larger disk with pages that are mostly unique (each made
+ * from a key, the page's model) and partly drawn from a shared pool, and
+ * discard some, so that lookups, inserts, moves between buckets, entries
+ * pointed at new records and stale entries dropped all run beside the
+ * growth steps, which replace the whole table.  UZ_STRESS_SECONDS (default
+ * 4) is shared between the three runs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -180,20 +187,150 @@ static void run(const char *allocator, double seconds)
     unlink(path);
 }
 
+static double stress_seconds(void)
+{
+    const char *e = getenv("UZ_STRESS_SECONDS");
+    return e ? atof(e) : 4.0;
+}
+
 static void test_same_pages_many_threads(void **state)
 {
     (void)state;
     make_pool();
-    const char *e = getenv("UZ_STRESS_SECONDS");
-    double total = e ? atof(e) : 4.0;
-    run("zsmalloc", total / 2);
-    run("xvmalloc", total / 2);
+    double total = stress_seconds();
+    run("zsmalloc", total / 3);
+    run("xvmalloc", total / 3);
+}
+
+/* ---- the index growing under lookups ---- */
+
+#define GPER 4096                     /* pages per writer */
+#define GPOOL 32                      /* shared contents */
+static _Atomic uint64_t gkey[NT * GPER]; /* a page's content: 0 zeros, else made from its key */
+
+/* The page of key k: 64 bytes from the key, then text that compresses. */
+static void gen(uint8_t *p, uint64_t k)
+{
+    if (!k) {
+        memset(p, 0, PAGE);
+        return;
+    }
+    uint64_t x = k * 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 8; i++) {
+        x ^= x >> 31;
+        x *= 0xbf58476d1ce4e5b9ull;
+        memcpy(p + 8 * i, &x, 8);
+    }
+    for (size_t i = 64; i < PAGE; i++)
+        p[i] = (uint8_t)("the index grows while it is used "[(i + k) % 33]);
+}
+
+static void *grower(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg;
+    unsigned seed = 777 + t;
+    uint64_t serial = 0;
+    uint8_t buf[PAGE], back[PAGE];
+    while (!atomic_load(&stop)) {
+        uint64_t p = t * GPER + (unsigned)rand_r(&seed) % GPER;
+        unsigned op = (unsigned)rand_r(&seed) % 16;
+        int rc;
+        if (op < 11) {
+            uint64_t k = op < 7 ? ((uint64_t)(t + 1) << 40 | ++serial) + GPOOL
+                                : 1 + (unsigned)rand_r(&seed) % GPOOL;
+            gen(buf, k);
+            rc = uzram_write(dev, buf, PAGE, p * PAGE);
+            if (rc == 0)
+                atomic_store(&gkey[p], k);
+        } else if (op < 13) {
+            rc = uzram_discard(dev, PAGE, p * PAGE);
+            if (rc == 0)
+                atomic_store(&gkey[p], 0);
+        } else {
+            rc = uzram_read(dev, back, PAGE, p * PAGE);
+            gen(buf, atomic_load(&gkey[p]));
+            if (rc == 0 && memcmp(buf, back, PAGE) != 0) {
+                fprintf(stderr, "thread %u: page %llu reads wrong\n", t, (unsigned long long)p);
+                atomic_fetch_add(&failures, 1);
+            }
+        }
+        if (rc != 0) {
+            fprintf(stderr, "thread %u: op %u on page %llu: %d %s\n", t, op, (unsigned long long)p,
+                    rc, uzram_last_error());
+            atomic_fetch_add(&failures, 1);
+        }
+    }
+    return NULL;
+}
+
+static void *watcher(void *arg)
+{
+    (void)arg;
+    char buf[1024];
+    while (!atomic_load(&stop)) {
+        uzram_compact(dev);
+        if (uzram_attr_show(dev, "dedup_stat", buf, sizeof buf) <= 0)
+            atomic_fetch_add(&failures, 1);
+        struct uzram_stats s;
+        uzram_get_stats(dev, &s);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+static void test_index_grows_under_lookups(void **state)
+{
+    (void)state;
+    struct uzram_config cfg;
+    uzram_config_init(&cfg);
+    cfg.disksize = (uint64_t)NT * GPER * PAGE;
+    cfg.streams = 2;
+    cfg.dedup = "1";
+    assert_int_equal(uzram_create(&cfg, &dev), 0);
+    for (uint64_t p = 0; p < NT * GPER; p++)
+        atomic_store(&gkey[p], 0);
+    atomic_store(&stop, false);
+    atomic_store(&failures, 0);
+    pthread_t w[NT], m;
+    for (unsigned t = 0; t < NT; t++)
+        pthread_create(&w[t], NULL, grower, (void *)(uintptr_t)t);
+    pthread_create(&m, NULL, watcher, NULL);
+    double end = now_s() + stress_seconds() / 3;
+    while (now_s() < end)
+        usleep(10000);
+    atomic_store(&stop, true);
+    for (unsigned t = 0; t < NT; t++)
+        pthread_join(w[t], NULL);
+    pthread_join(m, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
+    uint8_t want[PAGE], got[PAGE];
+    for (uint64_t p = 0; p < NT * GPER; p++) {
+        assert_int_equal(uzram_read(dev, got, PAGE, p * PAGE), 0);
+        gen(want, atomic_load(&gkey[p]));
+        if (memcmp(want, got, PAGE) != 0)
+            fail_msg("page %llu differs at the end", (unsigned long long)p);
+    }
+    if (uzram_check(dev) != 0)
+        fail_msg("store check: %s", uzram_last_error());
+    char s[1024];
+    assert_true(uzram_attr_show(dev, "dedup_stat", s, sizeof s) > 0);
+    const char *g = strstr(s, "grown ");
+    assert_non_null(g);
+    unsigned long long grown = strtoull(g + 6, NULL, 10);
+    struct uzram_stats st;
+    uzram_get_stats(dev, &st);
+    print_message("index grown %llu times; %llu pages deduplicated, %llu hits\n", grown,
+                  (unsigned long long)st.dedup_pages, (unsigned long long)st.dedup_hits);
+    assert_true(grown > 0);
+    assert_true(st.dedup_hits > 0);
+    uzram_destroy(dev);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_pages_many_threads),
+        cmocka_unit_test(test_index_grows_under_lookups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
