@@ -535,19 +535,24 @@ UZRAM_API int uzram_device_id(const struct uzram *dev);
  */
 UZRAM_API int uzram_clone(struct uzram *src, struct uzram **out);
 
-/* A pool's figures.  Each is exact, not one atomic snapshot. */
+/* A pool's figures.  Each is exact, not one atomic snapshot; the
+ * devices' pages are recounted (a pass over their slot tables). */
 struct uzram_pool_stats {
     uint64_t devices;          /* devices in the pool */
     uint64_t disksize;         /* the sum of their disk sizes */
     uint64_t capacity;         /* the most their disk sizes may sum to */
     uint64_t orig_data_size;   /* bytes of pages stored, uncompressed, over all
-                                * devices (a shared page once per reference) */
+                                * devices (a shared page once per device page
+                                * that holds it: the devices' sum) */
     uint64_t compr_data_size;  /* bytes of compressed objects, each once */
     uint64_t shared_bytes;     /* the part of compr_data_size in objects that
-                                * more than one page refers to, each once */
-    uint64_t shared_pages;     /* pages that refer to a shared object */
-    uint64_t saved_bytes;      /* compressed bytes sharing saves */
-    uint64_t same_pages;
+                                * more than one page refers to (shared records,
+                                * and pages clones read through to), each once */
+    uint64_t shared_pages;     /* device pages that refer to a shared object or
+                                * read through a clone's link */
+    uint64_t saved_bytes;      /* compressed bytes the content index's sharing
+                                * saves (a clone saves all it reads through) */
+    uint64_t same_pages;       /* over all devices */
     uint64_t huge_pages;
     uint64_t mem_used_total;   /* allocator pages in use, bytes */
     uint64_t mem_limit;        /* bytes, 0 = none */

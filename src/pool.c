@@ -731,27 +731,54 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
     memset(&s, 0, sizeof s);
     struct uzram *st = p->store;
     uint64_t views = 0;
+    /* every device held while its range is recounted: what each holds,
+     * pages read through a clone's link included */
+    struct uzram *held[UZRAM_POOL_MAX_DEVICES];
+    int nheld = 0;
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < UZRAM_POOL_MAX_DEVICES; i++) {
         struct uzram *d = p->dev[i];
-        if (d) {
+        if (d && !(d->holds & REMOVING)) {
             s.devices++;
             s.disksize += d->disksize;
             views += sizeof *d;
+            d->holds++;
+            held[nheld++] = d;
         }
     }
     pthread_mutex_unlock(&p->lock);
+    struct uz_tally_snap dt, t;
+    for (int i = 0; i < nheld; i++) {
+        struct uzram *d = held[i];
+        uz_dev_read_lock(d);
+        if (d->initialised) {
+            uz_pool_recount(st, d->base, d->base + atomic_load(&d->nslots), &dt);
+            s.orig_data_size += dt.pages_stored * PAGE;
+            s.same_pages += dt.same_pages;
+            s.shared_pages += dt.shared_slots;
+        }
+        uz_dev_read_unlock(d);
+        uzram_pool_put(d);
+    }
     s.capacity = p->capacity * PAGE;
     struct uzram_stats ss;
     uzram_get_stats(st, &ss);
-    struct uz_tally_snap t;
     uz_tally_read(st, &t);
-    s.orig_data_size = ss.orig_data_size;
-    s.compr_data_size = ss.compr_data_size;
+    /* shared: the records' bytes, and the objects of units that clones
+     * read through to */
     s.shared_bytes = t.record_bytes;
-    s.shared_pages = t.shared_slots;
+    memset(&dt, 0, sizeof dt);
+    pthread_rwlock_rdlock(&st->init_lock);
+    uint64_t units = (atomic_load(&st->nslots) + UZ_UNIT - 1) / UZ_UNIT;
+    for (uint64_t u = 0; u < units; u++)
+        if (atomic_load(&st->links->deps[u])) {
+            recount(st, u * UZ_UNIT, u * UZ_UNIT + UZ_UNIT, false, &dt);
+            s.shared_bytes += dt.compr_bytes;
+            memset(&dt, 0, sizeof dt);
+        }
+    pthread_rwlock_unlock(&st->init_lock);
+    s.compr_data_size = ss.compr_data_size;
     s.saved_bytes = t.saved_bytes;
-    s.same_pages = ss.same_pages;
     s.huge_pages = ss.huge_pages;
     s.mem_used_total = ss.mem_used_total;
     s.mem_limit = ss.mem_limit;
