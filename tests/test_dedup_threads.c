@@ -51,11 +51,46 @@ static struct uzram *dev;
 static atomic_bool stop;
 static atomic_int failures;
 
+/* A thread's failures, counted for the test to fail on. */
+static void op_failed(unsigned t, unsigned op, uint64_t p, int rc)
+{
+    if (rc == 0)
+        return;
+    fprintf(stderr, "thread %u: op %u on page %llu: %d %s\n", t, op, (unsigned long long)p, rc,
+            uzram_last_error());
+    atomic_fetch_add(&failures, 1);
+}
+
+static void read_wrong(unsigned t, uint64_t p, const uint8_t *got, const uint8_t *want)
+{
+    if (memcmp(got, want, PAGE) == 0)
+        return;
+    fprintf(stderr, "thread %u: page %llu reads wrong\n", t, (unsigned long long)p);
+    atomic_fetch_add(&failures, 1);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* NT threads of worker and one of helper, for seconds; then no failure. */
+static void run_threads(void *(*worker)(void *), void *(*helper)(void *), double seconds)
+{
+    pthread_t w[NT], m;
+    for (unsigned t = 0; t < NT; t++)
+        pthread_create(&w[t], NULL, worker, (void *)(uintptr_t)t);
+    pthread_create(&m, NULL, helper, NULL);
+    double end = now_s() + seconds;
+    while (now_s() < end)
+        usleep(10000);
+    atomic_store(&stop, true);
+    for (unsigned t = 0; t < NT; t++)
+        pthread_join(w[t], NULL);
+    pthread_join(m, NULL);
+    assert_int_equal(atomic_load(&failures), 0);
 }
 
 static void make_pool(void)
@@ -100,16 +135,10 @@ static void *writer(void *arg)
                 memset(model[p] + in, (int)t + 1, 64);
         } else {
             rc = uzram_read(dev, buf, PAGE, p * PAGE);
-            if (rc == 0 && memcmp(buf, model[p], PAGE) != 0) {
-                fprintf(stderr, "thread %u: page %llu reads wrong\n", t, (unsigned long long)p);
-                atomic_fetch_add(&failures, 1);
-            }
+            if (rc == 0)
+                read_wrong(t, p, buf, model[p]);
         }
-        if (rc != 0) {
-            fprintf(stderr, "thread %u: op %u on page %llu: %d %s\n", t, op, (unsigned long long)p,
-                    rc, uzram_last_error());
-            atomic_fetch_add(&failures, 1);
-        }
+        op_failed(t, op, p, rc);
     }
     return NULL;
 }
@@ -157,18 +186,7 @@ static void run(const char *allocator, double seconds)
     assert_int_equal(uzram_create(&cfg, &dev), 0);
     memset(model, 0, sizeof model);
     atomic_store(&stop, false);
-    pthread_t w[NT], m;
-    for (unsigned t = 0; t < NT; t++)
-        pthread_create(&w[t], NULL, writer, (void *)(uintptr_t)t);
-    pthread_create(&m, NULL, maintainer, NULL);
-    double end = now_s() + seconds;
-    while (now_s() < end)
-        usleep(10000);
-    atomic_store(&stop, true);
-    for (unsigned t = 0; t < NT; t++)
-        pthread_join(w[t], NULL);
-    pthread_join(m, NULL);
-    assert_int_equal(atomic_load(&failures), 0);
+    run_threads(writer, maintainer, seconds);
     static uint8_t all[NT * PER][PAGE];
     assert_int_equal(uzram_read(dev, all, sizeof all, 0), 0);
     for (uint64_t p = 0; p < NT * PER; p++)
@@ -249,16 +267,10 @@ static void *grower(void *arg)
         } else {
             rc = uzram_read(dev, back, PAGE, p * PAGE);
             gen(buf, atomic_load(&gkey[p]));
-            if (rc == 0 && memcmp(buf, back, PAGE) != 0) {
-                fprintf(stderr, "thread %u: page %llu reads wrong\n", t, (unsigned long long)p);
-                atomic_fetch_add(&failures, 1);
-            }
+            if (rc == 0)
+                read_wrong(t, p, buf, back);
         }
-        if (rc != 0) {
-            fprintf(stderr, "thread %u: op %u on page %llu: %d %s\n", t, op, (unsigned long long)p,
-                    rc, uzram_last_error());
-            atomic_fetch_add(&failures, 1);
-        }
+        op_failed(t, op, p, rc);
     }
     return NULL;
 }
@@ -291,18 +303,7 @@ static void test_index_grows_under_lookups(void **state)
         atomic_store(&gkey[p], 0);
     atomic_store(&stop, false);
     atomic_store(&failures, 0);
-    pthread_t w[NT], m;
-    for (unsigned t = 0; t < NT; t++)
-        pthread_create(&w[t], NULL, grower, (void *)(uintptr_t)t);
-    pthread_create(&m, NULL, watcher, NULL);
-    double end = now_s() + stress_seconds() / 3;
-    while (now_s() < end)
-        usleep(10000);
-    atomic_store(&stop, true);
-    for (unsigned t = 0; t < NT; t++)
-        pthread_join(w[t], NULL);
-    pthread_join(m, NULL);
-    assert_int_equal(atomic_load(&failures), 0);
+    run_threads(grower, watcher, stress_seconds() / 3);
     uint8_t want[PAGE], got[PAGE];
     for (uint64_t p = 0; p < NT * GPER; p++) {
         assert_int_equal(uzram_read(dev, got, PAGE, p * PAGE), 0);

@@ -6,9 +6,9 @@
  *
  * Fills device 0 of a new pool with SIZE (default 1G) of real pages: the
  * page files' pages in turn, as many rounds as SIZE needs, each round's
- * copy of a page marked in its last 8 bytes with the round number so that
- * no page repeats another (a repeat would be deduplicated, which is not
- * what is measured here).  Then, every figure from the library's own
+ * copy of a page after the first marked in its last 8 bytes with the round
+ * number so that no page repeats another (a repeat would be deduplicated,
+ * which is not what is measured here).  Then, every figure from the library's own
  * counters (uzram_pool_get_stats):
  *
  *   1. clone: the time uzram_clone takes (CLOCK_MONOTONIC around the
@@ -44,12 +44,14 @@
 static uint8_t *pages;
 static uint64_t npages;
 
-/* Page i of the fill: file page i mod npages, marked with its round. */
+/* Page i of the fill: file page i mod npages, marked with its round
+ * (the first round, salt 0, is the file's pages as they are). */
 static void page_at(uint8_t *out, uint64_t i, uint64_t salt)
 {
     memcpy(out, pages + (i % npages) * PAGE, PAGE);
     uint64_t mark = i / npages + salt;
-    memcpy(out + PAGE - 8, &mark, 8);
+    if (mark)
+        memcpy(out + PAGE - 8, &mark, 8);
 }
 
 static double now_ms(void)
