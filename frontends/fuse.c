@@ -1,120 +1,36 @@
 /*
- * fuse.c - the mount: a uzram device as DIR/disk plus one file per zram
- * attribute (see fuse.h).  The `uzram mount` / `uzram umount` commands
- * that run it are in tools/mount.c.
+ * fuse.c - the mount's file system: a uzram device as DIR/disk plus one
+ * file per zram attribute, and in a pool mount one such directory per
+ * device (see fuse.h).  The worker threads and the mount are in
+ * fuse_server.c, a pool's own nodes (zram-control, its attributes) in
+ * fuse_pool.c; the `uzram mount`, `uzram pool` and `uzram umount`
+ * commands that run them in tools/mount.c.
  *
- * Inodes are fixed: 1 is DIR, 2 is DIR/disk, ATTR_INO0 + i is the i-th
- * attribute of uzram_attr_name().  Nothing is ever created or removed, so
- * lookup and forget keep no state.
- *
- * Threads.  uz_fuse_start() creates a fixed pool of workers; each one
- * loops on fuse_session_receive_buf() / fuse_session_process_buf() (what
- * fuse_session_loop_mt does, minus its habit of creating and destroying
- * threads on demand: a swap device's server must not need new memory for a
- * thread in the middle of reclaim).  Each worker owns one slot of a read
- * buffer pool allocated and touched before the mount serves anything;
- * handlers find it through a thread-local pointer set when the worker
- * starts.  Writes are stored straight from libfuse's receive buffer (one
- * per worker, allocated by libfuse on the worker's first receive; splice
- * is turned off so that libfuse never copies a request into a new buffer).
- *
- * Ending.  When DIR is unmounted the kernel fails every read of
- * /dev/fuse with ENODEV and the workers return; the last one out makes
- * uz_fuse_end_fd() readable.  uz_fuse_stop() unmounts lazily and waits
- * for that; if a user of DIR/disk keeps the connection alive for longer
- * than STOP_GRACE_MS (2 s), the workers are woken by a signal and leave, and
- * the connection dies with the descriptor.
+ * Inodes are fixed numbers (fuse.h says which); nothing is created or
+ * removed but a pool's devices, whose numbers come back with the device,
+ * so lookup and forget keep no state.  In a pool every operation on a
+ * node of a device holds the device (dev_get / dev_put: uzram_pool_get),
+ * so that hot_remove is EBUSY under it; an open disk holds its device
+ * open (uzram_open) until release, and its I/O goes to the device in the
+ * file handle without another look-up.
  */
 #define FUSE_USE_VERSION 35
 #define _GNU_SOURCE
 #include <fuse_lowlevel.h>
 
+#define UZ_FUSE_INTERNAL
 #include "fuse.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <limits.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <linux/falloc.h>
-
-#ifndef PR_SET_IO_FLUSHER
-#define PR_SET_IO_FLUSHER 57
-#endif
-#ifndef MCL_ONFAULT
-#define MCL_ONFAULT 4
-#endif
-
-extern char **environ;
-
-#define ROOT_INO   FUSE_ROOT_ID
-#define DISK_INO   2
-#define ATTR_INO0  16
-
-/* Largest read or write request the kernel sends (max_read/max_write),
- * and so the size of each worker's read buffer. */
-#define IO_MAX         (128u * 1024)
-/* Attribute values are at most a page, as in sysfs. */
-#define ATTR_BUF       4096
-#define MAX_THREADS    UZ_FUSE_MAX_THREADS
-#define WORKER_STACK   (1u << 20)
-/* How long uz_fuse_stop() lets users of the disk finish after the lazy
- * unmount before it stops the workers anyway. */
-#define STOP_GRACE_MS  2000
-/* Signal that interrupts a worker's read of /dev/fuse when stopping: a
- * realtime one that hosts (nbdkit) leave alone. */
-#define WAKE_SIGNAL    (SIGRTMAX - 2)
-
-struct worker {
-    struct uz_fuse *f;
-    pthread_t tid;
-    char *rbuf;                 /* IO_MAX bytes from the pool */
-    bool created;
-    _Atomic bool done;
-};
-
-struct uz_fuse {
-    struct uzram *dev;
-    struct fuse_session *se;
-    char *dir;                  /* absolute mount point */
-    struct uz_fuse_opts o;
-    unsigned nattrs;
-    dev_t mnt_dev;              /* st_dev of DIR while mounted */
-    time_t born;
-
-    unsigned nworkers;
-    struct worker workers[MAX_THREADS];
-    char *pool;                 /* nworkers * IO_MAX, touched at start */
-
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned live;              /* workers still running (under lock) */
-    _Atomic bool stopping;      /* workers leave after their request */
-    int end_pipe[2];
-
-};
-
-/* The worker running on this thread (NULL elsewhere); set before the
- * worker receives its first request. */
-static __thread struct worker *cur_worker;
 
 static struct uz_fuse *req_fuse(fuse_req_t req)
 {
@@ -123,55 +39,88 @@ static struct uz_fuse *req_fuse(fuse_req_t req)
 
 /* ------------------------------------------------------------ inodes */
 
+/* Is ino one of a pool's own nodes (DIR, zram-control, its attributes)? */
+static bool pool_node(const struct uz_fuse *f, fuse_ino_t ino)
+{
+    return f->pp && (ino >> UZ_INO_DEV_SHIFT) == 0;
+}
+
+/* The device whose node ino is, held in a pool (dev_put it); NULL if the
+ * device is gone. */
+static struct uzram *dev_get(struct uz_fuse *f, fuse_ino_t ino)
+{
+    if (!f->pp)
+        return f->dev;
+    uint64_t n = ino >> UZ_INO_DEV_SHIFT;
+    return n >= 1 && n <= UZRAM_POOL_MAX_DEVICES ? uzram_pool_get(f->pp->pool, (int)(n - 1))
+                                                 : NULL;
+}
+
+static void dev_put(const struct uz_fuse *f, struct uzram *dev)
+{
+    if (f->pp && dev)
+        uzram_pool_put(dev);
+}
+
+/* The device an open disk holds (op_open put it there). */
+static struct uzram *fh_dev(const struct fuse_file_info *fi)
+{
+    return (struct uzram *)(uintptr_t)fi->fh;
+}
+
 /* The attribute behind an inode, or NULL.  *mode gets its sysfs mode. */
 static const char *ino_attr(const struct uz_fuse *f, fuse_ino_t ino, unsigned *mode)
 {
-    if (ino < ATTR_INO0 || ino - ATTR_INO0 >= f->nattrs)
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
+    if (l < UZ_INO_ATTR0 || l - UZ_INO_ATTR0 >= f->nattrs)
         return NULL;
-    return uzram_attr_name((unsigned)(ino - ATTR_INO0), mode);
+    return uzram_attr_name((unsigned)(l - UZ_INO_ATTR0), mode);
 }
 
 static bool ino_valid(const struct uz_fuse *f, fuse_ino_t ino)
 {
     unsigned mode;
-    return ino == ROOT_INO || (ino == DISK_INO && f->o.expose_disk) ||
-           ino_attr(f, ino, &mode) != NULL;
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
+    return l == UZ_INO_ROOT || (l == UZ_INO_DISK && f->o.expose_disk) ||
+           (l == UZ_INO_CLONE && f->pp) || ino_attr(f, ino, &mode) != NULL;
 }
 
-/* Fill *st for a valid inode. */
-static void fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st)
+/* Fill *st for a valid inode of dev. */
+static void fill_stat(struct uz_fuse *f, struct uzram *dev, fuse_ino_t ino, struct stat *st)
 {
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
     memset(st, 0, sizeof *st);
     st->st_ino = ino;
     st->st_uid = getuid();
     st->st_gid = getgid();
     st->st_atime = st->st_mtime = st->st_ctime = f->born;
     st->st_blksize = UZRAM_PAGE_SIZE;
-    if (ino == ROOT_INO) {
+    if (l == UZ_INO_ROOT) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
-    } else if (ino == DISK_INO) {
+    } else if (l == UZ_INO_DISK) {
         struct uzram_stats s;
-        uzram_get_stats(f->dev, &s);
+        uzram_get_stats(dev, &s);
         st->st_mode = S_IFREG | 0600;
         st->st_nlink = 1;
-        st->st_size = (off_t)uzram_disksize(f->dev);
+        st->st_size = (off_t)uzram_disksize(dev);
         st->st_blocks = (blkcnt_t)(s.mem_used_total / 512);  /* du shows RAM used */
     } else {
-        unsigned mode = 0;
+        unsigned mode = 0444;       /* clone */
         ino_attr(f, ino, &mode);
         st->st_mode = S_IFREG | mode;
         st->st_nlink = 1;
-        st->st_size = ATTR_BUF;      /* as sysfs reports */
+        st->st_size = UZ_ATTR_BUF;   /* as sysfs reports */
     }
 }
 
-/* The disk's size changes through disksize and reset, so the kernel must
- * not cache its attributes or its dentry: every open by path looks it up
- * again and so sees the current size. */
-static double attr_timeout(fuse_ino_t ino)
+/* The disk's size changes through disksize and reset, and a pool's
+ * device can go, so the kernel must not cache those attributes or
+ * dentries: every open by path looks them up again. */
+static double attr_timeout(const struct uz_fuse *f, fuse_ino_t ino)
 {
-    return ino == DISK_INO ? 0.0 : 1.0;
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
+    return l == UZ_INO_DISK || (f->pp && l == UZ_INO_ROOT) ? 0.0 : 1.0;
 }
 
 /* ------------------------------------------------------- operations */
@@ -186,8 +135,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_ASYNC_DIO;
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-    conn->max_write = IO_MAX;
-    conn->max_read = IO_MAX;
+    conn->max_write = UZ_IO_MAX;
+    conn->max_read = UZ_IO_MAX;
     /* Asynchronous direct I/O (a loop device with direct-io=on) is sent
      * as background requests: let enough of them be in flight to keep
      * every worker busy. */
@@ -198,40 +147,57 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct uz_fuse *f = req_fuse(req);
-    struct fuse_entry_param e;
-    memset(&e, 0, sizeof e);
-    if (parent != ROOT_INO) {
+    if (pool_node(f, parent)) {
+        uz_pool_lookup(req, f, parent, name);
+        return;
+    }
+    struct uzram *dev = UZ_INO_LOCAL(parent) == UZ_INO_ROOT ? dev_get(f, parent) : NULL;
+    if (!dev) {
         fuse_reply_err(req, ENOENT);
         return;
     }
+    fuse_ino_t base = parent - UZ_INO_ROOT, l = 0;
     if (f->o.expose_disk && strcmp(name, "disk") == 0) {
-        e.ino = DISK_INO;
+        l = UZ_INO_DISK;
+    } else if (f->pp && strcmp(name, "clone") == 0) {
+        l = UZ_INO_CLONE;
     } else {
         unsigned mode;
         for (unsigned i = 0; i < f->nattrs; i++)
             if (strcmp(uzram_attr_name(i, &mode), name) == 0)
-                e.ino = ATTR_INO0 + i;
+                l = UZ_INO_ATTR0 + i;
     }
-    if (e.ino == 0) {
+    if (l == 0) {
+        dev_put(f, dev);
         fuse_reply_err(req, ENOENT);
         return;
     }
-    fill_stat(f, e.ino, &e.attr);
-    e.attr_timeout = attr_timeout(e.ino);
-    e.entry_timeout = attr_timeout(e.ino);
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    e.ino = base + l;
+    fill_stat(f, dev, e.ino, &e.attr);
+    dev_put(f, dev);
+    e.attr_timeout = attr_timeout(f, e.ino);
+    e.entry_timeout = attr_timeout(f, e.ino);
     fuse_reply_entry(req, &e);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    if (!ino_valid(f, ino)) {
+    if (pool_node(f, ino)) {
+        uz_pool_getattr(req, f, ino);
+        return;
+    }
+    struct uzram *dev = ino_valid(f, ino) ? dev_get(f, ino) : NULL;
+    if (!dev) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     struct stat st;
-    fill_stat(f, ino, &st);
-    fuse_reply_attr(req, &st, attr_timeout(ino));
+    fill_stat(f, dev, ino, &st);
+    dev_put(f, dev);
+    fuse_reply_attr(req, &st, attr_timeout(f, ino));
 }
 
 /* Modes, owners and times are fixed; truncating an attribute file (what
@@ -241,37 +207,67 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                        struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    if (!ino_valid(f, ino)) {
+    if (pool_node(f, ino)) {
+        uz_pool_getattr(req, f, ino);
+        return;
+    }
+    struct uzram *dev = ino_valid(f, ino) ? dev_get(f, ino) : NULL;
+    if (!dev) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    if ((to_set & FUSE_SET_ATTR_SIZE) && ino == DISK_INO &&
-        (uint64_t)attr->st_size != uzram_disksize(f->dev)) {
+    if ((to_set & FUSE_SET_ATTR_SIZE) && UZ_INO_LOCAL(ino) == UZ_INO_DISK &&
+        (uint64_t)attr->st_size != uzram_disksize(dev)) {
+        dev_put(f, dev);
         fuse_reply_err(req, EPERM);
         return;
     }
     struct stat st;
-    fill_stat(f, ino, &st);
-    fuse_reply_attr(req, &st, attr_timeout(ino));
+    fill_stat(f, dev, ino, &st);
+    dev_put(f, dev);
+    fuse_reply_attr(req, &st, attr_timeout(f, ino));
+}
+
+static void disk_close(struct uz_fuse *f, struct uzram *dev)
+{
+    if (f->pp)
+        atomic_fetch_sub(&f->pp->opens[uzram_device_id(dev)], 1);
+    uzram_close(dev);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    int acc = fi->flags & O_ACCMODE;
-    unsigned mode;
-    if (ino == DISK_INO && f->o.expose_disk) {
-        fi->direct_io = 1;
-        fi->keep_cache = 0;
-        /* zram's open-device rule is the library's: while DIR/disk is
-         * open (a loop device on it), reset and disksize are EBUSY */
-        uzram_open(f->dev);
-        if (fuse_reply_open(req, fi) != 0)
-            uzram_close(f->dev);   /* the opener is gone */
+    if (pool_node(f, ino)) {
+        uz_pool_open(req, f, ino, fi);
         return;
     }
-    if (ino_attr(f, ino, &mode) == NULL) {
-        fuse_reply_err(req, ino == ROOT_INO ? EISDIR : ENOENT);
+    int acc = fi->flags & O_ACCMODE;
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
+    unsigned mode = 0444;        /* clone */
+    struct uzram *dev = dev_get(f, ino);
+    if (!dev) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (l == UZ_INO_DISK && f->o.expose_disk) {
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+        fi->fh = (uintptr_t)dev;
+        /* zram's open-device rule is the library's: while DIR/disk is
+         * open (a loop device on it), reset and disksize are EBUSY, and
+         * in a pool hot_remove too */
+        uzram_open(dev);
+        if (f->pp)
+            atomic_fetch_add(&f->pp->opens[uzram_device_id(dev)], 1);
+        dev_put(f, dev);
+        if (fuse_reply_open(req, fi) != 0)
+            disk_close(f, dev);   /* the opener is gone */
+        return;
+    }
+    dev_put(f, dev);
+    if (!(l == UZ_INO_CLONE && f->pp) && ino_attr(f, ino, &mode) == NULL) {
+        fuse_reply_err(req, l == UZ_INO_ROOT ? EISDIR : ENOENT);
         return;
     }
     /* kernfs refuses to open for reading a file without show, and for
@@ -288,8 +284,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    if (ino == DISK_INO)
-        uzram_close(f->dev);
+    if (!pool_node(f, ino) && UZ_INO_LOCAL(ino) == UZ_INO_DISK)
+        disk_close(f, fh_dev(fi));
     fuse_reply_err(req, 0);
 }
 
@@ -305,16 +301,17 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    int err = ino == DISK_INO ? uzram_flush(f->dev) : 0;
+    bool disk = !pool_node(f, ino) && UZ_INO_LOCAL(ino) == UZ_INO_DISK;
+    int err = disk ? uzram_flush(fh_dev(fi)) : 0;
     fuse_reply_err(req, -err);
 }
 
 /* Reads of the disk are copied into this worker's pool buffer and sent
  * from there: nothing is allocated. */
-static void read_disk(fuse_req_t req, struct uz_fuse *f, size_t size, off_t off)
+static void read_disk(fuse_req_t req, struct uzram *dev, size_t size, off_t off)
 {
-    uint64_t disksize = uzram_disksize(f->dev);
-    struct worker *w = cur_worker;
+    uint64_t disksize = uzram_disksize(dev);
+    struct uz_fuse_worker *w = uz_fuse_cur_worker;
     if (off < 0 || !w) {
         fuse_reply_err(req, EINVAL);
         return;
@@ -326,9 +323,9 @@ static void read_disk(fuse_req_t req, struct uz_fuse *f, size_t size, off_t off)
     size_t len = size;
     if (len > disksize - (uint64_t)off)
         len = (size_t)(disksize - (uint64_t)off);
-    if (len > IO_MAX)
-        len = IO_MAX;                      /* max_read keeps requests below this */
-    int err = uzram_read(f->dev, w->rbuf, len, (uint64_t)off);
+    if (len > UZ_IO_MAX)
+        len = UZ_IO_MAX;                   /* max_read keeps requests below this */
+    int err = uzram_read(dev, w->rbuf, len, (uint64_t)off);
     if (err < 0)
         fuse_reply_err(req, -err);
     else
@@ -336,10 +333,10 @@ static void read_disk(fuse_req_t req, struct uz_fuse *f, size_t size, off_t off)
 }
 
 /* An attribute is shown afresh on every read (direct_io), like sysfs. */
-static void read_attr(fuse_req_t req, struct uz_fuse *f, const char *name, size_t size, off_t off)
+static void read_attr(fuse_req_t req, struct uzram *dev, const char *name, size_t size, off_t off)
 {
-    char buf[ATTR_BUF];
-    int n = uzram_attr_show(f->dev, name, buf, sizeof buf);
+    char buf[UZ_ATTR_BUF];
+    int n = uzram_attr_show(dev, name, buf, sizeof buf);
     if (n < 0) {
         fuse_reply_err(req, -n);
         return;
@@ -356,22 +353,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
     unsigned mode;
     const char *name;
-    if (ino == DISK_INO)
-        read_disk(req, f, size, off);
+    if (pool_node(f, ino)) {
+        uz_pool_read(req, f, ino, size, off);
+        return;
+    }
+    if (l == UZ_INO_DISK) {
+        read_disk(req, fh_dev(fi), size, off);
+        return;
+    }
+    struct uzram *dev = dev_get(f, ino);
+    if (!dev)
+        fuse_reply_err(req, ENOENT);
+    else if (l == UZ_INO_CLONE && f->pp)
+        uz_pool_clone_read(req, dev, off);
     else if ((name = ino_attr(f, ino, &mode)) != NULL)
-        read_attr(req, f, name, size, off);
+        read_attr(req, dev, name, size, off);
     else
         fuse_reply_err(req, EISDIR);
+    dev_put(f, dev);
 }
 
 /* Writes are stored from libfuse's receive buffer.  Like a block device,
  * the disk cannot grow: a write that starts at its end fails with ENOSPC
  * and one that crosses it is cut short. */
-static void write_disk(fuse_req_t req, struct uz_fuse *f, const char *buf, size_t size, off_t off)
+static void write_disk(fuse_req_t req, struct uzram *dev, const char *buf, size_t size, off_t off)
 {
-    uint64_t disksize = uzram_disksize(f->dev);
+    uint64_t disksize = uzram_disksize(dev);
     if (off < 0) {
         fuse_reply_err(req, EINVAL);
         return;
@@ -387,7 +397,7 @@ static void write_disk(fuse_req_t req, struct uz_fuse *f, const char *buf, size_
     size_t len = size;
     if (len > disksize - (uint64_t)off)
         len = (size_t)(disksize - (uint64_t)off);
-    int err = uzram_write(f->dev, buf, len, (uint64_t)off);
+    int err = uzram_write(dev, buf, len, (uint64_t)off);
     if (err < 0)
         fuse_reply_err(req, -err);
     else
@@ -396,12 +406,12 @@ static void write_disk(fuse_req_t req, struct uz_fuse *f, const char *buf, size_
 
 /* Every write(2) to an attribute is one store, whatever its offset (as
  * kernfs does); the store's error is the writer's errno. */
-static void write_attr(fuse_req_t req, struct uz_fuse *f, const char *name, const char *buf,
+static void write_attr(fuse_req_t req, struct uzram *dev, const char *name, const char *buf,
                        size_t size)
 {
-    if (size >= ATTR_BUF)
-        size = ATTR_BUF - 1;               /* sysfs hands store at most a page */
-    int err = uzram_attr_store(f->dev, name, buf, size);
+    if (size >= UZ_ATTR_BUF)
+        size = UZ_ATTR_BUF - 1;            /* sysfs hands store at most a page */
+    int err = uzram_attr_store(dev, name, buf, size);
     if (err < 0)
         fuse_reply_err(req, -err);
     else
@@ -412,14 +422,25 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
+    fuse_ino_t l = UZ_INO_LOCAL(ino);
     unsigned mode;
     const char *name;
-    if (ino == DISK_INO)
-        write_disk(req, f, buf, size, off);
+    if (pool_node(f, ino)) {
+        uz_pool_write(req, f, ino, buf, size);
+        return;
+    }
+    if (l == UZ_INO_DISK) {
+        write_disk(req, fh_dev(fi), buf, size, off);
+        return;
+    }
+    struct uzram *dev = dev_get(f, ino);
+    if (!dev)
+        fuse_reply_err(req, ENOENT);
     else if ((name = ino_attr(f, ino, &mode)) != NULL)
-        write_attr(req, f, name, buf, size);
+        write_attr(req, dev, name, buf, size);
     else
         fuse_reply_err(req, EISDIR);
+    dev_put(f, dev);
 }
 
 /* fallocate on the disk: PUNCH_HOLE|KEEP_SIZE is discard, ZERO_RANGE is
@@ -430,7 +451,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
                          struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    if (ino != DISK_INO) {
+    struct uzram *dev = fh_dev(fi);
+    if (pool_node(f, ino) || UZ_INO_LOCAL(ino) != UZ_INO_DISK) {
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
@@ -438,7 +460,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
         fuse_reply_err(req, EINVAL);
         return;
     }
-    uint64_t disksize = uzram_disksize(f->dev);
+    uint64_t disksize = uzram_disksize(dev);
     uint64_t start = (uint64_t)off;
     uint64_t end = start + (uint64_t)length;
     bool keep = (mode & FALLOC_FL_KEEP_SIZE) != 0;
@@ -463,49 +485,54 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
         end = disksize;
     int err = 0;
     if (start < end && op == FALLOC_FL_PUNCH_HOLE)
-        err = uzram_discard(f->dev, (size_t)(end - start), start);
+        err = uzram_discard(dev, (size_t)(end - start), start);
     else if (start < end && op == FALLOC_FL_ZERO_RANGE)
-        err = uzram_write_zeroes(f->dev, (size_t)(end - start), start);
+        err = uzram_write_zeroes(dev, (size_t)(end - start), start);
     fuse_reply_err(req, -err);
 }
 
-/* The listing: ".", "..", "disk", then the attributes; the offset of an
- * entry is its index + 1. */
+/* The listing: ".", "..", "disk", the attributes, and in a pool
+ * "clone"; the offset of an entry is its index + 1. */
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
     struct uz_fuse *f = req_fuse(req);
-    if (ino != ROOT_INO) {
-        fuse_reply_err(req, ENOTDIR);
+    if (pool_node(f, ino)) {
+        uz_pool_readdir(req, f, ino, size, off);
         return;
     }
+    struct uzram *dev = UZ_INO_LOCAL(ino) == UZ_INO_ROOT ? dev_get(f, ino) : NULL;
+    if (!dev) {
+        fuse_reply_err(req, UZ_INO_LOCAL(ino) == UZ_INO_ROOT ? ENOENT : ENOTDIR);
+        return;
+    }
+    dev_put(f, dev);
+    fuse_ino_t base = ino - UZ_INO_ROOT;
     char buf[4096];
     size_t cap = size < sizeof buf ? size : sizeof buf;
     size_t pos = 0;
-    unsigned n = 3 + f->nattrs;
+    unsigned n = 3 + f->nattrs + (f->pp ? 1 : 0);
     for (unsigned i = off < 0 ? 0 : (unsigned)off; i < n; i++) {
         struct stat st;
         memset(&st, 0, sizeof st);
         const char *name;
         unsigned mode;
-        if (i == 0) {
-            name = ".";
-            st.st_ino = ROOT_INO;
-            st.st_mode = S_IFDIR;
-        } else if (i == 1) {
-            name = "..";
-            st.st_ino = ROOT_INO;
+        st.st_mode = S_IFREG;
+        if (i < 2) {
+            name = i == 0 ? "." : "..";
+            st.st_ino = i == 0 ? ino : UZ_INO_ROOT;
             st.st_mode = S_IFDIR;
         } else if (i == 2) {
             if (!f->o.expose_disk)
                 continue;
             name = "disk";
-            st.st_ino = DISK_INO;
-            st.st_mode = S_IFREG;
-        } else {
+            st.st_ino = base + UZ_INO_DISK;
+        } else if (i - 3 < f->nattrs) {
             name = uzram_attr_name(i - 3, &mode);
-            st.st_ino = ATTR_INO0 + (i - 3);
-            st.st_mode = S_IFREG;
+            st.st_ino = base + UZ_INO_ATTR0 + (i - 3);
+        } else {
+            name = "clone";
+            st.st_ino = base + UZ_INO_CLONE;
         }
         size_t need = fuse_add_direntry(req, buf + pos, cap - pos, name, &st, (off_t)i + 1);
         if (need > cap - pos)
@@ -518,11 +545,21 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
     struct uz_fuse *f = req_fuse(req);
+    if (pool_node(f, ino)) {
+        uz_pool_statfs(req, f);
+        return;
+    }
+    struct uzram *dev = dev_get(f, ino);
+    if (!dev) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
     struct uzram_stats s;
-    uzram_get_stats(f->dev, &s);
+    uzram_get_stats(dev, &s);
     struct statvfs sv;
     memset(&sv, 0, sizeof sv);
-    uint64_t blocks = uzram_disksize(f->dev) / UZRAM_PAGE_SIZE;
+    uint64_t blocks = uzram_disksize(dev) / UZRAM_PAGE_SIZE;
+    dev_put(f, dev);
     uint64_t used = s.orig_data_size / UZRAM_PAGE_SIZE;
     sv.f_bsize = sv.f_frsize = UZRAM_PAGE_SIZE;
     sv.f_blocks = blocks;
@@ -554,7 +591,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, EPERM);
 }
 
-static const struct fuse_lowlevel_ops ops = {
+const struct fuse_lowlevel_ops uz_fuse_ops = {
     .init = op_init,
     .lookup = op_lookup,
     .getattr = op_getattr,
@@ -574,294 +611,3 @@ static const struct fuse_lowlevel_ops ops = {
     .unlink = op_unlink,
     .rmdir = op_unlink,
 };
-
-/* ----------------------------------------------------------- server */
-
-static void wake_handler(int sig)
-{
-    (void)sig;   /* only interrupts a blocked read(2) */
-}
-
-void uz_fuse_opts_init(struct uz_fuse_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->expose_disk = true;
-    o->fsname = "uzram";
-    o->subtype = "uzram";
-    o->threads = 8;
-    o->allow_other = geteuid() == 0;
-}
-
-
-static void worker_exit(struct worker *w)
-{
-    struct uz_fuse *f = w->f;
-    pthread_mutex_lock(&f->lock);
-    atomic_store(&w->done, true);
-    if (--f->live == 0) {
-        char c = 'x';
-        ssize_t r = write(f->end_pipe[1], &c, 1);
-        (void)r;
-    }
-    pthread_cond_broadcast(&f->cond);
-    pthread_mutex_unlock(&f->lock);
-}
-
-static void *worker_main(void *arg)
-{
-    struct worker *w = arg;
-    struct uz_fuse *f = w->f;
-    cur_worker = w;
-
-    /* Only the wake signal may interrupt this thread. */
-    sigset_t set;
-    sigfillset(&set);
-    sigdelset(&set, WAKE_SIGNAL);
-    pthread_sigmask(SIG_SETMASK, &set, NULL);
-    /* Memory this thread asks for must not be reclaimed by I/O to the
-     * device it serves (needs CAP_SYS_RESOURCE; harmless without). */
-    prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
-
-    struct fuse_buf fbuf;
-    memset(&fbuf, 0, sizeof fbuf);
-    while (!atomic_load(&f->stopping) && !fuse_session_exited(f->se)) {
-        int res = fuse_session_receive_buf(f->se, &fbuf);
-        if (res == -EINTR || res == -EAGAIN)
-            continue;
-        if (res <= 0)
-            break;      /* -ENODEV: unmounted or aborted */
-        fuse_session_process_buf(f->se, &fbuf);
-    }
-    free(fbuf.mem);
-    worker_exit(w);
-    return NULL;
-}
-
-/* Unmount DIR lazily (it never fails for being busy).  Root does it
- * directly; others through the setuid fusermount3. */
-static void lazy_unmount(const char *dir)
-{
-    if (geteuid() == 0) {
-        umount2(dir, MNT_DETACH);
-        return;
-    }
-    char *argv[] = {"fusermount3", "-u", "-z", "-q", (char *)dir, NULL};
-    pid_t pid;
-    if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0) {
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-    }
-}
-
-/* Is DIR still the mount this server made (possibly a dead one)? */
-static bool still_mounted(const struct uz_fuse *f)
-{
-    struct stat st;
-    if (stat(f->dir, &st) != 0)
-        return errno == ENOTCONN;   /* an aborted connection */
-    return st.st_dev == f->mnt_dev;
-}
-
-/* Wait until every worker is out, or for at most ms milliseconds.
- * True when all are out. */
-static bool wait_workers(struct uz_fuse *f, long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&f->lock);
-    while (f->live > 0) {
-        if (pthread_cond_timedwait(&f->cond, &f->lock, &ts) == ETIMEDOUT)
-            break;
-    }
-    bool all = f->live == 0;
-    pthread_mutex_unlock(&f->lock);
-    return all;
-}
-
-/* Stop the workers that are still running: flag them, and interrupt
- * their read of /dev/fuse until each has left (a signal that lands while
- * a worker is busy is lost, so it is repeated). */
-static void force_workers(struct uz_fuse *f)
-{
-    atomic_store(&f->stopping, true);
-    fuse_session_exit(f->se);
-    for (;;) {
-        for (unsigned i = 0; i < f->nworkers; i++)
-            if (f->workers[i].created && !atomic_load(&f->workers[i].done))
-                pthread_kill(f->workers[i].tid, WAKE_SIGNAL);
-        if (wait_workers(f, 50))
-            break;
-    }
-}
-
-static void free_server(struct uz_fuse *f)
-{
-    for (unsigned i = 0; i < f->nworkers; i++)
-        if (f->workers[i].created)
-            pthread_join(f->workers[i].tid, NULL);
-    if (f->se)
-        fuse_session_destroy(f->se);   /* closes /dev/fuse: the connection ends */
-    if (f->end_pipe[0] >= 0)
-        close(f->end_pipe[0]);
-    if (f->end_pipe[1] >= 0)
-        close(f->end_pipe[1]);
-    if (f->pool)
-        munmap(f->pool, (size_t)f->nworkers * IO_MAX);
-    pthread_cond_destroy(&f->cond);
-    pthread_mutex_destroy(&f->lock);
-    free(f->dir);
-    free(f);
-}
-
-void uz_fuse_stop(struct uz_fuse *f)
-{
-    if (!f)
-        return;
-    pthread_mutex_lock(&f->lock);
-    bool serving = f->live > 0;
-    pthread_mutex_unlock(&f->lock);
-    if (f->mnt_dev != 0 && (serving || still_mounted(f)))
-        lazy_unmount(f->dir);
-    /* Unused, the mount ends at once and the workers see ENODEV; a loop
-     * device or an open file keeps it alive until it lets go. */
-    if (!wait_workers(f, STOP_GRACE_MS))
-        force_workers(f);
-    free_server(f);
-}
-
-int uz_fuse_end_fd(const struct uz_fuse *f)
-{
-    return f->end_pipe[0];
-}
-
-int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
-                  struct uz_fuse **out)
-{
-    struct uz_fuse_opts defaults;
-    if (!o) {
-        uz_fuse_opts_init(&defaults);
-        o = &defaults;
-    }
-    *out = NULL;
-    struct uz_fuse *f = calloc(1, sizeof *f);
-    if (!f)
-        return -ENOMEM;
-    f->dev = dev;
-    f->o = *o;
-    f->end_pipe[0] = f->end_pipe[1] = -1;
-    f->born = time(NULL);
-    f->nworkers = o->threads == 0 ? 8 : o->threads > MAX_THREADS ? MAX_THREADS : o->threads;
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    unsigned mode;
-    while (uzram_attr_name(f->nattrs, &mode))
-        f->nattrs++;
-
-    int err = 0;
-    struct stat st;
-    f->dir = realpath(dir, NULL);
-    if (!f->dir || stat(f->dir, &st) != 0) {
-        err = -errno;
-        fprintf(stderr, "uzram: %s: %s\n", dir, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        err = -ENOTDIR;
-        fprintf(stderr, "uzram: %s: not a directory\n", dir);
-        goto fail;
-    }
-    if (pipe2(f->end_pipe, O_CLOEXEC) != 0) {
-        err = -errno;
-        goto fail;
-    }
-    /* The read buffers, touched now so that they are resident (and
-     * locked, under mlockall) before the first request. */
-    f->pool = mmap(NULL, (size_t)f->nworkers * IO_MAX, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (f->pool == MAP_FAILED) {
-        f->pool = NULL;
-        err = -ENOMEM;
-        goto fail;
-    }
-    memset(f->pool, 0, (size_t)f->nworkers * IO_MAX);
-
-    char optbuf[512];
-    snprintf(optbuf, sizeof optbuf, "fsname=%s,subtype=%s,default_permissions,max_read=%u%s",
-             o->fsname ? o->fsname : "uzram", o->subtype ? o->subtype : "uzram", IO_MAX,
-             o->allow_other ? ",allow_other" : "");
-    char *argv[] = {"uzram", "-o", optbuf, NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-    f->se = fuse_session_new(&args, &ops, sizeof ops, f);
-    if (!f->se) {
-        err = -EINVAL;
-        fprintf(stderr, "uzram: cannot create a FUSE session\n");
-        goto fail;
-    }
-    if (fuse_session_mount(f->se, f->dir) != 0) {
-        err = access("/dev/fuse", R_OK | W_OK) != 0 ? -errno : -EIO;
-        fprintf(stderr, "uzram: cannot mount %s%s%s\n", f->dir, err == -EIO ? "" : ": ",
-                err == -EIO ? "" : strerror(-err));
-        goto fail;
-    }
-    /* The wake signal interrupts reads (no SA_RESTART).  Installed only
-     * if nobody else handles it. */
-    struct sigaction old;
-    if (sigaction(WAKE_SIGNAL, NULL, &old) == 0 &&
-        (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = wake_handler;
-        sigemptyset(&sa.sa_mask);
-        sigaction(WAKE_SIGNAL, &sa, NULL);
-    }
-
-    pthread_attr_t ta;
-    pthread_attr_init(&ta);
-    pthread_attr_setstacksize(&ta, WORKER_STACK);
-    for (unsigned i = 0; i < f->nworkers; i++) {
-        struct worker *w = &f->workers[i];
-        w->f = f;
-        w->rbuf = f->pool + (size_t)i * IO_MAX;
-        pthread_mutex_lock(&f->lock);
-        f->live++;
-        pthread_mutex_unlock(&f->lock);
-        int e = pthread_create(&w->tid, &ta, worker_main, w);
-        if (e != 0) {
-            pthread_mutex_lock(&f->lock);
-            f->live--;
-            pthread_mutex_unlock(&f->lock);
-            err = -e;
-            fprintf(stderr, "uzram: cannot start a worker thread: %s\n", strerror(e));
-            break;
-        }
-        w->created = true;
-    }
-    pthread_attr_destroy(&ta);
-    if (err < 0) {
-        lazy_unmount(f->dir);      /* the workers that run see ENODEV */
-        uz_fuse_stop(f);
-        return err;
-    }
-    /* Only now: a stat of the new mount waits for the kernel's INIT
-     * request, which a worker has to answer. */
-    if (stat(f->dir, &st) == 0)
-        f->mnt_dev = st.st_dev;
-    *out = f;
-    return 0;
-
-fail:
-    free_server(f);
-    return err;
-}
-

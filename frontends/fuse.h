@@ -14,7 +14,10 @@
  * so `losetup -f DIR/disk` makes a block device of it (swap, ext4, ...)
  * and `cat DIR/mm_stat`, `echo 1 > DIR/compact` work as on sysfs.  Both
  * kinds of file are opened direct_io: the page cache never holds a second
- * copy of the disk, and every read of an attribute calls show.
+ * copy of the disk, and every read of an attribute calls show.  Where the
+ * kernel allows it (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6 on) the disk can
+ * also be mapped shared (mmap MAP_SHARED): the mapping alone goes through
+ * the page cache, written back by msync or the kernel (fuse_server.c).
  *
  * The server runs on its own fixed pool of threads, all created by
  * uz_fuse_start(); its I/O path allocates nothing (requests are decoded in
@@ -94,11 +97,135 @@ int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts 
 void uz_fuse_stop(struct uz_fuse *f);
 
 /*
+ * A pool mount (`uzram pool`): DIR/zram-control/{hot_add,hot_remove},
+ * the pool's attributes (uzram_pool_attr_name) in DIR itself, and one
+ * directory DIR/zramN per device of the pool, which is exactly what a
+ * single-device mount's DIR is (disk and every attribute file) plus one
+ * file, clone: reading it makes a clone of zramN (uzram_clone) and
+ * returns the new device's number, as reading hot_add returns a new
+ * device's.  Every operation on a device holds it (uzram_pool_get) and
+ * an open disk holds it open (uzram_open), so hot_remove of a device in
+ * use is EBUSY.  Returns and errors as uz_fuse_start's; the pool must
+ * outlive the server (remove its devices and destroy it after
+ * uz_fuse_stop(), which closes every disk the kernel left open).
+ */
+int uz_fuse_start_pool(struct uzram_pool *pool, const char *dir, const struct uz_fuse_opts *o,
+                       struct uz_fuse **out);
+
+/*
  * A descriptor that becomes readable (POLLIN) once the mount has ended
  * from outside: `umount DIR`, `fusermount3 -u DIR`, or an abort of the
  * connection.  A daemon polls it next to its signals and then calls
  * uz_fuse_stop().  Owned by the server; do not close or read it.
  */
 int uz_fuse_end_fd(const struct uz_fuse *f);
+
+#ifdef UZ_FUSE_INTERNAL
+/*
+ * The server's own parts, shared by its three files and nobody else
+ * (define UZ_FUSE_INTERNAL and include fuse_lowlevel.h first):
+ * fuse.c, the file system (every operation, for a device's nodes);
+ * fuse_pool.c, a pool mount's nodes above its devices (zram-control, the
+ * pool's attributes, the device directories); fuse_server.c, the worker
+ * threads, the mount and the session's I/O.
+ *
+ * Inodes are fixed numbers.  A single-device mount: 1 is DIR, 2 DIR/disk,
+ * UZ_INO_ATTR0 + i the i-th attribute of uzram_attr_name().  A pool mount:
+ * below 1 << UZ_INO_DEV_SHIFT the pool's own nodes (1 DIR, 3 zram-control
+ * and its files, UZ_INO_PATTR0 + i the i-th pool attribute); device N's
+ * nodes are (N + 1) << UZ_INO_DEV_SHIFT plus the same numbers as a
+ * single mount's (1 its directory, 2 its disk, ...) and UZ_INO_CLONE.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <sys/types.h>
+
+#define UZ_INO_ROOT       1
+#define UZ_INO_DISK       2
+#define UZ_INO_CLONE      3     /* a pool device's clone file */
+#define UZ_INO_ATTR0      16
+#define UZ_INO_CTL        4     /* the pool's zram-control and its files */
+#define UZ_INO_HOT_ADD    5
+#define UZ_INO_HOT_REMOVE 6
+#define UZ_INO_PATTR0     64
+#define UZ_INO_DEV_SHIFT  12
+#define UZ_INO_LOCAL(ino) ((ino) & ((1u << UZ_INO_DEV_SHIFT) - 1))
+
+/* Largest read or write request (max_read/max_write), and so the size of
+ * each worker's read buffer; attribute values are at most a page. */
+#define UZ_IO_MAX   (128u * 1024)
+#define UZ_ATTR_BUF 4096
+
+struct uz_fuse_worker {
+    struct uz_fuse *f;
+    pthread_t tid;
+    char *rbuf;                 /* UZ_IO_MAX bytes from the pool */
+    bool created;
+    _Atomic bool done;
+};
+
+/* A pool mount's state (fuse_pool.c). */
+struct uz_fuse_pool {
+    struct uzram_pool *pool;
+    /* opens of DIR/zramN/disk still held, so that uz_fuse_stop() can
+     * close those the kernel never released */
+    _Atomic unsigned opens[UZRAM_POOL_MAX_DEVICES];
+};
+
+struct uz_fuse {
+    struct uzram *dev;          /* a single-device mount's, else NULL */
+    struct uz_fuse_pool *pp;    /* a pool mount's, else NULL */
+    struct fuse_session *se;
+    char *dir;                  /* absolute mount point */
+    struct uz_fuse_opts o;
+    unsigned nattrs;
+    dev_t mnt_dev;              /* st_dev of DIR while mounted */
+    time_t born;
+
+    unsigned nworkers;
+    struct uz_fuse_worker workers[UZ_FUSE_MAX_THREADS];
+    char *bufs;                 /* nworkers * UZ_IO_MAX, touched at start */
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned live;              /* workers still running (under lock) */
+    _Atomic bool stopping;      /* workers leave after their request */
+    int end_pipe[2];
+    /* the INIT exchange (fuse_server.c): 0 before the request, 1 between
+     * it and its reply, 2 after */
+    _Atomic int init_state;
+    uint64_t init_unique;
+    bool init_allow_mmap;       /* the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP */
+};
+
+/* fuse.c's operations, and the worker running on this thread (NULL
+ * elsewhere; set before the worker receives its first request). */
+extern const struct fuse_lowlevel_ops uz_fuse_ops;
+extern __thread struct uz_fuse_worker *uz_fuse_cur_worker;
+
+/* fuse_server.c: mount and serve (dev for a single-device mount, pp for
+ * a pool's); uz_fuse_start and uz_fuse_start_pool are this. */
+int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
+                  const struct uz_fuse_opts *o, struct uz_fuse **out);
+
+/* fuse_pool.c: the operations on a pool's own nodes (ino below
+ * 1 << UZ_INO_DEV_SHIFT), each replying to req, and what fuse.c asks of
+ * the pool. */
+void uz_pool_lookup(fuse_req_t req, struct uz_fuse *f, fuse_ino_t parent, const char *name);
+void uz_pool_getattr(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino);
+void uz_pool_open(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, struct fuse_file_info *fi);
+void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off);
+void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char *buf,
+                   size_t size);
+void uz_pool_readdir(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off);
+void uz_pool_statfs(fuse_req_t req, struct uz_fuse *f);
+/* Read of DIR/zramN/clone: clone dev (held by the caller). */
+void uz_pool_clone_read(fuse_req_t req, struct uzram *dev, off_t off);
+/* The stat of the pool's own node ino into *st; false if there is none. */
+bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st);
+/* Close the disks the kernel left open (at stop, once no worker runs). */
+void uz_pool_close_all(struct uz_fuse_pool *pp);
+#endif
 
 #endif

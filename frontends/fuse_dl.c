@@ -32,7 +32,7 @@
     X(fuse_session_receive_buf) X(fuse_session_process_buf) X(fuse_reply_open) \
     X(fuse_reply_attr) X(fuse_session_new) X(fuse_session_mount) X(fuse_session_exited) \
     X(fuse_session_exit) X(fuse_session_destroy) X(fuse_req_userdata) X(fuse_reply_statfs) \
-    X(fuse_reply_entry) X(fuse_add_direntry)
+    X(fuse_reply_entry) X(fuse_add_direntry) X(fuse_session_custom_io) X(fuse_session_fd)
 
 #define FN_FIELD(f) __typeof__(f) *f;
 static struct { FUSE_FNS(FN_FIELD) } fn;
@@ -140,4 +140,14 @@ size_t fuse_add_direntry(fuse_req_t req, char *buf, size_t bufsize, const char *
                          const struct stat *stbuf, off_t off)
 {
     return fn.fuse_add_direntry(req, buf, bufsize, name, stbuf, off);
+}
+
+int fuse_session_custom_io(struct fuse_session *se, const struct fuse_custom_io *io, int fd)
+{
+    return fn.fuse_session_custom_io(se, io, fd);
+}
+
+int fuse_session_fd(struct fuse_session *se)
+{
+    return fn.fuse_session_fd(se);
 }

@@ -938,7 +938,7 @@ const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
 
 int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
-    unsigned mode;
+    unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
         return err;
@@ -953,7 +953,7 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
 
 int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
 {
-    unsigned mode;
+    unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
         return err;

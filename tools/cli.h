@@ -12,6 +12,8 @@ int uz_cmd_bench_pool(int argc, char **argv); /* tools/bench_pool.c */
 int uz_cmd_capture(int argc, char **argv);  /* tools/capture.c */
 int uz_cmd_mount(int argc, char **argv);    /* tools/mount.c   */
 int uz_cmd_umount(int argc, char **argv);   /* tools/mount.c   */
+int uz_cmd_pool(int argc, char **argv);     /* tools/mount.c   */
+int uz_cmd_clone(int argc, char **argv);    /* tools/mount.c   */
 int uz_cmd_stat(int argc, char **argv);     /* tools/stat.c    */
 int uz_cmd_swapon(int argc, char **argv);   /* tools/swapon.c  */
 int uz_cmd_swapoff(int argc, char **argv);  /* tools/swapon.c  */

@@ -1,8 +1,10 @@
 /*
- * mount.c - the `uzram mount` and `uzram umount` commands: parse the
- * options, create the device through the public API, daemonize, serve it
- * with the FUSE server (frontends/fuse.h) until DIR is unmounted or a
- * signal comes, and the reverse.
+ * mount.c - the `uzram mount`, `uzram pool`, `uzram clone` and `uzram
+ * umount` commands: parse the options, create the device (or the pool
+ * and its first devices) through the public API, daemonize, serve it with
+ * the FUSE server (frontends/fuse.h) until DIR is unmounted or a signal
+ * comes, and the reverse.  `uzram clone DIR/zramN` is a client of a
+ * running pool mount: it reads DIR/zramN/clone, which makes the clone.
  *
  * The daemon locks its memory (uzram_lock_memory) when it may, so the
  * mount can take swap; it leaves its pid in a pidfile named after DIR's
@@ -83,6 +85,25 @@ static bool is_uzram_mount(const char *dir)
     return found;
 }
 
+static int pool_usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: uzram pool DIR [--devices N] [--size SIZE] [--capacity SIZE] [--algorithm A]\n"
+            "                      [--level N] [--allocator Z] [--mem-limit SIZE]\n"
+            "                      [--backing-dev PATH] [--group-pages K|auto] [--dedup 0|1|auto]\n"
+            "                      [--threads N] [--pidfile FILE] [-f]\n"
+            "  Serves a pool of devices that share one store at DIR, as zram's sysfs:\n"
+            "  DIR/zram-control/hot_add (read: a new device, its number) and hot_remove\n"
+            "  (write N), DIR/zramN/ (disk and the attribute files, as `uzram mount`; read\n"
+            "  DIR/zramN/clone or run `uzram clone DIR/zramN` for a copy-on-write clone),\n"
+            "  and the pool's attributes (mem_limit, pool_stat, ...) in DIR.  Starts with\n"
+            "  N devices (default 1) of disksize SIZE (default 0: set DIR/zramN/disksize);\n"
+            "  --capacity bounds the sum of their sizes (default 4T).  Pages are stored one\n"
+            "  by one (--group-pages 1) unless asked, so a clone shares every page.\n"
+            "  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
+    return fp == stderr ? 2 : 0;
+}
+
 static int mount_usage(FILE *fp)
 {
     fprintf(fp,
@@ -99,7 +120,7 @@ static int mount_usage(FILE *fp)
 static int parse_size(const char *opt, const char *s, uint64_t *out)
 {
     if (uzram_parse_size(s, out) < 0) {
-        fprintf(stderr, "uzram mount: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
+        fprintf(stderr, "uzram: %s: '%s' is not a size (e.g. 512M, 4G)\n", opt, s);
         return -1;
     }
     return 0;
@@ -124,20 +145,26 @@ static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
         close(sfd);
 }
 
-/* What `uzram mount` was asked for. */
+/* What `uzram mount` or `uzram pool` was asked for. */
 struct mount_args {
-    struct uzram_config cfg;
+    struct uzram_config cfg;   /* a pool's: disksize is its capacity */
     struct uz_fuse_opts fo;
     bool foreground;
+    bool pool;
+    unsigned devices;   /* a pool's first devices */
+    uint64_t size;      /* and their disksize */
     char *dir;        /* absolute */
     char *pidfile;    /* absolute, or NULL */
 };
 
-/* Parse argv into *a.  Returns -1 to go on, else the exit status. */
-static int parse_mount_args(int argc, char **argv, struct mount_args *a)
+/* Parse argv into *a (a `uzram pool` if pool).  Returns -1 to go on,
+ * else the exit status. */
+static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args *a)
 {
     static const struct option longopts[] = {
         {"size", required_argument, NULL, 's'},
+        {"devices", required_argument, NULL, 'n'},
+        {"capacity", required_argument, NULL, 'c'},
         {"algorithm", required_argument, NULL, 'a'},
         {"level", required_argument, NULL, 'l'},
         {"allocator", required_argument, NULL, 'z'},
@@ -153,19 +180,39 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
     };
     memset(a, 0, sizeof *a);
     uzram_config_init(&a->cfg);
-    a->cfg.group_pages = UZRAM_GROUP_AUTO;   /* the mount's default (uzram.h) */
+    /* the mount's default (uzram.h); a pool's is single pages, which a
+     * clone shares (grouped pages it copies) */
+    a->cfg.group_pages = pool ? 1 : UZRAM_GROUP_AUTO;
+    a->pool = pool;
+    a->devices = 1;     /* as the zram module loads: num_devices=1 */
     uz_fuse_opts_init(&a->fo);
+    if (pool)
+        a->fo.fsname = "uzram-pool";
     bool have_size = false;
     const char *pidfile = NULL;
+    const char *me = pool ? "uzram pool" : "uzram mount";
+    int (*usage)(FILE *) = pool ? pool_usage : mount_usage;
     char *end;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:a:l:z:m:b:g:t:p:fh", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (parse_size("--size", optarg, &a->cfg.disksize) < 0)
+            if (parse_size("--size", optarg, pool ? &a->size : &a->cfg.disksize) < 0)
                 return 2;
             have_size = true;
+            break;
+        case 'c':
+            if (!pool || parse_size("--capacity", optarg, &a->cfg.disksize) < 0)
+                return pool ? 2 : usage(stderr);
+            break;
+        case 'n':
+            a->devices = (unsigned)strtoul(optarg, &end, 10);
+            if (!pool || *optarg == 0 || *end || a->devices > UZRAM_POOL_MAX_DEVICES) {
+                if (pool)
+                    fprintf(stderr, "%s: --devices: give 0 to %d\n", me, UZRAM_POOL_MAX_DEVICES);
+                return pool ? 2 : usage(stderr);
+            }
             break;
         case 'a':
             a->cfg.algorithm = optarg;
@@ -173,7 +220,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         case 'l':
             a->cfg.level = (int)strtol(optarg, &end, 10);
             if (*optarg == 0 || *end) {
-                fprintf(stderr, "uzram mount: --level: '%s' is not a number\n", optarg);
+                fprintf(stderr, "%s: --level: '%s' is not a number\n", me, optarg);
                 return 2;
             }
             break;
@@ -188,14 +235,14 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
             /* the daemon changes directory; keep the path absolute */
             a->cfg.backing_dev = realpath(optarg, NULL);
             if (!a->cfg.backing_dev) {
-                fprintf(stderr, "uzram mount: --backing-dev %s: %s\n", optarg, strerror(errno));
+                fprintf(stderr, "%s: --backing-dev %s: %s\n", me, optarg, strerror(errno));
                 return 2;
             }
             break;
         case 'D':
             if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto") &&
                 strcmp(optarg, "on") && strcmp(optarg, "off")) {
-                fprintf(stderr, "uzram mount: --dedup: give 0, 1 or auto\n");
+                fprintf(stderr, "%s: --dedup: give 0, 1 or auto\n", me);
                 return 2;
             }
             a->cfg.dedup = optarg;
@@ -204,14 +251,14 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
             a->cfg.group_pages = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
                                  : (uint32_t)strtoul(optarg, &end, 10);
             if (a->cfg.group_pages != UZRAM_GROUP_AUTO && (*optarg == 0 || *end)) {
-                fprintf(stderr, "uzram mount: --group-pages: '%s' is not a number\n", optarg);
+                fprintf(stderr, "%s: --group-pages: '%s' is not a number\n", me, optarg);
                 return 2;
             }
             break;
         case 't':
             a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
             if (*optarg == 0 || *end || a->fo.threads == 0 || a->fo.threads > UZ_FUSE_MAX_THREADS) {
-                fprintf(stderr, "uzram mount: --threads: give 1 to %d\n", UZ_FUSE_MAX_THREADS);
+                fprintf(stderr, "%s: --threads: give 1 to %d\n", me, UZ_FUSE_MAX_THREADS);
                 return 2;
             }
             break;
@@ -222,29 +269,29 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
             a->foreground = true;
             break;
         case 'h':
-            return mount_usage(stdout);
+            return usage(stdout);
         default:
-            return mount_usage(stderr);
+            return usage(stderr);
         }
     }
     if (optind != argc - 1)
-        return mount_usage(stderr);
+        return usage(stderr);
     const char *arg = argv[optind];
     struct stat st;
     a->dir = realpath(arg, NULL);
     if (!a->dir || stat(a->dir, &st) != 0) {
-        fprintf(stderr, "uzram mount: %s: %s\n", arg, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", me, arg, strerror(errno));
         return 1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "uzram mount: %s: not a directory\n", arg);
+        fprintf(stderr, "%s: %s: not a directory\n", me, arg);
         return 1;
     }
     if (is_uzram_mount(a->dir)) {
-        fprintf(stderr, "uzram mount: %s: a uzram is already mounted there\n", a->dir);
+        fprintf(stderr, "%s: %s: a uzram is already mounted there\n", me, a->dir);
         return 1;
     }
-    if (!have_size) {   /* compcache's default: a quarter of RAM */
+    if (!have_size && !pool) {   /* compcache's default: a quarter of RAM */
         uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
         a->cfg.disksize = ram / 4 / UZRAM_PAGE_SIZE * UZRAM_PAGE_SIZE;
     }
@@ -255,7 +302,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
         else if (getcwd(cwd, sizeof cwd) && asprintf(&a->pidfile, "%s/%s", cwd, pidfile) < 0)
             a->pidfile = NULL;
         if (!a->pidfile) {
-            fprintf(stderr, "uzram mount: --pidfile: cannot resolve '%s'\n", pidfile);
+            fprintf(stderr, "%s: --pidfile: cannot resolve '%s'\n", me, pidfile);
             return 1;
         }
     }
@@ -347,10 +394,53 @@ static void harden_daemon(void)
     }
 }
 
-int uz_cmd_mount(int argc, char **argv)
+/* A pool and its first a->devices devices of disksize a->size; the
+ * server in *f.  Returns 0 or -1 (errors printed); nothing is left on
+ * error. */
+static int start_pool(const struct mount_args *a, struct uzram_pool **pool, struct uz_fuse **f)
+{
+    int err = uzram_pool_create(&a->cfg, pool);
+    if (err < 0) {
+        const char *msg = uzram_last_error();
+        fprintf(stderr, "uzram pool: %s\n", msg && *msg ? msg : uzram_strerror(err));
+        return -1;
+    }
+    char size[32];
+    snprintf(size, sizeof size, "%llu", (unsigned long long)a->size);
+    for (unsigned i = 0; i < a->devices && err >= 0; i++) {
+        struct uzram *dev;
+        err = uzram_pool_add(*pool, &dev);
+        if (err >= 0 && a->size)
+            err = uzram_attr_store(dev, "disksize", size, strlen(size));
+    }
+    if (err < 0) {
+        const char *msg = uzram_last_error();
+        fprintf(stderr, "uzram pool: device: %s\n", msg && *msg ? msg : uzram_strerror(err));
+    } else if ((err = uz_fuse_start_pool(*pool, a->dir, &a->fo, f)) >= 0) {
+        return 0;
+    }
+    for (int id = uzram_pool_next(*pool, -1); id >= 0; id = uzram_pool_next(*pool, id))
+        uzram_pool_remove(*pool, id);
+    uzram_pool_destroy(*pool);
+    return -1;
+}
+
+/* Remove every device of the pool and free it (the server is stopped). */
+static void destroy_pool(struct uzram_pool *pool)
+{
+    for (int id = uzram_pool_next(pool, -1); id >= 0; id = uzram_pool_next(pool, id))
+        if (uzram_pool_remove(pool, id) < 0)
+            fprintf(stderr, "uzram pool: zram%d: %s\n", id, uzram_last_error());
+    int err = uzram_pool_destroy(pool);
+    if (err < 0)
+        fprintf(stderr, "uzram pool: %s\n", uzram_strerror(err));
+}
+
+/* `uzram mount` and `uzram pool`: parse, daemonize, serve, tear down. */
+static int run_mount(int argc, char **argv, bool pool)
 {
     struct mount_args a;
-    int rc = parse_mount_args(argc, argv, &a);
+    int rc = parse_mount_args(argc, argv, pool, &a);
     if (rc >= 0)
         goto out;
     rc = 1;
@@ -368,16 +458,22 @@ int uz_cmd_mount(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     struct uzram *dev = NULL;
-    int err = uzram_create(&a.cfg, &dev);
-    if (err < 0) {
-        const char *msg = uzram_last_error();
-        fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
-        goto out;
-    }
+    struct uzram_pool *upool = NULL;
     struct uz_fuse *f;
-    if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
-        uzram_destroy(dev);
-        goto out;
+    if (pool) {
+        if (start_pool(&a, &upool, &f) < 0)
+            goto out;
+    } else {
+        int err = uzram_create(&a.cfg, &dev);
+        if (err < 0) {
+            const char *msg = uzram_last_error();
+            fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
+            goto out;
+        }
+        if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
+            uzram_destroy(dev);
+            goto out;
+        }
     }
     char runpid[PATH_MAX] = "";
     struct stat st;
@@ -385,14 +481,19 @@ int uz_cmd_mount(int argc, char **argv)
         pidfile_path(st.st_dev, runpid, sizeof runpid, true);
         write_pidfile(runpid);
     }
+    int err;
     if (a.pidfile && (err = write_pidfile(a.pidfile)) < 0)
-        fprintf(stderr, "uzram mount: warning: %s: %s\n", a.pidfile, strerror(-err));
+        fprintf(stderr, "%s: warning: %s: %s\n", pool ? "uzram pool" : "uzram mount", a.pidfile,
+                strerror(-err));
     if (!a.foreground)
         daemon_ready(ready);
 
     serve_until_done(f, &sigs);
     uz_fuse_stop(f);
-    uzram_destroy(dev);
+    if (pool)
+        destroy_pool(upool);
+    else
+        uzram_destroy(dev);
     if (runpid[0])
         unlink(runpid);
     if (a.pidfile)
@@ -401,6 +502,63 @@ int uz_cmd_mount(int argc, char **argv)
 out:
     free(a.dir);
     free(a.pidfile);
+    return rc;
+}
+
+int uz_cmd_mount(int argc, char **argv)
+{
+    return run_mount(argc, argv, false);
+}
+
+int uz_cmd_pool(int argc, char **argv)
+{
+    return run_mount(argc, argv, true);
+}
+
+/* ------------------------------------------------------ uzram clone */
+
+/* `uzram clone DIR/zramN`: read DIR/zramN/clone (the server makes the
+ * clone and answers its number M), print DIR/zramM. */
+int uz_cmd_clone(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-') {
+        bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+        fprintf(help ? stdout : stderr,
+                "usage: uzram clone DIR/zramN\n"
+                "  Makes a copy-on-write clone of device N of the pool mounted at DIR\n"
+                "  (`uzram pool DIR`) and prints the new device's directory, DIR/zramM.\n");
+        return help ? 0 : 2;
+    }
+    char *path = realpath(argv[1], NULL);
+    if (!path) {
+        fprintf(stderr, "uzram clone: %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    char file[PATH_MAX + 16], buf[64];
+    snprintf(file, sizeof file, "%s/clone", path);
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    ssize_t n = -1;
+    int e = errno;
+    if (fd >= 0) {
+        while ((n = read(fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
+            ;
+        e = errno;
+        close(fd);
+    }
+    char *slash = strrchr(path, '/');
+    int rc = 1;
+    if (fd < 0 && e == ENOENT)
+        fprintf(stderr, "uzram clone: %s: not a device of a uzram pool\n", argv[1]);
+    else if (n <= 0)
+        fprintf(stderr, "uzram clone: %s: %s%s\n", argv[1], n == 0 ? "no answer" : strerror(e),
+                n < 0 && e == EINVAL ? " (is its disksize set?)" : "");
+    else if (slash) {
+        buf[n] = 0;
+        *slash = 0;
+        printf("%s/zram%ld\n", path, strtol(buf, NULL, 10));
+        rc = 0;
+    }
+    free(path);
     return rc;
 }
 

@@ -18,6 +18,17 @@
  * is listed; none prints the header only.  Sizes are zramctl's
  * human-readable ones ("1G", "12.5M") unless --bytes.  --json prints
  * util-linux's form, {"zramctl": [{"name": ..., ...}]}.
+ *
+ * A pool mount (`uzram pool DIR`: DIR/zram-control exists) gives one row
+ * per device, named DIR/zramN, then a row of the pool's totals named DIR
+ * with MOUNTPOINT "[POOL]", from DIR/pool_stat (an object shared by
+ * several devices counted once: its DATA is every device's, its COMPR
+ * and TOTAL the store's).  In --json the devices are in "zramctl" as any
+ * other, and each pool is an object of "pools" (and "pool" too when the
+ * listing has one pool only): its name, footprint_bytes, orig_bytes,
+ * compr_bytes, shared_bytes, shared_pages, saved_bytes, mem_used_total,
+ * mem_limit, mem_used_max, disksize, capacity, same_pages, huge_pages,
+ * bd_count (numbers, in bytes or pages) and "devices", its rows.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -38,6 +49,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 struct row {
     char name[PATH_MAX];
@@ -48,6 +60,17 @@ struct row {
     uint64_t footprint;   /* debug_stat's "footprint:" */
     uint64_t dedup[5];    /* dedup_stat's first line: pages, saved, index bytes, hits, refused */
     char mountpoint[PATH_MAX];
+    int pool;             /* a pool's totals: its index + 1; 0 for a device */
+    int in_pool;          /* a pool's device: the pool's index + 1 */
+};
+
+/* DIR/pool_stat's fields, in their order (uzram.h: uzram_pool_attr_show). */
+enum { PS_DEVICES, PS_DISKSIZE, PS_CAPACITY, PS_ORIG, PS_COMPR, PS_SHARED, PS_SHARED_PAGES,
+       PS_SAVED, PS_SAME, PS_HUGE, PS_USED, PS_LIMIT, PS_USED_MAX, PS_FOOTPRINT, PS_BD_COUNT,
+       PS_N };
+struct pool_info {
+    char name[PATH_MAX];
+    uint64_t ps[PS_N];
 };
 
 enum { MM_ORIG, MM_COMPR, MM_USED, MM_LIMIT, MM_USED_MAX, MM_SAME, MM_COMPACTED, MM_HUGE,
@@ -130,6 +153,131 @@ static int load_row(const char *dir, struct row *r)
     return 0;
 }
 
+static bool is_pool(const char *dir)
+{
+    char path[PATH_MAX + 32];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/zram-control", dir);
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* The device numbers of the pool at dir, ascending, into *ids (malloc'd). */
+static int pool_devices(const char *dir, int **ids)
+{
+    DIR *d = opendir(dir);
+    *ids = NULL;
+    if (!d)
+        return -errno;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        if (strncmp(e->d_name, "zram", 4) != 0 || !e->d_name[4])
+            continue;
+        long id = strtol(e->d_name + 4, &end, 10);
+        if (*end || id < 0)
+            continue;
+        if (n == cap) {
+            int *grown = realloc(*ids, (size_t)(cap = cap ? 2 * cap : 16) * sizeof **ids);
+            if (!grown)
+                break;
+            *ids = grown;
+        }
+        (*ids)[n++] = (int)id;
+    }
+    closedir(d);
+    if (n)
+        qsort(*ids, (size_t)n, sizeof **ids, cmp_int);
+    return n;
+}
+
+/* A pool's totals as a row (its name, algorithm and dedup figures from
+ * its own attributes). */
+static int load_pool(const char *dir, struct pool_info *p, struct row *r)
+{
+    char buf[4096];
+    memset(r, 0, sizeof *r);
+    snprintf(p->name, sizeof p->name, "%s", dir);
+    snprintf(r->name, sizeof r->name, "%s", dir);
+    int n = read_attr(dir, "pool_stat", buf, sizeof buf);
+    if (n < 0)
+        return n;
+    char *q = buf;
+    for (int i = 0; i < PS_N; i++)
+        p->ps[i] = strtoull(q, &q, 10);
+    if (read_attr(dir, "comp_algorithm", buf, sizeof buf) > 0) {
+        char *lb = strchr(buf, '['), *rb = lb ? strchr(lb, ']') : NULL;
+        if (lb && rb)
+            snprintf(r->algorithm, sizeof r->algorithm, "%.*s", (int)(rb - lb - 1), lb + 1);
+        else
+            snprintf(r->algorithm, sizeof r->algorithm, "%.*s", (int)strcspn(buf, " \n"), buf);
+    }
+    if (read_attr(dir, "dedup_stat", buf, sizeof buf) > 0) {
+        q = buf;
+        for (int i = 0; i < 5; i++)
+            r->dedup[i] = strtoull(q, &q, 10);
+    }
+    r->disksize = p->ps[PS_DISKSIZE];
+    r->mm[MM_ORIG] = p->ps[PS_ORIG];
+    r->mm[MM_COMPR] = p->ps[PS_COMPR];
+    r->mm[MM_USED] = p->ps[PS_USED];
+    r->mm[MM_LIMIT] = p->ps[PS_LIMIT];
+    r->mm[MM_USED_MAX] = p->ps[PS_USED_MAX];
+    r->mm[MM_SAME] = p->ps[PS_SAME];
+    r->mm[MM_HUGE] = p->ps[PS_HUGE];
+    r->footprint = p->ps[PS_FOOTPRINT];
+    snprintf(r->mountpoint, sizeof r->mountpoint, "[POOL]");
+    return 0;
+}
+
+/* What one mount gives: its device rows (a pool's, then its totals as
+ * the last row), malloc'd. */
+struct mount_rows {
+    struct row *rows;
+    size_t n;
+    struct pool_info pool;
+    bool is_pool;
+};
+
+static int load_mount(const char *dir, struct mount_rows *m)
+{
+    memset(m, 0, sizeof *m);
+    if (!is_pool(dir)) {
+        m->rows = calloc(1, sizeof *m->rows);
+        if (!m->rows)
+            return -ENOMEM;
+        int err = load_row(dir, &m->rows[0]);
+        m->n = err < 0 ? 0 : 1;
+        return err;
+    }
+    m->is_pool = true;
+    int *ids;
+    int n = pool_devices(dir, &ids);
+    if (n < 0)
+        return n;
+    m->rows = calloc((size_t)n + 1, sizeof *m->rows);
+    if (!m->rows) {
+        free(ids);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/zram%d", dir, ids[i]);
+        if (load_row(sub, &m->rows[m->n]) == 0)   /* one removed meanwhile is left out */
+            m->n++;
+    }
+    free(ids);
+    int err = load_pool(dir, &m->pool, &m->rows[m->n]);
+    if (err == 0)
+        m->n++;
+    return err;
+}
+
 /*
  * A mount whose server hangs would hang a plain read forever, so each
  * mount is read on a thread of its own; after LOAD_TIMEOUT_S it is
@@ -140,7 +288,7 @@ static int load_row(const char *dir, struct row *r)
 
 struct load_job {
     char dir[PATH_MAX];
-    struct row row;
+    struct mount_rows m;
     int err;
     bool done, abandoned;
 };
@@ -151,20 +299,22 @@ static pthread_cond_t load_cond = PTHREAD_COND_INITIALIZER;
 static void *load_thread(void *arg)
 {
     struct load_job *j = arg;
-    int err = load_row(j->dir, &j->row);
+    int err = load_mount(j->dir, &j->m);
     pthread_mutex_lock(&load_lock);
     j->err = err;
     j->done = true;
     bool orphan = j->abandoned;
     pthread_cond_broadcast(&load_cond);
     pthread_mutex_unlock(&load_lock);
-    if (orphan)
+    if (orphan) {
+        free(j->m.rows);
         free(j);
+    }
     return NULL;
 }
 
-/* load_row() with a time limit: -ETIMEDOUT if the mount does not answer. */
-static int load_row_timed(const char *dir, struct row *r)
+/* load_mount() with a time limit: -ETIMEDOUT if the mount does not answer. */
+static int load_mount_timed(const char *dir, struct mount_rows *m)
 {
     struct load_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -173,7 +323,7 @@ static int load_row_timed(const char *dir, struct row *r)
     pthread_t t;
     if (pthread_create(&t, NULL, load_thread, j) != 0) {
         free(j);
-        return load_row(dir, r);
+        return load_mount(dir, m);
     }
     pthread_detach(t);
     struct timespec ts;
@@ -186,7 +336,7 @@ static int load_row_timed(const char *dir, struct row *r)
     int err;
     if (j->done) {
         err = j->err;
-        *r = j->row;
+        *m = j->m;
         free(j);
     } else {
         err = -ETIMEDOUT;
@@ -332,31 +482,84 @@ static void json_key(const char *name)
     printf("\": ");
 }
 
-/* util-linux's JSON: {"zramctl": [ {"name": ..., ...}, ... ]}; numbers
- * (and sizes, with --bytes) are numbers, an empty MOUNTPOINT is null. */
-static void print_json(const struct row *rows, size_t n, const struct out_opts *o)
+/* One row as util-linux prints it: {"name": ..., ...}; numbers (and
+ * sizes, with --bytes) are numbers, an empty MOUNTPOINT is null. */
+static void print_json_row(const struct row *r, const struct out_opts *o)
 {
     char buf[PATH_MAX];
-    printf("{\n   \"zramctl\": [");
-    for (size_t i = 0; i < n; i++) {
-        printf("%s\n      {", i ? "," : "");
-        for (int k = 0; k < o->ncol; k++) {
-            int c = o->col[k];
-            printf("%s", k ? ", " : "");
-            json_key(cols[c].name);
-            cell(&rows[i], c, o->bytes, buf, sizeof buf);
-            bool number = cols[c].kind == K_COUNT || cols[c].kind == K_RATIO ||
-                          (cols[c].kind == K_SIZE && o->bytes);
-            if (number)
-                printf("%s", buf);
-            else if (c == C_MOUNTPOINT && !buf[0])
-                printf("null");
-            else
-                json_string(buf);
-        }
-        printf("}");
+    printf("{");
+    for (int k = 0; k < o->ncol; k++) {
+        int c = o->col[k];
+        printf("%s", k ? ", " : "");
+        json_key(cols[c].name);
+        cell(r, c, o->bytes, buf, sizeof buf);
+        bool number = cols[c].kind == K_COUNT || cols[c].kind == K_RATIO ||
+                      (cols[c].kind == K_SIZE && o->bytes);
+        if (number)
+            printf("%s", buf);
+        else if (c == C_MOUNTPOINT && !buf[0])
+            printf("null");
+        else
+            json_string(buf);
     }
-    printf("%s   ]\n}\n", n ? "\n" : "");
+    printf("}");
+}
+
+/* A pool's object: its figures, then "devices", its rows. */
+static void print_json_pool(const struct pool_info *p, int idx, const struct row *rows, size_t n,
+                            const struct out_opts *o, const char *indent)
+{
+    static const struct { const char *key; int field; } keys[] = {
+        {"footprint_bytes", PS_FOOTPRINT}, {"orig_bytes", PS_ORIG}, {"compr_bytes", PS_COMPR},
+        {"shared_bytes", PS_SHARED}, {"shared_pages", PS_SHARED_PAGES},
+        {"saved_bytes", PS_SAVED}, {"mem_used_total", PS_USED}, {"mem_limit", PS_LIMIT},
+        {"mem_used_max", PS_USED_MAX}, {"disksize", PS_DISKSIZE}, {"capacity", PS_CAPACITY},
+        {"same_pages", PS_SAME}, {"huge_pages", PS_HUGE}, {"bd_count", PS_BD_COUNT},
+    };
+    printf("{\n%s   \"name\": ", indent);
+    json_string(p->name);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        printf(",\n%s   \"%s\": %" PRIu64, indent, keys[i].key, p->ps[keys[i].field]);
+    printf(",\n%s   \"devices\": [", indent);
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].in_pool != idx + 1)
+            continue;
+        printf("%s\n%s      ", first ? "" : ",", indent);
+        print_json_row(&rows[i], o);
+        first = false;
+    }
+    printf("%s%s   ]\n%s}", first ? "" : "\n", first ? "" : indent, indent);
+}
+
+/* util-linux's JSON: {"zramctl": [ {"name": ..., ...}, ... ]}, every
+ * device (a pool's too, not its totals); then the pools, if any. */
+static void print_json(const struct row *rows, size_t n, const struct pool_info *pools,
+                       size_t npools, const struct out_opts *o)
+{
+    printf("{\n   \"zramctl\": [");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].pool)
+            continue;
+        printf("%s\n      ", first ? "" : ",");
+        print_json_row(&rows[i], o);
+        first = false;
+    }
+    printf("%s   ]", first ? "" : "\n");
+    if (npools == 1) {
+        printf(",\n   \"pool\": ");
+        print_json_pool(&pools[0], 0, rows, n, o, "   ");
+    }
+    if (npools) {
+        printf(",\n   \"pools\": [");
+        for (size_t p = 0; p < npools; p++) {
+            printf("%s\n      ", p ? "," : "");
+            print_json_pool(&pools[p], (int)p, rows, n, o, "      ");
+        }
+        printf("\n   ]");
+    }
+    printf("\n}\n");
 }
 
 /* --raw: one blank between cells, no padding; blanks, backslashes and
@@ -535,33 +738,57 @@ int uz_cmd_stat(int argc, char **argv)
     } else {
         ndirs = find_mounts(&dirs);
     }
-    struct row *rows = ndirs ? calloc(ndirs, sizeof *rows) : NULL;
-    if (ndirs && (!rows || !dirs)) {
+    struct row *rows = NULL;
+    struct pool_info *pools = NULL;
+    size_t n = 0, npools = 0;
+    int rc = 0;
+    if (ndirs && !dirs) {
         fprintf(stderr, "uzram stat: out of memory\n");
         return 1;
     }
-    size_t n = 0;
-    int rc = 0;
     for (size_t i = 0; i < ndirs; i++) {
         if (!dirs[i])
             continue;
-        int err = load_row_timed(dirs[i], &rows[n]);
-        if (err < 0) {
+        struct mount_rows m;
+        int err = load_mount_timed(dirs[i], &m);
+        struct row *grown = err < 0 ? NULL : realloc(rows, (n + m.n) * sizeof *rows);
+        struct pool_info *pgrown = grown && m.is_pool ? realloc(pools, (npools + 1) * sizeof *pools)
+                                                      : pools;
+        if (err < 0 || !grown || (m.is_pool && !pgrown)) {
             fprintf(stderr, "uzram stat: %s: %s%s\n", dirs[i],
-                    err == -ETIMEDOUT ? "not responding" : strerror(-err),
+                    err == -ETIMEDOUT ? "not responding" : strerror(err < 0 ? -err : ENOMEM),
                     err == -ENOENT ? " (not a uzram mount?)" : "");
+            if (grown)
+                rows = grown;
+            pools = pgrown ? pgrown : pools;
+            if (err != -ETIMEDOUT)
+                free(m.rows);
             rc = 1;
-        } else {
-            n++;
+            continue;
         }
+        rows = grown;
+        pools = pgrown;
+        for (size_t k = 0; k < m.n; k++) {
+            rows[n + k] = m.rows[k];
+            if (m.is_pool)
+                rows[n + k].in_pool = (int)npools + 1;
+        }
+        if (m.is_pool) {
+            rows[n + m.n - 1].pool = (int)npools + 1;
+            rows[n + m.n - 1].in_pool = 0;
+            pools[npools++] = m.pool;
+        }
+        n += m.n;
+        free(m.rows);
     }
     if (o.json)
-        print_json(rows, n, &o);
+        print_json(rows, n, pools, npools, &o);
     else
         print_table(rows, n, &o);
     for (size_t i = 0; i < ndirs; i++)
         free(dirs[i]);
     free(dirs);
     free(rows);
+    free(pools);
     return rc;
 }

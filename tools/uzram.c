@@ -6,7 +6,9 @@
  *   uzram bench-pool [options] PAGEFILE... what a clone costs
  *   uzram capture  PID OUT                 save a process's resident pages
  *   uzram mount    DIR [options]           serve a device as a FUSE file
- *   uzram umount   DIR                     stop a mount
+ *   uzram pool     DIR [options]           serve a pool of devices (zram-control)
+ *   uzram clone    DIR/zramN               a copy-on-write clone in its pool
+ *   uzram umount   DIR                     stop a mount or a pool
  *   uzram stat     [DIR...]                list running devices
  *   uzram swapon   [options]               a uzram swap device in one step
  *   uzram swapoff  [DEVICE...]             take it down
@@ -32,6 +34,8 @@ static const struct command {
 #ifdef UZ_HAVE_FUSE
     {"mount", uz_cmd_mount},
     {"umount", uz_cmd_umount},
+    {"pool", uz_cmd_pool},
+    {"clone", uz_cmd_clone},
     {"swapon", uz_cmd_swapon},
     {"swapoff", uz_cmd_swapoff},
     {"up", uz_cmd_up},

@@ -920,7 +920,9 @@ static void op_pool(struct fz *f, struct input *in)
             break;
         rc = uzram_clone(f->dev, &sib[nsib].dev);
         TRACE("  clone of zram%d: %d\n", uzram_device_id(f->dev), rc);
-        if (rc == -ENOMEM && !fired && uz_fault_fired())
+        /* (a clone of a clone that wrote part of a shared unit makes that
+         * unit whole first: copies of groups, under the memory limit) */
+        if (rc == -ENOMEM && enomem_ok(f, fired))
             break;
         if (rc != 0)
             bug("clone: %d", rc);

@@ -1,0 +1,441 @@
+/*
+ * fuse_server.c - the FUSE server's threads, mount and session I/O; the
+ * file system they serve is fuse.c's (see fuse.h).
+ *
+ * Threads.  uz_fuse_serve() creates a fixed pool of workers; each one
+ * loops on fuse_session_receive_buf() / fuse_session_process_buf() (what
+ * fuse_session_loop_mt does, minus its habit of creating and destroying
+ * threads on demand: a swap device's server must not need new memory for a
+ * thread in the middle of reclaim).  Each worker owns one slot of a read
+ * buffer pool allocated and touched before the mount serves anything;
+ * handlers find it through a thread-local pointer set when the worker
+ * starts.  Writes are stored straight from libfuse's receive buffer (one
+ * per worker, allocated by libfuse on the worker's first receive; splice
+ * is turned off so that libfuse never copies a request into a new buffer).
+ *
+ * Shared mappings of the disk.  The disk is opened direct_io (no second
+ * copy in the page cache), and the kernel refuses mmap(MAP_SHARED) of a
+ * direct_io file with ENODEV unless the server accepts
+ * FUSE_DIRECT_IO_ALLOW_MMAP at INIT (kernel 6.6 on): then a shared
+ * mapping is served through the page cache while it exists, read and
+ * written back with ordinary FUSE reads and writes, and direct I/O stays
+ * as it was (the kernel writes back and drops the cached pages of a
+ * range before a direct write to it: nothing to do when nothing is
+ * mapped).  libfuse 3.14 knows no such capability (its flags2 carries only
+ * the bits it knows), so the session's I/O goes through two small
+ * functions (fuse_session_custom_io): the read one notes the INIT
+ * request's id and whether the kernel offers the flag, the write one sets
+ * the flag in that one reply.  Every other request costs one relaxed
+ * load of init_state each way.
+ *
+ * Ending.  When DIR is unmounted the kernel fails every read of
+ * /dev/fuse with ENODEV and the workers return; the last one out makes
+ * uz_fuse_end_fd() readable.  uz_fuse_stop() unmounts lazily and waits
+ * for that; if a user of DIR/disk keeps the connection alive for longer
+ * than STOP_GRACE_MS (2 s), the workers are woken by a signal and leave, and
+ * the connection dies with the descriptor.
+ */
+#define FUSE_USE_VERSION 35
+#define _GNU_SOURCE
+#include <fuse_lowlevel.h>
+
+#define UZ_FUSE_INTERNAL
+#include "fuse.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <linux/fuse.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+/* Bit 36 of the INIT flags (flags2 bit 4), FUSE 7.39: shared mmap of
+ * direct_io files.  Called FUSE_DIRECT_IO_RELAX in kernel 6.6. */
+#define KFUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << (36 - 32))
+
+extern char **environ;
+
+#define WORKER_STACK   (1u << 20)
+/* How long uz_fuse_stop() lets users of the disk finish after the lazy
+ * unmount before it stops the workers anyway. */
+#define STOP_GRACE_MS  2000
+/* Signal that interrupts a worker's read of /dev/fuse when stopping: a
+ * realtime one that hosts (nbdkit) leave alone. */
+#define WAKE_SIGNAL    (SIGRTMAX - 2)
+
+__thread struct uz_fuse_worker *uz_fuse_cur_worker;
+
+/* ------------------------------------------------------ session I/O */
+
+/* A request read from /dev/fuse: note the INIT request (the first the
+ * kernel sends) and what it offers. */
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+    struct uz_fuse *f = userdata;
+    ssize_t n = read(fd, buf, len);
+    if (atomic_load_explicit(&f->init_state, memory_order_relaxed) == 0 &&
+        n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in))) {
+        const struct fuse_in_header *h = buf;
+        const struct fuse_init_in *in = (const void *)(h + 1);
+        if (h->opcode == FUSE_INIT) {
+            f->init_unique = h->unique;
+            f->init_allow_mmap = (in->flags & FUSE_INIT_EXT) &&
+                                 (in->flags2 & KFUSE_DIRECT_IO_ALLOW_MMAP_HI);
+            atomic_store(&f->init_state, 1);
+        }
+    }
+    return n;
+}
+
+/* The INIT reply, gathered, with FUSE_DIRECT_IO_ALLOW_MMAP set. */
+static ssize_t write_init_reply(struct uz_fuse *f, int fd, const struct iovec *iov, int count)
+{
+    char msg[512];
+    size_t len = 0;
+    for (int i = 0; i < count; i++) {
+        if (iov[i].iov_len > sizeof msg - len)
+            return writev(fd, iov, count);       /* not an INIT reply we know */
+        memcpy(msg + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    struct fuse_out_header *h = (void *)msg;
+    struct fuse_init_out *out = (void *)(h + 1);
+    if (len >= sizeof *h + offsetof(struct fuse_init_out, unused) && h->error == 0 &&
+        (out->flags & FUSE_INIT_EXT) && f->init_allow_mmap)
+        out->flags2 |= KFUSE_DIRECT_IO_ALLOW_MMAP_HI;
+    return write(fd, msg, len);
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+    struct uz_fuse *f = userdata;
+    if (atomic_load_explicit(&f->init_state, memory_order_relaxed) == 1 && count > 0 &&
+        iov[0].iov_len >= sizeof(struct fuse_out_header) &&
+        ((const struct fuse_out_header *)iov[0].iov_base)->unique == f->init_unique) {
+        atomic_store(&f->init_state, 2);
+        return write_init_reply(f, fd, iov, count);
+    }
+    return writev(fd, iov, count);
+}
+
+static const struct fuse_custom_io session_io = {.read = io_read, .writev = io_writev};
+
+/* ----------------------------------------------------------- server */
+
+static void wake_handler(int sig)
+{
+    (void)sig;   /* only interrupts a blocked read(2) */
+}
+
+void uz_fuse_opts_init(struct uz_fuse_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->expose_disk = true;
+    o->fsname = "uzram";
+    o->subtype = "uzram";
+    o->threads = 8;
+    o->allow_other = geteuid() == 0;
+}
+
+
+static void worker_exit(struct uz_fuse_worker *w)
+{
+    struct uz_fuse *f = w->f;
+    pthread_mutex_lock(&f->lock);
+    atomic_store(&w->done, true);
+    if (--f->live == 0) {
+        char c = 'x';
+        ssize_t r = write(f->end_pipe[1], &c, 1);
+        (void)r;
+    }
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct uz_fuse_worker *w = arg;
+    struct uz_fuse *f = w->f;
+    uz_fuse_cur_worker = w;
+
+    /* Only the wake signal may interrupt this thread. */
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, WAKE_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    /* Memory this thread asks for must not be reclaimed by I/O to the
+     * device it serves (needs CAP_SYS_RESOURCE; harmless without). */
+    prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+
+    struct fuse_buf fbuf;
+    memset(&fbuf, 0, sizeof fbuf);
+    while (!atomic_load(&f->stopping) && !fuse_session_exited(f->se)) {
+        int res = fuse_session_receive_buf(f->se, &fbuf);
+        if (res == -EINTR || res == -EAGAIN)
+            continue;
+        if (res <= 0)
+            break;      /* -ENODEV: unmounted or aborted */
+        fuse_session_process_buf(f->se, &fbuf);
+    }
+    free(fbuf.mem);
+    worker_exit(w);
+    return NULL;
+}
+
+/* Unmount DIR lazily (it never fails for being busy).  Root does it
+ * directly; others through the setuid fusermount3. */
+static void lazy_unmount(const char *dir)
+{
+    if (geteuid() == 0) {
+        umount2(dir, MNT_DETACH);
+        return;
+    }
+    char *argv[] = {"fusermount3", "-u", "-z", "-q", (char *)dir, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* Is DIR still the mount this server made (possibly a dead one)? */
+static bool still_mounted(const struct uz_fuse *f)
+{
+    struct stat st;
+    if (stat(f->dir, &st) != 0)
+        return errno == ENOTCONN;   /* an aborted connection */
+    return st.st_dev == f->mnt_dev;
+}
+
+/* Wait until every worker is out, or for at most ms milliseconds.
+ * True when all are out. */
+static bool wait_workers(struct uz_fuse *f, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&f->lock);
+    while (f->live > 0) {
+        if (pthread_cond_timedwait(&f->cond, &f->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool all = f->live == 0;
+    pthread_mutex_unlock(&f->lock);
+    return all;
+}
+
+/* Stop the workers that are still running: flag them, and interrupt
+ * their read of /dev/fuse until each has left (a signal that lands while
+ * a worker is busy is lost, so it is repeated). */
+static void force_workers(struct uz_fuse *f)
+{
+    atomic_store(&f->stopping, true);
+    fuse_session_exit(f->se);
+    for (;;) {
+        for (unsigned i = 0; i < f->nworkers; i++)
+            if (f->workers[i].created && !atomic_load(&f->workers[i].done))
+                pthread_kill(f->workers[i].tid, WAKE_SIGNAL);
+        if (wait_workers(f, 50))
+            break;
+    }
+}
+
+static void free_server(struct uz_fuse *f)
+{
+    for (unsigned i = 0; i < f->nworkers; i++)
+        if (f->workers[i].created)
+            pthread_join(f->workers[i].tid, NULL);
+    if (f->se)
+        fuse_session_destroy(f->se);   /* closes /dev/fuse: the connection ends */
+    if (f->end_pipe[0] >= 0)
+        close(f->end_pipe[0]);
+    if (f->end_pipe[1] >= 0)
+        close(f->end_pipe[1]);
+    if (f->bufs)
+        munmap(f->bufs, (size_t)f->nworkers * UZ_IO_MAX);
+    pthread_cond_destroy(&f->cond);
+    pthread_mutex_destroy(&f->lock);
+    if (f->pp)
+        uz_pool_close_all(f->pp);
+    free(f->pp);
+    free(f->dir);
+    free(f);
+}
+
+void uz_fuse_stop(struct uz_fuse *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&f->lock);
+    bool serving = f->live > 0;
+    pthread_mutex_unlock(&f->lock);
+    if (f->mnt_dev != 0 && (serving || still_mounted(f)))
+        lazy_unmount(f->dir);
+    /* Unused, the mount ends at once and the workers see ENODEV; a loop
+     * device or an open file keeps it alive until it lets go. */
+    if (!wait_workers(f, STOP_GRACE_MS))
+        force_workers(f);
+    free_server(f);
+}
+
+int uz_fuse_end_fd(const struct uz_fuse *f)
+{
+    return f->end_pipe[0];
+}
+
+int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
+                  struct uz_fuse **out)
+{
+    return uz_fuse_serve(dev, NULL, dir, o, out);
+}
+
+int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
+                  const struct uz_fuse_opts *o, struct uz_fuse **out)
+{
+    struct uz_fuse_opts defaults;
+    if (!o) {
+        uz_fuse_opts_init(&defaults);
+        o = &defaults;
+    }
+    *out = NULL;
+    struct uz_fuse *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(pp);
+        return -ENOMEM;
+    }
+    f->dev = dev;
+    f->pp = pp;
+    f->o = *o;
+    f->end_pipe[0] = f->end_pipe[1] = -1;
+    f->born = time(NULL);
+    f->nworkers = o->threads == 0 ? 8 : o->threads > UZ_FUSE_MAX_THREADS ? UZ_FUSE_MAX_THREADS : o->threads;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    unsigned mode;
+    while (uzram_attr_name(f->nattrs, &mode))
+        f->nattrs++;
+
+    int err = 0;
+    struct stat st;
+    f->dir = realpath(dir, NULL);
+    if (!f->dir || stat(f->dir, &st) != 0) {
+        err = -errno;
+        fprintf(stderr, "uzram: %s: %s\n", dir, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        err = -ENOTDIR;
+        fprintf(stderr, "uzram: %s: not a directory\n", dir);
+        goto fail;
+    }
+    if (pipe2(f->end_pipe, O_CLOEXEC) != 0) {
+        err = -errno;
+        goto fail;
+    }
+    /* The read buffers, touched now so that they are resident (and
+     * locked, under mlockall) before the first request. */
+    f->bufs = mmap(NULL, (size_t)f->nworkers * UZ_IO_MAX, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (f->bufs == MAP_FAILED) {
+        f->bufs = NULL;
+        err = -ENOMEM;
+        goto fail;
+    }
+    memset(f->bufs, 0, (size_t)f->nworkers * UZ_IO_MAX);
+
+    char optbuf[512];
+    snprintf(optbuf, sizeof optbuf, "fsname=%s,subtype=%s,default_permissions,max_read=%u%s",
+             o->fsname ? o->fsname : "uzram", o->subtype ? o->subtype : "uzram", UZ_IO_MAX,
+             o->allow_other ? ",allow_other" : "");
+    char *argv[] = {"uzram", "-o", optbuf, NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+    f->se = fuse_session_new(&args, &uz_fuse_ops, sizeof uz_fuse_ops, f);
+    if (!f->se) {
+        err = -EINVAL;
+        fprintf(stderr, "uzram: cannot create a FUSE session\n");
+        goto fail;
+    }
+    if (fuse_session_mount(f->se, f->dir) != 0) {
+        err = access("/dev/fuse", R_OK | W_OK) != 0 ? -errno : -EIO;
+        fprintf(stderr, "uzram: cannot mount %s%s%s\n", f->dir, err == -EIO ? "" : ": ",
+                err == -EIO ? "" : strerror(-err));
+        goto fail;
+    }
+    /* Our own session I/O, for the INIT flag libfuse cannot give (see
+     * the top); without it a shared mapping of the disk is ENODEV. */
+    if (fuse_session_custom_io(f->se, &session_io, fuse_session_fd(f->se)) != 0)
+        fprintf(stderr, "uzram: warning: shared mappings of %s/disk will fail\n", f->dir);
+    /* The wake signal interrupts reads (no SA_RESTART).  Installed only
+     * if nobody else handles it. */
+    struct sigaction old;
+    if (sigaction(WAKE_SIGNAL, NULL, &old) == 0 &&
+        (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = wake_handler;
+        sigemptyset(&sa.sa_mask);
+        sigaction(WAKE_SIGNAL, &sa, NULL);
+    }
+
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setstacksize(&ta, WORKER_STACK);
+    for (unsigned i = 0; i < f->nworkers; i++) {
+        struct uz_fuse_worker *w = &f->workers[i];
+        w->f = f;
+        w->rbuf = f->bufs + (size_t)i * UZ_IO_MAX;
+        pthread_mutex_lock(&f->lock);
+        f->live++;
+        pthread_mutex_unlock(&f->lock);
+        int e = pthread_create(&w->tid, &ta, worker_main, w);
+        if (e != 0) {
+            pthread_mutex_lock(&f->lock);
+            f->live--;
+            pthread_mutex_unlock(&f->lock);
+            err = -e;
+            fprintf(stderr, "uzram: cannot start a worker thread: %s\n", strerror(e));
+            break;
+        }
+        w->created = true;
+    }
+    pthread_attr_destroy(&ta);
+    if (err < 0) {
+        lazy_unmount(f->dir);      /* the workers that run see ENODEV */
+        uz_fuse_stop(f);
+        return err;
+    }
+    /* Only now: a stat of the new mount waits for the kernel's INIT
+     * request, which a worker has to answer. */
+    if (stat(f->dir, &st) == 0)
+        f->mnt_dev = st.st_dev;
+    *out = f;
+    return 0;
+
+fail:
+    free_server(f);
+    return err;
+}
+
