@@ -44,6 +44,11 @@
  *
  * control=DIR (only when built with FUSE) mounts the zram attribute files
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
+ * With export=, DIR is the pool's mount without disks (uz_fuse_start_pool):
+ * the pool's attributes, zram-control, and DIR/zramN/ for device N (the
+ * exports' devices in the order given, then the clones as made).  Devices
+ * made there (hot_add, DIR/zramN/clone) are not exports; an export's
+ * device is held, so hot_remove of it is EBUSY.
  *
  * Pool mode (export= given at least once): one pool (uzram_pool_create)
  * holds every export, one device each, in the order given (device 0 is
@@ -338,10 +343,6 @@ static int uz_config_complete(void)
     }
 
     /* pool mode */
-    if (cfg_control) {
-        nbdkit_error("uzram: control=DIR serves one device: it cannot be given with export=");
-        return -1;
-    }
     uint64_t sum = 0;
     for (unsigned i = 0; i < cfg_nexports; i++) {
         if (cfg_exports[i].size == -1) {
@@ -394,7 +395,8 @@ static int uz_config_complete(void)
     "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
     "                    of pages is looked up, every page once duplicates are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
-    "control=<DIR>       Mount the zram attribute files at DIR (FUSE)."
+    "control=<DIR>       Mount the zram attribute files at DIR (FUSE); with export=,\n" \
+    "                    the pool's: its attributes, zram-control, DIR/zramN per device."
 
 static void uz_dump_plugin(void)
 {
@@ -553,7 +555,8 @@ static int uz_after_fork(void)
         uz_fuse_opts_init(&o);
         o.expose_disk = false;      /* the disk is the NBD export */
         o.threads = 2;              /* attribute files only: little traffic */
-        int rc = uz_fuse_start(single.dev, cfg_control, &o, &control);
+        int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
+                      : uz_fuse_start(single.dev, cfg_control, &o, &control);
         if (rc < 0) {
             nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s",
                          cfg_control, uzram_strerror(rc));
@@ -599,6 +602,12 @@ static void uz_unload(void)
     free(exports);
     exports = NULL;
     nexports = exports_cap = 0;
+    /* devices made through control=DIR (hot_add, clone) are no exports */
+    for (int id = pool ? uzram_pool_next(pool, -1) : -1; id >= 0; id = uzram_pool_next(pool, id)) {
+        int rc = uzram_pool_remove(pool, id);
+        if (rc < 0)
+            nbdkit_debug("uzram: removing device %d: %s", id, uzram_strerror(rc));
+    }
     if (pool) {
         int rc = uzram_pool_destroy(pool);
         if (rc < 0)
