@@ -11,7 +11,7 @@
 #     UZ_BUILD=build                  where nbdkit-uzram-plugin.so is
 #     UZ_CORPUS=../shared/corpus      sqlite.pages.zst (golden) and
 #                                     perl.pages.zst (what clones write)
-#     MIB=256                         MiB of golden's pages (and export size)
+#     MIB=96                          MiB of golden's pages (and export size)
 #     CLONES=7                        clones made of golden
 #     UZ_PARAMS="algorithm=zstd"      the plugin's other parameters
 #     OUTDIR=/dev/shm                 where page files are staged (tmpfs)
@@ -36,7 +36,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 UZ_BUILD=${UZ_BUILD:-$ROOT/build}
 UZ_CORPUS=${UZ_CORPUS:-$ROOT/../shared/corpus}
 PLUGIN=$UZ_BUILD/nbdkit-uzram-plugin.so
-MIB=${MIB:-256}
+MIB=${MIB:-96}
 CLONES=${CLONES:-7}
 read -r -a PARAMS <<<"${UZ_PARAMS:-algorithm=zstd}"
 OUTDIR=${OUTDIR:-/dev/shm}
