@@ -68,21 +68,22 @@ PY
 
 # kernel zram: eight devices, seven of them dd copies of the first
 mm_used() { awk '{print $3}' /sys/block/zram$1/mm_stat; }
+# a new device, its number in Z (not in a subshell: cleanup must see ZDEVS)
 new_zram() {
-    local z
-    z=$(cat /sys/class/zram-control/hot_add)
-    ZDEVS+=("$z")
-    echo lz4 > /sys/block/zram$z/comp_algorithm
-    echo ${SIZE_MB}M > /sys/block/zram$z/disksize
-    echo "$z"
+    Z=$(cat /sys/class/zram-control/hot_add)
+    ZDEVS+=("$Z")
+    echo lz4 > /sys/block/zram$Z/comp_algorithm
+    echo ${SIZE_MB}M > /sys/block/zram$Z/disksize
 }
-Z0=$(new_zram)
+new_zram
+Z0=$Z
 dd if="$WORK/image.pages" of=/dev/zram$Z0 bs=1M oflag=direct status=none
 one=$(mm_used "$Z0")
 total=$one
 copy_ms=()
 for k in 1 2 3 4 5 6 7; do
-    z=$(new_zram)
+    new_zram
+    z=$Z
     t0=$(date +%s%N)
     dd if=/dev/zram$Z0 of=/dev/zram$z bs=1M iflag=direct oflag=direct status=none
     t1=$(date +%s%N)
