@@ -168,6 +168,18 @@ static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len
     return 1;
 }
 
+/* A device of a pool, before a change of store slot idx: in a clone's
+ * unit a whole page (whole_page) goes to the unit's own slot; anything
+ * else first gives the unit, or the units linked to this one, slots of
+ * their own (pool.h).  0 or uz_pool_prepare_write's error. */
+static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
+{
+    const struct uzram *st = dev->store;
+    if (uz_pool_write_prepared(st, idx) || (whole_page && uz_pool_write_direct(st, idx)))
+        return 0;
+    return uz_pool_prepare_write(dev, idx);
+}
+
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
@@ -188,15 +200,8 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
-        /* a clone's unit: a whole page goes to its own slot; anything
-         * else first gives the unit (or the units linked to this one)
-         * slots of their own */
-        if (pool && !uz_pool_write_prepared(st, idx) &&
-            !(k == 1 && n == PAGE && uz_pool_write_direct(st, idx))) {
-            err = uz_pool_prepare_write(dev, idx);
-            if (err < 0)
-                break;
-        }
+        if (pool && (err = pool_prepare(dev, idx, k == 1 && n == PAGE)) < 0)
+            break;
         if (k > 1) {
             err = uz_group_write(st, idx, k, src);
             n = (size_t)k * PAGE;
@@ -241,11 +246,8 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (pool && !uz_pool_write_prepared(st, idx)) {
-            err = uz_pool_prepare_write(dev, idx);   /* a clone's unit: slots of its own */
-            if (err < 0)
-                break;
-        }
+        if (pool && (err = pool_prepare(dev, idx, false)) < 0)
+            break;
         if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {
                 struct uz_slot *s = uz_slot_get(st, idx);

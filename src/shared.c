@@ -224,76 +224,14 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
 
 /* ---------------------------------------------------------------- clone */
 
-/* Counters a clone changes, summed and added once. */
-struct clone_sums {
-    uint64_t pages_stored, compr_bytes, same_pages, group_members, shared_slots, records,
-        saved_bytes, record_bytes, huge_pages, huge_pages_since;
-};
-
-static void add_sums(struct uzram *dev, const struct clone_sums *c)
-{
-    struct uz_tally *t = &dev->tally;
-    atomic_fetch_add_explicit(&t->pages_stored, c->pages_stored, RELAXED);
-    atomic_fetch_add_explicit(&t->compr_bytes, c->compr_bytes, RELAXED);
-    atomic_fetch_add_explicit(&t->same_pages, c->same_pages, RELAXED);
-    atomic_fetch_add_explicit(&t->group_members, c->group_members, RELAXED);
-    atomic_fetch_add_explicit(&t->shared_slots, c->shared_slots, RELAXED);
-    atomic_fetch_add_explicit(&t->records, c->records, RELAXED);
-    atomic_fetch_add_explicit(&t->saved_bytes, c->saved_bytes, RELAXED);
-    atomic_fetch_add_explicit(&t->record_bytes, c->record_bytes, RELAXED);
-    atomic_fetch_add_explicit(&t->huge_pages, c->huge_pages, RELAXED);
-    atomic_fetch_add_explicit(&t->huge_pages_since, c->huge_pages_since, RELAXED);
-}
-
-/* The table page the clone writes: pinned while it fills, its live count
- * added once when the clone moves past it. */
-struct fill_page {
-    struct uz_varray *va;
-    uint64_t first;                    /* an element of the pinned page, or UINT64_MAX */
-    int live;
-};
-
-static void fill_flush(struct fill_page *fp)
-{
-    if (fp->first == UINT64_MAX)
-        return;
-    uz_varray_live(fp->va, fp->first, fp->live);
-    uz_varray_unpin(fp->va, fp->first);
-    fp->first = UINT64_MAX;
-    fp->live = 0;
-}
-
-/* Element i becomes live: pin its page (leaving the last one). */
-static void fill_at(struct fill_page *fp, uint64_t i)
-{
-    if (fp->first != UINT64_MAX && i / fp->va->per_page == fp->first / fp->va->per_page) {
-        fp->live++;
-        return;
-    }
-    fill_flush(fp);
-    uz_varray_pin(fp->va, i);
-    fp->first = i;
-    fp->live = 1;
-}
-
-/* Locked empty slot idx now holds state f and handle h. */
-static void put_slot(struct uzram *dev, struct fill_page *fp, uint64_t idx, uint32_t f, uint64_t h)
-{
-    struct uz_slot *s = uz_slot_at(dev, idx);
-    fill_at(fp, idx);
-    slot_set_handle(s, h);
-    uz_slot_set_state(s, f);
-}
-
-/* Copy the group of k slots from sg to cg: new objects for the chunks. */
-static int clone_group(struct uzram *dev, struct fill_page *fp, uint64_t sg, uint64_t cg,
-                       uint32_t k, struct clone_sums *c)
+/* Copy the group of k locked slots from sg to the locked empty slots from
+ * cg: new objects for the chunks.  0 or -ENOMEM (cg's slots stay empty). */
+static int clone_group(struct uzram *dev, uint64_t sg, uint64_t cg, uint32_t k)
 {
     uint64_t h[UZ_GROUP_MAX] = {0};
     size_t sz[UZ_GROUP_MAX] = {0};
     for (uint32_t j = 0; j < k; j++) {
-        struct uz_slot *s = uz_slot_at(dev, sg + j);
-        uint64_t sh = slot_handle(s);
+        uint64_t sh = slot_handle(uz_slot_at(dev, sg + j));
         if (!sh)
             continue;
         sz[j] = dev->aops->obj_size(dev->alloc, sh);
@@ -308,26 +246,20 @@ static int clone_group(struct uzram *dev, struct fill_page *fp, uint64_t sg, uin
     }
     for (uint32_t j = 0; j < k; j++) {
         uint32_t f = uz_slot_state(uz_slot_at(dev, sg + j)) & ~SLOT_IDLE;
-        put_slot(dev, fp, cg + j, f, h[j]);
-        c->compr_bytes += sz[j];
+        uz_slot_commit(dev, cg + j, uz_slot_at(dev, cg + j), f, h[j], sz[j]);
     }
-    c->group_members += k;
-    c->pages_stored += k;
     return 0;
 }
 
 int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
 {
-    struct clone_sums c = {0};
-    uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
     int err = 0;
-    struct fill_page slots = {&dev->slots, UINT64_MAX, 0}, recs = {&dev->records, UINT64_MAX, 0};
     uint64_t end = from + n < dev->nslots ? from + n : dev->nslots;   /* (scans stop there) */
     for (uint64_t i = uz_next_used(dev, from); i < end; i = uz_next_used(dev, i + 1)) {
-        struct uz_slot *s = uz_slot_at(dev, i);
+        struct uz_slot *s = uz_slot_at(dev, i), *c;
         uint32_t f = uz_slot_state(s);
         uint64_t h = slot_handle(s), ci = to + (i - from);
-        if (!f || uz_slot_state(uz_slot_at(dev, ci)))
+        if (!f || uz_slot_state(c = uz_slot_at(dev, ci)))
             continue;   /* nothing there, or the new slot has its own page */
         if (f & SLOT_GROUP) {
             uint32_t k = slot_group_pages(f);   /* the leader comes first */
@@ -335,75 +267,33 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
                 if (uz_slot_state(uz_slot_at(dev, ci + j)))
                     err = uz_error(-EFAULT, "clone: slot %llu has a page of its own inside "
                                    "the group it shares", (unsigned long long)(ci + j));
-            if (err < 0)
-                break;
-            err = clone_group(dev, &slots, i, ci, k, &c);
+            if (err == 0)
+                err = clone_group(dev, i, ci, k);
             if (err < 0)
                 break;
             i += k - 1;
             continue;
         }
         if (f & SLOT_SAME) {
-            put_slot(dev, &slots, ci, SLOT_SAME, h);
-            c.same_pages++;
-            c.pages_stored++;
+            uz_slot_commit(dev, ci, c, SLOT_SAME, h, 0);
             continue;
         }
-        uint32_t id;
-        struct uz_shared *r;
-        if (f & SLOT_SHARED) {
-            id = (uint32_t)h;
-            r = uz_shared_at(dev, id);
-            if (r->refs >= MAX_REFS) {
-                err = uz_error(-EMLINK, "clone: a shared page has the most references it can take");
-                break;
-            }
-        } else {
-            uint64_t bit;
-            if (uz_sb_alloc(&dev->record_ids, &bit) < 0) {
-                err = uz_error(-ENOMEM, "clone: no shared record id for slot %llu",
-                               (unsigned long long)i);
-                break;
-            }
-            id = (uint32_t)bit;
-            if (bit + 1 > hw)
-                hw = bit + 1;
-            r = uz_shared_at(dev, id);
-            fill_at(&recs, id);
-            r->refs = 1;
-            slot_set_handle(&r->s, h);
-            atomic_store_explicit(&r->s.flags,
-                                  f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP),
-                                  RELAXED);
-            if (f & SLOT_OBJ) {
-                dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | id);
-                size_t b = rec_bytes(dev, f, h);
-                c.record_bytes += b;
-                c.pages_stored++;
-                c.saved_bytes += b;
-            }
-            r->refs = 2;
-            /* the source slot refers to it now, keeping its IDLE bit and atime */
-            slot_set_handle(s, id);
-            uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
-            c.records++;
-            c.shared_slots++;
-            atomic_store_explicit(&dev->record_hw, hw, RELAXED);
+        uint32_t id = (uint32_t)h;
+        if (!(f & SLOT_SHARED) && uz_shared_make(dev, i, s, &id) < 0) {
+            err = uz_error(-ENOMEM, "clone: no shared record id for slot %llu",
+                           (unsigned long long)i);
+            break;
         }
-        if (f & SLOT_SHARED) {
-            r->refs++;
-            uint32_t rf = uz_slot_state(&r->s);
-            if (rf & SLOT_OBJ) {
-                c.pages_stored++;
-                c.saved_bytes += rec_bytes(dev, rf, slot_handle(&r->s));
-            }
+        /* the record's lock: slots outside the two units may share it */
+        struct uz_shared *r = uz_shared_get(dev, id);
+        err = uz_shared_ref(dev, r);
+        uz_shared_put(dev, id, r);
+        if (err < 0) {
+            err = uz_error(err, "clone: a shared page has the most references it can take");
+            break;
         }
-        put_slot(dev, &slots, ci, SLOT_SHARED, id);
-        c.shared_slots++;
+        uz_slot_commit(dev, ci, c, SLOT_SHARED, id, 0);
     }
-    fill_flush(&slots);
-    fill_flush(&recs);
-    add_sums(dev, &c);
     return err;
 }
 

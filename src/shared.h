@@ -77,7 +77,7 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
  * not one) with one more reference, the new slot's; a compressed group's
  * chunks are copied into new objects (a record holds one page, and a
  * group is one stream; a group is copied only where all its new slots
- * are empty, else -EFAULT).  Every counter is kept.  0, or -ENOMEM (no
+ * are empty, else -EFAULT).  Every counter is kept (uz_slot_commit).  0, or -ENOMEM (no
  * record id, or no memory for a group's copy) or -EMLINK (a record is full):
  * then the slots done so far are cloned, the rest of [to, to + n) is
  * empty, and every source slot reads what it did; the caller empties the

@@ -22,14 +22,6 @@ fuse_setup test
 MNT=$WORK/mnt
 mkdir -p "$MNT"
 
-# A write to an attribute must fail with the given message (strerror).
-expect_write_error() {   # FILE VALUE MESSAGE
-    local out
-    if out=$( (printf '%s\n' "$2" > "$1") 2>&1 ); then
-        fail "writing '$2' to $1 succeeded"
-    fi
-    case "$out" in *"$3"*) ;; *) fail "writing '$2' to $1: got '$out', want '$3'";; esac
-}
 
 step "mount"
 "$UZRAM" mount "$DIR" --size 512M --algorithm lz4 --pidfile "$PIDFILE"

@@ -31,14 +31,6 @@ fuse_setup pool
 MNT=$WORK/mnt
 mkdir -p "$MNT"
 
-# A write to a file must fail with the given message (strerror).
-expect_write_error() {   # FILE VALUE MESSAGE
-    local out
-    if out=$( (printf '%s\n' "$2" > "$1") 2>&1 ); then
-        fail "writing '$2' to $1 succeeded"
-    fi
-    case "$out" in *"$3"*) ;; *) fail "writing '$2' to $1: got '$out', want '$3'";; esac
-}
 attach() {   # FILE -> the loop device, remembered for cleanup
     local l
     l=$(losetup --direct-io=on -f --show "$1")

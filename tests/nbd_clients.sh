@@ -55,23 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FAILED=0
-pass() { echo "ok   - $*"; }
-fail() { echo "FAIL - $*"; FAILED=$((FAILED + 1)); }
-check() {   # check DESCRIPTION COMMAND... : pass if the command succeeds
-    local what=$1; shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
-
-M=$((1024 * 1024))
 uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
-
-# Locking memory needs privilege; unprivileged runs test without it.
-MLOCK=()
-if [ "$(id -u)" != 0 ] && [ "$(ulimit -l)" != unlimited ]; then
-    MLOCK=(mlock=false)
-    echo "note: not root: servers run with mlock=false"
-fi
+. "$(dirname "$0")/lib/nbd_common.sh"
 
 # start_server NAME PARAM... : start a daemonised nbdkit with the plugin on
 # $WORK/NAME.sock and wait for its pid file.
@@ -88,30 +73,6 @@ start_server() {
     cat "$WORK/$name.err"
     echo "FAIL - nbdkit $* is not serving"
     exit 1
-}
-
-# stop_server NAME : SIGTERM, then wait until the process is gone.
-stop_server() {
-    local pid
-    pid=$(cat "$WORK/$1.pid")
-    kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    fail "nbdkit ($1) did not exit on SIGTERM"
-    kill -9 "$pid" 2>/dev/null || true
-}
-
-# qio NAME COMMAND... : run qemu-io commands against server NAME; fails on a
-# non-zero exit or on any reported error or pattern mismatch.
-qio() {
-    local name=$1; shift
-    local args=() c out
-    for c in "$@"; do args+=(-c "$c"); done
-    if ! out=$(qemu-io -f raw "$(uri "$name")" "${args[@]}" 2>&1); then
-        echo "$out"; return 1
-    fi
-    if grep -qiE 'fail|error|mismatch' <<<"$out"; then
-        echo "$out"; return 1
-    fi
 }
 
 # ---------------------------------------------------------------- page files

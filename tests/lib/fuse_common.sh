@@ -5,6 +5,8 @@
 #   skip MSG    exit 77, which ctest reports as skipped, saying why
 #   fail MSG    exit 1 with MSG on stderr
 #   step MSG    a section header
+#   expect_write_error FILE VALUE MESSAGE   writing VALUE to FILE fails, with
+#                             MESSAGE (strerror) in what the shell says
 #   need_fuse_mount TOOL...   root, /dev/fuse, a FUSE-enabled uzram, TOOLs
 #   stop_uzram DIR PIDFILE    unmount DIR if mounted, kill the daemon
 #   fuse_setup NAME           WORK=/tmp/uzram-NAME.XXXXXX with DIR=$WORK/dev
@@ -18,6 +20,14 @@ UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+expect_write_error() {   # FILE VALUE MESSAGE
+    local out
+    if out=$( (printf '%s\n' "$2" > "$1") 2>&1 ); then
+        fail "writing '$2' to $1 succeeded"
+    fi
+    case "$out" in *"$3"*) ;; *) fail "writing '$2' to $1: got '$out', want '$3'";; esac
+}
 step() { echo "== $*"; }
 
 need_fuse_mount() {
