@@ -2,21 +2,27 @@
  * dedup.c - layer 2 of the store (src/README.md): the content index.
  *
  * A page about to be stored is looked up by a 64-bit hash of its bytes
- * (xxHash's XXH3).  The index maps the hash to where a page with that hash
- * was stored: a slot (a unique page) or a shared record (shared.c).  A
- * candidate is taken only after its stored bytes are compared with the
- * new page's stored form: the compressed bytes with the primary algorithm
- * (equal compressed bytes decompress to equal pages), or the raw page for a
- * huge one.  The hash is never trusted; a candidate whose bytes differ
- * (another page with the same hash bits, or a slot rewritten since) is
- * refused and counted.  A unique page found again becomes a record with
- * two references (uz_shared_make); a record gets one more.  Candidates
- * recompressed or written back are not compared (they are misses).
+ * (xxHash's XXH3), before it is compressed.  The index maps the hash to
+ * where a page with that hash was stored: a slot (a unique page) or a
+ * shared record (shared.c).  A candidate is taken only after it is
+ * compared with the new page, byte for byte: a huge one as it is stored,
+ * any other decoded first (same_page).  The hash is never trusted; a
+ * candidate that differs is told apart by the hash of what it holds: a
+ * slot rewritten since (or a record id reused) holds a page of other hash
+ * bits, and its entry is dropped, so it costs one compare at most; a page
+ * with the same hash bits is refused and counted, and its entry, right
+ * for the page it names, stays.  So a page found stored costs a
+ * hash, a decode and a compare, not its compression (lz4 decodes a page
+ * 4-6x faster than it encodes it, zstd more), and one not found costs the
+ * hash alone.  A unique page found again becomes a record with two
+ * references (uz_shared_make); a record gets one more.  Candidates
+ * recompressed with a secondary algorithm, grouped or written back are
+ * not compared (they are misses).
  *
  * The index is a cache: entries are not removed when a page is freed or
  * rewritten (that would need its hash again); a stale entry fails the
- * compare.  One found pointing at a slot that is empty or same-filled, or
- * at a freed record, is dropped on the spot.
+ * compare and is dropped then, as is one found pointing at a slot that is
+ * empty or same-filled, or at a freed record.
  *
  * Its memory is what the footprint pays for every stored page, so it is
  * dense (issue 11: at 8-byte entries in a table doubling at half load it
@@ -451,30 +457,57 @@ static void entry_change(struct uz_dedup *d, const struct place *p, uint64_t fro
 static inline uint64_t ref_slot(uint64_t j) { return j + 1; }
 static inline uint64_t ref_record(const struct uz_dedup *d, uint32_t id) { return d->nslots + 1 + id; }
 
-/* Is the stored form (state f, handle h) of a page bytes, n long? */
-static bool same_bytes(struct uzram *dev, uint32_t f, uint64_t h, const void *bytes, size_t n,
-                       bool huge)
+/* What a candidate is, compared with the page (same_page). */
+enum cmp {
+    CMP_SAME,       /* the page */
+    CMP_STALE,      /* a page of other hash bits: its entry is stale (the
+                       slot was rewritten, the record id reused) */
+    CMP_COLLIDES,   /* other bytes with the same P hash bits: the entry is
+                       right for the page it names, and stays */
+    CMP_UNSEEN,     /* not compared: a group member, a written-back page or
+                       one of a secondary algorithm (the entry stays) */
+};
+
+/* Compare the stored object (state f, handle h) with page, whose places
+ * are p.  A huge object is the raw page, compared as it is; any other is
+ * decoded with the primary algorithm into st->out (the caller's stream,
+ * whose out buffer is free until the page is compressed).  A mismatch is
+ * told stale or colliding by the hash of what the object holds. */
+static enum cmp same_page(struct uzram *dev, uint32_t f, uint64_t h, const void *page,
+                          struct uz_stream *st, const struct place *p)
 {
-    if (!(f & SLOT_OBJ) || (f & (SLOT_PRIO_MASK | SLOT_GROUP)) || !!(f & SLOT_HUGE) != huge)
-        return false;
-    if (uz_obj_bytes(dev, f, h) != n)
-        return false;
-    return memcmp(dev->aops->map(dev->alloc, h), bytes, n) == 0;
+    if (!(f & SLOT_OBJ) || (f & (SLOT_PRIO_MASK | SLOT_GROUP)))
+        return CMP_UNSEEN;
+    const void *obj = dev->aops->map(dev->alloc, h);
+    const void *held = obj;
+    if (!(f & SLOT_HUGE)) {
+        if (dev->streams.codec->decompress(st->ctx, obj, uz_obj_bytes(dev, f, h), st->out, PAGE))
+            return CMP_UNSEEN;
+        held = st->out;
+    }
+    if (memcmp(held, page, PAGE) == 0)
+        return CMP_SAME;
+    struct place q;
+    place_of(dev->dedup, page_hash(held), &q);
+    return q.y[0] == p->y[0] ? CMP_COLLIDES : CMP_STALE;
 }
 
 /* A record that may hold the page: a reference for slot idx, or -1.
  * *stale: the record is free (its entry can go). */
-static int64_t try_record(struct uzram *dev, uint32_t id, const void *bytes, size_t n, bool huge,
-                          bool *refused, bool *stale)
+static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, struct uz_stream *st,
+                          const struct place *p, bool *refused, bool *stale)
 {
     if (id >= dev->records.nelems)
         return -1;
     struct uz_shared *r = uz_shared_get(dev, id);
     int64_t got = -1;
     if (r->refs) {
-        if (same_bytes(dev, uz_slot_state(&r->s), slot_handle(&r->s), bytes, n, huge)) {
+        enum cmp c = same_page(dev, uz_slot_state(&r->s), slot_handle(&r->s), page, st, p);
+        if (c == CMP_SAME) {
             if (uz_shared_ref(dev, r) == 0)
                 got = id;
+        } else if (c == CMP_STALE) {
+            *stale = true;
         } else {
             *refused = true;
         }
@@ -489,8 +522,9 @@ static int64_t try_record(struct uzram *dev, uint32_t id, const void *bytes, siz
  * reference for slot idx, or -1.  *stale: the slot holds no page that can
  * be compared ever again (empty or same-filled).  *moved_to: the record
  * the entry should name from now on, or 0. */
-static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void *bytes, size_t n,
-                        bool huge, bool *refused, bool *stale, uint64_t *moved_to)
+static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void *page,
+                        struct uz_stream *st, const struct place *p, bool *refused, bool *stale,
+                        uint64_t *moved_to)
 {
     struct uz_dedup *d = dev->dedup;
     if (j == idx || j >= dev->nslots)
@@ -504,22 +538,29 @@ static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void 
             /* shared meanwhile: its record, and the entry follows it */
             uint32_t id = (uint32_t)slot_handle(s);
             bool gone = false;
-            got = try_record(dev, id, bytes, n, huge, refused, &gone);
+            got = try_record(dev, id, page, st, p, refused, &gone);
             if (got >= 0)
                 *moved_to = ref_record(d, id);
+            else if (gone)
+                *stale = true;
         } else if (!(f & (SLOT_OBJ | SLOT_WB | SLOT_GROUP))) {
             *stale = true;
-        } else if (same_bytes(dev, f, slot_handle(s), bytes, n, huge)) {
-            uint32_t id;
-            if (uz_shared_make(dev, j, s, &id) == 0) {
-                struct uz_shared *r = uz_shared_get(dev, id);
-                if (uz_shared_ref(dev, r) == 0)
-                    got = id;
-                uz_shared_put(dev, id, r);
-                *moved_to = ref_record(d, id);
-            }
         } else {
-            *refused = true;
+            enum cmp c = same_page(dev, f, slot_handle(s), page, st, p);
+            if (c == CMP_SAME) {
+                uint32_t id;
+                if (uz_shared_make(dev, j, s, &id) == 0) {
+                    struct uz_shared *r = uz_shared_get(dev, id);
+                    if (uz_shared_ref(dev, r) == 0)
+                        got = id;
+                    uz_shared_put(dev, id, r);
+                    *moved_to = ref_record(d, id);
+                }
+            } else if (c == CMP_STALE) {
+                *stale = true;
+            } else {
+                *refused = true;
+            }
         }
         uz_slot_unlock(s);
     }
@@ -591,8 +632,8 @@ static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, ui
     stripe_unlock(d, b);
 }
 
-int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const void *bytes,
-                      size_t n, bool huge, uint64_t *hash, bool *indexed)
+int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
+                      uint64_t *hash, bool *indexed)
 {
     struct uz_dedup *d = dev->dedup;
     int mode = atomic_load_explicit(&dev->dedup_mode, RELAXED);
@@ -628,9 +669,9 @@ int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const v
         bool stale = false;
         uint64_t moved = 0, ref = cand[i];
         if (ref > d->nslots)
-            got = try_record(dev, (uint32_t)(ref - d->nslots - 1), bytes, n, huge, &refused, &stale);
+            got = try_record(dev, (uint32_t)(ref - d->nslots - 1), page, st, &p, &refused, &stale);
         else
-            got = try_slot(dev, idx, ref - 1, bytes, n, huge, &refused, &stale, &moved);
+            got = try_slot(dev, idx, ref - 1, page, st, &p, &refused, &stale, &moved);
         if (moved > d->rmask)
             moved = 0;                 /* see choose_format */
         if (stale || moved) {

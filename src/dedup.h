@@ -17,8 +17,8 @@ uint64_t uz_dedup_bytes(struct uzram *dev);
 
 /*
  * The write path's two calls, for a page that is not same-filled, with
- * slot idx locked and the page compressed (the form it would be stored
- * in: bytes, n long; huge: the raw page).
+ * slot idx locked and a primary stream st held, before the page is
+ * compressed.
  *
  * uz_dedup_find: if the index is to look at this page (mode, sampling),
  *   *hash is its hash and the return is >= 0 when an identical page is
@@ -26,13 +26,14 @@ uint64_t uz_dedup_bytes(struct uzram *dev);
  *   for slot idx (commit it SLOT_SHARED with that id).  -1: not found
  *   (*indexed says whether to uz_dedup_insert the page once stored).
  *   Cannot fail (a candidate that is busy or cannot be made shared is a
- *   miss).  A candidate is taken only if its stored bytes equal the
- *   page's: a hash match alone is never trusted.
+ *   miss).  A candidate is taken only if it equals the page byte for byte
+ *   (decoded into st->out, which is overwritten): a hash match alone is
+ *   never trusted.  page must not be st->out.
  * uz_dedup_insert: the page (hash) is now stored unique in slot idx.
  *   Cannot fail (a full bucket evicts an entry).
  */
-int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, const void *bytes,
-                      size_t n, bool huge, uint64_t *hash, bool *indexed);
+int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
+                      uint64_t *hash, bool *indexed);
 void uz_dedup_insert(struct uzram *dev, uint64_t hash, uint64_t idx);
 
 /* The dedup_stat attribute's text.  Its length or -ENOSPC. */

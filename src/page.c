@@ -120,15 +120,13 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     bool own_stream = st == NULL;
     if (own_stream)
         st = uz_stream_get(&dev->streams);
-    size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, UZ_CODEC_PAGE_BOUND);
-    bool huge = clen == 0 || clen >= dev->huge_threshold;
-    size_t size = huge ? PAGE : clen;
     uint64_t h, hash = 0;
     int err;
     bool indexed = false;
     if (atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF) {
-        /* stored already?  then one more reference to it, nothing new */
-        int64_t rec = uz_dedup_find(dev, idx, src, huge ? src : st->out, size, huge, &hash, &indexed);
+        /* stored already?  then one more reference to it, nothing new,
+         * and nothing to compress */
+        int64_t rec = uz_dedup_find(dev, idx, src, st, &hash, &indexed);
         if (rec >= 0) {
             if (own_stream)
                 uz_stream_put(st);
@@ -137,6 +135,9 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
             return 0;
         }
     }
+    size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, UZ_CODEC_PAGE_BOUND);
+    bool huge = clen == 0 || clen >= dev->huge_threshold;
+    size_t size = huge ? PAGE : clen;
     if (__builtin_expect(dev->bd != NULL, 0)) {
         uint32_t ft = atomic_load_explicit(&dev->forward_threshold, memory_order_relaxed);
         /* by choice: if the backing device cannot take it, keep it in RAM */

@@ -6,6 +6,8 @@
  *   - duplicates are shared (one object for many slots), unique pages not;
  *   - a forced hash collision (every page hashes alike) shares nothing
  *     wrong: the byte compare refuses, and counts it;
+ *   - an entry whose slot was rewritten is dropped at its first compare
+ *     (not refused again and again), and the page found again later;
  *   - copy on write: a partial write or a discard of one shared page
  *     leaves the others as they were;
  *   - writeback (plain and compressed) and recompression move a shared
@@ -146,6 +148,45 @@ static void test_forced_collisions(void **state)
     assert_true(st.dedup_pages <= 64 - 5);
     uzram_destroy(d);
     uz_dedup_hash_hook = NULL;
+}
+
+/* The stale-dropped count of dedup_stat's index line. */
+static unsigned long long stale_dropped(struct uzram *d)
+{
+    char s[1024];
+    assert_true(uzram_attr_show(d, "dedup_stat", s, sizeof s) > 0);
+    const char *m = strstr(s, " moved, ");
+    unsigned long long n = 0;
+    if (!m || sscanf(m + 8, "%llu stale dropped", &n) != 1)
+        fail_msg("no stale count in dedup_stat: %s", s);
+    return n;
+}
+
+/* A page is compared with a candidate before it is compressed, and the
+ * candidate's entry is dropped when the slot holds another page now. */
+static void test_stale_entry_dropped(void **state)
+{
+    (void)state;
+    struct uzram *d = make("1", NULL, 0);
+    put(d, 0, 1);                   /* content 1 in slot 0, indexed */
+    put(d, 0, 2);                   /* slot 0 rewritten: the entry is stale */
+    assert_int_equal(stale_dropped(d), 0);
+    put(d, 1, 1);                   /* finds the entry, compares, drops it */
+    verify(d, NPAGES);
+    struct uzram_stats st;
+    uzram_get_stats(d, &st);
+    assert_int_equal(st.dedup_pages, 0);
+    assert_int_equal(st.dedup_refused, 0);  /* stale, not a collision */
+    assert_int_equal(stale_dropped(d), 1);
+    put(d, 2, 1);                   /* slot 1's content 1 is found */
+    put(d, 3, 2);                   /* and slot 0's content 2 */
+    put(d, 4, 70);                  /* a huge page, then its copy */
+    put(d, 5, 70);
+    verify(d, NPAGES);
+    uzram_get_stats(d, &st);
+    assert_int_equal(st.dedup_pages, 3);
+    assert_int_equal(stale_dropped(d), 1);
+    uzram_destroy(d);
 }
 
 /* Copy on write: writing part of a shared page, or discarding one. */
@@ -423,6 +464,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duplicates_shared),
         cmocka_unit_test(test_forced_collisions),
+        cmocka_unit_test(test_stale_entry_dropped),
         cmocka_unit_test(test_copy_on_write),
         cmocka_unit_test(test_beyond_ram),
         cmocka_unit_test(test_memory_limit),
