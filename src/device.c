@@ -104,8 +104,7 @@ void uz_dev_auto_compact(struct uzram *dev)
     if (bound == 0)
         return;
     uint64_t frees = uz_tally_frees(dev);
-    if (frees < atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed))
-        return;
+    bool backed_off = frees < atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed);
     /* Aim a little under the bound (5 thousandths) so that the writes
      * between two checks cannot carry the footprint over it. */
     uint64_t aim = bound > 1005 ? bound - 5 : 1000;
@@ -113,9 +112,20 @@ void uz_dev_auto_compact(struct uzram *dev)
         struct uz_alloc_stats as;
         dev->aops->stats(dev->alloc, &as);
         uint64_t compr = uz_tally_compr_bytes(dev);
-        if (uz_footprint(dev, &as) * 1000 <= compr * aim)
+        uint64_t fp = uz_footprint(dev, &as);
+        if (fp * 1000 <= compr * aim)
             return;
-        if (atomic_exchange(&dev->compacting, true))
+        /* Between the aim and 2 thousandths under the bound one writer
+         * at a time compacts and the others go on; above that every
+         * writer does, beside the one at it (compact() takes concurrent
+         * callers), so writes slow down until the footprint is back
+         * under the aim. */
+        bool hard = fp * 1000 > compr * (bound > 1002 ? bound - 2 : 1000);
+        /* backed off: over the bound still one try every 8 frees */
+        if (backed_off && (!hard || (frees & 7) != 0))
+            return;
+        bool mine = !atomic_exchange(&dev->compacting, true);
+        if (!mine && !hard)
             return;
         uint64_t t0 = mono_ns();
         uint64_t freed = dev->aops->compact(dev->alloc, COMPACT_STEP_PAGES);
@@ -126,7 +136,8 @@ void uz_dev_auto_compact(struct uzram *dev)
             ;
         if (freed == 0)
             atomic_store(&dev->compact_retry_at, frees + COMPACT_BACKOFF);
-        atomic_store(&dev->compacting, false);
+        if (mine)
+            atomic_store(&dev->compacting, false);
         if (freed == 0)
             return;
     }

@@ -136,7 +136,9 @@
  *    own): two busy classes rarely share one, and check() can hold every
  *    lock at once without passing ThreadSanitizer's limit of 64 held locks.
  *  - pack.lock guards the pack (zspack.c).  alloc takes it only after
- *    dropping the class lock; cleaning holds it while it takes class locks.
+ *    dropping the class lock; cleaning holds it while it picks a run and
+ *    pins its records' owners, then takes it and a class lock in turn,
+ *    never one inside the other, for each record it moves.
  *  - arena_lock guards the run lists, the empty-id list, top and hwm.
  *    Order: pack lock, then class lock, then arena lock; check() takes the
  *    pack lock, the stripes in ascending order, then huge_lock, then
@@ -146,8 +148,9 @@
  *    the caller holds the object's owner locked, so it is neither freed nor
  *    moved meanwhile.
  *  - Compaction holds the class lock (cleaning: the pack lock) while it
- *    calls the owner's pin (a trylock), moved and unpin; so those callbacks
- *    must not call alloc, free or set_backref themselves.
+ *    calls the owner's pin (a trylock); a class's compaction holds it for
+ *    moved and unpin too, cleaning holds no allocator lock for them.  So
+ *    those callbacks must not call alloc, free or set_backref themselves.
  *  - pages_used, objects, obj_bytes and pages_compacted are atomics.
  */
 #define _GNU_SOURCE

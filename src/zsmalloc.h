@@ -46,6 +46,7 @@
 #define ZS_PACK_NHOT 4              /* pack runs open for new records */
 #define ZS_PACK_NOPEN (ZS_PACK_NHOT + 2) /* ... and for records cleaning moves */
 #define ZS_PACK_OPEN 0xff           /* band of an open pack run */
+#define ZS_PACK_EVAC 0xfe           /* band of a run being evacuated (on no list) */
 #define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
 
 enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };

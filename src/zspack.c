@@ -39,13 +39,20 @@
  * a pack run's records parse edge to edge up to its bump; its live ones
  * add up to its live units; it is open, or on the pack band list of its
  * live units with at least one live record; the pack's counters and each
- * class's pack_bytes equal the sums over the records.
+ * class's pack_bytes equal the sums over the records.  (A run under
+ * evacuation, band ZS_PACK_EVAC, is on no list; check() never sees one:
+ * it runs under the store's write lock, cleaning under its read lock.)
  *
- * Locking (src/README.md, "Lock order"; zsmalloc.c, "Locking"): pack.lock guards the pack runs' descriptors and records, the
- * open runs, the band lists and counters.  zsmalloc's alloc takes it only
- * after dropping its class lock; cleaning holds it while it takes class
- * locks (order: pack lock, class lock, arena lock) and while it calls the
- * owner's pin, moved and unpin.
+ * Locking (src/README.md, "Lock order"; zsmalloc.c, "Locking"): pack.lock
+ * guards the pack runs' descriptors and records, the open runs, the band
+ * lists and counters.  zsmalloc's alloc takes it only after dropping its
+ * class lock.  Cleaning holds it to pick a run and pin its owners; then,
+ * per record, takes the class lock (a committed cell) and the pack lock
+ * (an append, the old record counted dead) in turn and copies with
+ * neither (pack_evacuate).  A run freed is counted out under it and its
+ * pages released after it (pack_run_give_back): writers of the pack wait
+ * for no madvise.  Order where two are held: pack lock, class lock,
+ * arena lock.
  */
 #define _GNU_SOURCE
 #include "zsmalloc.h"
@@ -95,20 +102,50 @@ static int pack_run_new(struct uz_allocator *a, uint32_t *out)
     return 0;
 }
 
-/* Release a run with no live record (off every list, not open). */
-static uint32_t pack_run_free(struct uz_allocator *a, uint32_t id)
+/* A run with no live record (off every list, not open) is freed in two
+ * halves: counted out of the pack under pack.lock (pack_run_count_out),
+ * then its pages given back and the run put back in the arena after it
+ * (pack_run_give_back): a release is a madvise, tens of us with the TLB
+ * shootdown, that other writers of the pack need not wait for.  Between
+ * the two the run is nobody's: on no list, not open, its records dead. */
+struct pack_gone {
+    uint32_t id;                /* ZS_NONE: none */
+    uint32_t pages;             /* committed pages to release */
+};
+
+static uint32_t pack_run_count_out(struct uz_allocator *a, uint32_t id, struct pack_gone *g)
 {
     struct zspage *z = zs_desc(a, id);
     uint32_t cp = pack_pages_for(z->v.run_len);
     if (cp) {
-        uz_vm_release(zs_base(a, z), (size_t)cp * ZS_PAGE);
         zs_pages_unreserve(a, cp);
         a->pack.pages -= cp;
     }
     a->pack.runs--;
+    g->id = id;
+    g->pages = cp;
+    return cp;
+}
+
+static void pack_run_give_back(struct uz_allocator *a, struct pack_gone *g)
+{
+    if (g->id == ZS_NONE)
+        return;
+    if (g->pages)
+        uz_vm_release(zs_base(a, zs_desc(a, g->id)), (size_t)g->pages * ZS_PAGE);
     pthread_mutex_lock(&a->arena_lock);
-    zs_run_put(a, id, ZS_PACK_PAGES);
+    zs_run_put(a, g->id, ZS_PACK_PAGES);
     pthread_mutex_unlock(&a->arena_lock);
+    g->id = ZS_NONE;
+}
+
+/* Both halves at once, for the paths where nobody waits on it (a run
+ * closed empty). */
+static uint32_t pack_run_free(struct uz_allocator *a, uint32_t id)
+{
+    struct pack_gone g;
+    uint32_t cp = pack_run_count_out(a, id, &g);
+    pack_run_give_back(a, &g);
     return cp;
 }
 
@@ -123,9 +160,10 @@ static void pack_close(struct uz_allocator *a, uint32_t id)
 }
 
 /* After records of run id died: an empty open run starts over with no
- * pages, an empty closed run is freed, a closed one moves to its band.
- * Returns the pages released. */
-static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
+ * pages, an empty closed run is counted out (into g: the caller gives it
+ * back after pack.lock), a closed one moves to its band.  Returns the
+ * pages released. */
+static uint32_t pack_settle(struct uz_allocator *a, uint32_t id, struct pack_gone *g)
 {
     struct zspage *z = zs_desc(a, id);
     if (z->band == ZS_PACK_OPEN) {
@@ -140,12 +178,12 @@ static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
     }
     if (z->free_head == 0) {
         zs_band_del(a, &a->pack.lists, id);
-        return pack_run_free(a, id);
+        return pack_run_count_out(a, id, g);
     }
-    uint8_t g = pack_band_of(z->free_head);
-    if (g != z->band) {
+    uint8_t band = pack_band_of(z->free_head);
+    if (band != z->band) {
         zs_band_del(a, &a->pack.lists, id);
-        zs_band_add(a, &a->pack.lists, id, g);
+        zs_band_add(a, &a->pack.lists, id, band);
     }
     return 0;
 }
@@ -156,7 +194,7 @@ static uint32_t pack_settle(struct uz_allocator *a, uint32_t id)
  * run with the least room left (so the tails runs are closed with are
  * small).  -ENOMEM at the memory limit or with no arena left. */
 static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle,
-                       bool cold)
+                       bool cold, uint32_t *committed)
 {
     struct zs_pack *pk = &a->pack;
     uint32_t rec = ZS_PACK_HDR + (uint32_t)size;
@@ -199,6 +237,8 @@ static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, ui
         if (!zs_pages_reserve(a, need - have))
             return -ENOMEM;
         pk->pages += need - have;
+        if (committed)
+            *committed += need - have;
     }
     uint8_t *r = zs_base(a, z) + bump;
     hdr_set(r, backref);
@@ -287,11 +327,21 @@ static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, 
  * the pack bigger than before); then each record moves to a free cell
  * already committed in its size class if there is one (filling holes that
  * frees left there), else to an open run; then the run, now empty, is
- * freed.  Only a failed append (memory limit) stops the moves early; what
- * moved stays moved.  Returns the pages released net of the pages the
- * appends committed (0 if that is not positive).
+ * counted out (g: the caller gives it back after pack.lock).  Only a
+ * failed append (memory limit) stops the moves early; what moved stays
+ * moved.  Called and returns with pack.lock held, but drops it for the
+ * moves: with every live record pinned none can die or be read, and v,
+ * taken off the band lists (band ZS_PACK_EVAC), is no other cleaner's
+ * victim, so the lock is taken only to place each record and count the
+ * old one dead; the class lock only to take its cell.  The copy and the
+ * owner's update go with neither, and the writers' allocations and frees
+ * in the pack go on in between (they waited for the whole run before:
+ * with two writers churning, 25% of their time).  Returns the pages this
+ * evacuation gave back net of the pages its moves committed (0 if that
+ * is not positive), counted here, not from the pack's totals, which other
+ * threads move meanwhile.
  */
-static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
+static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v, struct pack_gone *g)
 {
     const struct uz_owner_ops *ops = a->owner_ops;
     struct zspage *z = zs_desc(a, v);
@@ -305,8 +355,11 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
         }
         off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
     }
-    uint64_t pages0 = a->pack.pages, grown = 0; /* grown: class pages committed */
+    zs_band_del(a, &a->pack.lists, v);
+    z->band = ZS_PACK_EVAC;
+    uint32_t committed = 0;     /* pages the moves committed */
     uint32_t off = 0;
+    pthread_mutex_unlock(&a->pack.lock);
     while (off < bump) {
         uint8_t *r = base + off;
         uint16_t sz = rec_size_get(r);
@@ -327,26 +380,30 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v)
              * class at once) */
             uint64_t p0 = cl->pages;
             moved = zs_class_carve(a, cl, size, backref, &nh, false) == 0;
-            grown += cl->pages - p0;
+            committed += (uint32_t)(cl->pages - p0);
         }
-        if (moved)
-            memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
         pthread_mutex_unlock(cl->lock);
-        if (!moved) {
-            moved = pack_append(a, size, backref, &nh, true) == 0;
-            if (moved)
-                memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
-        }
+        pthread_mutex_lock(&a->pack.lock);
+        if (!moved)
+            moved = pack_append(a, size, backref, &nh, true, &committed) == 0;
+        if (moved)
+            pack_kill(a, v, off);
+        pthread_mutex_unlock(&a->pack.lock);
         if (!moved)
             break;
+        memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
         ops->moved(a->owner, backref, make_handle(v, off), nh);
         ops->unpin(a->owner, backref);
-        pack_kill(a, v, off);
         off += rec;
     }
+    pthread_mutex_lock(&a->pack.lock);
     pack_unpin_range(a, v, off, bump); /* what stays, if an append failed */
-    pack_settle(a, v);
-    return pages0 > a->pack.pages + grown ? (uint32_t)(pages0 - a->pack.pages - grown) : 0;
+    uint32_t released = 0;
+    if (z->free_head == 0)
+        released = pack_run_count_out(a, v, g);
+    else
+        zs_band_add(a, &a->pack.lists, v, pack_band_of(z->free_head));
+    return released > committed ? released - committed : 0;
 }
 
 /* Close the open runs that frees have left with a page or more to give
@@ -380,11 +437,13 @@ uint64_t zs_pack_compact(struct uz_allocator *a, uint64_t max_pages, uint64_t *w
             pack_close_stale(a);
         uint32_t v = pack_victim(a, tried, ntried);
         uint32_t got = 0;
+        struct pack_gone g = { ZS_NONE, 0 };
         if (v != ZS_NONE) {
             *work += pack_pages_for(zs_desc(a, v)->v.run_len);
-            got = pack_evacuate(a, v);
+            got = pack_evacuate(a, v, &g);
         }
         pthread_mutex_unlock(&a->pack.lock);
+        pack_run_give_back(a, &g);
         if (v == ZS_NONE)
             break;
         freed += got;
@@ -418,17 +477,19 @@ void zs_pack_fini(struct uz_allocator *a)
 int zs_pack_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
 {
     pthread_mutex_lock(&a->pack.lock);
-    int err = pack_append(a, size, backref, handle, false);
+    int err = pack_append(a, size, backref, handle, false, NULL);
     pthread_mutex_unlock(&a->pack.lock);
     return err;
 }
 
 void zs_pack_free(struct uz_allocator *a, uint32_t id, uint32_t off)
 {
+    struct pack_gone g = { ZS_NONE, 0 };
     pthread_mutex_lock(&a->pack.lock);
     pack_kill(a, id, off);
-    pack_settle(a, id);
+    pack_settle(a, id, &g);
     pthread_mutex_unlock(&a->pack.lock);
+    pack_run_give_back(a, &g);
 }
 
 void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint32_t backref)

@@ -2,7 +2,10 @@
  * test_zsmalloc_threads.c - zsmalloc under concurrency.
  *
  * Worker threads allocate, write, map, verify and free their own objects
- * while another thread compacts (and runs check()) over and over.  Each
+ * while two other threads compact at once (cleaning the pack drops its
+ * lock while it moves records: two cleaners must never take one run) and
+ * one of them runs check() over and over, with the other held off (as
+ * the store's write lock holds compaction off its check).  Each
  * object's slot has a lock that is the owner lock of alloc.h: a worker
  * takes it (spinning) around every use of its object, compaction takes it
  * with a trylock through pin().  Built with ThreadSanitizer too.
@@ -44,6 +47,7 @@ struct shared {
     atomic_bool stop;
     atomic_ulong moves;
     atomic_int failures;
+    pthread_rwlock_t compacting;    /* compact: read; check: write */
 };
 
 static bool slot_trylock(struct slot *s)
@@ -166,14 +170,26 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+struct compactor {
+    struct shared *sh;
+    bool checks;
+};
+
 static void *compactor_main(void *arg)
 {
-    struct shared *sh = arg;
-    unsigned rounds = 0;
+    struct compactor *c = arg;
+    struct shared *sh = c->sh;
+    unsigned rounds = c->checks ? 0 : 1;
     while (!atomic_load(&sh->stop)) {
+        pthread_rwlock_rdlock(&sh->compacting);
         ops->compact(sh->a, rounds % 2 ? 0 : 8);
-        if (rounds % 16 == 0 && ops->check(sh->a) != 0)
-            atomic_fetch_add(&sh->failures, 1);
+        pthread_rwlock_unlock(&sh->compacting);
+        if (c->checks && rounds % 16 == 0) {
+            pthread_rwlock_wrlock(&sh->compacting);
+            if (ops->check(sh->a) != 0)
+                atomic_fetch_add(&sh->failures, 1);
+            pthread_rwlock_unlock(&sh->compacting);
+        }
         rounds++;
         sched_yield();
     }
@@ -189,17 +205,22 @@ static void test_threads(void **state)
     sh->a = ops->create(&p);
     assert_non_null(sh->a);
 
-    pthread_t workers[NWORKERS], compactor;
+    pthread_t workers[NWORKERS], compactors[2];
     struct worker w[NWORKERS];
+    struct compactor c[2] = { { sh, true }, { sh, false } };
+    pthread_rwlock_init(&sh->compacting, NULL);
     for (int t = 0; t < NWORKERS; t++) {
         w[t] = (struct worker){ sh, (uint32_t)t * SLOTS_PER_WORKER, 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1) };
         assert_int_equal(pthread_create(&workers[t], NULL, worker_main, &w[t]), 0);
     }
-    assert_int_equal(pthread_create(&compactor, NULL, compactor_main, sh), 0);
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&compactors[t], NULL, compactor_main, &c[t]), 0);
     for (int t = 0; t < NWORKERS; t++)
         pthread_join(workers[t], NULL);
     atomic_store(&sh->stop, true);
-    pthread_join(compactor, NULL);
+    for (int t = 0; t < 2; t++)
+        pthread_join(compactors[t], NULL);
+    pthread_rwlock_destroy(&sh->compacting);
 
     assert_int_equal(atomic_load(&sh->failures), 0);
     assert_int_equal(ops->check(sh->a), 0);
