@@ -104,7 +104,10 @@ void uz_dev_auto_compact(struct uzram *dev)
     if (bound == 0)
         return;
     uint64_t frees = uz_tally_frees(dev);
-    bool backed_off = frees < atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed);
+    uint64_t retry_at = atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed);
+    bool backed_off = frees < retry_at;
+    /* frees since the step that freed nothing (it set retry_at) */
+    uint64_t since = backed_off ? frees + COMPACT_BACKOFF - retry_at : 0;
     /* Aim a little under the bound (5 thousandths) so that the writes
      * between two checks cannot carry the footprint over it. */
     uint64_t aim = bound > 1005 ? bound - 5 : 1000;
@@ -121,8 +124,9 @@ void uz_dev_auto_compact(struct uzram *dev)
          * callers), so writes slow down until the footprint is back
          * under the aim. */
         bool hard = fp * 1000 > compr * (bound > 1002 ? bound - 2 : 1000);
-        /* backed off: over the bound still one try every 8 frees */
-        if (backed_off && (!hard || (frees & 7) != 0))
+        /* backed off: over the bound still a try after 8 more frees (a
+         * fill frees nothing: then none) */
+        if (backed_off && (!hard || since < 8))
             return;
         bool mine = !atomic_exchange(&dev->compacting, true);
         if (!mine && !hard)
