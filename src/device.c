@@ -86,14 +86,18 @@ static uint64_t mono_ns(void)
  * overwrites leave holes in zspages and dead records in the pack; when the
  * footprint passes the bound (compact_bound thousandths of
  * compr_data_size), run bounded steps of compaction (COMPACT_STEP_PAGES
- * pages of sources each) on this thread, if no other thread is already at
- * it, until the footprint is back under the aim or COMPACT_MAX_STEPS steps
- * ran: one discard can free thousands of objects at once, more than one
- * step can take back (with one step per call the footprint overshot the
- * bound by up to 0.1% before the next writes caught up).  A step that
- * frees nothing backs off for COMPACT_BACKOFF frees.  The pause a step
- * causes is only to writers of its size class (or of the pack) and to the
- * few slots it moves; it is measured and reported (debug_stat). */
+ * pages of sources each) on this thread until the footprint is back under
+ * the aim or COMPACT_MAX_STEPS steps ran: one discard can free thousands
+ * of objects at once, more than one step can take back (with one step per
+ * call the footprint overshot the bound by up to 0.1% before the next
+ * writes caught up).  Up to bound - 0.002 only one writer at a time does
+ * (dev->compacting) and the others go on; past it every writer does, so
+ * the writes wait for compaction as they did when a step held the pack's
+ * lock throughout.  A step that frees nothing backs off for
+ * COMPACT_BACKOFF frees (past bound - 0.002, for 8).  The pause a step
+ * causes is only to writers of its size class (or, a record at a time, of
+ * the pack) and to the few slots it moves; it is measured and reported
+ * (debug_stat). */
 #define COMPACT_STEP_PAGES 32
 #define COMPACT_MAX_STEPS 16
 #define COMPACT_BACKOFF 64
