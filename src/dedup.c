@@ -492,8 +492,19 @@ static enum cmp same_page(struct uzram *dev, uint32_t f, uint64_t h, const void 
     return q.y[0] == p->y[0] ? CMP_COLLIDES : CMP_STALE;
 }
 
+/* A candidate that is not the page: its entry goes (stale) or stays
+ * (refused, counted). */
+static void missed(enum cmp c, bool *refused, bool *stale)
+{
+    if (c == CMP_STALE)
+        *stale = true;
+    else
+        *refused = true;
+}
+
 /* A record that may hold the page: a reference for slot idx, or -1.
- * *stale: the record is free (its entry can go). */
+ * *stale: the record is free, or holds a page of other hash bits (its
+ * entry can go); *refused: it holds other bytes of the same hash bits. */
 static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, struct uz_stream *st,
                           const struct place *p, bool *refused, bool *stale)
 {
@@ -503,14 +514,10 @@ static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, stru
     int64_t got = -1;
     if (r->refs) {
         enum cmp c = same_page(dev, uz_slot_state(&r->s), slot_handle(&r->s), page, st, p);
-        if (c == CMP_SAME) {
-            if (uz_shared_ref(dev, r) == 0)
-                got = id;
-        } else if (c == CMP_STALE) {
-            *stale = true;
-        } else {
-            *refused = true;
-        }
+        if (c != CMP_SAME)
+            missed(c, refused, stale);
+        else if (uz_shared_ref(dev, r) == 0)
+            got = id;
     } else {
         *stale = true;
     }
@@ -537,29 +544,22 @@ static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void 
         if (f & SLOT_SHARED) {
             /* shared meanwhile: its record, and the entry follows it */
             uint32_t id = (uint32_t)slot_handle(s);
-            bool gone = false;
-            got = try_record(dev, id, page, st, p, refused, &gone);
+            got = try_record(dev, id, page, st, p, refused, stale);
             if (got >= 0)
                 *moved_to = ref_record(d, id);
-            else if (gone)
-                *stale = true;
         } else if (!(f & (SLOT_OBJ | SLOT_WB | SLOT_GROUP))) {
             *stale = true;
         } else {
             enum cmp c = same_page(dev, f, slot_handle(s), page, st, p);
-            if (c == CMP_SAME) {
-                uint32_t id;
-                if (uz_shared_make(dev, j, s, &id) == 0) {
-                    struct uz_shared *r = uz_shared_get(dev, id);
-                    if (uz_shared_ref(dev, r) == 0)
-                        got = id;
-                    uz_shared_put(dev, id, r);
-                    *moved_to = ref_record(d, id);
-                }
-            } else if (c == CMP_STALE) {
-                *stale = true;
-            } else {
-                *refused = true;
+            uint32_t id;
+            if (c != CMP_SAME) {
+                missed(c, refused, stale);
+            } else if (uz_shared_make(dev, j, s, &id) == 0) {
+                struct uz_shared *r = uz_shared_get(dev, id);
+                if (uz_shared_ref(dev, r) == 0)
+                    got = id;
+                uz_shared_put(dev, id, r);
+                *moved_to = ref_record(d, id);
             }
         }
         uz_slot_unlock(s);
