@@ -246,7 +246,7 @@ void uz_dev_teardown(struct uzram *dev)
     uz_policy_stop(dev);
     /* Written-back pages are dropped with the device: free their blocks */
     if (dev->bd) {
-        for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+        for (uint64_t i = uz_next_used(dev, 0, dev->nslots); i < dev->nslots; i = uz_next_used(dev, i + 1, dev->nslots)) {
             struct uz_slot *s = uz_slot_at(dev, i);
             if (uz_slot_state(s) & SLOT_WB)
                 uz_backing_free(dev->bd, slot_handle(s) & WB_BLK_MASK);
@@ -452,19 +452,20 @@ uint64_t uzram_disksize(const struct uzram *dev)
 
 /* A device of a pool: the pool's figures where they are the pool's (the
  * allocator's, the limit, the backing device, the index), its own where
- * it has them (what its range holds, recounted; its own events). */
+ * it has them (what its range holds, its zone's kept counters; its own
+ * events).  O(1). */
 static void pool_device_stats(struct uzram *dev, struct uzram_stats *st)
 {
     uzram_get_stats(dev->store, st);
     uz_dev_read_lock(dev);
-    struct uz_tally_snap t = {0};
+    struct uz_zone_snap z = {0};
     if (dev->initialised)
-        uz_pool_recount(dev->store, dev->base, dev->base + dev->nslots, &t);
-    st->orig_data_size = t.pages_stored * PAGE;
-    st->compr_data_size = t.compr_bytes;
-    st->same_pages = t.same_pages;
-    st->huge_pages = t.huge_pages;
-    st->dedup_pages = t.shared_slots;
+        uz_pool_zone_read(dev, &z);
+    st->orig_data_size = (z.pages_stored + z.linked) * PAGE;
+    st->compr_data_size = z.compr_bytes;
+    st->same_pages = z.same_pages + z.linked_same;
+    st->huge_pages = z.huge_pages;
+    st->dedup_pages = z.shared_slots + z.linked;
     struct uz_events *c = &dev->ev;
     st->invalid_io = atomic_load(&c->invalid_io);
     st->notify_free = atomic_load(&c->notify_free);

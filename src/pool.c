@@ -70,7 +70,9 @@
  *   P4  a linked unit links to a unit that is not linked itself (no
  *       chains) inside the store, and its own pages (where it has them)
  *       lie outside its target's compressed groups;
- *   P5  a unit's deps count equals the units linked to it.
+ *   P5  a unit's deps count equals the units linked to it;
+ *   P6  every device's zone (store.h, "Zones": the counters its stats
+ *       read) equals a recount of its slots and links.
  *
  * Locking (src/README.md, "Lock order"): a device's init_lock, then the
  * store's (for reading, by every data-path call of a pool device; for
@@ -107,6 +109,7 @@ struct uzram_pool {
     struct uzram *dev[UZRAM_POOL_MAX_DEVICES];
     struct range { uint64_t lo, hi; } ranges[UZRAM_POOL_MAX_DEVICES]; /* scratch, pool lock */
     struct uz_links links;             /* the clones' links (pool.h) */
+    struct uz_zones zones;             /* the devices' counters (store.h) */
 };
 
 /* ------------------------------------------------------------ the pool */
@@ -153,9 +156,22 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
         uz_free(p);
         return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the clone links");
     }
+    struct uz_zones *z = &p->zones;
+    z->of_unit = uz_vm_reserve(l->nunits * sizeof *z->of_unit);
+    z->zone = z->of_unit ? uz_calloc(UZRAM_POOL_MAX_DEVICES, sizeof *z->zone) : NULL;
+    if (!z->zone) {
+        if (z->of_unit)
+            uz_vm_unreserve((void *)z->of_unit, l->nunits * sizeof *z->of_unit);
+        uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
+        uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
+        uzram_destroy(p->store);
+        uz_free(p);
+        return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the devices' counters");
+    }
     for (unsigned i = 0; i < UZ_LINK_STRIPES; i++)
         pthread_rwlock_init(&l->stripe[i], NULL);
     p->store->links = l;
+    p->store->zones = z;
     pthread_mutex_init(&p->lock, NULL);
     *out = p;
     return 0;
@@ -179,10 +195,13 @@ int uzram_pool_destroy(struct uzram_pool *p)
         pthread_rwlock_destroy(&l->stripe[i]);
     uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
     uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
+    uz_vm_unreserve((void *)p->zones.of_unit, l->nunits * sizeof *p->zones.of_unit);
+    uz_free(p->zones.zone);
     /* the store is torn down as a device of its own */
     atomic_store(&p->store->nslots, 0);
     p->store->pool = NULL;
     p->store->links = NULL;
+    p->store->zones = NULL;
     uzram_destroy(p->store);
     uz_free(p);
     return 0;
@@ -407,6 +426,9 @@ int uz_pool_dev_init(struct uzram *d, uint64_t disksize)
     d->disksize = n * PAGE;
     memset(&d->ev, 0, sizeof d->ev);
     struct uzram *st = d->store;
+    /* its units are its zone's (store.h), which is empty: teardown left it so */
+    for (uint64_t u = at / UZ_UNIT; u < (at + need) / UZ_UNIT; u++)
+        atomic_store_explicit(&p->zones.of_unit[u], (uint16_t)(d->id + 1), RELAXED);
     if (atomic_load(&st->nslots) < at + n)
         atomic_store(&st->nslots, at + n);
     d->initialised = true;
@@ -538,7 +560,7 @@ int uz_pool_dev_teardown(struct uzram *d)
                 return err;
         }
     }
-    for (uint64_t i = uz_next_used(st, lo); i < hi; i = uz_next_used(st, i + 1)) {
+    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
         uint32_t f = uz_slot_peek(st, i);
         if (!(f & SLOT_STATE))
             continue;
@@ -566,12 +588,18 @@ int uz_pool_dev_teardown(struct uzram *d)
         uz_slot_free(st, i, s);
         uz_slot_put(st, i, s);
     }
-    pthread_mutex_lock(&d->pool->lock);
+    /* every page freed, every link dropped: its zone is empty (its linked
+     * pages went with the links) */
+    struct uzram_pool *p = d->pool;
+    for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++)
+        atomic_store_explicit(&p->zones.of_unit[u], 0, RELAXED);
+    memset(&p->zones.zone[d->id], 0, sizeof p->zones.zone[d->id]);
+    pthread_mutex_lock(&p->lock);
     d->initialised = false;
     d->disksize = 0;
     atomic_store(&d->nslots, 0);
     d->base = 0;
-    pthread_mutex_unlock(&d->pool->lock);
+    pthread_mutex_unlock(&p->lock);
     return 0;
 }
 
@@ -580,11 +608,22 @@ int uz_pool_dev_teardown(struct uzram *d)
 /* Does unit u hold a live slot (either of its table pages in use)? */
 static bool unit_used(struct uzram *st, uint64_t u)
 {
-    uint64_t per = st->slots.per_page;
-    for (uint64_t i = u * UZ_UNIT; i < u * UZ_UNIT + UZ_UNIT; i += per - i % per)
-        if (uz_varray_page_used(&st->slots, i))
-            return true;
-    return false;
+    uint64_t end = u * UZ_UNIT + UZ_UNIT;
+    return uz_next_used(st, u * UZ_UNIT, end) < end;
+}
+
+/* A clone's unit was linked to unit u (the store held exclusively):
+ * its zone reads u's pages (store.h, "Zones"). */
+static void zone_link(struct uzram *st, struct uz_zone *z, uint64_t u)
+{
+    uint64_t n = 0, same = 0, end = u * UZ_UNIT + UZ_UNIT;
+    for (uint64_t i = uz_next_used(st, u * UZ_UNIT, end); i < end; i = uz_next_used(st, i + 1, end)) {
+        uint32_t f = uz_slot_state(uz_slot_at(st, i));
+        n += f != 0;
+        same += (f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME;
+    }
+    atomic_fetch_add_explicit(&z->linked, n, RELAXED);
+    atomic_fetch_add_explicit(&z->linked_same, same, RELAXED);
 }
 
 int uzram_clone(struct uzram *src, struct uzram **out)
@@ -629,6 +668,7 @@ int uzram_clone(struct uzram *src, struct uzram **out)
             if (err == 0) {
                 atomic_store(&l->link[cu + k], (uint32_t)target + 1);
                 atomic_fetch_add(&l->deps[target], 1);
+                zone_link(st, &p->zones.zone[c->id], target);
             }
         }
         if (err < 0) {   /* drop the links made */
@@ -668,7 +708,7 @@ static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, str
 {
     if (hi > st->nslots)
         hi = st->nslots;   /* (uz_next_used stops there) */
-    for (uint64_t i = uz_next_used(st, lo); i < hi; i = uz_next_used(st, i + 1)) {
+    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
         if (!(uz_slot_peek(st, i) & SLOT_STATE))
             continue;
         struct uz_slot *s = uz_slot_get(st, i);
@@ -704,23 +744,59 @@ static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, str
     }
 }
 
-void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally_snap *t)
+
+void uz_pool_zone_read(struct uzram *d, struct uz_zone_snap *o)
+{
+    const struct uz_zone *z = &d->pool->zones.zone[d->id];
+    o->pages_stored = atomic_load_explicit(&z->pages_stored, RELAXED);
+    o->compr_bytes = atomic_load_explicit(&z->compr_bytes, RELAXED);
+    o->same_pages = atomic_load_explicit(&z->same_pages, RELAXED);
+    o->huge_pages = atomic_load_explicit(&z->huge_pages, RELAXED);
+    o->shared_slots = atomic_load_explicit(&z->shared_slots, RELAXED);
+    o->linked = atomic_load_explicit(&z->linked, RELAXED);
+    o->linked_same = atomic_load_explicit(&z->linked_same, RELAXED);
+}
+
+/* Recount device d's zone from its slots (store.h, "Zones"), for the
+ * check: no locks, the caller holds the store exclusively. */
+static void zone_recount(struct uzram *st, struct uzram *d, struct uz_zone_snap *t)
 {
     memset(t, 0, sizeof *t);
-    for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
-        uint64_t a = u * UZ_UNIT, b = a + UZ_UNIT < hi ? a + UZ_UNIT : hi;
-        uint32_t l = uz_link_of(st, a);
-        if (!l) {
-            recount(st, a, b, false, t);
+    uint64_t lo = d->base, hi = d->base + atomic_load(&d->nslots);
+    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
+        struct uz_slot *s = uz_slot_at(st, i);
+        uint32_t f = uz_slot_state(s);
+        uint64_t h = slot_handle(s);
+        if (!f)
+            continue;
+        if (f & SLOT_SHARED) {
+            t->shared_slots++;
+            t->pages_stored++;
             continue;
         }
-        /* a linked unit: its own pages, and its target's where it has none */
-        uint64_t q = (uint64_t)(l - 1) * UZ_UNIT;
-        for (uint64_t i = a; i < b; i++) {
-            if (uz_slot_peek(st, i) & SLOT_STATE)
-                recount(st, i, i + 1, false, t);
-            else
-                recount(st, q + (i - a), q + (i - a) + 1, true, t);
+        t->pages_stored += !!(f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP));
+        if (f & SLOT_GROUP) {
+            if (h)
+                t->compr_bytes += st->aops->obj_size(st->alloc, h);
+            continue;
+        }
+        t->same_pages += !!(f & SLOT_SAME);
+        t->huge_pages += !!(f & SLOT_HUGE);
+        if (f & SLOT_OBJ)
+            t->compr_bytes += uz_obj_bytes(st, f, h);
+    }
+    /* linked units: the target's pages where d has none */
+    for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
+        uint32_t l = atomic_load(&st->links->link[u]);
+        if (!l)
+            continue;
+        uint64_t q = (uint64_t)(l - 1) * UZ_UNIT, end = q + UZ_UNIT;
+        for (uint64_t i = uz_next_used(st, q, end); i < end; i = uz_next_used(st, i + 1, end)) {
+            uint32_t tf = uz_slot_state(uz_slot_at(st, i));
+            if (!tf || uz_slot_state(uz_slot_at(st, u * UZ_UNIT + (i - q))))
+                continue;
+            t->linked++;
+            t->linked_same += (tf & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME;
         }
     }
 }
@@ -731,10 +807,7 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
     memset(&s, 0, sizeof s);
     struct uzram *st = p->store;
     uint64_t views = 0;
-    /* every device held while its range is recounted: what each holds,
-     * pages read through a clone's link included */
-    struct uzram *held[UZRAM_POOL_MAX_DEVICES];
-    int nheld = 0;
+    /* every device's kept counters (store.h, "Zones"): one look per device */
     pthread_mutex_lock(&p->lock);
     for (int i = 0; i < UZRAM_POOL_MAX_DEVICES; i++) {
         struct uzram *d = p->dev[i];
@@ -742,40 +815,35 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
             s.devices++;
             s.disksize += d->disksize;
             views += sizeof *d;
-            d->holds++;
-            held[nheld++] = d;
+            struct uz_zone_snap z;
+            uz_pool_zone_read(d, &z);
+            s.orig_data_size += (z.pages_stored + z.linked) * PAGE;
+            s.same_pages += z.same_pages + z.linked_same;
+            s.shared_pages += z.shared_slots + z.linked;
         }
     }
     pthread_mutex_unlock(&p->lock);
-    struct uz_tally_snap dt, t;
-    for (int i = 0; i < nheld; i++) {
-        struct uzram *d = held[i];
-        uz_dev_read_lock(d);
-        if (d->initialised) {
-            uz_pool_recount(st, d->base, d->base + atomic_load(&d->nslots), &dt);
-            s.orig_data_size += dt.pages_stored * PAGE;
-            s.same_pages += dt.same_pages;
-            s.shared_pages += dt.shared_slots;
-        }
-        uz_dev_read_unlock(d);
-        uzram_pool_put(d);
-    }
     s.capacity = p->capacity * PAGE;
     struct uzram_stats ss;
     uzram_get_stats(st, &ss);
+    struct uz_tally_snap t;
     uz_tally_read(st, &t);
     /* shared: the records' bytes, and the objects of units that clones
-     * read through to */
+     * read through to (a unit with units linked to it holds pages: the
+     * resident table pages are looked at, not the capacity) */
     s.shared_bytes = t.record_bytes;
-    memset(&dt, 0, sizeof dt);
     pthread_rwlock_rdlock(&st->init_lock);
-    uint64_t units = (atomic_load(&st->nslots) + UZ_UNIT - 1) / UZ_UNIT;
-    for (uint64_t u = 0; u < units; u++)
+    uint64_t end = atomic_load(&st->nslots);
+    for (uint64_t i = uz_next_used(st, 0, end); i < end; i = uz_next_used(st, i + 1, end)) {
+        uint64_t u = i / UZ_UNIT, ue = u * UZ_UNIT + UZ_UNIT;
         if (atomic_load(&st->links->deps[u])) {
-            recount(st, u * UZ_UNIT, u * UZ_UNIT + UZ_UNIT, false, &dt);
-            s.shared_bytes += dt.compr_bytes;
+            struct uz_tally_snap dt;
             memset(&dt, 0, sizeof dt);
+            recount(st, u * UZ_UNIT, ue, false, &dt);
+            s.shared_bytes += dt.compr_bytes;
         }
+        i = ue - 1;
+    }
     pthread_rwlock_unlock(&st->init_lock);
     s.compr_data_size = ss.compr_data_size;
     s.saved_bytes = t.saved_bytes;
@@ -844,9 +912,27 @@ int uz_pool_check(struct uzram *st)
             err = FAIL("pool: unit %llu counts %u units linked to it, %u are",
                        (unsigned long long)t, want, seen);
     }
+    /* P6: every device's kept counters equal a recount of its slots */
+    for (int i = 0; err == 0 && i < UZRAM_POOL_MAX_DEVICES; i++) {
+        struct uzram *d = p->dev[i];
+        if (!d || !d->initialised)
+            continue;
+        struct uz_zone_snap kept, seen;
+        uz_pool_zone_read(d, &kept);
+        zone_recount(st, d, &seen);
+        if (memcmp(&kept, &seen, sizeof kept))
+            err = FAIL("pool: zram%d counts stored %llu bytes %llu same %llu huge %llu shared "
+                       "%llu linked %llu; its slots hold %llu %llu %llu %llu %llu %llu", d->id,
+                       (unsigned long long)kept.pages_stored, (unsigned long long)kept.compr_bytes,
+                       (unsigned long long)kept.same_pages, (unsigned long long)kept.huge_pages,
+                       (unsigned long long)kept.shared_slots, (unsigned long long)kept.linked,
+                       (unsigned long long)seen.pages_stored, (unsigned long long)seen.compr_bytes,
+                       (unsigned long long)seen.same_pages, (unsigned long long)seen.huge_pages,
+                       (unsigned long long)seen.shared_slots, (unsigned long long)seen.linked);
+    }
     /* P3: live slots only inside ranges (the ranges are sorted) */
     int k = 0;
-    for (uint64_t i = uz_next_used(st, 0); err == 0 && i < end; i = uz_next_used(st, i + 1)) {
+    for (uint64_t i = uz_next_used(st, 0, end); err == 0 && i < end; i = uz_next_used(st, i + 1, end)) {
         if (!uz_slot_state(uz_slot_at(st, i)))
             continue;
         while (k < nr && r[k].hi <= i)

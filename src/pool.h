@@ -100,12 +100,13 @@ int uz_pool_dev_teardown(struct uzram *dev);
  * Cannot fail. */
 void uz_pool_dev_destroy(struct uzram *dev);
 
-/* The content counters of the slots [lo, hi) of a store, recounted under
- * their locks (a device of a pool has no counters of its own).  What
- * refers to a shared record, or reads through a clone's link, counts in
- * shared_slots (and in pages_stored while the page is in RAM), not in
- * compr_bytes or huge_pages.  Cannot fail. */
-void uz_pool_recount(struct uzram *st, uint64_t lo, uint64_t hi, struct uz_tally_snap *t);
+/* A device of a pool's kept content counters (store.h, "Zones"), read
+ * racily (each counter is exact, the set is not a snapshot).  O(1);
+ * cannot fail. */
+struct uz_zone_snap {
+    uint64_t pages_stored, compr_bytes, same_pages, huge_pages, shared_slots, linked, linked_same;
+};
+void uz_pool_zone_read(struct uzram *dev, struct uz_zone_snap *out);
 
 /* For uzram_check: the pool's own invariants (pool.c, "Invariants").
  * The caller holds the store's init_lock for writing.  0 or -EFAULT. */

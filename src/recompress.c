@@ -275,7 +275,7 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
     int err = 0;
     uint64_t b = (req->lo + k - 1) / k * k;
     while (b + k <= hi) {
-        uint64_t nb = uz_next_used(dev, b);
+        uint64_t nb = uz_next_used(dev, b, hi);
         if (nb >= hi)
             break;
         if (nb / k * k > b) {
@@ -345,7 +345,7 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
     uint64_t tried = 0, scanned = 0;
     int err = 0;
     uint64_t i;
-    for (i = uz_next_used(dev, req->lo); i < hi; i = uz_next_used(dev, i + 1)) {
+    for (i = uz_next_used(dev, req->lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
         if ((req->max_pages && tried >= req->max_pages) || (req->scan_max && scanned >= req->scan_max))
             break;
         scanned++;

@@ -131,6 +131,7 @@ int uz_shared_make(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t 
            !atomic_compare_exchange_weak_explicit(&dev->record_hw, &hw, id + 1, RELAXED, RELAXED))
         ;
     /* the slot now refers to the record; the page's counts move with it */
+    uz_zone_share(dev, idx, f, (f & SLOT_OBJ) ? uz_obj_bytes(dev, f, h) : 0);
     slot_set_handle(s, id);
     uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
     atomic_fetch_add_explicit(&dev->tally.shared_slots, 1, RELAXED);
@@ -255,7 +256,7 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
 {
     int err = 0;
     uint64_t end = from + n < dev->nslots ? from + n : dev->nslots;   /* (scans stop there) */
-    for (uint64_t i = uz_next_used(dev, from); i < end; i = uz_next_used(dev, i + 1)) {
+    for (uint64_t i = uz_next_used(dev, from, end); i < end; i = uz_next_used(dev, i + 1, end)) {
         struct uz_slot *s = uz_slot_at(dev, i), *c;
         uint32_t f = uz_slot_state(s);
         uint64_t h = slot_handle(s), ci = to + (i - from);

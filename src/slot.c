@@ -172,12 +172,11 @@ uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx)
     return atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
 }
 
-uint64_t uz_next_used(struct uzram *dev, uint64_t idx)
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx, uint64_t end)
 {
-    uint64_t per = dev->slots.per_page;
-    while (idx < dev->nslots && !uz_varray_page_used(&dev->slots, idx))
-        idx = (idx / per + 1) * per;
-    return idx < dev->nslots ? idx : dev->nslots;
+    uint64_t lim = end < dev->nslots ? end : dev->nslots;
+    uint64_t i = uz_varray_next_used(&dev->slots, idx, lim);
+    return i < lim ? i : end;
 }
 
 size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
@@ -238,6 +237,71 @@ static bool counts_stored(uint32_t f)
     return (f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP)) != 0;
 }
 
+/* The zone (store.h) of slot idx of a pool's store, or NULL. */
+static struct uz_zone *zone_of(struct uzram *dev, uint64_t idx)
+{
+    struct uz_zones *zs = dev->zones;
+    if (!zs)
+        return NULL;
+    uint16_t k = atomic_load_explicit(&zs->of_unit[idx / UZ_UNIT], RELAXED);
+    return k ? &zs->zone[k - 1] : NULL;
+}
+
+/* Is a slot in state f counted in its zone's pages_stored? */
+static bool zone_stored(uint32_t f)
+{
+    return counts_stored(f) || (f & SLOT_SHARED);
+}
+
+/* A slot of zone z goes from state f (object bytes old) to state (new):
+ * the zone's counters follow.  Group members count as tally does. */
+static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
+                        uint32_t state, size_t new)
+{
+    if (f) {
+        atomic_fetch_sub_explicit(&z->compr_bytes, old, RELAXED);
+        if (!(f & SLOT_GROUP) && (f & SLOT_HUGE))
+            atomic_fetch_sub_explicit(&z->huge_pages, 1, RELAXED);
+        else if (!(f & SLOT_GROUP) && (f & SLOT_SAME))
+            atomic_fetch_sub_explicit(&z->same_pages, 1, RELAXED);
+        if (f & SLOT_SHARED)
+            atomic_fetch_sub_explicit(&z->shared_slots, 1, RELAXED);
+        if (zone_stored(f))
+            atomic_fetch_sub_explicit(&z->pages_stored, 1, RELAXED);
+    }
+    if (state) {
+        atomic_fetch_add_explicit(&z->compr_bytes, new, RELAXED);
+        if (!(state & SLOT_GROUP) && (state & SLOT_HUGE))
+            atomic_fetch_add_explicit(&z->huge_pages, 1, RELAXED);
+        else if (!(state & SLOT_GROUP) && (state & SLOT_SAME))
+            atomic_fetch_add_explicit(&z->same_pages, 1, RELAXED);
+        if (state & SLOT_SHARED)
+            atomic_fetch_add_explicit(&z->shared_slots, 1, RELAXED);
+        if (zone_stored(state))
+            atomic_fetch_add_explicit(&z->pages_stored, 1, RELAXED);
+    }
+    /* a slot of a linked unit that gains (loses) a page of its own no
+     * longer (again) reads its target's page there */
+    if (!f != !state) {
+        uint32_t l = atomic_load_explicit(&dev->links->link[idx / UZ_UNIT], RELAXED);
+        uint32_t tf = l ? uz_slot_state(uz_slot_at(dev, (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT))
+                        : 0;
+        if (tf) {
+            int64_t d = state ? -1 : 1;
+            atomic_fetch_add_explicit(&z->linked, (uint64_t)d, RELAXED);
+            if ((tf & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME)
+                atomic_fetch_add_explicit(&z->linked_same, (uint64_t)d, RELAXED);
+        }
+    }
+}
+
+void uz_zone_share(struct uzram *dev, uint64_t idx, uint32_t f, size_t bytes)
+{
+    struct uz_zone *z = zone_of(dev, idx);
+    if (z)
+        zone_commit(dev, z, idx, f, bytes, SLOT_SHARED, 0);
+}
+
 void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
                     uint64_t handle, size_t bytes)
 {
@@ -247,11 +311,14 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
     state &= SLOT_STATE;
     /* a group member's size bits are SAME/HUGE elsewhere: test GROUP first */
     bool old_group = f & SLOT_GROUP, new_group = state & SLOT_GROUP;
+    struct uz_zone *z = zone_of(dev, idx);
+    size_t zold = 0;
 
     /* the old content out */
     if (f) {
         if (holds_object(f, h)) {
             size_t old = old_group ? dev->aops->obj_size(dev->alloc, h) : uz_obj_bytes(dev, f, h);
+            zold = old;
             atomic_fetch_sub_explicit(&t->compr_bytes, old, RELAXED);
             dev->aops->free(dev->alloc, h);
             atomic_fetch_add_explicit(&t->frees, 1, RELAXED);
@@ -294,6 +361,8 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
             atomic_fetch_add_explicit(&t->pages_stored, 1, RELAXED);
     }
 
+    if (z)
+        zone_commit(dev, z, idx, f, zold, state, holds_object(state, handle) ? bytes : 0);
     slot_set_handle(s, state ? handle : 0);
     uz_slot_set_state(s, state);
     if (!f && state)
@@ -388,7 +457,7 @@ static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *obj
                        uint64_t *obj_bytes, uint32_t *refs_seen)
 {
     uint64_t per = dev->slots.per_page, checked = UINT64_MAX;
-    for (uint64_t i = uz_next_used(dev, 0); i < dev->nslots; i = uz_next_used(dev, i + 1)) {
+    for (uint64_t i = uz_next_used(dev, 0, dev->nslots); i < dev->nslots; i = uz_next_used(dev, i + 1, dev->nslots)) {
         if (i / per != checked) {
             checked = i / per;
             /* I6 for the table page starting here */

@@ -51,9 +51,11 @@ void uz_slot_set_state(struct uz_slot *s, uint32_t state);
 /* Stamp a locked slot's atime and clear IDLE (an access). */
 void uz_slot_touch(struct uzram *dev, struct uz_slot *s);
 
-/* The first index >= idx (and < nslots) whose slot may be non-empty, or
- * nslots: skips unused table pages without touching them. */
-uint64_t uz_next_used(struct uzram *dev, uint64_t idx);
+/* The first index >= idx, below end and nslots, whose slot may be
+ * non-empty, or end if there is none: skips unused table pages without
+ * touching them (the slot table's used bitmap, varray.h), in time
+ * proportional to the bitmap words of [idx, end). */
+uint64_t uz_next_used(struct uzram *dev, uint64_t idx, uint64_t end);
 /* Racy look at a slot's flags (no lock): for scans that skip slots. */
 uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx);
 /* Compressed size of the object of a locked slot (state f, handle h). */
@@ -80,6 +82,11 @@ size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h);
  */
 void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
                     uint64_t handle, size_t bytes);
+/* The slot idx of a pool's store, in state f with an object of bytes,
+ * became a reference to a shared record (uz_shared_make): its zone's
+ * counters follow (store.h, "Zones").  Nothing for a store without
+ * zones. */
+void uz_zone_share(struct uzram *dev, uint64_t idx, uint32_t f, size_t bytes);
 /* Empty a locked slot: uz_slot_commit(dev, idx, s, 0, 0, 0). */
 void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s);
 

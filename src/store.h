@@ -250,6 +250,37 @@ struct uz_links {
 };
 
 /*
+ * Zones: a pool device's own content counters, so that its stats, a
+ * getattr of its disk and the pool's stats cost O(1) per device, not a
+ * recount of its range.  of_unit[u] names (plus one) the device whose
+ * range holds unit u (set when it is sized, cleared when it is reset);
+ * uz_slot_commit and uz_shared_make keep zone[id] beside the store's
+ * tally for every slot they change.  A slot of the zone counts
+ *   pages_stored  if it holds a page in RAM of its own (object, same
+ *                 fill, group member) or refers to a shared record;
+ *   compr_bytes   the bytes of the objects it owns (not of records);
+ *   same_pages, huge_pages, shared_slots  as the tally does;
+ * and linked counts the pages the device reads through clone links: the
+ * target's slots that hold a page where the device's own slot is empty,
+ * linked_same the same-filled ones among them (a target never gains or
+ * loses a page, nor changes a same fill, while linked: pool.c).
+ * uz_pool_check verifies every zone against a recount (P6).
+ */
+struct uz_zone {
+    _Atomic uint64_t pages_stored;
+    _Atomic uint64_t compr_bytes;
+    _Atomic uint64_t same_pages;
+    _Atomic uint64_t huge_pages;
+    _Atomic uint64_t shared_slots;
+    _Atomic uint64_t linked;
+    _Atomic uint64_t linked_same;      /* of those, same-filled pages */
+};
+struct uz_zones {
+    _Atomic uint16_t *of_unit;         /* unit -> device id + 1; 0: no device */
+    struct uz_zone *zone;              /* by device id */
+};
+
+/*
  * struct uzram is a device, and a device's pages live in a store: the
  * slot table, allocator, streams, records, content index, backing device
  * and policies below.  A device made by uzram_create is its own store
@@ -268,6 +299,7 @@ struct uzram {
     uint64_t base;                     /* its first slot in store */
     int id;                            /* its number in the pool */
     struct uz_links *links;            /* a pool's store: clone units (pool.h) */
+    struct uz_zones *zones;            /* a pool's store: its devices' counters */
     unsigned holds;                    /* uzram_pool_get holds (the pool's lock) */
 
     /* Held for reading by every data-path call, for writing by

@@ -15,14 +15,36 @@
  *   - releasing zeroes the page, which also clears RELEASING.
  * So a page never vanishes under a pinned element, and an empty page never
  * stays resident.
+ *
+ * The used bitmap has a bit per page: set by the pin that moves count
+ * 0 -> 1, cleared by the releaser while count is RELEASING (so before
+ * any pinner can move it 0 -> 1 again).  Invariant: bit set <=> count is
+ * neither 0 nor RELEASING, outside those two windows.  Scans
+ * (uz_varray_next_used) read the bitmap alone, so an array of terabytes
+ * with a few resident pages is scanned in the time of its bitmap's words.
  */
 #include "varray.h"
 #include "mem.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <sched.h>
 
 #define RELEASING 0x80000000u
+
+static size_t bitmap_bytes(const struct uz_varray *va)
+{
+    return (va->npages + 63) / 64 * sizeof(uint64_t);
+}
+
+static void set_used(struct uz_varray *va, uint64_t i, bool on)
+{
+    uint64_t pg = i / va->per_page, bit = 1ull << (pg % 64);
+    if (on)
+        atomic_fetch_or_explicit(&va->used[pg / 64], bit, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&va->used[pg / 64], ~bit, memory_order_relaxed);
+}
 
 static _Atomic uint32_t *page_count(struct uz_varray *va, uint64_t i)
 {
@@ -39,13 +61,42 @@ int uz_varray_init(struct uz_varray *va, uint64_t nelems, size_t elem_size)
         va->npages = 1;
     atomic_store(&va->resident_pages, 0);
     va->base = uz_vm_reserve(va->npages * 4096u);
-    return va->base ? 0 : -ENOMEM;
+    if (!va->base)
+        return -ENOMEM;
+    va->used = uz_vm_reserve(bitmap_bytes(va));
+    if (!va->used) {
+        uz_vm_unreserve(va->base, va->npages * 4096u);
+        va->base = NULL;
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 void uz_varray_fini(struct uz_varray *va)
 {
     uz_vm_unreserve(va->base, va->npages * 4096u);
+    uz_vm_unreserve((void *)va->used, bitmap_bytes(va));
     va->base = NULL;
+    va->used = NULL;
+}
+
+uint64_t uz_varray_next_used(const struct uz_varray *va, uint64_t i, uint64_t end)
+{
+    if (i >= end)
+        return end;
+    uint64_t pg = i / va->per_page, last = (end - 1) / va->per_page;
+    uint64_t w = pg / 64;
+    uint64_t bits = atomic_load_explicit(&va->used[w], memory_order_relaxed) & (~0ull << (pg % 64));
+    while (!bits) {
+        if (++w > last / 64)
+            return end;
+        bits = atomic_load_explicit(&va->used[w], memory_order_relaxed);
+    }
+    pg = w * 64 + (uint64_t)__builtin_ctzll(bits);
+    if (pg > last)
+        return end;
+    uint64_t at = pg * va->per_page;
+    return at > i ? at : i;
 }
 
 void uz_varray_pin(struct uz_varray *va, uint64_t i)
@@ -62,8 +113,10 @@ void uz_varray_pin(struct uz_varray *va, uint64_t i)
                                                   memory_order_acquire))
             break;
     }
-    if (v == 0)
+    if (v == 0) {
         atomic_fetch_add_explicit(&va->resident_pages, 1, memory_order_relaxed);
+        set_used(va, i, true);
+    }
 }
 
 static void drop(struct uz_varray *va, uint64_t i)
@@ -75,6 +128,7 @@ static void drop(struct uz_varray *va, uint64_t i)
     if (!atomic_compare_exchange_strong(c, &zero, RELEASING))
         return;   /* someone pinned it again */
     atomic_fetch_sub_explicit(&va->resident_pages, 1, memory_order_relaxed);
+    set_used(va, i, false);
     uz_vm_release((uint8_t *)c, 4096u);   /* zeroes the page: count = 0 */
 }
 

@@ -55,7 +55,7 @@ void uz_idle_mark(struct uzram *dev, uint64_t lo, uint64_t hi, uint32_t min_age)
     uint32_t now = uz_now(dev);
     if (hi > dev->nslots)
         hi = dev->nslots;
-    for (uint64_t i = uz_next_used(dev, lo); i < hi; i = uz_next_used(dev, i + 1)) {
+    for (uint64_t i = uz_next_used(dev, lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
         uint32_t f = uz_slot_peek(dev, i);
         if (!(f & SLOT_STATE) || (f & SLOT_IDLE))
             continue;
@@ -153,7 +153,7 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
     uint32_t now = uz_now(dev);
     int err = 0;
     uint64_t i;
-    for (i = uz_next_used(dev, req->lo); i < hi; i = uz_next_used(dev, i + 1)) {
+    for (i = uz_next_used(dev, req->lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
         if (req->max_pages && req->done >= req->max_pages)
             break;
         uint32_t f0 = uz_slot_peek(dev, i);
