@@ -58,6 +58,8 @@
  *
  * control=DIR (only when built with FUSE) mounts the zram attribute files
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
+ * DIR must exist, be a directory and have no uzram mounted on it (a second
+ * mount would hide the first one's files; `uzram mount` refuses it too).
  * With export=, DIR is the pool's mount without disks (uz_fuse_start_pool):
  * the pool's attributes, zram-control, and DIR/zramN/ for device N (the
  * exports' devices in the order given, then the clones as made).  Devices
