@@ -33,8 +33,11 @@
  *     struct uz_fuse_opts o;
  *     uz_fuse_opts_init(&o);
  *     o.expose_disk = false;
+ *     o.deferred = true;          // mount now, serve after a fork
  *     struct uz_fuse *f;
  *     int err = uz_fuse_start(dev, "/run/uzram-ctl", &o, &f);
+ *     ... fork ...
+ *     err = uz_fuse_run(f);       // in the process that serves
  *     ...
  *     uz_fuse_stop(f);
  *
@@ -72,6 +75,12 @@ struct uz_fuse_opts {
      * mounter is root; otherwise it needs user_allow_other in
      * /etc/fuse.conf). */
     bool allow_other;
+    /* Mount, but start no worker thread until uz_fuse_run() (default
+     * false).  For a host that forks between its checks and its serving
+     * (nbdkit: get_ready, then after_fork): every error of the mount is
+     * seen before the fork, and the threads, which do not survive one,
+     * start after it.  Until then a process that uses DIR waits. */
+    bool deferred;
 };
 
 /* Fill *o with the defaults above.  Never fails. */
@@ -79,13 +88,31 @@ void uz_fuse_opts_init(struct uz_fuse_opts *o);
 
 /*
  * Mount DIR (an existing directory) and serve dev there from background
- * threads.  o may be NULL for the defaults.  Returns 0 and the server in
- * *out, or a negative errno (-ENOTDIR, -ENOENT, -EPERM, -ENOMEM, -EIO for
- * a failed mount) with a message in uzram_last_error() style on stderr.
- * Nothing stays mounted on error.
+ * threads (with o->deferred, from uz_fuse_run() on).  o may be NULL for the
+ * defaults.  Returns 0 and the server in *out, or a negative errno
+ * (-ENOTDIR, -ENOENT, -EBUSY when a uzram is mounted at DIR already,
+ * -EPERM, -ENOMEM, -EIO for a failed mount) with a message in
+ * uzram_last_error() style on stderr.  Nothing stays mounted on error.
  */
 int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
                   struct uz_fuse **out);
+
+/*
+ * Start the workers of a server started with o.deferred, in this process
+ * (the one that forked from the starter, or the starter itself).  0; or a
+ * negative errno (-EAGAIN, -ENOMEM) with a message on stderr, and then f
+ * is stopped and freed as by uz_fuse_stop() (nothing stays mounted).  On
+ * a server that already serves, 0.
+ */
+int uz_fuse_run(struct uz_fuse *f);
+
+/*
+ * Is a uzram (a mount of type fuse.uzram: `uzram mount`, `uzram pool`, the
+ * plugin's control=DIR) mounted at dir, an absolute path without symbolic
+ * links (as realpath gives)?  A second mount there would hide the first
+ * one's files, so uz_fuse_start refuses it (-EBUSY).
+ */
+bool uz_fuse_is_mounted(const char *dir);
 
 /*
  * Unmount (lazily, so it never fails), wait for every worker to finish
@@ -181,6 +208,7 @@ struct uz_fuse {
     struct uz_fuse_opts o;
     unsigned nattrs;
     dev_t mnt_dev;              /* st_dev of DIR while mounted */
+    bool deferred;              /* mounted, no worker started yet (uz_fuse_run) */
     time_t born;
 
     unsigned nworkers;

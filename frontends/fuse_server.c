@@ -2,7 +2,8 @@
  * fuse_server.c - the FUSE server's threads, mount and session I/O; the
  * file system they serve is fuse.c's (see fuse.h).
  *
- * Threads.  uz_fuse_serve() creates a fixed pool of workers; each one
+ * Threads.  uz_fuse_serve() creates a fixed pool of workers (with
+ * o->deferred, uz_fuse_run() does, after the host's fork); each one
  * loops on fuse_session_receive_buf() / fuse_session_process_buf() (what
  * fuse_session_loop_mt does, minus its habit of creating and destroying
  * threads on demand: a swap device's server must not need new memory for a
@@ -44,6 +45,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stddef.h>
@@ -288,8 +290,11 @@ void uz_fuse_stop(struct uz_fuse *f)
     pthread_mutex_lock(&f->lock);
     bool serving = f->live > 0;
     pthread_mutex_unlock(&f->lock);
-    if (f->mnt_dev != 0 && (serving || still_mounted(f)))
+    /* A deferred mount was never served (its INIT never answered): its
+     * st_dev is unknown, and a stat would wait for that answer. */
+    if (f->deferred || (f->mnt_dev != 0 && (serving || still_mounted(f))))
         lazy_unmount(f->dir);
+    f->deferred = false;
     /* Unused, the mount ends at once and the workers see ENODEV; a loop
      * device or an open file keeps it alive until it lets go. */
     if (!wait_workers(f, STOP_GRACE_MS))
@@ -300,6 +305,96 @@ void uz_fuse_stop(struct uz_fuse *f)
 int uz_fuse_end_fd(const struct uz_fuse *f)
 {
     return f->end_pipe[0];
+}
+
+/* One field of a /proc/self/mounts line, its octal escapes (\040 for a
+ * blank, \011, \012, \134) undone, into out (size bytes). */
+static void unescape_field(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+    while (*in && n + 1 < size) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+            in[3] >= '0' && in[3] <= '7') {
+            out[n++] = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 4;
+        } else {
+            out[n++] = *in++;
+        }
+    }
+    out[n] = 0;
+}
+
+bool uz_fuse_is_mounted(const char *dir)
+{
+    FILE *fp = fopen("/proc/self/mounts", "re");
+    if (!fp)
+        return false;
+    char *line = NULL;
+    size_t cap = 0;
+    bool found = false;
+    while (!found && getline(&line, &cap, fp) > 0) {
+        /* SOURCE MOUNTPOINT TYPE OPTIONS ...: the blanks are escaped */
+        char *save = NULL;
+        char *src = strtok_r(line, " ", &save);
+        char *mnt = src ? strtok_r(NULL, " ", &save) : NULL;
+        char *type = mnt ? strtok_r(NULL, " ", &save) : NULL;
+        if (!type || strcmp(type, "fuse.uzram") != 0)
+            continue;
+        char path[PATH_MAX];
+        unescape_field(mnt, path, sizeof path);
+        found = strcmp(path, dir) == 0;
+    }
+    free(line);
+    fclose(fp);
+    return found;
+}
+
+/* Start the workers; then the mount serves.  On error everything is
+ * undone and f freed. */
+static int start_workers(struct uz_fuse *f)
+{
+    int err = 0;
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setstacksize(&ta, WORKER_STACK);
+    for (unsigned i = 0; i < f->nworkers; i++) {
+        struct uz_fuse_worker *w = &f->workers[i];
+        w->f = f;
+        w->rbuf = f->bufs + (size_t)i * UZ_IO_MAX;
+        pthread_mutex_lock(&f->lock);
+        f->live++;
+        pthread_mutex_unlock(&f->lock);
+        int e = pthread_create(&w->tid, &ta, worker_main, w);
+        if (e != 0) {
+            pthread_mutex_lock(&f->lock);
+            f->live--;
+            pthread_mutex_unlock(&f->lock);
+            err = -e;
+            fprintf(stderr, "uzram: cannot start a worker thread: %s\n", strerror(e));
+            break;
+        }
+        w->created = true;
+    }
+    pthread_attr_destroy(&ta);
+    f->deferred = false;
+    if (err < 0) {
+        lazy_unmount(f->dir);      /* the workers that run see ENODEV */
+        uz_fuse_stop(f);
+        return err;
+    }
+    /* Only now: a stat of the new mount waits for the kernel's INIT
+     * request, which a worker has to answer. */
+    struct stat st;
+    if (stat(f->dir, &st) == 0)
+        f->mnt_dev = st.st_dev;
+    return 0;
+}
+
+int uz_fuse_run(struct uz_fuse *f)
+{
+    if (!f->deferred)
+        return 0;
+    return start_workers(f);
 }
 
 int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
@@ -351,6 +446,11 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
         fprintf(stderr, "uzram: %s: not a directory\n", dir);
         goto fail;
     }
+    if (uz_fuse_is_mounted(f->dir)) {
+        err = -EBUSY;
+        fprintf(stderr, "uzram: %s: a uzram is already mounted there\n", f->dir);
+        goto fail;
+    }
     if (pipe2(f->end_pipe, O_CLOEXEC) != 0) {
         err = -errno;
         goto fail;
@@ -367,9 +467,14 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
     memset(f->bufs, 0, (size_t)f->nworkers * UZ_IO_MAX);
 
     char optbuf[512];
-    snprintf(optbuf, sizeof optbuf, "fsname=%s,subtype=%s,default_permissions,max_read=%u%s",
+    /* A deferred mount's host may die before it serves (nbdkit exits
+     * between get_ready and after_fork when its socket cannot be bound),
+     * or lose the right to unmount (nbdkit -u): auto_unmount leaves
+     * fusermount3 watching, and it unmounts DIR once the last copy of the
+     * session's descriptor is closed. */
+    snprintf(optbuf, sizeof optbuf, "fsname=%s,subtype=%s,default_permissions,max_read=%u%s%s",
              o->fsname ? o->fsname : "uzram", o->subtype ? o->subtype : "uzram", UZ_IO_MAX,
-             o->allow_other ? ",allow_other" : "");
+             o->allow_other ? ",allow_other" : "", o->deferred ? ",auto_unmount" : "");
     char *argv[] = {"uzram", "-o", optbuf, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
     f->se = fuse_session_new(&args, &uz_fuse_ops, sizeof uz_fuse_ops, f);
@@ -400,37 +505,14 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
         sigaction(WAKE_SIGNAL, &sa, NULL);
     }
 
-    pthread_attr_t ta;
-    pthread_attr_init(&ta);
-    pthread_attr_setstacksize(&ta, WORKER_STACK);
-    for (unsigned i = 0; i < f->nworkers; i++) {
-        struct uz_fuse_worker *w = &f->workers[i];
-        w->f = f;
-        w->rbuf = f->bufs + (size_t)i * UZ_IO_MAX;
-        pthread_mutex_lock(&f->lock);
-        f->live++;
-        pthread_mutex_unlock(&f->lock);
-        int e = pthread_create(&w->tid, &ta, worker_main, w);
-        if (e != 0) {
-            pthread_mutex_lock(&f->lock);
-            f->live--;
-            pthread_mutex_unlock(&f->lock);
-            err = -e;
-            fprintf(stderr, "uzram: cannot start a worker thread: %s\n", strerror(e));
-            break;
-        }
-        w->created = true;
+    if (o->deferred) {
+        f->deferred = true;         /* uz_fuse_run starts the workers */
+        *out = f;
+        return 0;
     }
-    pthread_attr_destroy(&ta);
-    if (err < 0) {
-        lazy_unmount(f->dir);      /* the workers that run see ENODEV */
-        uz_fuse_stop(f);
+    err = start_workers(f);
+    if (err < 0)
         return err;
-    }
-    /* Only now: a stat of the new mount waits for the kernel's INIT
-     * request, which a worker has to answer. */
-    if (stat(f->dir, &st) == 0)
-        f->mnt_dev = st.st_dev;
     *out = f;
     return 0;
 

@@ -25,12 +25,26 @@
  * Lifecycle (see nbdkit-plugin(3), "Callback lifecycle"):
  *   config / config_complete   parse and check the parameters
  *   get_ready                  create the device, or the pool and a device
- *                              for each export= (before nbdkit forks, so a
- *                              bad algorithm or size fails the start with a
- *                              clear message on the terminal)
+ *                              for each export=, and mount control=DIR
+ *                              (before nbdkit forks, so a bad algorithm,
+ *                              size or directory fails the start with a
+ *                              clear message on the terminal, before any
+ *                              client can connect)
  *   after_fork                 lock memory (mlockall: locks do not survive
- *                              fork) and start the FUSE control mount
- *                              (threads do not survive fork either)
+ *                              fork) and start serving the control mount
+ *                              (its threads: they do not survive fork
+ *                              either); nothing else can fail here
+ *
+ * Why nothing may fail after the fork: with --run, nbdkit forks the
+ * server as a child and runs the command in the parent, which keeps the
+ * listening socket; a child that dies in after_fork leaves the command
+ * connected to a socket nobody serves, waiting for ever.  So every check
+ * is made in config_complete (control=DIR exists, is a directory, has no
+ * uzram mounted on it) or get_ready (the device, the mount itself), and
+ * after_fork only repeats what get_ready proved possible (mlockall) and
+ * starts threads.  If that still fails, the control mount is undone and
+ * nbdkit exits with the message (only --run's command may then wait:
+ * nbdkit does not watch its captive server).
  *   list_exports, open         pool mode: the exports; the device of the
  *                              name asked for, or a clone made (below)
  *   cleanup / unload           stop the mount, free the device (or every
@@ -44,6 +58,8 @@
  *
  * control=DIR (only when built with FUSE) mounts the zram attribute files
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
+ * DIR must exist, be a directory and have no uzram mounted on it (a second
+ * mount would hide the first one's files; `uzram mount` refuses it too).
  * With export=, DIR is the pool's mount without disks (uz_fuse_start_pool):
  * the pool's attributes, zram-control, and DIR/zramN/ for device N (the
  * exports' devices in the order given, then the clones as made).  Devices
@@ -91,6 +107,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 
 #include "uzram.h"
 #ifdef UZ_HAVE_FUSE
@@ -111,7 +128,8 @@
 
 /* Export names, configured or asked for by a client (untrusted): 1 to
  * UZ_NBD_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
- * '@' between the parts of a clone's name. */
+ * '@' between the parts of a clone's name; no part is "." or "..", which
+ * clients that take the name from a URI's path would not keep as such. */
 #define UZ_NBD_NAME_MAX 255
 
 /* Pool capacity (the most bytes its devices may have at once): the
@@ -188,6 +206,8 @@ static bool name_part_ok(const char *s, size_t len)
 {
     if (len == 0 || len > UZ_NBD_NAME_MAX)
         return false;
+    if (s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.')))
+        return false;                       /* "." and ".." */
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -206,7 +226,7 @@ static int config_export(const char *value)
 
     if (!name_part_ok(value, len)) {
         nbdkit_error("uzram: export=%s: the name must be 1 to %d letters, digits, '.', '_', "
-                     "'-' or '+' ('@' is for clones)", value, UZ_NBD_NAME_MAX);
+                     "'-' or '+', not '.' or '..' ('@' is for clones)", value, UZ_NBD_NAME_MAX);
         return -1;
     }
     if (colon) {
@@ -242,6 +262,17 @@ static int config_export(const char *value)
     return 0;
 }
 
+/* KEY=VALUE where VALUE must be a whole number ([-]digits): say so in
+ * words of our own (nbdkit's parser reports "abc" as an empty string). */
+static bool whole_number(const char *key, const char *value)
+{
+    const char *p = value + (value[0] == '-');
+    if (*p && strspn(p, "0123456789") == strlen(p))
+        return true;
+    nbdkit_error("uzram: %s=%s: not a whole number", key, value);
+    return false;
+}
+
 static void uz_load(void)
 {
     pthread_condattr_t ca;
@@ -268,7 +299,7 @@ static int uz_config(const char *key, const char *value)
         if (!cfg.algorithm)
             return -1;
     } else if (strcmp(key, "level") == 0) {
-        if (nbdkit_parse_int("level", value, &cfg.level) == -1)
+        if (!whole_number(key, value) || nbdkit_parse_int("level", value, &cfg.level) == -1)
             return -1;
     } else if (strcmp(key, "allocator") == 0) {
         cfg.allocator = nbdkit_strdup_intern(value);
@@ -292,8 +323,13 @@ static int uz_config(const char *key, const char *value)
         cfg_group_pages_given = true;
         if (strcmp(value, "auto") == 0)
             cfg.group_pages = UZRAM_GROUP_AUTO;
-        else if (nbdkit_parse_uint32_t("group_pages", value, &cfg.group_pages) == -1)
+        else if (strcmp(value, "1") == 0 || strcmp(value, "2") == 0 ||
+                 strcmp(value, "4") == 0 || strcmp(value, "8") == 0)
+            cfg.group_pages = (uint32_t)atoi(value);
+        else {
+            nbdkit_error("uzram: group_pages=%s: give 1 (off), 2, 4, 8 or auto", value);
             return -1;
+        }
     } else if (strcmp(key, "backing_dev") == 0) {
         /* nbdkit changes directory to / when it daemonises */
         cfg.backing_dev = nbdkit_realpath(value);
@@ -302,7 +338,8 @@ static int uz_config(const char *key, const char *value)
     } else if (strcmp(key, "export") == 0) {
         return config_export(value);
     } else if (strcmp(key, "max_clones") == 0) {
-        if (nbdkit_parse_uint32_t("max_clones", value, &cfg_max_clones) == -1)
+        if (!whole_number(key, value) ||
+            nbdkit_parse_uint32_t("max_clones", value, &cfg_max_clones) == -1)
             return -1;
     } else if (strcmp(key, "mlock") == 0) {
         int r = nbdkit_parse_bool(value);
@@ -327,8 +364,45 @@ static int uz_config(const char *key, const char *value)
     return 0;
 }
 
+#ifdef UZ_HAVE_FUSE
+/* control=DIR, before anything is made: an existing directory on which no
+ * uzram is mounted.  uz_fuse_start checks the same, but only once the
+ * device is made; `uzram mount` refuses a uzram's directory too, where a
+ * second mount would hide the first one's disk. */
+static int check_control(void)
+{
+    struct stat st;
+    if (stat(cfg_control, &st) != 0) {
+        nbdkit_error("uzram: control=%s: %s", cfg_control, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        nbdkit_error("uzram: control=%s: not a directory", cfg_control);
+        return -1;
+    }
+    char *real = realpath(cfg_control, NULL);
+    if (!real) {
+        nbdkit_error("uzram: control=%s: %s", cfg_control, strerror(errno));
+        return -1;
+    }
+    bool mounted = uz_fuse_is_mounted(real);
+    free(real);
+    if (mounted) {
+        nbdkit_error("uzram: control=%s: a uzram is already mounted there (a second mount "
+                     "would hide its files): unmount it or give another directory",
+                     cfg_control);
+        return -1;
+    }
+    return 0;
+}
+#endif
+
 static int uz_config_complete(void)
 {
+#ifdef UZ_HAVE_FUSE
+    if (cfg_control && check_control() == -1)
+        return -1;
+#endif
     if (cfg_nexports == 0) {
         if (cfg_max_clones) {
             nbdkit_error("uzram: max_clones needs a pool: give its exports with export=NAME[:SIZE]");
@@ -523,6 +597,31 @@ static int create_pool(void)
     return 0;
 }
 
+/* Mount control=DIR (get_ready): every failure of the mount happens
+ * here, before the fork; after_fork starts its threads (o.deferred). */
+static int mount_control(void)
+{
+#ifdef UZ_HAVE_FUSE
+    if (!cfg_control)
+        return 0;
+    struct uz_fuse_opts o;
+    uz_fuse_opts_init(&o);
+    o.expose_disk = false;          /* the disk is the NBD export */
+    o.threads = 2;                  /* attribute files only: little traffic */
+    o.deferred = true;
+    int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
+                  : uz_fuse_start(single.dev, cfg_control, &o, &control);
+    if (rc < 0) {
+        /* the server's errors are errno values, not the library's */
+        nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s", cfg_control,
+                     rc == -EBUSY ? "a uzram is already mounted there" : strerror(-rc));
+        control = NULL;
+        return -1;
+    }
+#endif
+    return 0;
+}
+
 static int uz_get_ready(void)
 {
     /* The real lock is taken in after_fork (locks do not survive fork);
@@ -533,39 +632,19 @@ static int uz_get_ready(void)
             return -1;
         uzram_unlock_memory();
     }
-    if (cfg_nexports)
-        return create_pool();       /* unload frees what it made on failure */
-    int rc = uzram_create(&cfg, &single.dev);
-    if (rc < 0) {
-        const char *msg = uzram_last_error();
-        nbdkit_error("uzram: cannot create the device: %s",
-                     msg && *msg ? msg : uzram_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
-static int uz_after_fork(void)
-{
-    if (cfg_mlock && lock_memory() == -1)
-        return -1;
-#ifdef UZ_HAVE_FUSE
-    if (cfg_control) {
-        struct uz_fuse_opts o;
-        uz_fuse_opts_init(&o);
-        o.expose_disk = false;      /* the disk is the NBD export */
-        o.threads = 2;              /* attribute files only: little traffic */
-        int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
-                      : uz_fuse_start(single.dev, cfg_control, &o, &control);
+    if (cfg_nexports) {
+        if (create_pool() == -1)
+            return -1;              /* unload frees what it made */
+    } else {
+        int rc = uzram_create(&cfg, &single.dev);
         if (rc < 0) {
-            nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s",
-                         cfg_control, uzram_strerror(rc));
-            control = NULL;
+            const char *msg = uzram_last_error();
+            nbdkit_error("uzram: cannot create the device: %s",
+                         msg && *msg ? msg : uzram_strerror(rc));
             return -1;
         }
     }
-#endif
-    return 0;
+    return mount_control();
 }
 
 static void stop_control(void)
@@ -576,6 +655,26 @@ static void stop_control(void)
         control = NULL;
     }
 #endif
+}
+
+static int uz_after_fork(void)
+{
+    if (cfg_mlock && lock_memory() == -1) {
+        stop_control();
+        return -1;
+    }
+#ifdef UZ_HAVE_FUSE
+    if (control) {
+        int rc = uz_fuse_run(control);
+        if (rc < 0) {
+            control = NULL;         /* uz_fuse_run stopped and freed it */
+            nbdkit_error("uzram: control=%s: cannot serve the attribute files: %s",
+                         cfg_control, strerror(-rc));
+            return -1;
+        }
+    }
+#endif
+    return 0;
 }
 
 static void uz_cleanup(void)

@@ -10,7 +10,8 @@
  * ------------------
  *
  *   struct uz_allocator
- *     arena ........ one address-space reservation (2 x max_bytes + 64 MiB),
+ *     arena ........ one address-space reservation (2 x max_bytes + 64 MiB,
+ *                    at most ZS_ARENA_MAX_PAGES: page numbers are 32 bits),
  *                    carved into zspage runs; memory appears on first touch
  *     desc[] ....... dense array of 20-byte zspage descriptors, indexed by
  *                    zspage id, in its own reservation (it never moves, so
@@ -1208,7 +1209,7 @@ static int zs_check(struct uz_allocator *a)
 {
     /* a map of arena pages to prove runs are disjoint; skipped if the
      * (test-only) allocation fails */
-    uint8_t *pagemap = uz_calloc((a->arena_pages + 7) / 8, 1);
+    uint8_t *pagemap = uz_calloc(((size_t)a->arena_pages + 7) / 8, 1);
     pthread_mutex_lock(&a->pack.lock);
     for (uint32_t l = 0; l < ZS_LOCKS; l++)
         pthread_mutex_lock(&a->locks[l]);
@@ -1247,12 +1248,19 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
     size_t huge_max;
     uint32_t n = build_classes(buckets, NULL, &huge_max);
 
-    uint64_t arena = 2 * p->max_bytes + (64u << 20);
-    arena = (arena + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
-    if (p->max_bytes > (1ull << 43) || arena / ZS_PAGE >= UINT32_MAX) {
-        uz_error(-EINVAL, "zsmalloc: max_bytes %llu too large", (unsigned long long)p->max_bytes);
+    /* The arena: twice the most bytes ever live (room for fragmentation
+     * of the address space) plus 64 MiB, clipped to ZS_ARENA_MAX_PAGES,
+     * what 32-bit page numbers can count: near the 8 TiB maximum the
+     * headroom is a little under max_bytes rather than over it. */
+    if (p->max_bytes > ZS_MAX_BYTES) {
+        uz_error(-EINVAL, "zsmalloc: max_bytes %llu too large (at most %llu, 8 TiB)",
+                 (unsigned long long)p->max_bytes, (unsigned long long)ZS_MAX_BYTES);
         return NULL;
     }
+    uint64_t arena = 2 * p->max_bytes + (64u << 20);
+    arena = (arena + ZS_PAGE - 1) / ZS_PAGE * ZS_PAGE;
+    if (arena / ZS_PAGE > ZS_ARENA_MAX_PAGES)
+        arena = (uint64_t)ZS_ARENA_MAX_PAGES * ZS_PAGE;
 
     struct uz_allocator *a = uz_calloc(1, sizeof *a + n * sizeof(struct zs_class));
     if (!a)

@@ -32,6 +32,11 @@
 #define ZS_FULL ZS_NPART            /* band of full zspages */
 #define ZS_NBANDS (ZS_NPART + 1)
 #define ZS_NONE UINT32_MAX          /* no zspage id */
+#define ZS_MAX_BYTES (1ull << 43)   /* most max_bytes (8 TiB, the largest disksize) */
+/* Most arena pages: page numbers and zspage ids are 32 bits, ZS_NONE
+ * excluded; 16 TiB less 64 MiB, which also keeps sums like
+ * arena_pages + 7 and first_page + run length inside 32 bits. */
+#define ZS_ARENA_MAX_PAGES ((uint32_t)((1ull << 32) - ((64u << 20) / ZS_PAGE)))
 #define ZS_FREE_END 0xffffu         /* end of a zspage's free list */
 #define ZS_RUN_LISTS (ZS_MAX_CHAIN + 1)
 #define ZS_TRIED_MAX 64             /* sources that failed, per class pass */

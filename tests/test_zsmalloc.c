@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "mem.h"
+#include "uzram.h"
 
 #define PAGE 4096u
 
@@ -643,6 +644,32 @@ static void test_arena_exhaustion(void **state)
     model_fini(&m);
 }
 
+/* max_bytes at the largest disksize, 8 TiB, makes an allocator (its
+ * arena clipped to what 32-bit page numbers count) that stores, maps and
+ * frees objects of every kind; one page more is refused with -EINVAL.
+ * Issue 19: 8 TiB failed ("cannot create the zsmalloc allocator") while
+ * 8191 GiB worked. */
+static void test_max_bytes_limit(void **state)
+{
+    (void)state;
+    struct model m;
+    model_init(&m, 3000, 1ull << 43, true, 11);
+    for (uint32_t i = 0; i < m.n; i++)
+        assert_int_equal(model_alloc(&m, i, i % 3 == 2 ? PAGE : rnd_size(&m)), 0);
+    for (uint32_t i = 0; i < m.n; i += 3)
+        model_free(&m, i);
+    model_verify(&m);
+    model_check(&m);
+    model_free_all(&m);
+    assert_int_equal(pages_used(&m), 0);
+    model_fini(&m);
+
+    struct uz_alloc_params p = { .max_bytes = (1ull << 43) + PAGE, .owner_ops = &owner_ops,
+                                 .owner = &m };
+    assert_null(ops->create(&p));
+    assert_non_null(strstr(uzram_last_error(), "too large"));
+}
+
 /* Fail the n-th fallible call for every n: every failure is a clean
  * -ENOMEM (or NULL from create) and the allocator stays consistent. */
 static void test_fault_injection(void **state)
@@ -702,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_compact_busy_and_bounded),
         cmocka_unit_test(test_no_owner),
         cmocka_unit_test(test_arena_exhaustion),
+        cmocka_unit_test(test_max_bytes_limit),
         cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,11 +22,17 @@
  * read-back too, and reads its mm_stat.  The device is a new one from
  * /sys/class/zram-control/hot_add (removed after), or zram0 only if it is
  * not initialised (in use by nobody); otherwise kernel zram is skipped.
+ * A kernel device is reset only by the run that initialised it (its
+ * disksize write succeeded, which the kernel refuses on an initialised
+ * device): one that holds data is never touched.
  *
  * --plot FILE.svg (with --churn) records the memory held after the fill
  * and after every churn round, for uzram and kernel zram, and draws it
  * with the fill speeds through gnuplot (plot.c).
- * --kernel-device zramN (implies --kernel-zram) uses that device instead.
+ * --kernel-device zramN (implies --kernel-zram) uses that device instead;
+ * it must exist and not be initialised (initstate 0, disksize 0), else
+ * bench refuses it before anything runs (exit 1): resetting it would
+ * destroy whatever it holds.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -467,6 +473,7 @@ out:
 
 static char kdev[32] = "zram0";   /* the kernel zram device in use */
 static bool kdev_given;           /* --kernel-device: use kdev as it is */
+static bool kdev_ours;            /* this run initialised kdev: it may reset it */
 
 static int sysfs_write(const char *attr, const char *val)
 {
@@ -591,6 +598,43 @@ static int kernel_churn(const struct opts *o, const struct pagefile *pf, int fd,
     return bad ? -1 : 0;
 }
 
+/* Is kdev a kernel zram device that holds nothing (initstate 0 and
+ * disksize 0)?  0 if so; else -ENOENT (no such device), -EBUSY
+ * (initialised) or the errno of the failed read, said on stderr when
+ * loud.  Invariant: bench initialises, and so resets, only such a device. */
+static int kernel_unused(bool loud)
+{
+    char path[64], init[32], size[32];
+    snprintf(path, sizeof path, "/sys/block/%s", kdev);
+    if (access(path, F_OK) != 0) {
+        int e = errno;
+        if (loud)
+            fprintf(stderr, "uzram bench: --kernel-device %s: no such kernel zram device (%s: "
+                            "%s)\n", kdev, path, strerror(e));
+        return -e;
+    }
+    int rc = sysfs_read("initstate", init, sizeof init);
+    if (rc == 0)
+        rc = sysfs_read("disksize", size, sizeof size);
+    if (rc < 0) {
+        if (loud)
+            fprintf(stderr, "uzram bench: --kernel-device %s: cannot read its initstate and "
+                            "disksize: %s\n", kdev, strerror(-rc));
+        return rc;
+    }
+    unsigned long long is = strtoull(init, NULL, 10), ds = strtoull(size, NULL, 10);
+    if (is != 0 || ds != 0) {
+        if (loud)
+            fprintf(stderr, "uzram bench: --kernel-device %s: refused: it is initialised "
+                            "(initstate %llu, disksize %llu) and may hold data, which the "
+                            "benchmark's reset would destroy; give a device that is not "
+                            "initialised (cat /sys/class/zram-control/hot_add makes one)\n",
+                    kdev, is, ds);
+        return -EBUSY;
+    }
+    return 0;
+}
+
 /* A kernel zram device nobody else uses, into kdev: a new one from
  * zram-control, or zram0 if it is not initialised.  *hot says whether it
  * must be hot_removed after.  false if there is none. */
@@ -598,7 +642,7 @@ static bool kernel_acquire(bool *hot)
 {
     *hot = false;
     if (kdev_given)
-        return true;
+        return kernel_unused(true) == 0;
     int fd = open("/sys/class/zram-control/hot_add", O_RDONLY);
     if (fd >= 0) {
         char num[16];
@@ -632,7 +676,9 @@ static bool kernel_acquire(bool *hot)
 
 static void kernel_release(bool hot)
 {
-    sysfs_write("reset", "1");
+    if (kdev_ours)
+        sysfs_write("reset", "1");
+    kdev_ours = false;
     if (hot) {
         int fd = open("/sys/class/zram-control/hot_remove", O_WRONLY);
         if (fd >= 0) {
@@ -652,7 +698,7 @@ static int bench_kernel(const struct opts *o, const struct pagefile *pf, struct 
 {
     bool hot;
     if (!kernel_acquire(&hot))
-        return 1;
+        return kdev_given ? -1 : 1;     /* a device asked for and refused is an error */
     int rc = bench_kernel_on(o, pf, r, kchurn);
     kernel_release(hot);
     return rc;
@@ -662,16 +708,26 @@ static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, stru
                            struct result *kchurn)
 {
     char buf[512];
-    if (sysfs_write("comp_algorithm", o->algorithm) < 0) {
+    /* The kernel answers EINVAL for an algorithm it lacks, EBUSY once the
+     * device is initialised (by someone else since kernel_acquire). */
+    int rc = sysfs_write("comp_algorithm", o->algorithm);
+    if (rc == -EINVAL) {
         fprintf(stderr, "uzram bench: kernel zram has no '%s': kernel zram skipped\n", o->algorithm);
-        return 1;
+        return kdev_given ? -1 : 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "uzram bench: %s: cannot set comp_algorithm to '%s': %s: kernel zram "
+                        "skipped\n", kdev, o->algorithm, strerror(-rc));
+        return kdev_given ? -1 : 1;
     }
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)(pf->pages * PAGE));
-    if (sysfs_write("disksize", buf) < 0) {
-        fprintf(stderr, "uzram bench: cannot set %s disksize (in use?): kernel zram skipped\n",
-                kdev);
-        return 1;
+    rc = sysfs_write("disksize", buf);
+    if (rc < 0) {
+        fprintf(stderr, "uzram bench: %s: cannot set disksize to %s: %s: kernel zram skipped\n",
+                kdev, buf, strerror(-rc));
+        return kdev_given ? -1 : 1;
     }
+    kdev_ours = true;   /* initialised by this run: kernel_release resets it */
     char node[48];
     snprintf(node, sizeof node, "/dev/%s", kdev);
     int fd = open(node, O_RDWR | O_DIRECT);
@@ -925,6 +981,9 @@ int uz_cmd_bench(int argc, char **argv)
         fprintf(stderr, "uzram bench: out of memory\n");
         return 1;
     }
+    /* A device asked for is checked before anything runs. */
+    if (kdev_given && kernel_unused(true) < 0)
+        return 1;
     int nplots = 0;
     if (!o.json)
         print_header();
