@@ -101,9 +101,10 @@ void uz_fuse_stop(struct uz_fuse *f);
  * the pool's attributes (uzram_pool_attr_name) in DIR itself, and one
  * directory DIR/zramN per device of the pool, which is exactly what a
  * single-device mount's DIR is (disk and every attribute file) plus one
- * file, clone: reading it makes a clone of zramN (uzram_clone) and
- * returns the new device's number, as reading hot_add returns a new
- * device's.  Every operation on a device holds it (uzram_pool_get) and
+ * file, clone (mode 0400, as hot_add): reading it makes a clone of zramN
+ * (uzram_clone) and returns the new device's number, as reading hot_add
+ * returns a new device's.  In every mount only root and the mount's
+ * owner may change anything (fuse.c, "Who may do what").  Every operation on a device holds it (uzram_pool_get) and
  * an open disk holds it open (uzram_open), so hot_remove of a device in
  * use is EBUSY.  Returns and errors as uz_fuse_start's; the pool must
  * outlive the server (remove its devices and destroy it after
