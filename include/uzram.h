@@ -381,10 +381,11 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * 2^20: slot access times wrap after 12 days); recomp_algorithm
  * ("algo=NAME priority=1..3") is set before init, recompress after;
  * so is algorithm_params ("level=L [algo=NAME|priority=N]": without algo
- * or priority, the primary's level, as zram's).  Numbers in every value
- * are decimal digits only (a '-' before a level), as the kernel's kstrto*
- * read them: no blank, '+' or other byte around them but the one
- * trailing newline.  recompress also takes group=K (2, 4 or 8; 1 = per page only, as zram);
+ * or priority, the primary's level, as zram's).  Counts, levels and
+ * device numbers in every value are decimal digits only (a '-' before a
+ * level), as the kernel's kstrto* read them: no blank, '+' or other byte
+ * around them but the one trailing newline; sizes are memparse's (digits
+ * first, 0x hex, a K..E suffix).  recompress also takes group=K (2, 4 or 8; 1 = per page only, as zram);
  * "type=idle" with no group= and no threshold= regroups with K = 8 first
  * and then recompresses what is left page by page.  In group mode every aligned
  * run of K pages that all qualify (type=idle: all idle) and are all stored
