@@ -13,6 +13,18 @@
  * so that hot_remove is EBUSY under it; an open disk holds its device
  * open (uzram_open) until release, and its I/O goes to the device in the
  * file handle without another look-up.
+ *
+ * Who may do what.  Every node is owned by the server's user (the
+ * mount's owner), and its mode is sysfs's: the disk 0600, an attribute
+ * its table mode, clone 0400 as hot_add.  The mount is made with
+ * default_permissions, so the kernel checks those modes; the server
+ * checks them again on every open (uz_fuse_may_open), and on every use
+ * of a file that changes state (a store, a read that creates) it checks
+ * that the sender is root or the owner (uz_fuse_privileged): an
+ * allow_other mount lets any user read the statistics, and only those
+ * two change anything.  A store that fails is logged on stderr with the
+ * library's message (uz_fuse_log; a refused sender is not): the writer
+ * sees only its errno, as on sysfs.
  */
 #define FUSE_USE_VERSION 35
 #define _GNU_SOURCE
@@ -35,6 +47,36 @@
 static struct uz_fuse *req_fuse(fuse_req_t req)
 {
     return fuse_req_userdata(req);
+}
+
+/* ------------------------------------------------------- permissions */
+
+/* Invariant: a sender that is neither root nor the mount's owner (the
+ * server's user, every node's st_uid) gets a node's "other" bits alone,
+ * and no file that changes state has any (the tables' modes: stores are
+ * 0200 or 0644, hot_add and clone 0400, the disk 0600). */
+bool uz_fuse_privileged(fuse_req_t req)
+{
+    const struct fuse_ctx *c = fuse_req_ctx(req);
+    return c->uid == 0 || c->uid == getuid();
+}
+
+bool uz_fuse_may_open(fuse_req_t req, unsigned mode, int acc)
+{
+    unsigned r = 0444, w = 0222;   /* kernfs: no reading without show, even for root */
+    if (!uz_fuse_privileged(req))
+        r = 0004, w = 0002;
+    return !((acc != O_WRONLY && !(mode & r)) || (acc != O_RDONLY && !(mode & w)));
+}
+
+void uz_fuse_log(const struct uz_fuse *f, int id, const char *name, int err)
+{
+    const char *msg = uzram_last_error();
+    char where[32] = "";
+    if (id >= 0)
+        snprintf(where, sizeof where, "zram%d/", id);
+    fprintf(stderr, "uzram: %s/%s%s: %s%s%s\n", f->dir, where, name, strerror(-err),
+            msg && *msg ? ": " : "", msg ? msg : "");
 }
 
 /* ------------------------------------------------------------ inodes */
@@ -101,12 +143,12 @@ static void fill_stat(struct uz_fuse *f, struct uzram *dev, fuse_ino_t ino, stru
     } else if (l == UZ_INO_DISK) {
         struct uzram_stats s;
         uzram_get_stats(dev, &s);
-        st->st_mode = S_IFREG | 0600;
+        st->st_mode = S_IFREG | UZ_DISK_MODE;
         st->st_nlink = 1;
         st->st_size = (off_t)uzram_disksize(dev);
         st->st_blocks = (blkcnt_t)(s.mem_used_total / 512);  /* du shows RAM used */
     } else {
-        unsigned mode = 0444;       /* clone */
+        unsigned mode = UZ_CLONE_MODE;
         ino_attr(f, ino, &mode);
         st->st_mode = S_IFREG | mode;
         st->st_nlink = 1;
@@ -244,13 +286,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     int acc = fi->flags & O_ACCMODE;
     fuse_ino_t l = UZ_INO_LOCAL(ino);
-    unsigned mode = 0444;        /* clone */
+    unsigned mode = UZ_CLONE_MODE;
     struct uzram *dev = dev_get(f, ino);
     if (!dev) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     if (l == UZ_INO_DISK && f->o.expose_disk) {
+        if (!uz_fuse_may_open(req, UZ_DISK_MODE, acc)) {
+            dev_put(f, dev);
+            fuse_reply_err(req, EACCES);
+            return;
+        }
         fi->direct_io = 1;
         fi->keep_cache = 0;
         fi->fh = (uintptr_t)dev;
@@ -270,9 +317,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, l == UZ_INO_ROOT ? EISDIR : ENOENT);
         return;
     }
-    /* kernfs refuses to open for reading a file without show, and for
-     * writing one without store, even for root. */
-    if ((acc != O_WRONLY && !(mode & 0444)) || (acc != O_RDONLY && !(mode & 0222))) {
+    if (!uz_fuse_may_open(req, mode, acc)) {
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -368,7 +413,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (!dev)
         fuse_reply_err(req, ENOENT);
     else if (l == UZ_INO_CLONE && f->pp)
-        uz_pool_clone_read(req, dev, off);
+        uz_pool_clone_read(req, f, dev, off);
     else if ((name = ino_attr(f, ino, &mode)) != NULL)
         read_attr(req, dev, name, size, off);
     else
@@ -406,16 +451,22 @@ static void write_disk(fuse_req_t req, struct uzram *dev, const char *buf, size_
 
 /* Every write(2) to an attribute is one store, whatever its offset (as
  * kernfs does); the store's error is the writer's errno. */
-static void write_attr(fuse_req_t req, struct uzram *dev, const char *name, const char *buf,
-                       size_t size)
+static void write_attr(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, const char *name,
+                       const char *buf, size_t size)
 {
     if (size >= UZ_ATTR_BUF)
         size = UZ_ATTR_BUF - 1;            /* sysfs hands store at most a page */
+    if (!uz_fuse_privileged(req)) {
+        fuse_reply_err(req, EACCES);      /* (not logged: anyone may try) */
+        return;
+    }
     int err = uzram_attr_store(dev, name, buf, size);
-    if (err < 0)
+    if (err < 0) {
+        uz_fuse_log(f, f->pp ? uzram_device_id(dev) : -1, name, err);
         fuse_reply_err(req, -err);
-    else
+    } else {
         fuse_reply_write(req, size);
+    }
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -437,7 +488,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     if (!dev)
         fuse_reply_err(req, ENOENT);
     else if ((name = ino_attr(f, ino, &mode)) != NULL)
-        write_attr(req, dev, name, buf, size);
+        write_attr(req, f, dev, name, buf, size);
     else
         fuse_reply_err(req, EISDIR);
     dev_put(f, dev);

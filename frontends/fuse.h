@@ -128,9 +128,10 @@ void uz_fuse_stop(struct uz_fuse *f);
  * the pool's attributes (uzram_pool_attr_name) in DIR itself, and one
  * directory DIR/zramN per device of the pool, which is exactly what a
  * single-device mount's DIR is (disk and every attribute file) plus one
- * file, clone: reading it makes a clone of zramN (uzram_clone) and
- * returns the new device's number, as reading hot_add returns a new
- * device's.  Every operation on a device holds it (uzram_pool_get) and
+ * file, clone (mode 0400, as hot_add): reading it makes a clone of zramN
+ * (uzram_clone) and returns the new device's number, as reading hot_add
+ * returns a new device's.  In every mount only root and the mount's
+ * owner may change anything (fuse.c, "Who may do what").  Every operation on a device holds it (uzram_pool_get) and
  * an open disk holds it open (uzram_open), so hot_remove of a device in
  * use is EBUSY.  Returns and errors as uz_fuse_start's; the pool must
  * outlive the server (remove its devices and destroy it after
@@ -177,6 +178,13 @@ int uz_fuse_end_fd(const struct uz_fuse *f);
 #define UZ_INO_HOT_REMOVE 6
 #define UZ_INO_PATTR0     64
 #define UZ_INO_DEV_SHIFT  12
+/* The modes of the nodes that are not attributes (these are the
+ * tables'): only their owner may use them, as only root may use
+ * /dev/zramN and /sys/class/zram-control/hot_add. */
+#define UZ_DISK_MODE      0600
+#define UZ_CLONE_MODE     0400  /* a read that creates, as hot_add */
+#define UZ_HOT_ADD_MODE   0400
+#define UZ_HOT_REMOVE_MODE 0200
 #define UZ_INO_LOCAL(ino) ((ino) & ((1u << UZ_INO_DEV_SHIFT) - 1))
 
 /* Largest read or write request (max_read/max_write), and so the size of
@@ -227,6 +235,17 @@ struct uz_fuse {
     bool init_allow_mmap;       /* the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP */
 };
 
+/* fuse.c: is the sender of req root or the mount's owner (the server's
+ * user)?  May it open a node of this mode for acc (O_RDONLY, O_WRONLY,
+ * O_RDWR): the owner's bits for those two (of a file that has a show or
+ * a store: kernfs refuses the rest even to root), the others' bits for
+ * anyone else.  Log a failed store or creating read of NAME (of device id
+ * of a pool, -1 for a single mount's or the pool's own) on stderr, with
+ * the calling thread's uzram_last_error(). */
+bool uz_fuse_privileged(fuse_req_t req);
+bool uz_fuse_may_open(fuse_req_t req, unsigned mode, int acc);
+void uz_fuse_log(const struct uz_fuse *f, int id, const char *name, int err);
+
 /* fuse.c's operations, and the worker running on this thread (NULL
  * elsewhere; set before the worker receives its first request). */
 extern const struct fuse_lowlevel_ops uz_fuse_ops;
@@ -249,7 +268,7 @@ void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char
 void uz_pool_readdir(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off);
 void uz_pool_statfs(fuse_req_t req, struct uz_fuse *f);
 /* Read of DIR/zramN/clone: clone dev (held by the caller). */
-void uz_pool_clone_read(fuse_req_t req, struct uzram *dev, off_t off);
+void uz_pool_clone_read(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, off_t off);
 /* The stat of the pool's own node ino into *st; false if there is none. */
 bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st);
 /* Close the disks the kernel left open (at stop, once no worker runs). */

@@ -32,7 +32,8 @@
     X(fuse_session_receive_buf) X(fuse_session_process_buf) X(fuse_reply_open) \
     X(fuse_reply_attr) X(fuse_session_new) X(fuse_session_mount) X(fuse_session_exited) \
     X(fuse_session_exit) X(fuse_session_destroy) X(fuse_req_userdata) X(fuse_reply_statfs) \
-    X(fuse_reply_entry) X(fuse_add_direntry) X(fuse_session_custom_io) X(fuse_session_fd)
+    X(fuse_reply_entry) X(fuse_add_direntry) X(fuse_session_custom_io) X(fuse_session_fd) \
+    X(fuse_req_ctx)
 
 #define FN_FIELD(f) __typeof__(f) *f;
 static struct { FUSE_FNS(FN_FIELD) } fn;
@@ -99,6 +100,11 @@ void fuse_session_destroy(struct fuse_session *se)
 void *fuse_req_userdata(fuse_req_t req)
 {
     return fn.fuse_req_userdata(req);
+}
+
+const struct fuse_ctx *fuse_req_ctx(fuse_req_t req)
+{
+    return fn.fuse_req_ctx(req);
 }
 
 int fuse_reply_err(fuse_req_t req, int err)

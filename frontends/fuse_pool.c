@@ -7,9 +7,12 @@
  *     DIR/mem_limit, pool_stat ...  the pool's attributes (uzram_pool_attr_name)
  *     DIR/zramN/                    device N: fuse.c's, as a single mount's DIR
  *
- * As on sysfs, hot_add is mode 0400 and hot_remove 0200.  A read that
- * creates (hot_add, and a device's clone) creates at offset 0 only, so
- * the second read(2) a reader makes sees the end of the file.  Every
+ * As on sysfs, hot_add is mode 0400 and hot_remove 0200, and a device's
+ * clone 0400 as hot_add: only root and the mount's owner may use them
+ * (fuse.c, "Who may do what"), checked on open and again on the read or
+ * write that acts.  A read that creates (hot_add, and a device's clone)
+ * creates at offset 0 only, so the second read(2) a reader makes sees
+ * the end of the file.  Every
  * device a node names is looked up afresh (uzram_pool_get), never
  * remembered: a device number can come back with another device.
  */
@@ -90,9 +93,9 @@ bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st)
     if (ino == UZ_INO_ROOT || ino == UZ_INO_CTL)
         fill_common(f, ino, S_IFDIR | 0755, st);
     else if (ino == UZ_INO_HOT_ADD)
-        fill_common(f, ino, S_IFREG | 0400, st);
+        fill_common(f, ino, S_IFREG | UZ_HOT_ADD_MODE, st);
     else if (ino == UZ_INO_HOT_REMOVE)
-        fill_common(f, ino, S_IFREG | 0200, st);
+        fill_common(f, ino, S_IFREG | UZ_HOT_REMOVE_MODE, st);
     else if (ino_pattr(ino, &mode))
         fill_common(f, ino, S_IFREG | mode, st);
     else
@@ -156,8 +159,7 @@ void uz_pool_open(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, struct fuse
         fuse_reply_err(req, EISDIR);
         return;
     }
-    /* as kernfs: no reading without show, no writing without store */
-    if ((acc != O_WRONLY && !(st.st_mode & 0444)) || (acc != O_RDONLY && !(st.st_mode & 0222))) {
+    if (!uz_fuse_may_open(req, st.st_mode & 0777, acc)) {
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -194,12 +196,18 @@ void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size
     unsigned mode;
     const char *name = ino_pattr(ino, &mode);
     if (ino == UZ_INO_HOT_ADD) {
+        if (!uz_fuse_privileged(req)) {
+            fuse_reply_err(req, EACCES);
+            return;
+        }
         if (off != 0) {
             fuse_reply_buf(req, NULL, 0);
             return;
         }
         struct uzram *dev = NULL;
         int err = uzram_pool_add(f->pp->pool, &dev);
+        if (err < 0)
+            uz_fuse_log(f, -1, "zram-control/hot_add", err);
         reply_device(req, err, dev, size);
     } else if (name) {
         char buf[UZ_ATTR_BUF];
@@ -213,31 +221,39 @@ void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size
     }
 }
 
-void uz_pool_clone_read(fuse_req_t req, struct uzram *dev, off_t off)
+void uz_pool_clone_read(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, off_t off)
 {
+    if (!uz_fuse_privileged(req)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
     if (off != 0) {
         fuse_reply_buf(req, NULL, 0);
         return;
     }
     struct uzram *clone = NULL;
     int err = uzram_clone(dev, &clone);
+    if (err < 0)
+        uz_fuse_log(f, uzram_device_id(dev), "clone", err);
     reply_device(req, err, clone, 32);
 }
 
-/* hot_remove's number, as the kernel's kstrtoint: decimal, one trailing
- * newline at most.  -1 if it is not one. */
+/* hot_remove's number, as the kernel's kstrtoint: decimal digits and
+ * one trailing newline at most; no blank, sign or other byte before or
+ * after them (strtol would take " 1" and "+1").  -1 if it is not one. */
 static int parse_id(const char *buf, size_t size)
 {
-    char s[32];
-    if (size == 0 || size >= sizeof s)
+    if (size > 0 && buf[size - 1] == '\n')
+        size--;
+    if (size == 0 || size > 10)
         return -1;
-    memcpy(s, buf, size);
-    s[size] = 0;
-    if (s[size - 1] == '\n')
-        s[size - 1] = 0;
-    char *end;
-    long n = strtol(s, &end, 10);
-    return s[0] == 0 || *end || n < 0 || n > INT_MAX ? -1 : (int)n;
+    long long n = 0;
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return -1;
+        n = n * 10 + (buf[i] - '0');
+    }
+    return n > INT_MAX ? -1 : (int)n;
 }
 
 void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char *buf,
@@ -248,11 +264,22 @@ void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char
     int err;
     if (size >= UZ_ATTR_BUF)
         size = UZ_ATTR_BUF - 1;            /* sysfs hands store at most a page */
+    if (!uz_fuse_privileged(req)) {
+        fuse_reply_err(req, EACCES);       /* every store here changes the pool */
+        return;
+    }
     if (ino == UZ_INO_HOT_REMOVE) {
         int id = parse_id(buf, size);
         err = id < 0 ? -EINVAL : uzram_pool_remove(f->pp->pool, id);
+        if (id < 0)
+            fprintf(stderr, "uzram: %s/zram-control/hot_remove: %s: write a device number "
+                    "(digits, one newline at most)\n", f->dir, strerror(EINVAL));
+        else if (err < 0)
+            uz_fuse_log(f, -1, "zram-control/hot_remove", err);
     } else if (name) {
         err = uzram_pool_attr_store(f->pp->pool, name, buf, size);
+        if (err < 0)
+            uz_fuse_log(f, -1, name, err);
     } else {
         err = ino == UZ_INO_ROOT || ino == UZ_INO_CTL ? -EISDIR : -EACCES;
     }

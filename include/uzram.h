@@ -379,8 +379,13 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * is -ENODEV, and an I/O error or exhausted writeback_limit is -EIO (the
  * page stays in RAM); idle takes "all" or a number of seconds (below
  * 2^20: slot access times wrap after 12 days); recomp_algorithm
- * ("algo=NAME priority=1..3") is set before init, recompress after.
- * recompress also takes group=K (2, 4 or 8; 1 = per page only, as zram);
+ * ("algo=NAME priority=1..3") is set before init, recompress after;
+ * so is algorithm_params ("level=L [algo=NAME|priority=N]": without algo
+ * or priority, the primary's level, as zram's).  Counts, levels and
+ * device numbers in every value are decimal digits only (a '-' before a
+ * level), as the kernel's kstrto* read them: no blank, '+' or other byte
+ * around them but the one trailing newline; sizes are memparse's (digits
+ * first, 0x hex, a K..E suffix).  recompress also takes group=K (2, 4 or 8; 1 = per page only, as zram);
  * "type=idle" with no group= and no threshold= regroups with K = 8 first
  * and then recompresses what is left page by page.  In group mode every aligned
  * run of K pages that all qualify (type=idle: all idle) and are all stored
@@ -455,9 +460,15 @@ UZRAM_API uint64_t uzram_compact(struct uzram *dev);
  * policies, auto_compact, writeback_compressed, forward_threshold,
  * writeback_limit and writeback_limit_enable) are the pool's: on a device
  * of a pool they show the pool's value, and a store of a different value
- * is -EBUSY (a store of the same value is accepted, so that a zram set-up
- * script that writes comp_algorithm before disksize works); compact
- * compacts the pool, and mm_stat's mem_used_total, mem_limit,
+ * is -EBUSY, "NAME: a pool-wide setting: set it in DIR/ (the pool's own
+ * attributes)" (a store of the pool's own value is accepted, so that a
+ * zram set-up script that writes comp_algorithm before disksize works).
+ * The first six are fixed when the pool is made; the others are set
+ * through the pool (uzram_pool_attr_store: DIR/NAME of a pool mount),
+ * never by one device for all, and none of them is per device (mem_limit
+ * and writeback_limit bound the pool, not a device, unlike zram's).
+ * compact compacts the pool and mem_used_max resets the pool's peak,
+ * through any device; mm_stat's mem_used_total, mem_limit,
  * mem_used_max and pages_compacted are the pool's.  A device's own
  * figures (orig_data_size, compr_data_size, same_pages, huge_pages) count
  * what it holds; an object shared with other devices is counted in the
@@ -570,7 +581,10 @@ UZRAM_API void uzram_pool_get_stats_size(struct uzram_pool *pool, struct uzram_p
  * The pool's own attributes, shown beside zram-control by the FUSE pool
  * mount: mem_limit, mem_used_max, compact, dedup, dedup_stat, mm_stat and
  * debug_stat (the store's, as a device's: mm_stat's sizes are the pool's
- * totals), comp_algorithm (read only) and pool_stat
+ * totals), the pool-wide settings a device shows but may not store
+ * (auto_compact, writeback_limit, writeback_limit_enable,
+ * writeback_compressed, forward_threshold, recompress_policy,
+ * writeback_policy: see "Pools"), comp_algorithm (read only) and pool_stat
  * (one line: devices disksize capacity orig_data_size compr_data_size
  * shared_bytes shared_pages saved_bytes same_pages huge_pages
  * mem_used_total mem_limit mem_used_max footprint bd_count, as the

@@ -130,8 +130,21 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
     return 0;
 }
 
+/* A signed decimal: an optional '-' and digits, nothing else (kstrtoint
+ * base 10, without its leading '+'). */
+static int parse_long(const char *s, long *out)
+{
+    uint64_t x;
+    bool neg = s[0] == '-';
+    if (uz_parse_num(s + neg, &x) < 0 || x > (uint64_t)INT32_MAX)
+        return -EINVAL;
+    *out = neg ? -(long)x : (long)x;
+    return 0;
+}
+
 /* "algo=NAME level=L" or "priority=N level=L": priority 0 (or an algo
- * that is the primary) sets the primary's level, 1..3 a secondary's. */
+ * that is the primary) sets the primary's level, 1..3 a secondary's;
+ * neither given is the primary, as zram's default priority is. */
 static int store_algorithm_params(struct uzram *dev, const struct val *v)
 {
     struct uz_kv kv;
@@ -142,22 +155,20 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     char algo_buf[64];
     long prio = -1;
     long level = 0;
-    bool have_level = false;
+    bool have_level = false, any = false;
     while (uz_kv_next(&kv)) {
         const char *tok = kv.key, *val = kv.val;
+        any = true;
         if (!val)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not key=value", tok);
-        char *end;
         if (strcmp(tok, "algo") == 0) {
             snprintf(algo_buf, sizeof algo_buf, "%s", val);
             algo = algo_buf;
         } else if (strcmp(tok, "priority") == 0) {
-            prio = strtol(val, &end, 10);
-            if (*val == 0 || *end || prio < 0)
+            if (parse_long(val, &prio) < 0 || prio < 0)
                 return uz_error(-EINVAL, "algorithm_params: bad priority '%s'", val);
         } else if (strcmp(tok, "level") == 0) {
-            level = strtol(val, &end, 10);
-            if (*val == 0 || *end)
+            if (parse_long(val, &level) < 0)
                 return uz_error(-EINVAL, "algorithm_params: bad level '%s'", val);
             have_level = true;
         } else if (strcmp(tok, "dict") == 0) {
@@ -166,8 +177,11 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
             return uz_error(-EINVAL, "algorithm_params: unknown key '%s'", tok);
         }
     }
+    if (!any)
+        return uz_error(-EINVAL, "algorithm_params: give level=L (for the primary), with "
+                        "algo=NAME or priority=N for a secondary");
     if (!algo && prio < 0)
-        return uz_error(-EINVAL, "algorithm_params: give algo=NAME or priority=N");
+        prio = 0;
     if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->recomp_algo[prio - 1].name[0]))
         return uz_error(-EINVAL, "algorithm_params: no secondary algorithm at priority %ld", prio);
     if (algo) {
@@ -316,7 +330,8 @@ static int show_auto_compact(struct uzram *dev, char *buf, size_t size)
     return emit(buf, size, 0, "%u.%03u\n", b / 1000, b % 1000);
 }
 
-static int store_auto_compact(struct uzram *dev, const struct val *v)
+/* The bound in thousandths, or -EINVAL (no message: the store gives it). */
+static int parse_bound(const struct val *v, uint32_t *out)
 {
     uint64_t whole = 0, frac = 0;
     size_t i = 0;
@@ -338,13 +353,21 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
         goto bad;
     while (fdigits++ < 3)
         frac *= 10;
-    uint64_t pm = whole * 1000 + frac;
-    if (pm != 0 && pm < 1000)
-        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
-    atomic_store(&dev->compact_bound, (uint32_t)pm);
+    *out = (uint32_t)(whole * 1000 + frac);
     return 0;
 bad:
-    return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
+    return -EINVAL;
+}
+
+static int store_auto_compact(struct uzram *dev, const struct val *v)
+{
+    uint32_t pm;
+    if (parse_bound(v, &pm) < 0)
+        return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
+    if (pm != 0 && pm < 1000)
+        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
+    atomic_store(&dev->compact_bound, pm);
+    return 0;
 }
 
 /* group_pages: 1 (off), 2, 4, 8 or auto (each write chooses: io.c), while
@@ -813,24 +836,60 @@ const char *uzram_attr_name(unsigned i, unsigned *mode)
     return attrs[i].name;
 }
 
+/* Does v say what the store st holds for a (so that a store of it
+ * through a device changes nothing)?  The value as the attribute shows
+ * it, or the same number, size or bound; mem_limit, write-only, by its
+ * pages. */
+static bool same_as_store(struct uzram *st, const struct attr *a, const struct val *v)
+{
+    uint64_t x, y;
+    if (a->store == store_mem_limit)
+        return uz_memparse(v->s, v->len, &x) == 0 &&
+               (x + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE == atomic_load(&st->limit_pages);
+    if (a->store == store_comp_algorithm) {
+        const struct uz_codec *c = uz_codec_find(v->s);
+        return c && strcmp(c->name, st->algorithm) == 0;
+    }
+    struct val shown;
+    if (!a->show)
+        return false;
+    uz_dev_read_lock(st);
+    int n = a->show(st, shown.s, sizeof shown.s);
+    uz_dev_read_unlock(st);
+    if (n <= 0)
+        return false;                      /* (-ENOSPC: longer than any value) */
+    if (shown.s[n - 1] == '\n')
+        shown.s[--n] = 0;
+    shown.len = (size_t)n;
+    if (shown.len == v->len && memcmp(shown.s, v->s, v->len) == 0)
+        return true;
+    uint32_t b1, b2;
+    if (a->store == store_auto_compact)
+        return parse_bound(v, &b1) == 0 && parse_bound(&shown, &b2) == 0 && b1 == b2;
+    return parse_u64(v, &x) == 0 && parse_u64(&shown, &y) == 0 && x == y;
+}
+
 /* A store of a pool's attribute through one of its devices (see
- * uzram.h, "Pools"): a setting that shapes the store is fixed when the
- * pool is made (the same value is accepted, a zram set-up script writes
- * comp_algorithm before disksize), anything else is the pool's. */
+ * uzram.h, "Pools").  compact and mem_used_max act on the pool (they set
+ * nothing).  Every other is a pool-wide setting, refused with EBUSY
+ * unless it is the pool's value already (a zram set-up script writes
+ * comp_algorithm before disksize): those that shape the store are fixed
+ * when the pool is made, the others are set in the pool's own attributes
+ * (pool_attrs below), never by one device for all. */
 static int store_pool_setting(struct uzram *dev, const struct attr *a, const struct val *v)
 {
     struct uzram *st = dev->store;
-    if (!a->reshape)
+    if (a->store == store_compact || a->store == store_mem_used_max)
         return uzram_attr_store(st, a->name, v->s, v->len);
-    if (strcmp(a->name, "comp_algorithm") == 0) {
-        const struct uz_codec *c = uz_codec_find(v->s);
-        if (!c)
-            return uz_error(-EINVAL, "comp_algorithm: unknown algorithm '%s'", v->s);
-        if (strcmp(c->name, st->algorithm) == 0)
-            return 0;
-    }
-    return uz_error(-EBUSY, "%s: zram%d is a device of a pool, whose devices share the pool's "
-                    "setting (set it when the pool is made)", a->name, dev->id);
+    if (a->store == store_comp_algorithm && !uz_codec_find(v->s))
+        return uz_error(-EINVAL, "comp_algorithm: unknown algorithm '%s'", v->s);
+    if (same_as_store(st, a, v))
+        return 0;
+    if (a->reshape)
+        return uz_error(-EBUSY, "%s: zram%d is a device of a pool, whose devices share the "
+                        "pool's setting (set it when the pool is made)", a->name, dev->id);
+    return uz_error(-EBUSY, "%s: a pool-wide setting: set it in DIR/ (the pool's own attributes), "
+                    "not in DIR/zram%d/", a->name, dev->id);
 }
 
 int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
@@ -911,9 +970,23 @@ static const struct {
     const char *name;
     unsigned mode;
 } pool_attrs[] = {
-    {"comp_algorithm", 0444}, {"mem_limit", 0200}, {"mem_used_max", 0200}, {"compact", 0200},
-    {"mm_stat", 0444},        {"debug_stat", 0444}, {"dedup", 0644},       {"dedup_stat", 0444},
+    {"comp_algorithm", 0444},
+    {"mem_limit", 0200},
+    {"mem_used_max", 0200},
+    {"compact", 0200},
+    {"mm_stat", 0444},
+    {"debug_stat", 0444},
+    {"dedup", 0644},
+    {"dedup_stat", 0444},
     {"pool_stat", 0444},
+    /* the settings a device of the pool shows but may not store */
+    {"auto_compact", 0644},
+    {"writeback_limit", 0644},
+    {"writeback_limit_enable", 0644},
+    {"writeback_compressed", 0644},
+    {"forward_threshold", 0644},
+    {"recompress_policy", 0644},
+    {"writeback_policy", 0644},
 };
 #define NPOOL_ATTRS (sizeof pool_attrs / sizeof pool_attrs[0])
 

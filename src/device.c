@@ -365,7 +365,7 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
         return uz_error(-EINVAL, "at most 1024 streams");
     if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 &&
         cfg->group_pages != 8 && cfg->group_pages != UZRAM_GROUP_AUTO)
-        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4, 8 or UZRAM_GROUP_AUTO",
+        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4, 8 or auto",
                         cfg->group_pages);
     if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
         return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);

@@ -91,7 +91,6 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
         if (!v)
             return uz_error(-EINVAL, "%s: '%s' is not key=value", what, tok);
         uint64_t x;
-        char *end;
         if (strcmp(tok, "algo") == 0 && !wb) {
             c.prio = 0;
             for (uint32_t p = 1; p <= UZ_NR_SECONDARY; p++) {
@@ -110,11 +109,9 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
             c.above = x;
             continue;
         }
-        errno = 0;
-        if (!*v || *v == '-')
+        if (!*v)
             return uz_error(-EINVAL, "%s: %s needs a number", what, tok);
-        x = strtoull(v, &end, 10);
-        if (errno || *end)
+        if (uz_parse_num(v, &x) < 0)
             return uz_error(-EINVAL, "%s: %s=%s is not a number", what, tok, v);
         if (strcmp(tok, "idle_secs") == 0) {
             if (x >= SLOT_ATIME_WRAP)

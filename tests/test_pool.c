@@ -15,7 +15,9 @@
  *     by about the compressed size of what is written to it;
  *   - identical pages of two devices are stored once (dedup 1);
  *   - the pool's settings through a device: the same comp_algorithm is
- *     accepted, another is -EBUSY; mem_limit is the pool's;
+ *     accepted, another is -EBUSY; mem_limit is the pool's, set through
+ *     the pool (a device's store of another value is -EBUSY:
+ *     test_pool_settings.c);
  *   - a clone costs nothing until written; the first write to one of its
  *     units that cannot copy the unit's groups (over mem_limit) fails
  *     with -ENOMEM and leaves both devices reading what they did.
@@ -194,7 +196,7 @@ static void test_devices_keep_their_bytes(void **state)
     /* the pool's settings through a device */
     assert_int_equal(uzram_attr_store(a, "comp_algorithm", "lz4", 3), 0);
     assert_int_equal(uzram_attr_store(a, "comp_algorithm", "zstd", 4), -EBUSY);
-    assert_int_equal(uzram_attr_store(a, "mem_limit", "1G", 2), 0);
+    assert_int_equal(uzram_pool_attr_store(p, "mem_limit", "1G", 2), 0);
     struct uzram_pool_stats ps;
     uzram_pool_get_stats(p, &ps);
     assert_int_equal(ps.mem_limit, 1ull << 30);
@@ -380,7 +382,7 @@ static void test_clone_every_kind(void **state)
     uzram_pool_get_stats(p, &s1);
     char lim[32];
     snprintf(lim, sizeof lim, "%llu", (unsigned long long)s1.mem_used_total);
-    assert_int_equal(uzram_attr_store(src, "mem_limit", lim, strlen(lim)), 0);
+    assert_int_equal(uzram_pool_attr_store(p, "mem_limit", lim, strlen(lim)), 0);
     content(page, 999, 1);
     assert_int_equal(uzram_write(c2, page, PAGE, 1024 * PAGE), -ENOMEM);
     assert_int_equal(uzram_write(src, page, PAGE, 1024 * PAGE), -ENOMEM);
@@ -390,7 +392,7 @@ static void test_clone_every_kind(void **state)
     verify(src);
     verify(c);
     verify(c2);
-    assert_int_equal(uzram_attr_store(src, "mem_limit", "0", 1), 0);
+    assert_int_equal(uzram_pool_attr_store(p, "mem_limit", "0", 1), 0);
     assert_int_equal(uzram_write(c2, page, PAGE, 1024 * PAGE), 0);
     memcpy(model[uzram_device_id(c2)] + 1024 * PAGE, page, PAGE);
     check(src);
