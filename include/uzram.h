@@ -507,7 +507,7 @@ UZRAM_API int uzram_pool_destroy(struct uzram_pool *pool);
  * room.  0 and the device in *out, or -ENOMEM, or -ENOSPC (the pool has
  * UZRAM_POOL_MAX_DEVICES devices).
  */
-#define UZRAM_POOL_MAX_DEVICES 1024
+#define UZRAM_POOL_MAX_DEVICES 2048
 UZRAM_API int uzram_pool_add(struct uzram_pool *pool, struct uzram **out);
 /*
  * Remove device id and everything it holds, as writing N to

@@ -99,7 +99,7 @@
 #define PAGE UZRAM_PAGE_SIZE
 #define RELAXED memory_order_relaxed
 #define ALIGN UZ_UNIT
-#define DEFAULT_CAPACITY (1ull << 40)     /* bytes: 1 TiB */
+#define DEFAULT_CAPACITY (4ull << 40)     /* bytes: 4 TiB, as uzram.h says */
 #define MAX_CAPACITY (1ull << 43)         /* back-references are 31 bits */
 
 struct uzram_pool {
@@ -457,6 +457,43 @@ static void unlock_units(struct uzram *st, uint64_t a, uint64_t b)
         uz_slot_put(st, i, uz_slot_at(st, i));
 }
 
+/* The bytes of the objects unit t's slots own (not records'): what
+ * its zone's dep_bytes holds of it while units are linked to it.  The
+ * caller keeps t's slots still (their locks, or the store). */
+static uint64_t unit_bytes(struct uzram *st, uint64_t t)
+{
+    uint64_t n = 0, end = t * UZ_UNIT + UZ_UNIT;
+    for (uint64_t i = uz_next_used(st, t * UZ_UNIT, end); i < end; i = uz_next_used(st, i + 1, end)) {
+        struct uz_slot *s = uz_slot_at(st, i);
+        uint32_t f = uz_slot_state(s);
+        uint64_t h = slot_handle(s);
+        if ((f & SLOT_GROUP) && h)
+            n += st->aops->obj_size(st->alloc, h);
+        else if (!(f & SLOT_GROUP) && (f & SLOT_OBJ))
+            n += uz_obj_bytes(st, f, h);
+    }
+    return n;
+}
+
+/* deps[t] += d (+1 or -1); when units become (stop being) linked to t,
+ * its bytes enter (leave) its zone's dep_bytes.  The caller keeps t's
+ * slots still, as for unit_bytes. */
+static void deps_add(struct uzram *st, uint64_t t, int d)
+{
+    uint32_t was = atomic_fetch_add(&st->links->deps[t], (uint32_t)d);
+    if (!(d > 0 ? was == 0 : was == 1))
+        return;
+    uint16_t k = atomic_load_explicit(&st->zones->of_unit[t], RELAXED);
+    if (!k)
+        return;
+    uint64_t b = unit_bytes(st, t);
+    struct uz_zone *z = &st->zones->zone[k - 1];
+    if (d > 0)
+        atomic_fetch_add_explicit(&z->dep_bytes, b, RELAXED);
+    else
+        atomic_fetch_sub_explicit(&z->dep_bytes, b, RELAXED);
+}
+
 /* Unit u, linked to t, gets slots of its own where it has none: what t
  * holds, shared (uz_shared_clone).  0 (also if someone did it first), or
  * -ENOMEM / -EMLINK with u still linked and holding only the pages of its
@@ -476,7 +513,7 @@ static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
         err = uz_shared_clone(st, t * UZ_UNIT, u * UZ_UNIT, UZ_UNIT);
         if (err == 0) {
             atomic_store(&l->link[u], 0);
-            atomic_fetch_sub(&l->deps[t], 1);
+            deps_add(st, t, -1);
         } else {
             for (uint64_t j = 0; j < UZ_UNIT; j++) {
                 uint64_t i = u * UZ_UNIT + j;
@@ -496,8 +533,13 @@ static void unlink_drop(struct uzram *st, uint64_t u, uint64_t t)
     struct uz_links *l = st->links;
     pthread_rwlock_wrlock(uz_link_lock(st, t));
     if (atomic_load(&l->link[u]) == t + 1) {
+        /* t's slots still while its bytes may leave dep_bytes */
+        for (uint64_t i = t * UZ_UNIT; i < t * UZ_UNIT + UZ_UNIT; i++)
+            (void)uz_slot_get(st, i);
         atomic_store(&l->link[u], 0);
-        atomic_fetch_sub(&l->deps[t], 1);
+        deps_add(st, t, -1);
+        for (uint64_t i = t * UZ_UNIT; i < t * UZ_UNIT + UZ_UNIT; i++)
+            uz_slot_put(st, i, uz_slot_at(st, i));
     }
     pthread_rwlock_unlock(uz_link_lock(st, t));
 }
@@ -667,7 +709,7 @@ int uzram_clone(struct uzram *src, struct uzram **out)
             }
             if (err == 0) {
                 atomic_store(&l->link[cu + k], (uint32_t)target + 1);
-                atomic_fetch_add(&l->deps[target], 1);
+                deps_add(st, target, +1);
                 zone_link(st, &p->zones.zone[c->id], target);
             }
         }
@@ -676,7 +718,7 @@ int uzram_clone(struct uzram *src, struct uzram **out)
                 uint32_t t = atomic_load(&l->link[cu + k]);
                 if (t) {
                     atomic_store(&l->link[cu + k], 0);
-                    atomic_fetch_sub(&l->deps[t - 1], 1);
+                    deps_add(st, t - 1, -1);
                 }
             }
             uz_pool_dev_teardown(c);
@@ -700,51 +742,6 @@ int uzram_clone(struct uzram *src, struct uzram **out)
 
 /* ---------------------------------------------------------------- stats */
 
-/* Recount slots [lo, hi) into *t; linked: they are another unit's pages
- * this device reads through to.  A page shared with others (through a
- * link or a record) counts as stored and shared, not in the bytes and
- * huge pages, which count the objects only this device refers to. */
-static void recount(struct uzram *st, uint64_t lo, uint64_t hi, bool linked, struct uz_tally_snap *t)
-{
-    if (hi > st->nslots)
-        hi = st->nslots;   /* (uz_next_used stops there) */
-    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
-        if (!(uz_slot_peek(st, i) & SLOT_STATE))
-            continue;
-        struct uz_slot *s = uz_slot_get(st, i);
-        uint32_t f = uz_slot_state(s);
-        uint64_t h = slot_handle(s);
-        if (f && linked && !(f & SLOT_SHARED)) {
-            t->shared_slots++;
-            t->pages_stored += !!(f & (SLOT_OBJ | SLOT_SAME | SLOT_GROUP));
-            t->same_pages += (f & (SLOT_SAME | SLOT_GROUP)) == SLOT_SAME;
-            t->group_members += !!(f & SLOT_GROUP);
-            t->wb_pages += !!(f & SLOT_WB);
-        } else if (f & SLOT_SHARED) {
-            t->shared_slots++;
-            struct uz_shared *r = uz_shared_get(st, (uint32_t)h);
-            uint32_t rf = uz_slot_state(&r->s);
-            t->pages_stored += !!(rf & SLOT_OBJ);
-            t->wb_pages += !!(rf & SLOT_WB);
-            uz_shared_put(st, (uint32_t)h, r);
-        } else if (f & SLOT_GROUP) {
-            t->pages_stored++;
-            t->group_members++;
-            if (h)
-                t->compr_bytes += st->aops->obj_size(st->alloc, h);
-        } else if (f) {
-            t->pages_stored += !!(f & (SLOT_OBJ | SLOT_SAME));
-            t->same_pages += !!(f & SLOT_SAME);
-            t->huge_pages += !!(f & SLOT_HUGE);
-            t->wb_pages += !!(f & SLOT_WB);
-            if (f & SLOT_OBJ)
-                t->compr_bytes += uz_obj_bytes(st, f, h);
-        }
-        uz_slot_put(st, i, s);
-    }
-}
-
-
 void uz_pool_zone_read(struct uzram *d, struct uz_zone_snap *o)
 {
     const struct uz_zone *z = &d->pool->zones.zone[d->id];
@@ -755,6 +752,7 @@ void uz_pool_zone_read(struct uzram *d, struct uz_zone_snap *o)
     o->shared_slots = atomic_load_explicit(&z->shared_slots, RELAXED);
     o->linked = atomic_load_explicit(&z->linked, RELAXED);
     o->linked_same = atomic_load_explicit(&z->linked_same, RELAXED);
+    o->dep_bytes = atomic_load_explicit(&z->dep_bytes, RELAXED);
 }
 
 /* Recount device d's zone from its slots (store.h, "Zones"), for the
@@ -787,6 +785,8 @@ static void zone_recount(struct uzram *st, struct uzram *d, struct uz_zone_snap 
     }
     /* linked units: the target's pages where d has none */
     for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++) {
+        if (atomic_load(&st->links->deps[u]))
+            t->dep_bytes += unit_bytes(st, u);
         uint32_t l = atomic_load(&st->links->link[u]);
         if (!l)
             continue;
@@ -820,6 +820,7 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
             s.orig_data_size += (z.pages_stored + z.linked) * PAGE;
             s.same_pages += z.same_pages + z.linked_same;
             s.shared_pages += z.shared_slots + z.linked;
+            s.shared_bytes += z.dep_bytes;
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -829,22 +830,8 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
     struct uz_tally_snap t;
     uz_tally_read(st, &t);
     /* shared: the records' bytes, and the objects of units that clones
-     * read through to (a unit with units linked to it holds pages: the
-     * resident table pages are looked at, not the capacity) */
-    s.shared_bytes = t.record_bytes;
-    pthread_rwlock_rdlock(&st->init_lock);
-    uint64_t end = atomic_load(&st->nslots);
-    for (uint64_t i = uz_next_used(st, 0, end); i < end; i = uz_next_used(st, i + 1, end)) {
-        uint64_t u = i / UZ_UNIT, ue = u * UZ_UNIT + UZ_UNIT;
-        if (atomic_load(&st->links->deps[u])) {
-            struct uz_tally_snap dt;
-            memset(&dt, 0, sizeof dt);
-            recount(st, u * UZ_UNIT, ue, false, &dt);
-            s.shared_bytes += dt.compr_bytes;
-        }
-        i = ue - 1;
-    }
-    pthread_rwlock_unlock(&st->init_lock);
+     * read through to (the zones' dep_bytes, summed above) */
+    s.shared_bytes += t.record_bytes;
     s.compr_data_size = ss.compr_data_size;
     s.saved_bytes = t.saved_bytes;
     s.huge_pages = ss.huge_pages;
@@ -922,13 +909,16 @@ int uz_pool_check(struct uzram *st)
         zone_recount(st, d, &seen);
         if (memcmp(&kept, &seen, sizeof kept))
             err = FAIL("pool: zram%d counts stored %llu bytes %llu same %llu huge %llu shared "
-                       "%llu linked %llu; its slots hold %llu %llu %llu %llu %llu %llu", d->id,
+                       "%llu linked %llu (%llu same) dep bytes %llu; its slots hold %llu %llu %llu "
+                       "%llu %llu %llu (%llu) %llu", d->id,
                        (unsigned long long)kept.pages_stored, (unsigned long long)kept.compr_bytes,
                        (unsigned long long)kept.same_pages, (unsigned long long)kept.huge_pages,
                        (unsigned long long)kept.shared_slots, (unsigned long long)kept.linked,
+                       (unsigned long long)kept.linked_same, (unsigned long long)kept.dep_bytes,
                        (unsigned long long)seen.pages_stored, (unsigned long long)seen.compr_bytes,
                        (unsigned long long)seen.same_pages, (unsigned long long)seen.huge_pages,
-                       (unsigned long long)seen.shared_slots, (unsigned long long)seen.linked);
+                       (unsigned long long)seen.shared_slots, (unsigned long long)seen.linked,
+                       (unsigned long long)seen.linked_same, (unsigned long long)seen.dep_bytes);
     }
     /* P3: live slots only inside ranges (the ranges are sorted) */
     int k = 0;

@@ -104,7 +104,8 @@ void uz_pool_dev_destroy(struct uzram *dev);
  * racily (each counter is exact, the set is not a snapshot).  O(1);
  * cannot fail. */
 struct uz_zone_snap {
-    uint64_t pages_stored, compr_bytes, same_pages, huge_pages, shared_slots, linked, linked_same;
+    uint64_t pages_stored, compr_bytes, same_pages, huge_pages, shared_slots, linked, linked_same,
+             dep_bytes;
 };
 void uz_pool_zone_read(struct uzram *dev, struct uz_zone_snap *out);
 

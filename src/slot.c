@@ -280,6 +280,8 @@ static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint
         if (zone_stored(state))
             atomic_fetch_add_explicit(&z->pages_stored, 1, RELAXED);
     }
+    if (old != new && atomic_load_explicit(&dev->links->deps[idx / UZ_UNIT], RELAXED))
+        atomic_fetch_add_explicit(&z->dep_bytes, (uint64_t)new - (uint64_t)old, RELAXED);
     /* a slot of a linked unit that gains (loses) a page of its own no
      * longer (again) reads its target's page there */
     if (!f != !state) {

@@ -264,6 +264,8 @@ struct uz_links {
  * target's slots that hold a page where the device's own slot is empty,
  * linked_same the same-filled ones among them (a target never gains or
  * loses a page, nor changes a same fill, while linked: pool.c).
+ * dep_bytes is the part of compr_bytes in units that clones read
+ * through to: the pool's shared bytes are the records' and these.
  * uz_pool_check verifies every zone against a recount (P6).
  */
 struct uz_zone {
@@ -274,6 +276,7 @@ struct uz_zone {
     _Atomic uint64_t shared_slots;
     _Atomic uint64_t linked;
     _Atomic uint64_t linked_same;      /* of those, same-filled pages */
+    _Atomic uint64_t dep_bytes;        /* compr_bytes in its units that units are linked to */
 };
 struct uz_zones {
     _Atomic uint16_t *of_unit;         /* unit -> device id + 1; 0: no device */

@@ -179,6 +179,27 @@ L=$(attach "$C2/disk")
 fsck.ext4 -fn "$L" > "$WORK/fsck" 2>&1 || { cat "$WORK/fsck"; fail "fsck of a clone of the clone once both sources went"; }
 detach "$L"
 
+step "a 1 TiB device and a clone of it: open, write, stat and the counters answer (issue 19)"
+# Each call below took time in proportion to disksize, superlinearly (a
+# 32 GiB device: 2 s; 1 TiB: never done); now each is O(1).  The limits
+# are there so that a regression fails rather than hangs.
+B=$(cat "$DIR/zram-control/hot_add")
+echo 1T > "$DIR/zram$B/disksize"
+head -c $((8 << 20)) "$WORK/a" > "$WORK/eight"
+timeout 60 dd if="$WORK/eight" of="$DIR/zram$B/disk" bs=1M seek=$(((1 << 20) - 8)) oflag=direct \
+    status=none || fail "8 MiB at the end of a 1 TiB device"
+timeout 60 cat "$DIR/zram$B/mm_stat" > "$WORK/mm" || fail "mm_stat of a 1 TiB device"
+[ "$(awk '{print $1}' "$WORK/mm")" = $((8 << 20)) ] || fail "orig_data_size $(cat "$WORK/mm")"
+BC=$(timeout 60 cat "$DIR/zram$B/clone") || fail "a clone of a 1 TiB device"
+timeout 60 stat "$DIR/zram$BC/disk" > /dev/null || fail "stat of the clone's disk"
+[ "$(awk '{print $1}' "$DIR/zram$BC/mm_stat")" = $((8 << 20)) ] || fail "the clone's orig_data_size"
+timeout 60 cat "$DIR/pool_stat" > /dev/null || fail "pool_stat"
+timeout 60 "$UZRAM" stat "$DIR" > /dev/null || fail "uzram stat of the pool"
+timeout 60 dd if="$DIR/zram$BC/disk" bs=1M skip=$(((1 << 20) - 8)) iflag=direct status=none \
+    | cmp - "$WORK/eight" || fail "the clone reads another 8 MiB"
+echo "$BC" > "$DIR/zram-control/hot_remove"
+echo "$B" > "$DIR/zram-control/hot_remove"
+
 step "umount is refused while a device is open"
 exec 3<"$DIR/zram1/disk"
 if "$UZRAM" umount "$DIR" 2>/dev/null; then fail "umount with zram1 open succeeded"; fi

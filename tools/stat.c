@@ -41,6 +41,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -76,9 +77,14 @@ struct pool_info {
 enum { MM_ORIG, MM_COMPR, MM_USED, MM_LIMIT, MM_USED_MAX, MM_SAME, MM_COMPACTED, MM_HUGE,
        MM_HUGE_SINCE };
 
+/* Attribute files read so far: a mount that answers keeps this moving
+ * (load_mount_timed waits while it does). */
+static _Atomic unsigned long attrs_read;
+
 /* Read DIR/NAME into buf (NUL-terminated).  Length or -errno. */
 static int read_attr(const char *dir, const char *name, char *buf, size_t size)
 {
+    atomic_fetch_add(&attrs_read, 1);
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -280,9 +286,12 @@ static int load_mount(const char *dir, struct mount_rows *m)
 
 /*
  * A mount whose server hangs would hang a plain read forever, so each
- * mount is read on a thread of its own; after LOAD_TIMEOUT_S it is
- * reported as not responding and left behind (the thread frees the job
- * if it ever finishes; process exit ends it otherwise).
+ * mount is read on a thread of its own; if LOAD_TIMEOUT_S pass with no
+ * attribute file read (a pool of two thousand devices takes longer than
+ * that in all, each of its files answering in well under a
+ * millisecond), it is reported as not responding and left behind (the
+ * thread frees the job if it ever finishes; process exit ends it
+ * otherwise).
  */
 #define LOAD_TIMEOUT_S 3
 
@@ -329,10 +338,17 @@ static int load_mount_timed(const char *dir, struct mount_rows *m)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += LOAD_TIMEOUT_S;
+    unsigned long seen = atomic_load(&attrs_read);
     pthread_mutex_lock(&load_lock);
     while (!j->done)
-        if (pthread_cond_timedwait(&load_cond, &load_lock, &ts) != 0)
-            break;
+        if (pthread_cond_timedwait(&load_cond, &load_lock, &ts) != 0) {
+            unsigned long now = atomic_load(&attrs_read);
+            if (now == seen)
+                break;   /* nothing answered for LOAD_TIMEOUT_S */
+            seen = now;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += LOAD_TIMEOUT_S;
+        }
     int err;
     if (j->done) {
         err = j->err;
