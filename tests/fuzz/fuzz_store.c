@@ -744,7 +744,10 @@ static void op_limit(struct fz *f, struct input *in)
         n = snprintf(s, sizeof s, "%uM", 1 + v % 4);
         break;
     }
-    int rc = uzram_attr_store(f->dev, "mem_limit", s, (size_t)n);
+    /* a pool's limit is the pool's: set through the pool (through a
+     * device it is EBUSY unless unchanged) */
+    int rc = f->pool ? uzram_pool_attr_store(f->pool, "mem_limit", s, (size_t)n)
+                     : uzram_attr_store(f->dev, "mem_limit", s, (size_t)n);
     TRACE("  mem_limit %s: %d\n", s, rc);
     if (rc != 0)
         bug("mem_limit '%s': %d", s, rc);
