@@ -1078,7 +1078,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int k = 0; k < nsib; k++)
             check_sibling(&f, k, "end of input");
         /* every device goes, the current one (maybe a source) first */
-        if (uzram_attr_store(f.dev, "mem_limit", "0", 1) != 0)
+        if (uzram_pool_attr_store(f.pool, "mem_limit", "0", 1) != 0)
             bug("mem_limit 0: %s", uzram_last_error());
         sync_limit(&f);
         for (;;) {
