@@ -852,6 +852,8 @@ static void op_beyond(struct fz *f, struct input *in)
     const char *const *s = stores[in_u8(in) % (sizeof stores / sizeof stores[0])];
     bool fired = uz_fault_fired();
     int rc = uzram_attr_store(f->dev, s[0], s[1], strlen(s[1]));
+    if (f->pool && rc == -EBUSY && strstr(uzram_last_error(), "a pool-wide setting"))
+        rc = uzram_pool_attr_store(f->pool, s[0], s[1], strlen(s[1]));   /* as documented */
     TRACE("  %s %s: %d %s\n", s[0], s[1], rc, uzram_last_error());
     bool wb = strcmp(s[0], "writeback") == 0;
     if (!(rc == 0 || (rc == -ENOMEM && !fired && uz_fault_fired()) ||
