@@ -69,7 +69,7 @@ cat "$WORK/normal/uzram-swap.service"
 
 step "systemd-analyze verify"
 MAN=--man=no
-[ -f "${UZ_SRC:-.}/man/man1/uzram.1" ] && { export MANPATH=$UZ_SRC/man; MAN=--man=yes; }
+[ -f "$UZ_BUILD/man/man1/uzram.1" ] && { export MANPATH=$(realpath "$UZ_BUILD/man"); MAN=--man=yes; }
 systemd-analyze verify $MAN "$WORK/normal/uzram-swap.service" "$WORK/normal/uzram-tmp.service"
 mkdir "$WORK/broken"
 sed 's|^ExecStart=.*|ExecStart=/nonexistent/uzram up swap|' "$WORK/normal/uzram-swap.service" \
