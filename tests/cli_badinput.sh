@@ -137,6 +137,8 @@ bad 1 "has no device [-rf]" "$UZRAM" up -- -rf
 bad 1 "$UZRAM_CONF:3: '-rf' cannot be a device name: a leading '-'" "$UZRAM" up -- -rf
 bad 1 "has no device [nosuch]" "$UZRAM" up -- nosuch
 bad 1 "$WORK/run/nosuch: no uzram device is mounted there" "$UZRAM" down -- nosuch
+UZRAM_CONF=$E bad 1 "uzram up: $E: Is a directory" "$UZRAM" up -- swap
+UZRAM_CONF=$E bad 1 "uzram-generator: $E: Is a directory" "$GEN" "$WORK/run"
 [ -z "$(ls -A "$WORK/run")" ] || fail "a refused 'up' left $(ls "$WORK/run") in RUNDIR"
 unset UZRAM_RUNDIR UZRAM_CONF
 

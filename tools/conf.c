@@ -564,6 +564,7 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
     unsigned lineno = 0;
     bool ok = true, skipping = false;
     struct uz_conf_dev *cur = NULL;
+    errno = 0;
     while (ok && read_line(fp, l)) {
         lineno++;
         if (l->first < 0 || l->first == '#' || l->first == ';')
@@ -625,11 +626,11 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
         }
         cur->key_line[key_index(k)] = lineno;
     }
-    bool read_error = ferror(fp);
+    int read_error = ferror(fp) ? (errno ? errno : EIO) : 0;   /* EISDIR for a directory */
     fclose(fp);
     free(l);
     if (!ok || read_error) {
-        int e = !ok ? ENOMEM : EIO;
+        int e = !ok ? ENOMEM : read_error;
         uz_conf_free(c);
         snprintf(err, errsize, "%s: %s", path, strerror(e));
         return -e;
