@@ -6,7 +6,11 @@
 # generator as systemd calls it (NORMAL_DIR EARLY_DIR LATE_DIR); what it
 # wrote must pass `systemd-analyze verify` (which must fail a unit with a
 # broken ExecStart, so the check can fail), and a bad configuration must
-# make it fail and write nothing.  Then the units' own Environment= and
+# make it fail and write nothing.  Bad sections among good ones (names
+# that read as options or are no device's, the values `uzram up` refuses,
+# a NUL byte, a long line) must each be reported with their line and get
+# no unit while the good ones get theirs, `up -- NAME`, and pass verify;
+# 10,000 sections give 10,000 units.  Then the units' own Environment= and
 # ExecStart= lines are run as systemd would run them: the swap must be
 # active with its priority, the filesystem mounted (ext4, mode 1777 for a
 # /tmp) and hold a file written, dropped from the cache and read back;
@@ -69,7 +73,7 @@ cat "$WORK/normal/uzram-swap.service"
 
 step "systemd-analyze verify"
 MAN=--man=no
-[ -f "${UZ_SRC:-.}/man/man1/uzram.1" ] && { export MANPATH=$UZ_SRC/man; MAN=--man=yes; }
+[ -f "$UZ_BUILD/man/man1/uzram.1" ] && { export MANPATH=$(realpath "$UZ_BUILD/man"); MAN=--man=yes; }
 systemd-analyze verify $MAN "$WORK/normal/uzram-swap.service" "$WORK/normal/uzram-tmp.service"
 mkdir "$WORK/broken"
 sed 's|^ExecStart=.*|ExecStart=/nonexistent/uzram up swap|' "$WORK/normal/uzram-swap.service" \
@@ -86,6 +90,84 @@ if UZRAM_CONF=$WORK/bad.conf "$GEN" "$WORK/bad" 2>"$WORK/err"; then fail "bad co
 cat "$WORK/err"
 grep -q "bad.conf:2:" "$WORK/err" || fail "the error does not name the line"
 [ -z "$(ls -A "$WORK/bad")" ] || fail "wrote units for a bad configuration"
+
+# gen_bad CONF DIR: the generator on CONF into DIR must fail (exit 1, not a
+# signal), its errors in $WORK/err
+gen_bad() {
+    local rc=0
+    mkdir "$2"
+    UZRAM_CONF=$1 "$GEN" "$2" "$WORK/early" "$WORK/late" 2> "$WORK/err" || rc=$?
+    cat "$WORK/err"
+    [ $rc -eq 1 ] || fail "the generator exited $rc on $1, not 1"
+}
+# units DIR: the service units written there, by name
+units() { find "$1" -maxdepth 1 -name '*.service' -printf '%f\n' | sort | tr '\n' ' '; }
+expect_err() { grep -qF -- "$1" "$WORK/err" || fail "the generator did not say '$1'"; }
+
+step "bad sections: no unit for them, units for the good ones around them"
+# the values uzram up refuses, names that read as options or are no
+# device's, a NUL byte, long lines; each section bad in one way only
+B=$WORK/sections.conf
+{
+    printf '[good1]\nzram-size = 64\n'                                    # 1-2
+    printf '[-rf]\nzram-size = 64\n'                                      # 3
+    printf '[--help]\nzram-size = 64\n'                                   # 5
+    printf '[neg]\nzram-size = -5\n'                                      # 7-8
+    printf '[zero]\nzram-size = 0\n'                                      # 9-10
+    printf '[huge]\nzram-size = 99999999999999999999999\n'                # 11-12
+    printf '[ram5]\nzram-size = ram*ram*ram*ram*ram\n'                    # 13-14
+    printf '[algo]\ncompression-algorithm = bogus\n'                      # 15-16
+    printf '[level]\ncompression-algorithm = zstd(level=abc)\n'           # 17-18
+    printf '[compact]\nauto-compact = -1\n'                               # 19-20
+    printf '#%01500d\n' 0                                                  # 21: a long comment
+    printf '[long]\noptions = %01500d\n' 0                                 # 22-23
+    printf '[nul]\nzram-size = 6\0\n'                                      # 24-25
+    printf '[a/b]\n["q"]\n[$x]\n[%%n]\n[a b]\n[..]\n[-]\n'                    # 26-32
+    printf 'zram-size = 7\n'                                              # 33: under [-]
+    printf '[good2]\nzram-size = 32\nfs-type = ext4\nmount-point = %s\n' "$WORK/g2"   # 34-37
+} > "$B"
+gen_bad "$B" "$WORK/sections"
+[ "$(units "$WORK/sections")" = "uzram-good1.service uzram-good2.service " ] ||
+    fail "units written: $(units "$WORK/sections")"
+expect_err "sections.conf:3: '-rf' cannot be a device name: a leading '-'"
+expect_err "sections.conf:5: '--help' cannot be a device name: a leading '-'"
+expect_err "sections.conf:8: [neg] zram-size: '-5' gives -5 MiB"
+expect_err "sections.conf:10: [zero] zram-size: '0' gives 0 MiB"
+expect_err "sections.conf:12: [huge] zram-size: '99999999999999999999999' gives 1e+23 MiB: too large"
+expect_err "sections.conf:14: [ram5] zram-size: 'ram*ram*ram*ram*ram' gives"
+expect_err "sections.conf:16: [algo] compression-algorithm: comp_algorithm: unknown algorithm 'bogus'"
+expect_err "sections.conf:18: [level] compression-algorithm: algorithm_params: bad level 'abc'"
+expect_err "sections.conf:20: [compact] auto-compact: auto_compact: '-1' is not a number"
+expect_err "sections.conf:23: [long] line too long (1510 bytes, at most 1023)"
+expect_err "sections.conf:25: [nul] NUL byte"
+for n in 26:a/b '27:"q"' '28:$x' 29:%n '30:a b' 31:.. 32:-; do
+    expect_err "sections.conf:${n%%:*}: '${n#*:}' cannot be a device name"
+done
+grep -q "sections.conf:21" "$WORK/err" && fail "the long comment was reported"
+grep -q "sections.conf:33" "$WORK/err" && fail "a key under a refused header was read"
+expect_err "[long] (line 22) has 1 error: no unit written"
+grep -q '^ExecStart="[^"]*/uzram" up -- good1$' "$WORK/sections/uzram-good1.service" ||
+    fail "ExecStart is not 'uzram up -- good1': $(grep ExecStart "$WORK/sections/uzram-good1.service")"
+grep -q '^ExecStop="[^"]*/uzram" down -- good1$' "$WORK/sections/uzram-good1.service" ||
+    fail "ExecStop is not 'uzram down -- good1'"
+[ -L "$WORK/sections/swap.target.wants/uzram-good1.service" ] || fail "good1 is not wanted"
+[ -L "$WORK/sections/local-fs.target.wants/uzram-good2.service" ] || fail "good2 is not wanted"
+[ "$(find "$WORK/sections" -path '*.wants/*' | wc -l)" = 2 ] || fail "links for bad sections"
+systemd-analyze verify $MAN "$WORK/sections/uzram-good1.service" "$WORK/sections/uzram-good2.service"
+echo "ok: 18 bad sections refused with their lines, good1 and good2 verified"
+
+step "10,000 sections"
+for i in $(seq 10000); do printf '[s%d]\nzram-size = %d\n' $i $((i % 512 + 1)); done > "$WORK/many.conf"
+mkdir "$WORK/many"
+UZRAM_CONF=$WORK/many.conf "$GEN" "$WORK/many" "$WORK/early" "$WORK/late" ||
+    fail "the generator failed on 10,000 good sections"
+[ "$(find "$WORK/many" -maxdepth 1 -name 'uzram-s*.service' | wc -l)" = 10000 ] ||
+    fail "not 10,000 units"
+[ "$(find "$WORK/many/swap.target.wants" -name '*.service' | wc -l)" = 10000 ] ||
+    fail "not 10,000 links"
+systemd-analyze verify $MAN "$WORK/many/uzram-s1.service" "$WORK/many/uzram-s10000.service"
+rm -rf "$WORK/many"
+echo "ok: 10,000 units"
 
 # run_unit UNIT KEY: the unit's KEY= command lines with its Environment=,
 # as systemd runs them (their quoting is the shell's for these units)
@@ -105,7 +187,10 @@ run_unit() {
 step "ExecStart of both units"
 run_unit "$WORK/normal/uzram-swap.service" ExecStart
 run_unit "$WORK/normal/uzram-tmp.service" ExecStart
-"$UZRAM" stat
+# this test's mounts only: a listing of every mount would wait on other
+# processes' servers (a hung one keeps `uzram stat` from exiting)
+MINE=("$UZRAM_RUNDIR/swap" "$UZRAM_RUNDIR/tmp")
+"$UZRAM" stat "${MINE[@]}"
 SWAPDEV=$(losetup -j "$UZRAM_RUNDIR/swap/disk" -O NAME -n)
 TMPDEV=$(losetup -j "$UZRAM_RUNDIR/tmp/disk" -O NAME -n)
 [ -n "$SWAPDEV" ] && [ -n "$TMPDEV" ] || fail "no loop devices on the uzram disks"
@@ -119,8 +204,8 @@ grep -q "idle_secs=3600" "$UZRAM_RUNDIR/swap/recompress_policy" || fail "recompr
 [ "$(findmnt -n -o SOURCE "$WORK/tmp")" = "$TMPDEV" ] || fail "$WORK/tmp is not on $TMPDEV"
 findmnt -n -o OPTIONS "$WORK/tmp" | grep -q noatime || fail "options not applied"
 [ "$(stat -c %a "$WORK/tmp")" = 1777 ] || fail "a /tmp is not mode 1777"
-"$UZRAM" stat --json | grep -q "\"mountpoint\": \"$WORK/tmp\"" || fail "stat lacks the mount"
-"$UZRAM" stat | grep -q "swap .*\[SWAP\]" || fail "stat lacks [SWAP]"
+"$UZRAM" stat --json "${MINE[@]}" | grep -q "\"mountpoint\": \"$WORK/tmp\"" || fail "stat lacks the mount"
+"$UZRAM" stat "${MINE[@]}" | grep -q "swap .*\[SWAP\]" || fail "stat lacks [SWAP]"
 
 step "the filesystem works"
 head -c $((24 << 20)) /dev/urandom > "$WORK/data"

@@ -8,6 +8,9 @@
 #   nbdkit-uzram-plugin(1) every parameter `nbdkit PLUGIN --help` prints
 #   uzram.conf(5)          every key `uzram-generator --help` lists
 #   libuzram(3)            every function include/uzram.h exports
+# and each page (as built into UZ_BUILD/man and as installed) gives the
+# version `uzram --version` prints, which the build put in place of the
+# sources' @PROJECT_VERSION@.
 # Needs man (man-db) and python3; exits 77 without them.  Env: UZ_BUILD, UZ_SRC.
 set -euo pipefail
 
@@ -20,9 +23,21 @@ trap 'rm -rf "$WORK"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 PAGES="man1/uzram.1 man1/nbdkit-uzram-plugin.1 man3/libuzram.3 man5/uzram.conf.5"
+version=$("$UZ_BUILD/uzram" --version | sed -n 's/^uzram \([0-9][0-9.]*\)$/\1/p')
+[ -n "$version" ] || fail "uzram --version printed no version: $("$UZ_BUILD/uzram" --version)"
+# the page's version: the fourth field of its .TH line
+th_version() { sed -n 's/^\.TH [^"]*"[^"]*" "uzram \([^"]*\)".*/\1/p' "$1"; }
+for p in $PAGES; do
+    grep -q '^\.TH .*"uzram @PROJECT_VERSION@"' "$UZ_SRC/man/$p" ||
+        fail "man/$p does not take its version from the build (@PROJECT_VERSION@ in .TH)"
+    [ -f "$UZ_BUILD/man/$p" ] || fail "the build did not write $UZ_BUILD/man/$p"
+    v=$(th_version "$UZ_BUILD/man/$p")
+    [ "$v" = "$version" ] || fail "$p says version '$v', uzram --version '$version'"
+done
+echo "ok: the four pages say version $version, as uzram --version"
 for p in $PAGES; do
     out=$WORK/$(basename "$p").txt
-    LC_ALL=C MANWIDTH=100 man --warnings -l "$UZ_SRC/man/$p" > "$out" 2> "$WORK/warn" ||
+    LC_ALL=C MANWIDTH=100 man --warnings -l "$UZ_BUILD/man/$p" > "$out" 2> "$WORK/warn" ||
         fail "man -l $p failed"
     [ ! -s "$WORK/warn" ] || { cat "$WORK/warn"; fail "$p renders with warnings"; }
     grep -q "^NAME" "$out" && grep -q "^SEE ALSO" "$out" || fail "$p lacks NAME or SEE ALSO"
@@ -94,6 +109,8 @@ for name in "1 uzram" "1 nbdkit-uzram-plugin" "3 libuzram" "5 uzram.conf"; do
     set -- $name
     path=$(man -M "$mandir" -w "$1" "$2") || fail "man -M ... $1 $2 finds nothing"
     case $path in "$mandir"/man$1/"$2".$1*) ;; *) fail "man found $path for $2($1)" ;; esac
+    v=$(th_version "$path")
+    [ "$v" = "$version" ] || fail "installed $path says version '$v', not $version"
 done
 echo "ok: cmake --install puts the four pages where man finds them"
 echo PASS

@@ -65,7 +65,7 @@ kib=$(echo "$line" | awk '{print $3}')
 DIR=$UZRAM_RUNDIR/swap0
 [ "$(cat /sys/block/${LOOP#/dev/}/loop/dio)" = 1 ] || fail "loop device without direct I/O"
 grep -q "\[zstd\]" "$DIR/comp_algorithm" || fail "algorithm is not zstd"
-"$UZRAM" stat
+"$UZRAM" stat "$DIR"   # this test's mount only: another process's may hang
 "$UZRAM" stat "$DIR" | grep -q "\[SWAP\]$" || fail "uzram stat does not show [SWAP]"
 
 step "a second one, and swapoff NAME"

@@ -8,9 +8,19 @@
  * those of zram-generator.conf(5) plus uzram's own (allocator,
  * group-pages, recompress-policy, writeback-policy, auto-compact).  Keys
  * before any section are an error (zram-generator's "set!" program keys
- * have no use here).  Values are checked here, once, so that the
- * generator refuses a bad file at boot-time generation instead of a unit
- * failing later.
+ * have no use here).
+ *
+ * Lines are read whole, however long (read_line keeps the first
+ * UZ_CONF_LINE_MAX bytes and counts the rest), so that a long comment is
+ * skipped and a long or NUL-holding key line is an error of that line
+ * alone.  An error rejects the least it can (uz_conf_load in conf.h): a
+ * section, the keys under a bad header, or one line; every error is kept
+ * with its line for the caller to print.  Values are checked here for
+ * their syntax; what only the library can judge (an algorithm's name and
+ * parameters, auto-compact, the policies, the size against the largest
+ * disksize) is checked by uz_up_check (up.h), which both `uzram up` and
+ * the generator run, so that the generator writes no unit that `up` would
+ * then refuse.
  *
  * Expressions are parsed by recursive descent over doubles:
  *     expr   := term (('+' | '-') term)*
@@ -30,11 +40,14 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const uz_conf_keys[] = {
+const char *const uz_conf_keys[UZ_CONF_NKEYS + 1] = {
     "zram-size", "zram-resident-limit", "host-memory-limit", "compression-algorithm",
     "swap-priority", "writeback-device", "fs-type", "mount-point", "options",
     "allocator", "group-pages", "recompress-policy", "writeback-policy", "auto-compact", NULL,
 };
+_Static_assert(sizeof uz_conf_keys / sizeof uz_conf_keys[0] == UZ_CONF_NKEYS + 1 &&
+               sizeof ((struct uz_conf_dev *)0)->key_line / sizeof(unsigned) == UZ_CONF_NKEYS,
+               "uz_conf_keys and key_line have one entry per key");
 
 const char *uz_conf_path(void)
 {
@@ -184,6 +197,25 @@ int uz_conf_eval(const char *s, double ram_mib, double *out, char *err, size_t e
     if (p.failed)
         return -EINVAL;
     *out = v;
+    return 0;
+}
+
+/* Invariant: *out is a whole number of pages, at least one, and fits 64
+ * bits (UZ_CONF_MAX_MIB); NaN and infinities fail the comparisons. */
+int uz_conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize)
+{
+    double v;
+    char why[128];
+    if (uz_conf_eval(expr, ram_mib, &v, why, sizeof why) < 0) {
+        snprintf(err, errsize, "%s", why);
+        return -EINVAL;
+    }
+    if (!(v * 1048576.0 >= 4096.0) || !(v <= UZ_CONF_MAX_MIB)) {
+        snprintf(err, errsize, "'%s' gives %.6g MiB: %s", expr, v,
+                 v <= UZ_CONF_MAX_MIB ? "a size is at least a page (4 KiB)" : "too large");
+        return -EINVAL;
+    }
+    *out = ((uint64_t)floor(v * 1048576.0) + 4095) / 4096 * 4096;
     return 0;
 }
 
@@ -373,12 +405,13 @@ static int set_key(struct uz_conf_dev *d, const char *k, const char *v, char *wh
     return -1;
 }
 
-static void dev_defaults(struct uz_conf_dev *d, const char *name)
+static void dev_defaults(struct uz_conf_dev *d, const char *name, unsigned line)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "%s", name);
     snprintf(d->size, sizeof d->size, "min(ram / 2, 4096)");   /* zram-generator's */
     d->swap_priority = 100;
+    d->line = line;
 }
 
 /* The defaults that depend on other keys, once the section is read. */
@@ -390,6 +423,126 @@ static void dev_finish(struct uz_conf_dev *d)
         snprintf(d->options, sizeof d->options, "discard");
 }
 
+bool uz_conf_name_ok(const char *name, char *why, size_t whysize)
+{
+    const char *bad = NULL;
+    if (!*name)
+        bad = "an empty name";
+    else if (strlen(name) >= sizeof ((struct uz_conf_dev *)0)->name)
+        bad = "longer than 63 bytes";
+    else if (name[0] == '.')
+        bad = "a leading '.'";
+    else if (name[0] == '-')
+        bad = "a leading '-' (it would read as an option)";
+    for (const char *c = name; !bad && *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != ':' && *c != '_' && *c != '.' && *c != '-')
+            bad = "a character other than letters, digits and :_.-";
+    if (bad)
+        snprintf(why, whysize, "'%s' cannot be a device name: %s", name, bad);
+    return bad == NULL;
+}
+
+/* One line of the file, however long: its first UZ_CONF_LINE_MAX bytes
+ * in buf, its whole length, whether it holds a NUL byte, and its first
+ * byte that is not a blank (-1 for a blank line). */
+struct line {
+    char buf[UZ_CONF_LINE_MAX + 1];
+    size_t len, total;
+    bool nul;
+    int first;
+};
+
+/* Read the next line into *l; false at the end of the file. */
+static bool read_line(FILE *fp, struct line *l)
+{
+    int ch;
+    l->len = l->total = 0;
+    l->nul = false;
+    l->first = -1;
+    while ((ch = getc(fp)) != EOF && ch != '\n') {
+        if (l->first < 0 && !isspace(ch))
+            l->first = ch;
+        if (ch == 0)
+            l->nul = true;
+        if (l->len < UZ_CONF_LINE_MAX)
+            l->buf[l->len++] = (char)ch;
+        l->total++;
+    }
+    l->buf[l->len] = 0;
+    return ch != EOF || l->total > 0;
+}
+
+/* Record an error "PATH:LINE: [NAME] what" (NAME if it rejects section
+ * d, which is then marked); false if out of memory. */
+static bool report(struct uz_conf *c, const char *path, unsigned lineno, struct uz_conf_dev *d,
+                   const char *fmt, ...)
+{
+    char what[288], msg[sizeof d->error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    /* a message longer than msg is cut: it names its line first */
+    int n = d ? snprintf(msg, sizeof msg, "%s:%u: [%s] %s", path, lineno, d->name, what)
+              : snprintf(msg, sizeof msg, "%s:%u: %s", path, lineno, what);
+    if (n < 0)
+        msg[0] = 0;
+    if (d && d->nerrors++ == 0)
+        memcpy(d->error, msg, sizeof msg);
+    if (c->nerrors++ >= UZ_CONF_MAX_MESSAGES)
+        return true;
+    char **grown = realloc(c->errors, c->nerrors * sizeof *grown);
+    char *copy = grown ? strdup(msg) : NULL;
+    if (grown)
+        c->errors = grown;
+    if (!copy) {
+        c->nerrors--;
+        return false;
+    }
+    c->errors[c->nerrors - 1] = copy;
+    return true;
+}
+
+/* The section named name: found, or added at the end; NULL when out of
+ * memory.  The array grows by doubling, so 10,000 sections stay cheap. */
+static struct uz_conf_dev *section(struct uz_conf *c, const char *name, unsigned lineno)
+{
+    for (size_t i = c->ndev; i-- > 0;)
+        if (!strcmp(c->dev[i].name, name))
+            return &c->dev[i];   /* a section again: its keys add up */
+    if (c->ndev == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct uz_conf_dev *grown = realloc(c->dev, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        c->dev = grown;
+        c->cap = cap;
+    }
+    struct uz_conf_dev *d = &c->dev[c->ndev++];
+    dev_defaults(d, name, lineno);
+    return d;
+}
+
+static int key_index(const char *k)
+{
+    for (int i = 0; uz_conf_keys[i]; i++)
+        if (!strcmp(uz_conf_keys[i], k))
+            return i;
+    return -1;
+}
+
+unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key)
+{
+    int i = key_index(key);
+    return i < 0 ? 0 : d->key_line[i];
+}
+
+/*
+ * The reader's state is the section the lines apply to: cur, a device;
+ * or none, before the first header (a key there is an error of its own
+ * line) and after a bad header (the keys under it go nowhere, and
+ * skipping says so, since they were meant for a device that is not).
+ */
 int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
 {
     memset(c, 0, sizeof *c);
@@ -397,89 +550,108 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
     if (!fp) {
         if (errno == ENOENT)
             return 0;
-        snprintf(err, errsize, "%s: %s", path, strerror(errno));
-        return -errno;
+        int e = errno;
+        snprintf(err, errsize, "%s: %s", path, strerror(e));
+        return -e;
     }
-    char line[1024], why[160];
-    int lineno = 0, rc = 0;
+    struct line *l = malloc(sizeof *l);
+    if (!l) {
+        fclose(fp);
+        snprintf(err, errsize, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    char why[192];
+    unsigned lineno = 0;
+    bool ok = true, skipping = false;
     struct uz_conf_dev *cur = NULL;
-    while (fgets(line, sizeof line, fp)) {
+    errno = 0;
+    while (ok && read_line(fp, l)) {
         lineno++;
-        if (!strchr(line, '\n') && !feof(fp)) {
-            snprintf(err, errsize, "%s:%d: line too long", path, lineno);
-            rc = -EINVAL;
-            break;
-        }
-        char *s = trim(line);
-        if (!*s || *s == '#' || *s == ';')
+        if (l->first < 0 || l->first == '#' || l->first == ';')
+            continue;   /* blank or a comment, whatever its length */
+        bool header = l->first == '[';
+        if (l->nul || l->total > UZ_CONF_LINE_MAX) {
+            if (l->nul)
+                snprintf(why, sizeof why, "NUL byte");
+            else
+                snprintf(why, sizeof why, "line too long (%zu bytes, at most %d)", l->total,
+                         UZ_CONF_LINE_MAX);
+            if (header) {   /* a header that cannot be read: skip its keys */
+                ok = report(c, path, lineno, NULL, "%s in a section header: the keys up to "
+                            "the next section are ignored", why);
+                cur = NULL;
+                skipping = true;
+            } else if (!skipping) {
+                ok = report(c, path, lineno, cur, "%s", why);
+            }
             continue;
-        if (*s == '[') {
+        }
+        char *s = trim(l->buf);
+        if (header) {
             char *close = strchr(s, ']');
+            cur = NULL;
+            skipping = true;
             if (!close || close[1] || close == s + 1) {
-                snprintf(err, errsize, "%s:%d: bad section header '%s'", path, lineno, s);
-                rc = -EINVAL;
-                break;
+                ok = report(c, path, lineno, NULL, "bad section header '%s': the keys up to "
+                            "the next section are ignored", s);
+                continue;
             }
             *close = 0;
             const char *name = s + 1;
-            if (strlen(name) >= sizeof cur->name || strchr(name, '/') || strchr(name, ' ') ||
-                name[0] == '.') {
-                snprintf(err, errsize, "%s:%d: '%s' cannot be a device name (no '/', blanks or "
-                         "leading '.')", path, lineno, name);
-                rc = -EINVAL;
-                break;
+            if (!uz_conf_name_ok(name, why, sizeof why)) {
+                ok = report(c, path, lineno, NULL, "%s; the section is ignored", why);
+                continue;
             }
-            cur = NULL;
-            for (size_t i = 0; i < c->ndev; i++)
-                if (!strcmp(c->dev[i].name, name))
-                    cur = &c->dev[i];   /* a section again: its keys add up */
-            if (!cur) {
-                struct uz_conf_dev *grown = realloc(c->dev, (c->ndev + 1) * sizeof *grown);
-                if (!grown) {
-                    rc = -ENOMEM;
-                    snprintf(err, errsize, "out of memory");
-                    break;
-                }
-                c->dev = grown;
-                cur = &c->dev[c->ndev++];
-                dev_defaults(cur, name);
-            }
+            cur = section(c, name, lineno);
+            ok = cur != NULL;
+            skipping = false;
             continue;
         }
+        if (skipping)
+            continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            snprintf(err, errsize, "%s:%d: expected key = value, got '%s'", path, lineno, s);
-            rc = -EINVAL;
-            break;
+            ok = report(c, path, lineno, cur, "expected key = value, got '%s'", s);
+            continue;
         }
         *eq = 0;
         char *k = trim(s), *v = trim(eq + 1);
         if (!cur) {
-            snprintf(err, errsize, "%s:%d: '%s' outside a [device] section", path, lineno, k);
-            rc = -EINVAL;
-            break;
+            ok = report(c, path, lineno, NULL, "'%s' outside a [device] section", k);
+            continue;
         }
         if (set_key(cur, k, v, why, sizeof why) < 0) {
-            snprintf(err, errsize, "%s:%d: [%s] %s", path, lineno, cur->name, why);
-            rc = -EINVAL;
-            break;
+            ok = report(c, path, lineno, cur, "%s", why);
+            continue;
         }
+        cur->key_line[key_index(k)] = lineno;
     }
+    int read_error = ferror(fp) ? (errno ? errno : EIO) : 0;   /* EISDIR for a directory */
     fclose(fp);
-    if (rc < 0) {
+    free(l);
+    if (!ok || read_error) {
+        int e = !ok ? ENOMEM : read_error;
         uz_conf_free(c);
-        return rc;
+        snprintf(err, errsize, "%s: %s", path, strerror(e));
+        return -e;
     }
     for (size_t i = 0; i < c->ndev; i++)
         dev_finish(&c->dev[i]);
+    if (c->nerrors) {
+        snprintf(err, errsize, "%s", c->errors[0]);
+        return -EINVAL;
+    }
     return 0;
 }
 
 void uz_conf_free(struct uz_conf *c)
 {
+    size_t kept = c->nerrors < UZ_CONF_MAX_MESSAGES ? c->nerrors : UZ_CONF_MAX_MESSAGES;
+    for (size_t i = 0; c->errors && i < kept; i++)
+        free(c->errors[i]);
+    free(c->errors);
     free(c->dev);
-    c->dev = NULL;
-    c->ndev = 0;
+    memset(c, 0, sizeof *c);
 }
 
 const struct uz_conf_dev *uz_conf_find(const struct uz_conf *c, const char *name)

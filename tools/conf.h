@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define UZ_CONF_MAX_ALGOS 4      /* the primary and up to 3 for recompression */
+#define UZ_CONF_NKEYS 14         /* the entries of uz_conf_keys */
 
 struct uz_conf_algo {
     char name[32];
@@ -45,12 +46,28 @@ struct uz_conf_dev {
     char recompress_policy[128];
     char writeback_policy[128];
     char auto_compact[16];
+    /* where each key was last set: key_line[i] is the line of
+     * uz_conf_keys[i], 0 if the section does not set it */
+    unsigned key_line[UZ_CONF_NKEYS];
+    unsigned line;               /* the section's first [NAME] line */
+    /* A section with an error in it is rejected whole: nerrors > 0, and
+     * error is the first one ("FILE:LINE: [NAME] what").  The generator
+     * writes no unit for it, `uzram up` refuses it. */
+    unsigned nerrors;
+    char error[320];
 };
 
 struct uz_conf {
-    struct uz_conf_dev *dev;
-    size_t ndev;
+    struct uz_conf_dev *dev;     /* every section, the rejected ones too */
+    size_t ndev, cap;
+    /* Every error of the file in line order, at most UZ_CONF_MAX_MESSAGES
+     * of them ("FILE:LINE: what"); nerrors counts them all. */
+    char **errors;
+    size_t nerrors;
 };
+
+#define UZ_CONF_MAX_MESSAGES 100
+#define UZ_CONF_LINE_MAX 1023    /* a longer line is an error, unless a comment */
 
 /* Every key a section takes, NULL-terminated: zram-generator's, then
  * uzram's own. */
@@ -61,13 +78,35 @@ const char *uz_conf_path(void);
 
 /*
  * Parse the file at path into *c.  A missing file is an empty
- * configuration (0).  Any error - a line that is neither a section, a
- * comment nor key = value, a bad value, an unknown key - is -EINVAL with
- * "FILE:LINE: what" in err.  Free with uz_conf_free().
+ * configuration (0).  A bad line rejects only what it must:
+ *   - a bad key or value, a line that is not key = value, a line longer
+ *     than UZ_CONF_LINE_MAX or one with a NUL byte, inside a section:
+ *     that section (all of it, wherever else its name appears);
+ *   - a section header that is malformed or names no possible device
+ *     ('/', blanks, quotes, '$', '%', a leading '.' or '-', ...): the
+ *     keys under it, up to the next header;
+ *   - key = value before any section: that line.
+ * Comment lines ('#' or ';' first) are skipped whatever their length
+ * or content.  Returns 0 (no error), -EINVAL (errors: each is in
+ * c->errors, the first also in err, and c holds every section, the
+ * rejected ones marked by nerrors) or another -errno when the file cannot
+ * be read (c empty, the reason in err).  Free with uz_conf_free() in every
+ * case.
  */
 int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize);
 void uz_conf_free(struct uz_conf *c);
+/* The section [name], rejected or not; NULL if the file has none. */
 const struct uz_conf_dev *uz_conf_find(const struct uz_conf *c, const char *name);
+/* The line that set key in d (0 if none did). */
+unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key);
+
+/*
+ * Is name usable as a device (a unit name uzram-NAME.service, a
+ * directory RUNDIR/NAME and a command-line word)?  Letters, digits and
+ * ":_.-", at most 63 bytes, not starting with '.' or '-'.  False with the
+ * reason in why.
+ */
+bool uz_conf_name_ok(const char *name, char *why, size_t whysize);
 
 /*
  * Evaluate a size expression in MiB: numbers, "ram" (RAM in MiB),
@@ -75,6 +114,17 @@ const struct uz_conf_dev *uz_conf_find(const struct uz_conf *c, const char *name
  * -EINVAL with the reason in err.
  */
 int uz_conf_eval(const char *expr, double ram_mib, double *out, char *err, size_t errsize);
+
+/*
+ * A size key's expression (zram-size, zram-resident-limit) in bytes,
+ * rounded up to whole pages: 0, or -EINVAL with the reason in err when it
+ * does not evaluate, or is below a page or above UZ_CONF_MAX_MIB (which
+ * keeps the bytes in 64 bits; the device's own limit is the library's,
+ * checked when the size is applied).  The one evaluation both `uzram up`
+ * and the generator use.
+ */
+#define UZ_CONF_MAX_MIB 1e12
+int uz_conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize);
 
 /* Physical RAM in MiB. */
 double uz_conf_ram_mib(void);

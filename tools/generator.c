@@ -8,7 +8,7 @@
  * directories; it writes into NORMAL_DIR only:
  *
  *   uzram-NAME.service    Type=oneshot, RemainAfterExit=yes:
- *                         ExecStart=uzram up NAME, ExecStop=uzram down NAME
+ *                         ExecStart=uzram up -- NAME, ExecStop=uzram down -- NAME
  *   swap.target.wants/uzram-NAME.service       for a swap device
  *   local-fs.target.wants/uzram-NAME.service   for a filesystem
  *
@@ -19,11 +19,16 @@
  * host-memory-limit is below the machine's RAM gets no unit.  UZRAM_CONF
  * and UZRAM_RUNDIR, when set, are passed on to the units (for tests).
  *
- * A bad configuration is reported (FILE:LINE) and nothing is written:
- * exit status 1, which systemd logs.
+ * Each section is checked as `uzram up` would take it (uz_up_check, the
+ * same code `up` runs first), so a unit is written only for a device
+ * `up` can bring up.  A bad section gets no unit and the others still
+ * do: every error is printed (FILE:LINE, on stderr, which systemd puts in
+ * the journal) with what it rejected, and the exit status is then 1,
+ * which systemd logs.
  */
 #define _GNU_SOURCE
 #include "conf.h"
+#include "up.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -70,18 +75,16 @@ static void put_word(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Unit names take [A-Za-z0-9:_.-] (and '\' escapes, not used here). */
-static bool unit_safe(const char *name)
-{
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == ':' || *c == '_' || *c == '.' || *c == '-'))
-            return false;
-    return *name != 0;
-}
-
+/* The unit of d and its .wants link.  d->name is a device name
+ * (uz_conf_name_ok: letters, digits, ":_.-", no leading '-' or '.'), so it
+ * is a unit name's part and one word of a command line as it is. */
 static int write_unit(const char *dir, const struct uz_conf_dev *d, const char *uzram)
 {
+    char why[160];
+    if (!uz_conf_name_ok(d->name, why, sizeof why)) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        return -1;
+    }
     bool swap = !strcmp(d->fs_type, "swap");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/uzram-%s.service", dir, d->name);
@@ -119,10 +122,10 @@ static int write_unit(const char *dir, const struct uz_conf_dev *d, const char *
     }
     fprintf(f, "ExecStart=");
     put_word(f, uzram);
-    fprintf(f, " up %s\n", d->name);
+    fprintf(f, " up -- %s\n", d->name);
     fprintf(f, "ExecStop=");
     put_word(f, uzram);
-    fprintf(f, " down %s\n", d->name);
+    fprintf(f, " down -- %s\n", d->name);
     if (fclose(f) != 0) {
         fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
         return -1;
@@ -166,31 +169,42 @@ int main(int argc, char **argv)
     }
     struct uz_conf c;
     char err[512];
-    if (uz_conf_load(uz_conf_path(), &c, err, sizeof err) < 0) {
+    int rc = uz_conf_load(uz_conf_path(), &c, err, sizeof err);
+    if (rc < 0 && rc != -EINVAL) {   /* unreadable */
         fprintf(stderr, "%s: %s\n", prog, err);
         return 1;
     }
+    rc = 0;
+    size_t kept = c.nerrors < UZ_CONF_MAX_MESSAGES ? c.nerrors : UZ_CONF_MAX_MESSAGES;
+    for (size_t i = 0; i < kept; i++)
+        fprintf(stderr, "%s: %s\n", prog, c.errors[i]);
+    if (c.nerrors > kept)
+        fprintf(stderr, "%s: %s: %zu more errors\n", prog, uz_conf_path(), c.nerrors - kept);
+    if (c.nerrors)
+        rc = 1;
     char uzram[PATH_MAX];
     uzram_path(uzram, sizeof uzram);
     double ram = uz_conf_ram_mib();
-    int rc = 0;
-    for (size_t i = 0; i < c.ndev && rc == 0; i++) {
+    for (size_t i = 0; i < c.ndev; i++) {
         const struct uz_conf_dev *d = &c.dev[i];
-        if (!unit_safe(d->name)) {
-            fprintf(stderr, "%s: [%s]: a device name takes letters, digits and :_.- only\n",
-                    prog, d->name);
+        char why[400];
+        const char *key;
+        if (d->nerrors) {
+            fprintf(stderr, "%s: [%s] (line %u) has %u error%s: no unit written\n", prog, d->name,
+                    d->line, d->nerrors, d->nerrors > 1 ? "s" : "");
             rc = 1;
-        } else if (strcmp(d->fs_type, "swap") && !d->mount_point[0]) {
-            fprintf(stderr, "%s: [%s]: fs-type %s needs a mount-point\n", prog, d->name,
-                    d->fs_type);
-            rc = 1;
+            continue;
         }
-    }
-    for (size_t i = 0; i < c.ndev && rc == 0; i++) {
-        const struct uz_conf_dev *d = &c.dev[i];
         if (d->host_memory_limit && ram > (double)d->host_memory_limit) {
             fprintf(stderr, "%s: [%s] skipped: %.0f MiB of RAM is over host-memory-limit %llu\n",
                     prog, d->name, ram, (unsigned long long)d->host_memory_limit);
+            continue;
+        }
+        if (uz_up_check(d, ram, why, sizeof why, &key) < 0) {
+            unsigned line = key ? uz_conf_key_line(d, key) : 0;
+            fprintf(stderr, "%s: %s:%u: [%s] %s: no unit written\n", prog, uz_conf_path(),
+                    line ? line : d->line, d->name, why);
+            rc = 1;
             continue;
         }
         if (write_unit(dir, d, uzram) < 0)

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "fuse.h"
+#include "setup.h"
 #include "uzram.h"
 
 #include <errno.h>
@@ -64,25 +65,36 @@ static int write_pidfile(const char *path)
     return fclose(fp) == 0 ? 0 : -errno;
 }
 
-/* Is DIR (absolute, resolved) the mount point of a fuse.uzram mount? */
-static bool is_uzram_mount(const char *dir)
+/* Is DIR (absolute, resolved) the mount point of a fuse.uzram mount?  If
+ * so and owner is not NULL, *owner is the uid that mounted it (FUSE's
+ * user_id= option), -1 if the options do not say. */
+static bool find_uzram_mount(const char *dir, long *owner)
 {
     FILE *fp = fopen("/proc/self/mounts", "r");
     if (!fp)
         return false;
-    char line[4096];
+    char line[8192];
     bool found = false;
     while (!found && fgets(line, sizeof line, fp)) {
-        char src[1024], mnt[2048], type[256];
-        if (sscanf(line, "%1023s %2047s %255s", src, mnt, type) != 3)
+        char src[1024], mnt[PATH_MAX], type[256], opts[4096];
+        if (sscanf(line, "%1023s %4095s %255s %4095s", src, mnt, type, opts) != 4)
             continue;
-        /* /proc/mounts escapes blanks as \040; compare the raw form of
-         * simple paths, which is what uzram mounts at in practice. */
-        if (strcmp(type, "fuse.uzram") == 0 && strcmp(mnt, dir) == 0)
-            found = true;
+        uz_setup_unescape(mnt);   /* \040 for a blank */
+        if (strcmp(type, "fuse.uzram") != 0 || strcmp(mnt, dir) != 0)
+            continue;
+        found = true;
+        if (owner) {
+            const char *u = strstr(opts, "user_id=");
+            *owner = u && (u == opts || u[-1] == ',') ? strtol(u + 8, NULL, 10) : -1;
+        }
     }
     fclose(fp);
     return found;
+}
+
+static bool is_uzram_mount(const char *dir)
+{
+    return find_uzram_mount(dir, NULL);
 }
 
 static int pool_usage(FILE *fp)
@@ -601,13 +613,25 @@ static pid_t mount_daemon(dev_t dev)
 static int umount_one(const char *arg)
 {
     char *dir = realpath(arg, NULL);
+    int resolve_err = dir ? 0 : errno;
     const char *path = dir ? dir : arg;     /* a dead mount does not resolve */
     struct stat st;
     pid_t pid = 0;
     if (stat(path, &st) == 0)
         pid = mount_daemon(st.st_dev);
-    if (!is_uzram_mount(path)) {
-        fprintf(stderr, "uzram umount: %s: not a uzram mount\n", arg);
+    long owner = -1;
+    if (!find_uzram_mount(path, &owner)) {
+        fprintf(stderr, "uzram umount: %s: not a uzram mount%s%s%s\n", arg,
+                resolve_err && resolve_err != ENOTCONN ? " (" : "",
+                resolve_err && resolve_err != ENOTCONN ? strerror(resolve_err) : "",
+                resolve_err && resolve_err != ENOTCONN ? ")" : "");
+        free(dir);
+        return 1;
+    }
+    /* fusermount3 would only say "entry not found in /etc/mtab" */
+    if (geteuid() != 0 && owner >= 0 && owner != (long)geteuid()) {
+        fprintf(stderr, "uzram umount: %s: mounted by another user (uid %ld): only that user "
+                "or root can unmount it\n", arg, owner);
         free(dir);
         return 1;
     }

@@ -705,6 +705,35 @@ static size_t find_mounts(char ***dirs)
     return n;
 }
 
+/* Is dir (resolved) a uzram mount, or a device directory DIR/zramN of a
+ * pool mounted at DIR?  Read from /proc/self/mounts: a mount that hangs
+ * is not touched. */
+static bool is_uzram_dir(const char *dir)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    bool in_pool = slash && slash != parent && !strncmp(slash + 1, "zram", 4) &&
+                   slash[5] >= '0' && slash[5] <= '9' &&
+                   strspn(slash + 5, "0123456789") == strlen(slash + 5);
+    if (in_pool)
+        *slash = 0;
+    FILE *fp = fopen("/proc/self/mounts", "r");
+    if (!fp)
+        return true;   /* cannot tell: let the attribute reads decide */
+    char line[4096], src[PATH_MAX], mnt[PATH_MAX], type[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, fp)) {
+        if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 ||
+            strcmp(type, "fuse.uzram") != 0)
+            continue;
+        uz_setup_unescape(mnt);
+        found = !strcmp(mnt, dir) || (in_pool && !strcmp(mnt, parent));
+    }
+    fclose(fp);
+    return found;
+}
+
 int uz_cmd_stat(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -744,12 +773,26 @@ int uz_cmd_stat(int argc, char **argv)
     int first = optind;
     char **dirs;
     size_t ndirs;
+    int rc = 0;
     if (first < argc) {
         ndirs = (size_t)(argc - first);
         dirs = calloc(ndirs, sizeof *dirs);
         for (size_t i = 0; dirs && i < ndirs; i++) {
-            char *abs = realpath(argv[first + (int)i], NULL);
-            dirs[i] = abs ? abs : strdup(argv[first + (int)i]);
+            const char *arg = argv[first + (int)i];
+            char *abs = realpath(arg, NULL);
+            int e = errno;
+            if (abs && !is_uzram_dir(abs)) {
+                fprintf(stderr, "uzram stat: %s: not a uzram mount\n", arg);
+                free(abs);
+                rc = 1;
+                continue;   /* dirs[i] stays NULL: skipped */
+            }
+            if (!abs && e != ENOTCONN) {   /* a dead mount does not resolve: say so below */
+                fprintf(stderr, "uzram stat: %s: %s\n", arg, strerror(e));
+                rc = 1;
+                continue;
+            }
+            dirs[i] = abs ? abs : strdup(arg);
         }
     } else {
         ndirs = find_mounts(&dirs);
@@ -757,7 +800,6 @@ int uz_cmd_stat(int argc, char **argv)
     struct row *rows = NULL;
     struct pool_info *pools = NULL;
     size_t n = 0, npools = 0;
-    int rc = 0;
     if (ndirs && !dirs) {
         fprintf(stderr, "uzram stat: out of memory\n");
         return 1;

@@ -22,6 +22,10 @@
 #include "cli.h"
 #include "uzram.h"
 
+#ifndef UZ_VERSION   /* set by the build (CMakeLists.txt) */
+#define UZ_VERSION UZRAM_VERSION_STRING
+#endif
+
 /* The commands, and what runs them. */
 static const struct command {
     const char *name;
@@ -51,7 +55,7 @@ static int usage(FILE *f, bool full)
 {
     fprintf(f, "uzram %s - compressed RAM block store (zram in user space)\n"
                "usage: uzram COMMAND [options]   (uzram COMMAND --help for one)\n"
-               "commands:", uzram_version());
+               "commands:", UZ_VERSION);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, " %s", commands[i].name);
     fprintf(f, "\n");
@@ -84,7 +88,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help"))
         return usage(stdout, true);
     if (!strcmp(cmd, "--version")) {
-        printf("uzram %s\n", uzram_version());
+        /* the build's version (CMake's project(VERSION), which the manual
+         * pages carry too); the library's, were it another */
+        if (strcmp(UZ_VERSION, uzram_version()) != 0)
+            printf("uzram %s (library %s)\n", UZ_VERSION, uzram_version());
+        else
+            printf("uzram %s\n", UZ_VERSION);
         return 0;
     }
     fprintf(stderr, "uzram: unknown command '%s'\n", cmd);
