@@ -253,33 +253,30 @@ static bool zone_stored(uint32_t f)
     return counts_stored(f) || (f & SLOT_SHARED);
 }
 
+/* A slot of zone z in state f, with an object of bytes, enters the
+ * zone's counters (d = +1) or leaves them (d = -1). */
+static void zone_count(struct uz_zone *z, uint32_t f, size_t bytes, int64_t d)
+{
+    if (!f)
+        return;
+    atomic_fetch_add_explicit(&z->compr_bytes, (uint64_t)d * bytes, RELAXED);
+    if (!(f & SLOT_GROUP) && (f & SLOT_HUGE))
+        atomic_fetch_add_explicit(&z->huge_pages, (uint64_t)d, RELAXED);
+    else if (!(f & SLOT_GROUP) && (f & SLOT_SAME))
+        atomic_fetch_add_explicit(&z->same_pages, (uint64_t)d, RELAXED);
+    if (f & SLOT_SHARED)
+        atomic_fetch_add_explicit(&z->shared_slots, (uint64_t)d, RELAXED);
+    if (zone_stored(f))
+        atomic_fetch_add_explicit(&z->pages_stored, (uint64_t)d, RELAXED);
+}
+
 /* A slot of zone z goes from state f (object bytes old) to state (new):
  * the zone's counters follow.  Group members count as tally does. */
 static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
                         uint32_t state, size_t new)
 {
-    if (f) {
-        atomic_fetch_sub_explicit(&z->compr_bytes, old, RELAXED);
-        if (!(f & SLOT_GROUP) && (f & SLOT_HUGE))
-            atomic_fetch_sub_explicit(&z->huge_pages, 1, RELAXED);
-        else if (!(f & SLOT_GROUP) && (f & SLOT_SAME))
-            atomic_fetch_sub_explicit(&z->same_pages, 1, RELAXED);
-        if (f & SLOT_SHARED)
-            atomic_fetch_sub_explicit(&z->shared_slots, 1, RELAXED);
-        if (zone_stored(f))
-            atomic_fetch_sub_explicit(&z->pages_stored, 1, RELAXED);
-    }
-    if (state) {
-        atomic_fetch_add_explicit(&z->compr_bytes, new, RELAXED);
-        if (!(state & SLOT_GROUP) && (state & SLOT_HUGE))
-            atomic_fetch_add_explicit(&z->huge_pages, 1, RELAXED);
-        else if (!(state & SLOT_GROUP) && (state & SLOT_SAME))
-            atomic_fetch_add_explicit(&z->same_pages, 1, RELAXED);
-        if (state & SLOT_SHARED)
-            atomic_fetch_add_explicit(&z->shared_slots, 1, RELAXED);
-        if (zone_stored(state))
-            atomic_fetch_add_explicit(&z->pages_stored, 1, RELAXED);
-    }
+    zone_count(z, f, old, -1);
+    zone_count(z, state, new, +1);
     if (old != new && atomic_load_explicit(&dev->links->deps[idx / UZ_UNIT], RELAXED))
         atomic_fetch_add_explicit(&z->dep_bytes, (uint64_t)new - (uint64_t)old, RELAXED);
     /* a slot of a linked unit that gains (loses) a page of its own no
