@@ -266,6 +266,9 @@ lib=$(ldd "$WORK/prog" | awk '$1 == "libuzram.so.0" {print $3}')
     fail "the program does not use the installed library: $(ldd "$WORK/prog" | grep uzram)"
 out=$("$WORK/prog") || fail "the program failed: $out"
 [ "$out" = "$(pkg-config --modversion uzram) ok" ] || fail "the program says '$out'"
+# one version: uzram.h's (the library, uzram.pc, uzram --version) and debian/changelog's
+[ "$out" = "$ver ok" ] || fail "the library is ${out% ok}, debian/changelog says $ver"
+[ "$(uzram --version)" = "uzram $ver" ] || fail "uzram --version: $(uzram --version), not uzram $ver"
 echo "ok: $out"
 
 step "the installed generator, $CONF with one device"
