@@ -66,7 +66,7 @@ HAD_CONF=0
 NBD_PID=
 
 cleanup() {
-    local rc=$? p l d left=()
+    local rc=$? p l d ours=()
     set +e
     trap - EXIT
     if [ -n "$NBD_PID" ] && kill -0 "$NBD_PID" 2>/dev/null; then
@@ -84,11 +84,11 @@ cleanup() {
         grep -q " $d fuse.uzram " /proc/self/mounts && { fusermount3 -u -z "$d" || umount -l "$d"; }
     done
     for p in "${PKGS[@]}"; do
-        case $(status "$p") in ""|not-installed) ;; *) left+=("$p");; esac
+        case $(status "$p") in ""|not-installed) ;; *) ours+=("$p");; esac
     done
-    if [ ${#left[@]} -gt 0 ]; then
-        echo "cleanup: purging ${left[*]}"
-        dpkg --purge "${left[@]}" >/dev/null
+    if [ ${#ours[@]} -gt 0 ]; then
+        echo "cleanup: purging ${ours[*]}"
+        dpkg --purge "${ours[@]}" >/dev/null
     fi
     rm -f "$CONF"
     [ "$HAD_CONF" = 1 ] && cp -a "$WORK/saved.conf" "$CONF"
@@ -262,8 +262,9 @@ C
     fail "the program does not build with pkg-config --cflags --libs uzram"
 # (/lib is /usr/lib on a merged-/usr system: compare the files)
 lib=$(ldd "$WORK/prog" | awk '$1 == "libuzram.so.0" {print $3}')
-[ -n "$lib" ] && [ "$(readlink -f "$lib")" = "/usr/lib/$multiarch/libuzram.so.0.2.0" ] ||
+if [ -z "$lib" ] || [ "$(readlink -f "$lib")" != "/usr/lib/$multiarch/libuzram.so.0.2.0" ]; then
     fail "the program does not use the installed library: $(ldd "$WORK/prog" | grep uzram)"
+fi
 out=$("$WORK/prog") || fail "the program failed: $out"
 [ "$out" = "$(pkg-config --modversion uzram) ok" ] || fail "the program says '$out'"
 # one version: uzram.h's (the library, uzram.pc, uzram --version) and debian/changelog's
@@ -308,13 +309,13 @@ DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout=300 "$
 for p in "${PKGS[@]}"; do
     case $(status "$p") in ""|not-installed) ;; *) fail "$p is left: $(status "$p")";; esac
 done
-left=0
+leftover=0
 while read -r f; do
     if [ -e "$f" ] || [ -L "$f" ]; then
-        grep -qxF "$f" "$WORK/before" || { echo "left: $f" >&2; left=1; }
+        grep -qxF "$f" "$WORK/before" || { echo "left: $f" >&2; leftover=1; }
     fi
 done < "$WORK/listed"
-[ "$left" = 0 ] || fail "files of the packages are left after the purge"
+[ "$leftover" = 0 ] || fail "files of the packages are left after the purge"
 [ -e "$CONF" ] && fail "$CONF is left after the purge"
 [ -e "$GEN" ] && fail "$GEN is left after the purge"
 [ -e "$plugindir/nbdkit-uzram-plugin.so" ] && fail "the plugin is left after the purge"
