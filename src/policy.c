@@ -66,6 +66,7 @@ struct uz_policy {
     uint64_t rc_cursor, wb_cursor;
     uint64_t rc_next_ms, wb_next_ms;
     uint64_t io_seen, rc_ran_ms, pass_done;   /* recompress: I/O seen, last run, pass's work */
+    uint64_t pause_ns;                        /* the CPU bound's pause still owed */
 };
 
 static void wb_tick(struct uzram *dev, struct uz_policy *p, struct uz_policy_cfg wb,
@@ -251,6 +252,10 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
         bool wrapped = r.next >= dev->nslots;
         p->rc_cursor = wrapped ? 0 : r.next;
         p->pass_done += r.done;
+        /* a pass that settled pages ends with a compaction: the objects
+         * it freed left holes in the allocator's pages */
+        if (wrapped && p->pass_done && rc.settle)
+            (void)dev->aops->compact(dev->alloc, 0);
         uint64_t cpu = thread_ns() - c0;
         atomic_fetch_add(&dev->ev.pol_rc_ticks, 1);
         atomic_fetch_add(&dev->ev.pol_rc_pages, r.done);
@@ -260,9 +265,14 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
          * c * (100 - pct) / pct, so the thread's share of one core over
          * any span of ticks stays within pct */
         if (rc.cpu_pct && rc.cpu_pct < 100) {
-            uint64_t pause = cpu / 1000000 * (100 - rc.cpu_pct) / rc.cpu_pct;
-            if (p->rc_next_ms < now_ms + pause)
-                p->rc_next_ms = now_ms + pause;
+            p->pause_ns += cpu * (100 - rc.cpu_pct) / rc.cpu_pct;
+            uint64_t pause = p->pause_ns / 1000000;   /* whole ms; the rest carries over */
+            p->pause_ns -= pause * 1000000;
+            uint64_t end = mono_ms();   /* the pause follows the tick */
+            if (p->rc_next_ms < end + pause)
+                p->rc_next_ms = end + pause;
+            else
+                p->pause_ns = 0;   /* the period is longer than the pause owed */
         }
         /* a whole pass that found nothing to do: look again in a second */
         if (wrapped) {
