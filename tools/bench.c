@@ -95,6 +95,7 @@ struct result {
     double settle_s;                    /* settled: seconds the settling took */
     double cold_read_us;                /* settled: median 4 KiB random read */
     double cold_read_p99_us;
+    double hot_read_us, hot_read_p99_us; /* the same reads before settling */
     /* --plot: footprint and compr after the fill [0] and each churn round */
     uint64_t *trace_fp, *trace_compr;
     int trace_rounds;
@@ -364,28 +365,16 @@ static int cmp_double(const void *a, const void *b)
  * policy does to idle pages by itself), compact, read every page back and
  * check it, and time 4 KiB reads at random offsets of the settled data
  * (each checked too).  0, or -1 with a message. */
-static int settle_device(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
-                         struct job *proto, int threads, uint64_t rss0, struct result *r)
+/* Time NREAD 4 KiB reads at random pages (the same pages each call),
+ * each checked against the page file: the median and p99 in us, and the
+ * pages that differed. */
+enum { NREAD = 4096 };
+static uint64_t random_reads(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
+                             double *median, double *p99)
 {
-    double a = now_s();
-    if (uzram_attr_store(dev, "recompress", "settle", 6) < 0) {
-        fprintf(stderr, "uzram bench: %s: settle: %s\n", pf->name, uzram_last_error());
-        return -1;
-    }
-    uzram_compact(dev);
-    r->settle_s = now_s() - a;
-    r->phase = "settled";
-    r->pages = pf->pages;
-    stats_into(dev, r, rss0);
-    uint64_t bad = 0;
-    a = now_s();
-    run_threads(threads, proto, verify_thread, pf->pages, false, &bad, NULL);
-    double b = now_s();
-    r->read_mb_s = (double)(pf->pages * PAGE) / (b - a) / 1e6;
-    enum { NREAD = 4096 };
     static double lat[NREAD];
     static uint8_t buf[PAGE];
-    uint64_t x = 0x2545f4914f6cdd1dull;
+    uint64_t x = 0x2545f4914f6cdd1dull, bad = 0;
     for (int i = 0; i < NREAD; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint64_t p = x % pf->pages;
@@ -397,8 +386,34 @@ static int settle_device(struct uzram *dev, const struct pagefile *pf, const int
             bad++;
     }
     qsort(lat, NREAD, sizeof lat[0], cmp_double);
-    r->cold_read_us = lat[NREAD / 2];
-    r->cold_read_p99_us = lat[NREAD * 99 / 100];
+    *median = lat[NREAD / 2];
+    *p99 = lat[NREAD * 99 / 100];
+    return bad;
+}
+
+/* --settle: settle every page now (recompress settle, what the default
+ * policy does to idle pages by itself), compact, read every page back and
+ * check it, and time 4 KiB reads at random pages before and after (each
+ * checked too).  0, or -1 with a message. */
+static int settle_device(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
+                         struct job *proto, int threads, uint64_t rss0, struct result *r)
+{
+    uint64_t bad = random_reads(dev, pf, expect, &r->hot_read_us, &r->hot_read_p99_us);
+    double a = now_s();
+    if (uzram_attr_store(dev, "recompress", "settle", 6) < 0) {
+        fprintf(stderr, "uzram bench: %s: settle: %s\n", pf->name, uzram_last_error());
+        return -1;
+    }
+    uzram_compact(dev);
+    r->settle_s = now_s() - a;
+    r->phase = "settled";
+    r->pages = pf->pages;
+    stats_into(dev, r, rss0);
+    a = now_s();
+    run_threads(threads, proto, verify_thread, pf->pages, false, &bad, NULL);
+    double b = now_s();
+    r->read_mb_s = (double)(pf->pages * PAGE) / (b - a) / 1e6;
+    bad += random_reads(dev, pf, expect, &r->cold_read_us, &r->cold_read_p99_us);
     r->verified = bad == 0;
     if (bad) {
         fprintf(stderr, "uzram bench: %s: %llu pages differ after settling\n", pf->name,
@@ -893,9 +908,9 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
                (unsigned long long)r->footprint_max, r->max_ratio);
     if (!strcmp(r->phase, "settled"))
         printf(",\"settled_footprint_bytes\":%llu,\"settle_s\":%.3f,\"cold_read_us\":%.2f,"
-               "\"cold_read_p99_us\":%.2f",
+               "\"cold_read_p99_us\":%.2f,\"hot_read_us\":%.2f,\"hot_read_p99_us\":%.2f",
                (unsigned long long)r->st.footprint, r->settle_s, r->cold_read_us,
-               r->cold_read_p99_us);
+               r->cold_read_p99_us, r->hot_read_us, r->hot_read_p99_us);
     if (r->kernel && r->kernel_mem_after_compact)
         printf(",\"mem_used_after_compact_bytes\":%llu",
                (unsigned long long)r->kernel_mem_after_compact);
@@ -1111,9 +1126,10 @@ int uz_cmd_bench(int argc, char **argv)
             if (settled.phase) {
                 o.json ? print_json(&o, &pf, &settled) : print_row(&pf, &settled);
                 if (!o.json)
-                    printf("%-22s settled in %.2f s; 4 KiB random reads of settled data: median "
-                           "%.1f us, p99 %.1f us\n", "", settled.settle_s, settled.cold_read_us,
-                           settled.cold_read_p99_us);
+                    printf("%-22s settled in %.2f s; 4 KiB random reads: median %.1f us, p99 "
+                           "%.1f us settled; %.1f us, p99 %.1f us before\n", "", settled.settle_s,
+                           settled.cold_read_us, settled.cold_read_p99_us, settled.hot_read_us,
+                           settled.hot_read_p99_us);
             }
             if (churn.phase) {
                 o.json ? print_json(&o, &pf, &churn) : print_row(&pf, &churn);
