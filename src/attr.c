@@ -114,7 +114,7 @@ static int show_comp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-        len = emit(buf, size, len, strcmp(c->name, dev->algorithm) == 0 ? "[%s] " : "%s ", c->name);
+        len = emit(buf, size, len, strcmp(c->name, dev->store->algorithm) == 0 ? "[%s] " : "%s ", c->name);
     return emit(buf, size, len, "\n");
 }
 
@@ -125,8 +125,8 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "comp_algorithm: unknown algorithm '%s'", v->s);
     if (dev->initialised)
         return uz_error(-EBUSY, "comp_algorithm: device is initialised; reset it first");
-    snprintf(dev->algorithm, sizeof dev->algorithm, "%s", c->name);
-    dev->level = 0;
+    snprintf(dev->store->algorithm, sizeof dev->store->algorithm, "%s", c->name);
+    dev->store->level = 0;
     return 0;
 }
 
@@ -182,15 +182,15 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
                         "algo=NAME or priority=N for a secondary");
     if (!algo && prio < 0)
         prio = 0;
-    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->recomp_algo[prio - 1].name[0]))
+    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->store->recomp_algo[prio - 1].name[0]))
         return uz_error(-EINVAL, "algorithm_params: no secondary algorithm at priority %ld", prio);
     if (algo) {
         const struct uz_codec *c = uz_codec_find(algo);
         long found = -1;
-        if (c && (prio <= 0) && strcmp(c->name, dev->algorithm) == 0)
+        if (c && (prio <= 0) && strcmp(c->name, dev->store->algorithm) == 0)
             found = 0;
         for (long p = 1; c && found < 0 && p <= UZ_NR_SECONDARY; p++)
-            if ((prio < 0 || prio == p) && strcmp(c->name, dev->recomp_algo[p - 1].name) == 0)
+            if ((prio < 0 || prio == p) && strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0)
                 found = p;
         if (found < 0)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
@@ -198,26 +198,26 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!have_level)
         return 0;
-    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->recomp_algo[prio - 1].name : dev->algorithm);
+    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->store->recomp_algo[prio - 1].name : dev->store->algorithm);
     if (level < c->level_min || level > c->level_max)
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
     if (dev->initialised)
         return uz_error(-EBUSY, "algorithm_params: device is initialised; reset it first");
     if (prio > 0)
-        dev->recomp_algo[prio - 1].level = (int)level;
+        dev->store->recomp_algo[prio - 1].level = (int)level;
     else
-        dev->level = (int)level;
+        dev->store->level = (int)level;
     return 0;
 }
 
 static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
 {
-    const struct uz_codec *c = uz_codec_find(dev->algorithm);
-    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->algorithm,
-                   dev->level ? dev->level : c->level_default);
+    const struct uz_codec *c = uz_codec_find(dev->store->algorithm);
+    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->store->algorithm,
+                   dev->store->level ? dev->store->level : c->level_default);
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        const struct uz_recomp_algo *sc = &dev->recomp_algo[p - 1];
+        const struct uz_recomp_algo *sc = &dev->store->recomp_algo[p - 1];
         if (!sc->name[0])
             continue;
         c = uz_codec_find(sc->name);
@@ -232,7 +232,7 @@ static int store_mem_limit(struct uzram *dev, const struct val *v)
     uint64_t bytes;
     if (uz_memparse(v->s, v->len, &bytes) < 0)
         return uz_error(-EINVAL, "mem_limit: '%s' is not a size (0 = no limit)", v->s);
-    atomic_store(&dev->limit_pages, (bytes + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE);
+    atomic_store(&dev->store->limit_pages, (bytes + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE);
     return 0;
 }
 
@@ -242,7 +242,7 @@ static int store_mem_used_max(struct uzram *dev, const struct val *v)
     if (parse_u64(v, &x) < 0 || x != 0)
         return uz_error(-EINVAL, "mem_used_max: only 0 may be written (resets the peak)");
     if (dev->initialised)
-        uz_mem_used_max_reset(dev);
+        uz_mem_used_max_reset(dev->store);
     return 0;
 }
 
@@ -250,7 +250,7 @@ static int store_compact(struct uzram *dev, const struct val *v)
 {
     if (!dev->initialised)
         return uz_error(-EINVAL, "compact: device is not initialised");
-    dev->aops->compact(dev->alloc, 0);
+    dev->store->aops->compact(dev->store->alloc, 0);
     return 0;
 }
 
@@ -282,30 +282,30 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
     struct uzram_stats st;
     uzram_get_stats(dev, &st);
     int len = emit(buf, size, 0, "version: 1\n%8llu %8llu\n",
-                   (unsigned long long)atomic_load(&dev->ev.writestall),
-                   (unsigned long long)atomic_load(&dev->ev.miss_free));
+                   (unsigned long long)atomic_load(&dev->store->ev.writestall),
+                   (unsigned long long)atomic_load(&dev->store->ev.miss_free));
     len = emit(buf, size, len, "footprint: %llu slot_table: %llu meta: %llu streams: %llu\n",
                (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
                (unsigned long long)st.meta_bytes,
-               (unsigned long long)(dev->initialised ? dev->streams.bytes : 0));
+               (unsigned long long)(dev->initialised ? dev->store->streams.bytes : 0));
     len = emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
                (unsigned long long)st.compact_steps,
                (unsigned long long)(st.compact_pause_max_ns / 1000));
     len = emit(buf, size, len, "group_writes: %llu group_fallbacks: %llu group_breaks: %llu\n",
-               (unsigned long long)atomic_load(&dev->ev.group_writes),
-               (unsigned long long)atomic_load(&dev->ev.group_fallbacks),
-               (unsigned long long)atomic_load(&dev->ev.group_breaks));
+               (unsigned long long)atomic_load(&dev->store->ev.group_writes),
+               (unsigned long long)atomic_load(&dev->store->ev.group_fallbacks),
+               (unsigned long long)atomic_load(&dev->store->ev.group_breaks));
     return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
                 "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
                 (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
-                (unsigned long long)atomic_load(&dev->ev.wb_failed),
+                (unsigned long long)atomic_load(&dev->store->ev.wb_failed),
                 (unsigned long long)st.bd_failed, (unsigned long long)st.recompressed,
                 (unsigned long long)st.recomp_incomp);
 }
 
 static int show_max_comp_streams(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%u\n", dev->initialised ? dev->streams.n : dev->nstreams);
+    return emit(buf, size, 0, "%u\n", dev->initialised ? dev->store->streams.n : dev->store->nstreams);
 }
 
 /* zram accepts and ignores writes here (streams are per CPU). */
@@ -315,7 +315,7 @@ static int store_max_comp_streams(struct uzram *dev, const struct val *v)
     if (parse_u64(v, &x) < 0 || x == 0 || x > 1024)
         return uz_error(-EINVAL, "max_comp_streams: write a number from 1 to 1024");
     if (!dev->initialised)
-        dev->nstreams = (unsigned)x;
+        dev->store->nstreams = (unsigned)x;
     return 0;
 }
 
@@ -324,7 +324,7 @@ static int store_max_comp_streams(struct uzram *dev, const struct val *v)
  * "0" turns it off. */
 static int show_auto_compact(struct uzram *dev, char *buf, size_t size)
 {
-    uint32_t b = atomic_load(&dev->compact_bound);
+    uint32_t b = atomic_load(&dev->store->compact_bound);
     if (b == 0)
         return emit(buf, size, 0, "0\n");
     return emit(buf, size, 0, "%u.%03u\n", b / 1000, b % 1000);
@@ -366,7 +366,7 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
     if (pm != 0 && pm < 1000)
         return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
-    atomic_store(&dev->compact_bound, pm);
+    atomic_store(&dev->store->compact_bound, pm);
     return 0;
 }
 
@@ -374,9 +374,9 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
  * uninitialised (as comp_algorithm). */
 static int show_group_pages(struct uzram *dev, char *buf, size_t size)
 {
-    if (dev->group_auto)
+    if (dev->store->group_auto)
         return emit(buf, size, 0, "auto\n");
-    return emit(buf, size, 0, "%u\n", dev->group_pages);
+    return emit(buf, size, 0, "%u\n", dev->store->group_pages);
 }
 
 static int store_group_pages(struct uzram *dev, const struct val *v)
@@ -387,8 +387,8 @@ static int store_group_pages(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4, 8 or auto");
     if (dev->initialised)
         return uz_error(-EBUSY, "group_pages: device is initialised; reset it first");
-    dev->group_auto = automatic;
-    dev->group_pages = automatic ? UZ_GROUP_MAX : (uint32_t)x;
+    dev->store->group_auto = automatic;
+    dev->store->group_pages = automatic ? UZ_GROUP_MAX : (uint32_t)x;
     return 0;
 }
 
@@ -396,7 +396,7 @@ static int store_group_pages(struct uzram *dev, const struct val *v)
 
 static int show_backing_dev(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%s\n", dev->bd ? dev->bd->path : "none");
+    return emit(buf, size, 0, "%s\n", dev->store->bd ? dev->store->bd->path : "none");
 }
 
 /* An absolute path, while uninitialised (as zram); "none" drops it. */
@@ -413,8 +413,8 @@ static int store_backing_dev(struct uzram *dev, const struct val *v)
         if (err < 0)
             return err;
     }
-    uz_backing_close(dev->bd);
-    dev->bd = b;
+    uz_backing_close(dev->store->bd);
+    dev->store->bd = b;
     return 0;
 }
 
@@ -503,7 +503,7 @@ static int store_writeback(struct uzram *dev, const struct val *v)
 
 static int show_writeback_limit(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%llu\n", (unsigned long long)atomic_load(&dev->wb_limit));
+    return emit(buf, size, 0, "%llu\n", (unsigned long long)atomic_load(&dev->store->wb_limit));
 }
 
 static int store_writeback_limit(struct uzram *dev, const struct val *v)
@@ -511,7 +511,7 @@ static int store_writeback_limit(struct uzram *dev, const struct val *v)
     uint64_t x;
     if (parse_u64(v, &x) < 0)
         return uz_error(-EINVAL, "writeback_limit: write a number of 4 KiB pages");
-    atomic_store(&dev->wb_limit, x);
+    atomic_store(&dev->store->wb_limit, x);
     return 0;
 }
 
@@ -531,27 +531,27 @@ static int store_bool(_Atomic bool *b, const struct val *v, const char *what)
 
 static int show_writeback_limit_enable(struct uzram *dev, char *buf, size_t size)
 {
-    return show_bool(&dev->wb_limit_enable, buf, size);
+    return show_bool(&dev->store->wb_limit_enable, buf, size);
 }
 
 static int store_writeback_limit_enable(struct uzram *dev, const struct val *v)
 {
-    return store_bool(&dev->wb_limit_enable, v, "writeback_limit_enable");
+    return store_bool(&dev->store->wb_limit_enable, v, "writeback_limit_enable");
 }
 
 static int show_writeback_compressed(struct uzram *dev, char *buf, size_t size)
 {
-    return show_bool(&dev->wb_compressed, buf, size);
+    return show_bool(&dev->store->wb_compressed, buf, size);
 }
 
 static int store_writeback_compressed(struct uzram *dev, const struct val *v)
 {
-    return store_bool(&dev->wb_compressed, v, "writeback_compressed");
+    return store_bool(&dev->store->wb_compressed, v, "writeback_compressed");
 }
 
 static int show_forward_threshold(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%u\n", atomic_load(&dev->forward_threshold));
+    return emit(buf, size, 0, "%u\n", atomic_load(&dev->store->forward_threshold));
 }
 
 static int store_forward_threshold(struct uzram *dev, const struct val *v)
@@ -559,7 +559,7 @@ static int store_forward_threshold(struct uzram *dev, const struct val *v)
     uint64_t x;
     if (parse_u64(v, &x) < 0 || x > UZRAM_PAGE_SIZE)
         return uz_error(-EINVAL, "forward_threshold: bytes 0..4096 (0 = off)");
-    atomic_store(&dev->forward_threshold, (uint32_t)x);
+    atomic_store(&dev->store->forward_threshold, (uint32_t)x);
     return 0;
 }
 
@@ -587,12 +587,12 @@ static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     buf[0] = 0;
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        if (!dev->recomp_algo[p - 1].name[0])
+        if (!dev->store->recomp_algo[p - 1].name[0])
             continue;
         len = emit(buf, size, len, "#%d: ", p);
         const struct uz_codec *c;
         for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-            len = emit(buf, size, len, strcmp(c->name, dev->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
+            len = emit(buf, size, len, strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
                        c->name);
         len = emit(buf, size, len, "\n");
     }
@@ -626,8 +626,8 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "recomp_algorithm: give algo=NAME");
     if (dev->initialised)
         return uz_error(-EBUSY, "recomp_algorithm: device is initialised; reset it first");
-    snprintf(dev->recomp_algo[prio - 1].name, sizeof dev->recomp_algo[prio - 1].name, "%s", c->name);
-    dev->recomp_algo[prio - 1].level = 0;
+    snprintf(dev->store->recomp_algo[prio - 1].name, sizeof dev->store->recomp_algo[prio - 1].name, "%s", c->name);
+    dev->store->recomp_algo[prio - 1].level = 0;
     return 0;
 }
 
@@ -635,7 +635,7 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
  * group=K" */
 static int store_recompress(struct uzram *dev, const struct val *v)
 {
-    struct uzram *st = dev->store;   /* the secondaries are the store's */
+    struct uz_store *st = dev->store;   /* the secondaries are the store's */
     struct uz_kv kv;
     int kerr = uz_kv_begin(&kv, v->s, "recompress");
     if (kerr < 0)
@@ -711,30 +711,30 @@ static int store_recompress(struct uzram *dev, const struct val *v)
 
 static int show_rc_policy(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_policy_show(dev, false, buf, size);
+    return uz_policy_show(dev->store, false, buf, size);
 }
 
 static int show_wb_policy(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_policy_show(dev, true, buf, size);
+    return uz_policy_show(dev->store, true, buf, size);
 }
 
 static int store_policy(struct uzram *dev, const struct val *v, bool wb)
 {
     struct uz_policy_cfg c;
-    int err = uz_policy_parse(dev, wb, v->s, &c);
+    int err = uz_policy_parse(dev->store, wb, v->s, &c);
     if (err < 0)
         return err;
-    pthread_mutex_lock(&dev->policy_lock);
-    struct uz_policy_cfg *slot = wb ? &dev->wb_policy : &dev->rc_policy, old = *slot;
+    pthread_mutex_lock(&dev->store->policy_lock);
+    struct uz_policy_cfg *slot = wb ? &dev->store->wb_policy : &dev->store->rc_policy, old = *slot;
     *slot = c;
-    pthread_mutex_unlock(&dev->policy_lock);
-    err = dev->initialised ? uz_policy_start(dev) : 0;
+    pthread_mutex_unlock(&dev->store->policy_lock);
+    err = dev->initialised ? uz_policy_start(dev->store) : 0;
     if (err < 0) {
         /* the thread could not start: put the old setting back */
-        pthread_mutex_lock(&dev->policy_lock);
+        pthread_mutex_lock(&dev->store->policy_lock);
         *slot = old;
-        pthread_mutex_unlock(&dev->policy_lock);
+        pthread_mutex_unlock(&dev->store->policy_lock);
     }
     return err;
 }
@@ -752,7 +752,7 @@ static int store_wb_policy(struct uzram *dev, const struct val *v)
 static int show_dedup(struct uzram *dev, char *buf, size_t size)
 {
     static const char *names[] = {"0", "1", "auto"};
-    int m = atomic_load(&dev->dedup_mode);
+    int m = atomic_load(&dev->store->dedup_mode);
     return emit(buf, size, 0, "%s\n", names[m]);
 }
 
@@ -762,18 +762,18 @@ static int store_dedup(struct uzram *dev, const struct val *v)
     int mode;
     int err = uz_dedup_parse(v->s, &mode);
     if (err == 0)
-        atomic_store(&dev->dedup_mode, mode);
+        atomic_store(&dev->store->dedup_mode, mode);
     return err;
 }
 
 static int show_dedup_stat(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_dedup_show(dev, buf, size);
+    return uz_dedup_show(dev->store, buf, size);
 }
 
 static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 {
-    struct uz_events *c = &dev->ev;
+    struct uz_events *c = &dev->store->ev;
     int len = emit(buf, size, 0, "recompress: ticks %llu pages %llu max_tick_us %llu\n",
                    (unsigned long long)atomic_load(&c->pol_rc_ticks),
                    (unsigned long long)atomic_load(&c->pol_rc_pages),
@@ -845,10 +845,10 @@ static bool same_as_store(struct uzram *st, const struct attr *a, const struct v
     uint64_t x, y;
     if (a->store == store_mem_limit)
         return uz_memparse(v->s, v->len, &x) == 0 &&
-               (x + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE == atomic_load(&st->limit_pages);
+               (x + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE == atomic_load(&st->store->limit_pages);
     if (a->store == store_comp_algorithm) {
         const struct uz_codec *c = uz_codec_find(v->s);
-        return c && strcmp(c->name, st->algorithm) == 0;
+        return c && strcmp(c->name, st->store->algorithm) == 0;
     }
     struct val shown;
     if (!a->show)
@@ -878,7 +878,7 @@ static bool same_as_store(struct uzram *st, const struct attr *a, const struct v
  * (pool_attrs below), never by one device for all. */
 static int store_pool_setting(struct uzram *dev, const struct attr *a, const struct val *v)
 {
-    struct uzram *st = dev->store;
+    struct uzram *st = uz_pool_view(dev->pool);
     if (a->store == store_compact || a->store == store_mem_used_max)
         return uzram_attr_store(st, a->name, v->s, v->len);
     if (a->store == store_comp_algorithm && !uz_codec_find(v->s))
@@ -902,7 +902,7 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
     if (size == 0)
         return -ENOSPC;
     if (uz_in_pool(dev) && !a->own)
-        return uzram_attr_show(dev->store, name, buf, size);
+        return uzram_attr_show(uz_pool_view(dev->pool), name, buf, size);
     uz_dev_read_lock(dev);   /* (reader-preferring: may nest) */
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
@@ -930,20 +930,15 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
     if (uz_in_pool(dev) && !a->own)
         return store_pool_setting(dev, a, &v);
     /* Stores that change the device's shape exclude all I/O; the others
-     * (compact, mem_limit, ...) run beside it.  A device of a pool holds
-     * the store's lock for reading under its own, as its I/O does. */
+     * (compact, mem_limit, ...) run beside it (pool.h, uz_dev_write_lock). */
     if (a->reshape)
-        pthread_rwlock_wrlock(&dev->init_lock);
+        uz_dev_write_lock(dev);
     else
-        pthread_rwlock_rdlock(&dev->init_lock);
-    if (uz_in_pool(dev))
-        pthread_rwlock_rdlock(&dev->store->init_lock);
+        uz_dev_read_lock(dev);
     int err = a->closed ? uz_dev_check_closed(dev, name) : 0;
     if (err == 0)
         err = a->store(dev, &v);
-    if (uz_in_pool(dev))
-        pthread_rwlock_unlock(&dev->store->init_lock);
-    pthread_rwlock_unlock(&dev->init_lock);
+    uz_dev_read_unlock(dev);   /* (either) */
     return err;
 }
 
@@ -1021,7 +1016,7 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
         return -ENOSPC;
     if (strcmp(name, "pool_stat") == 0)
         return show_pool_stat(p, buf, size);
-    return uzram_attr_show(uz_pool_store(p), name, buf, size);
+    return uzram_attr_show(uz_pool_view(p), name, buf, size);
 }
 
 int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
@@ -1032,7 +1027,7 @@ int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *va
         return err;
     if (!(mode & 0200))
         return uz_error(-EACCES, "%s is read-only", name);
-    return uzram_attr_store(uz_pool_store(p), name, value, len);
+    return uzram_attr_store(uz_pool_view(p), name, value, len);
 }
 
 const char *uzram_algorithm_name(unsigned i)

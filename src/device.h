@@ -7,6 +7,7 @@
 #define UZRAM_DEVICE_H
 
 #include "slot.h"
+#include "store_life.h"
 
 /* Initialise an uninitialised device to disksize bytes with its current
  * config.  Caller holds init_lock for writing.  0, or -EINVAL (size),
@@ -23,18 +24,5 @@ int uz_dev_reset(struct uzram *dev);
  * (uzram_open), else 0.  Caller holds init_lock for writing. */
 int uz_dev_check_closed(struct uzram *dev, const char *what);
 
-/* The dedup attribute's value: "0"/"off", "1"/"on", "auto" into *mode
- * (UZ_DEDUP_*).  0 or -EINVAL with a message. */
-int uz_dedup_parse(const char *s, int *mode);
-
-/* Everything the live device holds, in bytes (as uzram_stats.footprint),
- * given the allocator's stats. */
-uint64_t uz_footprint(struct uzram *dev, const struct uz_alloc_stats *as);
-/* mem_used_max := current use (what writing 0 to mem_used_max does). */
-void uz_mem_used_max_reset(struct uzram *dev);
-/* After a write or discard, no slot locked, init_lock held for reading:
- * run bounded compaction steps if the footprint is over auto_compact's
- * bound.  Cannot fail. */
-void uz_dev_auto_compact(struct uzram *dev);
 
 #endif

@@ -21,7 +21,7 @@ static inline size_t chunk_bytes(size_t clen, uint32_t j)
  * streams' group scratch) from src at slot base (a multiple of k).  0 or -ENOMEM (no memory, no backing device
  * to forward to) / a backing device error; on error every page of the
  * group is wholly old or wholly new, new ones first. */
-int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src);
+int uz_group_write(struct uz_store *dev, uint64_t base, uint32_t k, const uint8_t *src);
 /* Single-page operations that met a group member: they cover the bytes
  * [off, off + len) that lie in the unit (group or page) holding off, and
  * say in *done how many bytes that was.  Read: into dst (0 or -EIO).
@@ -29,8 +29,8 @@ int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *
  * empty).  A group partly overwritten is broken into single pages, all
  * allocated before anything is freed: on error (-ENOMEM, -EIO) nothing
  * changed. */
-int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
-int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+int uz_group_update(struct uz_store *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done);
 
 #endif

@@ -55,7 +55,7 @@ static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *
 /* True if the slot is empty; read without the lock (a racing writer is
  * ordered after this read).  Touching an empty table page this way maps
  * nothing. */
-static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
+static bool slot_empty_racy(struct uz_store *dev, uint64_t idx)
 {
     return (atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire) &
             (SLOT_STATE | SLOT_LOCKBITS)) == 0;
@@ -66,7 +66,7 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 /* Read from store slot idx: *n bytes from byte in of its page into out
  * (a member of a compressed group may serve more, up to len: *n says
  * how much). */
-static int read_slot(struct uzram *st, uint64_t idx, size_t in, size_t len, uint8_t *out, size_t *n)
+static int read_slot(struct uz_store *st, uint64_t idx, size_t in, size_t len, uint8_t *out, size_t *n)
 {
     uint32_t f = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire);
     if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
@@ -90,7 +90,7 @@ static int read_slot(struct uzram *st, uint64_t idx, size_t in, size_t len, uint
 /* The same, for a device of a pool whose unit may read through a link to
  * a clone's source unit (pool.h): under the target's stripe lock, which
  * holds off its unlinking. */
-static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, size_t len,
+static int read_linked(struct uz_store *st, uint64_t idx, uint32_t l, size_t in, size_t len,
                        uint8_t *out, size_t *n)
 {
     pthread_rwlock_t *lk = uz_link_lock(st, l - 1);
@@ -109,7 +109,7 @@ static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, si
 static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
     const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, "read");
@@ -135,7 +135,7 @@ static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 /* Write n bytes at offset in within page idx (n < PAGE or unaligned):
  * read-modify-write under the slot lock.  src == NULL writes zeros.  A
  * group member is left to group.c; *done is the bytes handled. */
-static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
+static int write_partial(struct uz_store *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
                          size_t len, size_t *done)
 {
     struct uz_slot *s = uz_slot_get(dev, idx);
@@ -156,7 +156,7 @@ static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, c
  * aligned to two, is single pages either way.  Auto makes no groups on a
  * device with a backing device: groups are never written back, and a
  * user who set one wants idle pages to leave RAM. */
-static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len, uint64_t off)
+static inline uint32_t group_fit(const struct uz_store *dev, uint32_t k, size_t len, uint64_t off)
 {
     if (!dev->group_auto)
         return len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0 ? k : 1;
@@ -174,7 +174,7 @@ static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len
  * their own (pool.h).  0 or uz_pool_prepare_write's error. */
 static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
 {
-    const struct uzram *st = dev->store;
+    const struct uz_store *st = dev->store;
     if (uz_pool_write_prepared(st, idx) || (whole_page && uz_pool_write_direct(st, idx)))
         return 0;
     return uz_pool_prepare_write(dev, idx);
@@ -183,7 +183,7 @@ static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
     const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, "write");
@@ -228,7 +228,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(st);
+        uz_store_auto_compact(st);
     uz_dev_read_unlock(dev);
     return err;
 }
@@ -238,7 +238,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
 static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
     const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, what);
@@ -268,7 +268,7 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(st);
+        uz_store_auto_compact(st);
     uz_dev_read_unlock(dev);
     return err;
 }
@@ -309,7 +309,7 @@ int uzram_flush(struct uzram *dev)
 int uzram_page_state(struct uzram *dev, uint64_t off)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");
     pthread_rwlock_t *lk = NULL;
     if (rc == 0) {

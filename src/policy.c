@@ -49,7 +49,7 @@
 #define SCAN_MAX (64u * 1024)
 
 struct uz_policy {
-    struct uzram *dev;
+    struct uz_store *dev;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -72,7 +72,7 @@ static void note_max(_Atomic uint64_t *max, uint64_t v)
         ;
 }
 
-int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out)
+int uz_policy_parse(struct uz_store *dev, bool wb, const char *s, struct uz_policy_cfg *out)
 {
     const char *what = wb ? "writeback_policy" : "recompress_policy";
     struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS,
@@ -153,7 +153,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
     return 0;
 }
 
-int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
+int uz_policy_show(struct uz_store *dev, bool wb, char *buf, size_t size)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg c = wb ? dev->wb_policy : dev->rc_policy;
@@ -175,7 +175,7 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
 }
 
 /* One tick's work; init_lock held for reading, device initialised. */
-static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
+static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
@@ -215,7 +215,7 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
 static void *policy_main(void *arg)
 {
     struct uz_policy *p = arg;
-    struct uzram *dev = p->dev;
+    struct uz_store *dev = p->dev;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         pthread_mutex_lock(&dev->policy_lock);
@@ -245,7 +245,7 @@ static void *policy_main(void *arg)
     return NULL;
 }
 
-int uz_policy_start(struct uzram *dev)
+int uz_policy_start(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     int err = 0;
@@ -277,7 +277,7 @@ out:
     return err;
 }
 
-void uz_policy_stop(struct uzram *dev)
+void uz_policy_stop(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy *p = dev->policy;

@@ -88,6 +88,7 @@
 #define _GNU_SOURCE
 #include "pool.h"
 #include "device.h"
+#include "store_life.h"
 #include "shared.h"
 #include "error.h"
 #include "mem.h"
@@ -103,7 +104,10 @@
 #define MAX_CAPACITY (1ull << 43)         /* back-references are 31 bits */
 
 struct uzram_pool {
-    struct uzram *store;
+    struct uz_store *store;
+    /* The whole store as a device of no pool, for the pool's attributes
+     * and stats (uz_pool_view): never sized, reset or destroyed. */
+    struct uzram view;
     pthread_mutex_t lock;              /* dev[], holds, ranges */
     uint64_t capacity;                 /* slots */
     struct uzram *dev[UZRAM_POOL_MAX_DEVICES];
@@ -134,8 +138,12 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     struct uzram_pool *p = uz_calloc(1, sizeof *p);
     if (!p)
         return uz_error(-ENOMEM, "uzram_pool_create: out of memory");
-    c.disksize = cap * PAGE;
-    int err = uzram_create(&c, &p->store);
+    int err = uz_store_configure(&c, &p->store);
+    if (err == 0) {
+        err = uz_store_init(p->store, cap);
+        if (err < 0)
+            uz_store_destroy(p->store);
+    }
     if (err < 0) {
         uz_free(p);
         return err;
@@ -143,7 +151,12 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     /* the store's scans stop at the highest range: none yet */
     atomic_store(&p->store->nslots, 0);
     p->store->pool = p;
-    p->store->id = -1;
+    p->view.store = p->store;
+    p->view.id = -1;
+    p->view.initialised = true;
+    p->view.disksize = cap * PAGE;
+    atomic_store(&p->view.nslots, cap);
+    pthread_rwlock_init(&p->view.init_lock, NULL);
     p->capacity = cap;
     struct uz_links *l = &p->links;
     l->nunits = cap / UZ_UNIT;
@@ -152,7 +165,8 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     if (!l->deps) {
         if (l->link)
             uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
-        uzram_destroy(p->store);
+        pthread_rwlock_destroy(&p->view.init_lock);
+        uz_store_destroy(p->store);
         uz_free(p);
         return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the clone links");
     }
@@ -164,7 +178,8 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
             uz_vm_unreserve((void *)z->of_unit, l->nunits * sizeof *z->of_unit);
         uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
         uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
-        uzram_destroy(p->store);
+        pthread_rwlock_destroy(&p->view.init_lock);
+        uz_store_destroy(p->store);
         uz_free(p);
         return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the devices' counters");
     }
@@ -197,12 +212,13 @@ int uzram_pool_destroy(struct uzram_pool *p)
     uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
     uz_vm_unreserve((void *)p->zones.of_unit, l->nunits * sizeof *p->zones.of_unit);
     uz_free(p->zones.zone);
-    /* the store is torn down as a device of its own */
+    /* the store is torn down whole (its nslots: every range is gone) */
     atomic_store(&p->store->nslots, 0);
     p->store->pool = NULL;
     p->store->links = NULL;
     p->store->zones = NULL;
-    uzram_destroy(p->store);
+    uz_store_destroy(p->store);
+    pthread_rwlock_destroy(&p->view.init_lock);
     uz_free(p);
     return 0;
 }
@@ -218,10 +234,8 @@ static int add_device(struct uzram_pool *p, bool lock_init, struct uzram **out)
     if (!d)
         return uz_error(-ENOMEM, "hot_add: out of memory");
     pthread_rwlock_init(&d->init_lock, NULL);
-    pthread_mutex_init(&d->policy_lock, NULL);
     d->store = p->store;
     d->pool = p;
-    d->epoch = p->store->epoch;
     if (lock_init)
         pthread_rwlock_wrlock(&d->init_lock);
     pthread_mutex_lock(&p->lock);
@@ -251,7 +265,6 @@ int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
 
 static void free_device(struct uzram *d)
 {
-    pthread_mutex_destroy(&d->policy_lock);
     pthread_rwlock_destroy(&d->init_lock);
     uz_free(d);
 }
@@ -360,9 +373,9 @@ struct uzram_pool *uzram_pool_of(const struct uzram *dev)
     return uz_in_pool(dev) ? dev->pool : NULL;
 }
 
-struct uzram *uz_pool_store(struct uzram_pool *p)
+struct uzram *uz_pool_view(struct uzram_pool *p)
 {
-    return p->store;
+    return &p->view;
 }
 
 int uzram_device_id(const struct uzram *dev)
@@ -425,7 +438,7 @@ int uz_pool_dev_init(struct uzram *d, uint64_t disksize)
     atomic_store(&d->nslots, n);
     d->disksize = n * PAGE;
     memset(&d->ev, 0, sizeof d->ev);
-    struct uzram *st = d->store;
+    struct uz_store *st = d->store;
     /* its units are its zone's (store.h), which is empty: teardown left it so */
     for (uint64_t u = at / UZ_UNIT; u < (at + need) / UZ_UNIT; u++)
         atomic_store_explicit(&p->zones.of_unit[u], (uint16_t)(d->id + 1), RELAXED);
@@ -440,7 +453,7 @@ int uz_pool_dev_init(struct uzram *d, uint64_t disksize)
 
 /* Lock / unlock every slot of units a and b (a != b), lower unit first:
  * slot locks go in ascending order. */
-static void lock_units(struct uzram *st, uint64_t a, uint64_t b)
+static void lock_units(struct uz_store *st, uint64_t a, uint64_t b)
 {
     uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
     for (uint64_t i = lo * UZ_UNIT; i < lo * UZ_UNIT + UZ_UNIT; i++)
@@ -449,7 +462,7 @@ static void lock_units(struct uzram *st, uint64_t a, uint64_t b)
         (void)uz_slot_get(st, i);
 }
 
-static void unlock_units(struct uzram *st, uint64_t a, uint64_t b)
+static void unlock_units(struct uz_store *st, uint64_t a, uint64_t b)
 {
     for (uint64_t i = a * UZ_UNIT; i < a * UZ_UNIT + UZ_UNIT; i++)
         uz_slot_put(st, i, uz_slot_at(st, i));
@@ -460,7 +473,7 @@ static void unlock_units(struct uzram *st, uint64_t a, uint64_t b)
 /* The bytes of the objects unit t's slots own (not records'): what
  * its zone's dep_bytes holds of it while units are linked to it.  The
  * caller keeps t's slots still (their locks, or the store). */
-static uint64_t unit_bytes(struct uzram *st, uint64_t t)
+static uint64_t unit_bytes(struct uz_store *st, uint64_t t)
 {
     uint64_t n = 0, end = t * UZ_UNIT + UZ_UNIT;
     for (uint64_t i = uz_next_used(st, t * UZ_UNIT, end); i < end; i = uz_next_used(st, i + 1, end)) {
@@ -478,7 +491,7 @@ static uint64_t unit_bytes(struct uzram *st, uint64_t t)
 /* deps[t] += d (+1 or -1); when units become (stop being) linked to t,
  * its bytes enter (leave) its zone's dep_bytes.  The caller keeps t's
  * slots still, as for unit_bytes. */
-static void deps_add(struct uzram *st, uint64_t t, int d)
+static void deps_add(struct uz_store *st, uint64_t t, int d)
 {
     uint32_t was = atomic_fetch_add(&st->links->deps[t], (uint32_t)d);
     if (!(d > 0 ? was == 0 : was == 1))
@@ -498,7 +511,7 @@ static void deps_add(struct uzram *st, uint64_t t, int d)
  * holds, shared (uz_shared_clone).  0 (also if someone did it first), or
  * -ENOMEM / -EMLINK with u still linked and holding only the pages of its
  * own it held. */
-static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
+static int unlink_copy(struct uz_store *st, uint64_t u, uint64_t t)
 {
     struct uz_links *l = st->links;
     pthread_rwlock_wrlock(uz_link_lock(st, t));
@@ -528,7 +541,7 @@ static int unlink_copy(struct uzram *st, uint64_t u, uint64_t t)
 }
 
 /* Unit u, linked to t, is dropped (its device is reset or removed). */
-static void unlink_drop(struct uzram *st, uint64_t u, uint64_t t)
+static void unlink_drop(struct uz_store *st, uint64_t u, uint64_t t)
 {
     struct uz_links *l = st->links;
     pthread_rwlock_wrlock(uz_link_lock(st, t));
@@ -549,7 +562,7 @@ static void unlink_drop(struct uzram *st, uint64_t u, uint64_t t)
  * units are the k-th of other devices: one look per device. */
 static int unlink_dependents(struct uzram_pool *p, struct uzram *d, uint64_t t)
 {
-    struct uzram *st = p->store;
+    struct uz_store *st = p->store;
     uint64_t k = t - d->base / UZ_UNIT;
     uint32_t cand[UZRAM_POOL_MAX_DEVICES];
     int n = 0;
@@ -573,7 +586,7 @@ static int unlink_dependents(struct uzram_pool *p, struct uzram *d, uint64_t t)
 
 int uz_pool_prepare_write(struct uzram *dev, uint64_t idx)
 {
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     struct uz_links *l = st->links;
     uint64_t u = idx / UZ_UNIT;
     uint32_t t = atomic_load(&l->link[u]);
@@ -587,7 +600,7 @@ int uz_pool_dev_teardown(struct uzram *d)
 {
     if (!d->initialised)
         return 0;
-    struct uzram *st = d->store;
+    struct uz_store *st = d->store;
     struct uz_links *l = st->links;
     uint64_t lo = d->base, hi = d->base + atomic_load(&d->nslots);
     /* clones that read through to this device's units get their own
@@ -648,7 +661,7 @@ int uz_pool_dev_teardown(struct uzram *d)
 /* ---------------------------------------------------------------- clone */
 
 /* Does unit u hold a live slot (either of its table pages in use)? */
-static bool unit_used(struct uzram *st, uint64_t u)
+static bool unit_used(struct uz_store *st, uint64_t u)
 {
     uint64_t end = u * UZ_UNIT + UZ_UNIT;
     return uz_next_used(st, u * UZ_UNIT, end) < end;
@@ -656,7 +669,7 @@ static bool unit_used(struct uzram *st, uint64_t u)
 
 /* A clone's unit was linked to unit u (the store held exclusively):
  * its zone reads u's pages (store.h, "Zones"). */
-static void zone_link(struct uzram *st, struct uz_zone *z, uint64_t u)
+static void zone_link(struct uz_store *st, struct uz_zone *z, uint64_t u)
 {
     uint64_t n = 0, same = 0, end = u * UZ_UNIT + UZ_UNIT;
     for (uint64_t i = uz_next_used(st, u * UZ_UNIT, end); i < end; i = uz_next_used(st, i + 1, end)) {
@@ -674,7 +687,7 @@ int uzram_clone(struct uzram *src, struct uzram **out)
         return uz_error(-EINVAL, "clone: the device is not in a pool (make it with "
                         "uzram_pool_add; a device of its own has room for itself only)");
     struct uzram_pool *p = src->pool;
-    struct uzram *st = src->store;
+    struct uz_store *st = src->store;
     struct uz_links *l = st->links;
     pthread_rwlock_wrlock(&src->init_lock);
     if (!src->initialised) {
@@ -757,7 +770,7 @@ void uz_pool_zone_read(struct uzram *d, struct uz_zone_snap *o)
 
 /* Recount device d's zone from its slots (store.h, "Zones"), for the
  * check: no locks, the caller holds the store exclusively. */
-static void zone_recount(struct uzram *st, struct uzram *d, struct uz_zone_snap *t)
+static void zone_recount(struct uz_store *st, struct uzram *d, struct uz_zone_snap *t)
 {
     memset(t, 0, sizeof *t);
     uint64_t lo = d->base, hi = d->base + atomic_load(&d->nslots);
@@ -805,7 +818,7 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
 {
     struct uzram_pool_stats s;
     memset(&s, 0, sizeof s);
-    struct uzram *st = p->store;
+    struct uz_store *st = p->store;
     uint64_t views = 0;
     /* every device's kept counters (store.h, "Zones"): one look per device */
     pthread_mutex_lock(&p->lock);
@@ -826,7 +839,7 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
     pthread_mutex_unlock(&p->lock);
     s.capacity = p->capacity * PAGE;
     struct uzram_stats ss;
-    uzram_get_stats(st, &ss);
+    uzram_get_stats(&p->view, &ss);
     struct uz_tally_snap t;
     uz_tally_read(st, &t);
     /* shared: the records' bytes, and the objects of units that clones
@@ -847,7 +860,7 @@ void uzram_pool_get_stats_size(struct uzram_pool *p, struct uzram_pool_stats *ou
 
 #define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
 
-int uz_pool_check(struct uzram *st)
+int uz_pool_check(struct uz_store *st)
 {
     struct uzram_pool *p = st->pool;
     pthread_mutex_lock(&p->lock);

@@ -10,7 +10,7 @@
 
 /* Clone units: struct uz_links (store.h) and pool.c, "Clones". */
 /* The link of the unit under store slot idx (0: none), racy. */
-static inline uint32_t uz_link_of(const struct uzram *st, uint64_t idx)
+static inline uint32_t uz_link_of(const struct uz_store *st, uint64_t idx)
 {
     return atomic_load_explicit(&st->links->link[idx / UZ_UNIT], memory_order_acquire);
 }
@@ -19,7 +19,7 @@ static inline uint32_t uz_link_of(const struct uzram *st, uint64_t idx)
  * their own (its unit is not linked, and no unit is linked to it)?
  * Racy, exact enough: links are made only with the store held
  * exclusively. */
-static inline bool uz_pool_write_prepared(const struct uzram *st, uint64_t idx)
+static inline bool uz_pool_write_prepared(const struct uz_store *st, uint64_t idx)
 {
     const struct uz_links *l = st->links;
     uint64_t u = idx / UZ_UNIT;
@@ -33,13 +33,13 @@ static inline bool uz_pool_write_prepared(const struct uzram *st, uint64_t idx)
  * Racy, exact enough: a target's groups do not change while units are
  * linked to it (recompress leaves them be), and if the link goes
  * meanwhile the slot is the unit's own anyway. */
-static inline bool uz_pool_write_direct(const struct uzram *st, uint64_t idx)
+static inline bool uz_pool_write_direct(const struct uz_store *st, uint64_t idx)
 {
     uint32_t l = uz_link_of(st, idx);
     if (!l)
         return false;
     uint64_t t = (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT;
-    return !(atomic_load_explicit(&uz_slot_at((struct uzram *)st, t)->flags,
+    return !(atomic_load_explicit(&uz_slot_at((struct uz_store *)st, t)->flags,
                                   memory_order_relaxed) & SLOT_GROUP);
 }
 
@@ -51,36 +51,50 @@ static inline bool uz_pool_write_direct(const struct uzram *st, uint64_t idx)
 int uz_pool_prepare_write(struct uzram *dev, uint64_t idx);
 
 /* The stripe lock of target unit t. */
-static inline pthread_rwlock_t *uz_link_lock(struct uzram *st, uint64_t t)
+static inline pthread_rwlock_t *uz_link_lock(struct uz_store *st, uint64_t t)
 {
     return &st->links->stripe[t % UZ_LINK_STRIPES];
 }
 
-/* Is dev a device of a pool (its pages in another struct's store)? */
+/* Is dev a device of a pool (its store shared with other devices)? */
 static inline bool uz_in_pool(const struct uzram *dev)
 {
-    return dev->store != dev;
+    return dev->pool != NULL;
 }
 
-/* The data path's locks of a device: its init_lock, then (a device of a
- * pool) the store's, both for reading; uzram_check of a pool takes the
- * store's for writing to hold every device's I/O off.  Cannot fail. */
+/* The data path's locks of a device: its init_lock, then its store's,
+ * both for reading; uzram_check takes the store's for writing to hold
+ * every device's I/O off.  Cannot fail. */
 static inline void uz_dev_read_lock(struct uzram *dev)
 {
     pthread_rwlock_rdlock(&dev->init_lock);
-    if (uz_in_pool(dev))
-        pthread_rwlock_rdlock(&dev->store->init_lock);
+    pthread_rwlock_rdlock(&dev->store->init_lock);
 }
 
+/* A reshaping change of a device (disksize, reset, settings): its
+ * init_lock for writing, then its store's: for writing if the store is
+ * the device's own (its live part is made and dropped with the device's),
+ * for reading if it is a pool's (the other devices go on).  Released by
+ * uz_dev_read_unlock.  Cannot fail. */
+static inline void uz_dev_write_lock(struct uzram *dev)
+{
+    pthread_rwlock_wrlock(&dev->init_lock);
+    if (dev->store->pool)
+        pthread_rwlock_rdlock(&dev->store->init_lock);
+    else
+        pthread_rwlock_wrlock(&dev->store->init_lock);
+}
+
+/* Releases either. */
 static inline void uz_dev_read_unlock(struct uzram *dev)
 {
-    if (uz_in_pool(dev))
-        pthread_rwlock_unlock(&dev->store->init_lock);
+    pthread_rwlock_unlock(&dev->store->init_lock);
     pthread_rwlock_unlock(&dev->init_lock);
 }
 
-/* The pool's store (for its attributes). */
-struct uzram *uz_pool_store(struct uzram_pool *pool);
+/* The pool's whole store as a device of no pool (for its attributes and
+ * stats): initialised, never sized, reset or destroyed by a user. */
+struct uzram *uz_pool_view(struct uzram_pool *pool);
 
 /* Give an uninitialised device of a pool disksize bytes: a free range of
  * the store.  Caller holds its init_lock for writing and the store's for
@@ -111,6 +125,6 @@ void uz_pool_zone_read(struct uzram *dev, struct uz_zone_snap *out);
 
 /* For uzram_check: the pool's own invariants (pool.c, "Invariants").
  * The caller holds the store's init_lock for writing.  0 or -EFAULT. */
-int uz_pool_check(struct uzram *st);
+int uz_pool_check(struct uz_store *st);
 
 #endif

@@ -52,7 +52,7 @@
 
 #define PAGE UZRAM_PAGE_SIZE
 
-int uz_secondaries_init(struct uzram *dev)
+int uz_secondaries_init(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
@@ -76,7 +76,7 @@ int uz_secondaries_init(struct uzram *dev)
     return 0;
 }
 
-void uz_secondaries_fini(struct uzram *dev)
+void uz_secondaries_fini(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         if (dev->recomp_streams[i].n)
@@ -85,7 +85,7 @@ void uz_secondaries_fini(struct uzram *dev)
     }
 }
 
-uint64_t uz_secondaries_bytes(struct uzram *dev)
+uint64_t uz_secondaries_bytes(struct uz_store *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
@@ -93,7 +93,7 @@ uint64_t uz_secondaries_bytes(struct uzram *dev)
     return n;
 }
 
-static size_t class_of(struct uzram *dev, size_t size)
+static size_t class_of(struct uz_store *dev, size_t size)
 {
     if (size >= PAGE)
         return PAGE;
@@ -119,7 +119,7 @@ static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uin
 
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
  * not (flagged incompressible when nothing could help), or -errno. */
-static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
+static int rc_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
                   const struct uz_rc_req *req, uint32_t last_prio, int64_t rec,
                   struct uz_stream *held)
 {
@@ -191,7 +191,7 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
 
 /* Bytes an object set of chunks for a compressed group of clen bytes
  * really occupies. */
-static size_t group_cost(struct uzram *dev, size_t clen)
+static size_t group_cost(struct uz_store *dev, size_t clen)
 {
     size_t full = clen / PAGE, rest = clen % PAGE;
     return full * PAGE + (rest ? class_of(dev, rest) : 0);
@@ -199,7 +199,7 @@ static size_t group_cost(struct uzram *dev, size_t clen)
 
 /* Regroup the locked, qualifying slots [b, b+k) with the secondary at
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
-static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
+static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p)
 {
     struct uz_streams *ss = &dev->recomp_streams[p - 1];
     struct uz_stream *st = uz_stream_get(&dev->streams);
@@ -266,7 +266,7 @@ static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
     return err < 0 ? err : won;
 }
 
-static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
+static int rc_groups(struct uz_store *dev, struct uz_rc_req *req, uint32_t prio)
 {
     uint32_t k = req->group;
     uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
@@ -315,7 +315,7 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
     return err < 0 ? err : 0;
 }
 
-int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
+int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
 {
     req->done = 0;
     req->next = req->lo;

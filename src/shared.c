@@ -46,7 +46,7 @@
 #define RELAXED memory_order_relaxed
 #define MAX_REFS 0xfffffff0u
 
-int uz_shared_init(struct uzram *dev)
+int uz_shared_init(struct uz_store *dev)
 {
     uint64_t n = dev->nslots < 0x7ffffffeull ? dev->nslots : 0x7ffffffeull;
     int err = uz_varray_init(&dev->records, n, sizeof(struct uz_shared));
@@ -61,7 +61,7 @@ int uz_shared_init(struct uzram *dev)
     return 0;
 }
 
-void uz_shared_fini(struct uzram *dev)
+void uz_shared_fini(struct uz_store *dev)
 {
     if (dev->bd) {
         uint64_t hw = atomic_load(&dev->record_hw);
@@ -79,12 +79,12 @@ void uz_shared_fini(struct uzram *dev)
     uz_varray_fini(&dev->records);
 }
 
-uint64_t uz_shared_bytes(struct uzram *dev)
+uint64_t uz_shared_bytes(struct uz_store *dev)
 {
     return atomic_load(&dev->records.resident_pages) * PAGE + dev->record_ids.chunk_bytes;
 }
 
-struct uz_shared *uz_shared_get(struct uzram *dev, uint32_t id)
+struct uz_shared *uz_shared_get(struct uz_store *dev, uint32_t id)
 {
     uz_varray_pin(&dev->records, id);
     struct uz_shared *r = uz_shared_at(dev, id);
@@ -92,7 +92,7 @@ struct uz_shared *uz_shared_get(struct uzram *dev, uint32_t id)
     return r;
 }
 
-void uz_shared_put(struct uzram *dev, uint32_t id, struct uz_shared *r)
+void uz_shared_put(struct uz_store *dev, uint32_t id, struct uz_shared *r)
 {
     uz_slot_unlock(&r->s);
     uz_varray_unpin(&dev->records, id);
@@ -100,14 +100,14 @@ void uz_shared_put(struct uzram *dev, uint32_t id, struct uz_shared *r)
 
 /* Bytes of the page of a record in state f with handle h (0 on the
  * backing device). */
-static size_t rec_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+static size_t rec_bytes(struct uz_store *dev, uint32_t f, uint64_t h)
 {
     if (!(f & SLOT_OBJ))
         return 0;
     return uz_obj_bytes(dev, f, h);
 }
 
-int uz_shared_make(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t *idp)
+int uz_shared_make(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t *idp)
 {
     uint32_t f = uz_slot_state(s);
     uint64_t h = slot_handle(s), id;
@@ -140,7 +140,7 @@ int uz_shared_make(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t 
     return 0;
 }
 
-int uz_shared_ref(struct uzram *dev, struct uz_shared *r)
+int uz_shared_ref(struct uz_store *dev, struct uz_shared *r)
 {
     if (r->refs >= MAX_REFS)
         return -EMLINK;
@@ -155,7 +155,7 @@ int uz_shared_ref(struct uzram *dev, struct uz_shared *r)
 }
 
 /* Release a record's page (its last reference is gone). */
-static void release_page(struct uzram *dev, uint32_t f, uint64_t h)
+static void release_page(struct uz_store *dev, uint32_t f, uint64_t h)
 {
     if (f & SLOT_OBJ) {
         size_t bytes = uz_obj_bytes(dev, f, h);
@@ -171,7 +171,7 @@ static void release_page(struct uzram *dev, uint32_t f, uint64_t h)
     }
 }
 
-void uz_shared_unref(struct uzram *dev, uint32_t id)
+void uz_shared_unref(struct uz_store *dev, uint32_t id)
 {
     struct uz_shared *r = uz_shared_get(dev, id);
     uint32_t f = uz_slot_state(&r->s);
@@ -193,7 +193,7 @@ void uz_shared_unref(struct uzram *dev, uint32_t id)
     uz_shared_put(dev, id, r);
 }
 
-void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint32_t state,
+void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
                       uint64_t handle, size_t bytes)
 {
     (void)id;
@@ -227,7 +227,7 @@ void uz_shared_commit(struct uzram *dev, uint32_t id, struct uz_shared *r, uint3
 
 /* Copy the group of k locked slots from sg to the locked empty slots from
  * cg: new objects for the chunks.  0 or -ENOMEM (cg's slots stay empty). */
-static int clone_group(struct uzram *dev, uint64_t sg, uint64_t cg, uint32_t k)
+static int clone_group(struct uz_store *dev, uint64_t sg, uint64_t cg, uint32_t k)
 {
     uint64_t h[UZ_GROUP_MAX] = {0};
     size_t sz[UZ_GROUP_MAX] = {0};
@@ -252,7 +252,7 @@ static int clone_group(struct uzram *dev, uint64_t sg, uint64_t cg, uint32_t k)
     return 0;
 }
 
-int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
+int uz_shared_clone(struct uz_store *dev, uint64_t from, uint64_t to, uint64_t n)
 {
     int err = 0;
     uint64_t end = from + n < dev->nslots ? from + n : dev->nslots;   /* (scans stop there) */
@@ -300,7 +300,7 @@ int uz_shared_clone(struct uzram *dev, uint64_t from, uint64_t to, uint64_t n)
 
 #define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
 
-int uz_shared_check(struct uzram *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
+int uz_shared_check(struct uz_store *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
                     uint64_t *objects, uint64_t *obj_bytes)
 {
     uint64_t live = 0, hw = atomic_load(&dev->record_hw);

@@ -94,7 +94,7 @@ void uz_slot_unlock(struct uz_slot *s)
         futex_wake_all(&s->flags);
 }
 
-struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
+struct uz_slot *uz_slot_get(struct uz_store *dev, uint64_t idx)
 {
     uz_varray_pin(&dev->slots, idx);
     struct uz_slot *s = uz_slot_at(dev, idx);
@@ -102,13 +102,13 @@ struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
     return s;
 }
 
-void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+void uz_slot_put(struct uz_store *dev, uint64_t idx, struct uz_slot *s)
 {
     uz_slot_unlock(s);
     uz_varray_unpin(&dev->slots, idx);
 }
 
-void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+void uz_lock_range(struct uz_store *dev, uint64_t lo, uint64_t hi)
 {
     uint64_t per = dev->slots.per_page;
     uz_varray_pin(&dev->slots, lo);
@@ -118,7 +118,7 @@ void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
         uz_slot_lock(uz_slot_at(dev, i));
 }
 
-void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+void uz_unlock_range(struct uz_store *dev, uint64_t lo, uint64_t hi)
 {
     uint64_t per = dev->slots.per_page;
     for (uint64_t i = lo; i < hi; i++)
@@ -148,7 +148,7 @@ void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear)
     uz_slot_set_state(s, (uz_slot_state(s) & ~clear) | set);
 }
 
-uint32_t uz_now(const struct uzram *dev)
+uint32_t uz_now(const struct uz_store *dev)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -157,7 +157,7 @@ uint32_t uz_now(const struct uzram *dev)
 
 /* A locked slot was accessed now: set its atime and clear IDLE, as zram
  * does on every access. */
-void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
+void uz_slot_touch(struct uz_store *dev, struct uz_slot *s)
 {
     uint32_t now = uz_now(dev) << SLOT_ATIME_SHIFT;
     uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
@@ -167,19 +167,19 @@ void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
         ;
 }
 
-uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx)
+uint32_t uz_slot_peek(struct uz_store *dev, uint64_t idx)
 {
     return atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
 }
 
-uint64_t uz_next_used(struct uzram *dev, uint64_t idx, uint64_t end)
+uint64_t uz_next_used(struct uz_store *dev, uint64_t idx, uint64_t end)
 {
     uint64_t lim = end < dev->nslots ? end : dev->nslots;
     uint64_t i = uz_varray_next_used(&dev->slots, idx, lim);
     return i < lim ? i : end;
 }
 
-size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+size_t uz_obj_bytes(struct uz_store *dev, uint32_t f, uint64_t h)
 {
     return (f & SLOT_HUGE) ? PAGE : dev->aops->obj_size(dev->alloc, h);
 }
@@ -188,7 +188,7 @@ size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
 
 static bool owner_pin(void *owner, uint32_t backref)
 {
-    struct uzram *dev = owner;
+    struct uz_store *dev = owner;
     if (backref & UZ_BACKREF_SHARED)   /* a shared record's page: its record */
         return uz_slot_trylock(&uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s);
     /* A slot that owns an object is live, so its table page is resident
@@ -196,7 +196,7 @@ static bool owner_pin(void *owner, uint32_t backref)
     return uz_slot_trylock(uz_slot_at(dev, backref));
 }
 
-static struct uz_slot *owner_slot(struct uzram *dev, uint32_t backref)
+static struct uz_slot *owner_slot(struct uz_store *dev, uint32_t backref)
 {
     if (backref & UZ_BACKREF_SHARED)
         return &uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s;
@@ -238,7 +238,7 @@ static bool counts_stored(uint32_t f)
 }
 
 /* The zone (store.h) of slot idx of a pool's store, or NULL. */
-static struct uz_zone *zone_of(struct uzram *dev, uint64_t idx)
+static struct uz_zone *zone_of(struct uz_store *dev, uint64_t idx)
 {
     struct uz_zones *zs = dev->zones;
     if (!zs)
@@ -272,7 +272,7 @@ static void zone_count(struct uz_zone *z, uint32_t f, size_t bytes, int64_t d)
 
 /* A slot of zone z goes from state f (object bytes old) to state (new):
  * the zone's counters follow.  Group members count as tally does. */
-static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
+static void zone_commit(struct uz_store *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
                         uint32_t state, size_t new)
 {
     zone_count(z, f, old, -1);
@@ -294,14 +294,14 @@ static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint
     }
 }
 
-void uz_zone_share(struct uzram *dev, uint64_t idx, uint32_t f, size_t bytes)
+void uz_zone_share(struct uz_store *dev, uint64_t idx, uint32_t f, size_t bytes)
 {
     struct uz_zone *z = zone_of(dev, idx);
     if (z)
         zone_commit(dev, z, idx, f, bytes, SLOT_SHARED, 0);
 }
 
-void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
+void uz_slot_commit(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
                     uint64_t handle, size_t bytes)
 {
     struct uz_tally *t = &dev->tally;
@@ -370,12 +370,12 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
         uz_varray_live(&dev->slots, idx, -1);
 }
 
-void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+void uz_slot_free(struct uz_store *dev, uint64_t idx, struct uz_slot *s)
 {
     uz_slot_commit(dev, idx, s, 0, 0, 0);
 }
 
-void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
+void uz_tally_read(struct uz_store *dev, struct uz_tally_snap *o)
 {
     const struct uz_tally *t = &dev->tally;
     o->pages_stored = atomic_load_explicit(&t->pages_stored, RELAXED);
@@ -392,22 +392,22 @@ void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
     o->record_bytes = atomic_load_explicit(&t->record_bytes, RELAXED);
 }
 
-uint64_t uz_tally_compr_bytes(struct uzram *dev)
+uint64_t uz_tally_compr_bytes(struct uz_store *dev)
 {
     return atomic_load_explicit(&dev->tally.compr_bytes, RELAXED);
 }
 
-uint64_t uz_tally_frees(struct uzram *dev)
+uint64_t uz_tally_frees(struct uz_store *dev)
 {
     return atomic_load_explicit(&dev->tally.frees, RELAXED);
 }
 
-void uz_tally_clear(struct uzram *dev)
+void uz_tally_clear(struct uz_store *dev)
 {
     memset(&dev->tally, 0, sizeof dev->tally);
 }
 
-void uz_note_mem_used(struct uzram *dev)
+void uz_note_mem_used(struct uz_store *dev)
 {
     struct uz_alloc_stats st;
     dev->aops->stats(dev->alloc, &st);
@@ -423,7 +423,7 @@ void uz_note_mem_used(struct uzram *dev)
 #define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
 
 /* I4 for the group whose leader is gb (state f0): every member agrees. */
-static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
+static int check_group(struct uz_store *dev, uint64_t gb, uint32_t f0)
 {
     uint32_t k = slot_group_pages(f0);
     uint32_t same = SLOT_GROUP | SLOT_GK_MASK | SLOT_PRIO_MASK;
@@ -452,7 +452,7 @@ static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
 
 /* Walk the table: I3, I4, I6 and the recount (into *n, *objects,
  * *obj_bytes, refs_seen[record id]). */
-static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *objects,
+static int check_slots(struct uz_store *dev, struct uz_tally_snap *n, uint64_t *objects,
                        uint64_t *obj_bytes, uint32_t *refs_seen)
 {
     uint64_t per = dev->slots.per_page, checked = UINT64_MAX;
@@ -523,7 +523,7 @@ static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *obj
     return 0;
 }
 
-int uz_dev_check(struct uzram *dev)
+int uz_dev_check(struct uz_store *dev)
 {
     if (!dev->initialised)
         return 0;

@@ -319,8 +319,8 @@ static void test_attr(void **state)
         p[i * PAGE + 100] = (uint8_t)i;
     assert_int_equal(uzram_write(d, p, 8 * PAGE, 8 * PAGE), 0);
     for (int i = 8; i < 16; i++)
-        assert_true(uz_slot_peek(d, (uint64_t)i) & SLOT_GROUP);
-    assert_int_equal(uz_slot_peek(d, 7) & SLOT_GROUP, 0);
+        assert_true(uz_slot_peek(d->store, (uint64_t)i) & SLOT_GROUP);
+    assert_int_equal(uz_slot_peek(d->store, 7) & SLOT_GROUP, 0);
     /* recompress group= needs a secondary, and a valid K */
     assert_int_equal(st(d, "recompress", "type=idle group=8"), -EINVAL);
     uzram_destroy(d);
@@ -341,7 +341,7 @@ static void test_attr(void **state)
 /* The group size of page p's slot, 1 if it is not in a group. */
 static uint32_t group_of(struct uzram *d, uint64_t p)
 {
-    uint32_t f = uz_slot_peek(d, p);
+    uint32_t f = uz_slot_peek(d->store, p);
     return (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
 }
 
@@ -468,9 +468,9 @@ static void test_stats(void **state)
     uzram_get_stats(d, &s);
     assert_int_equal(s.orig_data_size, 15 * PAGE);
     assert_int_equal(s.same_pages, 0);
-    assert_int_equal(uz_slot_peek(d, 5) & SLOT_STATE, 0);
-    assert_int_equal(uz_slot_peek(d, 4) & SLOT_GROUP, 0);
-    assert_true(uz_slot_peek(d, 0) & SLOT_GROUP);
+    assert_int_equal(uz_slot_peek(d->store, 5) & SLOT_STATE, 0);
+    assert_int_equal(uz_slot_peek(d->store, 4) & SLOT_GROUP, 0);
+    assert_true(uz_slot_peek(d->store, 0) & SLOT_GROUP);
     assert_int_equal(uzram_page_state(d, 5 * PAGE), UZRAM_PAGE_ZERO);
     check_stats(d);
     /* discard a whole group */
@@ -494,8 +494,8 @@ static void test_stats(void **state)
     for (size_t i = 4 * PAGE; i < 8 * PAGE; i++)
         p[i] = (uint8_t)(rnd() >> 40);
     assert_int_equal(uzram_write(d, p, 8 * PAGE, 32 * PAGE), 0);
-    assert_int_equal(uz_slot_peek(d, 32) & (SLOT_GROUP | SLOT_SAME), SLOT_SAME);
-    assert_int_equal(uz_slot_peek(d, 36) & (SLOT_GROUP | SLOT_HUGE), SLOT_HUGE);
+    assert_int_equal(uz_slot_peek(d->store, 32) & (SLOT_GROUP | SLOT_SAME), SLOT_SAME);
+    assert_int_equal(uz_slot_peek(d->store, 36) & (SLOT_GROUP | SLOT_HUGE), SLOT_HUGE);
     assert_true(uzram_attr_show(d, "debug_stat", buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "group_fallbacks: 2"));
     check_stats(d);
@@ -625,16 +625,16 @@ static void test_skips(void **state)
         assert_int_equal(uzram_write(d, p + i * PAGE, PAGE, i * PAGE), 0);
     assert_int_equal(st(d, "idle", "all"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_IDLE);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_IDLE);
     assert_int_equal(st(d, "recompress", "type=idle"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_int_equal(uz_slot_peek(d, i) & (SLOT_GROUP | SLOT_PRIO_MASK), SLOT_GROUP);
+        assert_int_equal(uz_slot_peek(d->store, i) & (SLOT_GROUP | SLOT_PRIO_MASK), SLOT_GROUP);
     assert_int_equal(st(d, "writeback", "idle"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_GROUP);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_GROUP);
     assert_int_equal(st(d, "writeback", "page_indexes=0-63"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_GROUP);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_GROUP);
     assert_int_equal(uzram_read(d, q, 64 * PAGE, 0), 0);
     assert_memory_equal(p, q, 64 * PAGE);
     check_stats(d);

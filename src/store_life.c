@@ -1,0 +1,353 @@
+/*
+ * store_life.c - layer 4 of the store (src/README.md): a store's lifecycle.
+ * A store (store.h) is where pages live; devices are ranges of it.
+ *
+ * States.  uz_store_create makes a store with its settings and no live
+ * part (no table, no allocator).  uz_store_init makes the live part for
+ * a number of slots: the table (address space for all of them), the
+ * allocator, the streams, the secondaries, the shared records, the
+ * content index, and starts the policy thread if a policy is on.
+ * uz_store_teardown drops the live part and everything stored (the
+ * settings stay); uz_store_destroy frees the store.  A device made by
+ * uzram_create has a store of its own whose live part follows the
+ * device's (made at disksize, dropped at reset); a pool's store is made
+ * live for the pool's capacity when the pool is made.
+ *
+ * Automatic compaction is the store's (one allocator): after a write or
+ * discard the data path calls uz_store_auto_compact.
+ *
+ * Locking: the store's init_lock (src/README.md, "Lock order") is held
+ * for writing while the live part is made or dropped, or the store is
+ * not reachable by anyone else yet.
+ */
+#define _GNU_SOURCE
+#include "store_life.h"
+#include "page.h"
+#include "dedup.h"
+#include "shared.h"
+#include "recompress.h"
+#include "policy.h"
+#include "error.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PAGE UZRAM_PAGE_SIZE
+
+/* ------------------------------------------------ automatic compaction */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Called after every write or discard, with no slot locked.  Frees and
+ * overwrites leave holes in zspages and dead records in the pack; when the
+ * footprint passes the bound (compact_bound thousandths of
+ * compr_data_size), run bounded steps of compaction (COMPACT_STEP_PAGES
+ * pages of sources each) on this thread until the footprint is back under
+ * the aim or COMPACT_MAX_STEPS steps ran: one discard can free thousands
+ * of objects at once, more than one step can take back (with one step per
+ * call the footprint overshot the bound by up to 0.1% before the next
+ * writes caught up).  Up to bound - 0.002 only one writer at a time does
+ * (dev->compacting) and the others go on; past it every writer does, so
+ * the writes wait for compaction as they did when a step held the pack's
+ * lock throughout.  A step that frees nothing backs off for
+ * COMPACT_BACKOFF frees (past bound - 0.002, for 8).  The pause a step
+ * causes is only to writers of its size class (or, a record at a time, of
+ * the pack) and to the few slots it moves; it is measured and reported
+ * (debug_stat). */
+#define COMPACT_STEP_PAGES 32
+#define COMPACT_MAX_STEPS 16
+#define COMPACT_BACKOFF 64
+
+void uz_store_auto_compact(struct uz_store *dev)
+{
+    uint32_t bound = atomic_load_explicit(&dev->compact_bound, memory_order_relaxed);
+    if (bound == 0)
+        return;
+    uint64_t frees = uz_tally_frees(dev);
+    uint64_t retry_at = atomic_load_explicit(&dev->compact_retry_at, memory_order_relaxed);
+    bool backed_off = frees < retry_at;
+    /* frees since the step that freed nothing (it set retry_at) */
+    uint64_t since = backed_off ? frees + COMPACT_BACKOFF - retry_at : 0;
+    /* Aim a little under the bound (5 thousandths) so that the writes
+     * between two checks cannot carry the footprint over it. */
+    uint64_t aim = bound > 1005 ? bound - 5 : 1000;
+    for (int step = 0; step < COMPACT_MAX_STEPS; step++) {
+        struct uz_alloc_stats as;
+        dev->aops->stats(dev->alloc, &as);
+        uint64_t compr = uz_tally_compr_bytes(dev);
+        uint64_t fp = uz_footprint(dev, &as);
+        if (fp * 1000 <= compr * aim)
+            return;
+        /* Between the aim and 2 thousandths under the bound one writer
+         * at a time compacts and the others go on; above that every
+         * writer does, beside the one at it (compact() takes concurrent
+         * callers), so writes slow down until the footprint is back
+         * under the aim. */
+        bool hard = fp * 1000 > compr * (bound > 1002 ? bound - 2 : 1000);
+        /* backed off: over the bound still a try after 8 more frees (a
+         * fill frees nothing: then none) */
+        if (backed_off && (!hard || since < 8))
+            return;
+        bool mine = !atomic_exchange(&dev->compacting, true);
+        if (!mine && !hard)
+            return;
+        uint64_t t0 = mono_ns();
+        uint64_t freed = dev->aops->compact(dev->alloc, COMPACT_STEP_PAGES);
+        uint64_t ns = mono_ns() - t0;
+        atomic_fetch_add_explicit(&dev->ev.compact_steps, 1, memory_order_relaxed);
+        uint64_t max = atomic_load_explicit(&dev->ev.compact_pause_max_ns, memory_order_relaxed);
+        while (ns > max && !atomic_compare_exchange_weak(&dev->ev.compact_pause_max_ns, &max, ns))
+            ;
+        if (freed == 0)
+            atomic_store(&dev->compact_retry_at, frees + COMPACT_BACKOFF);
+        if (mine)
+            atomic_store(&dev->compacting, false);
+        if (freed == 0)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+uint64_t uz_footprint(struct uz_store *st, const struct uz_alloc_stats *as)
+{
+    return as->pages_used * PAGE + atomic_load(&st->slots.resident_pages) * PAGE +
+           as->meta_bytes + st->streams.bytes + uz_secondaries_bytes(st) + sizeof *st +
+           (st->bd ? st->bd->used.chunk_bytes : 0) + uz_shared_bytes(st) + uz_dedup_bytes(st);
+}
+
+int uz_store_create(struct uz_store **out)
+{
+    struct uz_store *st = uz_calloc(1, sizeof *st);
+    if (!st)
+        return uz_error(-ENOMEM, "out of memory (a store)");
+    pthread_rwlock_init(&st->init_lock, NULL);
+    pthread_mutex_init(&st->policy_lock, NULL);
+    snprintf(st->algorithm, sizeof st->algorithm, "lz4");
+    snprintf(st->allocator_name, sizeof st->allocator_name, "zsmalloc");
+    st->group_pages = 1;
+    atomic_store(&st->compact_bound, UZRAM_COMPACT_DEFAULT);
+    atomic_store(&st->dedup_mode, UZ_DEDUP_AUTO);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    st->epoch = (uint64_t)ts.tv_sec;
+    *out = st;
+    return 0;
+}
+
+int uz_store_init(struct uz_store *st, uint64_t nslots)
+{
+    const struct uz_codec *codec = uz_codec_find(st->algorithm);
+    const struct uz_alloc_ops *aops = uz_alloc_find(st->allocator_name);
+    if (!codec || !aops)
+        return uz_error(-EINVAL, "unknown %s", codec ? "allocator" : "algorithm");
+
+    uz_tally_clear(st);
+    memset(&st->ev, 0, sizeof st->ev);
+    int err = uz_varray_init(&st->slots, nslots, sizeof(struct uz_slot));
+    if (err < 0)
+        return uz_error(err, "disksize: cannot reserve the slot table");
+    struct uz_alloc_params ap = {
+        .max_bytes = nslots * PAGE,
+        .owner_ops = &uz_slot_owner_ops,
+        .owner = st,
+        .limit_pages = &st->limit_pages,
+    };
+    st->aops = aops;
+    st->alloc = aops->create(&ap);
+    if (!st->alloc) {
+        uz_varray_fini(&st->slots);
+        return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
+    }
+    err = uz_streams_init(&st->streams, codec, st->level ? st->level : codec->level_default,
+                          st->nstreams, st->group_pages, true);
+    if (err < 0) {
+        aops->destroy(st->alloc);
+        uz_varray_fini(&st->slots);
+        return uz_error(err, "disksize: cannot create compression streams");
+    }
+    err = uz_secondaries_init(st);
+    if (err < 0)
+        goto no_secondaries;
+    st->nslots = nslots;
+    err = uz_shared_init(st);
+    if (err < 0)
+        goto no_records;
+    err = uz_dedup_init(st);
+    if (err < 0)
+        goto no_index;
+    size_t hc = aops->huge_class_size(st->alloc);
+    st->huge_threshold = st->huge_threshold_cfg ? st->huge_threshold_cfg : (uint32_t)hc + 1;
+    if (st->huge_threshold > hc + 1)
+        st->huge_threshold = (uint32_t)hc + 1;
+    st->initialised = true;
+    /* A policy thread that cannot start leaves the store usable; the
+     * policy attributes report it. */
+    (void)uz_policy_start(st);
+    return 0;
+
+no_index:
+    uz_shared_fini(st);
+no_records:
+    st->nslots = 0;
+    uz_secondaries_fini(st);
+no_secondaries:
+    uz_streams_fini(&st->streams);
+    aops->destroy(st->alloc);
+    uz_varray_fini(&st->slots);
+    return err;
+}
+
+void uz_store_teardown(struct uz_store *st)
+{
+    if (!st->initialised)
+        return;
+    uz_policy_stop(st);
+    /* Written-back pages are dropped with the store: free their blocks */
+    uint64_t end = atomic_load(&st->nslots);
+    if (st->bd) {
+        for (uint64_t i = uz_next_used(st, 0, end); i < end; i = uz_next_used(st, i + 1, end)) {
+            struct uz_slot *s = uz_slot_at(st, i);
+            if (uz_slot_state(s) & SLOT_WB)
+                uz_backing_free(st->bd, slot_handle(s) & WB_BLK_MASK);
+        }
+    }
+    uz_dedup_fini(st);
+    uz_shared_fini(st);   /* frees the blocks of written-back shared pages */
+    uz_secondaries_fini(st);
+    uz_streams_fini(&st->streams);
+    st->aops->destroy(st->alloc);
+    uz_varray_fini(&st->slots);
+    st->alloc = NULL;
+    st->nslots = 0;
+    st->initialised = false;
+    uz_tally_clear(st);
+    memset(&st->ev, 0, sizeof st->ev);
+}
+
+void uz_store_reset_settings(struct uz_store *st)
+{
+    atomic_store(&st->limit_pages, 0);
+    uz_backing_close(st->bd);
+    st->bd = NULL;
+    atomic_store(&st->wb_limit_enable, false);
+    atomic_store(&st->wb_limit, 0);
+}
+
+static int copy_name(char *dst, size_t cap, const char *src, const char *what)
+{
+    if (strlen(src) >= cap)
+        return uz_error(-EINVAL, "%s: name too long", what);
+    strcpy(dst, src);
+    return 0;
+}
+
+int uz_dedup_parse(const char *s, int *mode)
+{
+    if (!strcmp(s, "0") || !strcmp(s, "off"))
+        *mode = UZ_DEDUP_OFF;
+    else if (!strcmp(s, "1") || !strcmp(s, "on"))
+        *mode = UZ_DEDUP_ON;
+    else if (!strcmp(s, "auto"))
+        *mode = UZ_DEDUP_AUTO;
+    else
+        return uz_error(-EINVAL, "dedup: '%s': give 0 (off), 1 (on) or auto", s);
+    return 0;
+}
+
+int uz_store_configure(const struct uzram_config *cfg, struct uz_store **out)
+{
+    const char *algo = cfg->algorithm ? cfg->algorithm : "lz4";
+    const char *allocator = cfg->allocator ? cfg->allocator : "zsmalloc";
+    const struct uz_codec *codec = uz_codec_find(algo);
+    if (!codec)
+        return uz_error(-EINVAL, "unknown algorithm '%s'", algo);
+    if (cfg->level != 0 && (cfg->level < codec->level_min || cfg->level > codec->level_max))
+        return uz_error(-EINVAL, "level %d is outside %s's range %d..%d", cfg->level, codec->name,
+                        codec->level_min, codec->level_max);
+    if (!uz_alloc_find(allocator))
+        return uz_error(-EINVAL, "unknown allocator '%s'", allocator);
+    if (cfg->huge_threshold > PAGE)
+        return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
+    if (cfg->streams > 1024)
+        return uz_error(-EINVAL, "at most 1024 streams");
+    if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 &&
+        cfg->group_pages != 8 && cfg->group_pages != UZRAM_GROUP_AUTO)
+        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4, 8 or auto",
+                        cfg->group_pages);
+    if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
+        return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
+
+    for (int i = 0; i < UZ_NR_SECONDARY; i++) {
+        const char *n = cfg->recomp_algorithm[i];
+        if (n && !uz_codec_find(n))
+            return uz_error(-EINVAL, "unknown recompression algorithm '%s'", n);
+    }
+
+    struct uz_store *st;
+    int err = uz_store_create(&st);
+    if (err < 0)
+        return err;
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i])
+            snprintf(st->recomp_algo[i].name, sizeof st->recomp_algo[i].name, "%s",
+                     uz_codec_find(cfg->recomp_algorithm[i])->name);
+    atomic_store(&st->wb_compressed, cfg->writeback_compressed);
+    atomic_store(&st->forward_threshold, cfg->forward_threshold);
+    copy_name(st->algorithm, sizeof st->algorithm, codec->name, "algorithm");
+    st->level = cfg->level;
+    err = copy_name(st->allocator_name, sizeof st->allocator_name, allocator, "allocator");
+    st->huge_threshold_cfg = cfg->huge_threshold;
+    st->nstreams = cfg->streams;
+    st->group_auto = cfg->group_pages == UZRAM_GROUP_AUTO;
+    st->group_pages = st->group_auto ? UZ_GROUP_MAX : cfg->group_pages > 1 ? cfg->group_pages : 1;
+    atomic_store(&st->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
+    atomic_store(&st->compact_bound, cfg->compact_bound == 0 ? UZRAM_COMPACT_DEFAULT
+                                     : cfg->compact_bound == UZRAM_COMPACT_OFF ? 0
+                                     : cfg->compact_bound);
+    if (err == 0 && cfg->dedup) {
+        int mode;
+        err = uz_dedup_parse(cfg->dedup, &mode);
+        if (err == 0)
+            atomic_store(&st->dedup_mode, mode);
+    }
+    if (err == 0 && cfg->recompress_policy)
+        err = uz_policy_parse(st, false, cfg->recompress_policy, &st->rc_policy);
+    if (err == 0 && cfg->writeback_policy)
+        err = uz_policy_parse(st, true, cfg->writeback_policy, &st->wb_policy);
+    if (err == 0 && cfg->backing_dev && cfg->backing_dev[0])
+        err = uz_backing_open(&st->bd, cfg->backing_dev);
+    if (err < 0) {
+        uz_store_destroy(st);
+        return err;
+    }
+    *out = st;
+    return 0;
+}
+
+void uz_store_destroy(struct uz_store *st)
+{
+    if (!st)
+        return;
+    uz_store_teardown(st);
+    uz_backing_close(st->bd);
+    pthread_mutex_destroy(&st->policy_lock);
+    pthread_rwlock_destroy(&st->init_lock);
+    uz_free(st);
+}
+
+void uz_mem_used_max_reset(struct uz_store *st)
+{
+    struct uz_alloc_stats as;
+    st->aops->stats(st->alloc, &as);
+    atomic_store(&st->ev.mem_used_max, as.pages_used);
+}

@@ -1,0 +1,46 @@
+/*
+ * store_life.h - layer 4 of the store (src/README.md): a store's
+ * lifecycle (store_life.c).  struct uz_store is in store.h.
+ */
+#ifndef UZRAM_STORE_LIFE_H
+#define UZRAM_STORE_LIFE_H
+
+#include "slot.h"
+
+/* A new store with the default settings and no live part.  0, or
+ * -ENOMEM. */
+int uz_store_create(struct uz_store **out);
+/* A new store with the settings of cfg (a whole struct uzram_config of
+ * this library's size), validated, its backing device opened; no live
+ * part (cfg->disksize is not looked at).  0, or -EINVAL with a message
+ * naming the bad setting, -ENOMEM, or the backing device's error. */
+int uz_store_configure(const struct uzram_config *cfg, struct uz_store **out);
+/* The dedup attribute's value: "0"/"off", "1"/"on", "auto" into *mode
+ * (UZ_DEDUP_*).  0 or -EINVAL with a message. */
+int uz_dedup_parse(const char *s, int *mode);
+/* Make the live part of an uninitialised store for nslots slots with its
+ * current settings; its nslots (the end of scans) is set to nslots.
+ * Caller holds the store's init_lock for writing (or nobody else can
+ * reach the store).  0, or -EINVAL (an unknown algorithm or allocator),
+ * -ENOMEM; on error the store stays uninitialised and unchanged. */
+int uz_store_init(struct uz_store *st, uint64_t nslots);
+/* Drop the live part and everything stored; settings are kept.  Same
+ * locking.  Cannot fail. */
+void uz_store_teardown(struct uz_store *st);
+/* What zram's reset clears of the settings: mem_limit, the backing
+ * device (closed), writeback_limit and writeback_limit_enable. */
+void uz_store_reset_settings(struct uz_store *st);
+/* Teardown, close the backing device, free.  NULL is a no-op. */
+void uz_store_destroy(struct uz_store *st);
+
+/* Everything the live store holds, in bytes (as uzram_stats.footprint),
+ * given the allocator's stats. */
+uint64_t uz_footprint(struct uz_store *st, const struct uz_alloc_stats *as);
+/* mem_used_max := current use (what writing 0 to mem_used_max does). */
+void uz_mem_used_max_reset(struct uz_store *st);
+/* After a write or discard, no slot locked, the store's init_lock held
+ * for reading: run bounded compaction steps if the footprint is over
+ * auto_compact's bound.  Cannot fail. */
+void uz_store_auto_compact(struct uz_store *st);
+
+#endif
