@@ -35,7 +35,7 @@
 #define _GNU_SOURCE
 #include "device.h"
 #include "store_life.h"
-#include "pool.h"
+#include "clone.h"
 #include "dedup.h"
 #include "shared.h"
 #include "error.h"
@@ -66,37 +66,28 @@ void uzram_config_init_size(struct uzram_config *cfg, size_t size)
 
 int uz_dev_init(struct uzram *dev, uint64_t disksize)
 {
-    if (uz_in_pool(dev))
-        return uz_pool_dev_init(dev, disksize);
     if (disksize > MAX_SLOTS * PAGE)
         return uz_error(-EINVAL, "disksize: at most %llu bytes", MAX_SLOTS * PAGE);
-    disksize = (disksize + PAGE - 1) / PAGE * PAGE;
-    if (disksize == 0)
+    uint64_t n = (disksize + PAGE - 1) / PAGE;
+    if (n == 0)
         return uz_error(-EINVAL, "disksize: must be more than 0");
-    int err = uz_store_init(dev->store, disksize / PAGE);
-    if (err < 0)
-        return err;
-    memset(&dev->ev, 0, sizeof dev->ev);
-    dev->base = 0;
-    dev->disksize = disksize;
-    dev->nslots = disksize / PAGE;
-    dev->initialised = true;
-    return 0;
+    int err = uz_store_range_get(dev->store, dev, n);
+    if (err == 0)
+        memset(&dev->ev, 0, sizeof dev->ev);
+    return err;
 }
 
-void uz_dev_teardown(struct uzram *dev)
+int uz_dev_teardown(struct uzram *dev)
 {
-    if (uz_in_pool(dev)) {
-        (void)uz_pool_dev_teardown(dev);   /* (reset uses the pool's own: it can fail) */
-        return;
-    }
     if (!dev->initialised)
-        return;
-    uz_store_teardown(dev->store);
-    dev->disksize = 0;
-    dev->nslots = 0;
-    dev->initialised = false;
+        return 0;
+    struct uz_store *st = dev->store;
+    int err = uz_clone_release(st, dev->base, dev->base + atomic_load(&dev->nslots));
+    if (err < 0)
+        return err;
+    uz_store_range_put(st, dev);
     memset(&dev->ev, 0, sizeof dev->ev);
+    return 0;
 }
 
 int uz_dev_check_closed(struct uzram *dev, const char *what)
@@ -113,11 +104,58 @@ int uz_dev_reset(struct uzram *dev)
     int err = uz_dev_check_closed(dev, "reset");
     if (err < 0)
         return err;
-    if (uz_in_pool(dev))
-        return uz_pool_dev_teardown(dev);   /* the settings are the pool's */
-    uz_dev_teardown(dev);
-    /* what zram's reset clears; everything else is kept */
-    uz_store_reset_settings(dev->store);
+    return uz_dev_teardown(dev);
+}
+
+int uz_dev_new(struct uz_store *st, bool lock_init, struct uzram **out)
+{
+    struct uzram *d = uz_calloc(1, sizeof *d);
+    if (!d)
+        return uz_error(-ENOMEM, "out of memory (a device)");
+    pthread_rwlock_init(&d->init_lock, NULL);
+    d->store = st;
+    d->pool = st->pool;
+    if (lock_init)
+        pthread_rwlock_wrlock(&d->init_lock);
+    int err = uz_store_add(st, d);
+    if (err < 0) {
+        if (lock_init)
+            pthread_rwlock_unlock(&d->init_lock);
+        pthread_rwlock_destroy(&d->init_lock);
+        uz_free(d);
+        return err;
+    }
+    *out = d;
+    return 0;
+}
+
+int uz_dev_remove(struct uzram *d, bool check)
+{
+    struct uz_store *st = d->store;
+    pthread_mutex_lock(&st->dev_lock);
+    unsigned opens = atomic_load(&d->opens);
+    if (check && (opens || d->holds)) {
+        pthread_mutex_unlock(&st->dev_lock);
+        return uz_error(-EBUSY, "hot_remove: zram%d is %s", d->id,
+                        opens ? "open (an open disk, an NBD client); close it first"
+                              : "in use by another request");
+    }
+    d->holds |= UZ_DEV_REMOVING;
+    pthread_mutex_unlock(&st->dev_lock);
+    uz_dev_write_lock(d);
+    int err = uz_dev_teardown(d);
+    uz_dev_unlock(d);
+    if (err < 0) {
+        pthread_mutex_lock(&st->dev_lock);
+        d->holds &= ~UZ_DEV_REMOVING;
+        pthread_mutex_unlock(&st->dev_lock);
+        return err;
+    }
+    bool last = uz_store_del(st, d);
+    pthread_rwlock_destroy(&d->init_lock);
+    uz_free(d);
+    if (last)
+        uz_store_destroy(st);
     return 0;
 }
 
@@ -144,13 +182,13 @@ unsigned uzram_open_count(struct uzram *dev)
 
 int uzram_check(struct uzram *dev)
 {
-    /* a device of a pool: the whole pool (every device's I/O takes the
-     * store's init_lock for reading) */
+    /* the whole store, a pool's with all its devices (every device's
+     * I/O takes the store's init_lock for reading) */
     struct uz_store *st = dev->store;
     pthread_rwlock_wrlock(&st->init_lock);
     int err = uz_dev_check(st);
-    if (err == 0 && st->pool)
-        err = uz_pool_check(st);
+    if (err == 0)
+        err = uz_store_check(st);
     pthread_rwlock_unlock(&st->init_lock);
     return err;
 }
@@ -171,22 +209,19 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     }
     cfg = &def;
     struct uz_store *st;
-    int err = uz_store_configure(cfg, &st);
+    int err = uz_store_configure(cfg, 1, &st);
     if (err < 0)
         return err;
-    struct uzram *dev = uz_calloc(1, sizeof *dev);
-    if (!dev) {
+    struct uzram *dev;
+    err = uz_dev_new(st, false, &dev);
+    if (err < 0) {
         uz_store_destroy(st);
-        return uz_error(-ENOMEM, "out of memory");
+        return err;
     }
-    dev->store = st;
-    pthread_rwlock_init(&dev->init_lock, NULL);
     if (cfg->disksize)
         err = uz_dev_init(dev, cfg->disksize);
     if (err < 0) {
-        uz_store_destroy(st);
-        pthread_rwlock_destroy(&dev->init_lock);
-        uz_free(dev);
+        (void)uz_dev_remove(dev, false);   /* (and its store) */
         return err;
     }
     *out = dev;
@@ -195,16 +230,11 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
 
 void uzram_destroy(struct uzram *dev)
 {
-    if (!dev)
-        return;
-    if (uz_in_pool(dev)) {
-        uz_pool_dev_destroy(dev);
-        return;
-    }
-    uz_dev_teardown(dev);
-    uz_store_destroy(dev->store);
-    pthread_rwlock_destroy(&dev->init_lock);
-    uz_free(dev);
+    /* Cannot fail: if the clones linked to dev cannot get pages of their
+     * own (memory), dev stays in its pool, for uzram_pool_remove to try
+     * again. */
+    if (dev)
+        (void)uz_dev_remove(dev, false);
 }
 
 uint64_t uzram_disksize(const struct uzram *dev)
@@ -276,7 +306,7 @@ void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *out, size_t siz
          * zone's kept counters; its own events).  O(1). */
         struct uz_zone_snap z = {0};
         if (dev->initialised)
-            uz_pool_zone_read(dev, &z);
+            uz_zone_read(s, dev->id, &z);
         st->orig_data_size = (z.pages_stored + z.linked) * PAGE;
         st->compr_data_size = z.compr_bytes;
         st->same_pages = z.same_pages + z.linked_same;

@@ -27,7 +27,7 @@
  */
 #define _GNU_SOURCE
 #include "device.h"
-#include "pool.h"
+#include "clone.h"
 #include "iostat.h"
 #include "group.h"
 #include "page.h"
@@ -111,7 +111,7 @@ static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = st->links != NULL;
     int err = check_range(dev, len, off, "read");
     uint8_t *out = buf;
     while (err == 0 && len > 0) {
@@ -168,16 +168,15 @@ static inline uint32_t group_fit(const struct uz_store *dev, uint32_t k, size_t 
     return 1;
 }
 
-/* A device of a pool, before a change of store slot idx: in a clone's
- * unit a whole page (whole_page) goes to the unit's own slot; anything
- * else first gives the unit, or the units linked to this one, slots of
- * their own (pool.h).  0 or uz_pool_prepare_write's error. */
-static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
+/* A store with clone links, before a change of store slot idx: in a
+ * clone's unit a whole page (whole_page) goes to the unit's own slot;
+ * anything else first gives the unit, or the units linked to this one,
+ * slots of their own (clone.h).  0 or uz_clone_prepare_write's error. */
+static int pool_prepare(struct uz_store *st, uint64_t idx, bool whole_page)
 {
-    const struct uz_store *st = dev->store;
-    if (uz_pool_write_prepared(st, idx) || (whole_page && uz_pool_write_direct(st, idx)))
+    if (uz_clone_write_prepared(st, idx) || (whole_page && uz_clone_write_direct(st, idx)))
         return 0;
-    return uz_pool_prepare_write(dev, idx);
+    return uz_clone_prepare_write(st, idx);
 }
 
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
@@ -185,7 +184,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = st->links != NULL;
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
     /* group mode: whole aligned groups go to group.c; with dedup 1 every
@@ -200,7 +199,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
-        if (pool && (err = pool_prepare(dev, idx, k == 1 && n == PAGE)) < 0)
+        if (pool && (err = pool_prepare(st, idx, k == 1 && n == PAGE)) < 0)
             break;
         if (k > 1) {
             err = uz_group_write(st, idx, k, src);
@@ -240,13 +239,13 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = st->links != NULL;
     int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (pool && (err = pool_prepare(dev, idx, false)) < 0)
+        if (pool && (err = pool_prepare(st, idx, false)) < 0)
             break;
         if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {
@@ -314,7 +313,7 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     pthread_rwlock_t *lk = NULL;
     if (rc == 0) {
         uint64_t idx = dev->base + off / PAGE;
-        uint32_t l = uz_in_pool(dev) ? uz_link_of(st, idx) : 0;
+        uint32_t l = uz_link_of(st, idx);
         if (l) {   /* a clone's unit: its source's page unless it has its own (pool.h) */
             lk = uz_link_lock(st, l - 1);
             pthread_rwlock_rdlock(lk);

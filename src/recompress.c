@@ -43,6 +43,7 @@
 #define _GNU_SOURCE
 #include "recompress.h"
 #include "shared.h"
+#include "clone.h"
 #include "page.h"
 #include "group.h"
 #include "error.h"
@@ -289,8 +290,8 @@ static int rc_groups(struct uz_store *dev, struct uz_rc_req *req, uint32_t prio)
         for (uint32_t j = 0; j < k && want; j++)
             want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
         /* a pool's unit that clones read through keeps its layout
-         * (store.h, struct uz_links) */
-        if (want && dev->links && atomic_load(&dev->links->deps[b / UZ_UNIT]))
+         * (clone.h) */
+        if (want && uz_unit_has_dependents(dev, b))
             want = false;
         if (want) {
             uz_lock_range(dev, b, b + k);

@@ -68,23 +68,6 @@ void uz_shared_unref(struct uz_store *dev, uint32_t id);
 void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
                       uint64_t handle, size_t bytes);
 
-/*
- * uz_shared_clone - give the empty ones of the n slots from `to` the
- * content of the n slots from `from` (pool.c's clones; a slot of `to`
- * that holds a page keeps it), in one pass: the caller holds every one of
- * those 2n slots locked (a clone's unit, pool.c).  A same-filled
- * page is copied; an object or backing block becomes a record (if it is
- * not one) with one more reference, the new slot's; a compressed group's
- * chunks are copied into new objects (a record holds one page, and a
- * group is one stream; a group is copied only where all its new slots
- * are empty, else -EFAULT).  Every counter is kept (uz_slot_commit).  0, or -ENOMEM (no
- * record id, or no memory for a group's copy) or -EMLINK (a record is full):
- * then the slots done so far are cloned, the rest of [to, to + n) is
- * empty, and every source slot reads what it did; the caller empties the
- * new slots again (uz_slot_free, one reference each).
- */
-int uz_shared_clone(struct uz_store *dev, uint64_t from, uint64_t to, uint64_t n);
-
 /* For uz_dev_check: I8 for every record (refs equal the slots that refer
  * to it, counted into refs_seen[] by the caller; the object's back-
  * reference is the record's) and its part of the recount.  0 or -EFAULT. */

@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include "slot.h"
 #include "shared.h"
+#include "clone.h"
 #include "error.h"
 
 #include <errno.h>
@@ -277,12 +278,12 @@ static void zone_commit(struct uz_store *dev, struct uz_zone *z, uint64_t idx, u
 {
     zone_count(z, f, old, -1);
     zone_count(z, state, new, +1);
-    if (old != new && atomic_load_explicit(&dev->links->deps[idx / UZ_UNIT], RELAXED))
+    if (old != new && uz_unit_has_dependents(dev, idx))
         atomic_fetch_add_explicit(&z->dep_bytes, (uint64_t)new - (uint64_t)old, RELAXED);
     /* a slot of a linked unit that gains (loses) a page of its own no
      * longer (again) reads its target's page there */
     if (!f != !state) {
-        uint32_t l = atomic_load_explicit(&dev->links->link[idx / UZ_UNIT], RELAXED);
+        uint32_t l = uz_link_of(dev, idx);
         uint32_t tf = l ? uz_slot_state(uz_slot_at(dev, (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT))
                         : 0;
         if (tf) {
@@ -566,4 +567,36 @@ int uz_dev_check(struct uz_store *dev)
         return FAIL("the backing device holds %llu blocks, the table %llu",
                     (unsigned long long)uz_backing_count(dev->bd), (unsigned long long)n.wb_pages);
     return dev->aops->check ? dev->aops->check(dev->alloc) : 0;
+}
+
+void uz_slot_free_range(struct uz_store *st, uint64_t lo, uint64_t hi)
+{
+    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
+        uint32_t f = uz_slot_peek(st, i);
+        if (!(f & SLOT_STATE))
+            continue;
+        if (f & SLOT_GROUP) {
+            /* a whole group: lock all of it, free every member */
+            uint32_t k = slot_group_pages(f);
+            uint64_t gb = i - i % k;
+            uz_lock_range(st, gb, gb + k);
+            uint32_t now = uz_slot_state(uz_slot_at(st, gb));
+            if ((now & SLOT_GROUP) && slot_group_pages(now) == k) {
+                for (uint32_t j = 0; j < k; j++)
+                    uz_slot_free(st, gb + j, uz_slot_at(st, gb + j));
+                uz_unlock_range(st, gb, gb + k);
+                i = gb + k - 1;
+                continue;
+            }
+            uz_unlock_range(st, gb, gb + k);   /* changed under us: look again */
+        }
+        struct uz_slot *s = uz_slot_get(st, i);
+        if (uz_slot_state(s) & SLOT_GROUP) {
+            uz_slot_put(st, i, s);
+            i--;   /* became a group member: the branch above takes it */
+            continue;
+        }
+        uz_slot_free(st, i, s);
+        uz_slot_put(st, i, s);
+    }
 }

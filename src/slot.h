@@ -86,9 +86,34 @@ void uz_slot_commit(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint3
  * became a reference to a shared record (uz_shared_make): its zone's
  * counters follow (store.h, "Zones").  Nothing for a store without
  * zones. */
+/* A device's kept content counters (store.h, "Zones"), by its id, read
+ * racily (each counter is exact, the set is not a snapshot).  O(1);
+ * cannot fail.  The store has zones (a pool's). */
+struct uz_zone_snap {
+    uint64_t pages_stored, compr_bytes, same_pages, huge_pages, shared_slots, linked, linked_same,
+             dep_bytes;
+};
+static inline void uz_zone_read(const struct uz_store *st, int id, struct uz_zone_snap *o)
+{
+    const struct uz_zone *z = &st->zones->zone[id];
+    o->pages_stored = atomic_load_explicit(&z->pages_stored, memory_order_relaxed);
+    o->compr_bytes = atomic_load_explicit(&z->compr_bytes, memory_order_relaxed);
+    o->same_pages = atomic_load_explicit(&z->same_pages, memory_order_relaxed);
+    o->huge_pages = atomic_load_explicit(&z->huge_pages, memory_order_relaxed);
+    o->shared_slots = atomic_load_explicit(&z->shared_slots, memory_order_relaxed);
+    o->linked = atomic_load_explicit(&z->linked, memory_order_relaxed);
+    o->linked_same = atomic_load_explicit(&z->linked_same, memory_order_relaxed);
+    o->dep_bytes = atomic_load_explicit(&z->dep_bytes, memory_order_relaxed);
+}
+
 void uz_zone_share(struct uz_store *dev, uint64_t idx, uint32_t f, size_t bytes);
 /* Empty a locked slot: uz_slot_commit(dev, idx, s, 0, 0, 0). */
 void uz_slot_free(struct uz_store *dev, uint64_t idx, struct uz_slot *s);
+/* Free every page of store slots [lo, hi), which hold whole groups (a
+ * device's range), slot by slot and group by group, each under its
+ * locks; shared pages lose one reference.  The caller keeps anyone else
+ * from writing to the range.  Cannot fail. */
+void uz_slot_free_range(struct uz_store *st, uint64_t lo, uint64_t hi);
 
 /* The content counters, read (racy but each field atomic). */
 struct uz_tally_snap {

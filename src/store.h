@@ -228,7 +228,7 @@ struct uz_policy;
 struct uzram_pool;
 
 /*
- * Clone units (pool.c, "Clones").  A pool's store is cut into units of
+ * Clone units (clone.c).  A pool's store is cut into units of
  * UZ_UNIT slots (two table pages, a whole number of the largest group);
  * device ranges start on a unit.  A clone's unit reads through to the
  * unit it was cloned from wherever its own slot is empty: link[u] names
@@ -264,10 +264,10 @@ struct uz_links {
  * and linked counts the pages the device reads through clone links: the
  * target's slots that hold a page where the device's own slot is empty,
  * linked_same the same-filled ones among them (a target never gains or
- * loses a page, nor changes a same fill, while linked: pool.c).
+ * loses a page, nor changes a same fill, while linked: clone.c).
  * dep_bytes is the part of compr_bytes in units that clones read
  * through to: the pool's shared bytes are the records' and these.
- * uz_pool_check verifies every zone against a recount (P6).
+ * uz_clone_check verifies every zone against a recount (P6).
  */
 struct uz_zone {
     _Atomic uint64_t pages_stored;
@@ -307,6 +307,18 @@ struct uz_store {
     struct uzram_pool *pool;           /* NULL: a device's own store */
     struct uz_links *links;            /* a pool's: clone units (clone.h) */
     struct uz_zones *zones;            /* a pool's: its devices' counters */
+    /* Its devices (store_life.c), by id: max_devices of them (1 in a
+     * device's own store).  A device's range is [base, base + nslots) of
+     * the store.  dev_lock guards the table, the devices' holds and
+     * ranges; it is held only to read or change them, never across I/O
+     * or while an init_lock is waited for. */
+    pthread_mutex_t dev_lock;
+    unsigned max_devices;
+    struct uzram **dev;
+    struct uz_range { uint64_t lo, hi; } *ranges; /* scratch, dev_lock */
+    /* Slots the live part is made for, 0: a device's own store, whose
+     * live part is made for its device's size and dropped at its reset. */
+    uint64_t capacity;
 
     /* configuration (kept across reset) */
     char algorithm[32];
@@ -360,7 +372,7 @@ struct uzram {
     struct uzram_pool *pool;           /* NULL: its store is its own */
     uint64_t base;                     /* its first slot in store */
     int id;                            /* its number in the pool */
-    unsigned holds;                    /* uzram_pool_get holds (the pool's lock) */
+    unsigned holds;                    /* uzram_pool_get holds (the store's dev_lock) */
 
     /* Held for reading by every data-path call, for writing by
      * initialisation and reset: a device cannot vanish under I/O. */

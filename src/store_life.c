@@ -27,6 +27,7 @@
 #include "shared.h"
 #include "recompress.h"
 #include "policy.h"
+#include "clone.h"
 #include "error.h"
 #include "mem.h"
 
@@ -125,11 +126,20 @@ uint64_t uz_footprint(struct uz_store *st, const struct uz_alloc_stats *as)
            (st->bd ? st->bd->used.chunk_bytes : 0) + uz_shared_bytes(st) + uz_dedup_bytes(st);
 }
 
-int uz_store_create(struct uz_store **out)
+int uz_store_create(unsigned max_devices, struct uz_store **out)
 {
     struct uz_store *st = uz_calloc(1, sizeof *st);
     if (!st)
         return uz_error(-ENOMEM, "out of memory (a store)");
+    st->dev = uz_calloc(max_devices, sizeof *st->dev);
+    st->ranges = st->dev ? uz_calloc(max_devices, sizeof *st->ranges) : NULL;
+    if (!st->ranges) {
+        uz_free(st->dev);
+        uz_free(st);
+        return uz_error(-ENOMEM, "out of memory (a store's device table)");
+    }
+    st->max_devices = max_devices;
+    pthread_mutex_init(&st->dev_lock, NULL);
     pthread_rwlock_init(&st->init_lock, NULL);
     pthread_mutex_init(&st->policy_lock, NULL);
     snprintf(st->algorithm, sizeof st->algorithm, "lz4");
@@ -264,7 +274,7 @@ int uz_dedup_parse(const char *s, int *mode)
     return 0;
 }
 
-int uz_store_configure(const struct uzram_config *cfg, struct uz_store **out)
+int uz_store_configure(const struct uzram_config *cfg, unsigned max_devices, struct uz_store **out)
 {
     const char *algo = cfg->algorithm ? cfg->algorithm : "lz4";
     const char *allocator = cfg->allocator ? cfg->allocator : "zsmalloc";
@@ -294,7 +304,7 @@ int uz_store_configure(const struct uzram_config *cfg, struct uz_store **out)
     }
 
     struct uz_store *st;
-    int err = uz_store_create(&st);
+    int err = uz_store_create(max_devices, &st);
     if (err < 0)
         return err;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
@@ -342,6 +352,9 @@ void uz_store_destroy(struct uz_store *st)
     uz_backing_close(st->bd);
     pthread_mutex_destroy(&st->policy_lock);
     pthread_rwlock_destroy(&st->init_lock);
+    pthread_mutex_destroy(&st->dev_lock);
+    uz_free(st->ranges);
+    uz_free(st->dev);
     uz_free(st);
 }
 
@@ -350,4 +363,178 @@ void uz_mem_used_max_reset(struct uz_store *st)
     struct uz_alloc_stats as;
     st->aops->stats(st->alloc, &as);
     atomic_store(&st->ev.mem_used_max, as.pages_used);
+}
+
+/* -------------------------------------------------------------- devices */
+
+int uz_store_add(struct uz_store *st, struct uzram *d)
+{
+    pthread_mutex_lock(&st->dev_lock);
+    unsigned id = 0;
+    while (id < st->max_devices && st->dev[id])
+        id++;
+    if (id < st->max_devices) {
+        d->id = (int)id;
+        st->dev[id] = d;
+    }
+    pthread_mutex_unlock(&st->dev_lock);
+    if (id == st->max_devices)
+        return uz_error(-ENOSPC, "hot_add: the pool has %u devices, the most it takes",
+                        st->max_devices);
+    return 0;
+}
+
+bool uz_store_del(struct uz_store *st, struct uzram *d)
+{
+    pthread_mutex_lock(&st->dev_lock);
+    st->dev[d->id] = NULL;
+    bool any = false;
+    for (unsigned i = 0; i < st->max_devices && !any; i++)
+        any = st->dev[i] != NULL;
+    pthread_mutex_unlock(&st->dev_lock);
+    return !any && !st->pool;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const struct uz_range *x = a, *y = b;
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The sized devices' ranges, sorted; dev_lock held.  Returns how many. */
+static int ranges_locked(struct uz_store *st, struct uz_range *r)
+{
+    int n = 0;
+    for (unsigned i = 0; i < st->max_devices; i++) {
+        struct uzram *d = st->dev[i];
+        if (d && d->initialised) {
+            r[n].lo = d->base;
+            r[n].hi = d->base + atomic_load(&d->nslots);
+            n++;
+        }
+    }
+    qsort(r, (size_t)n, sizeof *r, cmp_range);
+    return n;
+}
+
+/* First fit for need slots (a multiple of UZ_UNIT) in the capacity,
+ * between the sized devices' ranges; dev_lock held.  UINT64_MAX: none. */
+static uint64_t first_fit(struct uz_store *st, uint64_t need)
+{
+    struct uz_range *r = st->ranges;
+    int nr = ranges_locked(st, r);
+    uint64_t at = 0;
+    for (int i = 0; i < nr; i++) {
+        if (r[i].lo >= at + need)
+            break;
+        uint64_t end = (r[i].hi + UZ_UNIT - 1) / UZ_UNIT * UZ_UNIT;
+        if (end > at)
+            at = end;
+    }
+    return at + need > st->capacity ? UINT64_MAX : at;
+}
+
+int uz_store_range_get(struct uz_store *st, struct uzram *d, uint64_t n)
+{
+    uint64_t at = 0;
+    if (st->capacity == 0) {
+        /* a device's own store: its live part is the device's size */
+        int err = uz_store_init(st, n);
+        if (err < 0)
+            return err;
+        pthread_mutex_lock(&st->dev_lock);
+    } else {
+        if (n > st->capacity)
+            return uz_error(-ENOSPC, "disksize: %llu bytes is more than the pool's capacity (%llu)",
+                            (unsigned long long)(n * PAGE), (unsigned long long)(st->capacity * PAGE));
+        uint64_t need = (n + UZ_UNIT - 1) / UZ_UNIT * UZ_UNIT;
+        pthread_mutex_lock(&st->dev_lock);
+        at = first_fit(st, need);
+        if (at == UINT64_MAX) {
+            pthread_mutex_unlock(&st->dev_lock);
+            return uz_error(-ENOSPC, "disksize: no free %llu bytes in the pool's capacity of %llu "
+                            "(the devices' sizes add up to near it)", (unsigned long long)(n * PAGE),
+                            (unsigned long long)(st->capacity * PAGE));
+        }
+        /* its units are its zone's (store.h), which is empty: a release
+         * left it so */
+        for (uint64_t u = at / UZ_UNIT; u < (at + need) / UZ_UNIT; u++)
+            atomic_store_explicit(&st->zones->of_unit[u], (uint16_t)(d->id + 1),
+                                  memory_order_relaxed);
+        if (atomic_load(&st->nslots) < at + n)
+            atomic_store(&st->nslots, at + n);
+    }
+    d->base = at;
+    atomic_store(&d->nslots, n);
+    d->disksize = n * PAGE;
+    d->initialised = true;
+    pthread_mutex_unlock(&st->dev_lock);
+    return 0;
+}
+
+void uz_store_range_put(struct uz_store *st, struct uzram *d)
+{
+    uint64_t lo = d->base, hi = d->base + atomic_load(&d->nslots);
+    if (st->capacity == 0) {
+        /* a device's own store: the whole table at once, and the
+         * settings zram's reset clears (store_life.h) */
+        uz_store_teardown(st);
+        uz_store_reset_settings(st);
+    } else {
+        uz_slot_free_range(st, lo, hi);
+        /* every page freed, every link dropped (uz_clone_release): its
+         * zone is empty (its linked pages went with the links) */
+        for (uint64_t u = lo / UZ_UNIT; u * UZ_UNIT < hi; u++)
+            atomic_store_explicit(&st->zones->of_unit[u], 0, memory_order_relaxed);
+        memset(&st->zones->zone[d->id], 0, sizeof st->zones->zone[d->id]);
+    }
+    pthread_mutex_lock(&st->dev_lock);
+    d->initialised = false;
+    d->disksize = 0;
+    atomic_store(&d->nslots, 0);
+    d->base = 0;
+    pthread_mutex_unlock(&st->dev_lock);
+}
+
+/* ---------------------------------------------------------------- check */
+
+#define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
+
+int uz_store_check(struct uz_store *st)
+{
+    pthread_mutex_lock(&st->dev_lock);
+    struct uz_range *r = st->ranges;
+    int nr = ranges_locked(st, r);
+    int err = 0;
+    uint64_t end = atomic_load(&st->nslots);
+    uint64_t cap = st->capacity ? st->capacity : end;
+    for (int i = 0; i < nr && err == 0; i++) {
+        if (r[i].lo % UZ_UNIT || r[i].hi > cap)   /* P1 */
+            err = FAIL("store: range %llu-%llu is not aligned inside the capacity",
+                       (unsigned long long)r[i].lo, (unsigned long long)r[i].hi);
+        else if (i > 0 && r[i].lo < r[i - 1].hi)
+            err = FAIL("store: ranges %llu-%llu and %llu-%llu overlap",
+                       (unsigned long long)r[i - 1].lo, (unsigned long long)r[i - 1].hi,
+                       (unsigned long long)r[i].lo, (unsigned long long)r[i].hi);
+        else if (r[i].hi > end)   /* P2 */
+            err = FAIL("store: range %llu-%llu passes the store's end %llu",
+                       (unsigned long long)r[i].lo, (unsigned long long)r[i].hi,
+                       (unsigned long long)end);
+    }
+    if (err == 0 && st->initialised)
+        err = uz_clone_check(st);   /* P4-P6 */
+    /* P3: live slots only inside ranges (the ranges are sorted) */
+    int k = 0;
+    for (uint64_t i = st->initialised ? uz_next_used(st, 0, end) : end; err == 0 && i < end;
+         i = uz_next_used(st, i + 1, end)) {
+        if (!uz_slot_state(uz_slot_at(st, i)))
+            continue;
+        while (k < nr && r[k].hi <= i)
+            k++;
+        if (k == nr || i < r[k].lo)
+            err = FAIL("store: slot %llu is live but no device's range holds it",
+                       (unsigned long long)i);
+    }
+    pthread_mutex_unlock(&st->dev_lock);
+    return err;
 }

@@ -7,14 +7,15 @@
 
 #include "slot.h"
 
-/* A new store with the default settings and no live part.  0, or
- * -ENOMEM. */
-int uz_store_create(struct uz_store **out);
+/* A new store with the default settings, no live part and room for
+ * max_devices devices (1: a device's own store).  0, or -ENOMEM. */
+int uz_store_create(unsigned max_devices, struct uz_store **out);
 /* A new store with the settings of cfg (a whole struct uzram_config of
  * this library's size), validated, its backing device opened; no live
  * part (cfg->disksize is not looked at).  0, or -EINVAL with a message
  * naming the bad setting, -ENOMEM, or the backing device's error. */
-int uz_store_configure(const struct uzram_config *cfg, struct uz_store **out);
+int uz_store_configure(const struct uzram_config *cfg, unsigned max_devices,
+                       struct uz_store **out);
 /* The dedup attribute's value: "0"/"off", "1"/"on", "auto" into *mode
  * (UZ_DEDUP_*).  0 or -EINVAL with a message. */
 int uz_dedup_parse(const char *s, int *mode);
@@ -42,5 +43,30 @@ void uz_mem_used_max_reset(struct uz_store *st);
  * for reading: run bounded compaction steps if the footprint is over
  * auto_compact's bound.  Cannot fail. */
 void uz_store_auto_compact(struct uz_store *st);
+
+/* Put device d in the store's table, numbered lowest free (d->id).  0,
+ * or -ENOSPC (the table is full). */
+int uz_store_add(struct uz_store *st, struct uzram *d);
+/* Take d out of the table.  True if the store is now a device's own
+ * store with no device: the caller destroys it. */
+bool uz_store_del(struct uz_store *st, struct uzram *d);
+
+/* Give uninitialised device d a range of n slots (it becomes
+ * initialised): in a pool's store, the first free range of whole units
+ * in the capacity; in a device's own store, the live part made for n
+ * slots.  The caller holds d's init_lock for writing and the store's
+ * (uz_dev_write_lock).  0, or -ENOSPC (no room in the capacity), or
+ * uz_store_init's errors; on error nothing changes. */
+int uz_store_range_get(struct uz_store *st, struct uzram *d, uint64_t n);
+/* Free every page of d's range and give it back (d becomes
+ * uninitialised); a device's own store drops its live part.  Same
+ * locking; the clones' links to the range are released first
+ * (uz_clone_release).  Cannot fail. */
+void uz_store_range_put(struct uz_store *st, struct uzram *d);
+
+/* For uzram_check: the store's device ranges (store_life.c, P1-P3) and
+ * the clones' invariants (clone.c, P4-P6).  The caller holds the store's
+ * init_lock for writing.  0 or -EFAULT. */
+int uz_store_check(struct uz_store *st);
 
 #endif
