@@ -35,44 +35,23 @@ void uz_shared_fini(struct uz_store *dev);
 uint64_t uz_shared_bytes(struct uz_store *dev);
 
 /* Pin and lock record id / unlock and unpin.  Cannot fail. */
-struct uz_shared *uz_shared_get(struct uz_store *dev, uint32_t id);
-void uz_shared_put(struct uz_store *dev, uint32_t id, struct uz_shared *r);
+static inline struct uz_shared *uz_shared_get(struct uz_store *dev, uint32_t id)
+{
+    uz_varray_pin(&dev->records, id);
+    struct uz_shared *r = uz_shared_at(dev, id);
+    uz_slot_lock(&r->s);
+    return r;
+}
 
-/*
- * uz_shared_make - turn the unique page of locked slot idx (state OBJ or
- * WB, not a group member) into a record with one reference, the slot's:
- * the object or block stays where it is, an object's back-reference
- * becomes the record's, the
- * slot becomes SLOT_SHARED (keeping its IDLE bit and atime).  0 and the
- * id in *id, or -ENOMEM (no id could be allocated: nothing changed).
- */
-int uz_shared_make(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t *id);
+static inline void uz_shared_put(struct uz_store *dev, uint32_t id, struct uz_shared *r)
+{
+    uz_slot_unlock(&r->s);
+    uz_varray_unpin(&dev->records, id);
+}
 
-/* Take one more reference on a locked record that is in use (refs > 0),
- * for a slot that is about to be committed SLOT_SHARED with this id
- * (uz_slot_commit).  Cannot fail: refs saturate below 2^32 - 1 with
- * -EMLINK (the caller then stores its page alone). */
-int uz_shared_ref(struct uz_store *dev, struct uz_shared *r);
-/* Drop one reference (what uz_slot_commit does when a shared slot's
- * content is replaced); the last one frees the page and the record.
- * Takes the record's lock.  Cannot fail. */
-void uz_shared_unref(struct uz_store *dev, uint32_t id);
-
-/*
- * uz_shared_commit - replace where a locked record's page is (writeback,
- * recompression): state (OBJ [| HUGE | prio | INCOMP] or WB [| prio |
- * INCOMP]) with handle, bytes long (0 for WB).  The old object or block is
- * freed; every counter is kept (for all of the record's references at
- * once).  The caller made the new object or block first.  Cannot fail.
- */
-void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
-                      uint64_t handle, size_t bytes);
-
-/* For uz_dev_check: I8 for every record (refs equal the slots that refer
- * to it, counted into refs_seen[] by the caller; the object's back-
- * reference is the record's) and its part of the recount.  0 or -EFAULT. */
-struct uz_tally_snap;
-int uz_shared_check(struct uz_store *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
-                    uint64_t *objects, uint64_t *obj_bytes);
+/* A record's content (its references, its page, the counters) changes
+ * in slot.c alone, as a slot's does: uz_shared_make, uz_shared_ref,
+ * uz_shared_unref, uz_shared_commit and uz_shared_check are declared in
+ * slot.h. */
 
 #endif

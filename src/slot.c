@@ -600,3 +600,194 @@ void uz_slot_free_range(struct uz_store *st, uint64_t lo, uint64_t hi)
         uz_slot_put(st, i, s);
     }
 }
+
+/* ------------------------------------------- shared records' content */
+
+/* A record (shared.c holds the table) changes here alone, as a slot
+ * does: its references, its page and every counter they move. */
+
+#define MAX_REFS 0xfffffff0u
+
+/* Bytes of the page of a record in state f with handle h (0 on the
+ * backing device). */
+static size_t rec_bytes(struct uz_store *dev, uint32_t f, uint64_t h)
+{
+    if (!(f & SLOT_OBJ))
+        return 0;
+    return uz_obj_bytes(dev, f, h);
+}
+
+int uz_shared_make(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t *idp)
+{
+    uint32_t f = uz_slot_state(s);
+    uint64_t h = slot_handle(s), id;
+    if (uz_sb_alloc(&dev->record_ids, &id) < 0)
+        return -ENOMEM;   /* no message: the caller stores the page alone */
+    uz_varray_pin(&dev->records, id);
+    struct uz_shared *r = uz_shared_at(dev, (uint32_t)id);
+    uz_slot_lock(&r->s);
+    r->refs = 1;
+    slot_set_handle(&r->s, h);
+    uz_slot_set_state(&r->s, f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP));
+    uz_varray_live(&dev->records, id, +1);
+    if (f & SLOT_OBJ) {
+        dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | (uint32_t)id);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, uz_obj_bytes(dev, f, h), RELAXED);
+    }
+    uz_slot_unlock(&r->s);
+    uz_varray_unpin(&dev->records, id);
+    uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
+    while (hw < id + 1 &&
+           !atomic_compare_exchange_weak_explicit(&dev->record_hw, &hw, id + 1, RELAXED, RELAXED))
+        ;
+    /* the slot now refers to the record; the page's counts move with it */
+    uz_zone_share(dev, idx, f, (f & SLOT_OBJ) ? uz_obj_bytes(dev, f, h) : 0);
+    slot_set_handle(s, id);
+    uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
+    atomic_fetch_add_explicit(&dev->tally.shared_slots, 1, RELAXED);
+    atomic_fetch_add_explicit(&dev->tally.records, 1, RELAXED);
+    *idp = (uint32_t)id;
+    return 0;
+}
+
+int uz_shared_ref(struct uz_store *dev, struct uz_shared *r)
+{
+    if (r->refs >= MAX_REFS)
+        return -EMLINK;
+    r->refs++;
+    uint32_t f = uz_slot_state(&r->s);
+    if (f & SLOT_OBJ) {
+        atomic_fetch_add_explicit(&dev->tally.pages_stored, 1, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.saved_bytes, rec_bytes(dev, f, slot_handle(&r->s)),
+                                  RELAXED);
+    }
+    return 0;
+}
+
+/* Release a record's page (its last reference is gone). */
+static void release_page(struct uz_store *dev, uint32_t f, uint64_t h)
+{
+    if (f & SLOT_OBJ) {
+        size_t bytes = uz_obj_bytes(dev, f, h);
+        atomic_fetch_sub_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_sub_explicit(&dev->tally.record_bytes, bytes, RELAXED);
+        if (f & SLOT_HUGE)
+            atomic_fetch_sub_explicit(&dev->tally.huge_pages, 1, RELAXED);
+        dev->aops->free(dev->alloc, h);
+        atomic_fetch_add_explicit(&dev->tally.frees, 1, RELAXED);
+    } else if (f & SLOT_WB) {
+        uz_backing_free(dev->bd, h & WB_BLK_MASK);
+        atomic_fetch_sub_explicit(&dev->tally.wb_pages, 1, RELAXED);
+    }
+}
+
+void uz_shared_unref(struct uz_store *dev, uint32_t id)
+{
+    struct uz_shared *r = uz_shared_get(dev, id);
+    uint32_t f = uz_slot_state(&r->s);
+    uint64_t h = slot_handle(&r->s);
+    if (f & SLOT_OBJ)
+        atomic_fetch_sub_explicit(&dev->tally.pages_stored, 1, RELAXED);
+    if (--r->refs > 0) {
+        if (f & SLOT_OBJ)
+            atomic_fetch_sub_explicit(&dev->tally.saved_bytes, rec_bytes(dev, f, h), RELAXED);
+        uz_shared_put(dev, id, r);
+        return;
+    }
+    release_page(dev, f, h);
+    slot_set_handle(&r->s, 0);
+    uz_slot_set_state(&r->s, 0);
+    atomic_fetch_sub_explicit(&dev->tally.records, 1, RELAXED);
+    uz_sb_clear(&dev->record_ids, id);
+    uz_varray_live(&dev->records, id, -1);
+    uz_shared_put(dev, id, r);
+}
+
+void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
+                      uint64_t handle, size_t bytes)
+{
+    (void)id;
+    uint32_t f = uz_slot_state(&r->s);
+    uint64_t h = slot_handle(&r->s);
+    uint64_t refs = r->refs;
+    size_t old = rec_bytes(dev, f, h);
+    if (f & SLOT_OBJ) {
+        atomic_fetch_sub_explicit(&dev->tally.pages_stored, refs, RELAXED);
+        atomic_fetch_sub_explicit(&dev->tally.saved_bytes, (refs - 1) * old, RELAXED);
+    }
+    release_page(dev, f, h);
+    state &= SLOT_STATE & ~(SLOT_LOCKBITS | SLOT_IDLE);
+    if (state & SLOT_OBJ) {
+        atomic_fetch_add_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, bytes, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.pages_stored, refs, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.saved_bytes, (refs - 1) * bytes, RELAXED);
+        if (state & SLOT_HUGE) {
+            atomic_fetch_add_explicit(&dev->tally.huge_pages, 1, RELAXED);
+            atomic_fetch_add_explicit(&dev->tally.huge_pages_since, 1, RELAXED);
+        }
+    } else if (state & SLOT_WB) {
+        atomic_fetch_add_explicit(&dev->tally.wb_pages, 1, RELAXED);
+    }
+    slot_set_handle(&r->s, handle);
+    uz_slot_set_state(&r->s, state);
+}
+
+int uz_shared_check(struct uz_store *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
+                    uint64_t *objects, uint64_t *obj_bytes)
+{
+    uint64_t live = 0, hw = atomic_load(&dev->record_hw);
+    for (uint64_t i = 0; i < hw; i++) {
+        if (i % dev->records.per_page == 0 && !uz_varray_page_used(&dev->records, i)) {
+            i += dev->records.per_page - 1;
+            continue;
+        }
+        struct uz_shared *r = uz_shared_at(dev, (uint32_t)i);
+        uint32_t f = uz_slot_state(&r->s);
+        uint64_t h = slot_handle(&r->s);
+        bool used = uz_sb_test(&dev->record_ids, i);
+        if (!r->refs) {
+            if (f || used)
+                return FAIL("record %llu: no references but state %#x, id %s",
+                            (unsigned long long)i, f, used ? "in use" : "free");
+            continue;
+        }
+        live++;
+        if (!used)
+            return FAIL("record %llu: live but its id is free", (unsigned long long)i);
+
+        if (r->refs != refs_seen[i])
+            return FAIL("record %llu: counts %u references, %u slots refer to it",
+                        (unsigned long long)i, r->refs, refs_seen[i]);
+        if ((f & (SLOT_OBJ | SLOT_WB)) == 0 || (f & (SLOT_OBJ | SLOT_WB)) == (SLOT_OBJ | SLOT_WB) ||
+            (f & (SLOT_SAME | SLOT_GROUP | SLOT_SHARED)))
+            return FAIL("record %llu: state %#x is not one object or one block",
+                        (unsigned long long)i, f);
+        if (f & SLOT_OBJ) {
+            size_t sz = dev->aops->obj_size(dev->alloc, h);
+            if ((f & SLOT_HUGE) && sz != PAGE)
+                return FAIL("record %llu: huge object of %zu bytes", (unsigned long long)i, sz);
+            uint32_t b = dev->aops->backref(dev->alloc, h);
+            if (b != (UZ_BACKREF_SHARED | (uint32_t)i))
+                return FAIL("record %llu: its object's back-reference is %#x",
+                            (unsigned long long)i, b);
+            n->compr_bytes += sz;
+            n->pages_stored += r->refs;
+            n->huge_pages += !!(f & SLOT_HUGE);
+            n->saved_bytes += (uint64_t)(r->refs - 1) * sz;
+            n->record_bytes += sz;
+            (*objects)++;
+            *obj_bytes += sz;
+        } else {
+            n->wb_pages++;
+            if (!dev->bd || !uz_sb_test(&dev->bd->used, h & WB_BLK_MASK))
+                return FAIL("record %llu: backing block %llu is not allocated",
+                            (unsigned long long)i, (unsigned long long)(h & WB_BLK_MASK));
+        }
+    }
+    n->records = live;
+    if (uz_sb_count(&dev->record_ids) != live)
+        return FAIL("%llu record ids in use, %llu records live",
+                    (unsigned long long)uz_sb_count(&dev->record_ids), (unsigned long long)live);
+    return 0;
+}

@@ -165,4 +165,45 @@ extern const struct uz_owner_ops uz_slot_owner_ops;
  */
 int uz_dev_check(struct uz_store *dev);
 
+/* ----------------------------------------------- shared records' content
+ * The record table is shared.c's (shared.h: uz_shared_at, _get, _put);
+ * what a record holds changes here, as a slot's does. */
+
+/*
+ * uz_shared_make - turn the unique page of locked slot idx (state OBJ or
+ * WB, not a group member) into a record with one reference, the slot's:
+ * the object or block stays where it is, an object's back-reference
+ * becomes the record's, the
+ * slot becomes SLOT_SHARED (keeping its IDLE bit and atime).  0 and the
+ * id in *id, or -ENOMEM (no id could be allocated: nothing changed).
+ */
+int uz_shared_make(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t *id);
+
+/* Take one more reference on a locked record that is in use (refs > 0),
+ * for a slot that is about to be committed SLOT_SHARED with this id
+ * (uz_slot_commit).  Cannot fail: refs saturate below 2^32 - 1 with
+ * -EMLINK (the caller then stores its page alone). */
+int uz_shared_ref(struct uz_store *dev, struct uz_shared *r);
+/* Drop one reference (what uz_slot_commit does when a shared slot's
+ * content is replaced); the last one frees the page and the record.
+ * Takes the record's lock.  Cannot fail. */
+void uz_shared_unref(struct uz_store *dev, uint32_t id);
+
+/*
+ * uz_shared_commit - replace where a locked record's page is (writeback,
+ * recompression): state (OBJ [| HUGE | prio | INCOMP] or WB [| prio |
+ * INCOMP]) with handle, bytes long (0 for WB).  The old object or block is
+ * freed; every counter is kept (for all of the record's references at
+ * once).  The caller made the new object or block first.  Cannot fail.
+ */
+void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
+                      uint64_t handle, size_t bytes);
+
+/* For uz_dev_check: I8 for every record (refs equal the slots that refer
+ * to it, counted into refs_seen[] by the caller; the object's back-
+ * reference is the record's) and its part of the recount.  0 or -EFAULT. */
+struct uz_tally_snap;
+int uz_shared_check(struct uz_store *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
+                    uint64_t *objects, uint64_t *obj_bytes);
+
 #endif

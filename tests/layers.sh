@@ -46,12 +46,12 @@ for f in frontends/*.c frontends/*.h; do
 done
 
 # the content counters (struct uz_tally) are slot.c's alone
-if grep -n 'tally\.' src/*.c | grep -vE '^src/(slot|shared)\.c:' ; then
-  echo "layers: the lines above touch dev->tally outside slot.c and shared.c (use uz_slot_commit / uz_tally_read)" >&2
+if grep -n 'tally\.' src/*.c | grep -vE '^src/slot\.c:' ; then
+  echo "layers: the lines above touch the tally outside slot.c (use uz_slot_commit / uz_tally_read)" >&2
   fail=1
 fi
 # and nobody but uz_slot_commit changes a slot's handle, state or live count
-if grep -nE 'slot_set_handle\(|uz_varray_live\(|uz_slot_set_state\(' src/*.c | grep -vE '^src/(slot|shared|varray)\.c:'; then
+if grep -nE 'slot_set_handle\(|uz_varray_live\(|uz_slot_set_state\(' src/*.c | grep -vE '^src/(slot|varray)\.c:'; then
   echo "layers: the lines above change a slot's content outside slot.c" >&2
   fail=1
 fi
