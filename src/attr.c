@@ -29,6 +29,7 @@
 #include "recompress.h"
 #include "writeback.h"
 #include "error.h"
+#include "store_life.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -381,10 +382,10 @@ static int show_group_pages(struct uzram *dev, char *buf, size_t size)
 
 static int store_group_pages(struct uzram *dev, const struct val *v)
 {
-    uint64_t x = 0;
-    bool automatic = strcmp(v->s, "auto") == 0;
-    if (!automatic && (parse_u64(v, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8)))
-        return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4, 8 or auto");
+    uint32_t x;
+    if (uz_parse_group(v->s, true, &x) < 0)
+        return uz_error(-EINVAL, "group_pages: '%s': write 1 (off), 2, 4, 8 or auto", v->s);
+    bool automatic = x == UZRAM_GROUP_AUTO;
     if (dev->initialised)
         return uz_error(-EBUSY, "group_pages: device is initialised; reset it first");
     dev->store->group_auto = automatic;
@@ -669,9 +670,8 @@ static int store_recompress(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
-            if (uz_parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+            if (uz_parse_group(val, false, &r.group) < 0)
                 return uz_error(-EINVAL, "recompress: group is 1, 2, 4 or 8 pages");
-            r.group = (uint32_t)x;
             group_given = true;
         } else if (strcmp(tok, "algo") == 0) {
             const struct uz_codec *c = uz_codec_find(val);
@@ -786,36 +786,36 @@ static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 }
 
 static const struct attr attrs[] = {
-    {"disksize", 0644, show_disksize, store_disksize, true, true, true},
-    {"initstate", 0444, show_initstate, NULL, false, false, true},
-    {"reset", 0200, NULL, store_reset, true, true, true},
-    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true, true, false},
-    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true, true, false},
-    {"mem_limit", 0200, NULL, store_mem_limit, false, false, false},
-    {"mem_used_max", 0200, NULL, store_mem_used_max, false, false, false},
-    {"compact", 0200, NULL, store_compact, false, false, false},
-    {"mm_stat", 0444, show_mm_stat, NULL, false, false, true},
-    {"io_stat", 0444, show_io_stat, NULL, false, false, true},
-    {"debug_stat", 0444, show_debug_stat, NULL, false, false, false},
-    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true, false, false},
-    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false, false, false},
-    {"group_pages", 0644, show_group_pages, store_group_pages, true, true, false},
-    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true, true, false},
-    {"bd_stat", 0444, show_bd_stat, NULL, false, false, false},
-    {"writeback", 0200, NULL, store_writeback, false, false, true},
-    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false, false, false},
-    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false, false, false},
-    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false, false, false},
-    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false, false, false},
-    {"idle", 0200, NULL, store_idle, false, false, true},
-    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true, true, false},
-    {"recompress", 0200, NULL, store_recompress, false, false, true},
-    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false, false},
-    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false, false},
-    {"policy_stat", 0444, show_policy_stat, NULL, false, false, false},
-    {"dedup", 0644, show_dedup, store_dedup, false, false, false},
-    {"dedup_stat", 0444, show_dedup_stat, NULL, false, false, false},
-    {"stat", 0444, uz_iostat_show, NULL, false, false, true},   /* the block layer's, src/iostat.c */
+    {.name = "disksize", .mode = 0644, .show = show_disksize, .store = store_disksize, .reshape = true, .closed = true, .own = true},
+    {.name = "initstate", .mode = 0444, .show = show_initstate, .own = true},
+    {.name = "reset", .mode = 0200, .store = store_reset, .reshape = true, .closed = true, .own = true},
+    {.name = "comp_algorithm", .mode = 0644, .show = show_comp_algorithm, .store = store_comp_algorithm, .reshape = true, .closed = true},
+    {.name = "algorithm_params", .mode = 0644, .show = show_algorithm_params, .store = store_algorithm_params, .reshape = true, .closed = true},
+    {.name = "mem_limit", .mode = 0200, .store = store_mem_limit},
+    {.name = "mem_used_max", .mode = 0200, .store = store_mem_used_max},
+    {.name = "compact", .mode = 0200, .store = store_compact},
+    {.name = "mm_stat", .mode = 0444, .show = show_mm_stat, .own = true},
+    {.name = "io_stat", .mode = 0444, .show = show_io_stat, .own = true},
+    {.name = "debug_stat", .mode = 0444, .show = show_debug_stat},
+    {.name = "max_comp_streams", .mode = 0644, .show = show_max_comp_streams, .store = store_max_comp_streams, .reshape = true},
+    {.name = "auto_compact", .mode = 0644, .show = show_auto_compact, .store = store_auto_compact},
+    {.name = "group_pages", .mode = 0644, .show = show_group_pages, .store = store_group_pages, .reshape = true, .closed = true},
+    {.name = "backing_dev", .mode = 0644, .show = show_backing_dev, .store = store_backing_dev, .reshape = true, .closed = true},
+    {.name = "bd_stat", .mode = 0444, .show = show_bd_stat},
+    {.name = "writeback", .mode = 0200, .store = store_writeback, .own = true},
+    {.name = "writeback_limit", .mode = 0644, .show = show_writeback_limit, .store = store_writeback_limit},
+    {.name = "writeback_limit_enable", .mode = 0644, .show = show_writeback_limit_enable, .store = store_writeback_limit_enable},
+    {.name = "writeback_compressed", .mode = 0644, .show = show_writeback_compressed, .store = store_writeback_compressed},
+    {.name = "forward_threshold", .mode = 0644, .show = show_forward_threshold, .store = store_forward_threshold},
+    {.name = "idle", .mode = 0200, .store = store_idle, .own = true},
+    {.name = "recomp_algorithm", .mode = 0644, .show = show_recomp_algorithm, .store = store_recomp_algorithm, .reshape = true, .closed = true},
+    {.name = "recompress", .mode = 0200, .store = store_recompress, .own = true},
+    {.name = "recompress_policy", .mode = 0644, .show = show_rc_policy, .store = store_rc_policy},
+    {.name = "writeback_policy", .mode = 0644, .show = show_wb_policy, .store = store_wb_policy},
+    {.name = "policy_stat", .mode = 0444, .show = show_policy_stat},
+    {.name = "dedup", .mode = 0644, .show = show_dedup, .store = store_dedup},
+    {.name = "dedup_stat", .mode = 0444, .show = show_dedup_stat},
+    {.name = "stat", .mode = 0444, .show = uz_iostat_show, .own = true},   /* the block layer's, src/iostat.c */
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -825,6 +825,280 @@ static const struct attr *find_attr(const char *name)
         if (strcmp(attrs[i].name, name) == 0)
             return &attrs[i];
     return NULL;
+}
+
+/* Settings of struct uzram_config that zram has no attribute for: rows
+ * of their own, parsed here as the attributes are, but no file
+ * (uzram_attr_name does not list them, uzram_attr_show/store do not find
+ * them). */
+static int store_allocator(struct uzram *dev, const struct val *v)
+{
+    const struct uz_alloc_ops *ops = uz_alloc_find(v->s);
+    if (!ops)
+        return uz_error(-EINVAL, "allocator: unknown allocator '%s'", v->s);
+    if (dev->initialised)
+        return uz_error(-EBUSY, "allocator: device is initialised; reset it first");
+    snprintf(dev->store->allocator_name, sizeof dev->store->allocator_name, "%s", ops->name);
+    return 0;
+}
+
+static int store_huge_threshold(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || x > UZRAM_PAGE_SIZE)
+        return uz_error(-EINVAL, "huge_threshold: '%s': bytes 0..4096 (0 = the allocator's)", v->s);
+    if (dev->initialised)
+        return uz_error(-EBUSY, "huge_threshold: device is initialised; reset it first");
+    dev->store->huge_threshold_cfg = (uint32_t)x;
+    return 0;
+}
+
+static const struct attr config_rows[] = {
+    {.name = "allocator", .store = store_allocator, .reshape = true, .closed = true},
+    {.name = "huge_threshold", .store = store_huge_threshold, .reshape = true, .closed = true},
+};
+
+/* The row of a setting: an attribute, or a config-only row. */
+static const struct attr *find_setting(const char *name)
+{
+    const struct attr *a = find_attr(name);
+    for (size_t i = 0; !a && i < sizeof config_rows / sizeof config_rows[0]; i++)
+        if (strcmp(config_rows[i].name, name) == 0)
+            a = &config_rows[i];
+    return a;
+}
+
+/* Store value into setting name of a device nobody else can reach yet
+ * (no locks): its row's own parser.  0 or the row's error. */
+static int set_setting(struct uzram *dev, const char *name, const char *value)
+{
+    const struct attr *a = find_setting(name);
+    struct val v;
+    size_t len = strlen(value);
+    if (len >= sizeof v.s)
+        return uz_error(-EINVAL, "%s: value too long", name);
+    memcpy(v.s, value, len + 1);
+    v.len = len;
+    return a->store(dev, &v);
+}
+
+/* The fields of cfg that are set, each through its row, in the order a
+ * zram set-up script writes them (algorithms before their levels, all
+ * before disksize); disksize only if with_size. */
+static int apply_config(struct uzram *dev, const struct uzram_config *cfg, bool with_size)
+{
+    char b[64];
+    int err = 0;
+#define SET(name, value) do { if (err == 0) err = set_setting(dev, name, value); } while (0)
+#define SETF(name, ...) do { snprintf(b, sizeof b, __VA_ARGS__); SET(name, b); } while (0)
+    if (cfg->allocator)
+        SET("allocator", cfg->allocator);
+    if (cfg->algorithm)
+        SET("comp_algorithm", cfg->algorithm);
+    if (cfg->level)
+        SETF("algorithm_params", "level=%d", cfg->level);
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i]) {
+            char r[160];
+            snprintf(r, sizeof r, "algo=%.100s priority=%d", cfg->recomp_algorithm[i], i + 1);
+            SET("recomp_algorithm", r);
+        }
+    if (cfg->huge_threshold)
+        SETF("huge_threshold", "%u", cfg->huge_threshold);
+    if (cfg->streams)
+        SETF("max_comp_streams", "%u", cfg->streams);
+    if (cfg->compact_bound == UZRAM_COMPACT_OFF)
+        SET("auto_compact", "0");
+    else if (cfg->compact_bound)
+        SETF("auto_compact", "%u.%03u", cfg->compact_bound / 1000, cfg->compact_bound % 1000);
+    if (cfg->group_pages == UZRAM_GROUP_AUTO)
+        SET("group_pages", "auto");
+    else if (cfg->group_pages > 1)
+        SETF("group_pages", "%u", cfg->group_pages);
+    if (cfg->mem_limit)
+        SETF("mem_limit", "%llu", (unsigned long long)cfg->mem_limit);
+    if (cfg->dedup)
+        SET("dedup", cfg->dedup);
+    if (cfg->recompress_policy)
+        SET("recompress_policy", cfg->recompress_policy);
+    if (cfg->writeback_policy)
+        SET("writeback_policy", cfg->writeback_policy);
+    if (cfg->backing_dev && cfg->backing_dev[0])
+        SET("backing_dev", cfg->backing_dev);
+    if (cfg->writeback_compressed)
+        SET("writeback_compressed", "1");
+    if (cfg->forward_threshold)
+        SETF("forward_threshold", "%u", cfg->forward_threshold);
+    if (with_size && cfg->disksize)
+        SETF("disksize", "%llu", (unsigned long long)cfg->disksize);
+#undef SET
+#undef SETF
+    return err;
+}
+
+/* cfg as this library's whole struct in *full (fields past the caller's
+ * size keep their defaults).  0 or -EINVAL. */
+static int full_config(const struct uzram_config *cfg, struct uzram_config *full, const char *who)
+{
+    uzram_config_init(full);
+    if (!cfg)
+        return 0;
+    if (cfg->size == 0)
+        return uz_error(-EINVAL, "%s: the config was not made by uzram_config_init", who);
+    if (cfg->size > sizeof *full)
+        return uz_error(-EINVAL, "%s: the config is from a newer uzram.h (%u bytes, this library "
+                        "knows %zu)", who, cfg->size, sizeof *full);
+    memcpy(full, cfg, cfg->size);
+    full->size = sizeof *full;
+    return 0;
+}
+
+int uzram_create(const struct uzram_config *cfg, struct uzram **out)
+{
+    uz_error_clear();
+    struct uzram_config c;
+    int err = full_config(cfg, &c, "uzram_create");
+    if (err < 0)
+        return err;
+    struct uz_store *st;
+    err = uz_store_create(1, &st);
+    if (err < 0)
+        return err;
+    struct uzram *dev;
+    err = uz_dev_new(st, false, &dev);
+    if (err < 0) {
+        uz_store_destroy(st);
+        return err;
+    }
+    err = apply_config(dev, &c, true);
+    if (err < 0) {
+        (void)uz_dev_remove(dev, false);   /* (and its store) */
+        return err;
+    }
+    *out = dev;
+    return 0;
+}
+
+int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
+{
+    uz_error_clear();
+    struct uzram_config c;
+    int err = full_config(cfg, &c, "uzram_pool_create");
+    if (err < 0)
+        return err;
+    struct uzram_pool *p;
+    err = uz_pool_new(c.disksize, &p);
+    if (err < 0)
+        return err;
+    err = apply_config(uz_pool_view(p), &c, false);
+    if (err == 0)
+        err = uz_pool_start(p);
+    if (err < 0) {
+        (void)uzram_pool_destroy(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+/* uzram_config_set's names: the attributes' and config-only rows', and
+ * the config's own field names for them. */
+static const struct { const char *alias, *name; } setting_alias[] = {
+    {"size", "disksize"}, {"algorithm", "comp_algorithm"}, {"streams", "max_comp_streams"},
+    {"compact_bound", "auto_compact"}, {"level", "algorithm_params"},
+};
+
+int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value)
+{
+    uz_error_clear();
+    if (!cfg || cfg->size == 0 || cfg->size > sizeof *cfg)
+        return uz_error(-EINVAL, "uzram_config_set: the config was not made by uzram_config_init");
+    if (!name || !value)
+        return uz_error(-EINVAL, "uzram_config_set: no name or no value");
+    for (size_t i = 0; i < sizeof setting_alias / sizeof setting_alias[0]; i++)
+        if (strcmp(name, setting_alias[i].alias) == 0)
+            name = setting_alias[i].name;
+    const struct attr *a = find_setting(name);
+    if (!a || !a->store || !(a->reshape || a->show) || strcmp(name, "reset") == 0)
+        return uz_error(-ENOENT, "uzram_config_set: '%s' is not a setting", name);
+    /* the value through its row, on a scratch device of a store of its
+     * own that is never sized: the one parser, and what it keeps is the
+     * value as the row understood it */
+    struct uz_store *st;
+    int err = uz_store_create(1, &st);
+    if (err < 0)
+        return err;
+    struct uzram *dev;
+    err = uz_dev_new(st, false, &dev);
+    if (err < 0) {
+        uz_store_destroy(st);
+        return err;
+    }
+    /* the secondaries the config names, for the settings that refer to
+     * them (policies' algo=, algorithm_params) */
+    for (int i = 0; err == 0 && i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i]) {
+            char r[160];
+            snprintf(r, sizeof r, "algo=%.100s priority=%d", cfg->recomp_algorithm[i], i + 1);
+            err = set_setting(dev, "recomp_algorithm", r);
+        }
+    bool level = strcmp(name, "algorithm_params") == 0 && strchr(value, '=') == NULL;
+    char lv[64];
+    if (level) {   /* "level" N: the primary's level */
+        snprintf(lv, sizeof lv, "level=%.50s", value);
+        if (err == 0 && cfg->algorithm)
+            err = set_setting(dev, "comp_algorithm", cfg->algorithm);
+    }
+    uint64_t size = 0;
+    if (err == 0 && strcmp(name, "disksize") == 0) {
+        /* sized on use; here only the word */
+        if (uz_memparse(value, strlen(value), &size) < 0 || size == 0)
+            err = uz_error(-EINVAL, "disksize: '%s' is not a size (e.g. 512M, 1G)", value);
+    } else if (err == 0 && strcmp(name, "backing_dev") == 0) {
+        /* opened on use, not here */
+        if (!value[0])
+            err = uz_error(-EINVAL, "backing_dev: give a path");
+    } else if (err == 0) {
+        err = set_setting(dev, name, level ? lv : value);
+    }
+    struct uz_store *s = dev->store;
+    if (err == 0) {
+        if (strcmp(name, "disksize") == 0)
+            cfg->disksize = size;
+        else if (strcmp(name, "comp_algorithm") == 0)
+            cfg->algorithm = value;
+        else if (strcmp(name, "allocator") == 0)
+            cfg->allocator = value;
+        else if (strcmp(name, "algorithm_params") == 0 && level)
+            cfg->level = s->level;
+        else if (strcmp(name, "huge_threshold") == 0)
+            cfg->huge_threshold = s->huge_threshold_cfg;
+        else if (strcmp(name, "max_comp_streams") == 0)
+            cfg->streams = s->nstreams;
+        else if (strcmp(name, "auto_compact") == 0)
+            cfg->compact_bound = s->compact_bound ? s->compact_bound : UZRAM_COMPACT_OFF;
+        else if (strcmp(name, "group_pages") == 0)
+            cfg->group_pages = s->group_auto ? UZRAM_GROUP_AUTO : s->group_pages;
+        else if (strcmp(name, "mem_limit") == 0)
+            cfg->mem_limit = atomic_load(&s->limit_pages) * UZRAM_PAGE_SIZE;
+        else if (strcmp(name, "dedup") == 0)
+            cfg->dedup = value;
+        else if (strcmp(name, "recompress_policy") == 0)
+            cfg->recompress_policy = value;
+        else if (strcmp(name, "writeback_policy") == 0)
+            cfg->writeback_policy = value;
+        else if (strcmp(name, "backing_dev") == 0)
+            cfg->backing_dev = value;
+        else if (strcmp(name, "writeback_compressed") == 0)
+            cfg->writeback_compressed = atomic_load(&s->wb_compressed);
+        else if (strcmp(name, "forward_threshold") == 0)
+            cfg->forward_threshold = atomic_load(&s->forward_threshold);
+        else
+            err = uz_error(-ENOENT, "uzram_config_set: '%s' is not a setting of struct "
+                           "uzram_config (set it with uzram_attr_store)", name);
+    }
+    (void)uz_dev_remove(dev, false);
+    return err;
 }
 
 const char *uzram_attr_name(unsigned i, unsigned *mode)

@@ -193,41 +193,6 @@ int uzram_check(struct uzram *dev)
     return err;
 }
 
-int uzram_create(const struct uzram_config *cfg, struct uzram **out)
-{
-    struct uzram_config def;
-    uzram_config_init(&def);
-    if (cfg) {
-        if (cfg->size == 0)
-            return uz_error(-EINVAL, "uzram_create: the config was not made by uzram_config_init");
-        if (cfg->size > sizeof def)
-            return uz_error(-EINVAL, "uzram_create: the config is from a newer uzram.h (%u bytes, "
-                            "this library knows %zu)", cfg->size, sizeof def);
-        /* fields past the caller's size keep their defaults */
-        memcpy(&def, cfg, cfg->size);
-        def.size = sizeof def;
-    }
-    cfg = &def;
-    struct uz_store *st;
-    int err = uz_store_configure(cfg, 1, &st);
-    if (err < 0)
-        return err;
-    struct uzram *dev;
-    err = uz_dev_new(st, false, &dev);
-    if (err < 0) {
-        uz_store_destroy(st);
-        return err;
-    }
-    if (cfg->disksize)
-        err = uz_dev_init(dev, cfg->disksize);
-    if (err < 0) {
-        (void)uz_dev_remove(dev, false);   /* (and its store) */
-        return err;
-    }
-    *out = dev;
-    return 0;
-}
-
 void uzram_destroy(struct uzram *dev)
 {
     /* Cannot fail: if the clones linked to dev cannot get pages of their

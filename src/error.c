@@ -21,6 +21,11 @@ int uz_error(int err, const char *fmt, ...)
     return err;
 }
 
+void uz_error_clear(void)
+{
+    last_error[0] = 0;
+}
+
 const char *uzram_last_error(void)
 {
     return last_error;

@@ -104,3 +104,16 @@ bool uz_kv_next(struct uz_kv *kv)
     }
     return true;
 }
+
+int uz_parse_group(const char *s, bool allow_auto, uint32_t *k)
+{
+    uint64_t x;
+    if (allow_auto && strcmp(s, "auto") == 0) {
+        *k = UZRAM_GROUP_AUTO;
+        return 0;
+    }
+    if (uz_parse_u64(s, strlen(s), &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+        return -EINVAL;
+    *k = (uint32_t)x;
+    return 0;
+}

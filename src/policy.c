@@ -124,9 +124,8 @@ int uz_policy_parse(struct uz_store *dev, bool wb, const char *s, struct uz_poli
                 return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
             c.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0 && !wb) {
-            if (x != 1 && x != 2 && x != 4 && x != 8)
+            if (uz_parse_group(v, false, &c.group) < 0)
                 return uz_error(-EINVAL, "%s: group is 1, 2, 4 or 8 pages", what);
-            c.group = (uint32_t)x;
         } else if (strcmp(tok, "max_pages") == 0) {
             if (x == 0)
                 return uz_error(-EINVAL, "%s: max_pages must be at least 1", what);

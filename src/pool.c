@@ -60,18 +60,9 @@ struct uzram_pool {
 
 /* ------------------------------------------------------------ the pool */
 
-int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
+int uz_pool_new(uint64_t capacity, struct uzram_pool **out)
 {
-    struct uzram_config c;
-    uzram_config_init(&c);
-    if (cfg) {
-        if (cfg->size == 0 || cfg->size > sizeof c)
-            return uz_error(-EINVAL, "uzram_pool_create: the config was not made by this "
-                            "library's uzram_config_init");
-        memcpy(&c, cfg, cfg->size);
-        c.size = sizeof c;
-    }
-    uint64_t cap = c.disksize ? c.disksize : DEFAULT_CAPACITY;
+    uint64_t cap = capacity ? capacity : DEFAULT_CAPACITY;
     if (cap > MAX_CAPACITY)
         return uz_error(-EINVAL, "pool capacity: at most %llu bytes (8 TiB)", MAX_CAPACITY);
     cap = (cap + (uint64_t)ALIGN * PAGE - 1) / ((uint64_t)ALIGN * PAGE) * ALIGN;
@@ -80,56 +71,47 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     struct uzram_pool *p = uz_calloc(1, sizeof *p);
     if (!p)
         return uz_error(-ENOMEM, "uzram_pool_create: out of memory");
-    int err = uz_store_configure(&c, UZRAM_POOL_MAX_DEVICES, &p->store);
-    if (err == 0) {
-        err = uz_store_init(p->store, cap);
-        if (err < 0)
-            uz_store_destroy(p->store);
-    }
+    int err = uz_store_create(UZRAM_POOL_MAX_DEVICES, &p->store);
     if (err < 0) {
         uz_free(p);
         return err;
     }
-    /* the store's scans stop at the highest range: none yet */
-    atomic_store(&p->store->nslots, 0);
     p->store->pool = p;
     p->view.store = p->store;
     p->view.id = -1;
-    p->view.initialised = true;
-    p->view.disksize = cap * PAGE;
-    atomic_store(&p->view.nslots, cap);
     pthread_rwlock_init(&p->view.init_lock, NULL);
-    p->store->capacity = cap;
     struct uz_links *l = &p->links;
     l->nunits = cap / UZ_UNIT;
-    l->link = uz_vm_reserve(l->nunits * sizeof *l->link);
-    l->deps = l->link ? uz_vm_reserve(l->nunits * sizeof *l->deps) : NULL;
-    if (!l->deps) {
-        if (l->link)
-            uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
-        pthread_rwlock_destroy(&p->view.init_lock);
-        uz_store_destroy(p->store);
-        uz_free(p);
-        return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the clone links");
-    }
-    struct uz_zones *z = &p->zones;
-    z->of_unit = uz_vm_reserve(l->nunits * sizeof *z->of_unit);
-    z->zone = z->of_unit ? uz_calloc(UZRAM_POOL_MAX_DEVICES, sizeof *z->zone) : NULL;
-    if (!z->zone) {
-        if (z->of_unit)
-            uz_vm_unreserve((void *)z->of_unit, l->nunits * sizeof *z->of_unit);
-        uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
-        uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
-        pthread_rwlock_destroy(&p->view.init_lock);
-        uz_store_destroy(p->store);
-        uz_free(p);
-        return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the devices' counters");
-    }
     for (unsigned i = 0; i < UZ_LINK_STRIPES; i++)
         pthread_rwlock_init(&l->stripe[i], NULL);
+    l->link = uz_vm_reserve(l->nunits * sizeof *l->link);
+    l->deps = l->link ? uz_vm_reserve(l->nunits * sizeof *l->deps) : NULL;
+    struct uz_zones *z = &p->zones;
+    z->of_unit = l->deps ? uz_vm_reserve(l->nunits * sizeof *z->of_unit) : NULL;
+    z->zone = z->of_unit ? uz_calloc(UZRAM_POOL_MAX_DEVICES, sizeof *z->zone) : NULL;
+    p->store->capacity = cap;
+    if (!z->zone) {
+        (void)uzram_pool_destroy(p);
+        return uz_error(-ENOMEM, "uzram_pool_create: cannot reserve the clone links and the "
+                        "devices' counters");
+    }
     p->store->links = l;
     p->store->zones = z;
     *out = p;
+    return 0;
+}
+
+int uz_pool_start(struct uzram_pool *p)
+{
+    struct uz_store *st = p->store;
+    int err = uz_store_init(st, st->capacity);
+    if (err < 0)
+        return err;
+    /* the store's scans stop at the highest range: none yet */
+    atomic_store(&st->nslots, 0);
+    p->view.initialised = true;
+    p->view.disksize = st->capacity * PAGE;
+    atomic_store(&p->view.nslots, st->capacity);
     return 0;
 }
 
@@ -149,9 +131,12 @@ int uzram_pool_destroy(struct uzram_pool *p)
     struct uz_links *l = &p->links;
     for (unsigned i = 0; i < UZ_LINK_STRIPES; i++)
         pthread_rwlock_destroy(&l->stripe[i]);
-    uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
-    uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
-    uz_vm_unreserve((void *)p->zones.of_unit, l->nunits * sizeof *p->zones.of_unit);
+    if (l->link)
+        uz_vm_unreserve(l->link, l->nunits * sizeof *l->link);
+    if (l->deps)
+        uz_vm_unreserve(l->deps, l->nunits * sizeof *l->deps);
+    if (p->zones.of_unit)
+        uz_vm_unreserve((void *)p->zones.of_unit, l->nunits * sizeof *p->zones.of_unit);
     uz_free(p->zones.zone);
     /* the store is torn down whole (its nslots: every range is gone) */
     atomic_store(&st->nslots, 0);

@@ -12,4 +12,13 @@
  * stats): initialised, never sized, reset or destroyed by a user. */
 struct uzram *uz_pool_view(struct uzram_pool *pool);
 
+/* A pool of capacity bytes (0: the default, 4 TiB), its store
+ * configured with the defaults and not yet live, for uzram_pool_create
+ * (attr.c) to apply the config's settings to uz_pool_view.  0, or
+ * -EINVAL (capacity), -ENOMEM. */
+int uz_pool_new(uint64_t capacity, struct uzram_pool **out);
+/* Make the pool's store live for its capacity.  0 or uz_store_init's
+ * errors (the caller destroys the pool). */
+int uz_pool_start(struct uzram_pool *p);
+
 #endif

@@ -253,14 +253,6 @@ void uz_store_reset_settings(struct uz_store *st)
     atomic_store(&st->wb_limit, 0);
 }
 
-static int copy_name(char *dst, size_t cap, const char *src, const char *what)
-{
-    if (strlen(src) >= cap)
-        return uz_error(-EINVAL, "%s: name too long", what);
-    strcpy(dst, src);
-    return 0;
-}
-
 int uz_dedup_parse(const char *s, int *mode)
 {
     if (!strcmp(s, "0") || !strcmp(s, "off"))
@@ -271,76 +263,6 @@ int uz_dedup_parse(const char *s, int *mode)
         *mode = UZ_DEDUP_AUTO;
     else
         return uz_error(-EINVAL, "dedup: '%s': give 0 (off), 1 (on) or auto", s);
-    return 0;
-}
-
-int uz_store_configure(const struct uzram_config *cfg, unsigned max_devices, struct uz_store **out)
-{
-    const char *algo = cfg->algorithm ? cfg->algorithm : "lz4";
-    const char *allocator = cfg->allocator ? cfg->allocator : "zsmalloc";
-    const struct uz_codec *codec = uz_codec_find(algo);
-    if (!codec)
-        return uz_error(-EINVAL, "unknown algorithm '%s'", algo);
-    if (cfg->level != 0 && (cfg->level < codec->level_min || cfg->level > codec->level_max))
-        return uz_error(-EINVAL, "level %d is outside %s's range %d..%d", cfg->level, codec->name,
-                        codec->level_min, codec->level_max);
-    if (!uz_alloc_find(allocator))
-        return uz_error(-EINVAL, "unknown allocator '%s'", allocator);
-    if (cfg->huge_threshold > PAGE)
-        return uz_error(-EINVAL, "huge threshold %u is larger than a page", cfg->huge_threshold);
-    if (cfg->streams > 1024)
-        return uz_error(-EINVAL, "at most 1024 streams");
-    if (cfg->group_pages > 1 && cfg->group_pages != 2 && cfg->group_pages != 4 &&
-        cfg->group_pages != 8 && cfg->group_pages != UZRAM_GROUP_AUTO)
-        return uz_error(-EINVAL, "group_pages %u: give 1 (off), 2, 4, 8 or auto",
-                        cfg->group_pages);
-    if (cfg->compact_bound != 0 && cfg->compact_bound != UZRAM_COMPACT_OFF && cfg->compact_bound < 1000)
-        return uz_error(-EINVAL, "compact bound %u/1000 is below 1.0", cfg->compact_bound);
-
-    for (int i = 0; i < UZ_NR_SECONDARY; i++) {
-        const char *n = cfg->recomp_algorithm[i];
-        if (n && !uz_codec_find(n))
-            return uz_error(-EINVAL, "unknown recompression algorithm '%s'", n);
-    }
-
-    struct uz_store *st;
-    int err = uz_store_create(max_devices, &st);
-    if (err < 0)
-        return err;
-    for (int i = 0; i < UZ_NR_SECONDARY; i++)
-        if (cfg->recomp_algorithm[i])
-            snprintf(st->recomp_algo[i].name, sizeof st->recomp_algo[i].name, "%s",
-                     uz_codec_find(cfg->recomp_algorithm[i])->name);
-    atomic_store(&st->wb_compressed, cfg->writeback_compressed);
-    atomic_store(&st->forward_threshold, cfg->forward_threshold);
-    copy_name(st->algorithm, sizeof st->algorithm, codec->name, "algorithm");
-    st->level = cfg->level;
-    err = copy_name(st->allocator_name, sizeof st->allocator_name, allocator, "allocator");
-    st->huge_threshold_cfg = cfg->huge_threshold;
-    st->nstreams = cfg->streams;
-    st->group_auto = cfg->group_pages == UZRAM_GROUP_AUTO;
-    st->group_pages = st->group_auto ? UZ_GROUP_MAX : cfg->group_pages > 1 ? cfg->group_pages : 1;
-    atomic_store(&st->limit_pages, (cfg->mem_limit + PAGE - 1) / PAGE);
-    atomic_store(&st->compact_bound, cfg->compact_bound == 0 ? UZRAM_COMPACT_DEFAULT
-                                     : cfg->compact_bound == UZRAM_COMPACT_OFF ? 0
-                                     : cfg->compact_bound);
-    if (err == 0 && cfg->dedup) {
-        int mode;
-        err = uz_dedup_parse(cfg->dedup, &mode);
-        if (err == 0)
-            atomic_store(&st->dedup_mode, mode);
-    }
-    if (err == 0 && cfg->recompress_policy)
-        err = uz_policy_parse(st, false, cfg->recompress_policy, &st->rc_policy);
-    if (err == 0 && cfg->writeback_policy)
-        err = uz_policy_parse(st, true, cfg->writeback_policy, &st->wb_policy);
-    if (err == 0 && cfg->backing_dev && cfg->backing_dev[0])
-        err = uz_backing_open(&st->bd, cfg->backing_dev);
-    if (err < 0) {
-        uz_store_destroy(st);
-        return err;
-    }
-    *out = st;
     return 0;
 }
 

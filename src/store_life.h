@@ -10,12 +10,6 @@
 /* A new store with the default settings, no live part and room for
  * max_devices devices (1: a device's own store).  0, or -ENOMEM. */
 int uz_store_create(unsigned max_devices, struct uz_store **out);
-/* A new store with the settings of cfg (a whole struct uzram_config of
- * this library's size), validated, its backing device opened; no live
- * part (cfg->disksize is not looked at).  0, or -EINVAL with a message
- * naming the bad setting, -ENOMEM, or the backing device's error. */
-int uz_store_configure(const struct uzram_config *cfg, unsigned max_devices,
-                       struct uz_store **out);
 /* The dedup attribute's value: "0"/"off", "1"/"on", "auto" into *mode
  * (UZ_DEDUP_*).  0 or -EINVAL with a message. */
 int uz_dedup_parse(const char *s, int *mode);
