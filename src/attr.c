@@ -1019,7 +1019,12 @@ int uzram_config_set(struct uzram_config *cfg, const char *name, const char *val
         if (strcmp(name, setting_alias[i].alias) == 0)
             name = setting_alias[i].name;
     const struct attr *a = find_setting(name);
-    if (!a || !a->store || !(a->reshape || a->show) || strcmp(name, "reset") == 0)
+    static const char *const actions[] = {"reset", "compact", "mem_used_max", "writeback",
+                                          "idle", "recompress"};
+    for (size_t i = 0; a && i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(name, actions[i]) == 0)
+            a = NULL;   /* an action, not a setting */
+    if (!a || !a->store)
         return uz_error(-ENOENT, "uzram_config_set: '%s' is not a setting", name);
     /* the value through its row, on a scratch device of a store of its
      * own that is never sized: the one parser, and what it keeps is the
