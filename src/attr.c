@@ -953,9 +953,8 @@ static int full_config(const struct uzram_config *cfg, struct uzram_config *full
     return 0;
 }
 
-int uzram_create(const struct uzram_config *cfg, struct uzram **out)
+static int uzram_create_impl(const struct uzram_config *cfg, struct uzram **out)
 {
-    uz_error_clear();
     struct uzram_config c;
     int err = full_config(cfg, &c, "uzram_create");
     if (err < 0)
@@ -979,9 +978,14 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
     return 0;
 }
 
-int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
+int uzram_create(const struct uzram_config *cfg, struct uzram **out)
 {
     uz_error_clear();
+    return uz_error_done(uzram_create_impl(cfg, out), "uzram_create");
+}
+
+static int uzram_pool_create_impl(const struct uzram_config *cfg, struct uzram_pool **out)
+{
     struct uzram_config c;
     int err = full_config(cfg, &c, "uzram_pool_create");
     if (err < 0)
@@ -1001,6 +1005,12 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
     return 0;
 }
 
+int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_create_impl(cfg, out), "uzram_pool_create");
+}
+
 /* uzram_config_set's names: the attributes' and config-only rows', and
  * the config's own field names for them. */
 static const struct { const char *alias, *name; } setting_alias[] = {
@@ -1008,9 +1018,8 @@ static const struct { const char *alias, *name; } setting_alias[] = {
     {"compact_bound", "auto_compact"}, {"level", "algorithm_params"},
 };
 
-int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value)
+static int uzram_config_set_impl(struct uzram_config *cfg, const char *name, const char *value)
 {
-    uz_error_clear();
     if (!cfg || cfg->size == 0 || cfg->size > sizeof *cfg)
         return uz_error(-EINVAL, "uzram_config_set: the config was not made by uzram_config_init");
     if (!name || !value)
@@ -1106,6 +1115,12 @@ int uzram_config_set(struct uzram_config *cfg, const char *name, const char *val
     return err;
 }
 
+int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_config_set_impl(cfg, name, value), "uzram_config_set");
+}
+
 const char *uzram_attr_name(unsigned i, unsigned *mode)
 {
     if (i >= NATTRS)
@@ -1171,7 +1186,7 @@ static int store_pool_setting(struct uzram *dev, const struct attr *a, const str
                     "not in DIR/zram%d/", a->name, dev->id);
 }
 
-int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
+static int uzram_attr_show_impl(struct uzram *dev, const char *name, char *buf, size_t size)
 {
     const struct attr *a = find_attr(name);
     if (!a)
@@ -1179,16 +1194,24 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
     if (!a->show || !(a->mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
+        return uz_error(-ENOSPC, "%s: no room in a buffer of 0 bytes", name);
     if (uz_in_pool(dev) && !a->own)
         return uzram_attr_show(uz_pool_view(dev->pool), name, buf, size);
     uz_dev_read_lock(dev);   /* (reader-preferring: may nest) */
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
+    if (len == -ENOSPC)
+        return uz_error(-ENOSPC, "%s: the value is longer than the buffer of %zu bytes", name, size);
     return len;
 }
 
-int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len)
+int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_attr_show_impl(dev, name, buf, size), "uzram_attr_show");
+}
+
+static int uzram_attr_store_impl(struct uzram *dev, const char *name, const char *value, size_t len)
 {
     const struct attr *a = find_attr(name);
     if (!a)
@@ -1219,6 +1242,12 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
         err = a->store(dev, &v);
     uz_dev_read_unlock(dev);   /* (either) */
     return err;
+}
+
+int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_attr_store_impl(dev, name, value, len), "uzram_attr_store");
 }
 
 /* ------------------------------------------------------ pool attributes */
@@ -1283,7 +1312,7 @@ const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
     return pool_attrs[i].name;
 }
 
-int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
+static int uzram_pool_attr_show_impl(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
@@ -1292,13 +1321,19 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
     if (!(mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
+        return uz_error(-ENOSPC, "%s: no room in a buffer of 0 bytes", name);
     if (strcmp(name, "pool_stat") == 0)
         return show_pool_stat(p, buf, size);
     return uzram_attr_show(uz_pool_view(p), name, buf, size);
 }
 
-int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
+int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_attr_show_impl(p, name, buf, size), "uzram_pool_attr_show");
+}
+
+static int uzram_pool_attr_store_impl(struct uzram_pool *p, const char *name, const char *value, size_t len)
 {
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
@@ -1307,6 +1342,12 @@ int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *va
     if (!(mode & 0200))
         return uz_error(-EACCES, "%s is read-only", name);
     return uzram_attr_store(uz_pool_view(p), name, value, len);
+}
+
+int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_attr_store_impl(p, name, value, len), "uzram_pool_attr_store");
 }
 
 const char *uzram_algorithm_name(unsigned i)

@@ -180,7 +180,7 @@ unsigned uzram_open_count(struct uzram *dev)
     return atomic_load(&dev->opens);
 }
 
-int uzram_check(struct uzram *dev)
+static int uzram_check_impl(struct uzram *dev)
 {
     /* the whole store, a pool's with all its devices (every device's
      * I/O takes the store's init_lock for reading) */
@@ -191,6 +191,12 @@ int uzram_check(struct uzram *dev)
         err = uz_store_check(st);
     pthread_rwlock_unlock(&st->init_lock);
     return err;
+}
+
+int uzram_check(struct uzram *dev)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_check_impl(dev), "uzram_check");
 }
 
 void uzram_destroy(struct uzram *dev)

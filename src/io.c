@@ -276,26 +276,30 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
  * the block layer counts write-zeroes among the writes). */
 int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_READ, len, t0, do_read(dev, buf, len, off));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_READ, len, t0, do_read(dev, buf, len, off)), "uzram_read");
 }
 
 int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, do_write(dev, buf, len, off));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_WRITE, len, t0, do_write(dev, buf, len, off)), "uzram_write");
 }
 
 int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_DISCARD, len, t0, zero_range(dev, len, off, "discard"));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_DISCARD, len, t0, zero_range(dev, len, off, "discard")), "uzram_discard");
 }
 
 int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, zero_range(dev, len, off, "write_zeroes"));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_WRITE, len, t0, zero_range(dev, len, off, "write_zeroes")), "uzram_write_zeroes");
 }
 
 /* Nothing inside uzram is volatile: a flush has nothing to do. */
@@ -307,6 +311,7 @@ int uzram_flush(struct uzram *dev)
 
 int uzram_page_state(struct uzram *dev, uint64_t off)
 {
+    uz_error_clear();
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");
@@ -334,5 +339,5 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     if (lk)
         pthread_rwlock_unlock(lk);
     uz_dev_read_unlock(dev);
-    return rc;
+    return uz_error_done(rc, "uzram_page_state");
 }

@@ -312,12 +312,16 @@ int uz_decompress(struct uz_store *dev, uint32_t prio, const void *src, size_t c
 {
     struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     if (ss->n == 0)
-        return -EIO;
+        return uz_error(-EIO, "read: a page of algorithm priority %u, which has no streams",
+                        prio);
     struct uz_stream *use = (prio == 0 && st) ? st : uz_stream_get(ss);
     int rc = ss->codec->decompress(use->ctx, src, clen, dst, PAGE);
     if (use != st)
         uz_stream_put(use);
-    return rc == 0 ? 0 : -EIO;
+    if (rc != 0)
+        return uz_error(-EIO, "read: a %zu-byte %s object does not decompress to a page", clen,
+                        ss->codec->name);
+    return 0;
 }
 
 /* ------------------------------------------------------ backing blocks */

@@ -47,11 +47,17 @@ int uz_memparse(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-int uzram_parse_size(const char *s, uint64_t *out)
+static int uzram_parse_size_impl(const char *s, uint64_t *out)
 {
     if (!s || uz_memparse(s, strlen(s), out) < 0)
         return uz_error(-EINVAL, "'%s' is not a size (e.g. 4096, 512M, 1G)", s ? s : "(null)");
     return 0;
+}
+
+int uzram_parse_size(const char *s, uint64_t *out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_parse_size_impl(s, out), "uzram_parse_size");
 }
 
 int uz_parse_u64(const char *s, size_t len, uint64_t *out)

@@ -115,7 +115,7 @@ int uz_pool_start(struct uzram_pool *p)
     return 0;
 }
 
-int uzram_pool_destroy(struct uzram_pool *p)
+static int uzram_pool_destroy_impl(struct uzram_pool *p)
 {
     if (!p)
         return 0;
@@ -149,14 +149,26 @@ int uzram_pool_destroy(struct uzram_pool *p)
     return 0;
 }
 
+int uzram_pool_destroy(struct uzram_pool *p)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_destroy_impl(p), "uzram_pool_destroy");
+}
+
 /* ------------------------------------------------------------- devices */
 
-int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
+static int uzram_pool_add_impl(struct uzram_pool *p, struct uzram **out)
 {
     return uz_dev_new(p->store, false, out);
 }
 
-int uzram_pool_remove(struct uzram_pool *p, int id)
+int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_add_impl(p, out), "uzram_pool_add");
+}
+
+static int uzram_pool_remove_impl(struct uzram_pool *p, int id)
 {
     struct uz_store *st = p->store;
     pthread_mutex_lock(&st->dev_lock);
@@ -167,6 +179,12 @@ int uzram_pool_remove(struct uzram_pool *p, int id)
     if (!d)
         return uz_error(-ENOENT, "hot_remove: no device zram%d", id);
     return uz_dev_remove(d, true);
+}
+
+int uzram_pool_remove(struct uzram_pool *p, int id)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_remove_impl(p, id), "uzram_pool_remove");
 }
 
 struct uzram *uzram_pool_get(struct uzram_pool *p, int id)
@@ -225,7 +243,7 @@ int uzram_device_id(const struct uzram *dev)
 
 /* ---------------------------------------------------------------- clone */
 
-int uzram_clone(struct uzram *src, struct uzram **out)
+static int uzram_clone_impl(struct uzram *src, struct uzram **out)
 {
     if (!uz_in_pool(src))
         return uz_error(-EINVAL, "clone: the device is not in a pool (make it with "
@@ -260,6 +278,12 @@ int uzram_clone(struct uzram *src, struct uzram **out)
     }
     *out = c;
     return 0;
+}
+
+int uzram_clone(struct uzram *src, struct uzram **out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_clone_impl(src, out), "uzram_clone");
 }
 
 /* ---------------------------------------------------------------- stats */
