@@ -1232,7 +1232,7 @@ static int uzram_attr_store_impl(struct uzram *dev, const char *name, const char
     if (uz_in_pool(dev) && !a->own)
         return store_pool_setting(dev, a, &v);
     /* Stores that change the device's shape exclude all I/O; the others
-     * (compact, mem_limit, ...) run beside it (pool.h, uz_dev_write_lock). */
+     * (compact, mem_limit, ...) run beside it (device.h, uz_dev_write_lock). */
     if (a->reshape)
         uz_dev_write_lock(dev);
     else

@@ -1,23 +1,32 @@
 /*
  * device.c - layer 4 of the store (src/README.md): struct uzram's one
- * lifecycle.  Create, initialise (disksize), reset, destroy; the open
- * count that makes reshaping stores EBUSY while the disk is in use; stats;
- * automatic and explicit compaction; the invariant check.
+ * lifecycle, the same for a device on a store of its own and a device of
+ * a pool.  New (in its store's table), initialise (disksize: a range of
+ * its store), teardown and reset (the range given back), remove; the
+ * open count that makes reshaping stores EBUSY while the disk is in use;
+ * stats; explicit compaction; the invariant check.  It calls
+ * store_life.c and clone.c, never pool.c (pool.c calls it).
  *
- * States.  A device is created uninitialised (no table, no allocator)
- * unless the config gives a disksize.  uz_dev_init makes it live; reset
- * (uz_dev_reset) tears the live part down and puts back the settings
- * zram's reset puts back; destroy frees everything.  What survives a
- * reset is decided in uz_dev_reset alone:
+ * States.  A device is made uninitialised (uz_dev_new; uzram_create in
+ * attr.c applies its config, then sizes it if the config says so).
+ * uz_dev_init gives it a range of its store (store_life.c,
+ * uz_store_range_get: in a device's own store, the store's live part is
+ * made for it); teardown releases the clones linked to the range
+ * (clone.c) and gives the range back (uz_store_range_put: every page
+ * freed; a device's own store drops its live part and the settings
+ * zram's reset clears).  What survives a reset, for a device's own store:
  *
  *   kept      algorithm and level, allocator, huge threshold, streams,
  *             group_pages, secondaries and their levels, auto_compact,
- *             writeback_compressed, forward_threshold, the policies'
- *             settings (their thread is stopped and restarts at the next
- *             init)
+ *             writeback_compressed, forward_threshold, dedup, the
+ *             policies' settings (their thread is stopped and restarts at
+ *             the next init)
  *   cleared   disksize and everything stored, mem_limit (0: none),
  *             backing_dev (closed, as zram's reset drops it),
  *             writeback_limit and writeback_limit_enable, the counters
+ *
+ * A pool's settings are the pool's: a reset of one of its devices frees
+ * its range and changes none of them.
  *
  * Open count.  uzram_open / uzram_close count the users that have the
  * disk open (a FUSE open of DIR/disk, an NBD connection, a library user
@@ -28,9 +37,8 @@
  * for reading and is tested under it held for writing, so a reset cannot
  * race an open.
  *
- * Locking: init_lock is outermost (src/README.md, "Lock order").
- * The one edge up the layers: the lifecycle starts and stops the policy
- * thread (policy.h), which is above it.
+ * Locking: a device's init_lock, then its store's (src/README.md, "Lock
+ * order"; device.h, uz_dev_read_lock and uz_dev_write_lock).
  */
 #define _GNU_SOURCE
 #include "device.h"

@@ -88,7 +88,7 @@ static int read_slot(struct uz_store *st, uint64_t idx, size_t in, size_t len, u
 }
 
 /* The same, for a device of a pool whose unit may read through a link to
- * a clone's source unit (pool.h): under the target's stripe lock, which
+ * a clone's source unit (clone.h): under the target's stripe lock, which
  * holds off its unlinking. */
 static int read_linked(struct uz_store *st, uint64_t idx, uint32_t l, size_t in, size_t len,
                        uint8_t *out, size_t *n)
@@ -319,7 +319,7 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     if (rc == 0) {
         uint64_t idx = dev->base + off / PAGE;
         uint32_t l = uz_link_of(st, idx);
-        if (l) {   /* a clone's unit: its source's page unless it has its own (pool.h) */
+        if (l) {   /* a clone's unit: its source's page unless it has its own (clone.h) */
             lk = uz_link_lock(st, l - 1);
             pthread_rwlock_rdlock(lk);
             if (uz_link_of(st, idx) == l && slot_empty_racy(st, idx))
