@@ -1066,8 +1066,10 @@ static int uzram_config_set_impl(struct uzram_config *cfg, const char *name, con
     uint64_t size = 0;
     if (err == 0 && strcmp(name, "disksize") == 0) {
         /* sized on use; here only the word */
-        if (uz_memparse(value, strlen(value), &size) < 0 || size == 0)
+        if (uz_memparse(value, strlen(value), &size) < 0)
             err = uz_error(-EINVAL, "disksize: '%s' is not a size (e.g. 512M, 1G)", value);
+        else if (size == 0)
+            err = uz_error(-EINVAL, "disksize: must be more than 0");
     } else if (err == 0 && strcmp(name, "backing_dev") == 0) {
         /* opened on use, not here */
         if (!value[0])
