@@ -9,6 +9,12 @@
 
 #include "slot.h"
 
+/* Can the store's units be linked at all (a pool's store)? */
+static inline bool uz_store_links(const struct uz_store *st)
+{
+    return st->links != NULL;
+}
+
 /* The link of the unit under store slot idx (0: none; else its target
  * unit + 1), racy.  0 in a store without links. */
 static inline uint32_t uz_link_of(const struct uz_store *st, uint64_t idx)

@@ -111,7 +111,7 @@ static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = st->links != NULL;
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, "read");
     uint8_t *out = buf;
     while (err == 0 && len > 0) {
@@ -184,7 +184,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = st->links != NULL;
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
     /* group mode: whole aligned groups go to group.c; with dedup 1 every
@@ -239,7 +239,7 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
     uz_dev_read_lock(dev);
     struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = st->links != NULL;
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
