@@ -115,7 +115,8 @@ static int show_comp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-        len = emit(buf, size, len, strcmp(c->name, dev->store->algorithm) == 0 ? "[%s] " : "%s ", c->name);
+        len = emit(buf, size, len, strcmp(c->name, dev->store->algorithm) == 0 ? "[%s] " : "%s ",
+                   c->name);
     return emit(buf, size, len, "\n");
 }
 
@@ -191,7 +192,8 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
         if (c && (prio <= 0) && strcmp(c->name, dev->store->algorithm) == 0)
             found = 0;
         for (long p = 1; c && found < 0 && p <= UZ_NR_SECONDARY; p++)
-            if ((prio < 0 || prio == p) && strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0)
+            if ((prio < 0 || prio == p) &&
+                strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0)
                 found = p;
         if (found < 0)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
@@ -199,7 +201,8 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!have_level)
         return 0;
-    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->store->recomp_algo[prio - 1].name : dev->store->algorithm);
+    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->store->recomp_algo[prio - 1].name
+                                                      : dev->store->algorithm);
     if (level < c->level_min || level > c->level_max)
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
@@ -306,7 +309,8 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
 
 static int show_max_comp_streams(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%u\n", dev->initialised ? dev->store->streams.n : dev->store->nstreams);
+    struct uz_store *st = dev->store;
+    return emit(buf, size, 0, "%u\n", dev->initialised ? st->streams.n : st->nstreams);
 }
 
 /* zram accepts and ignores writes here (streams are per CPU). */
@@ -366,7 +370,8 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
     if (parse_bound(v, &pm) < 0)
         return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
     if (pm != 0 && pm < 1000)
-        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
+        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)",
+                        v->s);
     atomic_store(&dev->store->compact_bound, pm);
     return 0;
 }
@@ -593,7 +598,8 @@ static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
         len = emit(buf, size, len, "#%d: ", p);
         const struct uz_codec *c;
         for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-            len = emit(buf, size, len, strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
+            len = emit(buf, size, len,
+                       strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
                        c->name);
         len = emit(buf, size, len, "\n");
     }
@@ -627,7 +633,8 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "recomp_algorithm: give algo=NAME");
     if (dev->initialised)
         return uz_error(-EBUSY, "recomp_algorithm: device is initialised; reset it first");
-    snprintf(dev->store->recomp_algo[prio - 1].name, sizeof dev->store->recomp_algo[prio - 1].name, "%s", c->name);
+    struct uz_recomp_algo *ra = &dev->store->recomp_algo[prio - 1];
+    snprintf(ra->name, sizeof ra->name, "%s", c->name);
     dev->store->recomp_algo[prio - 1].level = 0;
     return 0;
 }
@@ -666,7 +673,8 @@ static int store_recompress(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
             r.max_pages = x;
         } else if (strcmp(tok, "priority") == 0) {
-            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !st->recomp_algo[x - 1].name[0])
+            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY ||
+                !st->recomp_algo[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
@@ -786,36 +794,49 @@ static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 }
 
 static const struct attr attrs[] = {
-    {.name = "disksize", .mode = 0644, .show = show_disksize, .store = store_disksize, .reshape = true, .closed = true, .own = true},
+    {.name = "disksize", .mode = 0644, .show = show_disksize, .store = store_disksize,
+     .reshape = true, .closed = true, .own = true},
     {.name = "initstate", .mode = 0444, .show = show_initstate, .own = true},
-    {.name = "reset", .mode = 0200, .store = store_reset, .reshape = true, .closed = true, .own = true},
-    {.name = "comp_algorithm", .mode = 0644, .show = show_comp_algorithm, .store = store_comp_algorithm, .reshape = true, .closed = true},
-    {.name = "algorithm_params", .mode = 0644, .show = show_algorithm_params, .store = store_algorithm_params, .reshape = true, .closed = true},
+    {.name = "reset", .mode = 0200, .store = store_reset, .reshape = true, .closed = true,
+     .own = true},
+    {.name = "comp_algorithm", .mode = 0644, .show = show_comp_algorithm,
+     .store = store_comp_algorithm, .reshape = true, .closed = true},
+    {.name = "algorithm_params", .mode = 0644, .show = show_algorithm_params,
+     .store = store_algorithm_params, .reshape = true, .closed = true},
     {.name = "mem_limit", .mode = 0200, .store = store_mem_limit},
     {.name = "mem_used_max", .mode = 0200, .store = store_mem_used_max},
     {.name = "compact", .mode = 0200, .store = store_compact},
     {.name = "mm_stat", .mode = 0444, .show = show_mm_stat, .own = true},
     {.name = "io_stat", .mode = 0444, .show = show_io_stat, .own = true},
     {.name = "debug_stat", .mode = 0444, .show = show_debug_stat},
-    {.name = "max_comp_streams", .mode = 0644, .show = show_max_comp_streams, .store = store_max_comp_streams, .reshape = true},
+    {.name = "max_comp_streams", .mode = 0644, .show = show_max_comp_streams,
+     .store = store_max_comp_streams, .reshape = true},
     {.name = "auto_compact", .mode = 0644, .show = show_auto_compact, .store = store_auto_compact},
-    {.name = "group_pages", .mode = 0644, .show = show_group_pages, .store = store_group_pages, .reshape = true, .closed = true},
-    {.name = "backing_dev", .mode = 0644, .show = show_backing_dev, .store = store_backing_dev, .reshape = true, .closed = true},
+    {.name = "group_pages", .mode = 0644, .show = show_group_pages, .store = store_group_pages,
+     .reshape = true, .closed = true},
+    {.name = "backing_dev", .mode = 0644, .show = show_backing_dev, .store = store_backing_dev,
+     .reshape = true, .closed = true},
     {.name = "bd_stat", .mode = 0444, .show = show_bd_stat},
     {.name = "writeback", .mode = 0200, .store = store_writeback, .own = true},
-    {.name = "writeback_limit", .mode = 0644, .show = show_writeback_limit, .store = store_writeback_limit},
-    {.name = "writeback_limit_enable", .mode = 0644, .show = show_writeback_limit_enable, .store = store_writeback_limit_enable},
-    {.name = "writeback_compressed", .mode = 0644, .show = show_writeback_compressed, .store = store_writeback_compressed},
-    {.name = "forward_threshold", .mode = 0644, .show = show_forward_threshold, .store = store_forward_threshold},
+    {.name = "writeback_limit", .mode = 0644, .show = show_writeback_limit,
+     .store = store_writeback_limit},
+    {.name = "writeback_limit_enable", .mode = 0644, .show = show_writeback_limit_enable,
+     .store = store_writeback_limit_enable},
+    {.name = "writeback_compressed", .mode = 0644, .show = show_writeback_compressed,
+     .store = store_writeback_compressed},
+    {.name = "forward_threshold", .mode = 0644, .show = show_forward_threshold,
+     .store = store_forward_threshold},
     {.name = "idle", .mode = 0200, .store = store_idle, .own = true},
-    {.name = "recomp_algorithm", .mode = 0644, .show = show_recomp_algorithm, .store = store_recomp_algorithm, .reshape = true, .closed = true},
+    {.name = "recomp_algorithm", .mode = 0644, .show = show_recomp_algorithm,
+     .store = store_recomp_algorithm, .reshape = true, .closed = true},
     {.name = "recompress", .mode = 0200, .store = store_recompress, .own = true},
     {.name = "recompress_policy", .mode = 0644, .show = show_rc_policy, .store = store_rc_policy},
     {.name = "writeback_policy", .mode = 0644, .show = show_wb_policy, .store = store_wb_policy},
     {.name = "policy_stat", .mode = 0444, .show = show_policy_stat},
     {.name = "dedup", .mode = 0644, .show = show_dedup, .store = store_dedup},
     {.name = "dedup_stat", .mode = 0444, .show = show_dedup_stat},
-    {.name = "stat", .mode = 0444, .show = uz_iostat_show, .own = true},   /* the block layer's, src/iostat.c */
+    /* the block layer's, src/iostat.c */
+    {.name = "stat", .mode = 0444, .show = uz_iostat_show, .own = true},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -1203,7 +1224,8 @@ static int uzram_attr_show_impl(struct uzram *dev, const char *name, char *buf, 
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
     if (len == -ENOSPC)
-        return uz_error(-ENOSPC, "%s: the value is longer than the buffer of %zu bytes", name, size);
+        return uz_error(-ENOSPC, "%s: the value is longer than the buffer of %zu bytes", name,
+                        size);
     return len;
 }
 
@@ -1335,7 +1357,8 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
     return uz_error_done(uzram_pool_attr_show_impl(p, name, buf, size), "uzram_pool_attr_show");
 }
 
-static int uzram_pool_attr_store_impl(struct uzram_pool *p, const char *name, const char *value, size_t len)
+static int uzram_pool_attr_store_impl(struct uzram_pool *p, const char *name, const char *value,
+                                      size_t len)
 {
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
