@@ -287,49 +287,31 @@ static void uz_load(void)
 static int uz_config(const char *key, const char *value)
 {
     if (strcmp(key, "size") == 0) {
-        cfg_size = nbdkit_parse_size(value);
-        if (cfg_size == -1)
-            return -1;                      /* nbdkit_parse_size reported it */
-        if (cfg_size == 0) {
-            nbdkit_error("uzram: size must be greater than 0");
+        /* the disksize attribute's words (memparse: 512M, 1G, 2T) */
+        struct uzram_config c;
+        uzram_config_init(&c);
+        if (uzram_config_set(&c, "disksize", value) < 0) {
+            nbdkit_error("uzram: size=%s: %s", value, uzram_last_error());
             return -1;
         }
-    } else if (strcmp(key, "algorithm") == 0) {
-        cfg.algorithm = nbdkit_strdup_intern(value);
-        if (!cfg.algorithm)
-            return -1;
-    } else if (strcmp(key, "level") == 0) {
-        if (!whole_number(key, value) || nbdkit_parse_int("level", value, &cfg.level) == -1)
-            return -1;
-    } else if (strcmp(key, "allocator") == 0) {
-        cfg.allocator = nbdkit_strdup_intern(value);
-        if (!cfg.allocator)
-            return -1;
-    } else if (strcmp(key, "mem_limit") == 0) {
-        int64_t r = nbdkit_parse_size(value);
-        if (r == -1)
-            return -1;
-        cfg.mem_limit = (uint64_t)r;
-    } else if (strcmp(key, "dedup") == 0) {
-        if (strcmp(value, "0") && strcmp(value, "1") && strcmp(value, "auto") &&
-            strcmp(value, "on") && strcmp(value, "off")) {
-            nbdkit_error("uzram: dedup=%s: give 0, 1 or auto", value);
+        if (c.disksize > INT64_MAX) {
+            nbdkit_error("uzram: size=%s: too large", value);
             return -1;
         }
-        cfg.dedup = nbdkit_strdup_intern(value);
-        if (!cfg.dedup)
+        cfg_size = (int64_t)c.disksize;
+    } else if (strcmp(key, "algorithm") == 0 || strcmp(key, "level") == 0 ||
+               strcmp(key, "allocator") == 0 || strcmp(key, "mem_limit") == 0 ||
+               strcmp(key, "dedup") == 0 || strcmp(key, "group_pages") == 0) {
+        /* the word as the attribute of that name parses it */
+        const char *word = nbdkit_strdup_intern(value);
+        if (!word)
             return -1;
-    } else if (strcmp(key, "group_pages") == 0) {
-        cfg_group_pages_given = true;
-        if (strcmp(value, "auto") == 0)
-            cfg.group_pages = UZRAM_GROUP_AUTO;
-        else if (strcmp(value, "1") == 0 || strcmp(value, "2") == 0 ||
-                 strcmp(value, "4") == 0 || strcmp(value, "8") == 0)
-            cfg.group_pages = (uint32_t)atoi(value);
-        else {
-            nbdkit_error("uzram: group_pages=%s: give 1 (off), 2, 4, 8 or auto", value);
+        if (uzram_config_set(&cfg, key, word) < 0) {
+            nbdkit_error("uzram: %s=%s: %s", key, value, uzram_last_error());
             return -1;
         }
+        if (strcmp(key, "group_pages") == 0)
+            cfg_group_pages_given = true;
     } else if (strcmp(key, "backing_dev") == 0) {
         /* nbdkit changes directory to / when it daemonises */
         cfg.backing_dev = nbdkit_realpath(value);

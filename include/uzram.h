@@ -221,6 +221,23 @@ UZRAM_API void uzram_config_init_size(struct uzram_config *cfg, size_t size);
 #define uzram_config_init(cfg) uzram_config_init_size((cfg), sizeof *(cfg))
 
 /*
+ * Set one field of *cfg from a word, parsed by the attribute table, the
+ * one parser every frontend uses (so a word means here what it means
+ * written to the attribute file of that name).  name is an attribute
+ * name (disksize, comp_algorithm, max_comp_streams, auto_compact,
+ * group_pages, mem_limit, dedup, recompress_policy, writeback_policy,
+ * backing_dev, writeback_compressed, forward_threshold) or allocator,
+ * huge_threshold, or one of the aliases size, algorithm, level (N, the
+ * primary's), streams, compact_bound.  Values that name secondaries
+ * (policies' algo=) are checked against cfg->recomp_algorithm, so set
+ * those first.  String fields keep the pointer value: it must outlive
+ * cfg's use.  backing_dev is opened only by uzram_create.  0, or -ENOENT
+ * (no such setting) or the attribute's -EINVAL, with a message; *cfg is
+ * unchanged on error.  Thread-safe.
+ */
+UZRAM_API int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value);
+
+/*
  * Create a device.  On success stores it in *out and returns 0.
  * cfg == NULL means every default.  Errors: -EINVAL (unknown algorithm or
  * allocator, bad level, disksize too large, a config not made by

@@ -360,7 +360,7 @@ chosen:
     d->minv = inv;
 }
 
-int uz_dedup_init(struct uzram *dev)
+int uz_dedup_init(struct uz_store *dev)
 {
     struct uz_dedup *d = uz_calloc(1, sizeof *d);
     if (!d)
@@ -384,7 +384,7 @@ int uz_dedup_init(struct uzram *dev)
     return 0;
 }
 
-void uz_dedup_fini(struct uzram *dev)
+void uz_dedup_fini(struct uz_store *dev)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -398,7 +398,7 @@ void uz_dedup_fini(struct uzram *dev)
 
 /* Resident bytes: the pages of the table in use (the other half is given
  * back after each growth) and the descriptor. */
-uint64_t uz_dedup_bytes(struct uzram *dev)
+uint64_t uz_dedup_bytes(struct uz_store *dev)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -473,7 +473,7 @@ enum cmp {
  * decoded with the primary algorithm into st->out (the caller's stream,
  * whose out buffer is free until the page is compressed).  A mismatch is
  * told stale or colliding by the hash of what the object holds. */
-static enum cmp same_page(struct uzram *dev, uint32_t f, uint64_t h, const void *page,
+static enum cmp same_page(struct uz_store *dev, uint32_t f, uint64_t h, const void *page,
                           struct uz_stream *st, const struct place *p)
 {
     if (!(f & SLOT_OBJ) || (f & (SLOT_PRIO_MASK | SLOT_GROUP)))
@@ -505,7 +505,7 @@ static void missed(enum cmp c, bool *refused, bool *stale)
 /* A record that may hold the page: a reference for slot idx, or -1.
  * *stale: the record is free, or holds a page of other hash bits (its
  * entry can go); *refused: it holds other bytes of the same hash bits. */
-static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, struct uz_stream *st,
+static int64_t try_record(struct uz_store *dev, uint32_t id, const void *page, struct uz_stream *st,
                           const struct place *p, bool *refused, bool *stale)
 {
     if (id >= dev->records.nelems)
@@ -529,7 +529,7 @@ static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, stru
  * reference for slot idx, or -1.  *stale: the slot holds no page that can
  * be compared ever again (empty or same-filled).  *moved_to: the record
  * the entry should name from now on, or 0. */
-static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void *page,
+static int64_t try_slot(struct uz_store *dev, uint64_t idx, uint64_t j, const void *page,
                         struct uz_stream *st, const struct place *p, bool *refused, bool *stale,
                         uint64_t *moved_to)
 {
@@ -632,7 +632,7 @@ static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, ui
     stripe_unlock(d, b);
 }
 
-bool uz_dedup_probe(struct uzram *dev, const void *page)
+bool uz_dedup_probe(struct uz_store *dev, const void *page)
 {
     struct uz_dedup *d = dev->dedup;
     int mode = atomic_load_explicit(&dev->dedup_mode, RELAXED);
@@ -659,7 +659,7 @@ bool uz_dedup_probe(struct uzram *dev, const void *page)
     return nc > 0;
 }
 
-int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
+int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed)
 {
     struct uz_dedup *d = dev->dedup;
@@ -857,7 +857,7 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
     migrate(d);
 }
 
-void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
+void uz_dedup_insert(struct uz_store *dev, uint64_t h, uint64_t idx)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -899,7 +899,7 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
 }
 
 
-void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f)
+void uz_dedup_figures(struct uz_store *dev, struct uz_dedup_figures *f)
 {
     memset(f, 0, sizeof *f);
     struct uz_dedup *d = dev->dedup;
@@ -912,7 +912,7 @@ void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f)
     f->sampling = atomic_load(&dev->dedup_mode) == UZ_DEDUP_AUTO && !atomic_load(&d->every);
 }
 
-int uz_dedup_show(struct uzram *dev, char *buf, size_t size)
+int uz_dedup_show(struct uz_store *dev, char *buf, size_t size)
 {
     struct uz_dedup_figures f;
     uz_dedup_figures(dev, &f);

@@ -21,6 +21,18 @@ int uz_error(int err, const char *fmt, ...)
     return err;
 }
 
+void uz_error_clear(void)
+{
+    last_error[0] = 0;
+}
+
+int uz_error_done(int rc, const char *what)
+{
+    if (rc < 0 && !last_error[0])
+        (void)uz_error(rc, "%s: %s", what, strerror(-rc));
+    return rc;
+}
+
 const char *uzram_last_error(void)
 {
     return last_error;

@@ -11,5 +11,11 @@
 /* printf-style; returns err unchanged so callers can write
  * `return uz_error(-EINVAL, "bad %s", x);` */
 int uz_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empty this thread's last error: every public call that can fail does
+ * this first (uzram.h, "Errors"). */
+void uz_error_clear(void);
+/* A public call's result: a failure (rc < 0) that set no message gets
+ * "what: strerror(-rc)", so no failure is silent.  Returns rc. */
+int uz_error_done(int rc, const char *what);
 
 #endif

@@ -71,7 +71,7 @@
 
 /* Lock the unit holding page idx: its group, or the page alone.  On
  * return [*lo, *hi) is locked, holds idx, and no group crosses its ends. */
-static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *hi)
+static void lock_unit(struct uz_store *dev, uint64_t idx, uint64_t *lo, uint64_t *hi)
 {
     uint32_t f = uz_slot_peek(dev, idx);
     uint32_t k = (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
@@ -91,7 +91,7 @@ static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *h
 }
 
 /* The streams of the algorithm at priority prio (NULL if none). */
-static struct uz_streams *streams_of(struct uzram *dev, uint32_t prio)
+static struct uz_streams *streams_of(struct uz_store *dev, uint32_t prio)
 {
     struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     return ss->n ? ss : NULL;
@@ -100,7 +100,7 @@ static struct uz_streams *streams_of(struct uzram *dev, uint32_t prio)
 /* Decompress the locked group of k pages at gb (algorithm priority prio)
  * into dst (k pages).  dec: a stream of that algorithm the caller holds;
  * its gout takes the chunks when there are several. */
-static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t prio,
+static int decode_group(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio,
                         struct uz_stream *dec, uint8_t *dst)
 {
     struct uz_streams *ss = streams_of(dev, prio);
@@ -136,7 +136,7 @@ static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t pri
 /* A stream of the group's algorithm with scratch for k pages: st itself
  * (a primary stream the caller holds) for the primary, else one taken from
  * the secondary's set.  NULL if there is none (a corrupt priority). */
-static struct uz_stream *dec_stream(struct uzram *dev, uint32_t prio, uint32_t k,
+static struct uz_stream *dec_stream(struct uz_store *dev, uint32_t prio, uint32_t k,
                                     struct uz_stream *st)
 {
     struct uz_streams *ss = streams_of(dev, prio);
@@ -145,7 +145,7 @@ static struct uz_stream *dec_stream(struct uzram *dev, uint32_t prio, uint32_t k
     return prio == 0 ? st : uz_stream_get(ss);
 }
 
-int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done)
+int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done)
 {
     uint64_t idx = off / PAGE, lo, hi;
     size_t in = off % PAGE;
@@ -196,7 +196,7 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
  * group among them lies wholly inside.  Each new object is allocated (with
  * the primary, st) before anything is freed: on error nothing changed.
  * Pages whose bit in touch is clear keep their atime and IDLE bit. */
-static int replace_pages(struct uzram *dev, uint64_t lo, uint32_t n, const uint8_t *src,
+static int replace_pages(struct uz_store *dev, uint64_t lo, uint32_t n, const uint8_t *src,
                          uint32_t empty, uint32_t touch, struct uz_stream *st)
 {
     struct { uint32_t state; uint64_t h; size_t size; } np[UZ_GROUP_MAX];
@@ -249,7 +249,7 @@ static int replace_pages(struct uzram *dev, uint64_t lo, uint32_t n, const uint8
 /* Break the locked group of k pages at gb (state f): bytes [rel, rel+n)
  * of it become src's (NULL: zeros; discard: pages wholly inside become
  * empty), and every page is stored alone. */
-static int group_break(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t f, size_t rel,
+static int group_break(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t f, size_t rel,
                        size_t n, const uint8_t *src, bool discard)
 {
     uint32_t prio = slot_prio(f);
@@ -286,7 +286,7 @@ static int group_break(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t f, s
     return err;
 }
 
-int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+int uz_group_update(struct uz_store *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done)
 {
     uint64_t idx = off / PAGE, lo, hi;
@@ -327,7 +327,7 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
     return err;
 }
 
-int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src)
+int uz_group_write(struct uz_store *dev, uint64_t base, uint32_t k, const uint8_t *src)
 {
     uint64_t hi = base + k;
     uz_lock_range(dev, base, hi);
@@ -414,14 +414,14 @@ out:
 
 /* Bytes the chunks of a compressed stream of clen bytes occupy: full
  * chunks are one page each, the tail its size class. */
-static size_t chunks_cost(struct uzram *dev, size_t clen)
+static size_t chunks_cost(struct uz_store *dev, size_t clen)
 {
     size_t full = clen / PAGE, rest = clen % PAGE;
     size_t tail = rest ? (dev->aops->class_size ? dev->aops->class_size(dev->alloc, rest) : rest) : 0;
     return full * PAGE + tail;
 }
 
-int uz_group_recode(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t prio)
+int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio)
 {
     uint32_t f0 = uz_slot_state(uz_slot_at(dev, gb));
     uint32_t cur = slot_prio(f0);

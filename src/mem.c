@@ -156,7 +156,7 @@ void uzram_set_memory_locked(bool locked)
     uz_mem_set_locked(locked);
 }
 
-int uzram_lock_memory(void)
+static int uzram_lock_memory_impl(void)
 {
     /* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make every later
      * mapping past the limit fail: the device could not grow.  Only a
@@ -175,6 +175,12 @@ int uzram_lock_memory(void)
      * swap. */
     (void)prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
     return 0;
+}
+
+int uzram_lock_memory(void)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_lock_memory_impl(), "uzram_lock_memory");
 }
 
 void uzram_unlock_memory(void)

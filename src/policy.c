@@ -58,7 +58,7 @@
 #define POLICY_STACK (256u * 1024)
 
 struct uz_policy {
-    struct uzram *dev;
+    struct uz_store *dev;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -69,7 +69,7 @@ struct uz_policy {
     uint64_t pause_ns;                        /* the CPU bound's pause still owed */
 };
 
-static void wb_tick(struct uzram *dev, struct uz_policy *p, struct uz_policy_cfg wb,
+static void wb_tick(struct uz_store *dev, struct uz_policy *p, struct uz_policy_cfg wb,
                            uint64_t now_ms);
 
 /* CPU time of the calling thread, in ns. */
@@ -94,7 +94,7 @@ static void note_max(_Atomic uint64_t *max, uint64_t v)
         ;
 }
 
-int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out)
+int uz_policy_parse(struct uz_store *dev, bool wb, const char *s, struct uz_policy_cfg *out)
 {
     const char *what = wb ? "writeback_policy" : "recompress_policy";
     struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS,
@@ -150,9 +150,8 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
                 return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
             c.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0 && !wb) {
-            if (x != 1 && x != 2 && x != 4 && x != 8)
+            if (uz_parse_group(v, false, &c.group) < 0)
                 return uz_error(-EINVAL, "%s: group is 1, 2, 4 or 8 pages", what);
-            c.group = (uint32_t)x;
         } else if (strcmp(tok, "max_pages") == 0) {
             if (x == 0)
                 return uz_error(-EINVAL, "%s: max_pages must be at least 1", what);
@@ -199,7 +198,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
     return 0;
 }
 
-int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
+int uz_policy_show(struct uz_store *dev, bool wb, char *buf, size_t size)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg c = wb ? dev->wb_policy : dev->rc_policy;
@@ -225,7 +224,7 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
 }
 
 /* One tick's work; init_lock held for reading, device initialised. */
-static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
+static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
@@ -285,7 +284,7 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
 }
 
 /* The writeback policy's part of a tick. */
-static void wb_tick(struct uzram *dev, struct uz_policy *p, struct uz_policy_cfg wb,
+static void wb_tick(struct uz_store *dev, struct uz_policy *p, struct uz_policy_cfg wb,
                            uint64_t now_ms)
 {
     if (wb.on && now_ms >= p->wb_next_ms && dev->bd) {
@@ -310,7 +309,7 @@ static void wb_tick(struct uzram *dev, struct uz_policy *p, struct uz_policy_cfg
 static void *policy_main(void *arg)
 {
     struct uz_policy *p = arg;
-    struct uzram *dev = p->dev;
+    struct uz_store *dev = p->dev;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         pthread_mutex_lock(&dev->policy_lock);
@@ -350,7 +349,7 @@ static void *policy_main(void *arg)
     return NULL;
 }
 
-int uz_policy_start(struct uzram *dev)
+int uz_policy_start(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     int err = 0;
@@ -388,7 +387,7 @@ out:
     return err;
 }
 
-void uz_policy_stop(struct uzram *dev)
+void uz_policy_stop(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy *p = dev->policy;

@@ -43,6 +43,7 @@
 #define _GNU_SOURCE
 #include "recompress.h"
 #include "shared.h"
+#include "clone.h"
 #include "page.h"
 #include "group.h"
 #include "error.h"
@@ -53,7 +54,7 @@
 #define PAGE UZRAM_PAGE_SIZE
 #define SETTLE_WINDOW UZ_GROUP_MAX   /* settling looks at aligned windows of 8 slots */
 
-int uz_secondaries_init(struct uzram *dev)
+int uz_secondaries_init(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
@@ -78,7 +79,7 @@ int uz_secondaries_init(struct uzram *dev)
     return 0;
 }
 
-void uz_secondaries_fini(struct uzram *dev)
+void uz_secondaries_fini(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         if (dev->recomp_streams[i].n)
@@ -87,7 +88,7 @@ void uz_secondaries_fini(struct uzram *dev)
     }
 }
 
-uint64_t uz_secondaries_bytes(struct uzram *dev)
+uint64_t uz_secondaries_bytes(struct uz_store *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
@@ -95,7 +96,7 @@ uint64_t uz_secondaries_bytes(struct uzram *dev)
     return n;
 }
 
-static size_t class_of(struct uzram *dev, size_t size)
+static size_t class_of(struct uz_store *dev, size_t size)
 {
     if (size >= PAGE)
         return PAGE;
@@ -121,7 +122,7 @@ static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uin
 
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
  * not (flagged incompressible when nothing could help), or -errno. */
-static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
+static int rc_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
                   const struct uz_rc_req *req, uint32_t last_prio, int64_t rec,
                   struct uz_stream *held)
 {
@@ -185,14 +186,14 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
 
 /* The locked slots [gb, gb+k) are the members of a group, as they were
  * when looked at unlocked?  (It may have been broken or replaced.) */
-static uint32_t group_at(struct uzram *dev, uint64_t gb)
+static uint32_t group_at(struct uz_store *dev, uint64_t gb)
 {
     uint32_t f = uz_slot_state(uz_slot_at(dev, gb));
     return (f & SLOT_GROUP) ? slot_group_pages(f) : 0;
 }
 
 /* Bytes of a locked group's chunks, as compr_data_size counts them. */
-static size_t group_bytes(struct uzram *dev, uint64_t gb, uint32_t k)
+static size_t group_bytes(struct uz_store *dev, uint64_t gb, uint32_t k)
 {
     size_t n = 0;
     for (uint32_t j = 0; j < k; j++) {
@@ -209,7 +210,7 @@ static size_t group_bytes(struct uzram *dev, uint64_t gb, uint32_t k)
  * page reach the threshold, and a secondary above the group's algorithm
  * (or the one asked for) is left to try.  Groups are never huge, so
  * type=huge passes them by.  Pages replaced (k), 0, or -EIO. */
-static int rc_group_unit(struct uzram *dev, const struct uz_rc_req *req, uint64_t gb, uint32_t now,
+static int rc_group_unit(struct uz_store *dev, const struct uz_rc_req *req, uint64_t gb, uint32_t now,
                          uint32_t last_prio, uint64_t *tried)
 {
     uint32_t k = group_at(dev, gb);
@@ -258,7 +259,7 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
 
 /* Bytes an object set of chunks for a compressed group of clen bytes
  * really occupies. */
-static size_t group_cost(struct uzram *dev, size_t clen)
+static size_t group_cost(struct uz_store *dev, size_t clen)
 {
     size_t full = clen / PAGE, rest = clen % PAGE;
     return full * PAGE + (rest ? class_of(dev, rest) : 0);
@@ -266,7 +267,7 @@ static size_t group_cost(struct uzram *dev, size_t clen)
 
 /* Regroup the locked, qualifying slots [b, b+k) with the secondary at
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
-static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
+static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p)
 {
     struct uz_streams *ss = &dev->recomp_streams[p - 1];
     struct uz_stream *st = uz_stream_get(&dev->streams);
@@ -333,7 +334,7 @@ static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
     return err < 0 ? err : won;
 }
 
-static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
+static int rc_groups(struct uz_store *dev, struct uz_rc_req *req, uint32_t prio)
 {
     uint32_t k = req->group;
     uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
@@ -356,8 +357,8 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
         for (uint32_t j = 0; j < k && want; j++)
             want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
         /* a pool's unit that clones read through keeps its layout
-         * (store.h, struct uz_links) */
-        if (want && dev->links && atomic_load(&dev->links->deps[b / UZ_UNIT]))
+         * (clone.h) */
+        if (want && uz_unit_has_dependents(dev, b))
             want = false;
         if (want) {
             uz_lock_range(dev, b, b + k);
@@ -393,7 +394,7 @@ static bool settle_single(const struct uz_rc_req *req, uint32_t f, uint32_t now)
 }
 
 /* Is there anything to settle in the window at b (looked at unlocked)? */
-static bool settle_wanted(struct uzram *dev, const struct uz_rc_req *req, uint64_t b, uint32_t now)
+static bool settle_wanted(struct uz_store *dev, const struct uz_rc_req *req, uint64_t b, uint32_t now)
 {
     for (uint32_t j = 0; j < SETTLE_WINDOW; j++) {
         uint32_t f = uz_slot_peek(dev, b + j);
@@ -414,7 +415,7 @@ static bool settle_wanted(struct uzram *dev, const struct uz_rc_req *req, uint64
  * their record.  Every page is then settled (prio p), or flagged
  * incompressible, so a window is settled once until it is written again.
  * Pages settled, or -EIO. */
-static int settle_window(struct uzram *dev, struct uz_rc_req *req, uint64_t b, uint32_t p,
+static int settle_window(struct uz_store *dev, struct uz_rc_req *req, uint64_t b, uint32_t p,
                          uint32_t now, uint32_t last_prio, bool keep_layout, uint64_t *tried)
 {
     uint32_t f[SETTLE_WINDOW];
@@ -489,7 +490,7 @@ static int settle_window(struct uzram *dev, struct uz_rc_req *req, uint64_t b, u
 /* Settling: windows of 8 aligned slots from req->lo, each looked at
  * unlocked, then locked whole (groups are aligned and at most 8 pages, so
  * none crosses a window) and settled. */
-static int rc_settle(struct uzram *dev, struct uz_rc_req *req, uint32_t p, uint32_t last_prio)
+static int rc_settle(struct uz_store *dev, struct uz_rc_req *req, uint32_t p, uint32_t last_prio)
 {
     uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
     uint32_t now = uz_now(dev);
@@ -512,7 +513,7 @@ static int rc_settle(struct uzram *dev, struct uz_rc_req *req, uint32_t p, uint3
         if (settle_wanted(dev, req, b, now)) {
             /* a pool's unit that clones read through keeps its layout
              * (store.h, struct uz_links): recompressed, never regrouped */
-            bool keep = dev->links && atomic_load(&dev->links->deps[b / UZ_UNIT]);
+            bool keep = uz_unit_has_dependents(dev, b);
             uz_lock_range(dev, b, b + SETTLE_WINDOW);
             int r = settle_window(dev, req, b, p, now, last_prio, keep, &tried);
             uz_unlock_range(dev, b, b + SETTLE_WINDOW);
@@ -530,7 +531,7 @@ static int rc_settle(struct uzram *dev, struct uz_rc_req *req, uint32_t p, uint3
     return err;
 }
 
-int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
+int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
 {
     req->done = 0;
     req->next = req->lo;

@@ -153,7 +153,7 @@ bad "$DIR/algorithm_params" 'level=1' "$BUSY" "algorithm_params: device is initi
 bad "$DIR/group_pages" '2' "$BUSY" "group_pages: device is initialised"
 bad "$DIR/recomp_algorithm" 'algo=zstd' "$BUSY" "recomp_algorithm: device is initialised"
 bad "$DIR/backing_dev" "$WORK/known" "$BUSY" "backing_dev: device is initialised"
-bad "$DIR/group_pages" '3' "$INVAL" "group_pages: write 1 (off), 2, 4, 8 or auto"
+bad "$DIR/group_pages" '3' "$INVAL" "group_pages: '3': write 1 (off), 2, 4, 8 or auto"
 exec 7<"$DISK"      # the disk open: reset is EBUSY as on an open /dev/zramN
 bad "$DIR/reset" '1' "$BUSY" "reset"
 exec 7<&-

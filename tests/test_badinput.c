@@ -382,8 +382,19 @@ static void show_value(char *out, size_t cap, const struct value *v)
 
 /* Store v into name; it must fail with want (or -EINVAL/-EBUSY if want is
  * 0) and change nothing. */
+static void refuse_saying(struct uzram *dev, const char *name, const struct value *v, int want,
+                          const char *state_name, const char *word);
+
 static void refuse(struct uzram *dev, const char *name, const struct value *v, int want,
                    const char *state_name)
+{
+    refuse_saying(dev, name, v, want, state_name, NULL);
+}
+
+/* The same, the message also naming word (the last error is the store's:
+ * read before any other library call, each of which clears it). */
+static void refuse_saying(struct uzram *dev, const char *name, const struct value *v, int want,
+                          const char *state_name, const char *word)
 {
     static struct snap before;
     take(dev, &before);
@@ -395,7 +406,7 @@ static void refuse(struct uzram *dev, const char *name, const struct value *v, i
     if (want ? rc != want : (rc != -EINVAL && rc != -EBUSY))
         fail_msg("%s returned %d (%s), want %d", what, rc, uzram_last_error(),
                  want ? want : -EINVAL);
-    msg_has(what, name, NULL);
+    msg_has(what, name, word, NULL);
     same(dev, &before, 0, what);
 }
 
@@ -484,8 +495,7 @@ static void test_attr_busy(void **state)
         {"algorithm_params", V("priority=0 level=2\n")},
     };
     for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++) {
-        refuse(dev, busy[i].name, &busy[i].v, -EBUSY, "initialised");
-        msg_has(busy[i].name, "reset", NULL);
+        refuse_saying(dev, busy[i].name, &busy[i].v, -EBUSY, "initialised", "reset");
     }
     uzram_destroy(dev);
 }

@@ -83,7 +83,7 @@ static int st(struct uzram *d, const char *name, const char *v)
 
 static uint32_t flags(struct uzram *d, uint64_t p)
 {
-    return uz_slot_peek(d, p) & SLOT_STATE;
+    return uz_slot_peek(d->store, p) & SLOT_STATE;
 }
 
 static struct uzram *make(const char *secondaries[3], const char *bd)
@@ -270,9 +270,9 @@ static void test_policies(void **state)
     assert_int_equal(we, 0);
     /* reset stops the thread; the policy is kept and restarts with init */
     assert_int_equal(st(d, "reset", "1"), 0);
-    assert_null(d->policy);
+    assert_null(d->store->policy);
     assert_int_equal(st(d, "disksize", "256K"), 0);
-    assert_non_null(d->policy);
+    assert_non_null(d->store->policy);
     uzram_destroy(d);
     unlink(bd_path);
 }

@@ -192,12 +192,12 @@ static void test_groups_with_dedup(void **state)
     uzram_get_stats(d, &s);
     assert_true(s.dedup_pages >= 32);
     for (uint64_t p = 128; p < 192; p += 2)
-        if (!(uz_slot_peek(d, p) & SLOT_SHARED))
+        if (!(uz_slot_peek(d->store, p) & SLOT_SHARED))
             fail_msg("page %llu repeats page %llu but is not shared", (unsigned long long)p,
                      (unsigned long long)(p - 128));
     /* the rest of the second half is still grouped */
     for (uint64_t p = 192; p < NPAGES; p++)
-        assert_true(uz_slot_peek(d, p) & SLOT_GROUP);
+        assert_true(uz_slot_peek(d->store, p) & SLOT_GROUP);
     verify(d);
     uint64_t before = mem_used(d);
     assert_int_equal(st(d, "recompress", "settle"), 0);
@@ -219,7 +219,7 @@ static void test_auto_then_settle(void **state)
     struct uzram *d = make(UZRAM_GROUP_AUTO, "on");
     fill(d);
     for (uint64_t p = 0; p < NPAGES; p++)
-        assert_int_equal(uz_slot_peek(d, p) & SLOT_GROUP, 0);
+        assert_int_equal(uz_slot_peek(d->store, p) & SLOT_GROUP, 0);
     struct uzram_stats s0, s1;
     uzram_get_stats(d, &s0);
     assert_true(s0.dedup_pages >= 30);
@@ -234,7 +234,7 @@ static void test_auto_then_settle(void **state)
      * flagged incompressible */
     uint64_t grouped = 0;
     for (uint64_t p = 0; p < NPAGES; p++) {
-        uint32_t f = uz_slot_peek(d, p);
+        uint32_t f = uz_slot_peek(d->store, p);
         if (f & SLOT_GROUP) {
             grouped++;
             assert_int_equal(slot_prio(f), 1);
@@ -255,7 +255,7 @@ static void test_auto_then_settle(void **state)
      * group's other pages read back as they were */
     make_page(model + 9 * PAGE, 9999);
     assert_int_equal(uzram_write(d, model + 9 * PAGE, PAGE, 9 * PAGE), 0);
-    assert_int_equal(uz_slot_peek(d, 9) & SLOT_GROUP, 0);
+    assert_int_equal(uz_slot_peek(d->store, 9) & SLOT_GROUP, 0);
     verify(d);
     uzram_destroy(d);
 }
@@ -277,7 +277,7 @@ static void test_recompress_idle(void **state)
     uzram_compact(d);
     assert_true(mem_used(d) < before);
     for (uint64_t p = 0; p < NPAGES; p += 8) {
-        uint32_t f = uz_slot_peek(d, p);
+        uint32_t f = uz_slot_peek(d->store, p);
         if (f & SLOT_GROUP)
             assert_true(slot_prio(f) == 1 || (f & SLOT_INCOMP));
     }

@@ -974,6 +974,28 @@ static void usage(void)
                     "                    gnuplot (needs --churn; the script is kept as FILE.gp)\n");
 }
 
+/* A setting's word, parsed as its attribute parses it (uzram_config_set),
+ * into the options. */
+static int bench_set(struct opts *o, const char *opt, const char *name, const char *word)
+{
+    struct uzram_config c;
+    uzram_config_init(&c);
+    c.algorithm = o->algorithm;
+    int err = uzram_config_set(&c, name, word);
+    if (err < 0) {
+        fprintf(stderr, "uzram bench: %s: %s\n", opt, uzram_last_error());
+        return err;
+    }
+    o->algorithm = c.algorithm;
+    if (strcmp(name, "level") == 0)
+        o->level = c.level;
+    else if (strcmp(name, "group_pages") == 0)
+        o->group = c.group_pages;
+    else if (strcmp(name, "dedup") == 0)
+        o->dedup = c.dedup;
+    return 0;
+}
+
 int uz_cmd_bench(int argc, char **argv)
 {
     /* the mount's defaults (tools/mount.c): its figures are the ones users get */
@@ -995,10 +1017,13 @@ int uz_cmd_bench(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'a': o.algorithm = optarg; break;
+        case 'a':
+            if (bench_set(&o, "--algorithm", "comp_algorithm", optarg) < 0)
+                return 2;
+            break;
         case 'l':
-            o.level = (int)strtol(optarg, &end, 10);
-            if (*end) { usage(); return 2; }
+            if (bench_set(&o, "--level", "level", optarg) < 0)
+                return 2;
             break;
         case 'A': snprintf(o.allocators, sizeof o.allocators, "%s", optarg); break;
         case 't':
@@ -1017,20 +1042,12 @@ int uz_cmd_bench(int argc, char **argv)
             if (*end) { usage(); return 2; }
             break;
         case 'g':
-            o.group = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
-                      : (uint32_t)strtoul(optarg, &end, 10);
-            if (o.group != UZRAM_GROUP_AUTO &&
-                (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8))) {
-                fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4, 8 or auto\n");
+            if (bench_set(&o, "--group-pages", "group_pages", optarg) < 0)
                 return 2;
-            }
             break;
         case 'D':
-            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto")) {
-                fprintf(stderr, "uzram bench: --dedup takes 0, 1 or auto\n");
+            if (bench_set(&o, "--dedup", "dedup", optarg) < 0)
                 return 2;
-            }
-            o.dedup = optarg;
             break;
         case 'C':
             if (!strcmp(optarg, "off")) {

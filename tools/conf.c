@@ -30,6 +30,7 @@
  */
 #define _GNU_SOURCE
 #include "conf.h"
+#include "uzram.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -362,11 +363,15 @@ static int set_key(struct uz_conf_dev *d, const char *k, const char *v, char *wh
         return 0;
     }
     if (!strcmp(k, "group-pages")) {
-        if (parse_uint(v, 8, &x) < 0 || (x & (x - 1))) {
-            snprintf(why, whysize, "group-pages: give 1, 2, 4 or 8");
+        /* the group_pages attribute's words (the others the library
+         * checks at `up`: uz_up_check) */
+        struct uzram_config c;
+        uzram_config_init(&c);
+        if (uzram_config_set(&c, "group_pages", v) < 0) {
+            snprintf(why, whysize, "group-pages: %s", uzram_last_error());
             return -1;
         }
-        d->group_pages = (unsigned)x;
+        d->group_pages = c.group_pages;
         return 0;
     }
     struct {

@@ -129,6 +129,16 @@ static int mount_usage(FILE *fp)
     return fp == stderr ? 2 : 0;
 }
 
+/* A setting's word, parsed as its attribute parses it (uzram_config_set). */
+static int config_set(const char *me, const char *opt, struct uzram_config *cfg, const char *name,
+                      const char *word)
+{
+    int err = uzram_config_set(cfg, name, word);
+    if (err < 0)
+        fprintf(stderr, "%s: %s: %s\n", me, opt, uzram_last_error());
+    return err;
+}
+
 static int parse_size(const char *opt, const char *s, uint64_t *out)
 {
     if (uzram_parse_size(s, out) < 0) {
@@ -227,20 +237,19 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             }
             break;
         case 'a':
-            a->cfg.algorithm = optarg;
+            if (config_set(me, "--algorithm", &a->cfg, "comp_algorithm", optarg) < 0)
+                return 2;
             break;
         case 'l':
-            a->cfg.level = (int)strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end) {
-                fprintf(stderr, "%s: --level: '%s' is not a number\n", me, optarg);
+            if (config_set(me, "--level", &a->cfg, "level", optarg) < 0)
                 return 2;
-            }
             break;
         case 'z':
-            a->cfg.allocator = optarg;
+            if (config_set(me, "--allocator", &a->cfg, "allocator", optarg) < 0)
+                return 2;
             break;
         case 'm':
-            if (parse_size("--mem-limit", optarg, &a->cfg.mem_limit) < 0)
+            if (config_set(me, "--mem-limit", &a->cfg, "mem_limit", optarg) < 0)
                 return 2;
             break;
         case 'b':
@@ -252,20 +261,12 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             }
             break;
         case 'D':
-            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto") &&
-                strcmp(optarg, "on") && strcmp(optarg, "off")) {
-                fprintf(stderr, "%s: --dedup: give 0, 1 or auto\n", me);
+            if (config_set(me, "--dedup", &a->cfg, "dedup", optarg) < 0)
                 return 2;
-            }
-            a->cfg.dedup = optarg;
             break;
         case 'g':
-            a->cfg.group_pages = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
-                                 : (uint32_t)strtoul(optarg, &end, 10);
-            if (a->cfg.group_pages != UZRAM_GROUP_AUTO && (*optarg == 0 || *end)) {
-                fprintf(stderr, "%s: --group-pages: '%s' is not a number\n", me, optarg);
+            if (config_set(me, "--group-pages", &a->cfg, "group_pages", optarg) < 0)
                 return 2;
-            }
             break;
         case 't':
             a->fo.threads = (unsigned)strtoul(optarg, &end, 10);

@@ -95,7 +95,9 @@ static int build(const struct uz_conf_dev *d, double ram, struct uz_setup *s,
         if (d->algo[i].params[0])
             ok &= add_attr(s, b, "compression-algorithm", "algorithm_params=priority=%d %s", i,
                            d->algo[i].params);
-    if (d->group_pages > 1)
+    if (d->group_pages == UZRAM_GROUP_AUTO)
+        ok &= add_attr(s, b, "group-pages", "group_pages=auto");
+    else if (d->group_pages > 1)
         ok &= add_attr(s, b, "group-pages", "group_pages=%u", d->group_pages);
     /* after disksize */
     if (d->resident_limit[0]) {
