@@ -335,9 +335,8 @@ static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, 
  * victim, so the lock is taken only to place each record and count the
  * old one dead; the class lock only to take its cell.  The copy and the
  * owner's update go with neither, and the writers' allocations and frees
- * in the pack go on in between (they waited for the whole run before;
- * two writers now churn 11-12% faster: README, "Incompressible pages,
- * and where the floor is").  Returns the pages this
+ * in the pack go on in between, so two writers churn faster than with
+ * the lock held across the run.  Returns the pages this
  * evacuation gave back net of the pages its moves committed (0 if that
  * is not positive), counted here, not from the pack's totals, which other
  * threads move meanwhile.
