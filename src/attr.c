@@ -894,6 +894,7 @@ static int store_pool_setting(struct uzram *dev, const struct attr *a, const str
 
 int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
@@ -911,6 +912,7 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
 
 int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len)
 {
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
@@ -1011,6 +1013,7 @@ const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
 
 int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
@@ -1026,6 +1029,7 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
 
 int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
 {
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)

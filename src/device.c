@@ -315,6 +315,7 @@ unsigned uzram_open_count(struct uzram *dev)
 
 int uzram_check(struct uzram *dev)
 {
+    uz_error_clear();
     /* a device of a pool: the whole pool (every device's I/O takes the
      * store's init_lock for reading) */
     struct uzram *st = dev->store;
@@ -336,6 +337,7 @@ static int copy_name(char *dst, size_t cap, const char *src, const char *what)
 
 int uzram_create(const struct uzram_config *cfg, struct uzram **out)
 {
+    uz_error_clear();
     struct uzram_config def;
     uzram_config_init(&def);
     if (cfg) {

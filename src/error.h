@@ -12,4 +12,9 @@
  * `return uz_error(-EINVAL, "bad %s", x);` */
 int uz_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Clear the calling thread's message: the first thing every public
+ * function that can fail does (uzram.h, "Errors"), so that the message
+ * after a failure is that failure's and after a success is "". */
+void uz_error_clear(void);
+
 #endif

@@ -277,24 +277,28 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
  * the block layer counts write-zeroes among the writes). */
 int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_READ, len, t0, do_read(dev, buf, len, off));
 }
 
 int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, do_write(dev, buf, len, off));
 }
 
 int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_DISCARD, len, t0, zero_range(dev, len, off, "discard"));
 }
 
 int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, zero_range(dev, len, off, "write_zeroes"));
 }
@@ -302,12 +306,14 @@ int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 /* Nothing inside uzram is volatile: a flush has nothing to do. */
 int uzram_flush(struct uzram *dev)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_FLUSH, 0, t0, 0);
 }
 
 int uzram_page_state(struct uzram *dev, uint64_t off)
 {
+    uz_error_clear();
     uz_dev_read_lock(dev);
     struct uzram *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");

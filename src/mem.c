@@ -157,6 +157,7 @@ void uzram_set_memory_locked(bool locked)
 
 int uzram_lock_memory(void)
 {
+    uz_error_clear();
     /* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make every later
      * mapping past the limit fail: the device could not grow.  Only a
      * process that may lock without limit (root, or an unlimited rlimit)

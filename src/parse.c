@@ -49,6 +49,7 @@ int uz_memparse(const char *s, size_t len, uint64_t *out)
 
 int uzram_parse_size(const char *s, uint64_t *out)
 {
+    uz_error_clear();
     if (!s || uz_memparse(s, strlen(s), out) < 0)
         return uz_error(-EINVAL, "'%s' is not a size (e.g. 4096, 512M, 1G)", s ? s : "(null)");
     return 0;

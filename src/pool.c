@@ -116,6 +116,7 @@ struct uzram_pool {
 
 int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
 {
+    uz_error_clear();
     struct uzram_config c;
     uzram_config_init(&c);
     if (cfg) {
@@ -179,6 +180,7 @@ int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
 
 int uzram_pool_destroy(struct uzram_pool *p)
 {
+    uz_error_clear();
     if (!p)
         return 0;
     pthread_mutex_lock(&p->lock);
@@ -246,6 +248,7 @@ static int add_device(struct uzram_pool *p, bool lock_init, struct uzram **out)
 
 int uzram_pool_add(struct uzram_pool *p, struct uzram **out)
 {
+    uz_error_clear();
     return add_device(p, false, out);
 }
 
@@ -308,6 +311,7 @@ void uz_pool_dev_destroy(struct uzram *d)
 
 int uzram_pool_remove(struct uzram_pool *p, int id)
 {
+    uz_error_clear();
     pthread_mutex_lock(&p->lock);
     struct uzram *d = id >= 0 && id < UZRAM_POOL_MAX_DEVICES ? p->dev[id] : NULL;
     if (d && (d->holds & REMOVING))
@@ -670,6 +674,7 @@ static void zone_link(struct uzram *st, struct uz_zone *z, uint64_t u)
 
 int uzram_clone(struct uzram *src, struct uzram **out)
 {
+    uz_error_clear();
     if (!uz_in_pool(src))
         return uz_error(-EINVAL, "clone: the device is not in a pool (make it with "
                         "uzram_pool_add; a device of its own has room for itself only)");
