@@ -143,6 +143,8 @@ static void run(const char *algo, const char *allocator, int iters)
     pthread_join(rt, &rerr);
     assert_int_equal(bad, 0);
     assert_int_equal((long)rerr, 0);
+    if (uzram_check(dev) != 0)
+        fail_msg("[%s/%s] uzram_check: %s", algo, allocator, uzram_last_error());
     uzram_destroy(dev);
 }
 
