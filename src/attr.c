@@ -901,12 +901,14 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
     if (!a->show || !(a->mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
+        return uz_error(-ENOSPC, "%s: no room for a value in a buffer of 0 bytes", name);
     if (uz_in_pool(dev) && !a->own)
         return uzram_attr_show(dev->store, name, buf, size);
     uz_dev_read_lock(dev);   /* (reader-preferring: may nest) */
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
+    if (len == -ENOSPC)
+        return uz_error(-ENOSPC, "%s: the value does not fit in %zu bytes", name, size);
     return len;
 }
 
@@ -1021,9 +1023,13 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
     if (!(mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
-    if (strcmp(name, "pool_stat") == 0)
-        return show_pool_stat(p, buf, size);
+        return uz_error(-ENOSPC, "%s: no room for a value in a buffer of 0 bytes", name);
+    if (strcmp(name, "pool_stat") == 0) {
+        int len = show_pool_stat(p, buf, size);
+        if (len == -ENOSPC)
+            return uz_error(-ENOSPC, "pool_stat: the value does not fit in %zu bytes", size);
+        return len;
+    }
     return uzram_attr_show(uz_pool_store(p), name, buf, size);
 }
 

@@ -540,11 +540,13 @@ static void test_attr_access(void **state)
         int full = uzram_attr_show(dev, name, buf, sizeof buf);
         assert_true(full > 0);
         assert_int_equal(uzram_attr_show(dev, name, buf, 0), -ENOSPC);
+        msg_has("show into 0 bytes", name, NULL);
         for (size_t size = 1; size <= (size_t)full; size++) {
             char *b = malloc(size);
             int rc = uzram_attr_show(dev, name, b, size);
             if (rc != -ENOSPC)
                 fail_msg("show %s into %zu bytes (needs %d + 1): %d", name, size, full, rc);
+            msg_has("show into a short buffer", name, "does not fit", NULL);
             free(b);
         }
         char *b = malloc((size_t)full + 1);
