@@ -10,7 +10,8 @@
  *     nbdkit build/nbdkit-uzram-plugin.so export=NAME[:SIZE] [export=NAME[:SIZE]]... \
  *            [size=SIZE] [max_clones=N] [the store's parameters above]
  *
- * A thin adaptor: configuration and callbacks over libuzram, nothing else.
+ * The plugin's parameters and callbacks over libuzram; in pool mode the
+ * export registry and the clone policy are exports.c's (exports.h).
  * Its one default that differs from the library's is group_pages=auto
  * (UZRAM_GROUP_AUTO): large writes, such as a copy onto the export, are
  * compressed in aligned groups of up to 8 pages (faster and smaller with
@@ -66,29 +67,14 @@
  * made there (hot_add, DIR/zramN/clone) are not exports; an export's
  * device is held, so hot_remove of it is EBUSY.
  *
- * Pool mode (export= given at least once): one pool (uzram_pool_create)
- * holds every export, one device each, in the order given (device 0 is
- * the first export=).  The store's parameters (algorithm, level,
- * allocator, mem_limit, dedup, group_pages, backing_dev) are the pool's;
- * size= is the size of an export= given without one.  The export name a
- * client asks for picks the device; the default export "" is the first;
- * any other name is refused (ENOENT: "Requested export not available").
- * .list_exports lists the exports, clones made so far included.
- *
- * Clones, on demand by name (max_clones=N, 0 = off, the default): a
- * client that asks for "SRC@NAME", where SRC is an export and no export
- * has that name yet, makes it: a uzram_clone of SRC, made in .open of that
- * first connection, then an export of its own for the life of the process
- * (a later connection to "SRC@NAME" finds the same clone and its writes).
- * The moment is race-free by rule: the clone is made only while no client
- * is connected to SRC (a client still connected after UZ_NBD_CLONE_WAIT
- * seconds has this connection refused), and under the lock every .open
- * takes before uzram_open, so no connection to SRC starts while it is
- * made.  The clone thus holds exactly what SRC's last client left.
- * Nothing but a client's own request by name makes one, so a listing
- * (whose NBD_OPT_INFO opens every listed export) makes none.  With clones,
- * group_pages defaults to 1: a clone shares single pages but copies
- * compressed groups.
+ * Pool mode (export= given at least once): one pool holds every export,
+ * one device each, in the order given (device 0 is the first export=).
+ * The store's parameters (algorithm, level, allocator, mem_limit, dedup,
+ * group_pages, backing_dev) are the pool's; size= is the size of an
+ * export= given without one.  Which device an export name is, and the
+ * clones a client makes by asking for "SRC@NAME" (max_clones=N), are
+ * exports.c's.  With clones, group_pages defaults to 1: a clone shares
+ * single pages but copies compressed groups.
  * Every refusal reaches the client as NBD_REP_ERR_UNKNOWN ("Requested
  * export not available": nbdkit 1.32 sends no other); the log has why.
  * Devices are removed only at unload, when no connection is left.
@@ -98,17 +84,14 @@
 #include <nbdkit-plugin.h>
 
 #include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 
+#include "exports.h"
 #include "uzram.h"
 #ifdef UZ_HAVE_FUSE
 #include "fuse.h"
@@ -127,20 +110,15 @@
 #define UZ_NBD_MAX_EXTENTS 65536
 
 /* Export names, configured or asked for by a client (untrusted): 1 to
- * UZ_NBD_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
+ * EXPORT_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
  * '@' between the parts of a clone's name; no part is "." or "..", which
  * clients that take the name from a URI's path would not keep as such. */
-#define UZ_NBD_NAME_MAX 255
 
 /* Pool capacity (the most bytes its devices may have at once): the
  * library's default, 4 TiB, unless the exports given need more; then the
  * most it allows.  Address space only. */
 #define UZ_NBD_POOL_DEFAULT (4ull << 40)
 #define UZ_NBD_POOL_MAX (8ull << 40)
-
-/* Seconds a connection that makes a clone waits for the source's clients
- * to be gone (one that has just disconnected may not be closed yet). */
-#define UZ_NBD_CLONE_WAIT 5
 
 /* Parameters, as given on the command line. */
 static struct uzram_config cfg;
@@ -151,40 +129,18 @@ static uint32_t cfg_max_clones;    /* clones clients may make; 0 = none */
 static bool cfg_group_pages_given;
 
 /* export=NAME[:SIZE] parameters, in order (pool mode when there is one) */
-struct uz_export_param {
-    const char *name;
-    int64_t size;                  /* -1: size= */
-};
-static struct uz_export_param *cfg_exports;
+static struct export_param *cfg_exports;
 static unsigned cfg_nexports;
 
-/* An export: a device and its name.  Never freed while the server runs
- * (unload frees them), so a connection's handle stays valid. */
-struct uz_export {
-    char *name;                    /* "" for the single device */
-    char *desc;                    /* description for listings, or NULL */
-    struct uzram *dev;
-    int id;                        /* device number in the pool */
-};
-
 /* Single-device mode: the one device every connection shares. */
-static struct uz_export single;
+static struct export single;
 
 /* A connection's device (the handle is its export). */
 static inline struct uzram *hdev(void *handle)
 {
-    return ((struct uz_export *)handle)->dev;
+    return ((struct export *)handle)->dev;
 }
 
-/* Pool mode: the pool and its exports; the list grows only (by clones),
- * under exports_lock, which .open also holds around uzram_open. */
-static struct uzram_pool *pool;
-static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t closed_cond;          /* a connection closed; CLOCK_MONOTONIC */
-static struct uz_export **exports;
-static unsigned nexports, exports_cap;
-static unsigned nclones;
-static const char *default_name;   /* the first export's, read without the lock */
 #ifdef UZ_HAVE_FUSE
 static struct uz_fuse *control;    /* the running control mount, or NULL */
 #endif
@@ -201,22 +157,6 @@ static int fail(const char *what, int rc)
 
 /* ------------------------------------------------------------ configuration */
 
-/* Is s[0..len) a valid name part (no '@')? */
-static bool name_part_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > UZ_NBD_NAME_MAX)
-        return false;
-    if (s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.')))
-        return false;                       /* "." and ".." */
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || c == '+'))
-            return false;
-    }
-    return true;
-}
-
 /* export=NAME[:SIZE] */
 static int config_export(const char *value)
 {
@@ -224,9 +164,9 @@ static int config_export(const char *value)
     size_t len = colon ? (size_t)(colon - value) : strlen(value);
     int64_t size = -1;
 
-    if (!name_part_ok(value, len)) {
+    if (!export_name_ok(value, len)) {
         nbdkit_error("uzram: export=%s: the name must be 1 to %d letters, digits, '.', '_', "
-                     "'-' or '+', not '.' or '..' ('@' is for clones)", value, UZ_NBD_NAME_MAX);
+                     "'-' or '+', not '.' or '..' ('@' is for clones)", value, EXPORT_NAME_MAX);
         return -1;
     }
     if (colon) {
@@ -250,7 +190,7 @@ static int config_export(const char *value)
         nbdkit_error("uzram: export=%s: at most %d exports", value, UZRAM_POOL_MAX_DEVICES);
         return -1;
     }
-    struct uz_export_param *a = realloc(cfg_exports, (cfg_nexports + 1) * sizeof *a);
+    struct export_param *a = realloc(cfg_exports, (cfg_nexports + 1) * sizeof *a);
     if (!a) {
         nbdkit_error("uzram: export=%s: out of memory", value);
         return -1;
@@ -275,11 +215,7 @@ static bool whole_number(const char *key, const char *value)
 
 static void uz_load(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&closed_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    exports_init();
     uzram_config_init(&cfg);
     cfg.group_pages = UZRAM_GROUP_AUTO;
 }
@@ -502,101 +438,6 @@ static int lock_memory(void)
     return 0;
 }
 
-/* Append e to the pool's exports (under exports_lock once serving).
- * 0, or -1 with errno ENOMEM. */
-static int add_export(struct uz_export *e)
-{
-    if (nexports == exports_cap) {
-        unsigned cap = exports_cap ? exports_cap * 2 : 16;
-        struct uz_export **a = realloc(exports, cap * sizeof *a);
-        if (!a) {
-            errno = ENOMEM;
-            return -1;
-        }
-        exports = a;
-        exports_cap = cap;
-    }
-    exports[nexports++] = e;
-    return 0;
-}
-
-/* Make device d (just added or cloned) the export name, described by
- * desc, and hold it (uzram_pool_get) for as long as it is one, so that
- * nothing else that reaches the pool can remove it under a connection.
- * The export, or NULL (ENOMEM) with d removed. */
-static struct uz_export *new_export(const char *name, struct uzram *d, const char *desc)
-{
-    int id = uzram_device_id(d);
-    struct uz_export *e = calloc(1, sizeof *e);
-    if (e) {
-        e->name = strdup(name);
-        e->desc = strdup(desc);
-        e->id = id;
-    }
-    if (!e || !e->name || !e->desc || !(e->dev = uzram_pool_get(pool, id)) ||
-        add_export(e) == -1) {
-        if (e) {
-            if (e->dev)
-                uzram_pool_put(e->dev);
-            free(e->name);
-            free(e->desc);
-            free(e);
-        }
-        uzram_pool_remove(pool, id);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return e;
-}
-
-static void free_export(struct uz_export *e)
-{
-    free(e->name);
-    free(e->desc);
-    free(e);
-}
-
-/* Library failure outside a connection: the message, -1. */
-static int lib_error(const char *what, const char *name, int rc)
-{
-    const char *msg = uzram_last_error();
-    nbdkit_error("uzram: %s%s%s: %s", what, name ? " " : "", name ? name : "",
-                 msg && *msg ? msg : uzram_strerror(rc));
-    return -1;
-}
-
-/* Make the pool and a device of it for each export=, in order. */
-static int create_pool(void)
-{
-    int rc = uzram_pool_create(&cfg, &pool);
-    if (rc < 0) {
-        pool = NULL;
-        return lib_error("cannot create the pool", NULL, rc);
-    }
-    default_name = cfg_exports[0].name;     /* interned by nbdkit: lives to unload */
-    for (unsigned i = 0; i < cfg_nexports; i++) {
-        const struct uz_export_param *p = &cfg_exports[i];
-        struct uzram *d;
-        rc = uzram_pool_add(pool, &d);
-        if (rc < 0)
-            return lib_error("cannot add the device of export", p->name, rc);
-        char size[32], desc[96];
-        int n = snprintf(size, sizeof size, "%" PRId64, p->size);
-        rc = uzram_attr_store(d, "disksize", size, (size_t)n);
-        if (rc < 0) {
-            lib_error("cannot size the device of export", p->name, rc);
-            uzram_pool_remove(pool, uzram_device_id(d));
-            return -1;
-        }
-        snprintf(desc, sizeof desc, "uzram device %d of the pool", uzram_device_id(d));
-        if (!new_export(p->name, d, desc)) {
-            nbdkit_error("uzram: export %s: out of memory", p->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Mount control=DIR (get_ready): every failure of the mount happens
  * here, before the fork; after_fork starts its threads (o.deferred). */
 static int mount_control(void)
@@ -609,6 +450,7 @@ static int mount_control(void)
     o.expose_disk = false;          /* the disk is the NBD export */
     o.threads = 2;                  /* attribute files only: little traffic */
     o.deferred = true;
+    struct uzram_pool *pool = exports_pool();
     int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
                   : uz_fuse_start(single.dev, cfg_control, &o, &control);
     if (rc < 0) {
@@ -633,7 +475,7 @@ static int uz_get_ready(void)
         uzram_unlock_memory();
     }
     if (cfg_nexports) {
-        if (create_pool() == -1)
+        if (exports_create(&cfg, cfg_exports, cfg_nexports, cfg_max_clones) == -1)
             return -1;              /* unload frees what it made */
     } else {
         int rc = uzram_create(&cfg, &single.dev);
@@ -688,31 +530,7 @@ static void uz_unload(void)
     stop_control();
     uzram_destroy(single.dev);
     single.dev = NULL;
-    /* No connection is left: every device can go, clones and sources in
-     * any order. */
-    for (unsigned i = 0; i < nexports; i++) {
-        uzram_pool_put(exports[i]->dev);
-        int rc = uzram_pool_remove(pool, exports[i]->id);
-        if (rc < 0)
-            nbdkit_debug("uzram: removing device %d (export %s): %s", exports[i]->id,
-                         exports[i]->name, uzram_strerror(rc));
-        free_export(exports[i]);
-    }
-    free(exports);
-    exports = NULL;
-    nexports = exports_cap = 0;
-    /* devices made through control=DIR (hot_add, clone) are no exports */
-    for (int id = pool ? uzram_pool_next(pool, -1) : -1; id >= 0; id = uzram_pool_next(pool, id)) {
-        int rc = uzram_pool_remove(pool, id);
-        if (rc < 0)
-            nbdkit_debug("uzram: removing device %d: %s", id, uzram_strerror(rc));
-    }
-    if (pool) {
-        int rc = uzram_pool_destroy(pool);
-        if (rc < 0)
-            nbdkit_debug("uzram: destroying the pool: %s", uzram_strerror(rc));
-        pool = NULL;
-    }
+    exports_destroy();
     free(cfg_exports);
     cfg_exports = NULL;
     cfg_nexports = 0;
@@ -722,157 +540,28 @@ static void uz_unload(void)
 
 /* ------------------------------------------------------------ connections */
 
-/* The export called name ("" = the first), or NULL.  exports_lock held. */
-static struct uz_export *find_export(const char *name, size_t len)
-{
-    if (len == 0)
-        return nexports ? exports[0] : NULL;
-    for (unsigned i = 0; i < nexports; i++)
-        if (strlen(exports[i]->name) == len && memcmp(exports[i]->name, name, len) == 0)
-            return exports[i];
-    return NULL;
-}
-
-/* Refuse a connection: the message in the server's log, errno for the
- * reply (ENOENT: the client reads "Requested export not available"). */
-static void *refuse(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void *refuse(int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    nbdkit_verror(fmt, ap);
-    va_end(ap);
-    errno = err;
-    return NULL;
-}
-
-/* Is name SRC@NAME with every part a valid name?  *src_len: SRC's length. */
-static bool clone_name_ok(const char *name, size_t *src_len)
-{
-    const char *at = strrchr(name, '@');
-    if (!at)
-        return false;
-    for (const char *p = name;;) {
-        const char *end = strchr(p, '@');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (!name_part_ok(p, len))
-            return false;
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    *src_len = (size_t)(at - name);
-    return true;
-}
-
-/* A name a client sent, fit for the log: at most 64 bytes, anything but
- * printable ASCII shown as '?'. */
-static const char *shown(const char *name, char buf[static 72])
-{
-    size_t i;
-    for (i = 0; name[i] && i < 64; i++)
-        buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
-    strcpy(buf + i, name[i] ? "..." : "");
-    return buf;
-}
-
-/* name is no export: make it if it is SRC@NAME and clones are allowed,
- * else refuse.  exports_lock held, so no connection to SRC starts (its
- * .open waits for the lock) while the clone is made. */
-static struct uz_export *make_clone(const char *name)
-{
-    size_t src_len;
-    char buf[72];
-    if (!clone_name_ok(name, &src_len))
-        return refuse(ENOENT, "uzram: no export '%s'", shown(name, buf));
-    if (cfg_max_clones == 0)
-        return refuse(ENOENT, "uzram: no export '%s' (clones are off: max_clones=0)", name);
-    struct uz_export *src = find_export(name, src_len);
-    if (!src)
-        return refuse(ENOENT, "uzram: no export '%s', and no export '%.*s' to clone", name,
-                      (int)src_len, name);
-    if (nclones >= cfg_max_clones)
-        return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
-                      " made)", name, cfg_max_clones);
-    /* A client that has just disconnected from SRC may not be closed on
-     * the server's side yet: wait a little for SRC's last close.  The
-     * wait lets the lock go, so look again at what it decided. */
-    unsigned open = uzram_open_count(src->dev);
-    if (open) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += UZ_NBD_CLONE_WAIT;
-        while ((open = uzram_open_count(src->dev)) != 0)
-            if (pthread_cond_timedwait(&closed_cond, &exports_lock, &deadline) == ETIMEDOUT)
-                break;
-        open = uzram_open_count(src->dev);
-        struct uz_export *e = find_export(name, strlen(name));
-        if (e)
-            return e;                       /* made by another connection meanwhile */
-        if (nclones >= cfg_max_clones)
-            return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
-                          " made)", name, cfg_max_clones);
-    }
-    if (open)
-        return refuse(EBUSY, "uzram: export '%s': its source '%s' has %u connection%s; a clone "
-                      "is made only while no client is connected to its source",
-                      name, src->name, open, open == 1 ? "" : "s");
-
-    struct uzram *d;
-    int rc = uzram_clone(src->dev, &d);
-    if (rc < 0) {
-        const char *msg = uzram_last_error();
-        return refuse(-rc, "uzram: export '%s': cannot clone '%s': %s", name, src->name,
-                      msg && *msg ? msg : uzram_strerror(rc));
-    }
-    char desc[UZ_NBD_NAME_MAX + 64];
-    snprintf(desc, sizeof desc, "uzram device %d of the pool, a clone of %s",
-             uzram_device_id(d), src->name);
-    struct uz_export *e = new_export(name, d, desc);
-    if (!e)
-        return refuse(ENOMEM, "uzram: export '%s': out of memory", name);
-    nclones++;
-    nbdkit_debug("uzram: export %s made: device %d, a clone of %s (device %d)", name, e->id,
-                 src->name, src->id);
-    return e;
-}
-
 /* Each connection holds its device open, as an opener of /dev/zramN
  * does: reset, disksize and the algorithm stores through control=DIR get
  * EBUSY while a client is connected, and the client keeps its data.
  * The handle is the connection's export. */
 static void *uz_open(int readonly)
 {
-    if (!pool) {
+    if (!exports_pool()) {
         uzram_open(single.dev);
         return &single;
     }
     const char *name = nbdkit_export_name();
     if (!name)
         return NULL;                        /* nbdkit reported it */
-    pthread_mutex_lock(&exports_lock);
-    struct uz_export *e = find_export(name, strlen(name));
-    if (!e)
-        e = make_clone(name);
-    if (e)
-        uzram_open(e->dev);
-    int err = errno;
-    pthread_mutex_unlock(&exports_lock);
-    errno = err;
-    return e;
+    return exports_open(name);
 }
 
 static void uz_close(void *handle)
 {
-    if (!pool) {
+    if (!exports_pool())
         uzram_close(hdev(handle));
-        return;
-    }
-    /* a clone of this export may wait for its last close */
-    pthread_mutex_lock(&exports_lock);
-    uzram_close(hdev(handle));
-    pthread_cond_broadcast(&closed_cond);
-    pthread_mutex_unlock(&exports_lock);
+    else
+        exports_close(handle);
 }
 
 /* Pool mode: every export, in device order of creation; the default
@@ -880,26 +569,21 @@ static void uz_close(void *handle)
  * callbacks. */
 static int uz_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
 {
-    if (!pool)
+    if (!exports_pool())
         return nbdkit_use_default_export(list);
-    int rc = 0;
-    pthread_mutex_lock(&exports_lock);
-    for (unsigned i = 0; i < nexports && rc == 0; i++)
-        rc = nbdkit_add_export(list, exports[i]->name, exports[i]->desc);
-    pthread_mutex_unlock(&exports_lock);
-    return rc;
+    return exports_list(list);
 }
 
 static const char *uz_default_export(int readonly, int is_tls)
 {
-    if (!pool)
+    if (!exports_pool())
         return "";
-    return default_name;
+    return exports_default_name();
 }
 
 static const char *uz_export_description(void *handle)
 {
-    struct uz_export *e = handle;
+    struct export *e = handle;
     return e->desc;                         /* NULL for the single device */
 }
 
