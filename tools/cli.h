@@ -1,6 +1,6 @@
 /*
  * cli.h - the subcommands of the `uzram` command line tool.
- * tools/uzram.c dispatches argv[1] to one of these; each returns the
+ * tools/main.c dispatches argv[1] to one of these; each returns the
  * process exit code and prints its own errors to stderr.
  */
 #ifndef UZRAM_CLI_H

@@ -1,5 +1,6 @@
 /*
- * uzram.c - the command line tool: dispatches to one subcommand.
+ * main.c - the command line tool `uzram`: main() dispatches to one
+ * subcommand, each in a file of its own (cli.h).
  *
  *   uzram bench    [options] PAGEFILE...   benchmark against kernel zram
  *   uzram bench-alloc [options] PAGEFILE   allocator cost against population
