@@ -213,14 +213,14 @@ static bool whole_number(const char *key, const char *value)
     return false;
 }
 
-static void uz_load(void)
+static void uzram_plugin_load(void)
 {
     exports_init();
     uzram_config_init(&cfg);
     cfg.group_pages = UZRAM_GROUP_AUTO;
 }
 
-static int uz_config(const char *key, const char *value)
+static int uzram_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "size") == 0) {
         cfg_size = nbdkit_parse_size(value);
@@ -333,7 +333,7 @@ static int check_control(void)
 }
 #endif
 
-static int uz_config_complete(void)
+static int uzram_plugin_config_complete(void)
 {
 #ifdef UZ_HAVE_FUSE
     if (cfg_control && check_control() == -1)
@@ -384,7 +384,7 @@ static int uz_config_complete(void)
     return 0;
 }
 
-#define uz_config_help \
+#define uzram_plugin_config_help \
     "size=<SIZE>         Disk size, e.g. 1G (rounded up to 4K); required without\n" \
     "                    export=, and with it the size of each export given without one.\n" \
     "export=<NAME>[:<SIZE>]  Serve a pool: one export per export= (give it again for\n" \
@@ -408,7 +408,7 @@ static int uz_config_complete(void)
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE); with export=,\n" \
     "                    the pool's: its attributes, zram-control, DIR/zramN per device."
 
-static void uz_dump_plugin(void)
+static void uzram_plugin_dump_plugin(void)
 {
     printf("uzram_version=%s\n", uzram_version());
     printf("uzram_algorithms=");
@@ -464,7 +464,7 @@ static int mount_control(void)
     return 0;
 }
 
-static int uz_get_ready(void)
+static int uzram_plugin_get_ready(void)
 {
     /* The real lock is taken in after_fork (locks do not survive fork);
      * try it here once so that a missing privilege stops the start with
@@ -499,7 +499,7 @@ static void stop_control(void)
 #endif
 }
 
-static int uz_after_fork(void)
+static int uzram_plugin_after_fork(void)
 {
     if (cfg_mlock && lock_memory() == -1) {
         stop_control();
@@ -519,12 +519,12 @@ static int uz_after_fork(void)
     return 0;
 }
 
-static void uz_cleanup(void)
+static void uzram_plugin_cleanup(void)
 {
     stop_control();
 }
 
-static void uz_unload(void)
+static void uzram_plugin_unload(void)
 {
     /* cleanup is not guaranteed to run; stopping twice is harmless. */
     stop_control();
@@ -544,7 +544,7 @@ static void uz_unload(void)
  * does: reset, disksize and the algorithm stores through control=DIR get
  * EBUSY while a client is connected, and the client keeps its data.
  * The handle is the connection's export. */
-static void *uz_open(int readonly)
+static void *uzram_plugin_open(int readonly)
 {
     if (!exports_pool()) {
         uzram_open(single.dev);
@@ -556,7 +556,7 @@ static void *uz_open(int readonly)
     return exports_open(name);
 }
 
-static void uz_close(void *handle)
+static void uzram_plugin_close(void *handle)
 {
     if (!exports_pool())
         uzram_close(hdev(handle));
@@ -567,33 +567,33 @@ static void uz_close(void *handle)
 /* Pool mode: every export, in device order of creation; the default
  * export is the first.  Single-device mode: "" alone, as without these
  * callbacks. */
-static int uz_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
+static int uzram_plugin_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
 {
     if (!exports_pool())
         return nbdkit_use_default_export(list);
     return exports_list(list);
 }
 
-static const char *uz_default_export(int readonly, int is_tls)
+static const char *uzram_plugin_default_export(int readonly, int is_tls)
 {
     if (!exports_pool())
         return "";
     return exports_default_name();
 }
 
-static const char *uz_export_description(void *handle)
+static const char *uzram_plugin_export_description(void *handle)
 {
     struct export *e = handle;
     return e->desc;                         /* NULL for the single device */
 }
 
-static int64_t uz_get_size(void *handle)
+static int64_t uzram_plugin_get_size(void *handle)
 {
     return (int64_t)uzram_disksize(hdev(handle));
 }
 
-static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
-                         uint32_t *maximum)
+static int uzram_plugin_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
+                                   uint32_t *maximum)
 {
     *minimum = 1;                   /* any byte range works */
     /* Smaller writes read-modify-write: a page, or with group_pages K a
@@ -609,30 +609,30 @@ static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
 /* Everything is true: the store is RAM, so data is durable (for as long as
  * the process lives) when a write returns, zeroing is always a matter of
  * dropping pages, and all connections see one device. */
-static int uz_true(void *handle)
+static int uzram_plugin_true(void *handle)
 {
     return 1;
 }
 
-static int uz_false(void *handle)
+static int uzram_plugin_false(void *handle)
 {
     return 0;
 }
 
-static int uz_can_fua(void *handle)
+static int uzram_plugin_can_fua(void *handle)
 {
     return NBDKIT_FUA_NATIVE;
 }
 
-static int uz_can_cache(void *handle)
+static int uzram_plugin_can_cache(void *handle)
 {
     return NBDKIT_CACHE_NATIVE;
 }
 
 /* ------------------------------------------------------------ data path */
 
-static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
-                    uint32_t flags)
+static int uzram_plugin_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
+                              uint32_t flags)
 {
     int rc = uzram_read(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("read", rc) : 0;
@@ -640,20 +640,20 @@ static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
 
 /* FUA needs nothing more: the data is in the store when uzram_write
  * returns. */
-static int uz_pwrite(void *handle, const void *buf, uint32_t count,
-                     uint64_t offset, uint32_t flags)
+static int uzram_plugin_pwrite(void *handle, const void *buf, uint32_t count,
+                               uint64_t offset, uint32_t flags)
 {
     int rc = uzram_write(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("write", rc) : 0;
 }
 
-static int uz_flush(void *handle, uint32_t flags)
+static int uzram_plugin_flush(void *handle, uint32_t flags)
 {
     int rc = uzram_flush(hdev(handle));
     return rc < 0 ? fail("flush", rc) : 0;
 }
 
-static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     int rc = uzram_discard(hdev(handle), count, offset);
     return rc < 0 ? fail("trim", rc) : 0;
@@ -662,14 +662,14 @@ static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags
 /* Zeroing drops the pages whether or not the client allows a hole
  * (NBDKIT_FLAG_MAY_TRIM): a dropped page reads as zeros and costs nothing.
  * It is always fast, so NBDKIT_FLAG_FAST_ZERO needs no special case. */
-static int uz_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     int rc = uzram_write_zeroes(hdev(handle), count, offset);
     return rc < 0 ? fail("zero", rc) : 0;
 }
 
 /* Everything is in RAM already: there is nothing to prefetch. */
-static int uz_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     return 0;
 }
@@ -678,8 +678,8 @@ static int uz_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flag
  * or written as zeros) are holes; runs of pages in the same state are
  * reported as one extent.  Extents are clipped to [offset, offset+count):
  * nbdkit 1.32 asserts that none is longer than the request. */
-static int uz_extents(void *handle, uint32_t count, uint64_t offset,
-                      uint32_t flags, struct nbdkit_extents *extents)
+static int uzram_plugin_extents(void *handle, uint32_t count, uint64_t offset,
+                                uint32_t flags, struct nbdkit_extents *extents)
 {
     struct uzram *dev = hdev(handle);
     uint64_t size = uzram_disksize(dev);
@@ -723,39 +723,39 @@ static struct nbdkit_plugin plugin = {
     .version = UZRAM_VERSION_STRING,
     .description = "A RAM disk whose pages are compressed, as with Linux zram.",
     .magic_config_key = "size",
-    .load = uz_load,
-    .unload = uz_unload,
-    .config = uz_config,
-    .config_complete = uz_config_complete,
-    .config_help = uz_config_help,
-    .dump_plugin = uz_dump_plugin,
-    .get_ready = uz_get_ready,
-    .after_fork = uz_after_fork,
-    .cleanup = uz_cleanup,
-    .list_exports = uz_list_exports,
-    .default_export = uz_default_export,
-    .open = uz_open,
-    .close = uz_close,
-    .export_description = uz_export_description,
-    .get_size = uz_get_size,
-    .block_size = uz_block_size,
-    .can_write = uz_true,
-    .can_flush = uz_true,
-    .is_rotational = uz_false,
-    .can_trim = uz_true,
-    .can_zero = uz_true,
-    .can_fast_zero = uz_true,
-    .can_fua = uz_can_fua,
-    .can_multi_conn = uz_true,
-    .can_extents = uz_true,
-    .can_cache = uz_can_cache,
-    .pread = uz_pread,
-    .pwrite = uz_pwrite,
-    .flush = uz_flush,
-    .trim = uz_trim,
-    .zero = uz_zero,
-    .cache = uz_cache,
-    .extents = uz_extents,
+    .load = uzram_plugin_load,
+    .unload = uzram_plugin_unload,
+    .config = uzram_plugin_config,
+    .config_complete = uzram_plugin_config_complete,
+    .config_help = uzram_plugin_config_help,
+    .dump_plugin = uzram_plugin_dump_plugin,
+    .get_ready = uzram_plugin_get_ready,
+    .after_fork = uzram_plugin_after_fork,
+    .cleanup = uzram_plugin_cleanup,
+    .list_exports = uzram_plugin_list_exports,
+    .default_export = uzram_plugin_default_export,
+    .open = uzram_plugin_open,
+    .close = uzram_plugin_close,
+    .export_description = uzram_plugin_export_description,
+    .get_size = uzram_plugin_get_size,
+    .block_size = uzram_plugin_block_size,
+    .can_write = uzram_plugin_true,
+    .can_flush = uzram_plugin_true,
+    .is_rotational = uzram_plugin_false,
+    .can_trim = uzram_plugin_true,
+    .can_zero = uzram_plugin_true,
+    .can_fast_zero = uzram_plugin_true,
+    .can_fua = uzram_plugin_can_fua,
+    .can_multi_conn = uzram_plugin_true,
+    .can_extents = uzram_plugin_true,
+    .can_cache = uzram_plugin_can_cache,
+    .pread = uzram_plugin_pread,
+    .pwrite = uzram_plugin_pwrite,
+    .flush = uzram_plugin_flush,
+    .trim = uzram_plugin_trim,
+    .zero = uzram_plugin_zero,
+    .cache = uzram_plugin_cache,
+    .extents = uzram_plugin_extents,
     .errno_is_preserved = 0,
 };
 
