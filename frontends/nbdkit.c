@@ -61,7 +61,7 @@
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
  * DIR must exist, be a directory and have no uzram mounted on it (a second
  * mount would hide the first one's files; `uzram mount` refuses it too).
- * With export=, DIR is the pool's mount without disks (uz_fuse_start_pool):
+ * With export=, DIR is the pool's mount without disks (uzfs_start_pool):
  * the pool's attributes, zram-control, and DIR/zramN/ for device N (the
  * exports' devices in the order given, then the clones as made).  Devices
  * made there (hot_add, DIR/zramN/clone) are not exports; an export's
@@ -142,7 +142,7 @@ static inline struct uzram *hdev(void *handle)
 }
 
 #ifdef UZ_HAVE_FUSE
-static struct uz_fuse *control;    /* the running control mount, or NULL */
+static struct uzfs *control;    /* the running control mount, or NULL */
 #endif
 
 /* Report a library failure: the detailed message of this thread's last
@@ -302,7 +302,7 @@ static int uzram_plugin_config(const char *key, const char *value)
 
 #ifdef UZ_HAVE_FUSE
 /* control=DIR, before anything is made: an existing directory on which no
- * uzram is mounted.  uz_fuse_start checks the same, but only once the
+ * uzram is mounted.  uzfs_start checks the same, but only once the
  * device is made; `uzram mount` refuses a uzram's directory too, where a
  * second mount would hide the first one's disk. */
 static int check_control(void)
@@ -321,7 +321,7 @@ static int check_control(void)
         nbdkit_error("uzram: control=%s: %s", cfg_control, strerror(errno));
         return -1;
     }
-    bool mounted = uz_fuse_is_mounted(real);
+    bool mounted = uzfs_is_mounted(real);
     free(real);
     if (mounted) {
         nbdkit_error("uzram: control=%s: a uzram is already mounted there (a second mount "
@@ -445,14 +445,14 @@ static int mount_control(void)
 #ifdef UZ_HAVE_FUSE
     if (!cfg_control)
         return 0;
-    struct uz_fuse_opts o;
-    uz_fuse_opts_init(&o);
+    struct uzfs_opts o;
+    uzfs_opts_init(&o);
     o.expose_disk = false;          /* the disk is the NBD export */
     o.threads = 2;                  /* attribute files only: little traffic */
     o.deferred = true;
     struct uzram_pool *pool = exports_pool();
-    int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
-                  : uz_fuse_start(single.dev, cfg_control, &o, &control);
+    int rc = pool ? uzfs_start_pool(pool, cfg_control, &o, &control)
+                  : uzfs_start(single.dev, cfg_control, &o, &control);
     if (rc < 0) {
         /* the server's errors are errno values, not the library's */
         nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s", cfg_control,
@@ -493,7 +493,7 @@ static void stop_control(void)
 {
 #ifdef UZ_HAVE_FUSE
     if (control) {
-        uz_fuse_stop(control);
+        uzfs_stop(control);
         control = NULL;
     }
 #endif
@@ -507,9 +507,9 @@ static int uzram_plugin_after_fork(void)
     }
 #ifdef UZ_HAVE_FUSE
     if (control) {
-        int rc = uz_fuse_run(control);
+        int rc = uzfs_run(control);
         if (rc < 0) {
-            control = NULL;         /* uz_fuse_run stopped and freed it */
+            control = NULL;         /* uzfs_run stopped and freed it */
             nbdkit_error("uzram: control=%s: cannot serve the attribute files: %s",
                          cfg_control, strerror(-rc));
             return -1;

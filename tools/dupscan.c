@@ -32,7 +32,7 @@ static bool same_filled(const uint8_t *p)
     return true;
 }
 
-int uz_dupscan(const uint8_t *data, uint64_t pages, struct uz_dupscan *s)
+int dupscan_file(const uint8_t *data, uint64_t pages, struct dupscan_file *s)
 {
     memset(s, 0, sizeof *s);
     uint64_t cap = 16;

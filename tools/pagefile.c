@@ -32,8 +32,8 @@ static bool grow(uint8_t **buf, size_t *cap, size_t len, size_t need)
     return true;
 }
 
-int uz_pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
-                     char *msg, size_t msglen)
+int pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
+                  char *msg, size_t msglen)
 {
     *data = NULL;
     *pages = 0;

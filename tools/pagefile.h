@@ -15,7 +15,7 @@
  * open or read: ENOENT, EACCES...), -EINVAL (not valid zstd data, or not
  * a whole number of pages, or empty), -ENOMEM; then *data is NULL and msg
  * (msglen bytes) says why. */
-int uz_pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
-                     char *msg, size_t msglen);
+int pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
+                  char *msg, size_t msglen);
 
 #endif
