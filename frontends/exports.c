@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * exports.c - the nbdkit plugin's export registry and clone policy
  * (exports.h): in pool mode (export= given), one pool holds every export,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * exports.h - the nbdkit plugin's pool mode: the export registry and the
  * clone policy (exports.c).  The plugin (nbdkit.c) keeps the parameters

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse.c - the mount's file system: a uzram device as DIR/disk plus one
  * file per zram attribute, and in a pool mount one such directory per

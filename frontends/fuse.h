@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse.h - serve a uzram device as a directory (FUSE).
  *

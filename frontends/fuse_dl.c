@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_dl.c - libfuse loaded when a FUSE mount starts, not when the
  * program does.

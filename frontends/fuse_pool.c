@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_pool.c - a pool mount's own nodes (see fuse.h): the nodes above
  * its devices, which fuse.c hands here.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_server.c - the FUSE server's threads, mount and session I/O; the
  * file system they serve is fuse.c's (see fuse.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * nbdkit.c - the uzram nbdkit plugin: a compressed RAM disk served over NBD.
  *

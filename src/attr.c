@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * attr.c - the zram attribute table: the one parser and printer of
  * /sys/block/zramN-style attributes that every frontend uses.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * error.c - per-thread detailed error messages (see error.h) and the
  * readable text of the errno values uzram returns.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * io.c - layer 4 of the store (src/README.md): the public data path,
  * uzram_read / write / discard / write_zeroes / flush / page_state.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mem.c - the one gateway for uzram's memory (see mem.h).
  *

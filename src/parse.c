@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * parse.c - sizes, decimal numbers and key=value words: the one parser of
  * each, for the attribute table, the policies, the frontends' options

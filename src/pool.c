@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pool.c - layer 4 of the store (src/README.md): pools, many devices in
  * one store, and clones.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * prefault.c - keep the next pages of an allocator's arena resident, on a
  * helper thread, so that the writer finds them mapped.

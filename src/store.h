@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store.h - the store's state: the slot format, the counters and struct
  * uzram.  Types only: every layer of the store includes it, and each

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * zsmalloc.c - the size-class allocator for compressed objects.
  *

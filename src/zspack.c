@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * zspack.c - the pack: where zsmalloc keeps the objects of size classes
  * too small to have zspages of their own.

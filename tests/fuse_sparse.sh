@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_sparse.sh - a 1 TiB uzram costs memory only where it is written:
 # mount --size 1T, write 1000 scattered 4 KiB blocks with dd, and check that
 # the daemon's resident memory (VmRSS) rose by less than 8 MiB over its idle

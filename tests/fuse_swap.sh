@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_swap.sh - uzram as swap: a loop device on DIR/disk is the swap
 # device, and a workload in a memory cgroup capped at 1/4 of its working
 # set must get every page back intact.  The server (locked in memory,

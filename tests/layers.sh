@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # layers.sh - the structure src/README.md states, checked: no include
 # points up the layers (but the one named edge), frontends use the public
 # API only, the store's content counters are written in slot.c alone, and

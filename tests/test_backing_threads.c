@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_backing_threads.c - the data path racing writeback, recompression,
  * idle marking, compaction and both policies, with a backing file and a

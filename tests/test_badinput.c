@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_badinput.c - bad input gets a clear error and changes nothing.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_capture.c - `uzram capture PID OUT` (tools/capture.c).
  *

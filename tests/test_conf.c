@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conf.c - the /etc/uzram.conf reader (tools/conf.c): size
  * expressions against values worked out by hand, every key of a full

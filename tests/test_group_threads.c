@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_group_threads.c - group compression under concurrency (run under
  * ThreadSanitizer by the TSan build: `ctest -L concurrency`).

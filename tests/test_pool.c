@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_pool.c - pools (many devices in one store) and clones, against a
  * model of every device's bytes, with the store's and the pool's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_pool_threads.c - clones made, written, read and removed while
  * other threads write their sources and read the clones (ThreadSanitizer

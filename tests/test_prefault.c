@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_prefault.c - the prefault helper (prefault.c) under zsmalloc.
  *

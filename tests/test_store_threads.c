@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_store_threads.c - threads hammering overlapping ranges of one
  * device, each checking its own bytes; a compactor and a reader of

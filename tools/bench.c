@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench.c - `uzram bench`: the benchmark every figure comes from.
  *

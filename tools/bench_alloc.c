@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_alloc.c - `uzram bench-alloc`: is alloc/free O(1)?
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_pool.c - `uzram bench-pool`: what a clone costs, measured.
  *

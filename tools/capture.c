@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * capture.c - `uzram capture PID OUT`: append the resident pages of a live
  * process's writable private memory to a page file.

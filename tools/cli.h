@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cli.h - the subcommands of the `uzram` command line tool.
  * tools/main.c dispatches argv[1] to one of these; each returns the

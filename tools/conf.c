@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.c - the reader of /etc/uzram.conf (conf.h) and its size
  * expressions.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.h - /etc/uzram.conf: devices to set up at boot, in
  * zram-generator's format and with its keys (see uzram.conf(5)).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dupscan.c - the ideal of deduplication for a page file: the lz4 bytes of
  * the pages that repeat an earlier page, over the lz4 bytes of all pages

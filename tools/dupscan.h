@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dupscan.h - the duplicates of a page file and what storing them once
  * could save at best (dupscan.c), for `uzram bench`.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * generator.c - uzram-generator, a systemd generator (systemd.generator(7)):
  * one unit per device of /etc/uzram.conf ($UZRAM_CONF).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * main.c - the command line tool `uzram`: main() dispatches to one
  * subcommand, each in a file of its own (cli.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mount.c - the `uzram mount`, `uzram pool`, `uzram clone` and `uzram
  * umount` commands: parse the options, create the device (or the pool

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pagefile.c - read a page file, raw or zstd-compressed, into memory
  * (pagefile.h).  zstd files are decoded with libzstd's streaming API as

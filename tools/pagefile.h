@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pagefile.h - the one reader of page files (pagefile.c), for `uzram
  * bench`, `uzram bench-alloc` and the tests.  A page file is raw 4 KiB

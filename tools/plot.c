@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * plot.c - the benchmark as a picture: a gnuplot script written from the
  * measured figures, then run (Debian's gnuplot, the svg terminal).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * plot.h - `uzram bench --plot FILE.svg`: the benchmark's figures drawn
  * with gnuplot.

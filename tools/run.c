@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * run.c - spawn a program, optionally capture its standard output, wait
  * for it.  The CLI composes real system tools rather than re-implementing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * run.h - running other programs from the CLI (losetup, mkswap, mkfs,
  * swapon, mount, gnuplot, and `uzram` itself): one spawn-and-wait helper.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * setup.c - a uzram device put to use as swap or a filesystem, and back.
  *

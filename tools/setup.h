@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * setup.h - bringing a uzram device into use and taking it out again:
  * the steps `uzram swapon`, `uzram up` (a device of /etc/uzram.conf) and

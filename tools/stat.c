@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stat.c - `uzram stat [--output COLUMNS] [--bytes] [--raw] [--noheadings]
  * [--json] [DIR...]`: list uzram mounts the way zramctl lists zram

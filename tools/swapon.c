@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * swapon.c - `uzram swapon` and `uzram swapoff`: compressed swap in one
  * command, as zramctl + mkswap + swapon give it for kernel zram.

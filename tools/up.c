@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * up.c - `uzram up [--] NAME` and `uzram down [--] NAME`: bring up and
  * take down the device [NAME] of /etc/uzram.conf ($UZRAM_CONF).  These

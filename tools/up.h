@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * up.h - a section of /etc/uzram.conf checked as `uzram up` would apply
  * it (up.c), for `uzram up` itself and for uzram-generator.

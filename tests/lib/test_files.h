@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_files.h - the files unit tests make and read, in one place: a fresh
  * backing file of N 4 KiB blocks, and a page file of the corpus unpacked
