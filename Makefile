@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # uzram top-level Makefile: the two commands a newcomer runs.
 #
 #   make demo    install what is missing, build, run the main job

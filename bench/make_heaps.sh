@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make_heaps.sh UZRAM OUTDIR - page files of real process memory, made here:
 # three programs in three languages each build a working set of their own,
 # then `uzram capture` saves their resident writable private pages (what a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * attr.c - the zram attribute table: the one parser and printer of
  * /sys/block/zramN-style attributes that every frontend uses.
@@ -1222,6 +1223,7 @@ static int store_pool_setting(struct uzram *dev, const struct attr *a, const str
 
 static int uzram_attr_show_impl(struct uzram *dev, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
@@ -1248,6 +1250,7 @@ int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
 
 static int uzram_attr_store_impl(struct uzram *dev, const char *name, const char *value, size_t len)
 {
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
@@ -1349,6 +1352,7 @@ const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
 
 static int uzram_pool_attr_show_impl(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
@@ -1371,6 +1375,7 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
 static int uzram_pool_attr_store_impl(struct uzram_pool *p, const char *name, const char *value,
                                       size_t len)
 {
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)

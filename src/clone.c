@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * clone.c - layer 1 of the store (src/README.md): clone links, the units
  * of a store that read through to other units, and their dependents.

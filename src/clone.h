@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * clone.h - layer 1 of the store (src/README.md): clone links between
  * units of a store (clone.c).  struct uz_links is in store.h; the public

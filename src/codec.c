@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * codec.c - the compressor registry over liblz4, liblzo2, libzstd and zlib.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * codec.h - the compressor registry over the real libraries
  * (liblz4, liblzo2, libzstd, zlib).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dedup.c - layer 2 of the store (src/README.md): the content index.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dedup.h - layer 2 of the store (src/README.md): the content index that
  * finds a page already stored, so that identical pages are stored once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * device.c - layer 4 of the store (src/README.md): struct uzram's one
  * lifecycle, the same for a device on a store of its own and a device of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * device.h - layer 4 of the store (src/README.md): the device lifecycle
  * (device.c).  The public side (uzram_create, uzram_open, ...) is in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * group.c - group compression: K aligned pages (K = 2, 4 or 8) compressed
  * together as one unit.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * group.h - layer 3 of the store (src/README.md): compressed groups,
  * K = 2, 4 or 8 aligned pages compressed together (group.c; the slot

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * io.c - layer 4 of the store (src/README.md): the public data path,
  * uzram_read / write / discard / write_zeroes / flush / page_state.
@@ -340,6 +341,7 @@ int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 /* Nothing inside uzram is volatile: a flush has nothing to do. */
 int uzram_flush(struct uzram *dev)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_FLUSH, 0, t0, 0);
 }

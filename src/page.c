@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * page.c - layer 2 of the store (src/README.md): one page of one slot.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * page.h - layer 2 of the store (src/README.md): one page of one slot.
  * Store, read, patch and forward a page whose slot the caller holds

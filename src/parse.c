@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * parse.c - sizes, decimal numbers and key=value words: the one parser of
  * each, for the attribute table, the policies, the frontends' options
@@ -49,6 +50,7 @@ int uz_memparse(const char *s, size_t len, uint64_t *out)
 
 static int uzram_parse_size_impl(const char *s, uint64_t *out)
 {
+    uz_error_clear();
     if (!s || uz_memparse(s, strlen(s), out) < 0)
         return uz_error(-EINVAL, "'%s' is not a size (e.g. 4096, 512M, 1G)", s ? s : "(null)");
     return 0;

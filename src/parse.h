@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * parse.h - the parsers every attribute and option uses (parse.c): sizes,
  * decimal numbers, and the key=value tokenizer.  A utility below the

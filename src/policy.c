@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * policy.c - policies that run by themselves: a background thread per
  * device that recompresses pages idle longer than T, and writes back pages

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * policy.h - layer 5 of the store (src/README.md): the policies that run
  * by themselves, a background thread per device (policy.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pool.c - layer 4 of the store (src/README.md): pools, one store with
  * many devices, and the public side of clones.
@@ -245,6 +246,7 @@ int uzram_device_id(const struct uzram *dev)
 
 static int uzram_clone_impl(struct uzram *src, struct uzram **out)
 {
+    uz_error_clear();
     if (!uz_in_pool(src))
         return uz_error(-EINVAL, "clone: the device is not in a pool (make it with "
                         "uzram_pool_add; a device of its own has room for itself only)");

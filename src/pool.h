@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pool.h - layer 4 of the store (src/README.md): pools, one store with
  * many devices (pool.c).  The public side is in uzram.h

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recompress.c - secondary algorithms and recompression (zram's
  * recomp_algorithm and recompress).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recompress.h - layer 3 of the store (src/README.md): secondary
  * algorithms and recompression (recompress.c).

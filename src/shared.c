@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * shared.c - layer 1 of the store (src/README.md): the shared records'
  * table, the anon layer of ../shared/DESIGN.md carried to compressed pages.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * shared.h - layer 1 of the store (src/README.md): shared records, the
  * anon layer's shared object (shared.c).  A record holds one page for

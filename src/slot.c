@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * slot.c - layer 1 of the store (src/README.md): the slot table's locks
  * and pins, the one commit of a slot's content, and the invariant check.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * slot.h - layer 1 of the store (see src/README.md): a slot's lock, pin
  * and state, the one function that changes what a slot holds, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store.h - the store's state: the slot format, the counters, struct
  * uz_store (where pages live) and struct uzram (a device, a range of a

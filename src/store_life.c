@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store_life.c - layer 4 of the store (src/README.md): a store's lifecycle.
  * A store (store.h) is where pages live; devices are ranges of it.

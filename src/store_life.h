@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * store_life.h - layer 4 of the store (src/README.md): a store's
  * lifecycle (store_life.c).  struct uz_store is in store.h.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * writeback.c - moving pages out of RAM to the backing device, reading
  * them back, and idle tracking (zram's writeback and idle).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * writeback.h - layer 3 of the store (src/README.md): moving pages out
  * of RAM to the backing device, and idle marking (writeback.c).

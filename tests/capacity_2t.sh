@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/capacity_2t.sh - a pool's default capacity is 4 TiB, as uzram.h,
 # uzram(1) and nbdkit-uzram-plugin(1) say: a 2 TiB device fits without
 # naming a capacity.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # cli_badinput.sh - the command line under bad input: unknown commands
 # and options, missing arguments, malformed sizes (abc, -1, 1e99, 2^64,
 # 100 KB of digits), bad algorithm and allocator names, nonexistent or

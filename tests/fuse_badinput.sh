@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_badinput.sh - bad input through a FUSE mount (issue 19): every case
 # checks a clear error (the errno the writer gets and, for a store, the
 # library's message the server logs on stderr), a server that survives

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_settle.sh - a mounted device settles by itself: with the mount's
 # defaults (settling on; its idle age shortened here to 1 s), real data
 # written through DIR/disk is regrouped and recompressed with nobody

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/nbd_badinput.sh - the nbdkit plugin against bad parameters, hostile
 # export names and invalid clone requests (issue 19).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/settings_words.sh - every frontend takes the same words for a
 # setting, because every one parses it with the attribute table
 # (uzram_config_set, src/attr.c): for group_pages, dedup and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_allocfail.c - allocation-failure sweeps, SQLite style.
  *

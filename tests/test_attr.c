@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_attr.c - the zram attribute table: every attribute shown and stored
  * as /sys/block/zramN has it, malformed values refused with the error

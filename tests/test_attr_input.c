@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_attr_input.c - attribute stores that must give a clear answer
  * (issue 19, findings 7 and 8):

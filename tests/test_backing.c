@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_backing.c - the backing device: backing_dev, writeback in every
  * mode, writeback_limit, compressed writeback, the compcache forward (over

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_badinput.c - bad input gets a clear error and changes nothing.
  *
@@ -26,6 +27,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -546,11 +548,13 @@ static void test_attr_access(void **state)
         int full = uzram_attr_show(dev, name, buf, sizeof buf);
         assert_true(full > 0);
         assert_int_equal(uzram_attr_show(dev, name, buf, 0), -ENOSPC);
+        msg_has("show into 0 bytes", name, NULL);
         for (size_t size = 1; size <= (size_t)full; size++) {
             char *b = malloc(size);
             int rc = uzram_attr_show(dev, name, b, size);
             if (rc != -ENOSPC)
                 fail_msg("show %s into %zu bytes (needs %d + 1): %d", name, size, full, rc);
+            msg_has("show into a short buffer", name, "does not fit", NULL);
             free(b);
         }
         char *b = malloc((size_t)full + 1);
@@ -709,6 +713,81 @@ static void test_disksize_zero_config(void **state)
     uzram_destroy(dev);
 }
 
+/* uzram.h, "Errors": the message is the calling thread's, cleared by each
+ * call that can fail, set by its failure; uzram_strerror's strings are
+ * static. */
+static void *fail_in_thread(void *arg)
+{
+    struct uzram *dev = arg;
+    if (uzram_attr_store(dev, "disksize", "junk", 4) != -EINVAL || !strstr(uzram_last_error(), "junk"))
+        return (void *)1;
+    return NULL;
+}
+
+static void test_last_error_contract(void **state)
+{
+    (void)state;
+    struct uzram *dev = make(NULL, SIZE);
+    uint8_t page[PAGE];
+    memset(page, 0x5a, sizeof page);
+
+    /* a failure sets its own message; the pointer stays the thread's */
+    assert_int_equal(uzram_write(dev, page, PAGE, SIZE), -EINVAL);
+    const char *m = uzram_last_error();
+    assert_non_null(strstr(m, "outside"));
+    /* a call that cannot fail leaves it */
+    (void)uzram_disksize(dev);
+    (void)uzram_open_count(dev);
+    assert_ptr_equal(uzram_last_error(), m);
+    assert_non_null(strstr(m, "outside"));
+    /* the next call that can fail clears it, and a success leaves "" */
+    assert_int_equal(uzram_write(dev, page, PAGE, 0), 0);
+    assert_string_equal(uzram_last_error(), "");
+    char buf[256];
+    assert_int_equal(uzram_attr_store(dev, "no_such_attr", "1", 1), -ENOENT);
+    assert_non_null(strstr(uzram_last_error(), "no_such_attr"));
+    assert_true(uzram_attr_show(dev, "mm_stat", buf, sizeof buf) > 0);
+    assert_string_equal(uzram_last_error(), "");
+    uint64_t v;
+    assert_int_equal(uzram_parse_size("12Q", &v), -EINVAL);
+    assert_int_equal(uzram_page_state(dev, 0), UZRAM_PAGE_DATA);
+    assert_string_equal(uzram_last_error(), "");
+
+    /* another thread's failure is not this thread's message */
+    assert_int_equal(uzram_flush(dev), 0);
+    pthread_t t;
+    void *rc = (void *)2;
+    assert_int_equal(pthread_create(&t, NULL, fail_in_thread, dev), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    assert_null(rc);
+    assert_string_equal(uzram_last_error(), "");
+
+    /* page_state: -ENXIO on an uninitialised device, with a message */
+    struct uzram *empty = make(NULL, 0);
+    assert_int_equal(uzram_page_state(empty, 0), -ENXIO);
+    assert_non_null(strstr(uzram_last_error(), "not initialised"));
+    uzram_destroy(empty);
+
+    /* uzram_strerror: static strings, the same pointer every time, for
+     * the values uzram returns and for any other */
+    const int errs[] = {0, -EINVAL, -ENOMEM, -EBUSY, -ENXIO, -EMLINK, -ENOSPC, -ENODEV, -ELIBACC,
+                        -4000, 12345, INT_MIN};
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        const char *a = uzram_strerror(errs[i]);
+        assert_non_null(a);
+        assert_true(a[0] != 0);
+        assert_ptr_equal(uzram_strerror(errs[i]), a);
+    }
+    assert_string_equal(uzram_strerror(-4000), "unknown error");
+    assert_non_null(strstr(uzram_strerror(-EMLINK), "references"));
+    /* the attribute and algorithm names are static too */
+    unsigned mode;
+    const char *n0 = uzram_attr_name(0, &mode);
+    assert_non_null(n0);
+    assert_ptr_equal(uzram_attr_name(0, &mode), n0);
+    uzram_destroy(dev);
+}
+
 int main(void)
 {
     /* The snapshots and exact-length shows below need an attribute's text
@@ -727,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_disksize_too_large_message),
         cmocka_unit_test(test_disksize_zero_config),
+        cmocka_unit_test(test_last_error_contract),
         /* last: under UBSan a NULL passed to memchr/memcpy stops the program */
         cmocka_unit_test(test_attr_null_empty),
     };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_dedup.c - identical pages stored once: shared records and the
  * content index, every path on a shared page, checked against a model and

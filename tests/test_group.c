@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_group.c - group compression (group_pages, recompress group=K),
  * checked against a model (a plain byte array of what the disk must read).

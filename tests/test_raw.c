@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_raw.c - the raw RAM mode: a device with algorithm "none".
  *

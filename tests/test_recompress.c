@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_recompress.c - secondary algorithms, recompress, and the policies.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_settle.c - settling (recompress.c, "Settling") and how it meets
  * the other memory-saving parts: groups with shared pages on the write

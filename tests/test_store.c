@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_store.c - every store path of the device, checked against a model
  * (a plain byte array holding what the disk should read as).

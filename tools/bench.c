@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench.c - `uzram bench`: the benchmark every figure comes from.
  *
@@ -148,7 +149,7 @@ static uint64_t rss_bytes(void)
 static int load(const char *name, struct pagefile *pf)
 {
     char msg[512];
-    if (uz_pagefile_load(name, 0, &pf->data, &pf->pages, msg, sizeof msg) < 0) {
+    if (pagefile_load(name, 0, &pf->data, &pf->pages, msg, sizeof msg) < 0) {
         fprintf(stderr, "uzram bench: %s\n", msg);
         return -1;
     }
@@ -879,7 +880,7 @@ static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, stru
 /* ------------------------------------------------------------- output */
 
 /* The current file's duplicates (dupscan.c), for its JSON rows. */
-static struct uz_dupscan dupscan;
+static struct dupscan_file dupscan;
 static bool have_dupscan;
 
 static void print_json(const struct opts *o, const struct pagefile *pf, const struct result *r)
@@ -996,7 +997,7 @@ static int bench_set(struct opts *o, const char *opt, const char *name, const ch
     return 0;
 }
 
-int uz_cmd_bench(int argc, char **argv)
+int cmd_bench(int argc, char **argv)
 {
     /* the mount's defaults (tools/mount.c): its figures are the ones users get */
     struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1, .group = UZRAM_GROUP_AUTO};
@@ -1087,7 +1088,7 @@ int uz_cmd_bench(int argc, char **argv)
                         "churn's)\n");
         return 2;
     }
-    struct uz_plot_file *plots = o.plot ? calloc((size_t)(argc - optind), sizeof *plots) : NULL;
+    struct plot_file *plots = o.plot ? calloc((size_t)(argc - optind), sizeof *plots) : NULL;
     if (o.plot && !plots) {
         fprintf(stderr, "uzram bench: out of memory\n");
         return 1;
@@ -1105,16 +1106,16 @@ int uz_cmd_bench(int argc, char **argv)
             status = 1;
             continue;
         }
-        have_dupscan = uz_dupscan(pf.data, pf.pages, &dupscan) == 0;
+        have_dupscan = dupscan_file(pf.data, pf.pages, &dupscan) == 0;
         if (have_dupscan) {
-            struct uz_dupscan ds = dupscan;
+            struct dupscan_file ds = dupscan;
             if (!o.json)
                 printf("%-22s duplicates: %llu of %llu pages repeat an earlier one; the ideal saving is "
                        "%.1f%% of the lz4 bytes\n", pf.name, (unsigned long long)ds.dup_pages,
                        (unsigned long long)ds.pages,
                        ds.lz4_bytes ? 100.0 * (double)ds.ideal_bytes / (double)ds.lz4_bytes : 0.0);
         }
-        struct uz_plot_file *pl = plots ? &plots[nplots++] : NULL;
+        struct plot_file *pl = plots ? &plots[nplots++] : NULL;
         if (pl) {
             const char *base = strrchr(pf.name, '/');
             snprintf(pl->name, sizeof pl->name, "%s", base ? base + 1 : pf.name);
@@ -1126,7 +1127,7 @@ int uz_cmd_bench(int argc, char **argv)
             struct result fill = {0}, churn = {0}, settled = {0};
             int rc = bench_device(&o, &pf, a, &fill, &churn, &settled);
             if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
-                struct uz_plot_series *s = &pl->s[pl->ns++];
+                struct plot_series *s = &pl->s[pl->ns++];
                 snprintf(s->label, sizeof s->label, "uzram %s", a);
                 s->write_mb_s = fill.write_mb_s;
                 s->read_mb_s = fill.read_mb_s;
@@ -1165,7 +1166,7 @@ int uz_cmd_bench(int argc, char **argv)
             else if (rc < 0)
                 status = 1;
             if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
-                struct uz_plot_series *s = &pl->s[pl->ns++];
+                struct plot_series *s = &pl->s[pl->ns++];
                 snprintf(s->label, sizeof s->label, "kernel zram");
                 s->write_mb_s = kr.write_mb_s;
                 s->read_mb_s = kr.read_mb_s;
@@ -1183,7 +1184,7 @@ int uz_cmd_bench(int argc, char **argv)
         char title[256];
         snprintf(title, sizeof title, "uzram bench --churn %d, %s%s: uzram and kernel zram on "
                  "the same pages", o.churn, o.algorithm, o.kernel ? "" : " (no kernel zram)");
-        if (status == 0 && uz_plot_write(o.plot, plots, nplots, title) < 0)
+        if (status == 0 && plot_write(o.plot, plots, nplots, title) < 0)
             status = 1;
         for (int i = 0; i < nplots; i++)
             for (int k = 0; k < plots[i].ns; k++) {

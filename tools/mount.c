@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mount.c - the `uzram mount`, `uzram pool`, `uzram clone` and `uzram
  * umount` commands: parse the options, create the device (or the pool
@@ -79,7 +80,7 @@ static bool find_uzram_mount(const char *dir, long *owner)
         char src[1024], mnt[PATH_MAX], type[256], opts[4096];
         if (sscanf(line, "%1023s %4095s %255s %4095s", src, mnt, type, opts) != 4)
             continue;
-        uz_setup_unescape(mnt);   /* \040 for a blank */
+        setup_unescape(mnt);   /* \040 for a blank */
         if (strcmp(type, "fuse.uzram") != 0 || strcmp(mnt, dir) != 0)
             continue;
         found = true;
@@ -150,10 +151,10 @@ static int parse_size(const char *opt, const char *s, uint64_t *out)
 
 /* Serve until DIR is unmounted or a signal in sigs arrives (they are
  * blocked by the caller and read through a signalfd). */
-static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
+static void serve_until_done(struct uzfs *f, const sigset_t *sigs)
 {
     int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
-    struct pollfd p[2] = {{.fd = uz_fuse_end_fd(f), .events = POLLIN},
+    struct pollfd p[2] = {{.fd = uzfs_end_fd(f), .events = POLLIN},
                           {.fd = sfd, .events = POLLIN}};
     for (;;) {
         int n = poll(p, sfd >= 0 ? 2 : 1, -1);
@@ -170,7 +171,7 @@ static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
 /* What `uzram mount` or `uzram pool` was asked for. */
 struct mount_args {
     struct uzram_config cfg;   /* a pool's: disksize is its capacity */
-    struct uz_fuse_opts fo;
+    struct uzfs_opts fo;
     bool foreground;
     bool pool;
     unsigned devices;   /* a pool's first devices */
@@ -207,7 +208,7 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
     a->cfg.group_pages = pool ? 1 : UZRAM_GROUP_AUTO;
     a->pool = pool;
     a->devices = 1;     /* as the zram module loads: num_devices=1 */
-    uz_fuse_opts_init(&a->fo);
+    uzfs_opts_init(&a->fo);
     if (pool)
         a->fo.fsname = "uzram-pool";
     bool have_size = false;
@@ -410,7 +411,7 @@ static void harden_daemon(void)
 /* A pool and its first a->devices devices of disksize a->size; the
  * server in *f.  Returns 0 or -1 (errors printed); nothing is left on
  * error. */
-static int start_pool(const struct mount_args *a, struct uzram_pool **pool, struct uz_fuse **f)
+static int start_pool(const struct mount_args *a, struct uzram_pool **pool, struct uzfs **f)
 {
     int err = uzram_pool_create(&a->cfg, pool);
     if (err < 0) {
@@ -429,7 +430,7 @@ static int start_pool(const struct mount_args *a, struct uzram_pool **pool, stru
     if (err < 0) {
         const char *msg = uzram_last_error();
         fprintf(stderr, "uzram pool: device: %s\n", msg && *msg ? msg : uzram_strerror(err));
-    } else if ((err = uz_fuse_start_pool(*pool, a->dir, &a->fo, f)) >= 0) {
+    } else if ((err = uzfs_start_pool(*pool, a->dir, &a->fo, f)) >= 0) {
         return 0;
     }
     for (int id = uzram_pool_next(*pool, -1); id >= 0; id = uzram_pool_next(*pool, id))
@@ -472,7 +473,7 @@ static int run_mount(int argc, char **argv, bool pool)
 
     struct uzram *dev = NULL;
     struct uzram_pool *upool = NULL;
-    struct uz_fuse *f;
+    struct uzfs *f;
     if (pool) {
         if (start_pool(&a, &upool, &f) < 0)
             goto out;
@@ -483,7 +484,7 @@ static int run_mount(int argc, char **argv, bool pool)
             fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
             goto out;
         }
-        if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
+        if (uzfs_start(dev, a.dir, &a.fo, &f) < 0) {
             uzram_destroy(dev);
             goto out;
         }
@@ -502,7 +503,7 @@ static int run_mount(int argc, char **argv, bool pool)
         daemon_ready(ready);
 
     serve_until_done(f, &sigs);
-    uz_fuse_stop(f);
+    uzfs_stop(f);
     if (pool)
         destroy_pool(upool);
     else
@@ -518,12 +519,12 @@ out:
     return rc;
 }
 
-int uz_cmd_mount(int argc, char **argv)
+int cmd_mount(int argc, char **argv)
 {
     return run_mount(argc, argv, false);
 }
 
-int uz_cmd_pool(int argc, char **argv)
+int cmd_pool(int argc, char **argv)
 {
     return run_mount(argc, argv, true);
 }
@@ -532,7 +533,7 @@ int uz_cmd_pool(int argc, char **argv)
 
 /* `uzram clone DIR/zramN`: read DIR/zramN/clone (the server makes the
  * clone and answers its number M), print DIR/zramM. */
-int uz_cmd_clone(int argc, char **argv)
+int cmd_clone(int argc, char **argv)
 {
     if (argc != 2 || argv[1][0] == '-') {
         bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
@@ -681,7 +682,7 @@ static int umount_one(const char *arg)
     return rc;
 }
 
-int uz_cmd_umount(int argc, char **argv)
+int cmd_umount(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: uzram umount DIR...\n"

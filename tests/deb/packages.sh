@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # packages.sh - the Debian packages (debian/), built, installed, used and
 # purged for real.
 #
