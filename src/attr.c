@@ -1237,7 +1237,7 @@ static int uzram_attr_show_impl(struct uzram *dev, const char *name, char *buf, 
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
     if (len == -ENOSPC)
-        return uz_error(-ENOSPC, "%s: the value is longer than the buffer of %zu bytes", name,
+        return uz_error(-ENOSPC, "%s: the value does not fit in %zu bytes", name,
                         size);
     return len;
 }
