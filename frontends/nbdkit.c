@@ -385,8 +385,8 @@ static int uzram_plugin_config_complete(void)
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit, or auto\n" \
     "                    (default, but 1 with max_clones): each write uses the largest\n" \
     "                    aligned run of 8, 4 or 2 pages it covers, pages alone for the rest.\n" \
-    "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
-    "                    of pages is looked up, every page once duplicates are common).\n" \
+    "dedup=<MODE>        0, 1 or auto: store identical pages once (default 1: every page\n" \
+    "                    is looked up; auto: a sample, every page once repeats are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE); with export=,\n" \
     "                    the pool's: its attributes, zram-control, DIR/zramN per device."

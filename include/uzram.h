@@ -187,15 +187,16 @@ struct uzram_config {
     /* ---- fields added in 0.2 (the size field tells the library whether
      * a caller knows them) ---- */
 
-    /* Identical pages stored once (the "dedup" attribute): "auto" (the
-     * default, NULL), "1"/"on", "0"/"off".  A page about to be stored is
+    /* Identical pages stored once (the "dedup" attribute): "1"/"on" (the
+     * default, NULL), "auto", "0"/"off".  A page about to be stored is
      * looked up by a 64-bit hash (XXH3) in a content index and, if the
      * same bytes are stored already (compared, never trusted to the hash),
      * it becomes one more reference to them.  "on" looks up every page;
      * "auto" looks at one page in sixteen (chosen by content, so
      * duplicates are sampled alike) and at every page while at least 2% of
-     * them turn out to be stored already, which costs almost nothing on
-     * data without duplicates.  A shared page is read, written back,
+     * them turn out to be stored already (every page is indexed either
+     * way); it misses the repeats that come before the sample has seen
+     * enough of them, so "on" is the default (docs/settling.md).  A shared page is read, written back,
      * recompressed and compacted once, for all its references; writing a
      * page of it gives that page its own copy. */
     const char *dedup;

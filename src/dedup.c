@@ -668,12 +668,16 @@ int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, stru
     *indexed = false;
     if (!d || mode == UZ_DEDUP_OFF)
         return -1;
-    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
-        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
-        return -1;
     uint64_t h = page_hash(page);
     *hash = h;
     *indexed = true;
+    /* auto, sampling: every page is indexed, a sample looked up, so that
+     * once the sample finds repeats every page is looked up and finds
+     * the pages stored before (groups and settling need them found: a
+     * page indexed late is one a group or settling may already hold) */
+    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
+        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        return -1;
     atomic_fetch_add_explicit(&d->lookups, 1, RELAXED);
     struct place p;
     place_of(d, h, &p);

@@ -147,7 +147,7 @@ int uz_store_create(unsigned max_devices, struct uz_store **out)
     snprintf(st->allocator_name, sizeof st->allocator_name, "zsmalloc");
     st->group_pages = 1;
     atomic_store(&st->compact_bound, UZRAM_COMPACT_DEFAULT);
-    atomic_store(&st->dedup_mode, UZ_DEDUP_AUTO);
+    atomic_store(&st->dedup_mode, UZ_DEDUP_ON);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     st->epoch = (uint64_t)ts.tv_sec;

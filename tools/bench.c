@@ -967,7 +967,7 @@ static void usage(void)
                     "                   [--kernel-device zramN] [--group-pages 1|2|4|8|auto] [--dedup 0|1|auto]\n"
                     "                   [--compact-bound N|off] [--plot FILE.svg] [--settle]\n"
                     "                   [--json] PAGEFILE...\n"
-                    "  The defaults are `uzram mount`'s: lz4, group_pages auto, dedup auto,\n"
+                    "  The defaults are `uzram mount`'s: lz4, group_pages auto, dedup on,\n"
                     "  settling to zstd.\n"
                     "  --settle          after the fill, settle every page (recompress settle),\n"
                     "                    report the settled memory and time cold 4 KiB reads\n"
