@@ -12,7 +12,8 @@
  *
  *   kept      algorithm and level, allocator, huge threshold, streams,
  *             group_pages, secondaries and their levels, auto_compact,
- *             writeback_compressed, forward_threshold, the policies'
+ *             writeback_compressed, writeback_batch_size,
+ *             forward_threshold, the policies'
  *             settings (their thread is stopped and restarts at the next
  *             init)
  *   cleared   disksize and everything stored, mem_limit (0: none),
@@ -39,6 +40,7 @@
 #include "dedup.h"
 #include "shared.h"
 #include "recompress.h"
+#include "writeback.h"
 #include "policy.h"
 #include "error.h"
 #include "mem.h"
@@ -387,6 +389,7 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
             snprintf(dev->recomp_algo[i].name, sizeof dev->recomp_algo[i].name, "%s",
                      uz_codec_find(cfg->recomp_algorithm[i])->name);
     atomic_store(&dev->wb_compressed, cfg->writeback_compressed);
+    atomic_store(&dev->wb_batch, UZ_WB_BATCH_DEFAULT);
     atomic_store(&dev->forward_threshold, cfg->forward_threshold);
     copy_name(dev->algorithm, sizeof dev->algorithm, codec->name, "algorithm");
     dev->level = cfg->level;

@@ -44,6 +44,7 @@
 #include "shared.h"
 #include "page.h"
 #include "error.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <string.h>
@@ -143,6 +144,87 @@ static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     return 0;
 }
 
+/* A batch: pages locked and copied out, their blocks allocated, waiting
+ * to go out together (the backing device has them in flight at once). */
+struct wb_batch {
+    unsigned n, max;
+    uint8_t *buf;                      /* max pages, page-aligned */
+    struct uz_bio bio[UZ_WB_BATCH_MAX];
+    struct {
+        uint64_t idx;
+        struct uz_slot *s;
+        uint32_t keep;                 /* the state bits the slot keeps */
+        size_t clen;                   /* 0: the raw page */
+    } item[UZ_WB_BATCH_MAX];
+};
+
+/* Copy a locked slot's page (state f, qualifying) into the batch and give
+ * it a block.  0 or the error (nothing added). */
+static int batch_add(struct uzram *dev, struct wb_batch *w, uint64_t idx, struct uz_slot *s,
+                     uint32_t f)
+{
+    struct uz_backing *b = dev->bd;
+    uint64_t h = slot_handle(s);
+    size_t size = uz_obj_bytes(dev, f, h);
+    const uint8_t *obj = dev->aops->map(dev->alloc, h);
+    uint8_t *buf = w->buf + (size_t)w->n * PAGE;
+    size_t clen = 0;
+    if (f & SLOT_HUGE) {
+        memcpy(buf, obj, PAGE);
+    } else if (atomic_load(&dev->wb_compressed)) {
+        memcpy(buf, obj, size);
+        clen = size;
+        memset(buf + clen, 0, uz_backing_iolen(b, clen) - clen);   /* no stale bytes out */
+    } else if (uz_decompress(dev, slot_prio(f), obj, size, buf, NULL) < 0) {
+        return uz_error(-EIO, "writeback: page %llu does not decompress", (unsigned long long)idx);
+    }
+    uint64_t blk;
+    int err = uz_backing_alloc(b, &blk);
+    if (err < 0)
+        return err;
+    uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
+    if (clen)
+        keep |= f & SLOT_PRIO_MASK;
+    w->bio[w->n] = (struct uz_bio){.blk = blk, .buf = buf, .n = clen ? clen : PAGE};
+    w->item[w->n].idx = idx;
+    w->item[w->n].s = s;
+    w->item[w->n].keep = keep;
+    w->item[w->n].clen = clen;
+    w->n++;
+    return 0;
+}
+
+/* Send the batch, commit what went out (in order, up to the first
+ * failure: that page and every later one stay in RAM, their blocks
+ * freed), unlock every slot.  0 or the first failure's error; *first_bad
+ * is the slot it happened on. */
+static int batch_flush(struct uzram *dev, struct wb_batch *w, struct uz_wb_req *req,
+                       uint64_t *first_bad)
+{
+    int err = 0;
+    if (w->n)
+        uz_backing_write_batch(dev->bd, w->bio, w->n);
+    for (unsigned j = 0; j < w->n; j++) {
+        if (err == 0 && w->bio[j].err < 0) {
+            err = w->bio[j].err;
+            *first_bad = w->item[j].idx;
+        }
+        if (err == 0) {
+            uint64_t wh = w->bio[j].blk | (uint64_t)w->item[j].clen << WB_LEN_SHIFT;
+            uz_slot_commit(dev, w->item[j].idx, w->item[j].s, SLOT_WB | w->item[j].keep, wh, 0);
+            atomic_fetch_add_explicit(&dev->ev.written_back, 1, memory_order_relaxed);
+            req->done++;
+        } else {
+            uz_backing_free(dev->bd, w->bio[j].blk);
+            give_back_limit(dev);
+            atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
+        }
+        uz_slot_put(dev, w->item[j].idx, w->item[j].s);
+    }
+    w->n = 0;
+    return err;
+}
+
 int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
 {
     req->done = 0;
@@ -153,8 +235,24 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
     uint32_t now = uz_now(dev);
     int err = 0;
     uint64_t i;
+    /* several pages in flight when the backing device takes them so (its
+     * batch) and writeback_batch_size allows; the buffer is the run's,
+     * and without it the run goes page by page */
+    struct wb_batch w_store, *w = NULL;
+    unsigned max = atomic_load(&dev->wb_batch);
+    if (max > dev->bd->batch)
+        max = dev->bd->batch;
+    if (max > 1) {
+        w_store.buf = uz_malloc_aligned(PAGE, (size_t)max * PAGE);
+        if (w_store.buf) {
+            w = &w_store;
+            w->n = 0;
+            w->max = max;
+        }
+    }
+    uint64_t bad = 0;
     for (i = uz_next_used(dev, req->lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
-        if (req->max_pages && req->done >= req->max_pages)
+        if (req->max_pages && req->done + (w ? w->n : 0) >= req->max_pages)
             break;
         uint32_t f0 = uz_slot_peek(dev, i);
         /* a shared slot is looked at under its lock (its record says) */
@@ -162,6 +260,40 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
             continue;
         struct uz_slot *s = uz_slot_get(dev, i);
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if (w && !(f & SLOT_SHARED)) {
+            /* batched: the slot stays locked until its batch is flushed */
+            if (!wb_wanted(req, f, now)) {
+                uz_slot_put(dev, i, s);
+                continue;
+            }
+            if (!take_limit(dev))
+                err = uz_error(-EIO, "writeback: writeback_limit reached");
+            else if ((err = batch_add(dev, w, i, s, f & SLOT_STATE)) < 0) {
+                give_back_limit(dev);
+                atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
+            }
+            if (err < 0) {
+                uz_slot_put(dev, i, s);
+                /* the pages batched before this one still go out */
+                uint64_t at = i;
+                int ferr = batch_flush(dev, w, req, &at);
+                if (ferr < 0)
+                    err = ferr, i = at;
+                break;
+            }
+            if (w->n == w->max && (err = batch_flush(dev, w, req, &bad)) < 0) {
+                i = bad;
+                break;
+            }
+            continue;
+        }
+        /* a shared page (one record lock at a time), or no batch: this
+         * page alone, after the pages batched before it */
+        if (w && w->n && (err = batch_flush(dev, w, req, &bad)) < 0) {
+            uz_slot_put(dev, i, s);
+            i = bad;
+            break;
+        }
         struct uz_shared *r = NULL;
         struct uz_stream *st = NULL;
         int64_t rec = -1;
@@ -193,6 +325,15 @@ int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
         uz_slot_put(dev, i, s);
         if (err < 0)
             break;
+    }
+    if (w) {
+        if (w->n) {
+            /* the last batch: the scan went to i; a failure stops it earlier */
+            int ferr = batch_flush(dev, w, req, &bad);
+            if (ferr < 0 && err == 0)
+                err = ferr, i = bad;
+        }
+        uz_free(w->buf);
     }
     req->next = i;
     return err;
