@@ -155,7 +155,16 @@ struct uzram_config {
     /* Backing file or block device (zram's backing_dev): written-back and
      * forwarded pages live there, one 4 KiB block each.  A regular file
      * must already have its size (e.g. `truncate -s 4G FILE`); it is used
-     * with O_DIRECT when the file system allows.  NULL = none. */
+     * with O_DIRECT when the file system allows.  Or an NBD URI, far
+     * memory on another host (docs/far-memory.md):
+     * nbd://HOST[:PORT]/EXPORT, nbds://... (TLS), nbd+unix:///EXPORT?
+     * socket=PATH, with optional connections=N (1..16, default 4, used
+     * when the server offers multi-conn) and timeout=S (1..3600 s per
+     * request or connection attempt, default 10).  Over NBD a failed or
+     * timed-out writeback keeps the page in RAM, a read that fails or does
+     * not match what was written (a server that restarted empty) is -EIO,
+     * dropped connections are made again on use, and reset and destroy
+     * never wait for the server.  NULL = none. */
     const char *backing_dev;
     /* Write pages to the backing device compressed (smaller I/O, read back
      * and decompressed on access) instead of as raw 4 KiB pages. */
@@ -273,6 +282,13 @@ UZRAM_API void uzram_set_memory_locked(bool locked);
  * untouched).  Thread-safe.
  */
 UZRAM_API int uzram_parse_size(const char *s, uint64_t *out);
+
+/* Is name a backing device's name (uzram_config.backing_dev, the
+ * backing_dev attribute)?  1: an NBD URI of a form that can be opened
+ * (nbd://, nbds:// with a host, the +unix forms with an absolute
+ * socket=), 0: an absolute path, -EINVAL (with a message) otherwise.  Only
+ * the text is checked: nothing is opened or connected to. */
+UZRAM_API int uzram_backing_name(const char *name);
 
 /* The disk size in bytes (0 while uninitialised). */
 UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);

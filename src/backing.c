@@ -35,6 +35,7 @@
 #include "backing.h"
 #include "error.h"
 #include "mem.h"
+#include "uzram.h"
 
 #include <errno.h>
 #include <string.h>
@@ -92,6 +93,12 @@ int uz_backing_check_name(const char *name)
             return uz_error(-EINVAL, "backing_dev: '%s': the port is not a number", name);
     }
     return 0;
+}
+
+int uzram_backing_name(const char *name)
+{
+    int err = uz_backing_check_name(name);
+    return err < 0 ? err : uz_backing_is_uri(name) ? 1 : 0;
 }
 
 int uz_backing_open(struct uz_backing **out, const char *name)

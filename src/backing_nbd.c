@@ -265,7 +265,9 @@ static void conn_drop(struct conn *c)
 struct pending {
     unsigned ci;                 /* index into the locked connections */
     int64_t cookie;              /* < 0: not issued (err says why) */
-    struct uz_bio *bio;
+    struct uz_bio *bio;          /* bio[0..cnt): one request (consecutive blocks) */
+    unsigned cnt;
+    size_t len;                  /* bytes of the request */
     bool transport;              /* failed because the connection died */
 };
 
@@ -278,8 +280,8 @@ static void run(struct nbd_backing *nb, bool write, struct nbd_handle **hs, unsi
         struct uz_bio *v = p[i].bio;
         struct nbd_handle *h = hs[p[i].ci];
         uint64_t off = v->blk * BLK;
-        p[i].cookie = write ? nbd_aio_pwrite(h, v->buf, v->n, off, NBD_NULL_COMPLETION, 0)
-                            : nbd_aio_pread(h, v->buf, v->n, off, NBD_NULL_COMPLETION, 0);
+        p[i].cookie = write ? nbd_aio_pwrite(h, v->buf, p[i].len, off, NBD_NULL_COMPLETION, 0)
+                            : nbd_aio_pread(h, v->buf, p[i].len, off, NBD_NULL_COMPLETION, 0);
         p[i].transport = false;
         if (p[i].cookie < 0) {
             v->err = -(nbd_get_errno() ? nbd_get_errno() : EIO);
@@ -349,6 +351,9 @@ static void run(struct nbd_backing *nb, bool write, struct nbd_handle **hs, unsi
     for (unsigned c = 0; c < nh; c++)
         if (broken[c] || dead(hs[c]))
             hs[c] = NULL;   /* the caller closes it */
+    for (unsigned i = 0; i < np; i++)
+        for (unsigned k = 1; k < p[i].cnt; k++)
+            p[i].bio[k].err = p[i].bio[0].err;
 }
 
 /* Up to BATCH transfers: tried, then those whose connection died tried
@@ -359,10 +364,28 @@ static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsig
     for (unsigned i = 0; i < n; i++)
         v[i].err = 1;   /* to do */
     for (int attempt = 0; attempt < 2; attempt++) {
-        unsigned np = 0;
+        /* the transfers to do, as requests: runs of whole blocks that
+         * follow each other on the device and in memory (a batch's
+         * blocks mostly do: they are allocated first free first) go as
+         * one, at most a connection's share of the batch each */
+        unsigned todo = 0;
         for (unsigned i = 0; i < n; i++)
-            if (v[i].err == 1)
-                p[np++] = (struct pending){.bio = &v[i]};
+            todo += v[i].err == 1;
+        unsigned share = (todo + nb->nconn - 1) / (nb->nconn ? nb->nconn : 1);
+        unsigned np = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if (v[i].err != 1)
+                continue;
+            struct pending *q = np ? &p[np - 1] : NULL;
+            struct uz_bio *last = q ? &q->bio[q->cnt - 1] : NULL;
+            if (q && last + 1 == &v[i] && q->cnt < share && last->n == BLK && v[i].n == BLK &&
+                v[i].blk == last->blk + 1 && (uint8_t *)v[i].buf == (uint8_t *)last->buf + BLK) {
+                q->cnt++;
+                q->len += BLK;
+                continue;
+            }
+            p[np++] = (struct pending){.bio = &v[i], .cnt = 1, .len = v[i].n};
+        }
         if (!np)
             break;
         /* lock the connections: one for a single transfer (the first
@@ -399,7 +422,8 @@ static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsig
         }
         if (nh == 0) {
             for (unsigned i = 0; i < np; i++)
-                p[i].bio->err = uperr;   /* the server is away: no second try now */
+                for (unsigned k = 0; k < p[i].cnt; k++)
+                    p[i].bio[k].err = uperr;   /* the server is away: no second try now */
         } else {
             for (unsigned i = 0; i < np; i++)
                 p[i].ci = i % nh;
@@ -409,7 +433,8 @@ static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsig
                     conn_drop(&nb->conn[map[k]]);
             for (unsigned i = 0; i < np; i++)
                 if (p[i].bio->err < 0 && p[i].transport && attempt == 0)
-                    p[i].bio->err = 1;   /* once more, on a fresh connection */
+                    for (unsigned k = 0; k < p[i].cnt; k++)
+                        p[i].bio[k].err = 1;   /* once more, on a fresh connection */
         }
         for (unsigned c = first; c < first + count; c++)
             pthread_mutex_unlock(&nb->conn[c].mu);
