@@ -58,32 +58,34 @@ cc -std=c11 -O2 -Wall -Wextra -Werror "$ROOT/bench/nbd_randio.c" -o "$WORK/nbd_r
     $(pkg-config --cflags --libs libnbd)
 
 FILES=
-for c in perl sqlite; do
+for c in ${CORPORA-perl sqlite}; do
     out=/tmp/uzram-corpus-$c.pages
     if [ ! -s "$out" ]; then
         zstd -q -dc "$UZ_CORPUS/$c.pages.zst" >"$out.tmp.$$" && mv "$out.tmp.$$" "$out"
     fi
     FILES="$FILES $out"
 done
-# a capture of our own
-python3 -c '
+# a capture of our own (CAPTURE=0: none)
+if [ "${CAPTURE:-1}" = 1 ]; then
+    python3 -c '
 import sys, time, random
 r = random.Random(5)
 d = {("key%d" % i): [i, str(i * 7), r.random(), "v" * (i % 50)] for i in range(200000)}
 print("ready", flush=True)
 time.sleep(600)' > "$WORK/holder.out" &
-HOLDER=$!
-for _ in $(seq 300); do grep -q ready "$WORK/holder.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$WORK/holder.out" || { echo "the python holder did not start" >&2; exit 1; }
-kill -STOP "$HOLDER"
-"$UZRAM" capture "$HOLDER" "$WORK/capture.pages" >/dev/null
-kill -9 "$HOLDER"; wait "$HOLDER" 2>/dev/null || true; HOLDER=
-FILES="$FILES $WORK/capture.pages"
+    HOLDER=$!
+    for _ in $(seq 300); do grep -q ready "$WORK/holder.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$WORK/holder.out" || { echo "the python holder did not start" >&2; exit 1; }
+    kill -STOP "$HOLDER"
+    "$UZRAM" capture "$HOLDER" "$WORK/capture.pages" >/dev/null
+    kill -9 "$HOLDER"; wait "$HOLDER" 2>/dev/null || true; HOLDER=
+    FILES="$FILES $WORK/capture.pages"
+fi
 
 nbdkit -f -i 127.0.0.1 -p "$PORT" memory 2G &
 SERVER_PID=$!
 for _ in $(seq 100); do nbdinfo --size "nbd://127.0.0.1:$PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
-URI="nbd://127.0.0.1:$PORT/"
+URI="nbd://127.0.0.1:$PORT/${NBD_QUERY:+?$NBD_QUERY}"
 truncate -s 2G "$WORK/backing.img"
 
 now_ns() { date +%s%N; }
@@ -98,6 +100,7 @@ run() {
     [ "$be" = nbd ] && dev=$URI
     "$UZRAM" mount "$DIR" --size "$size" --backing-dev "$dev" --pidfile "$WORK/d.pid"
     echo "$comp" > "$DIR/writeback_compressed"
+    [ -z "${BATCH:-}" ] || echo "$BATCH" > "$DIR/writeback_batch_size"
     dd if="$file" of="$DIR/disk" bs=1M oflag=direct conv=notrunc status=none
     echo all > "$DIR/idle"
     local t0 t1 n

@@ -169,16 +169,23 @@ static unsigned account(struct uz_backing *b, bool write, struct uz_bio *v, unsi
     return bad;
 }
 
-/* v[0..n): the hook first, then the rest through the implementation,
- * in pieces of at most b->batch. */
-static unsigned transfer(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
+/* The hook's word on each of v[0..n) (its failures are never sent), and
+ * the lengths rounded; true if the hook failed any. */
+static bool hook_pass(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
 {
+    bool any = false;
     for (unsigned i = 0; i < n; i++) {
         v[i].n = uz_backing_iolen(b, v[i].n);
         v[i].err = uz_backing_fault_hook ? uz_backing_fault_hook(write, v[i].blk) : 0;
+        any |= v[i].err < 0;
     }
-    /* the ones the hook let through, in order, gathered at the front of a
-     * view: the hook's failures are never sent */
+    return any;
+}
+
+/* The ones the hook let through, in runs of at most b->batch, through
+ * the implementation, waited for. */
+static void send_pass(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
+{
     for (unsigned i = 0; i < n;) {
         if (v[i].err < 0) {
             i++;
@@ -190,7 +197,45 @@ static unsigned transfer(struct uz_backing *b, bool write, struct uz_bio *v, uns
         b->ops->rw(b, write, v + i, j - i);
         i = j;
     }
+}
+
+static unsigned transfer(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
+{
+    hook_pass(b, write, v, n);
+    send_pass(b, write, v, n);
     return account(b, write, v, n);
+}
+
+int uz_backing_write_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
+                           struct uz_inflight *f)
+{
+    f->v = v;
+    f->n = n;
+    f->state = NULL;
+    f->done = true;
+    if (hook_pass(b, true, v, n) || !b->ops->start || n > b->batch) {
+        send_pass(b, true, v, n);   /* at once */
+        account(b, true, v, n);
+        return 0;
+    }
+    int err = b->ops->start(b, v, n, may_wait, &f->state);
+    if (err < 0)
+        return err;
+    f->done = false;
+    return 0;
+}
+
+unsigned uz_backing_write_finish(struct uz_backing *b, struct uz_inflight *f)
+{
+    unsigned bad = 0;
+    if (f->done) {
+        for (unsigned i = 0; i < f->n; i++)
+            bad += f->v[i].err < 0;
+        return bad;   /* counted at start */
+    }
+    b->ops->finish(b, f->v, f->n, f->state);
+    f->done = true;
+    return account(b, true, f->v, f->n);
 }
 
 unsigned uz_backing_write_batch(struct uz_backing *b, struct uz_bio *v, unsigned n)

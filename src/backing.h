@@ -27,6 +27,9 @@ struct uz_bio {
     uint64_t blk;
     void *buf;
     size_t n;
+    bool whole;                  /* buf holds the whole 4 KiB block, zeros after
+                                  * n: the implementation may send all of it
+                                  * (to join it with the next block's transfer) */
     int err;
 };
 
@@ -37,6 +40,14 @@ struct uz_backing_ops {
      * nothing: the results are per transfer.  Never waits longer than the
      * implementation's stated timeout. */
     void (*rw)(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n);
+    /* Optional (NULL: start is rw, finish nothing): writes v[0..n) sent
+     * by start and waited for by finish, so the caller prepares the next
+     * batch meanwhile.  start returns 0 (*state for finish; NULL when it
+     * is all done already) or -EAGAIN when it would have to wait for a
+     * resource another batch in flight may hold and !may_wait (nothing
+     * done, nothing held). */
+    int (*start)(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait, void **state);
+    void (*finish)(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state);
     void (*close)(struct uz_backing *b);
 };
 
@@ -97,6 +108,24 @@ int uz_backing_read(struct uz_backing *b, uint64_t blk, void *buf, size_t len);
  * returns the number that failed.  Each failure is counted and reported
  * as the single calls do. */
 unsigned uz_backing_write_batch(struct uz_backing *b, struct uz_bio *v, unsigned n);
+
+/* The same in two halves, so that a writer keeps a batch in flight while
+ * it prepares the next (writeback.c): start sends v[0..n) (n <=
+ * b->batch); finish waits for them, sets each v[i].err, counts and
+ * reports as above and returns the number that failed.  Between the two,
+ * v and its buffers belong to the backing device.  With may_wait false,
+ * start may return -EAGAIN instead of waiting for a resource (an NBD
+ * connection) that the caller's own batch in flight may hold: finish
+ * that one first, then start again with may_wait.  0 otherwise. */
+struct uz_inflight {
+    struct uz_bio *v;
+    unsigned n;
+    bool done;                   /* all done at start (the file; a hook's failure) */
+    void *state;
+};
+int uz_backing_write_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
+                           struct uz_inflight *f);
+unsigned uz_backing_write_finish(struct uz_backing *b, struct uz_inflight *f);
 
 /* Test hook: when set, called before every backing I/O; a negative return
  * is taken as that I/O's result (-EIO, -ENOSPC ...) and nothing is

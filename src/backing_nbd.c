@@ -263,7 +263,7 @@ static void conn_drop(struct conn *c)
 }
 
 struct pending {
-    unsigned ci;                 /* index into the locked connections */
+    unsigned ci;                 /* index into the flight's connections */
     int64_t cookie;              /* < 0: not issued (err says why) */
     struct uz_bio *bio;          /* bio[0..cnt): one request (consecutive blocks) */
     unsigned cnt;
@@ -271,33 +271,137 @@ struct pending {
     bool transport;              /* failed because the connection died */
 };
 
-/* Send each of p[0..np) on its connection, then wait for every answer
- * (or the deadline).  hs[0..nh): the locked, up handles. */
-static void run(struct nbd_backing *nb, bool write, struct nbd_handle **hs, unsigned nh,
-                struct pending *p, unsigned np)
+/* Requests on their way: the connections they hold (locked) and their
+ * cookies, from flight_start to flight_finish. */
+struct flight {
+    bool write;
+    unsigned nh;                 /* connections held, conn[k] with handle hs[k] */
+    unsigned conn[MAX_CONN];
+    struct nbd_handle *hs[MAX_CONN];
+    unsigned np;
+    struct pending p[BATCH];
+    uint64_t deadline;
+};
+
+/* Lock up to want connections without waiting (trylock from a rotating
+ * start); if none is free and may_wait, wait for one (holding nothing
+ * else, so no cycle).  The number locked into f->conn. */
+static unsigned lock_conns(struct nbd_backing *nb, struct flight *f, unsigned want, bool may_wait)
 {
-    for (unsigned i = 0; i < np; i++) {
-        struct uz_bio *v = p[i].bio;
-        struct nbd_handle *h = hs[p[i].ci];
-        uint64_t off = v->blk * BLK;
-        p[i].cookie = write ? nbd_aio_pwrite(h, v->buf, p[i].len, off, NBD_NULL_COMPLETION, 0)
-                            : nbd_aio_pread(h, v->buf, p[i].len, off, NBD_NULL_COMPLETION, 0);
-        p[i].transport = false;
-        if (p[i].cookie < 0) {
-            v->err = -(nbd_get_errno() ? nbd_get_errno() : EIO);
-            p[i].transport = dead(h);
+    unsigned start = atomic_fetch_add_explicit(&nb->next, 1, memory_order_relaxed);
+    unsigned got = 0;
+    for (unsigned k = 0; k < nb->nconn && got < want; k++) {
+        unsigned c = (start + k) % nb->nconn;
+        if (pthread_mutex_trylock(&nb->conn[c].mu) == 0)
+            f->conn[got++] = c;
+    }
+    if (got == 0 && may_wait) {
+        f->conn[0] = start % nb->nconn;
+        pthread_mutex_lock(&nb->conn[f->conn[0]].mu);
+        got = 1;
+    }
+    return got;
+}
+
+/* Group the transfers of v[0..n) still to do (err == 1) into requests:
+ * runs of whole blocks that follow each other on the device and in
+ * memory (a batch's blocks mostly do: they are allocated first free
+ * first) go as one, at most a connection's share of the batch each. */
+static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n, unsigned conns)
+{
+    unsigned todo = 0;
+    for (unsigned i = 0; i < n; i++)
+        todo += v[i].err == 1;
+    unsigned share = (todo + conns - 1) / conns;
+    unsigned np = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (v[i].err != 1)
+            continue;
+        struct pending *q = np ? &p[np - 1] : NULL;
+        struct uz_bio *last = q ? &q->bio[q->cnt - 1] : NULL;
+        if (q && last + 1 == &v[i] && q->cnt < share && last->whole && v[i].blk == last->blk + 1 &&
+            (uint8_t *)v[i].buf == (uint8_t *)last->buf + BLK) {
+            /* the one before goes as its whole block (zeros after its
+             * object: backing.h, uz_bio.whole) */
+            q->cnt++;
+            q->len = (size_t)(q->cnt - 1) * BLK + v[i].n;
+            continue;
+        }
+        p[np++] = (struct pending){.bio = &v[i], .cnt = 1, .len = v[i].n};
+    }
+    return np;
+}
+
+/* Send the transfers of v[0..n) marked to do (err == 1).  0: sent, or
+ * failed at once (then f->np == 0: nothing is in flight); -EAGAIN: no
+ * connection was free and !may_wait (nothing done, nothing held). */
+static int flight_start(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n,
+                        bool may_wait, struct flight *f)
+{
+    f->write = write;
+    f->np = 0;
+    f->nh = 0;
+    unsigned want = 0;
+    for (unsigned i = 0; i < n; i++)
+        want += v[i].err == 1;
+    if (want > nb->nconn)
+        want = nb->nconn;
+    unsigned got = lock_conns(nb, f, want, may_wait);
+    if (got == 0)
+        return -EAGAIN;
+    int uperr = -ENOTCONN;
+    for (unsigned k = 0; k < got; k++) {
+        struct conn *c = &nb->conn[f->conn[k]];
+        int err = conn_up(nb, c);
+        if (err == 0) {
+            f->conn[f->nh] = f->conn[k];
+            f->hs[f->nh++] = c->h;
         } else {
-            v->err = 1;   /* in flight */
+            uperr = err;
+            pthread_mutex_unlock(&c->mu);
         }
     }
-    uint64_t deadline = now_ns() + (uint64_t)nb->timeout_ms * 1000000ull;
+    if (f->nh == 0) {
+        for (unsigned i = 0; i < n; i++)
+            if (v[i].err == 1)
+                v[i].err = uperr;   /* the server is away: no second try now */
+        return 0;
+    }
+    f->np = make_requests(f->p, v, n, f->nh);
+    for (unsigned i = 0; i < f->np; i++) {
+        struct pending *q = &f->p[i];
+        q->ci = i % f->nh;
+        struct nbd_handle *h = f->hs[q->ci];
+        uint64_t off = q->bio->blk * BLK;
+        q->cookie = write ? nbd_aio_pwrite(h, q->bio->buf, q->len, off, NBD_NULL_COMPLETION, 0)
+                          : nbd_aio_pread(h, q->bio->buf, q->len, off, NBD_NULL_COMPLETION, 0);
+        q->transport = false;
+        if (q->cookie < 0) {
+            q->bio->err = -(nbd_get_errno() ? nbd_get_errno() : EIO);
+            q->transport = dead(h);
+        } else {
+            q->bio->err = 1;   /* in flight */
+        }
+    }
+    f->deadline = now_ns() + (uint64_t)nb->timeout_ms * 1000000ull;
+    return 0;
+}
+
+/* Wait for every answer of f (or its deadline), close the connections
+ * that died or timed out, unlock f's connections.  Each request's result
+ * goes to all its transfers; p[i].transport says which died with their
+ * connection. */
+static void flight_finish(struct nbd_backing *nb, struct flight *f)
+{
+    struct pending *p = f->p;
+    unsigned np = f->np;
     bool broken[MAX_CONN] = {false};
-    for (;;) {
+    while (np) {
         unsigned left = 0;
         for (unsigned i = 0; i < np; i++) {
             if (p[i].bio->err != 1)
                 continue;
-            struct nbd_handle *h = hs[p[i].ci];
+            struct nbd_handle *h = f->hs[p[i].ci];
             int r = nbd_aio_command_completed(h, (uint64_t)p[i].cookie);
             if (r == 1) {
                 p[i].bio->err = 0;
@@ -316,16 +420,16 @@ static void run(struct nbd_backing *nb, bool write, struct nbd_handle **hs, unsi
         /* drive the handles that still owe answers */
         struct nbd_handle *wait[MAX_CONN];
         unsigned nw = 0, idx[MAX_CONN];
-        for (unsigned c = 0; c < nh; c++) {
+        for (unsigned c = 0; c < f->nh; c++) {
             bool owes = false;
             for (unsigned i = 0; i < np && !owes; i++)
                 owes = p[i].bio->err == 1 && p[i].ci == c;
             if (owes) {
                 idx[nw] = c;
-                wait[nw++] = hs[c];
+                wait[nw++] = f->hs[c];
             }
         }
-        int ms = remaining_ms(deadline);
+        int ms = remaining_ms(f->deadline);
         int err = ms ? drive(wait, nw, ms) : -ETIMEDOUT;
         if (err == -ETIMEDOUT) {
             for (unsigned i = 0; i < np; i++)
@@ -346,99 +450,24 @@ static void run(struct nbd_backing *nb, bool write, struct nbd_handle **hs, unsi
                 }
         }
     }
-    /* a connection that timed out is closed here, so nothing still in
-     * flight on it can reach a caller's buffer after we return */
-    for (unsigned c = 0; c < nh; c++)
-        if (broken[c] || dead(hs[c]))
-            hs[c] = NULL;   /* the caller closes it */
     for (unsigned i = 0; i < np; i++)
         for (unsigned k = 1; k < p[i].cnt; k++)
             p[i].bio[k].err = p[i].bio[0].err;
+    /* a connection that timed out is closed here, so nothing still in
+     * flight on it can reach a caller's buffer after we return */
+    for (unsigned c = 0; c < f->nh; c++) {
+        struct conn *cn = &nb->conn[f->conn[c]];
+        if (broken[c] || dead(f->hs[c]))
+            conn_drop(cn);
+        pthread_mutex_unlock(&cn->mu);
+    }
+    f->nh = 0;
 }
 
-/* Up to BATCH transfers: tried, then those whose connection died tried
- * once more. */
-static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n)
+/* After a flight: the final errors, and the checks (set for what was
+ * written; compared for what was read). */
+static void settle(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n)
 {
-    struct pending p[BATCH];
-    for (unsigned i = 0; i < n; i++)
-        v[i].err = 1;   /* to do */
-    for (int attempt = 0; attempt < 2; attempt++) {
-        /* the transfers to do, as requests: runs of whole blocks that
-         * follow each other on the device and in memory (a batch's
-         * blocks mostly do: they are allocated first free first) go as
-         * one, at most a connection's share of the batch each */
-        unsigned todo = 0;
-        for (unsigned i = 0; i < n; i++)
-            todo += v[i].err == 1;
-        unsigned share = (todo + nb->nconn - 1) / (nb->nconn ? nb->nconn : 1);
-        unsigned np = 0;
-        for (unsigned i = 0; i < n; i++) {
-            if (v[i].err != 1)
-                continue;
-            struct pending *q = np ? &p[np - 1] : NULL;
-            struct uz_bio *last = q ? &q->bio[q->cnt - 1] : NULL;
-            if (q && last + 1 == &v[i] && q->cnt < share && last->n == BLK && v[i].n == BLK &&
-                v[i].blk == last->blk + 1 && (uint8_t *)v[i].buf == (uint8_t *)last->buf + BLK) {
-                q->cnt++;
-                q->len += BLK;
-                continue;
-            }
-            p[np++] = (struct pending){.bio = &v[i], .cnt = 1, .len = v[i].n};
-        }
-        if (!np)
-            break;
-        /* lock the connections: one for a single transfer (the first
-         * free one from a rotating start), the first k for a batch */
-        unsigned first = 0, count = np < nb->nconn ? np : nb->nconn;
-        if (np == 1) {
-            unsigned start = atomic_fetch_add_explicit(&nb->next, 1, memory_order_relaxed);
-            first = start % nb->nconn;
-            bool got = false;
-            for (unsigned k = 0; k < nb->nconn && !got; k++) {
-                unsigned c = (start + k) % nb->nconn;
-                if (pthread_mutex_trylock(&nb->conn[c].mu) == 0) {
-                    first = c;
-                    got = true;
-                }
-            }
-            if (!got)
-                pthread_mutex_lock(&nb->conn[first].mu);
-        } else {
-            for (unsigned c = 0; c < count; c++)
-                pthread_mutex_lock(&nb->conn[c].mu);
-        }
-        struct nbd_handle *hs[MAX_CONN];
-        unsigned nh = 0, map[MAX_CONN];
-        int uperr = -ENOTCONN;
-        for (unsigned c = first; c < first + count; c++) {
-            int err = conn_up(nb, &nb->conn[c]);
-            if (err == 0) {
-                map[nh] = c;
-                hs[nh++] = nb->conn[c].h;
-            } else {
-                uperr = err;
-            }
-        }
-        if (nh == 0) {
-            for (unsigned i = 0; i < np; i++)
-                for (unsigned k = 0; k < p[i].cnt; k++)
-                    p[i].bio[k].err = uperr;   /* the server is away: no second try now */
-        } else {
-            for (unsigned i = 0; i < np; i++)
-                p[i].ci = i % nh;
-            run(nb, write, hs, nh, p, np);
-            for (unsigned k = 0; k < nh; k++)
-                if (!hs[k])
-                    conn_drop(&nb->conn[map[k]]);
-            for (unsigned i = 0; i < np; i++)
-                if (p[i].bio->err < 0 && p[i].transport && attempt == 0)
-                    for (unsigned k = 0; k < p[i].cnt; k++)
-                        p[i].bio[k].err = 1;   /* once more, on a fresh connection */
-        }
-        for (unsigned c = first; c < first + count; c++)
-            pthread_mutex_unlock(&nb->conn[c].mu);
-    }
     for (unsigned i = 0; i < n; i++) {
         if (v[i].err == 1 || v[i].err == -ENOTCONN)
             v[i].err = -EIO;
@@ -457,10 +486,68 @@ static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsig
     }
 }
 
+/* Up to BATCH transfers, waited for: tried, then those whose connection
+ * died tried once more. */
+static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n)
+{
+    struct flight f;
+    for (unsigned i = 0; i < n; i++)
+        v[i].err = 1;   /* to do */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        flight_start(nb, write, v, n, true, &f);
+        flight_finish(nb, &f);
+        bool again = false;
+        for (unsigned i = 0; i < f.np; i++)
+            if (f.p[i].bio->err < 0 && f.p[i].transport && attempt == 0)
+                for (unsigned k = 0; k < f.p[i].cnt; k++) {
+                    f.p[i].bio[k].err = 1;   /* once more, on a fresh connection */
+                    again = true;
+                }
+        if (!again)
+            break;
+    }
+    settle(nb, write, v, n);
+}
+
 static void nbd_rw(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
 {
     for (unsigned i = 0; i < n; i += BATCH)
         rw_chunk(b->impl, write, v + i, n - i < BATCH ? n - i : BATCH);
+}
+
+/* Writes in flight while the caller prepares more (backing.h,
+ * uz_backing_write_start).  No second try here: a write whose connection
+ * died fails, and its page stays in RAM. */
+static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
+                     void **state)
+{
+    *state = NULL;
+    struct flight *f = n <= BATCH ? uz_malloc(sizeof *f) : NULL;
+    if (!f) {
+        if (!may_wait)
+            return -EAGAIN;
+        nbd_rw(b, true, v, n);   /* done at once */
+        return 0;
+    }
+    for (unsigned i = 0; i < n; i++)
+        v[i].err = 1;
+    int err = flight_start(b->impl, true, v, n, may_wait, f);
+    if (err < 0) {
+        uz_free(f);
+        return err;
+    }
+    *state = f;
+    return 0;
+}
+
+static void nbd_finish(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state)
+{
+    struct flight *f = state;
+    if (f) {
+        flight_finish(b->impl, f);
+        uz_free(f);
+        settle(b->impl, true, v, n);
+    }
 }
 
 static void nbd_close_all(struct uz_backing *b)
@@ -478,6 +565,8 @@ static void nbd_close_all(struct uz_backing *b)
 static const struct uz_backing_ops nbd_ops = {
     .kind = "nbd",
     .rw = nbd_rw,
+    .start = nbd_start,
+    .finish = nbd_finish,
     .close = nbd_close_all,
 };
 
