@@ -343,7 +343,7 @@ if [ -f "$PLUGIN" ]; then
     nbdcopy "$WORK/data" "nbd+unix:///?socket=$WORK/near.sock"
     nbdcopy "nbd+unix:///?socket=$WORK/near.sock" "$WORK/back"
     cmp "$WORK/data" "$WORK/back" || fail "pages through nbdkit uzram backed by NBD differ"
-    far=$(nbdinfo --map --totals "nbd://127.0.0.1:$PORT/" | awk '$3 == 0 { print $2 }')
+    far=$(nbdinfo --map --totals "nbd://127.0.0.1:$PORT/" | awk '$3 == 0 { print $1 }')
     echo "plugin: 16 MiB through a 2 MiB limit, ${far:-0} bytes on the far server: identical"
     [ "${far:-0}" -gt $((4 << 20)) ] || fail "the far server holds ${far:-0} bytes: nothing was forwarded"
     kill_server near
