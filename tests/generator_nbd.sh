@@ -132,6 +132,9 @@ echo all > "$UZRAM_RUNDIR/far2/idle"
 echo idle > "$UZRAM_RUNDIR/far2/writeback"
 echo "bd_stat: $(cat "$UZRAM_RUNDIR/far2/bd_stat")"
 [ "$(awk '{print $1}' "$UZRAM_RUNDIR/far2/bd_stat")" -ge 1 ] || fail "the swap header page did not go out"
+blockdev --flushbufs "$LOOP"
+dd if="$LOOP" of=/dev/null bs=4096 count=1 iflag=direct status=none
 blkid -p "$LOOP" | grep -q 'TYPE="swap"' || fail "the swap signature does not read back from the remote"
+[ "$(awk '{print $2}' "$UZRAM_RUNDIR/far2/bd_stat")" -ge 1 ] || fail "the header was not read from the remote"
 "$UZ_BUILD/uzram" swapoff far2
 echo "generator_nbd: ok"
