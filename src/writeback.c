@@ -24,15 +24,33 @@
  * the handle records the size (bits 48..60) so a read transfers exactly
  * that and decompresses with the slot's algorithm (its priority bits).
  *
+ * Batches.  Where the backing device takes several transfers at once
+ * (its batch > 1: an NBD remote), a run goes in batches of
+ * writeback_batch_size pages: each page's slot is locked, its page
+ * copied into the run's buffer (decompressed, or as the object when
+ * compressed) and a block allocated; the batch is sent, and while it is
+ * in flight the next one fills; when the next is sent, the first is
+ * ended: the pages whose write succeeded are committed in slot order up
+ * to the first failure, and that page and every later one (in that batch
+ * and the next) stay in RAM with their blocks freed.  So the result is
+ * the same as page by page: req->next is the first page that failed.
+ * Shared pages (one record lock at a time) go page by page, after the
+ * batches before them have ended.  A local file (batch 1) goes page by
+ * page as before, through the streams' buffers.
+ *
  * Locking: each page under its slot lock, a primary stream inside it, the
- * backing bitmap's lock inside that (src/README.md, "Lock order").
+ * backing bitmap's lock inside that (src/README.md, "Lock order"); a
+ * batch holds its slots' locks (ascending) until it ends, and while one
+ * is in flight the next slot is only tried (README, lock 10).
  *
  * Groups (group.c) are never written back: their members carry no
  * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
  * RAM, compressed together.  Idle marking works on them slot by slot.
  *
- * Buffers.  All I/O goes through a stream's page/out buffers, which are
- * page-aligned (O_DIRECT): the data path allocates nothing.
+ * Buffers.  Page by page, all I/O goes through a stream's page/out
+ * buffers, which are page-aligned (O_DIRECT): the data path allocates
+ * nothing.  A batched run allocates its two batches' buffers once, at its
+ * start (and goes page by page if it cannot).
  *
  * Idle.  Every access stamps the slot's atime (20 bits of seconds in the
  * flags word, free in the 12-byte slot) and clears SLOT_IDLE.  `idle all`
