@@ -262,6 +262,17 @@ echo idle > "$DIR/writeback"
 [ "$(field bd_stat 1)" -gt 3000 ] || fail "slow remote: only $(field bd_stat 1) pages out"
 dropcache; verify
 umount_dev
+step "3b. reads of the pages during their writeback (slow remote, batches in flight)"
+mount_with "nbd://127.0.0.1:$PORT/?timeout=5&connections=2"
+fill
+echo all > "$DIR/idle"
+( timeout 120 sh -c "echo idle > '$DIR/writeback'" ) &
+wb=$!
+timeout 120 bash -c "$(declare -f verify); DIR='$DIR' WORK='$WORK' verify" || fail "reads during writeback: wrong bytes, or no end"
+wait "$wb" || fail "writeback during reads failed or did not end"
+echo "bd_count $(field bd_stat 1) after a writeback with reads beside it"
+dropcache; verify
+umount_dev
 kill_server slow2
 
 # ---------------------------------------------------------------- 4
