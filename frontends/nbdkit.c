@@ -633,6 +633,29 @@ static int mount_control(void)
     return 0;
 }
 
+/* The policies' settings, held back from the device made in get_ready:
+ * their thread would not survive nbdkit's fork.  after_fork sets them. */
+static const char *held_rc_policy, *held_wb_policy;
+
+/* Set the held policies (after_fork): on the device, or the pool. */
+static int start_policies(void)
+{
+    const char *names[2] = {"recompress_policy", "writeback_policy"};
+    const char *vals[2] = {held_rc_policy, held_wb_policy};
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i] || !strcmp(vals[i], "off") || !strcmp(vals[i], "0"))
+            continue;
+        int rc = pool ? uzram_pool_attr_store(pool, names[i], vals[i], strlen(vals[i]))
+                      : uzram_attr_store(single.dev, names[i], vals[i], strlen(vals[i]));
+        /* the default, settling, on a device with no secondary: off */
+        if (rc < 0 && !(i == 0 && !strcmp(vals[i], UZRAM_SETTLE))) {
+            nbdkit_error("uzram: %s=%s: %s", names[i], vals[i], uzram_last_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int uz_get_ready(void)
 {
     /* The real lock is taken in after_fork (locks do not survive fork);
@@ -643,6 +666,11 @@ static int uz_get_ready(void)
             return -1;
         uzram_unlock_memory();
     }
+    /* threads made before nbdkit forks are lost in the child: the
+     * policies' thread starts in after_fork */
+    held_rc_policy = cfg.recompress_policy;
+    held_wb_policy = cfg.writeback_policy;
+    cfg.recompress_policy = cfg.writeback_policy = NULL;
     if (cfg_nexports) {
         if (create_pool() == -1)
             return -1;              /* unload frees what it made */
@@ -671,6 +699,10 @@ static void stop_control(void)
 static int uz_after_fork(void)
 {
     if (cfg_mlock && lock_memory() == -1) {
+        stop_control();
+        return -1;
+    }
+    if (start_policies() == -1) {
         stop_control();
         return -1;
     }

@@ -175,10 +175,13 @@ struct uzram_config {
      * (Pages over mem_limit always go there when a backing device is set.) */
     uint32_t forward_threshold;
     /* Secondary algorithms for recompression, priorities 1..3 (zram's
-     * recomp_algorithm); NULL = none at that priority. */
+     * recomp_algorithm); NULL = none at that priority.  Default:
+     * UZRAM_SETTLE_ALGORITHM (zstd, level 6 unless algorithm_params says
+     * otherwise) at priority 1, the one settling uses. */
     const char *recomp_algorithm[3];
     /* Automatic policies, in the format of the recompress_policy and
-     * writeback_policy attributes; NULL = off. */
+     * writeback_policy attributes; NULL or "off" = off.  The recompress
+     * policy's default is UZRAM_SETTLE: settling (see below). */
     const char *recompress_policy;
     const char *writeback_policy;
 
@@ -198,6 +201,21 @@ struct uzram_config {
      * page of it gives that page its own copy. */
     const char *dedup;
 };
+
+/* Settling, the default recompress_policy ("settle"): a background
+ * thread per device finds pages idle for 120 s (idle_secs=T) and, in
+ * aligned windows of 8, regroups runs of 8, 4 or 2 of them into groups
+ * compressed with the first secondary (zstd level 6 by default),
+ * recompresses groups made by the primary as a unit, and recompresses
+ * what is left page by page; shared pages stay shared (their record is
+ * recompressed once).  Its CPU is bounded (cpu=5: 5% of one core, over
+ * any span of ticks) and it gives way to foreground I/O for at most 10 s
+ * at a time.  "settle idle_secs=T cpu=P" changes its figures; "off" (or
+ * NULL in the config) turns it off.  A read of a settled page
+ * decompresses its group; a write of one breaks the group (group.c) and
+ * the page is settled again once idle. */
+#define UZRAM_SETTLE "settle"
+#define UZRAM_SETTLE_ALGORITHM "zstd"
 
 /* group_pages: each write chooses its groups (see above).  An older
  * library refuses it with -EINVAL. */

@@ -222,7 +222,8 @@ static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
             continue;
         c = uz_codec_find(sc->name);
         len = emit(buf, size, len, "priority=%d algo=%s level=%d\n", p, sc->name,
-                   sc->level ? sc->level : c->level_default);
+                   sc->level ? sc->level
+                   : c->level_secondary ? c->level_secondary : c->level_default);
     }
     return len;
 }
@@ -295,6 +296,13 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
                (unsigned long long)atomic_load(&dev->ev.group_writes),
                (unsigned long long)atomic_load(&dev->ev.group_fallbacks),
                (unsigned long long)atomic_load(&dev->ev.group_breaks));
+    len = emit(buf, size, len, "recomp_groups: %llu settle_groups: %llu settle_pages: %llu "
+               "settle_cpu_ms: %llu settle_yields: %llu\n",
+               (unsigned long long)atomic_load(&dev->ev.recomp_groups),
+               (unsigned long long)atomic_load(&dev->ev.settle_groups),
+               (unsigned long long)atomic_load(&dev->ev.settle_pages),
+               (unsigned long long)(atomic_load(&dev->ev.pol_rc_cpu_ns) / 1000000),
+               (unsigned long long)atomic_load(&dev->ev.pol_rc_yields));
     return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
                 "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
                 (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
@@ -665,6 +673,10 @@ static int store_recompress(struct uzram *dev, const struct val *v)
     bool group_given = false;
     while (uz_kv_next(&kv)) {
         const char *tok = kv.key, *val = kv.val;
+        if (!val && strcmp(tok, "settle") == 0) {
+            r.settle = true;   /* settle now: every page, idle or not */
+            continue;
+        }
         if (!val)
             return uz_error(-EINVAL, "recompress: '%s' is not key=value", tok);
         uint64_t x;
@@ -706,27 +718,21 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             return uz_error(-EINVAL, "recompress: unknown key '%s'", tok);
         }
     }
+    if (r.settle && (group_given || r.mode || r.threshold))
+        return uz_error(-EINVAL, "recompress: settle takes every page; give it alone or with "
+                        "algo=, priority= or max_pages=");
     if (!dev->initialised)
         return uz_error(-EINVAL, "recompress: device is not initialised");
     r.lo = dev->base;
     r.hi = dev->base + dev->nslots;
-    if (!group_given && r.mode == RC_IDLE && r.threshold == 0) {
-        /* uzram's default for idle pages: first regroup aligned runs of
-         * UZ_GROUP_MAX idle pages (cold pages are rarely read, and pages
-         * compress far better together: on the sqlite corpus -29.5%
-         * against -16.8% page by page), then recompress what is left page
-         * by page, as zram does.  group=1 asks for zram's pass alone. */
-        struct uz_rc_req g = r;
-        g.group = UZ_GROUP_MAX;
-        int err = uz_recompress(st, &g);
-        if (err < 0)
-            return err;
-        if (r.max_pages) {
-            if (g.done >= r.max_pages)
-                return 0;
-            r.max_pages -= g.done;
-        }
-    }
+    /* uzram's default for idle pages is to settle them (recompress.c,
+     * "Settling"): aligned runs of 8, 4 or 2 regrouped with the secondary
+     * (cold pages are rarely read, and pages compress far better
+     * together), groups recompressed as units, the rest page by page as
+     * zram does, shared pages once in their record.  group=1 asks for
+     * zram's per-page pass alone. */
+    if (!group_given && r.mode == RC_IDLE && r.threshold == 0)
+        r.settle = true;
     return uz_recompress(st, &r);
 }
 

@@ -632,6 +632,33 @@ static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, ui
     stripe_unlock(d, b);
 }
 
+bool uz_dedup_probe(struct uzram *dev, const void *page)
+{
+    struct uz_dedup *d = dev->dedup;
+    int mode = atomic_load_explicit(&dev->dedup_mode, RELAXED);
+    if (!d || mode == UZ_DEDUP_OFF || atomic_load_explicit(&d->entries, RELAXED) == 0)
+        return false;
+    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
+        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        return false;
+    struct place p;
+    place_of(d, page_hash(page), &p);
+    uint64_t cand[4 * 16];
+    unsigned nc = 0;
+    pthread_rwlock_rdlock(&d->resize);
+    uint64_t nb = atomic_load_explicit(&d->nbuckets, RELAXED);
+    uint64_t on = atomic_load_explicit(&d->old_n, RELAXED);
+    for (unsigned c = 0; c < 2 && nc == 0; c++) {
+        uint64_t key = e_make(d, 0, c, p.y[c]);
+        scan(d, d->base, addr(d, p.y[c], nb), key, cand, &nc);
+        uint64_t ob = on ? addr(d, p.y[c], on) : 0;
+        if (on && ob >= d->mig && nc == 0)
+            scan(d, d->old_base, ob, key, cand, &nc);
+    }
+    pthread_rwlock_unlock(&d->resize);
+    return nc > 0;
+}
+
 int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed)
 {

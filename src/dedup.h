@@ -32,6 +32,11 @@ uint64_t uz_dedup_bytes(struct uzram *dev);
  * uz_dedup_insert: the page (hash) is now stored unique in slot idx.
  *   Cannot fail (a full bucket evicts an entry).
  */
+/* uz_dedup_probe: would uz_dedup_find look at this page and does the
+ * index hold an entry of its hash?  A hint for a whole-group write (a
+ * page that may be stored already takes the per-page path, which looks it
+ * up for real); takes no slot lock, changes nothing, cannot fail. */
+bool uz_dedup_probe(struct uzram *dev, const void *page);
 int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed);
 void uz_dedup_insert(struct uzram *dev, uint64_t hash, uint64_t idx);

@@ -162,6 +162,9 @@ void uzram_config_init_size(struct uzram_config *cfg, size_t size)
     d.size = (uint32_t)(size < sizeof d ? size : sizeof d);
     d.algorithm = "lz4";
     d.allocator = "zsmalloc";
+    /* settling: cold pages regrouped and recompressed by themselves */
+    d.recomp_algorithm[0] = UZRAM_SETTLE_ALGORITHM;
+    d.recompress_policy = UZRAM_SETTLE;
     memcpy(cfg, &d, d.size);
 }
 
@@ -412,7 +415,12 @@ int uzram_create(const struct uzram_config *cfg, struct uzram **out)
         if (err == 0)
             atomic_store(&dev->dedup_mode, mode);
     }
-    if (err == 0 && cfg->recompress_policy)
+    /* the default, settling, with no secondary to settle with: off */
+    bool no_secondary = true;
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        no_secondary &= !dev->recomp_algo[i].name[0];
+    if (err == 0 && cfg->recompress_policy &&
+        !(no_secondary && strcmp(cfg->recompress_policy, UZRAM_SETTLE) == 0))
         err = uz_policy_parse(dev, false, cfg->recompress_policy, &dev->rc_policy);
     if (err == 0 && cfg->writeback_policy)
         err = uz_policy_parse(dev, true, cfg->writeback_policy, &dev->wb_policy);

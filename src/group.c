@@ -411,3 +411,73 @@ out:
     uz_unlock_range(dev, base, hi);
     return err;
 }
+
+/* Bytes the chunks of a compressed stream of clen bytes occupy: full
+ * chunks are one page each, the tail its size class. */
+static size_t chunks_cost(struct uzram *dev, size_t clen)
+{
+    size_t full = clen / PAGE, rest = clen % PAGE;
+    size_t tail = rest ? (dev->aops->class_size ? dev->aops->class_size(dev->alloc, rest) : rest) : 0;
+    return full * PAGE + tail;
+}
+
+int uz_group_recode(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t prio)
+{
+    uint32_t f0 = uz_slot_state(uz_slot_at(dev, gb));
+    uint32_t cur = slot_prio(f0);
+    struct uz_streams *ss = streams_of(dev, prio);
+    if (!ss || ss->gpages < k || cur == prio)
+        return 0;
+    size_t old = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        uint64_t h = slot_handle(uz_slot_at(dev, gb + j));
+        if (h)
+            old += chunks_cost(dev, dev->aops->obj_size(dev->alloc, h));
+    }
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    struct uz_stream *s2 = uz_stream_get(ss);
+    /* the group's own algorithm decodes: the primary's stream, the
+     * secondary's own (s2, when it made the group) or another secondary's */
+    struct uz_stream *dec = cur == 0 ? st : NULL;
+    struct uz_streams *cs = streams_of(dev, cur);
+    if (cur != 0 && cs && cs->gpages >= k)
+        dec = uz_stream_get(cs);
+    int err = 0, won = 0;
+    if (!dec)
+        err = uz_error(-EIO, "recompress: the group at page %llu has no algorithm to read it",
+                       (unsigned long long)gb);
+    else
+        err = decode_group(dev, gb, k, cur, dec, s2->gbuf);
+    if (dec && dec != st)
+        uz_stream_put(dec);
+    size_t clen = 0;
+    if (err == 0)
+        clen = ss->codec->compress(s2->ctx, s2->gbuf, (size_t)k * PAGE, s2->gout, s2->gcap);
+    if (err == 0 && clen && clen <= (size_t)k * PAGE && chunks_cost(dev, clen) < old) {
+        uint64_t h[UZ_GROUP_MAX] = {0};
+        uint32_t nch = (uint32_t)((clen + PAGE - 1) / PAGE), j;
+        int aerr = 0;
+        for (j = 0; j < nch && aerr == 0; j++) {
+            aerr = dev->aops->alloc(dev->alloc, chunk_bytes(clen, j), (uint32_t)(gb + j), &h[j]);
+            if (aerr == 0)
+                memcpy(dev->aops->map(dev->alloc, h[j]), s2->gout + (size_t)j * PAGE,
+                       chunk_bytes(clen, j));
+        }
+        if (aerr < 0) {
+            /* no memory (the limit): the group stays as it was */
+            for (uint32_t i = 0; i + 1 < j; i++)
+                dev->aops->free(dev->alloc, h[i]);
+        } else {
+            for (j = 0; j < k; j++) {
+                struct uz_slot *s = uz_slot_at(dev, gb + j);
+                uint32_t keep = uz_slot_state(s) & SLOT_IDLE;
+                uz_slot_commit(dev, gb + j, s, slot_group_bits(k) | (prio << SLOT_PRIO_SHIFT) | keep,
+                               h[j], chunk_bytes(clen, j));
+            }
+            won = 1;
+        }
+    }
+    uz_stream_put(s2);
+    uz_stream_put(st);
+    return err < 0 ? err : won;
+}

@@ -30,6 +30,15 @@ int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *
  * allocated before anything is freed: on error (-ENOMEM, -EIO) nothing
  * changed. */
 int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+/* Recompress the locked group of k pages at gb with the secondary at
+ * priority prio, as one unit: decoded with the algorithm that made it,
+ * compressed again, and kept only if its chunks take fewer bytes than the
+ * old ones (the new chunks are allocated before the old are freed).  The
+ * members keep their IDLE bits and access times.  1 if replaced; 0 if not
+ * smaller, if there is no such secondary with group scratch, if the group
+ * is already that algorithm's, or if the allocation failed (the memory
+ * limit: nothing changes); -EIO if the group does not decompress. */
+int uz_group_recode(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t prio);
 int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done);
 

@@ -30,6 +30,7 @@
 #include "pool.h"
 #include "iostat.h"
 #include "group.h"
+#include "dedup.h"
 #include "page.h"
 #include "error.h"
 
@@ -180,6 +181,38 @@ static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
     return uz_pool_prepare_write(dev, idx);
 }
 
+/* A whole-group write of k pages at store slot idx.  With dedup on or
+ * auto, each page is first looked up (uz_dedup_probe): a group without a
+ * page the index may hold is stored whole; one with such pages is cut in
+ * aligned halves until each part is free of them (stored as a group) or a
+ * single page (stored on its own, where the lookup makes it a reference).
+ * So the pages already stored are shared and the rest still grouped. */
+static int write_groups(struct uzram *st, uint64_t idx, uint32_t k, const uint8_t *src)
+{
+    uint32_t hits = 0;
+    if (atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF)
+        for (uint32_t j = 0; j < k; j++)
+            if (uz_dedup_probe(st, src + (size_t)j * PAGE))
+                hits |= 1u << j;
+    if (hits == 0)
+        return uz_group_write(st, idx, k, src);
+    if (k == 1) {
+        struct uz_slot *s = uz_slot_get(st, idx);
+        int err;
+        if (uz_slot_state(s) & SLOT_GROUP) {
+            size_t n;
+            uz_slot_put(st, idx, s);
+            err = uz_group_update(st, idx * PAGE, PAGE, src, false, &n);
+        } else {
+            err = uz_write_page(st, idx, s, src, NULL);
+            uz_slot_put(st, idx, s);
+        }
+        return err;
+    }
+    int err = write_groups(st, idx, k / 2, src);
+    return err < 0 ? err : write_groups(st, idx + k / 2, k / 2, src + (size_t)(k / 2) * PAGE);
+}
+
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
@@ -188,12 +221,14 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
     const bool pool = uz_in_pool(dev);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
-    /* group mode: whole aligned groups go to group.c; with dedup 1 every
-     * page is stored on its own, so that each can be shared (a group is
-     * one compressed unit, not pages the content index can find).  A
-     * pool's ranges start at a multiple of 8 pages: groups align alike
-     * on the device and in the store. */
-    uint32_t gk = atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) == UZ_DEDUP_ON
+    /* group mode: whole aligned groups go to group.c (write_groups).
+     * With dedup on or auto, group_pages auto stores single pages, each
+     * looked up and indexed, and settling makes the groups later
+     * (recompress.c); group_pages K looks each page of a group up first
+     * (write_groups).  A pool's ranges start at a multiple of 8 pages:
+     * groups align alike on the device and in the store. */
+    uint32_t gk = st->group_auto && atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) !=
+                                        UZ_DEDUP_OFF
                       ? 1 : st->group_pages;
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
@@ -203,7 +238,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         if (pool && (err = pool_prepare(dev, idx, k == 1 && n == PAGE)) < 0)
             break;
         if (k > 1) {
-            err = uz_group_write(st, idx, k, src);
+            err = write_groups(st, idx, k, src);
             n = (size_t)k * PAGE;
             atomic_fetch_add_explicit(&dev->ev.writes, k - 1, memory_order_relaxed);
         } else if (n == PAGE) {

@@ -23,6 +23,8 @@ struct uz_rc_req {
     uint64_t lo, hi;                   /* slot range */
     uint64_t scan_max;                 /* slots looked at, 0 = no bound */
     uint32_t group;                    /* > 1: make groups of this many idle pages */
+    bool settle;                       /* settle (recompress.c, "Settling"): regroup
+                                        * and recompress with prio, windows of 8 */
     uint64_t done;                     /* out: objects replaced (pages grouped) */
     uint64_t next;                     /* out: where the scan stopped */
 };

@@ -198,8 +198,13 @@ struct uz_events {
     _Atomic uint64_t wb_failed;        /* writeback attempts that failed */
     _Atomic uint64_t recompressed;     /* objects replaced by a secondary's */
     _Atomic uint64_t recomp_incomp;    /* pages flagged incompressible */
+    _Atomic uint64_t recomp_groups;    /* groups recompressed as a unit */
+    _Atomic uint64_t settle_groups;    /* groups made by settling */
+    _Atomic uint64_t settle_pages;     /* pages settling regrouped or recompressed */
     _Atomic uint64_t pol_rc_ticks, pol_rc_pages, pol_wb_ticks, pol_wb_pages, pol_wb_errors;
     _Atomic uint64_t pol_rc_ns_max, pol_wb_ns_max;
+    _Atomic uint64_t pol_rc_cpu_ns;    /* CPU time of the recompress policy's ticks */
+    _Atomic uint64_t pol_rc_yields;    /* its ticks put off for foreground I/O */
     _Atomic uint64_t group_writes;     /* groups stored by whole-group writes */
     _Atomic uint64_t group_breaks;     /* groups broken into single pages */
     _Atomic uint64_t group_fallbacks;  /* whole-group writes stored per page */
@@ -219,6 +224,8 @@ struct uz_policy_cfg {
     uint64_t above;                    /* writeback: only while footprint > above */
     uint64_t max_pages;                /* work per tick */
     uint32_t period_ms;                /* tick period */
+    bool settle;                       /* recompress: settle (recompress.c) */
+    uint32_t cpu_pct;                  /* CPU bound, % of one core; 0 = none */
     bool on;
 };
 

@@ -193,7 +193,9 @@ static void test_strict_numbers(void **state)
         assert_int_equal(store(dev, "recompress_policy", badpol[i]), -EINVAL);
         assert_non_null(strstr(uzram_last_error(), "recompress_policy"));
     }
-    assert_string_equal(show(dev, "recompress_policy"), "0\n");
+    /* unchanged: the default, settling */
+    assert_string_equal(show(dev, "recompress_policy"),
+                        "settle idle_secs=120 algo=lz4 max_pages=64 period_ms=20 cpu=5\n");
     assert_int_equal(store(dev, "recompress_policy", "idle_secs=60 algo=lz4 period_ms=5"), 0);
     uzram_destroy(dev);
 }

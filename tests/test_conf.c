@@ -424,7 +424,7 @@ static void up_check(void **state)
         {"auto-compact = -1", "auto-compact", "not a number"},
         {"auto-compact = 0.5", "auto-compact", "below 1"},
         {"allocator = bogus", "allocator", "unknown allocator"},
-        {"recompress-policy = idle_secs=1", "recompress-policy", "secondary"},
+        {"recompress-policy = idle_secs=1 priority=3", "recompress-policy", "secondary"},
         {"writeback-policy = idle_secs=x", "writeback-policy", "not a number"},
         {"fs-type = ext4", "fs-type", "needs a mount-point"},
     };

@@ -102,6 +102,9 @@ static struct uzram *make(const char *allocator, const char *algo, uint32_t k, c
     uzram_config_init(&cfg);
     cfg.disksize = pages * PAGE;
     cfg.allocator = allocator;
+    /* groups on the write path: with dedup (on or auto) group_pages auto
+     * stores single pages (test_dedup_groups) */
+    cfg.dedup = "off";
     cfg.algorithm = algo;
     cfg.group_pages = k;
     cfg.streams = 2;
@@ -321,8 +324,8 @@ static void test_attr(void **state)
     for (int i = 8; i < 16; i++)
         assert_true(uz_slot_peek(d, (uint64_t)i) & SLOT_GROUP);
     assert_int_equal(uz_slot_peek(d, 7) & SLOT_GROUP, 0);
-    /* recompress group= needs a secondary, and a valid K */
-    assert_int_equal(st(d, "recompress", "type=idle group=8"), -EINVAL);
+    /* recompress group= needs a valid K */
+    assert_int_equal(st(d, "recompress", "type=idle group=3"), -EINVAL);
     uzram_destroy(d);
 
     d = make("zsmalloc", "lz4", 1, "zstd", 64);
@@ -626,9 +629,26 @@ static void test_skips(void **state)
     assert_int_equal(st(d, "idle", "all"), 0);
     for (uint64_t i = 0; i < 32; i++)
         assert_true(uz_slot_peek(d, i) & SLOT_IDLE);
+    /* per-page recompression takes groups as units: each of the four is
+     * recompressed with the secondary or flagged, never passed by */
     assert_int_equal(st(d, "recompress", "type=idle"), 0);
-    for (uint64_t i = 0; i < 32; i++)
-        assert_int_equal(uz_slot_peek(d, i) & (SLOT_GROUP | SLOT_PRIO_MASK), SLOT_GROUP);
+    char dbg[1024];
+    assert_true(uzram_attr_show(d, "debug_stat", dbg, sizeof dbg) > 0);
+    unsigned long long rg = 0;
+    const char *at = strstr(dbg, "recomp_groups: ");
+    assert_non_null(at);
+    rg = strtoull(at + 15, NULL, 10);
+    unsigned long long flagged = 0;
+    for (uint64_t g = 0; g < 32; g += 8) {
+        uint32_t f = uz_slot_peek(d, g);
+        assert_true(f & SLOT_GROUP);
+        if (slot_prio(f) == 1)
+            for (uint64_t i = g; i < g + 8; i++)
+                assert_int_equal(slot_prio(uz_slot_peek(d, i)), 1);
+        else
+            flagged += (f & SLOT_INCOMP) != 0;
+    }
+    assert_int_equal(rg + flagged, 4);
     assert_int_equal(st(d, "writeback", "idle"), 0);
     for (uint64_t i = 0; i < 32; i++)
         assert_true(uz_slot_peek(d, i) & SLOT_GROUP);

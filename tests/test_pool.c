@@ -101,8 +101,11 @@ static struct uzram_pool *make_pool(const char *extra_key, const char *extra_val
     cfg.algorithm = "lz4";
     if (extra_key && strcmp(extra_key, "dedup") == 0)
         cfg.dedup = extra_val;
-    if (extra_key && strcmp(extra_key, "group") == 0)
+    if (extra_key && strcmp(extra_key, "group") == 0) {
+        /* groups on the write path: auto makes them only without dedup */
         cfg.group_pages = UZRAM_GROUP_AUTO;
+        cfg.dedup = "off";
+    }
     struct uzram_pool *p;
     int err = uzram_pool_create(&cfg, &p);
     if (err)

@@ -238,6 +238,10 @@ static void test_policies(void **state)
     struct uzram *d = make(sec, make_backing(NPAGES));
     char buf[256];
     uzram_attr_show(d, "recompress_policy", buf, sizeof buf);
+    /* the default: settling, with the secondary given */
+    assert_string_equal(buf, "settle idle_secs=120 algo=zstd max_pages=64 period_ms=20 cpu=5\n");
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    uzram_attr_show(d, "recompress_policy", buf, sizeof buf);
     assert_string_equal(buf, "0\n");
     assert_int_equal(st(d, "recompress_policy", "idle_secs=x"), -EINVAL);
     assert_int_equal(st(d, "recompress_policy", "max_pages=3"), -EINVAL);
