@@ -6,7 +6,7 @@
  *   uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]
  *                [--name NAME] [--options LIST] [--attr NAME=VALUE]...
  *                [--level N] [--allocator Z] [--mem-limit SIZE]
- *                [--backing-dev PATH] [--group-pages K] [--threads N]
+ *                [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]
  *   uzram swapoff [DEVICE...]
  *
  * swapon mounts a device at RUNDIR/NAME (RUNDIR is /run/uzram, or
@@ -41,7 +41,7 @@ static int swapon_usage(FILE *f)
             "usage: uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
             "                    [--name NAME] [--options LIST] [--attr NAME=VALUE]...\n"
             "                    [--level N] [--allocator Z] [--mem-limit SIZE]\n"
-            "                    [--backing-dev PATH] [--group-pages K] [--threads N]\n"
+            "                    [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]\n"
             "  Makes a uzram device and swaps on it: mounts it at RUNDIR/NAME\n"
             "  (/run/uzram/swapN; RUNDIR from UZRAM_RUNDIR), attaches a loop device\n"
             "  with direct I/O, mkswap, swapon.  Prints the loop device.\n"
