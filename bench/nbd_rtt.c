@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * nbd_rtt.c - the floor of a remote page read: single 4 KiB NBD reads,
  * one at a time, each timed (bench/writeback_nbd.sh).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backing_file.c - the backing device as a local regular file or block
  * device (the interface is backing.h; the common part backing.c).

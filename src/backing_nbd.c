@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backing_nbd.c - the backing device as an NBD export, through libnbd:
  * far memory, a memory server on another host (`nbdkit uzram`, `nbdkit
