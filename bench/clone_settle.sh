@@ -12,7 +12,7 @@ set -e
 UZ=${UZ:-build/uzram}
 F=$1
 run() {  # run MODE: single | clone-then-settle | settle-then-clone
-  D=$(mktemp -d /tmp/pcl.XXXX); trap "$UZ umount $D 2>/dev/null; rmdir $D 2>/dev/null" EXIT; $UZ pool $D --size 512M >/dev/null
+  D=$(mktemp -d /tmp/pcl.XXXX); trap "$UZ umount $D 2>/dev/null; rmdir $D 2>/dev/null" EXIT INT TERM; $UZ pool $D --size 512M >/dev/null
   dd if=$F of=$D/zram0/disk bs=1M oflag=direct status=none
   case $1 in
     single) echo settle > $D/zram0/recompress ;;
