@@ -489,7 +489,7 @@ static void zstd_free(void *ctx)
         return;
     if (c->cws)
         uz_free(c->cws);    /* a static cctx lives in its workspace */
-    else
+    else if (c->cctx)
         ZSTD_freeCCtx(c->cctx);
     ZSTD_freeDCtx(c->dctx);
     bounce_fini(&c->out);
@@ -550,6 +550,24 @@ static void *zstd_new(int level)
     return zstd_make(level, 0);
 }
 
+/* A decoder only: no cctx (zstd_compress returns 0), about 90 KiB less
+ * at level 6. */
+static void *zstd_new_decoder(int level)
+{
+    (void)level;
+    if (uz_dynlib_load(&zstd_lib) < 0)
+        return NULL;
+    struct zstd_ctx *c = uz_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->dctx = ZSTD_createDCtx_advanced(zstd_mem);
+    if (!c->dctx || ZSTD_isError(ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless))) {
+        zstd_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 static void *zstd_new_unit(int level, size_t unit)
 {
     return zstd_make(level, unit ? unit : CODEC_PAGE);
@@ -558,7 +576,7 @@ static void *zstd_new_unit(int level, size_t unit)
 static size_t zstd_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
 {
     struct zstd_ctx *c = ctx;
-    if (dcap == 0)
+    if (dcap == 0 || !c->cctx)
         return 0;
     size_t bound = ZSTD_compressBound(slen);    /* 0 if slen is too large */
     void *out = bound ? out_for(&c->out, dst, dcap, bound) : NULL;
@@ -716,15 +734,16 @@ static int none_decompress(void *ctx, const void *src, size_t slen, void *dst, s
 /* ------------------------------------------------------------- registry */
 
 static const struct uz_codec codecs[] = {
-    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
-    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
-    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL, 0 },
+    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0, NULL },
+    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0, NULL },
+    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL, 0, NULL },
     { "lz4hc", 1, LZ4HC_CLEVEL_MAX, LZ4HC_CLEVEL_DEFAULT,
-      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL, 0 },
+      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL, 0, NULL },
     { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
-      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit, ZSTD_LEVEL_SECONDARY },
-    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL, 0 },
-    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL, 0 },
+      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit, ZSTD_LEVEL_SECONDARY,
+      zstd_new_decoder },
+    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL, 0, NULL },
+    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL, 0, NULL },
 };
 
 #define NCODECS (sizeof codecs / sizeof codecs[0])

@@ -43,6 +43,10 @@ struct uz_codec {
      * it compresses cold pages once, so it may spend more; 0 = the same
      * as level_default. */
     int level_secondary;
+    /* Optional (NULL: ctx_new serves): make a context that only
+     * decompresses (its compress returns 0), for streams at rest
+     * (uz_streams_rest): zstd's without its compression workspace. */
+    void *(*ctx_new_decoder)(int level);
 };
 
 /* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate", "none": no

@@ -144,6 +144,7 @@ int uz_store_create(unsigned max_devices, struct uz_store **out)
     pthread_mutex_init(&st->dev_lock, NULL);
     pthread_rwlock_init(&st->init_lock, NULL);
     pthread_mutex_init(&st->policy_lock, NULL);
+    pthread_mutex_init(&st->recomp_lock, NULL);
     snprintf(st->algorithm, sizeof st->algorithm, "lz4");
     snprintf(st->allocator_name, sizeof st->allocator_name, "zsmalloc");
     st->group_pages = 1;
@@ -276,6 +277,7 @@ void uz_store_destroy(struct uz_store *st)
     uz_store_teardown(st);
     uz_backing_close(st->bd);
     pthread_mutex_destroy(&st->policy_lock);
+    pthread_mutex_destroy(&st->recomp_lock);
     pthread_rwlock_destroy(&st->init_lock);
     pthread_mutex_destroy(&st->dev_lock);
     uz_free(st->ranges);
