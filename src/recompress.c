@@ -5,9 +5,11 @@
  *
  * A device has its primary algorithm (priority 0) and up to three
  * secondaries (priorities 1..3), chosen before initialisation.  Each
- * secondary gets its own set of per-CPU streams at init (codec contexts
- * cannot be shared across algorithms), so reading a recompressed page is
- * as concurrent as reading any other.  The slot's priority bits
+ * secondary gets its own set of per-CPU streams (codec contexts cannot be
+ * shared across algorithms), made by the first recompression that uses
+ * it, so reading a recompressed page is as concurrent as reading any
+ * other; between recompressions they are at rest (secondary_ready,
+ * uz_secondaries_rest, below).  The slot's priority bits
  * (SLOT_PRIO_MASK) say which algorithm made its object; reads decompress
  * with that one.
  *
@@ -56,7 +58,7 @@
 #define SETTLE_WINDOW UZ_GROUP_MAX   /* settling looks at aligned windows of 8 slots */
 
 /* The secondaries' streams are made when the first page is recompressed
- * (uz_secondary_ready), not at init: a device that has not settled yet
+ * (secondary_ready), not at init: a device that has not settled yet
  * holds none (with zstd, about 270 KiB a stream), and one whose
  * recompression has gone idle gives their groups' workspaces back
  * (uz_secondaries_rest), keeping what reads of recompressed pages use.
