@@ -23,7 +23,8 @@
 #     THREADS="default"               nbdkit -t values ("default" = none)
 #     NBDCOPY_OPTS=""                 extra nbdcopy options for every copy
 #     UZ_PARAMS="algorithm=zstd"      the uzram plugin's parameters (every
-#                                     other one at its default)
+#                                     other one at its default); UZ_PARAMS=""
+#                                     gives none: the plugin's defaults
 #     RANDOM_IO=1                     0: the nbdcopy half only
 #     DEPTH=1                         requests in flight in the random half
 #     SETTLE=1                        uzram gets control=DIR (a FUSE mount of
@@ -68,7 +69,7 @@ RANDOM_IO=${RANDOM_IO:-1}
 DEPTH=${DEPTH:-1}
 SETTLE=${SETTLE:-1}
 read -r -a COPY_OPTS <<<"${NBDCOPY_OPTS:-}"
-read -r -a UZ_ARGS <<<"${UZ_PARAMS:-algorithm=zstd}"
+read -r -a UZ_ARGS <<<"${UZ_PARAMS-algorithm=zstd}"
 
 for tool in nbdkit nbdcopy nbdinfo cmp awk; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }

@@ -315,7 +315,10 @@ UZRAM_API int uzram_check(struct uzram *dev);
  *   back, and relocks on fault), and marks the calling thread and the
  *   threads it creates afterwards PR_SET_IO_FLUSHER where the process may
  *   (CAP_SYS_RESOURCE; without it the lock alone still keeps the server
- *   out of swap).  Returns 0; -EPERM when the process may not lock without
+ *   out of swap).  With glibc it also limits malloc to one arena
+ *   (mallopt M_ARENA_MAX 1): a locked page cannot be dropped, so a thread
+ *   arena would keep its peak for ever, while the brk heap shrinks.
+ *   Returns 0; -EPERM when the process may not lock without
  *   limit (not root and RLIMIT_MEMLOCK finite: MCL_FUTURE would make the
  *   device unable to grow); or mlockall's error (-ENOMEM, -EPERM).  On
  *   error nothing is locked.  Call it once, before starting I/O threads.
