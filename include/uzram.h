@@ -151,9 +151,13 @@ struct uzram_config {
      * groups and small random writes stay single pages, with no
      * read-modify-write of a group unless one is stored there already.
      * On a device with a backing device auto stores single pages only
-     * (groups are never written back).
-     * The streams then carry scratch for 8-page groups (in the footprint;
-     * a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
+     * (groups are never written back).  With dedup on or auto (the
+     * default) auto stores single pages too, every one looked up, and
+     * settling makes the groups; if dedup was on when the disk size was
+     * set, it keeps doing so after dedup is turned off, until the next
+     * disksize.
+     * The streams of a device that writes groups carry scratch for 8-page
+     * groups (in the footprint; a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
      * Groups are never written back; see also recompress group=K, which
      * builds groups on any device. */
     uint32_t group_pages;

@@ -182,8 +182,12 @@ int uz_store_init(struct uz_store *st, uint64_t nslots)
         uz_varray_fini(&st->slots);
         return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
     }
+    /* group_pages auto with dedup on stores single pages (io.c: settling
+     * makes the groups): its streams need no group scratch */
+    uint32_t gpages = st->group_auto && atomic_load(&st->dedup_mode) != UZ_DEDUP_OFF
+                          ? 1 : st->group_pages;
     err = uz_streams_init(&st->streams, codec, st->level ? st->level : codec->level_default,
-                          st->nstreams, st->group_pages, true);
+                          st->nstreams, gpages, true);
     if (err < 0) {
         aops->destroy(st->alloc);
         uz_varray_fini(&st->slots);
