@@ -124,12 +124,12 @@ static int secondary_ready(struct uz_store *dev, uint32_t p)
                                   dev->nstreams, UZ_GROUP_MAX, true);
         else
             err = uz_streams_warm(ss);
+        /* a failure leaves the streams made (decoders, perhaps) and not
+         * ready: this recompression stops, a later one tries again */
         if (err == 0)
             atomic_store_explicit(&dev->recomp_ready[p - 1], true, memory_order_release);
         else if (ss->n == 0)
             memset(ss, 0, sizeof *ss);
-        else
-            err = 0;   /* warmed or not, the streams work */
     }
     pthread_mutex_unlock(&dev->recomp_lock);
     if (err < 0)
