@@ -81,7 +81,16 @@ struct uz_fuse_opts {
      * seen before the fork, and the threads, which do not survive one,
      * start after it.  Until then a process that uses DIR waits. */
     bool deferred;
+    /* The transport of requests (default UZ_FUSE_URING_AUTO): FUSE over
+     * io_uring where the kernel allows it (Linux 6.14 on, with the fuse
+     * module's enable_uring parameter on), else /dev/fuse, saying why once
+     * on stderr; UZ_FUSE_URING_ON refuses to mount (-EOPNOTSUPP) where
+     * the parameter is off or no ring can be made; UZ_FUSE_URING_OFF is
+     * /dev/fuse alone.  A mount without the disk uses /dev/fuse. */
+    int io_uring;
 };
+
+enum { UZ_FUSE_URING_AUTO = 0, UZ_FUSE_URING_ON, UZ_FUSE_URING_OFF };
 
 /* Fill *o with the defaults above.  Never fails. */
 void uz_fuse_opts_init(struct uz_fuse_opts *o);
@@ -165,7 +174,9 @@ int uz_fuse_end_fd(const struct uz_fuse *f);
  * single mount's (1 its directory, 2 its disk, ...) and UZ_INO_CLONE.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <sys/types.h>
 
@@ -176,6 +187,7 @@ int uz_fuse_end_fd(const struct uz_fuse *f);
 #define UZ_INO_CTL        4     /* the pool's zram-control and its files */
 #define UZ_INO_HOT_ADD    5
 #define UZ_INO_HOT_REMOVE 6
+#define UZ_INO_TRANSPORT  7     /* DIR/.transport, in every mount's root */
 #define UZ_INO_PATTR0     64
 #define UZ_INO_DEV_SHIFT  12
 /* The modes of the nodes that are not attributes (these are the
@@ -198,7 +210,14 @@ struct uz_fuse_worker {
     char *rbuf;                 /* UZ_IO_MAX bytes from the pool */
     bool created;
     _Atomic bool done;
+    _Atomic uint64_t served;    /* requests read from /dev/fuse */
 };
+
+/* Signal that interrupts a worker's read of /dev/fuse, or a ring queue's
+ * wait, when stopping: a realtime one that hosts (nbdkit) leave alone. */
+#define UZ_FUSE_WAKE_SIGNAL (SIGRTMAX - 2)
+
+struct uz_ring;                 /* the io_uring transport (fuse_uring.h) */
 
 /* A pool mount's state (fuse_pool.c). */
 struct uz_fuse_pool {
@@ -233,7 +252,19 @@ struct uz_fuse {
     _Atomic int init_state;
     uint64_t init_unique;
     bool init_allow_mmap;       /* the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP */
+    bool init_uring;            /* the kernel offers FUSE_OVER_IO_URING */
+
+    /* the io_uring transport: NULL when off or not made */
+    struct uz_ring *ring;
+    bool want_ring;             /* probed: make the ring at start */
+    _Atomic bool ring_fell_back;    /* on /dev/fuse for the reason below */
+    char transport_note[192];
 };
+
+/* fuse_server.c: DIR/.transport's text into buf (size bytes): the
+ * transport ("io_uring" or "dev_fuse"), its counters, and why /dev/fuse
+ * when it is.  Returns the length. */
+int uz_fuse_transport_show(struct uz_fuse *f, char *buf, size_t size);
 
 /* fuse.c: is the sender of req root or the mount's owner (the server's
  * user)?  May it open a node of this mode for acc (O_RDONLY, O_WRONLY,
