@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define UZ_CONF_MAX_ALGOS 4      /* the primary and up to 3 for recompression */
-#define UZ_CONF_NKEYS 14         /* the entries of uz_conf_keys */
+#define UZ_CONF_NKEYS 15         /* the entries of uz_conf_keys */
 
 struct uz_conf_algo {
     char name[32];
@@ -46,6 +46,7 @@ struct uz_conf_dev {
     char recompress_policy[128];
     char writeback_policy[128];
     char auto_compact[16];
+    char io_uring[8];            /* "auto", "on", "off"; "" = auto */
     /* where each key was last set: key_line[i] is the line of
      * uz_conf_keys[i], 0 if the section does not set it */
     unsigned key_line[UZ_CONF_NKEYS];

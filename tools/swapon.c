@@ -6,6 +6,7 @@
  *                [--name NAME] [--options LIST] [--attr NAME=VALUE]...
  *                [--level N] [--allocator Z] [--mem-limit SIZE]
  *                [--backing-dev PATH] [--group-pages K] [--threads N]
+ *                [--io-uring auto|on|off]
  *   uzram swapoff [DEVICE...]
  *
  * swapon mounts a device at RUNDIR/NAME (RUNDIR is /run/uzram, or
@@ -41,6 +42,7 @@ static int swapon_usage(FILE *f)
             "                    [--name NAME] [--options LIST] [--attr NAME=VALUE]...\n"
             "                    [--level N] [--allocator Z] [--mem-limit SIZE]\n"
             "                    [--backing-dev PATH] [--group-pages K] [--threads N]\n"
+            "                    [--io-uring auto|on|off]\n"
             "  Makes a uzram device and swaps on it: mounts it at RUNDIR/NAME\n"
             "  (/run/uzram/swapN; RUNDIR from UZRAM_RUNDIR), attaches a loop device\n"
             "  with direct I/O, mkswap, swapon.  Prints the loop device.\n"
@@ -52,7 +54,7 @@ static int swapon_usage(FILE *f)
             "  --options LIST     swapon options (default: discard)\n"
             "  --attr NAME=VALUE  write a zram attribute (repeatable)\n"
             "  --level, --allocator, --mem-limit, --backing-dev, --group-pages,\n"
-            "  --threads          passed to `uzram mount`\n");
+            "  --threads, --io-uring   passed to `uzram mount`\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -77,6 +79,7 @@ int uz_cmd_swapon(int argc, char **argv)
         {"backing-dev", required_argument, NULL, 'b'},
         {"group-pages", required_argument, NULL, 'g'},
         {"threads", required_argument, NULL, 't'},
+        {"io-uring", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -129,7 +132,7 @@ int uz_cmd_swapon(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'a': case 'l': case 'z': case 'm': case 'b': case 'g': case 't': {
+        case 'a': case 'l': case 'z': case 'm': case 'b': case 'g': case 't': case 'U': {
             const char *opt = NULL;
             for (const struct option *o = longopts; o->name; o++)
                 if (o->val == c)

@@ -17,7 +17,8 @@
  *   zram-resident-limit              after it: mem_limit (uz_conf_bytes)
  *   recompress-policy, writeback-policy, auto-compact   after it: the
  *                                    attributes of those names
- *   writeback-device, allocator      `uzram mount --backing-dev, --allocator`
+ *   writeback-device, allocator,     `uzram mount --backing-dev, --allocator,
+ *   io-uring                          --io-uring`
  *   fs-type, mount-point, options, swap-priority        as swapon/mount
  *
  * uz_up_check (up.h) replays those writes on a library device before
@@ -123,6 +124,10 @@ static int build(const struct uz_conf_dev *d, double ram, struct uz_setup *s,
     if (d->allocator[0]) {
         uz_setup_arg(s, "--allocator");
         uz_setup_arg(s, d->allocator);
+    }
+    if (d->io_uring[0]) {
+        uz_setup_arg(s, "--io-uring");
+        uz_setup_arg(s, d->io_uring);
     }
     *key = NULL;
     if (!ok) {
