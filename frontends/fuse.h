@@ -11,6 +11,10 @@
  *                         value fresh, writing one is a single store whose
  *                         error the writer gets as errno (EINVAL, EBUSY...)
  *
+ *     DIR/.transport      (not listed; read-only) how the kernel hands the
+ *                         server its requests: "io_uring" or "dev_fuse",
+ *                         the requests each carried, and why dev_fuse
+ *
  * so `losetup -f DIR/disk` makes a block device of it (swap, ext4, ...)
  * and `cat DIR/mm_stat`, `echo 1 > DIR/compact` work as on sysfs.  Both
  * kinds of file are opened direct_io: the page cache never holds a second
@@ -20,7 +24,7 @@
  * the page cache, written back by msync or the kernel (fuse_server.c).
  *
  * The server runs on its own fixed pool of threads, all created by
- * uz_fuse_start(); its I/O path allocates nothing (requests are decoded in
+ * uz_fuse_start() (and, over io_uring, one more per CPU: fuse_uring.h); its I/O path allocates nothing (requests are decoded in
  * each thread's receive buffer and reads are copied out of a buffer
  * preallocated per thread), and each thread runs with PR_SET_IO_FLUSHER so
  * that the kernel does not recurse into swap to give it memory.  A process

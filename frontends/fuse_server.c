@@ -29,6 +29,16 @@
  * the flag in that one reply.  Every other request costs one relaxed
  * load of init_state each way.
  *
+ * FUSE over io_uring (fuse_uring.c).  Where the kernel offers
+ * FUSE_OVER_IO_URING at INIT and the server's per-CPU queues are ready
+ * (o->io_uring, probed before the mount, made before the workers
+ * start), the INIT reply accepts it too, and the same two functions tie
+ * it in: the write one sets the flag in the INIT reply and then lets the
+ * queues register; and, for every reply, it first offers the reply to the
+ * ring entry whose request this thread is serving (uz_ring_reply: one
+ * thread-local load when there is none).  The workers keep reading
+ * /dev/fuse, which still carries INIT, FORGET and INTERRUPT.
+ *
  * Ending.  When DIR is unmounted the kernel fails every read of
  * /dev/fuse with ENODEV and the workers return; the last one out makes
  * uz_fuse_end_fd() readable.  uz_fuse_stop() unmounts lazily and waits
