@@ -4,13 +4,13 @@
 #
 #   bash bench/fuse_uring.sh [transport|loop|all]    (as root; default all)
 #
-# Two mounts are up at once, each `uzram mount --size 512M --group-pages 1
+# Two mounts are up at once, each `uzram mount --size 768M --group-pages 1
 # --dedup 0` (single pages, as swapon and up make them; no deduplication,
 # as the pages repeat) and each filled with the same 512 MiB of real pages
 # (the corpus page files, sqlite then perl, repeated; or PAGEFILE): one
 # with --io-uring on (the fuse module's enable_uring parameter is turned on
 # for the run and put back after), one with --io-uring off.  Every figure
-# is fio's, 4 KiB random psync with O_DIRECT over the whole disk unless
+# is fio's, 4 KiB random psync with O_DIRECT over those 512 MiB unless
 # said, RUNTIME seconds (default 5) each, and each test is run ROUNDS
 # times (default 5) with the two transports interleaved (ring, dev, ring,
 # dev, ...), so that the load of the machine falls on both alike.  Each
@@ -24,6 +24,13 @@
 #   loop randread/randwrite   the same through a loop device on DIR/disk
 #                             (LOSETUP, default --direct-io=on --sector-size
 #                             4096, what uzram swapon and up attach)
+#   floor                     the same over the last 256 MiB, never
+#                             written: reads of empty pages and writes of
+#                             zero pages (same-filled: no codec; from the second round reads find
+#                             zero pages), the
+#                             round trip alone
+#   randread 4 jobs           DIR/disk and the loop device with four fio
+#                             jobs at once: IOPS
 #   seq read/write 1M         DIR/disk, 1 MiB sequential direct psync:
 #                             MiB/s (and CPU per 1 MiB request)
 # loop (on the io_uring mount): the loop device's settings, each a fresh
@@ -85,7 +92,7 @@ echo Y > "$PARAM"
 for t in ring dev; do
     mkdir -p "$WORK/$t"
     mode=on; [ $t = dev ] && mode=off
-    "$UZRAM" mount "$WORK/$t" --size 512M --group-pages 1 --dedup 0 --io-uring $mode \
+    "$UZRAM" mount "$WORK/$t" --size 768M --group-pages 1 --dedup 0 --io-uring $mode \
         --pidfile "$WORK/$t.pid"
     fill "$WORK/$t/disk"
 done
@@ -98,14 +105,16 @@ cpu_ticks() {   # PID: utime + stime, in clock ticks
 
 # One fio run: prints "VALUE CPU_US_PER_REQUEST" (VALUE: mean latency µs,
 # or MiB/s for sequential runs, or IOPS with JOBS > 1).
-run_fio() {   # TARGET RW BS PID [JOBS]
-    local jobs=${5:-1} c0 c1
-    c0=$(cpu_ticks "$4")
-    fio --name=b --filename="$1" --direct=1 --ioengine=psync --rw="$2" --bs="$3" \
-        --size=512M --runtime="$RUNTIME" --time_based --numjobs="$jobs" --group_reporting \
+run_fio() {   # TARGET RW BS PID [JOBS [FIO_ARGS...]]
+    local target=$1 rw=$2 bs=$3 pid=$4 jobs=${5:-1} c0 c1
+    shift 5 2>/dev/null || shift $#
+    [ $# -gt 0 ] || set -- --offset=0 --size=512M
+    c0=$(cpu_ticks "$pid")
+    fio --name=b --filename="$target" --direct=1 --ioengine=psync --rw="$rw" --bs="$bs" \
+        "$@" --runtime="$RUNTIME" --time_based --numjobs="$jobs" --group_reporting \
         --randrepeat=0 --output-format=json > "$WORK/fio.json"
-    c1=$(cpu_ticks "$4")
-    python3 - "$WORK/fio.json" "$2" "$((c1 - c0))" "$(getconf CLK_TCK)" "$jobs" <<'EOF'
+    c1=$(cpu_ticks "$pid")
+    python3 - "$WORK/fio.json" "$rw" "$((c1 - c0))" "$(getconf CLK_TCK)" "$jobs" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
 k = "read" if "read" in sys.argv[2] else "write"
@@ -181,6 +190,12 @@ if [ "$WHAT" = all ] || [ "$WHAT" = transport ]; then
                 printf "disk %s µs\t%s\t%s\n" $rw $kind "$(run_fio "$WORK/$t/disk" $rw 4k "$pid" | tr ' ' '\t')" >> "$WORK/transport.txt"
                 printf "loop %s µs\t%s\t%s\n" $rw $kind "$(run_fio "$loop" $rw 4k "$pid" | tr ' ' '\t')" >> "$WORK/transport.txt"
             done
+            # the floor: pages never written (reads), zero pages (writes):
+            # no decompression, no compression, only the round trip
+            printf "floor: disk randread of empty pages µs\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randread 4k "$pid" 1 --offset=512M --size=256M | tr ' ' '\t')" >> "$WORK/transport.txt"
+            printf "floor: disk randwrite of zero pages µs\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randwrite 4k "$pid" 1 --offset=512M --size=256M --zero_buffers | tr ' ' '\t')" >> "$WORK/transport.txt"
+            printf "disk randread 4 jobs IOPS\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randread 4k "$pid" 4 | tr ' ' '\t')" >> "$WORK/transport.txt"
+            printf "loop randread 4 jobs IOPS\t%s\t%s\n" $kind "$(run_fio "$loop" randread 4k "$pid" 4 | tr ' ' '\t')" >> "$WORK/transport.txt"
             for rw in read write; do
                 printf "disk seq %s 1M MiB/s\t%s\t%s\n" $rw $kind "$(run_fio "$WORK/$t/disk" $rw 1M "$pid" | tr ' ' '\t')" >> "$WORK/transport.txt"
             done
