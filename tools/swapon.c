@@ -11,7 +11,7 @@
  *
  * swapon mounts a device at RUNDIR/NAME (RUNDIR is /run/uzram, or
  * $UZRAM_RUNDIR; NAME defaults to the first free swapN), attaches a loop
- * device with direct I/O, runs mkswap and swapon, and prints the loop
+ * device with direct I/O and 4 KiB sectors, runs mkswap and swapon, and prints the loop
  * device; the steps are setup.c's, undone if one fails.  The default size
  * is a quarter of RAM (compcache's default).  --attr writes any zram
  * attribute (recomp_algorithm=..., writeback_policy=...) at the right
@@ -45,7 +45,7 @@ static int swapon_usage(FILE *f)
             "                    [--io-uring auto|on|off]\n"
             "  Makes a uzram device and swaps on it: mounts it at RUNDIR/NAME\n"
             "  (/run/uzram/swapN; RUNDIR from UZRAM_RUNDIR), attaches a loop device\n"
-            "  with direct I/O, mkswap, swapon.  Prints the loop device.\n"
+            "  with direct I/O and 4 KiB sectors, mkswap, swapon.  Prints the loop device.\n"
             "  --size SIZE        disk size (K, M, G suffixes); default 25%% of RAM\n"
             "  --percent P        disk size as P%% of RAM\n"
             "  --algorithm A      compression algorithm (lz4, zstd, lzo, ...)\n"
