@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # uzram top-level Makefile: the two commands a newcomer runs.
 #
 #   make demo    install what is missing, build, run the main job
@@ -9,7 +10,8 @@
 
 DEBS = build-essential cmake pkg-config clang liblz4-dev liblzo2-dev libzstd-dev zlib1g-dev \
        libcmocka-dev libfuse3-dev fuse3 liburing-dev nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev qemu-utils \
-       zstd e2fsprogs util-linux valgrind libclang-rt-14-dev libxxhash-dev gnuplot-nox man-db systemd
+       zstd e2fsprogs util-linux valgrind libclang-rt-14-dev libxxhash-dev gnuplot-nox man-db systemd \
+       dpkg-dev debhelper lintian
 
 JOBS ?= $(shell nproc)
 CORPUS ?= ../shared/corpus

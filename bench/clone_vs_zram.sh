@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # clone_vs_zram.sh - eight disks holding one golden image: a uzram pool of
 # a device and seven clones, against eight kernel zram devices each given
 # a copy (kernel zram has no clone: the copy is dd, device to device).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_uring.sh - FUSE over io_uring against /dev/fuse, side by side in one
 # run, on real pages; and what the loop device adds on top of DIR/disk.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make_dup_pages.sh OUT [N] - a page file of real memory with duplicate
 # pages: the resident pages of N (default 2) instances of one program
 # (python3 importing a set of standard modules and building the same

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make_incompressible.sh - a page file of real compressed data, the worst
 # case for a compressed RAM store: almost every page is stored raw.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make_tree_pages.sh OUT [SRC] [SIZE] - a page file of real disk blocks
 # with duplicate pages: an ext4 file system of SIZE (default: room for
 # two copies and a quarter more) holding

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench/nbd_clone.sh - what a clone costs over NBD: the plugin's pool mode
 # (export=, max_clones=), one golden export of real pages and clones of it
 # made by name (golden@cN), as a host serving VM disks would.

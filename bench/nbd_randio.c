@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * nbd_randio.c - random 4 KiB I/O of real pages over NBD, every byte
  * checked: the random half of bench/nbd_vs_memory.sh.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench/nbd_vs_memory.sh - the uzram nbdkit plugin against nbdkit's own
 # compressed RAM disk (nbdkit-memory-plugin allocator=zstd), same page
 # files, large sequential I/O (nbdcopy) and random 4 KiB I/O (nbd_randio,

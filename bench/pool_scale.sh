@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench/pool_scale.sh - what a pool device's open, stat and counters cost
 # at the sizes users give: a device of SIZE (default 1T) in a pool, 8 MiB
 # of real pages written to it, and CLONES (default 1024) clones of a

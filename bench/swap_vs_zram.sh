@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # swap_vs_zram.sh - the same memory-capped workloads swapping to uzram, to
 # uzram's raw RAM mode (the floor) and to kernel zram (lz4): how much time
 # does each add over a run with no cap?

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench/zstd_units.c - zstd on a page file cut into units, as nbdkit's
  * memory plugin (32 KiB) and uzram's groups compress it: total compressed

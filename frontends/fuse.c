@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse.c - the mount's file system: a uzram device as DIR/disk plus one
  * file per zram attribute, and in a pool mount one such directory per
@@ -18,12 +19,12 @@
  * mount's owner), and its mode is sysfs's: the disk 0600, an attribute
  * its table mode, clone 0400 as hot_add.  The mount is made with
  * default_permissions, so the kernel checks those modes; the server
- * checks them again on every open (uz_fuse_may_open), and on every use
+ * checks them again on every open (uzfs_may_open), and on every use
  * of a file that changes state (a store, a read that creates) it checks
- * that the sender is root or the owner (uz_fuse_privileged): an
+ * that the sender is root or the owner (uzfs_privileged): an
  * allow_other mount lets any user read the statistics, and only those
  * two change anything.  A store that fails is logged on stderr with the
- * library's message (uz_fuse_log; a refused sender is not): the writer
+ * library's message (uzfs_log; a refused sender is not): the writer
  * sees only its errno, as on sysfs.
  */
 #define FUSE_USE_VERSION 35
@@ -44,7 +45,7 @@
 #include <sys/types.h>
 #include <linux/falloc.h>
 
-static struct uz_fuse *req_fuse(fuse_req_t req)
+static struct uzfs *req_fuse(fuse_req_t req)
 {
     return fuse_req_userdata(req);
 }
@@ -55,21 +56,21 @@ static struct uz_fuse *req_fuse(fuse_req_t req)
  * server's user, every node's st_uid) gets a node's "other" bits alone,
  * and no file that changes state has any (the tables' modes: stores are
  * 0200 or 0644, hot_add and clone 0400, the disk 0600). */
-bool uz_fuse_privileged(fuse_req_t req)
+bool uzfs_privileged(fuse_req_t req)
 {
     const struct fuse_ctx *c = fuse_req_ctx(req);
     return c->uid == 0 || c->uid == getuid();
 }
 
-bool uz_fuse_may_open(fuse_req_t req, unsigned mode, int acc)
+bool uzfs_may_open(fuse_req_t req, unsigned mode, int acc)
 {
     unsigned r = 0444, w = 0222;   /* kernfs: no reading without show, even for root */
-    if (!uz_fuse_privileged(req))
+    if (!uzfs_privileged(req))
         r = 0004, w = 0002;
     return !((acc != O_WRONLY && !(mode & r)) || (acc != O_RDONLY && !(mode & w)));
 }
 
-void uz_fuse_log(const struct uz_fuse *f, int id, const char *name, int err)
+void uzfs_log(const struct uzfs *f, int id, const char *name, int err)
 {
     const char *msg = uzram_last_error();
     char where[32] = "";
@@ -82,14 +83,14 @@ void uz_fuse_log(const struct uz_fuse *f, int id, const char *name, int err)
 /* ------------------------------------------------------------ inodes */
 
 /* Is ino one of a pool's own nodes (DIR, zram-control, its attributes)? */
-static bool pool_node(const struct uz_fuse *f, fuse_ino_t ino)
+static bool pool_node(const struct uzfs *f, fuse_ino_t ino)
 {
     return f->pp && (ino >> UZ_INO_DEV_SHIFT) == 0;
 }
 
 /* The device whose node ino is, held in a pool (dev_put it); NULL if the
  * device is gone. */
-static struct uzram *dev_get(struct uz_fuse *f, fuse_ino_t ino)
+static struct uzram *dev_get(struct uzfs *f, fuse_ino_t ino)
 {
     if (!f->pp)
         return f->dev;
@@ -98,7 +99,7 @@ static struct uzram *dev_get(struct uz_fuse *f, fuse_ino_t ino)
                                                  : NULL;
 }
 
-static void dev_put(const struct uz_fuse *f, struct uzram *dev)
+static void dev_put(const struct uzfs *f, struct uzram *dev)
 {
     if (f->pp && dev)
         uzram_pool_put(dev);
@@ -111,7 +112,7 @@ static struct uzram *fh_dev(const struct fuse_file_info *fi)
 }
 
 /* The attribute behind an inode, or NULL.  *mode gets its sysfs mode. */
-static const char *ino_attr(const struct uz_fuse *f, fuse_ino_t ino, unsigned *mode)
+static const char *ino_attr(const struct uzfs *f, fuse_ino_t ino, unsigned *mode)
 {
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     if (l < UZ_INO_ATTR0 || l - UZ_INO_ATTR0 >= f->nattrs)
@@ -119,7 +120,7 @@ static const char *ino_attr(const struct uz_fuse *f, fuse_ino_t ino, unsigned *m
     return uzram_attr_name((unsigned)(l - UZ_INO_ATTR0), mode);
 }
 
-static bool ino_valid(const struct uz_fuse *f, fuse_ino_t ino)
+static bool ino_valid(const struct uzfs *f, fuse_ino_t ino)
 {
     unsigned mode;
     fuse_ino_t l = UZ_INO_LOCAL(ino);
@@ -128,7 +129,7 @@ static bool ino_valid(const struct uz_fuse *f, fuse_ino_t ino)
 }
 
 /* Fill *st for a valid inode of dev. */
-static void fill_stat(struct uz_fuse *f, struct uzram *dev, fuse_ino_t ino, struct stat *st)
+static void fill_stat(struct uzfs *f, struct uzram *dev, fuse_ino_t ino, struct stat *st)
 {
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     memset(st, 0, sizeof *st);
@@ -157,12 +158,12 @@ static void fill_stat(struct uz_fuse *f, struct uzram *dev, fuse_ino_t ino, stru
 }
 
 /* DIR/.transport: the FUSE transport and its counters
- * (uz_fuse_transport_show), for `uzram stat`.  Not listed in DIR, as it
+ * (uzfs_transport_show), for `uzram stat`.  Not listed in DIR, as it
  * is no zram attribute; anyone may read it. */
 static const char transport_name[] = ".transport";
 #define UZ_TRANSPORT_MODE 0444
 
-static void transport_stat(struct uz_fuse *f, struct stat *st)
+static void transport_stat(struct uzfs *f, struct stat *st)
 {
     memset(st, 0, sizeof *st);
     st->st_ino = UZ_INO_TRANSPORT;
@@ -178,7 +179,7 @@ static void transport_stat(struct uz_fuse *f, struct stat *st)
 /* The disk's size changes through disksize and reset, and a pool's
  * device can go, so the kernel must not cache those attributes or
  * dentries: every open by path looks them up again. */
-static double attr_timeout(const struct uz_fuse *f, fuse_ino_t ino)
+static double attr_timeout(const struct uzfs *f, fuse_ino_t ino)
 {
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     return l == UZ_INO_DISK || (f->pp && l == UZ_INO_ROOT) ? 0.0 : 1.0;
@@ -188,7 +189,7 @@ static double attr_timeout(const struct uz_fuse *f, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    struct uz_fuse *f = userdata;
+    struct uzfs *f = userdata;
     /* Splicing makes libfuse copy requests into fresh buffers. */
     conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
@@ -207,7 +208,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (parent == UZ_INO_ROOT && strcmp(name, transport_name) == 0) {
         struct fuse_entry_param e;
         memset(&e, 0, sizeof e);
@@ -218,7 +219,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         return;
     }
     if (pool_node(f, parent)) {
-        uz_pool_lookup(req, f, parent, name);
+        uzfs_pool_lookup(req, f, parent, name);
         return;
     }
     struct uzram *dev = UZ_INO_LOCAL(parent) == UZ_INO_ROOT ? dev_get(f, parent) : NULL;
@@ -254,7 +255,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (ino == UZ_INO_TRANSPORT) {
         struct stat st;
         transport_stat(f, &st);
@@ -262,7 +263,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     if (pool_node(f, ino)) {
-        uz_pool_getattr(req, f, ino);
+        uzfs_pool_getattr(req, f, ino);
         return;
     }
     struct uzram *dev = ino_valid(f, ino) ? dev_get(f, ino) : NULL;
@@ -282,13 +283,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (ino == UZ_INO_TRANSPORT) {
         op_getattr(req, ino, fi);
         return;
     }
     if (pool_node(f, ino)) {
-        uz_pool_getattr(req, f, ino);
+        uzfs_pool_getattr(req, f, ino);
         return;
     }
     struct uzram *dev = ino_valid(f, ino) ? dev_get(f, ino) : NULL;
@@ -308,7 +309,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
     fuse_reply_attr(req, &st, attr_timeout(f, ino));
 }
 
-static void disk_close(struct uz_fuse *f, struct uzram *dev)
+static void disk_close(struct uzfs *f, struct uzram *dev)
 {
     if (f->pp)
         atomic_fetch_sub(&f->pp->opens[uzram_device_id(dev)], 1);
@@ -317,9 +318,9 @@ static void disk_close(struct uz_fuse *f, struct uzram *dev)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (ino == UZ_INO_TRANSPORT) {
-        if (!uz_fuse_may_open(req, UZ_TRANSPORT_MODE, fi->flags & O_ACCMODE)) {
+        if (!uzfs_may_open(req, UZ_TRANSPORT_MODE, fi->flags & O_ACCMODE)) {
             fuse_reply_err(req, EACCES);
             return;
         }
@@ -329,7 +330,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (pool_node(f, ino)) {
-        uz_pool_open(req, f, ino, fi);
+        uzfs_pool_open(req, f, ino, fi);
         return;
     }
     int acc = fi->flags & O_ACCMODE;
@@ -341,7 +342,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     if (l == UZ_INO_DISK && f->o.expose_disk) {
-        if (!uz_fuse_may_open(req, UZ_DISK_MODE, acc)) {
+        if (!uzfs_may_open(req, UZ_DISK_MODE, acc)) {
             dev_put(f, dev);
             fuse_reply_err(req, EACCES);
             return;
@@ -365,7 +366,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, l == UZ_INO_ROOT ? EISDIR : ENOENT);
         return;
     }
-    if (!uz_fuse_may_open(req, mode, acc)) {
+    if (!uzfs_may_open(req, mode, acc)) {
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -376,7 +377,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (!pool_node(f, ino) && UZ_INO_LOCAL(ino) == UZ_INO_DISK)
         disk_close(f, fh_dev(fi));
     fuse_reply_err(req, 0);
@@ -393,7 +394,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * what a loop device sends for REQ_OP_FLUSH, counted in "stat". */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     bool disk = !pool_node(f, ino) && UZ_INO_LOCAL(ino) == UZ_INO_DISK;
     int err = disk ? uzram_flush(fh_dev(fi)) : 0;
     fuse_reply_err(req, -err);
@@ -404,7 +405,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void read_disk(fuse_req_t req, struct uzram *dev, size_t size, off_t off)
 {
     uint64_t disksize = uzram_disksize(dev);
-    struct uz_fuse_worker *w = uz_fuse_cur_worker;
+    struct uzfs_worker *w = uzfs_cur_worker;
     if (off < 0 || !w) {
         fuse_reply_err(req, EINVAL);
         return;
@@ -445,19 +446,19 @@ static void read_attr(fuse_req_t req, struct uzram *dev, const char *name, size_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     unsigned mode;
     const char *name;
     if (ino == UZ_INO_TRANSPORT) {
         char buf[UZ_ATTR_BUF];
-        int n = uz_fuse_transport_show(f, buf, sizeof buf);
+        int n = uzfs_transport_show(f, buf, sizeof buf);
         size_t len = off >= 0 && off < n ? (size_t)(n - off) : 0;
         fuse_reply_buf(req, buf + (len ? off : 0), len < size ? len : size);
         return;
     }
     if (pool_node(f, ino)) {
-        uz_pool_read(req, f, ino, size, off);
+        uzfs_pool_read(req, f, ino, size, off);
         return;
     }
     if (l == UZ_INO_DISK) {
@@ -468,7 +469,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (!dev)
         fuse_reply_err(req, ENOENT);
     else if (l == UZ_INO_CLONE && f->pp)
-        uz_pool_clone_read(req, f, dev, off);
+        uzfs_pool_clone_read(req, f, dev, off);
     else if ((name = ino_attr(f, ino, &mode)) != NULL)
         read_attr(req, dev, name, size, off);
     else
@@ -506,18 +507,18 @@ static void write_disk(fuse_req_t req, struct uzram *dev, const char *buf, size_
 
 /* Every write(2) to an attribute is one store, whatever its offset (as
  * kernfs does); the store's error is the writer's errno. */
-static void write_attr(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, const char *name,
+static void write_attr(fuse_req_t req, struct uzfs *f, struct uzram *dev, const char *name,
                        const char *buf, size_t size)
 {
     if (size >= UZ_ATTR_BUF)
         size = UZ_ATTR_BUF - 1;            /* sysfs hands store at most a page */
-    if (!uz_fuse_privileged(req)) {
+    if (!uzfs_privileged(req)) {
         fuse_reply_err(req, EACCES);      /* (not logged: anyone may try) */
         return;
     }
     int err = uzram_attr_store(dev, name, buf, size);
     if (err < 0) {
-        uz_fuse_log(f, f->pp ? uzram_device_id(dev) : -1, name, err);
+        uzfs_log(f, f->pp ? uzram_device_id(dev) : -1, name, err);
         fuse_reply_err(req, -err);
     } else {
         fuse_reply_write(req, size);
@@ -527,12 +528,12 @@ static void write_attr(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, con
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     unsigned mode;
     const char *name;
     if (pool_node(f, ino)) {
-        uz_pool_write(req, f, ino, buf, size);
+        uzfs_pool_write(req, f, ino, buf, size);
         return;
     }
     if (l == UZ_INO_DISK) {
@@ -556,7 +557,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length,
                          struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     struct uzram *dev = fh_dev(fi);
     if (pool_node(f, ino) || UZ_INO_LOCAL(ino) != UZ_INO_DISK) {
         fuse_reply_err(req, EOPNOTSUPP);
@@ -602,9 +603,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (pool_node(f, ino)) {
-        uz_pool_readdir(req, f, ino, size, off);
+        uzfs_pool_readdir(req, f, ino, size, off);
         return;
     }
     struct uzram *dev = UZ_INO_LOCAL(ino) == UZ_INO_ROOT ? dev_get(f, ino) : NULL;
@@ -650,9 +651,9 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    struct uz_fuse *f = req_fuse(req);
+    struct uzfs *f = req_fuse(req);
     if (pool_node(f, ino)) {
-        uz_pool_statfs(req, f);
+        uzfs_pool_statfs(req, f);
         return;
     }
     struct uzram *dev = dev_get(f, ino);
@@ -697,7 +698,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fuse_reply_err(req, EPERM);
 }
 
-const struct fuse_lowlevel_ops uz_fuse_ops = {
+const struct fuse_lowlevel_ops uzfs_ops = {
     .init = op_init,
     .lookup = op_lookup,
     .getattr = op_getattr,

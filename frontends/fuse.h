@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse.h - serve a uzram device as a directory (FUSE).
  *
@@ -24,7 +25,7 @@
  * the page cache, written back by msync or the kernel (fuse_server.c).
  *
  * The server runs on its own fixed pool of threads, all created by
- * uz_fuse_start() (and, over io_uring, one more per CPU: fuse_uring.h); its I/O path allocates nothing (requests are decoded in
+ * uzfs_start() (and, over io_uring, one more per CPU: fuse_uring.h); its I/O path allocates nothing (requests are decoded in
  * each thread's receive buffer and reads are copied out of a buffer
  * preallocated per thread), and each thread runs with PR_SET_IO_FLUSHER so
  * that the kernel does not recurse into swap to give it memory.  A process
@@ -34,25 +35,25 @@
  *
  * Usage (the nbdkit plugin's control=DIR, attributes only):
  *
- *     struct uz_fuse_opts o;
- *     uz_fuse_opts_init(&o);
+ *     struct uzfs_opts o;
+ *     uzfs_opts_init(&o);
  *     o.expose_disk = false;
  *     o.deferred = true;          // mount now, serve after a fork
- *     struct uz_fuse *f;
- *     int err = uz_fuse_start(dev, "/run/uzram-ctl", &o, &f);
+ *     struct uzfs *f;
+ *     int err = uzfs_start(dev, "/run/uzram-ctl", &o, &f);
  *     ... fork ...
- *     err = uz_fuse_run(f);       // in the process that serves
+ *     err = uzfs_run(f);       // in the process that serves
  *     ...
- *     uz_fuse_stop(f);
+ *     uzfs_stop(f);
  *
  * Signals: the workers block every signal but SIGRTMAX-2, which
- * uz_fuse_stop() sends them to interrupt their read of /dev/fuse; its
- * handler is installed by uz_fuse_start() unless the process has one (which
+ * uzfs_stop() sends them to interrupt their read of /dev/fuse; its
+ * handler is installed by uzfs_start() unless the process has one (which
  * then must not use SA_RESTART).
  *
- * Thread-safety: uz_fuse_start / uz_fuse_stop on one server must not race
- * with each other; uz_fuse_end_fd() may be polled from any thread.  The
- * device must outlive the server (destroy it after uz_fuse_stop()).
+ * Thread-safety: uzfs_start / uzfs_stop on one server must not race
+ * with each other; uzfs_end_fd() may be polled from any thread.  The
+ * device must outlive the server (destroy it after uzfs_stop()).
  */
 #ifndef UZRAM_FUSE_H
 #define UZRAM_FUSE_H
@@ -61,11 +62,11 @@
 
 #include "uzram.h"
 
-struct uz_fuse;
+struct uzfs;
 
 #define UZ_FUSE_MAX_THREADS 64   /* most worker threads a server runs */
 
-struct uz_fuse_opts {
+struct uzfs_opts {
     /* Show DIR/disk (default true).  false: attribute files only. */
     bool expose_disk;
     /* Source and type in /proc/mounts: "uzram" and "uzram" give
@@ -79,7 +80,7 @@ struct uz_fuse_opts {
      * mounter is root; otherwise it needs user_allow_other in
      * /etc/fuse.conf). */
     bool allow_other;
-    /* Mount, but start no worker thread until uz_fuse_run() (default
+    /* Mount, but start no worker thread until uzfs_run() (default
      * false).  For a host that forks between its checks and its serving
      * (nbdkit: get_ready, then after_fork): every error of the mount is
      * seen before the fork, and the threads, which do not survive one,
@@ -97,35 +98,35 @@ struct uz_fuse_opts {
 enum { UZ_FUSE_URING_AUTO = 0, UZ_FUSE_URING_ON, UZ_FUSE_URING_OFF };
 
 /* Fill *o with the defaults above.  Never fails. */
-void uz_fuse_opts_init(struct uz_fuse_opts *o);
+void uzfs_opts_init(struct uzfs_opts *o);
 
 /*
  * Mount DIR (an existing directory) and serve dev there from background
- * threads (with o->deferred, from uz_fuse_run() on).  o may be NULL for the
+ * threads (with o->deferred, from uzfs_run() on).  o may be NULL for the
  * defaults.  Returns 0 and the server in *out, or a negative errno
  * (-ENOTDIR, -ENOENT, -EBUSY when a uzram is mounted at DIR already,
  * -EPERM, -ENOMEM, -EIO for a failed mount) with a message in
  * uzram_last_error() style on stderr.  Nothing stays mounted on error.
  */
-int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
-                  struct uz_fuse **out);
+int uzfs_start(struct uzram *dev, const char *dir, const struct uzfs_opts *o,
+               struct uzfs **out);
 
 /*
  * Start the workers of a server started with o.deferred, in this process
  * (the one that forked from the starter, or the starter itself).  0; or a
  * negative errno (-EAGAIN, -ENOMEM) with a message on stderr, and then f
- * is stopped and freed as by uz_fuse_stop() (nothing stays mounted).  On
+ * is stopped and freed as by uzfs_stop() (nothing stays mounted).  On
  * a server that already serves, 0.
  */
-int uz_fuse_run(struct uz_fuse *f);
+int uzfs_run(struct uzfs *f);
 
 /*
  * Is a uzram (a mount of type fuse.uzram: `uzram mount`, `uzram pool`, the
  * plugin's control=DIR) mounted at dir, an absolute path without symbolic
  * links (as realpath gives)?  A second mount there would hide the first
- * one's files, so uz_fuse_start refuses it (-EBUSY).
+ * one's files, so uzfs_start refuses it (-EBUSY).
  */
-bool uz_fuse_is_mounted(const char *dir);
+bool uzfs_is_mounted(const char *dir);
 
 /*
  * Unmount (lazily, so it never fails), wait for every worker to finish
@@ -134,7 +135,7 @@ bool uz_fuse_is_mounted(const char *dir);
  * workers are stopped anyway and that user's I/O fails from then on.
  * NULL is accepted.  The device is not destroyed.
  */
-void uz_fuse_stop(struct uz_fuse *f);
+void uzfs_stop(struct uzfs *f);
 
 /*
  * A pool mount (`uzram pool`): DIR/zram-control/{hot_add,hot_remove},
@@ -146,20 +147,20 @@ void uz_fuse_stop(struct uz_fuse *f);
  * returns a new device's.  In every mount only root and the mount's
  * owner may change anything (fuse.c, "Who may do what").  Every operation on a device holds it (uzram_pool_get) and
  * an open disk holds it open (uzram_open), so hot_remove of a device in
- * use is EBUSY.  Returns and errors as uz_fuse_start's; the pool must
+ * use is EBUSY.  Returns and errors as uzfs_start's; the pool must
  * outlive the server (remove its devices and destroy it after
- * uz_fuse_stop(), which closes every disk the kernel left open).
+ * uzfs_stop(), which closes every disk the kernel left open).
  */
-int uz_fuse_start_pool(struct uzram_pool *pool, const char *dir, const struct uz_fuse_opts *o,
-                       struct uz_fuse **out);
+int uzfs_start_pool(struct uzram_pool *pool, const char *dir, const struct uzfs_opts *o,
+                    struct uzfs **out);
 
 /*
  * A descriptor that becomes readable (POLLIN) once the mount has ended
  * from outside: `umount DIR`, `fusermount3 -u DIR`, or an abort of the
  * connection.  A daemon polls it next to its signals and then calls
- * uz_fuse_stop().  Owned by the server; do not close or read it.
+ * uzfs_stop().  Owned by the server; do not close or read it.
  */
-int uz_fuse_end_fd(const struct uz_fuse *f);
+int uzfs_end_fd(const struct uzfs *f);
 
 #ifdef UZ_FUSE_INTERNAL
 /*
@@ -208,8 +209,8 @@ int uz_fuse_end_fd(const struct uz_fuse *f);
 #define UZ_IO_MAX   (128u * 1024)
 #define UZ_ATTR_BUF 4096
 
-struct uz_fuse_worker {
-    struct uz_fuse *f;
+struct uzfs_worker {
+    struct uzfs *f;
     pthread_t tid;
     char *rbuf;                 /* UZ_IO_MAX bytes from the pool */
     bool created;
@@ -224,26 +225,26 @@ struct uz_fuse_worker {
 struct uz_ring;                 /* the io_uring transport (fuse_uring.h) */
 
 /* A pool mount's state (fuse_pool.c). */
-struct uz_fuse_pool {
+struct uzfs_pool {
     struct uzram_pool *pool;
-    /* opens of DIR/zramN/disk still held, so that uz_fuse_stop() can
+    /* opens of DIR/zramN/disk still held, so that uzfs_stop() can
      * close those the kernel never released */
     _Atomic unsigned opens[UZRAM_POOL_MAX_DEVICES];
 };
 
-struct uz_fuse {
+struct uzfs {
     struct uzram *dev;          /* a single-device mount's, else NULL */
-    struct uz_fuse_pool *pp;    /* a pool mount's, else NULL */
+    struct uzfs_pool *pp;    /* a pool mount's, else NULL */
     struct fuse_session *se;
     char *dir;                  /* absolute mount point */
-    struct uz_fuse_opts o;
+    struct uzfs_opts o;
     unsigned nattrs;
     dev_t mnt_dev;              /* st_dev of DIR while mounted */
-    bool deferred;              /* mounted, no worker started yet (uz_fuse_run) */
+    bool deferred;              /* mounted, no worker started yet (uzfs_run) */
     time_t born;
 
     unsigned nworkers;
-    struct uz_fuse_worker workers[UZ_FUSE_MAX_THREADS];
+    struct uzfs_worker workers[UZ_FUSE_MAX_THREADS];
     char *bufs;                 /* nworkers * UZ_IO_MAX, touched at start */
 
     pthread_mutex_t lock;
@@ -268,7 +269,7 @@ struct uz_fuse {
 /* fuse_server.c: DIR/.transport's text into buf (size bytes): the
  * transport ("io_uring" or "dev_fuse"), its counters, and why /dev/fuse
  * when it is.  Returns the length. */
-int uz_fuse_transport_show(struct uz_fuse *f, char *buf, size_t size);
+int uzfs_transport_show(struct uzfs *f, char *buf, size_t size);
 
 /* fuse.c: is the sender of req root or the mount's owner (the server's
  * user)?  May it open a node of this mode for acc (O_RDONLY, O_WRONLY,
@@ -277,37 +278,37 @@ int uz_fuse_transport_show(struct uz_fuse *f, char *buf, size_t size);
  * anyone else.  Log a failed store or creating read of NAME (of device id
  * of a pool, -1 for a single mount's or the pool's own) on stderr, with
  * the calling thread's uzram_last_error(). */
-bool uz_fuse_privileged(fuse_req_t req);
-bool uz_fuse_may_open(fuse_req_t req, unsigned mode, int acc);
-void uz_fuse_log(const struct uz_fuse *f, int id, const char *name, int err);
+bool uzfs_privileged(fuse_req_t req);
+bool uzfs_may_open(fuse_req_t req, unsigned mode, int acc);
+void uzfs_log(const struct uzfs *f, int id, const char *name, int err);
 
 /* fuse.c's operations, and the worker running on this thread (NULL
  * elsewhere; set before the worker receives its first request). */
-extern const struct fuse_lowlevel_ops uz_fuse_ops;
-extern __thread struct uz_fuse_worker *uz_fuse_cur_worker;
+extern const struct fuse_lowlevel_ops uzfs_ops;
+extern __thread struct uzfs_worker *uzfs_cur_worker;
 
 /* fuse_server.c: mount and serve (dev for a single-device mount, pp for
- * a pool's); uz_fuse_start and uz_fuse_start_pool are this. */
-int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
-                  const struct uz_fuse_opts *o, struct uz_fuse **out);
+ * a pool's); uzfs_start and uzfs_start_pool are this. */
+int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
+               const struct uzfs_opts *o, struct uzfs **out);
 
 /* fuse_pool.c: the operations on a pool's own nodes (ino below
  * 1 << UZ_INO_DEV_SHIFT), each replying to req, and what fuse.c asks of
  * the pool. */
-void uz_pool_lookup(fuse_req_t req, struct uz_fuse *f, fuse_ino_t parent, const char *name);
-void uz_pool_getattr(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino);
-void uz_pool_open(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, struct fuse_file_info *fi);
-void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off);
-void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char *buf,
-                   size_t size);
-void uz_pool_readdir(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off);
-void uz_pool_statfs(fuse_req_t req, struct uz_fuse *f);
+void uzfs_pool_lookup(fuse_req_t req, struct uzfs *f, fuse_ino_t parent, const char *name);
+void uzfs_pool_getattr(fuse_req_t req, struct uzfs *f, fuse_ino_t ino);
+void uzfs_pool_open(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, struct fuse_file_info *fi);
+void uzfs_pool_read(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, size_t size, off_t off);
+void uzfs_pool_write(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, const char *buf,
+                     size_t size);
+void uzfs_pool_readdir(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, size_t size, off_t off);
+void uzfs_pool_statfs(fuse_req_t req, struct uzfs *f);
 /* Read of DIR/zramN/clone: clone dev (held by the caller). */
-void uz_pool_clone_read(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, off_t off);
+void uzfs_pool_clone_read(fuse_req_t req, struct uzfs *f, struct uzram *dev, off_t off);
 /* The stat of the pool's own node ino into *st; false if there is none. */
-bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st);
+bool uzfs_pool_fill_stat(struct uzfs *f, fuse_ino_t ino, struct stat *st);
 /* Close the disks the kernel left open (at stop, once no worker runs). */
-void uz_pool_close_all(struct uz_fuse_pool *pp);
+void uzfs_pool_close_all(struct uzfs_pool *pp);
 #endif
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_dl.c - libfuse loaded when a FUSE mount starts, not when the
  * program does.
@@ -13,7 +14,7 @@
  *
  * fuse_session_new loads the library (once; a failure is reported as
  * libfuse reports its own: NULL, with a message on stderr, and
- * uz_fuse_start fails).  Every other function is only reachable through
+ * uzfs_start fails).  Every other function is only reachable through
  * a session, so it finds its pointer set.  The load is serialised by
  * pthread_once; the pointers are written before any session exists.
  */

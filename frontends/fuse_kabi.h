@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_kabi.h - the parts of the kernel's FUSE interface that the
  * installed <linux/fuse.h> (protocol 7.38 on Debian 12) lacks, written

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_pool.c - a pool mount's own nodes (see fuse.h): the nodes above
  * its devices, which fuse.c hands here.
@@ -61,7 +62,7 @@ static int device_number(const char *name)
     return *end || n >= UZRAM_POOL_MAX_DEVICES ? -1 : (int)n;
 }
 
-static bool device_exists(struct uz_fuse *f, int id)
+static bool device_exists(struct uzfs *f, int id)
 {
     struct uzram *dev = id >= 0 ? uzram_pool_get(f->pp->pool, id) : NULL;
     if (dev)
@@ -74,7 +75,7 @@ static fuse_ino_t device_dir_ino(int id)
     return ((fuse_ino_t)id + 1) << UZ_INO_DEV_SHIFT | UZ_INO_ROOT;
 }
 
-static void fill_common(struct uz_fuse *f, fuse_ino_t ino, mode_t mode, struct stat *st)
+static void fill_common(struct uzfs *f, fuse_ino_t ino, mode_t mode, struct stat *st)
 {
     memset(st, 0, sizeof *st);
     st->st_ino = ino;
@@ -87,7 +88,7 @@ static void fill_common(struct uz_fuse *f, fuse_ino_t ino, mode_t mode, struct s
     st->st_blksize = UZRAM_PAGE_SIZE;
 }
 
-bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st)
+bool uzfs_pool_fill_stat(struct uzfs *f, fuse_ino_t ino, struct stat *st)
 {
     unsigned mode;
     if (ino == UZ_INO_ROOT || ino == UZ_INO_CTL)
@@ -103,7 +104,7 @@ bool uz_pool_fill_stat(struct uz_fuse *f, fuse_ino_t ino, struct stat *st)
     return true;
 }
 
-void uz_pool_lookup(fuse_req_t req, struct uz_fuse *f, fuse_ino_t parent, const char *name)
+void uzfs_pool_lookup(fuse_req_t req, struct uzfs *f, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
@@ -131,27 +132,27 @@ void uz_pool_lookup(fuse_req_t req, struct uz_fuse *f, fuse_ino_t parent, const 
         else if (strcmp(name, "hot_remove") == 0)
             e.ino = UZ_INO_HOT_REMOVE;
     }
-    if (e.ino == 0 || !uz_pool_fill_stat(f, e.ino, &e.attr)) {
+    if (e.ino == 0 || !uzfs_pool_fill_stat(f, e.ino, &e.attr)) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     fuse_reply_entry(req, &e);
 }
 
-void uz_pool_getattr(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino)
+void uzfs_pool_getattr(fuse_req_t req, struct uzfs *f, fuse_ino_t ino)
 {
     struct stat st;
-    if (!uz_pool_fill_stat(f, ino, &st))
+    if (!uzfs_pool_fill_stat(f, ino, &st))
         fuse_reply_err(req, ENOENT);
     else
         fuse_reply_attr(req, &st, 1.0);
 }
 
-void uz_pool_open(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, struct fuse_file_info *fi)
+void uzfs_pool_open(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct stat st;
     int acc = fi->flags & O_ACCMODE;
-    if (!uz_pool_fill_stat(f, ino, &st)) {
+    if (!uzfs_pool_fill_stat(f, ino, &st)) {
         fuse_reply_err(req, ENOENT);
         return;
     }
@@ -159,7 +160,7 @@ void uz_pool_open(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, struct fuse
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if (!uz_fuse_may_open(req, st.st_mode & 0777, acc)) {
+    if (!uzfs_may_open(req, st.st_mode & 0777, acc)) {
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -191,12 +192,12 @@ static void reply_device(fuse_req_t req, int err, struct uzram *dev, size_t size
     reply_text(req, buf, n, size, 0);
 }
 
-void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off)
+void uzfs_pool_read(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, size_t size, off_t off)
 {
     unsigned mode;
     const char *name = ino_pattr(ino, &mode);
     if (ino == UZ_INO_HOT_ADD) {
-        if (!uz_fuse_privileged(req)) {
+        if (!uzfs_privileged(req)) {
             fuse_reply_err(req, EACCES);
             return;
         }
@@ -207,7 +208,7 @@ void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size
         struct uzram *dev = NULL;
         int err = uzram_pool_add(f->pp->pool, &dev);
         if (err < 0)
-            uz_fuse_log(f, -1, "zram-control/hot_add", err);
+            uzfs_log(f, -1, "zram-control/hot_add", err);
         reply_device(req, err, dev, size);
     } else if (name) {
         char buf[UZ_ATTR_BUF];
@@ -221,9 +222,9 @@ void uz_pool_read(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size
     }
 }
 
-void uz_pool_clone_read(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, off_t off)
+void uzfs_pool_clone_read(fuse_req_t req, struct uzfs *f, struct uzram *dev, off_t off)
 {
-    if (!uz_fuse_privileged(req)) {
+    if (!uzfs_privileged(req)) {
         fuse_reply_err(req, EACCES);
         return;
     }
@@ -234,7 +235,7 @@ void uz_pool_clone_read(fuse_req_t req, struct uz_fuse *f, struct uzram *dev, of
     struct uzram *clone = NULL;
     int err = uzram_clone(dev, &clone);
     if (err < 0)
-        uz_fuse_log(f, uzram_device_id(dev), "clone", err);
+        uzfs_log(f, uzram_device_id(dev), "clone", err);
     reply_device(req, err, clone, 32);
 }
 
@@ -256,15 +257,15 @@ static int parse_id(const char *buf, size_t size)
     return n > INT_MAX ? -1 : (int)n;
 }
 
-void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char *buf,
-                   size_t size)
+void uzfs_pool_write(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, const char *buf,
+                     size_t size)
 {
     unsigned mode;
     const char *name = ino_pattr(ino, &mode);
     int err;
     if (size >= UZ_ATTR_BUF)
         size = UZ_ATTR_BUF - 1;            /* sysfs hands store at most a page */
-    if (!uz_fuse_privileged(req)) {
+    if (!uzfs_privileged(req)) {
         fuse_reply_err(req, EACCES);       /* every store here changes the pool */
         return;
     }
@@ -275,11 +276,11 @@ void uz_pool_write(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, const char
             fprintf(stderr, "uzram: %s/zram-control/hot_remove: %s: write a device number "
                     "(digits, one newline at most)\n", f->dir, strerror(EINVAL));
         else if (err < 0)
-            uz_fuse_log(f, -1, "zram-control/hot_remove", err);
+            uzfs_log(f, -1, "zram-control/hot_remove", err);
     } else if (name) {
         err = uzram_pool_attr_store(f->pp->pool, name, buf, size);
         if (err < 0)
-            uz_fuse_log(f, -1, name, err);
+            uzfs_log(f, -1, name, err);
     } else {
         err = ino == UZ_INO_ROOT || ino == UZ_INO_CTL ? -EISDIR : -EACCES;
     }
@@ -307,7 +308,7 @@ static bool add_entry(fuse_req_t req, char *buf, size_t cap, size_t *pos, const 
 /* DIR: ".", "..", zram-control, the pool's attributes (offsets: index +
  * 1), then the devices (offset: k + 1 + N, k the count before them).
  * zram-control: ".", "..", hot_add, hot_remove. */
-void uz_pool_readdir(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t size, off_t off)
+void uzfs_pool_readdir(fuse_req_t req, struct uzfs *f, fuse_ino_t ino, size_t size, off_t off)
 {
     char buf[4096];
     size_t cap = size < sizeof buf ? size : sizeof buf, pos = 0;
@@ -346,7 +347,7 @@ void uz_pool_readdir(fuse_req_t req, struct uz_fuse *f, fuse_ino_t ino, size_t s
     fuse_reply_buf(req, buf, pos);
 }
 
-void uz_pool_statfs(fuse_req_t req, struct uz_fuse *f)
+void uzfs_pool_statfs(fuse_req_t req, struct uzfs *f)
 {
     struct uzram_pool_stats s;
     uzram_pool_get_stats(f->pp->pool, &s);
@@ -361,7 +362,7 @@ void uz_pool_statfs(fuse_req_t req, struct uz_fuse *f)
     fuse_reply_statfs(req, &sv);
 }
 
-void uz_pool_close_all(struct uz_fuse_pool *pp)
+void uzfs_pool_close_all(struct uzfs_pool *pp)
 {
     for (int id = 0; id < UZRAM_POOL_MAX_DEVICES; id++) {
         unsigned n = atomic_exchange(&pp->opens[id], 0);
@@ -374,13 +375,13 @@ void uz_pool_close_all(struct uz_fuse_pool *pp)
     }
 }
 
-int uz_fuse_start_pool(struct uzram_pool *pool, const char *dir, const struct uz_fuse_opts *o,
-                       struct uz_fuse **out)
+int uzfs_start_pool(struct uzram_pool *pool, const char *dir, const struct uzfs_opts *o,
+                    struct uzfs **out)
 {
-    struct uz_fuse_pool *pp = calloc(1, sizeof *pp);
+    struct uzfs_pool *pp = calloc(1, sizeof *pp);
     *out = NULL;
     if (!pp)
         return -ENOMEM;
     pp->pool = pool;
-    return uz_fuse_serve(NULL, pp, dir, o, out);
+    return uzfs_serve(NULL, pp, dir, o, out);
 }

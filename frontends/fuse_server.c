@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_server.c - the FUSE server's threads, mount and session I/O; the
  * file system they serve is fuse.c's (see fuse.h).
  *
- * Threads.  uz_fuse_serve() creates a fixed pool of workers (with
- * o->deferred, uz_fuse_run() does, after the host's fork); each one
+ * Threads.  uzfs_serve() creates a fixed pool of workers (with
+ * o->deferred, uzfs_run() does, after the host's fork); each one
  * loops on fuse_session_receive_buf() / fuse_session_process_buf() (what
  * fuse_session_loop_mt does, minus its habit of creating and destroying
  * threads on demand: a swap device's server must not need new memory for a
@@ -41,7 +42,7 @@
  *
  * Ending.  When DIR is unmounted the kernel fails every read of
  * /dev/fuse with ENODEV and the workers return; the last one out makes
- * uz_fuse_end_fd() readable.  uz_fuse_stop() unmounts lazily and waits
+ * uzfs_end_fd() readable.  uzfs_stop() unmounts lazily and waits
  * for that; if a user of DIR/disk keeps the connection alive for longer
  * than STOP_GRACE_MS (2 s), the workers are woken by a signal and leave, and
  * the connection dies with the descriptor.
@@ -80,12 +81,12 @@
 extern char **environ;
 
 #define WORKER_STACK   (1u << 20)
-/* How long uz_fuse_stop() lets users of the disk finish after the lazy
+/* How long uzfs_stop() lets users of the disk finish after the lazy
  * unmount before it stops the workers anyway. */
 #define STOP_GRACE_MS  2000
 #define WAKE_SIGNAL    UZ_FUSE_WAKE_SIGNAL
 
-__thread struct uz_fuse_worker *uz_fuse_cur_worker;
+__thread struct uzfs_worker *uzfs_cur_worker;
 
 /* ------------------------------------------------------ session I/O */
 
@@ -93,7 +94,7 @@ __thread struct uz_fuse_worker *uz_fuse_cur_worker;
  * kernel sends) and what it offers. */
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
-    struct uz_fuse *f = userdata;
+    struct uzfs *f = userdata;
     ssize_t n = read(fd, buf, len);
     if (atomic_load_explicit(&f->init_state, memory_order_relaxed) == 0 &&
         n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in))) {
@@ -124,7 +125,7 @@ static size_t init_max_payload(const struct fuse_init_out *out)
 /* The INIT reply, gathered, with FUSE_DIRECT_IO_ALLOW_MMAP set, and
  * FUSE_OVER_IO_URING when the ring transport can follow it up (then its
  * queues register once the kernel has the reply). */
-static ssize_t write_init_reply(struct uz_fuse *f, int fd, const struct iovec *iov, int count)
+static ssize_t write_init_reply(struct uzfs *f, int fd, const struct iovec *iov, int count)
 {
     char msg[512];
     size_t len = 0;
@@ -165,7 +166,7 @@ static ssize_t write_init_reply(struct uz_fuse *f, int fd, const struct iovec *i
 
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
-    struct uz_fuse *f = userdata;
+    struct uzfs *f = userdata;
     ssize_t n = uz_ring_reply(iov, count);   /* a request that came through a ring */
     if (n >= 0)
         return n;
@@ -187,7 +188,7 @@ static void wake_handler(int sig)
     (void)sig;   /* only interrupts a blocked read(2) */
 }
 
-void uz_fuse_opts_init(struct uz_fuse_opts *o)
+void uzfs_opts_init(struct uzfs_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->expose_disk = true;
@@ -198,9 +199,9 @@ void uz_fuse_opts_init(struct uz_fuse_opts *o)
 }
 
 
-static void worker_exit(struct uz_fuse_worker *w)
+static void worker_exit(struct uzfs_worker *w)
 {
-    struct uz_fuse *f = w->f;
+    struct uzfs *f = w->f;
     pthread_mutex_lock(&f->lock);
     atomic_store(&w->done, true);
     if (--f->live == 0) {
@@ -214,9 +215,9 @@ static void worker_exit(struct uz_fuse_worker *w)
 
 static void *worker_main(void *arg)
 {
-    struct uz_fuse_worker *w = arg;
-    struct uz_fuse *f = w->f;
-    uz_fuse_cur_worker = w;
+    struct uzfs_worker *w = arg;
+    struct uzfs *f = w->f;
+    uzfs_cur_worker = w;
 
     /* Only the wake signal may interrupt this thread. */
     sigset_t set;
@@ -261,7 +262,7 @@ static void lazy_unmount(const char *dir)
 }
 
 /* Is DIR still the mount this server made (possibly a dead one)? */
-static bool still_mounted(const struct uz_fuse *f)
+static bool still_mounted(const struct uzfs *f)
 {
     struct stat st;
     if (stat(f->dir, &st) != 0)
@@ -271,7 +272,7 @@ static bool still_mounted(const struct uz_fuse *f)
 
 /* Wait until every worker is out, or for at most ms milliseconds.
  * True when all are out. */
-static bool wait_workers(struct uz_fuse *f, long ms)
+static bool wait_workers(struct uzfs *f, long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -294,7 +295,7 @@ static bool wait_workers(struct uz_fuse *f, long ms)
 /* Stop the workers that are still running: flag them, and interrupt
  * their read of /dev/fuse until each has left (a signal that lands while
  * a worker is busy is lost, so it is repeated). */
-static void force_workers(struct uz_fuse *f)
+static void force_workers(struct uzfs *f)
 {
     atomic_store(&f->stopping, true);
     fuse_session_exit(f->se);
@@ -309,7 +310,7 @@ static void force_workers(struct uz_fuse *f)
     }
 }
 
-static void free_server(struct uz_fuse *f)
+static void free_server(struct uzfs *f)
 {
     for (unsigned i = 0; i < f->nworkers; i++)
         if (f->workers[i].created)
@@ -327,13 +328,13 @@ static void free_server(struct uz_fuse *f)
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
     if (f->pp)
-        uz_pool_close_all(f->pp);
+        uzfs_pool_close_all(f->pp);
     free(f->pp);
     free(f->dir);
     free(f);
 }
 
-void uz_fuse_stop(struct uz_fuse *f)
+void uzfs_stop(struct uzfs *f)
 {
     if (!f)
         return;
@@ -352,7 +353,7 @@ void uz_fuse_stop(struct uz_fuse *f)
     free_server(f);
 }
 
-int uz_fuse_transport_show(struct uz_fuse *f, char *buf, size_t size)
+int uzfs_transport_show(struct uzfs *f, char *buf, size_t size)
 {
     uint64_t dev = 0;
     for (unsigned i = 0; i < f->nworkers; i++)
@@ -373,7 +374,7 @@ int uz_fuse_transport_show(struct uz_fuse *f, char *buf, size_t size)
     return n < 0 ? 0 : (size_t)n < size ? n : (int)size - 1;
 }
 
-int uz_fuse_end_fd(const struct uz_fuse *f)
+int uzfs_end_fd(const struct uzfs *f)
 {
     return f->end_pipe[0];
 }
@@ -395,7 +396,7 @@ static void unescape_field(const char *in, char *out, size_t size)
     out[n] = 0;
 }
 
-bool uz_fuse_is_mounted(const char *dir)
+bool uzfs_is_mounted(const char *dir)
 {
     FILE *fp = fopen("/proc/self/mounts", "re");
     if (!fp)
@@ -422,7 +423,7 @@ bool uz_fuse_is_mounted(const char *dir)
 
 /* Start the workers; then the mount serves.  On error everything is
  * undone and f freed. */
-static int start_workers(struct uz_fuse *f)
+static int start_workers(struct uzfs *f)
 {
     int err = 0;
     /* The ring transport's queues, ready before the INIT request is read
@@ -434,7 +435,7 @@ static int start_workers(struct uz_fuse *f)
             fprintf(stderr, "uzram: %s: --io-uring on: %s\n", f->dir, why);
             lazy_unmount(f->dir);
             f->deferred = false;
-            uz_fuse_stop(f);
+            uzfs_stop(f);
             return err;
         }
         if (err < 0)
@@ -445,7 +446,7 @@ static int start_workers(struct uz_fuse *f)
     pthread_attr_init(&ta);
     pthread_attr_setstacksize(&ta, WORKER_STACK);
     for (unsigned i = 0; i < f->nworkers; i++) {
-        struct uz_fuse_worker *w = &f->workers[i];
+        struct uzfs_worker *w = &f->workers[i];
         w->f = f;
         w->rbuf = f->bufs + (size_t)i * UZ_IO_MAX;
         pthread_mutex_lock(&f->lock);
@@ -466,7 +467,7 @@ static int start_workers(struct uz_fuse *f)
     f->deferred = false;
     if (err < 0) {
         lazy_unmount(f->dir);      /* the workers that run see ENODEV */
-        uz_fuse_stop(f);
+        uzfs_stop(f);
         return err;
     }
     /* Only now: a stat of the new mount waits for the kernel's INIT
@@ -477,29 +478,29 @@ static int start_workers(struct uz_fuse *f)
     return 0;
 }
 
-int uz_fuse_run(struct uz_fuse *f)
+int uzfs_run(struct uzfs *f)
 {
     if (!f->deferred)
         return 0;
     return start_workers(f);
 }
 
-int uz_fuse_start(struct uzram *dev, const char *dir, const struct uz_fuse_opts *o,
-                  struct uz_fuse **out)
+int uzfs_start(struct uzram *dev, const char *dir, const struct uzfs_opts *o,
+               struct uzfs **out)
 {
-    return uz_fuse_serve(dev, NULL, dir, o, out);
+    return uzfs_serve(dev, NULL, dir, o, out);
 }
 
-int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
-                  const struct uz_fuse_opts *o, struct uz_fuse **out)
+int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
+               const struct uzfs_opts *o, struct uzfs **out)
 {
-    struct uz_fuse_opts defaults;
+    struct uzfs_opts defaults;
     if (!o) {
-        uz_fuse_opts_init(&defaults);
+        uzfs_opts_init(&defaults);
         o = &defaults;
     }
     *out = NULL;
-    struct uz_fuse *f = calloc(1, sizeof *f);
+    struct uzfs *f = calloc(1, sizeof *f);
     if (!f) {
         free(pp);
         return -ENOMEM;
@@ -533,7 +534,7 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
         fprintf(stderr, "uzram: %s: not a directory\n", dir);
         goto fail;
     }
-    if (uz_fuse_is_mounted(f->dir)) {
+    if (uzfs_is_mounted(f->dir)) {
         err = -EBUSY;
         fprintf(stderr, "uzram: %s: a uzram is already mounted there\n", f->dir);
         goto fail;
@@ -580,7 +581,7 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
              o->allow_other ? ",allow_other" : "", o->deferred ? ",auto_unmount" : "");
     char *argv[] = {"uzram", "-o", optbuf, NULL};
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
-    f->se = fuse_session_new(&args, &uz_fuse_ops, sizeof uz_fuse_ops, f);
+    f->se = fuse_session_new(&args, &uzfs_ops, sizeof uzfs_ops, f);
     if (!f->se) {
         err = -EINVAL;
         fprintf(stderr, "uzram: cannot create a FUSE session\n");
@@ -613,7 +614,7 @@ int uz_fuse_serve(struct uzram *dev, struct uz_fuse_pool *pp, const char *dir,
     }
 
     if (o->deferred) {
-        f->deferred = true;         /* uz_fuse_run starts the workers */
+        f->deferred = true;         /* uzfs_run starts the workers */
         *out = f;
         return 0;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_uring.c - the FUSE server's io_uring transport (fuse_uring.h; the
  * kernel's side is in fuse_kabi.h).
@@ -67,7 +68,7 @@
 #define PR_SET_IO_FLUSHER 57
 #endif
 
-void uz_ring_fallback(struct uz_fuse *f, const char *reason)
+void uz_ring_fallback(struct uzfs *f, const char *reason)
 {
     bool was = false;
     if (!atomic_compare_exchange_strong(&f->ring_fell_back, &was, true))
@@ -85,7 +86,7 @@ int uz_ring_probe(char *why, size_t size)
     return -ENOSYS;
 }
 
-int uz_ring_create(struct uz_fuse *f, struct uz_ring **out, char *why, size_t size)
+int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
 {
     (void)f;
     *out = NULL;
@@ -159,14 +160,14 @@ struct uz_ring_queue {
     char *mem;                          /* the entries, UZ_RING_DEPTH * ENT_SIZE */
     struct uz_ring_ent ent[UZ_RING_DEPTH];
     unsigned live;                      /* entries not yet lost */
-    struct uz_fuse_worker w;            /* for the handlers: rbuf is the entry's payload */
+    struct uzfs_worker w;            /* for the handlers: rbuf is the entry's payload */
     _Atomic uint64_t served;
     int err;                            /* preparation failed: -errno, why */
     char why[128];
 };
 
 struct uz_ring {
-    struct uz_fuse *f;
+    struct uzfs *f;
     int fd;                             /* /dev/fuse */
     unsigned nq;
     struct uz_ring_queue *q;
@@ -421,7 +422,7 @@ static void *queue_main(void *arg)
     q->w.f = r->f;
     q->w.tid = pthread_self();
     q->w.created = true;
-    uz_fuse_cur_worker = &q->w;
+    uzfs_cur_worker = &q->w;
 
     q->err = prepare(q);
     pthread_mutex_lock(&r->lock);
@@ -524,7 +525,7 @@ void uz_ring_destroy(struct uz_ring *r)
     free(r);
 }
 
-int uz_ring_create(struct uz_fuse *f, struct uz_ring **out, char *why, size_t size)
+int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
 {
     *out = NULL;
     struct uz_ring *r = calloc(1, sizeof *r);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuse_uring.h - the FUSE server's io_uring transport (fuse_uring.c):
  * requests served from per-CPU rings instead of read(2) and write(2) on
@@ -31,7 +32,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-struct uz_fuse;
+struct uzfs;
 struct uz_ring;
 
 /* Ring entries per queue, and the bytes before each entry's payload (its
@@ -54,7 +55,7 @@ int uz_ring_probe(char *why, size_t size);
  * register or has failed.  0 and the transport in *out; or a negative
  * errno with the reason in why, and nothing left behind.
  */
-int uz_ring_create(struct uz_fuse *f, struct uz_ring **out, char *why, size_t size);
+int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size);
 
 /*
  * The INIT reply is being written: may FUSE_OVER_IO_URING be set in it?
@@ -95,7 +96,7 @@ uint64_t uz_ring_requests(const struct uz_ring *r);
  * The server stays on /dev/fuse, for reason (a phrase): kept in f for
  * DIR/.transport and logged on stderr, the first time only.
  */
-void uz_ring_fallback(struct uz_fuse *f, const char *reason);
+void uz_ring_fallback(struct uzfs *f, const char *reason);
 
 /*
  * Stop the queues (each thread leaves at its next wake-up; the wake signal

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * nbdkit.c - the uzram nbdkit plugin: a compressed RAM disk served over NBD.
  *
@@ -10,7 +11,8 @@
  *     nbdkit build/nbdkit-uzram-plugin.so export=NAME[:SIZE] [export=NAME[:SIZE]]... \
  *            [size=SIZE] [max_clones=N] [the store's parameters above]
  *
- * A thin adaptor: configuration and callbacks over libuzram, nothing else.
+ * The plugin's parameters and callbacks over libuzram; in pool mode the
+ * export registry and the clone policy are exports.c's (exports.h).
  * Its one default that differs from the library's is group_pages=auto
  * (UZRAM_GROUP_AUTO): large writes, such as a copy onto the export, are
  * compressed in aligned groups of up to 8 pages (faster and smaller with
@@ -60,35 +62,20 @@
  * of the running export at DIR: `cat DIR/mm_stat`, `echo 1 > DIR/compact`.
  * DIR must exist, be a directory and have no uzram mounted on it (a second
  * mount would hide the first one's files; `uzram mount` refuses it too).
- * With export=, DIR is the pool's mount without disks (uz_fuse_start_pool):
+ * With export=, DIR is the pool's mount without disks (uzfs_start_pool):
  * the pool's attributes, zram-control, and DIR/zramN/ for device N (the
  * exports' devices in the order given, then the clones as made).  Devices
  * made there (hot_add, DIR/zramN/clone) are not exports; an export's
  * device is held, so hot_remove of it is EBUSY.
  *
- * Pool mode (export= given at least once): one pool (uzram_pool_create)
- * holds every export, one device each, in the order given (device 0 is
- * the first export=).  The store's parameters (algorithm, level,
- * allocator, mem_limit, dedup, group_pages, backing_dev) are the pool's;
- * size= is the size of an export= given without one.  The export name a
- * client asks for picks the device; the default export "" is the first;
- * any other name is refused (ENOENT: "Requested export not available").
- * .list_exports lists the exports, clones made so far included.
- *
- * Clones, on demand by name (max_clones=N, 0 = off, the default): a
- * client that asks for "SRC@NAME", where SRC is an export and no export
- * has that name yet, makes it: a uzram_clone of SRC, made in .open of that
- * first connection, then an export of its own for the life of the process
- * (a later connection to "SRC@NAME" finds the same clone and its writes).
- * The moment is race-free by rule: the clone is made only while no client
- * is connected to SRC (a client still connected after UZ_NBD_CLONE_WAIT
- * seconds has this connection refused), and under the lock every .open
- * takes before uzram_open, so no connection to SRC starts while it is
- * made.  The clone thus holds exactly what SRC's last client left.
- * Nothing but a client's own request by name makes one, so a listing
- * (whose NBD_OPT_INFO opens every listed export) makes none.  With clones,
- * group_pages defaults to 1: a clone shares single pages but copies
- * compressed groups.
+ * Pool mode (export= given at least once): one pool holds every export,
+ * one device each, in the order given (device 0 is the first export=).
+ * The store's parameters (algorithm, level, allocator, mem_limit, dedup,
+ * group_pages, backing_dev) are the pool's; size= is the size of an
+ * export= given without one.  Which device an export name is, and the
+ * clones a client makes by asking for "SRC@NAME" (max_clones=N), are
+ * exports.c's.  With clones, group_pages defaults to 1: a clone shares
+ * single pages but copies compressed groups.
  * Every refusal reaches the client as NBD_REP_ERR_UNKNOWN ("Requested
  * export not available": nbdkit 1.32 sends no other); the log has why.
  * Devices are removed only at unload, when no connection is left.
@@ -98,17 +85,14 @@
 #include <nbdkit-plugin.h>
 
 #include <errno.h>
-#include <inttypes.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 
+#include "exports.h"
 #include "uzram.h"
 #ifdef UZ_HAVE_FUSE
 #include "fuse.h"
@@ -127,20 +111,15 @@
 #define UZ_NBD_MAX_EXTENTS 65536
 
 /* Export names, configured or asked for by a client (untrusted): 1 to
- * UZ_NBD_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
+ * EXPORT_NAME_MAX bytes of letters, digits, '.', '_', '-' and '+', with
  * '@' between the parts of a clone's name; no part is "." or "..", which
  * clients that take the name from a URI's path would not keep as such. */
-#define UZ_NBD_NAME_MAX 255
 
 /* Pool capacity (the most bytes its devices may have at once): the
  * library's default, 4 TiB, unless the exports given need more; then the
  * most it allows.  Address space only. */
 #define UZ_NBD_POOL_DEFAULT (4ull << 40)
 #define UZ_NBD_POOL_MAX (8ull << 40)
-
-/* Seconds a connection that makes a clone waits for the source's clients
- * to be gone (one that has just disconnected may not be closed yet). */
-#define UZ_NBD_CLONE_WAIT 5
 
 /* Parameters, as given on the command line. */
 static struct uzram_config cfg;
@@ -151,42 +130,20 @@ static uint32_t cfg_max_clones;    /* clones clients may make; 0 = none */
 static bool cfg_group_pages_given;
 
 /* export=NAME[:SIZE] parameters, in order (pool mode when there is one) */
-struct uz_export_param {
-    const char *name;
-    int64_t size;                  /* -1: size= */
-};
-static struct uz_export_param *cfg_exports;
+static struct export_param *cfg_exports;
 static unsigned cfg_nexports;
 
-/* An export: a device and its name.  Never freed while the server runs
- * (unload frees them), so a connection's handle stays valid. */
-struct uz_export {
-    char *name;                    /* "" for the single device */
-    char *desc;                    /* description for listings, or NULL */
-    struct uzram *dev;
-    int id;                        /* device number in the pool */
-};
-
 /* Single-device mode: the one device every connection shares. */
-static struct uz_export single;
+static struct export single;
 
 /* A connection's device (the handle is its export). */
 static inline struct uzram *hdev(void *handle)
 {
-    return ((struct uz_export *)handle)->dev;
+    return ((struct export *)handle)->dev;
 }
 
-/* Pool mode: the pool and its exports; the list grows only (by clones),
- * under exports_lock, which .open also holds around uzram_open. */
-static struct uzram_pool *pool;
-static pthread_mutex_t exports_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t closed_cond;          /* a connection closed; CLOCK_MONOTONIC */
-static struct uz_export **exports;
-static unsigned nexports, exports_cap;
-static unsigned nclones;
-static const char *default_name;   /* the first export's, read without the lock */
 #ifdef UZ_HAVE_FUSE
-static struct uz_fuse *control;    /* the running control mount, or NULL */
+static struct uzfs *control;    /* the running control mount, or NULL */
 #endif
 
 /* Report a library failure: the detailed message of this thread's last
@@ -201,22 +158,6 @@ static int fail(const char *what, int rc)
 
 /* ------------------------------------------------------------ configuration */
 
-/* Is s[0..len) a valid name part (no '@')? */
-static bool name_part_ok(const char *s, size_t len)
-{
-    if (len == 0 || len > UZ_NBD_NAME_MAX)
-        return false;
-    if (s[0] == '.' && (len == 1 || (len == 2 && s[1] == '.')))
-        return false;                       /* "." and ".." */
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-' || c == '+'))
-            return false;
-    }
-    return true;
-}
-
 /* export=NAME[:SIZE] */
 static int config_export(const char *value)
 {
@@ -224,9 +165,9 @@ static int config_export(const char *value)
     size_t len = colon ? (size_t)(colon - value) : strlen(value);
     int64_t size = -1;
 
-    if (!name_part_ok(value, len)) {
+    if (!export_name_ok(value, len)) {
         nbdkit_error("uzram: export=%s: the name must be 1 to %d letters, digits, '.', '_', "
-                     "'-' or '+', not '.' or '..' ('@' is for clones)", value, UZ_NBD_NAME_MAX);
+                     "'-' or '+', not '.' or '..' ('@' is for clones)", value, EXPORT_NAME_MAX);
         return -1;
     }
     if (colon) {
@@ -250,7 +191,7 @@ static int config_export(const char *value)
         nbdkit_error("uzram: export=%s: at most %d exports", value, UZRAM_POOL_MAX_DEVICES);
         return -1;
     }
-    struct uz_export_param *a = realloc(cfg_exports, (cfg_nexports + 1) * sizeof *a);
+    struct export_param *a = realloc(cfg_exports, (cfg_nexports + 1) * sizeof *a);
     if (!a) {
         nbdkit_error("uzram: export=%s: out of memory", value);
         return -1;
@@ -273,63 +214,41 @@ static bool whole_number(const char *key, const char *value)
     return false;
 }
 
-static void uz_load(void)
+static void uzram_plugin_load(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&closed_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    exports_init();
     uzram_config_init(&cfg);
     cfg.group_pages = UZRAM_GROUP_AUTO;
 }
 
-static int uz_config(const char *key, const char *value)
+static int uzram_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "size") == 0) {
-        cfg_size = nbdkit_parse_size(value);
-        if (cfg_size == -1)
-            return -1;                      /* nbdkit_parse_size reported it */
-        if (cfg_size == 0) {
-            nbdkit_error("uzram: size must be greater than 0");
+        /* the disksize attribute's words (memparse: 512M, 1G, 2T) */
+        struct uzram_config c;
+        uzram_config_init(&c);
+        if (uzram_config_set(&c, "disksize", value) < 0) {
+            nbdkit_error("uzram: size=%s: %s", value, uzram_last_error());
             return -1;
         }
-    } else if (strcmp(key, "algorithm") == 0) {
-        cfg.algorithm = nbdkit_strdup_intern(value);
-        if (!cfg.algorithm)
-            return -1;
-    } else if (strcmp(key, "level") == 0) {
-        if (!whole_number(key, value) || nbdkit_parse_int("level", value, &cfg.level) == -1)
-            return -1;
-    } else if (strcmp(key, "allocator") == 0) {
-        cfg.allocator = nbdkit_strdup_intern(value);
-        if (!cfg.allocator)
-            return -1;
-    } else if (strcmp(key, "mem_limit") == 0) {
-        int64_t r = nbdkit_parse_size(value);
-        if (r == -1)
-            return -1;
-        cfg.mem_limit = (uint64_t)r;
-    } else if (strcmp(key, "dedup") == 0) {
-        if (strcmp(value, "0") && strcmp(value, "1") && strcmp(value, "auto") &&
-            strcmp(value, "on") && strcmp(value, "off")) {
-            nbdkit_error("uzram: dedup=%s: give 0, 1 or auto", value);
+        if (c.disksize > INT64_MAX) {
+            nbdkit_error("uzram: size=%s: too large", value);
             return -1;
         }
-        cfg.dedup = nbdkit_strdup_intern(value);
-        if (!cfg.dedup)
+        cfg_size = (int64_t)c.disksize;
+    } else if (strcmp(key, "algorithm") == 0 || strcmp(key, "level") == 0 ||
+               strcmp(key, "allocator") == 0 || strcmp(key, "mem_limit") == 0 ||
+               strcmp(key, "dedup") == 0 || strcmp(key, "group_pages") == 0) {
+        /* the word as the attribute of that name parses it */
+        const char *word = nbdkit_strdup_intern(value);
+        if (!word)
             return -1;
-    } else if (strcmp(key, "group_pages") == 0) {
-        cfg_group_pages_given = true;
-        if (strcmp(value, "auto") == 0)
-            cfg.group_pages = UZRAM_GROUP_AUTO;
-        else if (strcmp(value, "1") == 0 || strcmp(value, "2") == 0 ||
-                 strcmp(value, "4") == 0 || strcmp(value, "8") == 0)
-            cfg.group_pages = (uint32_t)atoi(value);
-        else {
-            nbdkit_error("uzram: group_pages=%s: give 1 (off), 2, 4, 8 or auto", value);
+        if (uzram_config_set(&cfg, key, word) < 0) {
+            nbdkit_error("uzram: %s=%s: %s", key, value, uzram_last_error());
             return -1;
         }
+        if (strcmp(key, "group_pages") == 0)
+            cfg_group_pages_given = true;
     } else if (strcmp(key, "backing_dev") == 0) {
         /* nbdkit changes directory to / when it daemonises */
         cfg.backing_dev = nbdkit_realpath(value);
@@ -366,7 +285,7 @@ static int uz_config(const char *key, const char *value)
 
 #ifdef UZ_HAVE_FUSE
 /* control=DIR, before anything is made: an existing directory on which no
- * uzram is mounted.  uz_fuse_start checks the same, but only once the
+ * uzram is mounted.  uzfs_start checks the same, but only once the
  * device is made; `uzram mount` refuses a uzram's directory too, where a
  * second mount would hide the first one's disk. */
 static int check_control(void)
@@ -385,7 +304,7 @@ static int check_control(void)
         nbdkit_error("uzram: control=%s: %s", cfg_control, strerror(errno));
         return -1;
     }
-    bool mounted = uz_fuse_is_mounted(real);
+    bool mounted = uzfs_is_mounted(real);
     free(real);
     if (mounted) {
         nbdkit_error("uzram: control=%s: a uzram is already mounted there (a second mount "
@@ -397,7 +316,7 @@ static int check_control(void)
 }
 #endif
 
-static int uz_config_complete(void)
+static int uzram_plugin_config_complete(void)
 {
 #ifdef UZ_HAVE_FUSE
     if (cfg_control && check_control() == -1)
@@ -448,7 +367,7 @@ static int uz_config_complete(void)
     return 0;
 }
 
-#define uz_config_help \
+#define uzram_plugin_config_help \
     "size=<SIZE>         Disk size, e.g. 1G (rounded up to 4K); required without\n" \
     "                    export=, and with it the size of each export given without one.\n" \
     "export=<NAME>[:<SIZE>]  Serve a pool: one export per export= (give it again for\n" \
@@ -466,13 +385,13 @@ static int uz_config_complete(void)
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit, or auto\n" \
     "                    (default, but 1 with max_clones): each write uses the largest\n" \
     "                    aligned run of 8, 4 or 2 pages it covers, pages alone for the rest.\n" \
-    "dedup=<MODE>        0, 1 or auto: store identical pages once (default auto: a sample\n" \
-    "                    of pages is looked up, every page once duplicates are common).\n" \
+    "dedup=<MODE>        0, 1 or auto: store identical pages once (default 1: every page\n" \
+    "                    is looked up; auto: a sample, every page once repeats are common).\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE); with export=,\n" \
     "                    the pool's: its attributes, zram-control, DIR/zramN per device."
 
-static void uz_dump_plugin(void)
+static void uzram_plugin_dump_plugin(void)
 {
     printf("uzram_version=%s\n", uzram_version());
     printf("uzram_algorithms=");
@@ -502,101 +421,6 @@ static int lock_memory(void)
     return 0;
 }
 
-/* Append e to the pool's exports (under exports_lock once serving).
- * 0, or -1 with errno ENOMEM. */
-static int add_export(struct uz_export *e)
-{
-    if (nexports == exports_cap) {
-        unsigned cap = exports_cap ? exports_cap * 2 : 16;
-        struct uz_export **a = realloc(exports, cap * sizeof *a);
-        if (!a) {
-            errno = ENOMEM;
-            return -1;
-        }
-        exports = a;
-        exports_cap = cap;
-    }
-    exports[nexports++] = e;
-    return 0;
-}
-
-/* Make device d (just added or cloned) the export name, described by
- * desc, and hold it (uzram_pool_get) for as long as it is one, so that
- * nothing else that reaches the pool can remove it under a connection.
- * The export, or NULL (ENOMEM) with d removed. */
-static struct uz_export *new_export(const char *name, struct uzram *d, const char *desc)
-{
-    int id = uzram_device_id(d);
-    struct uz_export *e = calloc(1, sizeof *e);
-    if (e) {
-        e->name = strdup(name);
-        e->desc = strdup(desc);
-        e->id = id;
-    }
-    if (!e || !e->name || !e->desc || !(e->dev = uzram_pool_get(pool, id)) ||
-        add_export(e) == -1) {
-        if (e) {
-            if (e->dev)
-                uzram_pool_put(e->dev);
-            free(e->name);
-            free(e->desc);
-            free(e);
-        }
-        uzram_pool_remove(pool, id);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return e;
-}
-
-static void free_export(struct uz_export *e)
-{
-    free(e->name);
-    free(e->desc);
-    free(e);
-}
-
-/* Library failure outside a connection: the message, -1. */
-static int lib_error(const char *what, const char *name, int rc)
-{
-    const char *msg = uzram_last_error();
-    nbdkit_error("uzram: %s%s%s: %s", what, name ? " " : "", name ? name : "",
-                 msg && *msg ? msg : uzram_strerror(rc));
-    return -1;
-}
-
-/* Make the pool and a device of it for each export=, in order. */
-static int create_pool(void)
-{
-    int rc = uzram_pool_create(&cfg, &pool);
-    if (rc < 0) {
-        pool = NULL;
-        return lib_error("cannot create the pool", NULL, rc);
-    }
-    default_name = cfg_exports[0].name;     /* interned by nbdkit: lives to unload */
-    for (unsigned i = 0; i < cfg_nexports; i++) {
-        const struct uz_export_param *p = &cfg_exports[i];
-        struct uzram *d;
-        rc = uzram_pool_add(pool, &d);
-        if (rc < 0)
-            return lib_error("cannot add the device of export", p->name, rc);
-        char size[32], desc[96];
-        int n = snprintf(size, sizeof size, "%" PRId64, p->size);
-        rc = uzram_attr_store(d, "disksize", size, (size_t)n);
-        if (rc < 0) {
-            lib_error("cannot size the device of export", p->name, rc);
-            uzram_pool_remove(pool, uzram_device_id(d));
-            return -1;
-        }
-        snprintf(desc, sizeof desc, "uzram device %d of the pool", uzram_device_id(d));
-        if (!new_export(p->name, d, desc)) {
-            nbdkit_error("uzram: export %s: out of memory", p->name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* Mount control=DIR (get_ready): every failure of the mount happens
  * here, before the fork; after_fork starts its threads (o.deferred). */
 static int mount_control(void)
@@ -604,13 +428,14 @@ static int mount_control(void)
 #ifdef UZ_HAVE_FUSE
     if (!cfg_control)
         return 0;
-    struct uz_fuse_opts o;
-    uz_fuse_opts_init(&o);
+    struct uzfs_opts o;
+    uzfs_opts_init(&o);
     o.expose_disk = false;          /* the disk is the NBD export */
     o.threads = 2;                  /* attribute files only: little traffic */
     o.deferred = true;
-    int rc = pool ? uz_fuse_start_pool(pool, cfg_control, &o, &control)
-                  : uz_fuse_start(single.dev, cfg_control, &o, &control);
+    struct uzram_pool *pool = exports_pool();
+    int rc = pool ? uzfs_start_pool(pool, cfg_control, &o, &control)
+                  : uzfs_start(single.dev, cfg_control, &o, &control);
     if (rc < 0) {
         /* the server's errors are errno values, not the library's */
         nbdkit_error("uzram: control=%s: cannot mount the attribute files: %s", cfg_control,
@@ -622,7 +447,31 @@ static int mount_control(void)
     return 0;
 }
 
-static int uz_get_ready(void)
+/* The policies' settings, held back from the device made in get_ready:
+ * their thread would not survive nbdkit's fork.  after_fork sets them. */
+static const char *held_rc_policy, *held_wb_policy;
+
+/* Set the held policies (after_fork): on the device, or the pool. */
+static int start_policies(void)
+{
+    const char *names[2] = {"recompress_policy", "writeback_policy"};
+    const char *vals[2] = {held_rc_policy, held_wb_policy};
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i] || !strcmp(vals[i], "off") || !strcmp(vals[i], "0"))
+            continue;
+        struct uzram_pool *pool = exports_pool();
+        int rc = pool ? uzram_pool_attr_store(pool, names[i], vals[i], strlen(vals[i]))
+                      : uzram_attr_store(single.dev, names[i], vals[i], strlen(vals[i]));
+        /* the default, settling, on a device with no secondary: off */
+        if (rc < 0 && !(i == 0 && !strcmp(vals[i], UZRAM_SETTLE))) {
+            nbdkit_error("uzram: %s=%s: %s", names[i], vals[i], uzram_last_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int uzram_plugin_get_ready(void)
 {
     /* The real lock is taken in after_fork (locks do not survive fork);
      * try it here once so that a missing privilege stops the start with
@@ -632,8 +481,13 @@ static int uz_get_ready(void)
             return -1;
         uzram_unlock_memory();
     }
+    /* threads made before nbdkit forks are lost in the child: the
+     * policies' thread starts in after_fork */
+    held_rc_policy = cfg.recompress_policy;
+    held_wb_policy = cfg.writeback_policy;
+    cfg.recompress_policy = cfg.writeback_policy = NULL;
     if (cfg_nexports) {
-        if (create_pool() == -1)
+        if (exports_create(&cfg, cfg_exports, cfg_nexports, cfg_max_clones) == -1)
             return -1;              /* unload frees what it made */
     } else {
         int rc = uzram_create(&cfg, &single.dev);
@@ -651,23 +505,27 @@ static void stop_control(void)
 {
 #ifdef UZ_HAVE_FUSE
     if (control) {
-        uz_fuse_stop(control);
+        uzfs_stop(control);
         control = NULL;
     }
 #endif
 }
 
-static int uz_after_fork(void)
+static int uzram_plugin_after_fork(void)
 {
     if (cfg_mlock && lock_memory() == -1) {
         stop_control();
         return -1;
     }
+    if (start_policies() == -1) {
+        stop_control();
+        return -1;
+    }
 #ifdef UZ_HAVE_FUSE
     if (control) {
-        int rc = uz_fuse_run(control);
+        int rc = uzfs_run(control);
         if (rc < 0) {
-            control = NULL;         /* uz_fuse_run stopped and freed it */
+            control = NULL;         /* uzfs_run stopped and freed it */
             nbdkit_error("uzram: control=%s: cannot serve the attribute files: %s",
                          cfg_control, strerror(-rc));
             return -1;
@@ -677,42 +535,18 @@ static int uz_after_fork(void)
     return 0;
 }
 
-static void uz_cleanup(void)
+static void uzram_plugin_cleanup(void)
 {
     stop_control();
 }
 
-static void uz_unload(void)
+static void uzram_plugin_unload(void)
 {
     /* cleanup is not guaranteed to run; stopping twice is harmless. */
     stop_control();
     uzram_destroy(single.dev);
     single.dev = NULL;
-    /* No connection is left: every device can go, clones and sources in
-     * any order. */
-    for (unsigned i = 0; i < nexports; i++) {
-        uzram_pool_put(exports[i]->dev);
-        int rc = uzram_pool_remove(pool, exports[i]->id);
-        if (rc < 0)
-            nbdkit_debug("uzram: removing device %d (export %s): %s", exports[i]->id,
-                         exports[i]->name, uzram_strerror(rc));
-        free_export(exports[i]);
-    }
-    free(exports);
-    exports = NULL;
-    nexports = exports_cap = 0;
-    /* devices made through control=DIR (hot_add, clone) are no exports */
-    for (int id = pool ? uzram_pool_next(pool, -1) : -1; id >= 0; id = uzram_pool_next(pool, id)) {
-        int rc = uzram_pool_remove(pool, id);
-        if (rc < 0)
-            nbdkit_debug("uzram: removing device %d: %s", id, uzram_strerror(rc));
-    }
-    if (pool) {
-        int rc = uzram_pool_destroy(pool);
-        if (rc < 0)
-            nbdkit_debug("uzram: destroying the pool: %s", uzram_strerror(rc));
-        pool = NULL;
-    }
+    exports_destroy();
     free(cfg_exports);
     cfg_exports = NULL;
     cfg_nexports = 0;
@@ -722,194 +556,60 @@ static void uz_unload(void)
 
 /* ------------------------------------------------------------ connections */
 
-/* The export called name ("" = the first), or NULL.  exports_lock held. */
-static struct uz_export *find_export(const char *name, size_t len)
-{
-    if (len == 0)
-        return nexports ? exports[0] : NULL;
-    for (unsigned i = 0; i < nexports; i++)
-        if (strlen(exports[i]->name) == len && memcmp(exports[i]->name, name, len) == 0)
-            return exports[i];
-    return NULL;
-}
-
-/* Refuse a connection: the message in the server's log, errno for the
- * reply (ENOENT: the client reads "Requested export not available"). */
-static void *refuse(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void *refuse(int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    nbdkit_verror(fmt, ap);
-    va_end(ap);
-    errno = err;
-    return NULL;
-}
-
-/* Is name SRC@NAME with every part a valid name?  *src_len: SRC's length. */
-static bool clone_name_ok(const char *name, size_t *src_len)
-{
-    const char *at = strrchr(name, '@');
-    if (!at)
-        return false;
-    for (const char *p = name;;) {
-        const char *end = strchr(p, '@');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (!name_part_ok(p, len))
-            return false;
-        if (!end)
-            break;
-        p = end + 1;
-    }
-    *src_len = (size_t)(at - name);
-    return true;
-}
-
-/* A name a client sent, fit for the log: at most 64 bytes, anything but
- * printable ASCII shown as '?'. */
-static const char *shown(const char *name, char buf[static 72])
-{
-    size_t i;
-    for (i = 0; name[i] && i < 64; i++)
-        buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
-    strcpy(buf + i, name[i] ? "..." : "");
-    return buf;
-}
-
-/* name is no export: make it if it is SRC@NAME and clones are allowed,
- * else refuse.  exports_lock held, so no connection to SRC starts (its
- * .open waits for the lock) while the clone is made. */
-static struct uz_export *make_clone(const char *name)
-{
-    size_t src_len;
-    char buf[72];
-    if (!clone_name_ok(name, &src_len))
-        return refuse(ENOENT, "uzram: no export '%s'", shown(name, buf));
-    if (cfg_max_clones == 0)
-        return refuse(ENOENT, "uzram: no export '%s' (clones are off: max_clones=0)", name);
-    struct uz_export *src = find_export(name, src_len);
-    if (!src)
-        return refuse(ENOENT, "uzram: no export '%s', and no export '%.*s' to clone", name,
-                      (int)src_len, name);
-    if (nclones >= cfg_max_clones)
-        return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
-                      " made)", name, cfg_max_clones);
-    /* A client that has just disconnected from SRC may not be closed on
-     * the server's side yet: wait a little for SRC's last close.  The
-     * wait lets the lock go, so look again at what it decided. */
-    unsigned open = uzram_open_count(src->dev);
-    if (open) {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += UZ_NBD_CLONE_WAIT;
-        while ((open = uzram_open_count(src->dev)) != 0)
-            if (pthread_cond_timedwait(&closed_cond, &exports_lock, &deadline) == ETIMEDOUT)
-                break;
-        open = uzram_open_count(src->dev);
-        struct uz_export *e = find_export(name, strlen(name));
-        if (e)
-            return e;                       /* made by another connection meanwhile */
-        if (nclones >= cfg_max_clones)
-            return refuse(ENOSPC, "uzram: export '%s': no more clones (max_clones=%" PRIu32
-                          " made)", name, cfg_max_clones);
-    }
-    if (open)
-        return refuse(EBUSY, "uzram: export '%s': its source '%s' has %u connection%s; a clone "
-                      "is made only while no client is connected to its source",
-                      name, src->name, open, open == 1 ? "" : "s");
-
-    struct uzram *d;
-    int rc = uzram_clone(src->dev, &d);
-    if (rc < 0) {
-        const char *msg = uzram_last_error();
-        return refuse(-rc, "uzram: export '%s': cannot clone '%s': %s", name, src->name,
-                      msg && *msg ? msg : uzram_strerror(rc));
-    }
-    char desc[UZ_NBD_NAME_MAX + 64];
-    snprintf(desc, sizeof desc, "uzram device %d of the pool, a clone of %s",
-             uzram_device_id(d), src->name);
-    struct uz_export *e = new_export(name, d, desc);
-    if (!e)
-        return refuse(ENOMEM, "uzram: export '%s': out of memory", name);
-    nclones++;
-    nbdkit_debug("uzram: export %s made: device %d, a clone of %s (device %d)", name, e->id,
-                 src->name, src->id);
-    return e;
-}
-
 /* Each connection holds its device open, as an opener of /dev/zramN
  * does: reset, disksize and the algorithm stores through control=DIR get
  * EBUSY while a client is connected, and the client keeps its data.
  * The handle is the connection's export. */
-static void *uz_open(int readonly)
+static void *uzram_plugin_open(int readonly)
 {
-    if (!pool) {
+    if (!exports_pool()) {
         uzram_open(single.dev);
         return &single;
     }
     const char *name = nbdkit_export_name();
     if (!name)
         return NULL;                        /* nbdkit reported it */
-    pthread_mutex_lock(&exports_lock);
-    struct uz_export *e = find_export(name, strlen(name));
-    if (!e)
-        e = make_clone(name);
-    if (e)
-        uzram_open(e->dev);
-    int err = errno;
-    pthread_mutex_unlock(&exports_lock);
-    errno = err;
-    return e;
+    return exports_open(name);
 }
 
-static void uz_close(void *handle)
+static void uzram_plugin_close(void *handle)
 {
-    if (!pool) {
+    if (!exports_pool())
         uzram_close(hdev(handle));
-        return;
-    }
-    /* a clone of this export may wait for its last close */
-    pthread_mutex_lock(&exports_lock);
-    uzram_close(hdev(handle));
-    pthread_cond_broadcast(&closed_cond);
-    pthread_mutex_unlock(&exports_lock);
+    else
+        exports_close(handle);
 }
 
 /* Pool mode: every export, in device order of creation; the default
  * export is the first.  Single-device mode: "" alone, as without these
  * callbacks. */
-static int uz_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
+static int uzram_plugin_list_exports(int readonly, int is_tls, struct nbdkit_exports *list)
 {
-    if (!pool)
+    if (!exports_pool())
         return nbdkit_use_default_export(list);
-    int rc = 0;
-    pthread_mutex_lock(&exports_lock);
-    for (unsigned i = 0; i < nexports && rc == 0; i++)
-        rc = nbdkit_add_export(list, exports[i]->name, exports[i]->desc);
-    pthread_mutex_unlock(&exports_lock);
-    return rc;
+    return exports_list(list);
 }
 
-static const char *uz_default_export(int readonly, int is_tls)
+static const char *uzram_plugin_default_export(int readonly, int is_tls)
 {
-    if (!pool)
+    if (!exports_pool())
         return "";
-    return default_name;
+    return exports_default_name();
 }
 
-static const char *uz_export_description(void *handle)
+static const char *uzram_plugin_export_description(void *handle)
 {
-    struct uz_export *e = handle;
+    struct export *e = handle;
     return e->desc;                         /* NULL for the single device */
 }
 
-static int64_t uz_get_size(void *handle)
+static int64_t uzram_plugin_get_size(void *handle)
 {
     return (int64_t)uzram_disksize(hdev(handle));
 }
 
-static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
-                         uint32_t *maximum)
+static int uzram_plugin_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
+                                   uint32_t *maximum)
 {
     *minimum = 1;                   /* any byte range works */
     /* Smaller writes read-modify-write: a page, or with group_pages K a
@@ -925,30 +625,30 @@ static int uz_block_size(void *handle, uint32_t *minimum, uint32_t *preferred,
 /* Everything is true: the store is RAM, so data is durable (for as long as
  * the process lives) when a write returns, zeroing is always a matter of
  * dropping pages, and all connections see one device. */
-static int uz_true(void *handle)
+static int uzram_plugin_true(void *handle)
 {
     return 1;
 }
 
-static int uz_false(void *handle)
+static int uzram_plugin_false(void *handle)
 {
     return 0;
 }
 
-static int uz_can_fua(void *handle)
+static int uzram_plugin_can_fua(void *handle)
 {
     return NBDKIT_FUA_NATIVE;
 }
 
-static int uz_can_cache(void *handle)
+static int uzram_plugin_can_cache(void *handle)
 {
     return NBDKIT_CACHE_NATIVE;
 }
 
 /* ------------------------------------------------------------ data path */
 
-static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
-                    uint32_t flags)
+static int uzram_plugin_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
+                              uint32_t flags)
 {
     int rc = uzram_read(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("read", rc) : 0;
@@ -956,20 +656,20 @@ static int uz_pread(void *handle, void *buf, uint32_t count, uint64_t offset,
 
 /* FUA needs nothing more: the data is in the store when uzram_write
  * returns. */
-static int uz_pwrite(void *handle, const void *buf, uint32_t count,
-                     uint64_t offset, uint32_t flags)
+static int uzram_plugin_pwrite(void *handle, const void *buf, uint32_t count,
+                               uint64_t offset, uint32_t flags)
 {
     int rc = uzram_write(hdev(handle), buf, count, offset);
     return rc < 0 ? fail("write", rc) : 0;
 }
 
-static int uz_flush(void *handle, uint32_t flags)
+static int uzram_plugin_flush(void *handle, uint32_t flags)
 {
     int rc = uzram_flush(hdev(handle));
     return rc < 0 ? fail("flush", rc) : 0;
 }
 
-static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     int rc = uzram_discard(hdev(handle), count, offset);
     return rc < 0 ? fail("trim", rc) : 0;
@@ -978,14 +678,14 @@ static int uz_trim(void *handle, uint32_t count, uint64_t offset, uint32_t flags
 /* Zeroing drops the pages whether or not the client allows a hole
  * (NBDKIT_FLAG_MAY_TRIM): a dropped page reads as zeros and costs nothing.
  * It is always fast, so NBDKIT_FLAG_FAST_ZERO needs no special case. */
-static int uz_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_zero(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     int rc = uzram_write_zeroes(hdev(handle), count, offset);
     return rc < 0 ? fail("zero", rc) : 0;
 }
 
 /* Everything is in RAM already: there is nothing to prefetch. */
-static int uz_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+static int uzram_plugin_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
     return 0;
 }
@@ -994,8 +694,8 @@ static int uz_cache(void *handle, uint32_t count, uint64_t offset, uint32_t flag
  * or written as zeros) are holes; runs of pages in the same state are
  * reported as one extent.  Extents are clipped to [offset, offset+count):
  * nbdkit 1.32 asserts that none is longer than the request. */
-static int uz_extents(void *handle, uint32_t count, uint64_t offset,
-                      uint32_t flags, struct nbdkit_extents *extents)
+static int uzram_plugin_extents(void *handle, uint32_t count, uint64_t offset,
+                                uint32_t flags, struct nbdkit_extents *extents)
 {
     struct uzram *dev = hdev(handle);
     uint64_t size = uzram_disksize(dev);
@@ -1039,39 +739,39 @@ static struct nbdkit_plugin plugin = {
     .version = UZRAM_VERSION_STRING,
     .description = "A RAM disk whose pages are compressed, as with Linux zram.",
     .magic_config_key = "size",
-    .load = uz_load,
-    .unload = uz_unload,
-    .config = uz_config,
-    .config_complete = uz_config_complete,
-    .config_help = uz_config_help,
-    .dump_plugin = uz_dump_plugin,
-    .get_ready = uz_get_ready,
-    .after_fork = uz_after_fork,
-    .cleanup = uz_cleanup,
-    .list_exports = uz_list_exports,
-    .default_export = uz_default_export,
-    .open = uz_open,
-    .close = uz_close,
-    .export_description = uz_export_description,
-    .get_size = uz_get_size,
-    .block_size = uz_block_size,
-    .can_write = uz_true,
-    .can_flush = uz_true,
-    .is_rotational = uz_false,
-    .can_trim = uz_true,
-    .can_zero = uz_true,
-    .can_fast_zero = uz_true,
-    .can_fua = uz_can_fua,
-    .can_multi_conn = uz_true,
-    .can_extents = uz_true,
-    .can_cache = uz_can_cache,
-    .pread = uz_pread,
-    .pwrite = uz_pwrite,
-    .flush = uz_flush,
-    .trim = uz_trim,
-    .zero = uz_zero,
-    .cache = uz_cache,
-    .extents = uz_extents,
+    .load = uzram_plugin_load,
+    .unload = uzram_plugin_unload,
+    .config = uzram_plugin_config,
+    .config_complete = uzram_plugin_config_complete,
+    .config_help = uzram_plugin_config_help,
+    .dump_plugin = uzram_plugin_dump_plugin,
+    .get_ready = uzram_plugin_get_ready,
+    .after_fork = uzram_plugin_after_fork,
+    .cleanup = uzram_plugin_cleanup,
+    .list_exports = uzram_plugin_list_exports,
+    .default_export = uzram_plugin_default_export,
+    .open = uzram_plugin_open,
+    .close = uzram_plugin_close,
+    .export_description = uzram_plugin_export_description,
+    .get_size = uzram_plugin_get_size,
+    .block_size = uzram_plugin_block_size,
+    .can_write = uzram_plugin_true,
+    .can_flush = uzram_plugin_true,
+    .is_rotational = uzram_plugin_false,
+    .can_trim = uzram_plugin_true,
+    .can_zero = uzram_plugin_true,
+    .can_fast_zero = uzram_plugin_true,
+    .can_fua = uzram_plugin_can_fua,
+    .can_multi_conn = uzram_plugin_true,
+    .can_extents = uzram_plugin_true,
+    .can_cache = uzram_plugin_can_cache,
+    .pread = uzram_plugin_pread,
+    .pwrite = uzram_plugin_pwrite,
+    .flush = uzram_plugin_flush,
+    .trim = uzram_plugin_trim,
+    .zero = uzram_plugin_zero,
+    .cache = uzram_plugin_cache,
+    .extents = uzram_plugin_extents,
     .errno_is_preserved = 0,
 };
 

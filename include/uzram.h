@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * uzram.h - the whole public API of libuzram.
  *
@@ -17,9 +18,16 @@
  * through.
  *
  * Errors: every function that can fail returns a negative errno value
- * (-EINVAL, -ENOMEM, -EIO, ...).  uzram_strerror() gives a readable message;
- * uzram_last_error() gives the detailed message of the calling thread's most
- * recent failure (e.g. "disksize: unknown suffix 'Q'").
+ * (-EINVAL, -ENOMEM, -EIO, ...); each function below lists the ones it
+ * returns.  uzram_strerror() gives a readable text of the errno;
+ * uzram_last_error() gives the detailed message of the calling thread's
+ * last failure (e.g. "disksize: unknown suffix 'Q'").  The message is per
+ * thread: every function that can return an error clears it when it is
+ * called, and a failure sets it before returning, so right after a call
+ * returned a negative value it says why that call failed, and after one
+ * that succeeded it is "".  The functions that cannot fail (those that
+ * say so, and those that return a pointer, a size or a count) leave it
+ * as it was.
  *
  * Thread-safety: unless a function says otherwise, every function may be
  * called from any number of threads at once on the same device.  The data
@@ -166,29 +174,48 @@ struct uzram_config {
      * (Pages over mem_limit always go there when a backing device is set.) */
     uint32_t forward_threshold;
     /* Secondary algorithms for recompression, priorities 1..3 (zram's
-     * recomp_algorithm); NULL = none at that priority. */
+     * recomp_algorithm); NULL = none at that priority.  Default:
+     * UZRAM_SETTLE_ALGORITHM (zstd, level 6 unless algorithm_params says
+     * otherwise) at priority 1, the one settling uses. */
     const char *recomp_algorithm[3];
     /* Automatic policies, in the format of the recompress_policy and
-     * writeback_policy attributes; NULL = off. */
+     * writeback_policy attributes; NULL or "off" = off.  The recompress
+     * policy's default is UZRAM_SETTLE: settling (see below). */
     const char *recompress_policy;
     const char *writeback_policy;
 
     /* ---- fields added in 0.2 (the size field tells the library whether
      * a caller knows them) ---- */
 
-    /* Identical pages stored once (the "dedup" attribute): "auto" (the
-     * default, NULL), "1"/"on", "0"/"off".  A page about to be stored is
+    /* Identical pages stored once (the "dedup" attribute): "1"/"on" (the
+     * default, NULL), "auto", "0"/"off".  A page about to be stored is
      * looked up by a 64-bit hash (XXH3) in a content index and, if the
      * same bytes are stored already (compared, never trusted to the hash),
      * it becomes one more reference to them.  "on" looks up every page;
      * "auto" looks at one page in sixteen (chosen by content, so
      * duplicates are sampled alike) and at every page while at least 2% of
-     * them turn out to be stored already, which costs almost nothing on
-     * data without duplicates.  A shared page is read, written back,
+     * them turn out to be stored already (every page is indexed either
+     * way); it misses the repeats that come before the sample has seen
+     * enough of them, so "on" is the default (docs/settling.md).  A shared page is read, written back,
      * recompressed and compacted once, for all its references; writing a
      * page of it gives that page its own copy. */
     const char *dedup;
 };
+
+/* Settling, the default recompress_policy ("settle"): a background
+ * thread per device finds pages idle for 120 s (idle_secs=T) and, in
+ * aligned windows of 8, regroups runs of 8, 4 or 2 of them into groups
+ * compressed with the first secondary (zstd level 6 by default),
+ * recompresses groups made by the primary as a unit, and recompresses
+ * what is left page by page; shared pages stay shared (their record is
+ * recompressed once).  Its CPU is bounded (cpu=5: 5% of one core, over
+ * any span of ticks) and it gives way to foreground I/O for at most 10 s
+ * at a time.  "settle idle_secs=T cpu=P" changes its figures; "off" (or
+ * NULL in the config) turns it off.  A read of a settled page
+ * decompresses its group; a write of one breaks the group (group.c) and
+ * the page is settled again once idle. */
+#define UZRAM_SETTLE "settle"
+#define UZRAM_SETTLE_ALGORITHM "zstd"
 
 /* group_pages: each write chooses its groups (see above).  An older
  * library refuses it with -EINVAL. */
@@ -203,12 +230,35 @@ UZRAM_API void uzram_config_init_size(struct uzram_config *cfg, size_t size);
 #define uzram_config_init(cfg) uzram_config_init_size((cfg), sizeof *(cfg))
 
 /*
+ * Set one field of *cfg from a word, parsed by the attribute table, the
+ * one parser every frontend uses (so a word means here what it means
+ * written to the attribute file of that name).  name is an attribute
+ * name (disksize, comp_algorithm, max_comp_streams, auto_compact,
+ * group_pages, mem_limit, dedup, recompress_policy, writeback_policy,
+ * backing_dev, writeback_compressed, forward_threshold) or allocator,
+ * huge_threshold, or one of the aliases size, algorithm, level (N, the
+ * primary's), streams, compact_bound.  Values that name secondaries
+ * (policies' algo=) are checked against cfg->recomp_algorithm, so set
+ * those first.  String fields keep the pointer value: it must outlive
+ * cfg's use.  backing_dev is opened only by uzram_create.  0, or -ENOENT
+ * (no such setting) or the attribute's -EINVAL, with a message; *cfg is
+ * unchanged on error.  Thread-safe.
+ */
+UZRAM_API int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value);
+
+/*
  * Create a device.  On success stores it in *out and returns 0.
- * cfg == NULL means every default.  Errors: -EINVAL (unknown algorithm or
- * allocator, bad level, disksize too large, a config not made by
- * uzram_config_init or made by a newer header than the library's),
- * -ENOMEM, or the backing device's error (-ENOENT, -EACCES, ...).
- * Nothing is created on error.  Thread-safe.
+ * cfg == NULL means every default.  Errors: -EINVAL (a config not made by
+ * uzram_config_init or made by a newer header than the library's; an
+ * unknown algorithm, allocator or secondary algorithm; a level outside
+ * the algorithm's range; disksize over 8 TiB; group_pages, dedup,
+ * huge_threshold, streams, compact_bound or a policy not as described
+ * above), -ENOMEM (also when the algorithm's library cannot be loaded:
+ * liblz4, libzstd, ... are loaded on first use), or the backing device's
+ * error (-ENOENT, -EACCES, -ENOTBLK, -EINVAL for
+ * a file smaller than a block, ...).  A policy whose thread cannot start
+ * is no error: policy_stat says so.  Nothing is created on error.
+ * Thread-safe.
  */
 UZRAM_API int uzram_create(const struct uzram_config *cfg, struct uzram **out);
 
@@ -240,7 +290,9 @@ UZRAM_API unsigned uzram_open_count(struct uzram *dev);
  * holds new I/O off while it runs (it takes the device exclusively); slow
  * (every stored page is looked at): for tests and for debugging.
  * Returns 0, or -EFAULT with the first broken invariant in
- * uzram_last_error().  An uninitialised device checks clean.
+ * uzram_last_error().  An uninitialised device checks clean.  On a device
+ * of a pool it checks the whole pool (every device, the links of clones,
+ * the shared records), holding the pool's I/O off.
  */
 UZRAM_API int uzram_check(struct uzram *dev);
 
@@ -284,8 +336,9 @@ UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);
  * returns 0 if off <= disksize.  On an uninitialised device: -ENXIO.
  *
  * uzram_write: stores len bytes.  On failure (-ENOMEM: memory limit or
- *   allocation failure; -EIO) the pages not yet written keep their previous
- *   content; every page is either wholly old or wholly new.
+ *   allocation failure; -EIO: a page written in part whose old content
+ *   does not decode, or the backing device failed; -EMLINK, see below) the pages not yet written keep
+ *   their previous content; every page is either wholly old or wholly new.
  * uzram_read: copies len bytes out; never-written bytes read as zeros.
  *   -EIO if a stored page cannot be decoded (counted in failed_reads).
  * uzram_discard: whole pages in the range are freed; the partial head and
@@ -294,8 +347,16 @@ UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);
  *   rest of the group page by page, so it can fail with -ENOMEM (under a
  *   memory limit), changing nothing, as a partial-page discard can.
  * uzram_write_zeroes: same effect as discard (zero pages cost nothing).
- * uzram_flush: nothing is volatile inside uzram; returns 0.  Provided so that
- *   frontends can forward flush requests.
+ * uzram_flush: nothing is volatile inside uzram; returns 0 (also on an
+ *   uninitialised device).  Provided so that frontends can forward flush
+ *   requests.
+ *
+ * On a device of a pool, the first change of a run of 680 pages that a
+ * clone and its source still share (see uzram_clone) gives the clone
+ * pages of its own first.  A write, discard or write_zeroes there can
+ * also fail with -ENOMEM (no record id, or a copy of grouped pages over
+ * mem_limit) or -EMLINK (a shared page already has the most references a
+ * record holds, 2^32 - 16), changing nothing.
  */
 UZRAM_API int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off);
 UZRAM_API int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off);
@@ -307,7 +368,9 @@ UZRAM_API int uzram_flush(struct uzram *dev);
  * Page state, for extents: UZRAM_PAGE_ZERO if the page at byte offset off
  * (rounded down to a page) reads as zeros without being stored (never
  * written, discarded, or a same-filled zero page); UZRAM_PAGE_DATA
- * otherwise.  -EINVAL if off is out of range.
+ * otherwise.  A page a clone reads through to its source is the source's.
+ * -EINVAL if off is not inside the disk (off >= disksize; counted in
+ * io_stat's invalid_io), -ENXIO on an uninitialised device.  Thread-safe.
  */
 enum { UZRAM_PAGE_DATA = 0, UZRAM_PAGE_ZERO = 1 };
 UZRAM_API int uzram_page_state(struct uzram *dev, uint64_t off);
@@ -404,7 +467,12 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  *   gives: -EINVAL for malformed input, -EBUSY for disksize/algorithm on an
  *   initialised device or for a reshaping store while the device is open
  *   (uzram_open), -EACCES for read-only attributes, -ENOENT for an
- *   unknown name, -ENOMEM.  A failed store changes nothing, with two
+ *   unknown name, -ENOMEM; disksize of a device of a pool: -ENOSPC (no
+ *   room in the pool's capacity); writeback: -ENODEV, -EIO (above);
+ *   writeback and recompress: -EIO when a page does not decode; compact,
+ *   idle, writeback and recompress on an uninitialised device: -EINVAL,
+ *   as zram's; reset of a device whose pages clones share: -ENOMEM or
+ *   -EMLINK, as uzram_write.  A failed store changes nothing, with two
  *   exceptions that are long scans and say what a failure leaves:
  *   writeback (the pages before the one that failed are on the backing
  *   device; that page and every later one, in every range given, are in
@@ -417,7 +485,9 @@ UZRAM_API int uzram_attr_show(struct uzram *dev, const char *name, char *buf, si
 UZRAM_API int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len);
 
 /* Attribute listing: the name of attribute i (0-based), or NULL past the
- * end.  *mode receives 0444, 0200 or 0644 as the sysfs file has it. */
+ * end.  *mode receives 0444, 0200 or 0644 as the sysfs file has it.  The
+ * name is a static string: valid for the life of the process, never to be
+ * freed or changed.  Cannot fail.  Thread-safe. */
 UZRAM_API const char *uzram_attr_name(unsigned i, unsigned *mode);
 
 /* Compact the allocator now (what storing "compact" does).  Returns the
@@ -514,7 +584,8 @@ UZRAM_API int uzram_pool_add(struct uzram_pool *pool, struct uzram **out);
  * zram-control/hot_remove does.  0; -ENOENT (no such device); -EBUSY
  * while it is open (uzram_open) or held (uzram_pool_get); -ENOMEM (clones
  * that still share its pages could not be given their own: see
- * uzram_clone); nothing is done on error.  Pages it shared with other
+ * uzram_clone), -EMLINK (as uzram_write); nothing is done on error.
+ * Pages it shared with other
  * devices stay theirs.  uzram_destroy() of a device of a pool removes it
  * the same way, whatever holds it.
  */
@@ -538,11 +609,15 @@ UZRAM_API int uzram_device_id(const struct uzram *dev);
  * made: one look per 680 pages of the source, microseconds for a
  * gigabyte.  0 and the clone in *out; -EINVAL (src is not in a pool or
  * not initialised), -ENOSPC (no device number, or no room in the pool's
- * capacity), -ENOMEM; on error no device is made and src is unchanged.
- * Later, a write to a run of 680 pages that a clone and its source still
- * share can fail with -ENOMEM (a record id, or a copy of grouped pages
- * over mem_limit), and so can reset and uzram_pool_remove of a device
- * whose pages clones still share; nothing is changed then.
+ * capacity), -ENOMEM or -EMLINK (src is itself a clone with pages of its
+ * own in a run it still reads from its source, and giving it the run
+ * failed as a write would: see the data path); on error no device is made
+ * and src is unchanged.  Later, a write to a run of 680 pages that a
+ * clone and its source still share can fail with -ENOMEM (a record id,
+ * or a copy of grouped pages over mem_limit) or -EMLINK (a shared page
+ * has the most references a record holds), and so can reset and
+ * uzram_pool_remove of a device whose pages clones still share; nothing
+ * is changed then.
  */
 UZRAM_API int uzram_clone(struct uzram *src, struct uzram **out);
 
@@ -595,17 +670,27 @@ UZRAM_API int uzram_pool_attr_show(struct uzram_pool *pool, const char *name, ch
                                    size_t size);
 UZRAM_API int uzram_pool_attr_store(struct uzram_pool *pool, const char *name, const char *value,
                                     size_t len);
-/* The name of pool attribute i, or NULL past the end; *mode as
- * uzram_attr_name's. */
+/* The name of pool attribute i, or NULL past the end; *mode and the
+ * string's lifetime as uzram_attr_name's. */
 UZRAM_API const char *uzram_pool_attr_name(unsigned i, unsigned *mode);
 
-/* Names of the compression algorithms built in, i-th or NULL past the end. */
+/* Names of the compression algorithms built in, i-th or NULL past the end
+ * (static strings, as uzram_attr_name's). */
 UZRAM_API const char *uzram_algorithm_name(unsigned i);
 
-/* Readable message for a negative errno returned by uzram. */
+/* Readable text for a negative errno returned by uzram (0: "success";
+ * an unknown value: "unknown error").  A static string: valid for the
+ * life of the process, the same for every thread, never to be freed or
+ * changed.  Cannot fail.  Thread-safe. */
 UZRAM_API const char *uzram_strerror(int err);
 
-/* The calling thread's most recent detailed error message ("" if none). */
+/* The calling thread's last detailed error message, "" if none: set by
+ * a failing call, cleared by the next call that can return an error (see
+ * "Errors" at the top).  The string belongs to the calling thread: it
+ * stays valid and unchanged until that thread's next call into the
+ * library that can return an error, or until the thread exits; copy it to keep
+ * it longer or to hand it to another thread.  Never to be freed.  Cannot
+ * fail. */
 UZRAM_API const char *uzram_last_error(void);
 
 /* The library's version string, e.g. "0.2.0", and number (as

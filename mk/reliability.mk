@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # mk/reliability.mk - reliability targets (included by the top Makefile).
 #
 #   make fuzz FUZZ_SECONDS=N       build build-fuzz/fuzz_store (libFuzzer + ASan +

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * alloc.c - the allocator registry: the store asks for an allocator by
  * name and gets its ops table (see alloc.h).  Adding an allocator is one

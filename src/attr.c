@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * attr.c - the zram attribute table: the one parser and printer of
  * /sys/block/zramN-style attributes that every frontend uses.
@@ -29,6 +30,7 @@
 #include "recompress.h"
 #include "writeback.h"
 #include "error.h"
+#include "store_life.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -114,7 +116,8 @@ static int show_comp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     const struct uz_codec *c;
     for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-        len = emit(buf, size, len, strcmp(c->name, dev->algorithm) == 0 ? "[%s] " : "%s ", c->name);
+        len = emit(buf, size, len, strcmp(c->name, dev->store->algorithm) == 0 ? "[%s] " : "%s ",
+                   c->name);
     return emit(buf, size, len, "\n");
 }
 
@@ -125,8 +128,8 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "comp_algorithm: unknown algorithm '%s'", v->s);
     if (dev->initialised)
         return uz_error(-EBUSY, "comp_algorithm: device is initialised; reset it first");
-    snprintf(dev->algorithm, sizeof dev->algorithm, "%s", c->name);
-    dev->level = 0;
+    snprintf(dev->store->algorithm, sizeof dev->store->algorithm, "%s", c->name);
+    dev->store->level = 0;
     return 0;
 }
 
@@ -182,15 +185,16 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
                         "algo=NAME or priority=N for a secondary");
     if (!algo && prio < 0)
         prio = 0;
-    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->recomp_algo[prio - 1].name[0]))
+    if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->store->recomp_algo[prio - 1].name[0]))
         return uz_error(-EINVAL, "algorithm_params: no secondary algorithm at priority %ld", prio);
     if (algo) {
         const struct uz_codec *c = uz_codec_find(algo);
         long found = -1;
-        if (c && (prio <= 0) && strcmp(c->name, dev->algorithm) == 0)
+        if (c && (prio <= 0) && strcmp(c->name, dev->store->algorithm) == 0)
             found = 0;
         for (long p = 1; c && found < 0 && p <= UZ_NR_SECONDARY; p++)
-            if ((prio < 0 || prio == p) && strcmp(c->name, dev->recomp_algo[p - 1].name) == 0)
+            if ((prio < 0 || prio == p) &&
+                strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0)
                 found = p;
         if (found < 0)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
@@ -198,31 +202,33 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     }
     if (!have_level)
         return 0;
-    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->recomp_algo[prio - 1].name : dev->algorithm);
+    const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->store->recomp_algo[prio - 1].name
+                                                      : dev->store->algorithm);
     if (level < c->level_min || level > c->level_max)
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
     if (dev->initialised)
         return uz_error(-EBUSY, "algorithm_params: device is initialised; reset it first");
     if (prio > 0)
-        dev->recomp_algo[prio - 1].level = (int)level;
+        dev->store->recomp_algo[prio - 1].level = (int)level;
     else
-        dev->level = (int)level;
+        dev->store->level = (int)level;
     return 0;
 }
 
 static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
 {
-    const struct uz_codec *c = uz_codec_find(dev->algorithm);
-    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->algorithm,
-                   dev->level ? dev->level : c->level_default);
+    const struct uz_codec *c = uz_codec_find(dev->store->algorithm);
+    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->store->algorithm,
+                   dev->store->level ? dev->store->level : c->level_default);
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        const struct uz_recomp_algo *sc = &dev->recomp_algo[p - 1];
+        const struct uz_recomp_algo *sc = &dev->store->recomp_algo[p - 1];
         if (!sc->name[0])
             continue;
         c = uz_codec_find(sc->name);
         len = emit(buf, size, len, "priority=%d algo=%s level=%d\n", p, sc->name,
-                   sc->level ? sc->level : c->level_default);
+                   sc->level ? sc->level
+                   : c->level_secondary ? c->level_secondary : c->level_default);
     }
     return len;
 }
@@ -232,7 +238,7 @@ static int store_mem_limit(struct uzram *dev, const struct val *v)
     uint64_t bytes;
     if (uz_memparse(v->s, v->len, &bytes) < 0)
         return uz_error(-EINVAL, "mem_limit: '%s' is not a size (0 = no limit)", v->s);
-    atomic_store(&dev->limit_pages, (bytes + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE);
+    atomic_store(&dev->store->limit_pages, (bytes + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE);
     return 0;
 }
 
@@ -242,7 +248,7 @@ static int store_mem_used_max(struct uzram *dev, const struct val *v)
     if (parse_u64(v, &x) < 0 || x != 0)
         return uz_error(-EINVAL, "mem_used_max: only 0 may be written (resets the peak)");
     if (dev->initialised)
-        uz_mem_used_max_reset(dev);
+        uz_mem_used_max_reset(dev->store);
     return 0;
 }
 
@@ -250,7 +256,7 @@ static int store_compact(struct uzram *dev, const struct val *v)
 {
     if (!dev->initialised)
         return uz_error(-EINVAL, "compact: device is not initialised");
-    dev->aops->compact(dev->alloc, 0);
+    dev->store->aops->compact(dev->store->alloc, 0);
     return 0;
 }
 
@@ -282,30 +288,38 @@ static int show_debug_stat(struct uzram *dev, char *buf, size_t size)
     struct uzram_stats st;
     uzram_get_stats(dev, &st);
     int len = emit(buf, size, 0, "version: 1\n%8llu %8llu\n",
-                   (unsigned long long)atomic_load(&dev->ev.writestall),
-                   (unsigned long long)atomic_load(&dev->ev.miss_free));
+                   (unsigned long long)atomic_load(&dev->store->ev.writestall),
+                   (unsigned long long)atomic_load(&dev->store->ev.miss_free));
     len = emit(buf, size, len, "footprint: %llu slot_table: %llu meta: %llu streams: %llu\n",
                (unsigned long long)st.footprint, (unsigned long long)st.slot_table_bytes,
                (unsigned long long)st.meta_bytes,
-               (unsigned long long)(dev->initialised ? dev->streams.bytes : 0));
+               (unsigned long long)(dev->initialised ? dev->store->streams.bytes : 0));
     len = emit(buf, size, len, "auto_compact_steps: %llu auto_compact_pause_max_us: %llu\n",
                (unsigned long long)st.compact_steps,
                (unsigned long long)(st.compact_pause_max_ns / 1000));
     len = emit(buf, size, len, "group_writes: %llu group_fallbacks: %llu group_breaks: %llu\n",
-               (unsigned long long)atomic_load(&dev->ev.group_writes),
-               (unsigned long long)atomic_load(&dev->ev.group_fallbacks),
-               (unsigned long long)atomic_load(&dev->ev.group_breaks));
+               (unsigned long long)atomic_load(&dev->store->ev.group_writes),
+               (unsigned long long)atomic_load(&dev->store->ev.group_fallbacks),
+               (unsigned long long)atomic_load(&dev->store->ev.group_breaks));
+    len = emit(buf, size, len, "recomp_groups: %llu settle_groups: %llu settle_pages: %llu "
+               "settle_cpu_ms: %llu settle_yields: %llu\n",
+               (unsigned long long)atomic_load(&dev->store->ev.recomp_groups),
+               (unsigned long long)atomic_load(&dev->store->ev.settle_groups),
+               (unsigned long long)atomic_load(&dev->store->ev.settle_pages),
+               (unsigned long long)(atomic_load(&dev->store->ev.pol_rc_cpu_ns) / 1000000),
+               (unsigned long long)atomic_load(&dev->store->ev.pol_rc_yields));
     return emit(buf, size, len, "forwarded: %llu written_back: %llu writeback_failed: %llu "
                 "bd_failed: %llu recompressed: %llu recomp_incompressible: %llu\n",
                 (unsigned long long)st.forwarded, (unsigned long long)st.written_back,
-                (unsigned long long)atomic_load(&dev->ev.wb_failed),
+                (unsigned long long)atomic_load(&dev->store->ev.wb_failed),
                 (unsigned long long)st.bd_failed, (unsigned long long)st.recompressed,
                 (unsigned long long)st.recomp_incomp);
 }
 
 static int show_max_comp_streams(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%u\n", dev->initialised ? dev->streams.n : dev->nstreams);
+    struct uz_store *st = dev->store;
+    return emit(buf, size, 0, "%u\n", dev->initialised ? st->streams.n : st->nstreams);
 }
 
 /* zram accepts and ignores writes here (streams are per CPU). */
@@ -315,7 +329,7 @@ static int store_max_comp_streams(struct uzram *dev, const struct val *v)
     if (parse_u64(v, &x) < 0 || x == 0 || x > 1024)
         return uz_error(-EINVAL, "max_comp_streams: write a number from 1 to 1024");
     if (!dev->initialised)
-        dev->nstreams = (unsigned)x;
+        dev->store->nstreams = (unsigned)x;
     return 0;
 }
 
@@ -324,7 +338,7 @@ static int store_max_comp_streams(struct uzram *dev, const struct val *v)
  * "0" turns it off. */
 static int show_auto_compact(struct uzram *dev, char *buf, size_t size)
 {
-    uint32_t b = atomic_load(&dev->compact_bound);
+    uint32_t b = atomic_load(&dev->store->compact_bound);
     if (b == 0)
         return emit(buf, size, 0, "0\n");
     return emit(buf, size, 0, "%u.%03u\n", b / 1000, b % 1000);
@@ -365,8 +379,9 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
     if (parse_bound(v, &pm) < 0)
         return uz_error(-EINVAL, "auto_compact: '%s' is not a number like 1.05 (0 = off)", v->s);
     if (pm != 0 && pm < 1000)
-        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)", v->s);
-    atomic_store(&dev->compact_bound, pm);
+        return uz_error(-EINVAL, "auto_compact: bound %s is below 1 (or write 0 to turn it off)",
+                        v->s);
+    atomic_store(&dev->store->compact_bound, pm);
     return 0;
 }
 
@@ -374,21 +389,21 @@ static int store_auto_compact(struct uzram *dev, const struct val *v)
  * uninitialised (as comp_algorithm). */
 static int show_group_pages(struct uzram *dev, char *buf, size_t size)
 {
-    if (dev->group_auto)
+    if (dev->store->group_auto)
         return emit(buf, size, 0, "auto\n");
-    return emit(buf, size, 0, "%u\n", dev->group_pages);
+    return emit(buf, size, 0, "%u\n", dev->store->group_pages);
 }
 
 static int store_group_pages(struct uzram *dev, const struct val *v)
 {
-    uint64_t x = 0;
-    bool automatic = strcmp(v->s, "auto") == 0;
-    if (!automatic && (parse_u64(v, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8)))
-        return uz_error(-EINVAL, "group_pages: write 1 (off), 2, 4, 8 or auto");
+    uint32_t x;
+    if (uz_parse_group(v->s, true, &x) < 0)
+        return uz_error(-EINVAL, "group_pages: '%s': write 1 (off), 2, 4, 8 or auto", v->s);
+    bool automatic = x == UZRAM_GROUP_AUTO;
     if (dev->initialised)
         return uz_error(-EBUSY, "group_pages: device is initialised; reset it first");
-    dev->group_auto = automatic;
-    dev->group_pages = automatic ? UZ_GROUP_MAX : (uint32_t)x;
+    dev->store->group_auto = automatic;
+    dev->store->group_pages = automatic ? UZ_GROUP_MAX : (uint32_t)x;
     return 0;
 }
 
@@ -396,7 +411,7 @@ static int store_group_pages(struct uzram *dev, const struct val *v)
 
 static int show_backing_dev(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%s\n", dev->bd ? dev->bd->path : "none");
+    return emit(buf, size, 0, "%s\n", dev->store->bd ? dev->store->bd->path : "none");
 }
 
 /* An absolute path, while uninitialised (as zram); "none" drops it. */
@@ -413,8 +428,8 @@ static int store_backing_dev(struct uzram *dev, const struct val *v)
         if (err < 0)
             return err;
     }
-    uz_backing_close(dev->bd);
-    dev->bd = b;
+    uz_backing_close(dev->store->bd);
+    dev->store->bd = b;
     return 0;
 }
 
@@ -503,7 +518,7 @@ static int store_writeback(struct uzram *dev, const struct val *v)
 
 static int show_writeback_limit(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%llu\n", (unsigned long long)atomic_load(&dev->wb_limit));
+    return emit(buf, size, 0, "%llu\n", (unsigned long long)atomic_load(&dev->store->wb_limit));
 }
 
 static int store_writeback_limit(struct uzram *dev, const struct val *v)
@@ -511,7 +526,7 @@ static int store_writeback_limit(struct uzram *dev, const struct val *v)
     uint64_t x;
     if (parse_u64(v, &x) < 0)
         return uz_error(-EINVAL, "writeback_limit: write a number of 4 KiB pages");
-    atomic_store(&dev->wb_limit, x);
+    atomic_store(&dev->store->wb_limit, x);
     return 0;
 }
 
@@ -531,27 +546,27 @@ static int store_bool(_Atomic bool *b, const struct val *v, const char *what)
 
 static int show_writeback_limit_enable(struct uzram *dev, char *buf, size_t size)
 {
-    return show_bool(&dev->wb_limit_enable, buf, size);
+    return show_bool(&dev->store->wb_limit_enable, buf, size);
 }
 
 static int store_writeback_limit_enable(struct uzram *dev, const struct val *v)
 {
-    return store_bool(&dev->wb_limit_enable, v, "writeback_limit_enable");
+    return store_bool(&dev->store->wb_limit_enable, v, "writeback_limit_enable");
 }
 
 static int show_writeback_compressed(struct uzram *dev, char *buf, size_t size)
 {
-    return show_bool(&dev->wb_compressed, buf, size);
+    return show_bool(&dev->store->wb_compressed, buf, size);
 }
 
 static int store_writeback_compressed(struct uzram *dev, const struct val *v)
 {
-    return store_bool(&dev->wb_compressed, v, "writeback_compressed");
+    return store_bool(&dev->store->wb_compressed, v, "writeback_compressed");
 }
 
 static int show_forward_threshold(struct uzram *dev, char *buf, size_t size)
 {
-    return emit(buf, size, 0, "%u\n", atomic_load(&dev->forward_threshold));
+    return emit(buf, size, 0, "%u\n", atomic_load(&dev->store->forward_threshold));
 }
 
 static int store_forward_threshold(struct uzram *dev, const struct val *v)
@@ -559,7 +574,7 @@ static int store_forward_threshold(struct uzram *dev, const struct val *v)
     uint64_t x;
     if (parse_u64(v, &x) < 0 || x > UZRAM_PAGE_SIZE)
         return uz_error(-EINVAL, "forward_threshold: bytes 0..4096 (0 = off)");
-    atomic_store(&dev->forward_threshold, (uint32_t)x);
+    atomic_store(&dev->store->forward_threshold, (uint32_t)x);
     return 0;
 }
 
@@ -587,12 +602,13 @@ static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
     int len = 0;
     buf[0] = 0;
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
-        if (!dev->recomp_algo[p - 1].name[0])
+        if (!dev->store->recomp_algo[p - 1].name[0])
             continue;
         len = emit(buf, size, len, "#%d: ", p);
         const struct uz_codec *c;
         for (unsigned i = 0; (c = uz_codec_at(i)) != NULL; i++)
-            len = emit(buf, size, len, strcmp(c->name, dev->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
+            len = emit(buf, size, len,
+                       strcmp(c->name, dev->store->recomp_algo[p - 1].name) == 0 ? "[%s] " : "%s ",
                        c->name);
         len = emit(buf, size, len, "\n");
     }
@@ -626,8 +642,9 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EINVAL, "recomp_algorithm: give algo=NAME");
     if (dev->initialised)
         return uz_error(-EBUSY, "recomp_algorithm: device is initialised; reset it first");
-    snprintf(dev->recomp_algo[prio - 1].name, sizeof dev->recomp_algo[prio - 1].name, "%s", c->name);
-    dev->recomp_algo[prio - 1].level = 0;
+    struct uz_recomp_algo *ra = &dev->store->recomp_algo[prio - 1];
+    snprintf(ra->name, sizeof ra->name, "%s", c->name);
+    dev->store->recomp_algo[prio - 1].level = 0;
     return 0;
 }
 
@@ -635,7 +652,7 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
  * group=K" */
 static int store_recompress(struct uzram *dev, const struct val *v)
 {
-    struct uzram *st = dev->store;   /* the secondaries are the store's */
+    struct uz_store *st = dev->store;   /* the secondaries are the store's */
     struct uz_kv kv;
     int kerr = uz_kv_begin(&kv, v->s, "recompress");
     if (kerr < 0)
@@ -644,6 +661,10 @@ static int store_recompress(struct uzram *dev, const struct val *v)
     bool group_given = false;
     while (uz_kv_next(&kv)) {
         const char *tok = kv.key, *val = kv.val;
+        if (!val && strcmp(tok, "settle") == 0) {
+            r.settle = true;   /* settle now: every page, idle or not */
+            continue;
+        }
         if (!val)
             return uz_error(-EINVAL, "recompress: '%s' is not key=value", tok);
         uint64_t x;
@@ -665,13 +686,13 @@ static int store_recompress(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "recompress: max_pages is a number from 1");
             r.max_pages = x;
         } else if (strcmp(tok, "priority") == 0) {
-            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY || !st->recomp_algo[x - 1].name[0])
+            if (uz_parse_num(val, &x) < 0 || x < 1 || x > UZ_NR_SECONDARY ||
+                !st->recomp_algo[x - 1].name[0])
                 return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %s", val);
             r.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0) {
-            if (uz_parse_num(val, &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+            if (uz_parse_group(val, false, &r.group) < 0)
                 return uz_error(-EINVAL, "recompress: group is 1, 2, 4 or 8 pages");
-            r.group = (uint32_t)x;
             group_given = true;
         } else if (strcmp(tok, "algo") == 0) {
             const struct uz_codec *c = uz_codec_find(val);
@@ -685,56 +706,50 @@ static int store_recompress(struct uzram *dev, const struct val *v)
             return uz_error(-EINVAL, "recompress: unknown key '%s'", tok);
         }
     }
+    if (r.settle && (group_given || r.mode || r.threshold))
+        return uz_error(-EINVAL, "recompress: settle takes every page; give it alone or with "
+                        "algo=, priority= or max_pages=");
     if (!dev->initialised)
         return uz_error(-EINVAL, "recompress: device is not initialised");
     r.lo = dev->base;
     r.hi = dev->base + dev->nslots;
-    if (!group_given && r.mode == RC_IDLE && r.threshold == 0) {
-        /* uzram's default for idle pages: first regroup aligned runs of
-         * UZ_GROUP_MAX idle pages (cold pages are rarely read, and pages
-         * compress far better together: on the sqlite corpus -29.5%
-         * against -16.8% page by page), then recompress what is left page
-         * by page, as zram does.  group=1 asks for zram's pass alone. */
-        struct uz_rc_req g = r;
-        g.group = UZ_GROUP_MAX;
-        int err = uz_recompress(st, &g);
-        if (err < 0)
-            return err;
-        if (r.max_pages) {
-            if (g.done >= r.max_pages)
-                return 0;
-            r.max_pages -= g.done;
-        }
-    }
+    /* uzram's default for idle pages is to settle them (recompress.c,
+     * "Settling"): aligned runs of 8, 4 or 2 regrouped with the secondary
+     * (cold pages are rarely read, and pages compress far better
+     * together), groups recompressed as units, the rest page by page as
+     * zram does, shared pages once in their record.  group=1 asks for
+     * zram's per-page pass alone. */
+    if (!group_given && r.mode == RC_IDLE && r.threshold == 0)
+        r.settle = true;
     return uz_recompress(st, &r);
 }
 
 static int show_rc_policy(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_policy_show(dev, false, buf, size);
+    return uz_policy_show(dev->store, false, buf, size);
 }
 
 static int show_wb_policy(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_policy_show(dev, true, buf, size);
+    return uz_policy_show(dev->store, true, buf, size);
 }
 
 static int store_policy(struct uzram *dev, const struct val *v, bool wb)
 {
     struct uz_policy_cfg c;
-    int err = uz_policy_parse(dev, wb, v->s, &c);
+    int err = uz_policy_parse(dev->store, wb, v->s, &c);
     if (err < 0)
         return err;
-    pthread_mutex_lock(&dev->policy_lock);
-    struct uz_policy_cfg *slot = wb ? &dev->wb_policy : &dev->rc_policy, old = *slot;
+    pthread_mutex_lock(&dev->store->policy_lock);
+    struct uz_policy_cfg *slot = wb ? &dev->store->wb_policy : &dev->store->rc_policy, old = *slot;
     *slot = c;
-    pthread_mutex_unlock(&dev->policy_lock);
-    err = dev->initialised ? uz_policy_start(dev) : 0;
+    pthread_mutex_unlock(&dev->store->policy_lock);
+    err = dev->initialised ? uz_policy_start(dev->store) : 0;
     if (err < 0) {
         /* the thread could not start: put the old setting back */
-        pthread_mutex_lock(&dev->policy_lock);
+        pthread_mutex_lock(&dev->store->policy_lock);
         *slot = old;
-        pthread_mutex_unlock(&dev->policy_lock);
+        pthread_mutex_unlock(&dev->store->policy_lock);
     }
     return err;
 }
@@ -752,7 +767,7 @@ static int store_wb_policy(struct uzram *dev, const struct val *v)
 static int show_dedup(struct uzram *dev, char *buf, size_t size)
 {
     static const char *names[] = {"0", "1", "auto"};
-    int m = atomic_load(&dev->dedup_mode);
+    int m = atomic_load(&dev->store->dedup_mode);
     return emit(buf, size, 0, "%s\n", names[m]);
 }
 
@@ -762,18 +777,18 @@ static int store_dedup(struct uzram *dev, const struct val *v)
     int mode;
     int err = uz_dedup_parse(v->s, &mode);
     if (err == 0)
-        atomic_store(&dev->dedup_mode, mode);
+        atomic_store(&dev->store->dedup_mode, mode);
     return err;
 }
 
 static int show_dedup_stat(struct uzram *dev, char *buf, size_t size)
 {
-    return uz_dedup_show(dev, buf, size);
+    return uz_dedup_show(dev->store, buf, size);
 }
 
 static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 {
-    struct uz_events *c = &dev->ev;
+    struct uz_events *c = &dev->store->ev;
     int len = emit(buf, size, 0, "recompress: ticks %llu pages %llu max_tick_us %llu\n",
                    (unsigned long long)atomic_load(&c->pol_rc_ticks),
                    (unsigned long long)atomic_load(&c->pol_rc_pages),
@@ -786,36 +801,49 @@ static int show_policy_stat(struct uzram *dev, char *buf, size_t size)
 }
 
 static const struct attr attrs[] = {
-    {"disksize", 0644, show_disksize, store_disksize, true, true, true},
-    {"initstate", 0444, show_initstate, NULL, false, false, true},
-    {"reset", 0200, NULL, store_reset, true, true, true},
-    {"comp_algorithm", 0644, show_comp_algorithm, store_comp_algorithm, true, true, false},
-    {"algorithm_params", 0644, show_algorithm_params, store_algorithm_params, true, true, false},
-    {"mem_limit", 0200, NULL, store_mem_limit, false, false, false},
-    {"mem_used_max", 0200, NULL, store_mem_used_max, false, false, false},
-    {"compact", 0200, NULL, store_compact, false, false, false},
-    {"mm_stat", 0444, show_mm_stat, NULL, false, false, true},
-    {"io_stat", 0444, show_io_stat, NULL, false, false, true},
-    {"debug_stat", 0444, show_debug_stat, NULL, false, false, false},
-    {"max_comp_streams", 0644, show_max_comp_streams, store_max_comp_streams, true, false, false},
-    {"auto_compact", 0644, show_auto_compact, store_auto_compact, false, false, false},
-    {"group_pages", 0644, show_group_pages, store_group_pages, true, true, false},
-    {"backing_dev", 0644, show_backing_dev, store_backing_dev, true, true, false},
-    {"bd_stat", 0444, show_bd_stat, NULL, false, false, false},
-    {"writeback", 0200, NULL, store_writeback, false, false, true},
-    {"writeback_limit", 0644, show_writeback_limit, store_writeback_limit, false, false, false},
-    {"writeback_limit_enable", 0644, show_writeback_limit_enable, store_writeback_limit_enable, false, false, false},
-    {"writeback_compressed", 0644, show_writeback_compressed, store_writeback_compressed, false, false, false},
-    {"forward_threshold", 0644, show_forward_threshold, store_forward_threshold, false, false, false},
-    {"idle", 0200, NULL, store_idle, false, false, true},
-    {"recomp_algorithm", 0644, show_recomp_algorithm, store_recomp_algorithm, true, true, false},
-    {"recompress", 0200, NULL, store_recompress, false, false, true},
-    {"recompress_policy", 0644, show_rc_policy, store_rc_policy, false, false, false},
-    {"writeback_policy", 0644, show_wb_policy, store_wb_policy, false, false, false},
-    {"policy_stat", 0444, show_policy_stat, NULL, false, false, false},
-    {"dedup", 0644, show_dedup, store_dedup, false, false, false},
-    {"dedup_stat", 0444, show_dedup_stat, NULL, false, false, false},
-    {"stat", 0444, uz_iostat_show, NULL, false, false, true},   /* the block layer's, src/iostat.c */
+    {.name = "disksize", .mode = 0644, .show = show_disksize, .store = store_disksize,
+     .reshape = true, .closed = true, .own = true},
+    {.name = "initstate", .mode = 0444, .show = show_initstate, .own = true},
+    {.name = "reset", .mode = 0200, .store = store_reset, .reshape = true, .closed = true,
+     .own = true},
+    {.name = "comp_algorithm", .mode = 0644, .show = show_comp_algorithm,
+     .store = store_comp_algorithm, .reshape = true, .closed = true},
+    {.name = "algorithm_params", .mode = 0644, .show = show_algorithm_params,
+     .store = store_algorithm_params, .reshape = true, .closed = true},
+    {.name = "mem_limit", .mode = 0200, .store = store_mem_limit},
+    {.name = "mem_used_max", .mode = 0200, .store = store_mem_used_max},
+    {.name = "compact", .mode = 0200, .store = store_compact},
+    {.name = "mm_stat", .mode = 0444, .show = show_mm_stat, .own = true},
+    {.name = "io_stat", .mode = 0444, .show = show_io_stat, .own = true},
+    {.name = "debug_stat", .mode = 0444, .show = show_debug_stat},
+    {.name = "max_comp_streams", .mode = 0644, .show = show_max_comp_streams,
+     .store = store_max_comp_streams, .reshape = true},
+    {.name = "auto_compact", .mode = 0644, .show = show_auto_compact, .store = store_auto_compact},
+    {.name = "group_pages", .mode = 0644, .show = show_group_pages, .store = store_group_pages,
+     .reshape = true, .closed = true},
+    {.name = "backing_dev", .mode = 0644, .show = show_backing_dev, .store = store_backing_dev,
+     .reshape = true, .closed = true},
+    {.name = "bd_stat", .mode = 0444, .show = show_bd_stat},
+    {.name = "writeback", .mode = 0200, .store = store_writeback, .own = true},
+    {.name = "writeback_limit", .mode = 0644, .show = show_writeback_limit,
+     .store = store_writeback_limit},
+    {.name = "writeback_limit_enable", .mode = 0644, .show = show_writeback_limit_enable,
+     .store = store_writeback_limit_enable},
+    {.name = "writeback_compressed", .mode = 0644, .show = show_writeback_compressed,
+     .store = store_writeback_compressed},
+    {.name = "forward_threshold", .mode = 0644, .show = show_forward_threshold,
+     .store = store_forward_threshold},
+    {.name = "idle", .mode = 0200, .store = store_idle, .own = true},
+    {.name = "recomp_algorithm", .mode = 0644, .show = show_recomp_algorithm,
+     .store = store_recomp_algorithm, .reshape = true, .closed = true},
+    {.name = "recompress", .mode = 0200, .store = store_recompress, .own = true},
+    {.name = "recompress_policy", .mode = 0644, .show = show_rc_policy, .store = store_rc_policy},
+    {.name = "writeback_policy", .mode = 0644, .show = show_wb_policy, .store = store_wb_policy},
+    {.name = "policy_stat", .mode = 0444, .show = show_policy_stat},
+    {.name = "dedup", .mode = 0644, .show = show_dedup, .store = store_dedup},
+    {.name = "dedup_stat", .mode = 0444, .show = show_dedup_stat},
+    /* the block layer's, src/iostat.c */
+    {.name = "stat", .mode = 0444, .show = uz_iostat_show, .own = true},
 };
 #define NATTRS (sizeof attrs / sizeof attrs[0])
 
@@ -825,6 +853,307 @@ static const struct attr *find_attr(const char *name)
         if (strcmp(attrs[i].name, name) == 0)
             return &attrs[i];
     return NULL;
+}
+
+/* Settings of struct uzram_config that zram has no attribute for: rows
+ * of their own, parsed here as the attributes are, but no file
+ * (uzram_attr_name does not list them, uzram_attr_show/store do not find
+ * them). */
+static int store_allocator(struct uzram *dev, const struct val *v)
+{
+    const struct uz_alloc_ops *ops = uz_alloc_find(v->s);
+    if (!ops)
+        return uz_error(-EINVAL, "allocator: unknown allocator '%s'", v->s);
+    if (dev->initialised)
+        return uz_error(-EBUSY, "allocator: device is initialised; reset it first");
+    snprintf(dev->store->allocator_name, sizeof dev->store->allocator_name, "%s", ops->name);
+    return 0;
+}
+
+static int store_huge_threshold(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || x > UZRAM_PAGE_SIZE)
+        return uz_error(-EINVAL, "huge_threshold: '%s': bytes 0..4096 (0 = the allocator's)", v->s);
+    if (dev->initialised)
+        return uz_error(-EBUSY, "huge_threshold: device is initialised; reset it first");
+    dev->store->huge_threshold_cfg = (uint32_t)x;
+    return 0;
+}
+
+static const struct attr config_rows[] = {
+    {.name = "allocator", .store = store_allocator, .reshape = true, .closed = true},
+    {.name = "huge_threshold", .store = store_huge_threshold, .reshape = true, .closed = true},
+};
+
+/* The row of a setting: an attribute, or a config-only row. */
+static const struct attr *find_setting(const char *name)
+{
+    const struct attr *a = find_attr(name);
+    for (size_t i = 0; !a && i < sizeof config_rows / sizeof config_rows[0]; i++)
+        if (strcmp(config_rows[i].name, name) == 0)
+            a = &config_rows[i];
+    return a;
+}
+
+/* Store value into setting name of a device nobody else can reach yet
+ * (no locks): its row's own parser.  0 or the row's error. */
+static int set_setting(struct uzram *dev, const char *name, const char *value)
+{
+    const struct attr *a = find_setting(name);
+    struct val v;
+    size_t len = strlen(value);
+    if (len >= sizeof v.s)
+        return uz_error(-EINVAL, "%s: value too long", name);
+    memcpy(v.s, value, len + 1);
+    v.len = len;
+    return a->store(dev, &v);
+}
+
+/* The fields of cfg that are set, each through its row, in the order a
+ * zram set-up script writes them (algorithms before their levels, all
+ * before disksize); disksize only if with_size. */
+static int apply_config(struct uzram *dev, const struct uzram_config *cfg, bool with_size)
+{
+    char b[64];
+    int err = 0;
+#define SET(name, value) do { if (err == 0) err = set_setting(dev, name, value); } while (0)
+#define SETF(name, ...) do { snprintf(b, sizeof b, __VA_ARGS__); SET(name, b); } while (0)
+    if (cfg->allocator)
+        SET("allocator", cfg->allocator);
+    if (cfg->algorithm)
+        SET("comp_algorithm", cfg->algorithm);
+    if (cfg->level)
+        SETF("algorithm_params", "level=%d", cfg->level);
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i]) {
+            char r[160];
+            snprintf(r, sizeof r, "algo=%.100s priority=%d", cfg->recomp_algorithm[i], i + 1);
+            SET("recomp_algorithm", r);
+        }
+    if (cfg->huge_threshold)
+        SETF("huge_threshold", "%u", cfg->huge_threshold);
+    if (cfg->streams)
+        SETF("max_comp_streams", "%u", cfg->streams);
+    if (cfg->compact_bound == UZRAM_COMPACT_OFF)
+        SET("auto_compact", "0");
+    else if (cfg->compact_bound)
+        SETF("auto_compact", "%u.%03u", cfg->compact_bound / 1000, cfg->compact_bound % 1000);
+    if (cfg->group_pages == UZRAM_GROUP_AUTO)
+        SET("group_pages", "auto");
+    else if (cfg->group_pages > 1)
+        SETF("group_pages", "%u", cfg->group_pages);
+    if (cfg->mem_limit)
+        SETF("mem_limit", "%llu", (unsigned long long)cfg->mem_limit);
+    if (cfg->dedup)
+        SET("dedup", cfg->dedup);
+    /* the default, settling, with no secondary to settle with: off */
+    bool no_secondary = true;
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        no_secondary &= !cfg->recomp_algorithm[i];
+    if (cfg->recompress_policy &&
+        !(no_secondary && strcmp(cfg->recompress_policy, UZRAM_SETTLE) == 0))
+        SET("recompress_policy", cfg->recompress_policy);
+    if (cfg->writeback_policy)
+        SET("writeback_policy", cfg->writeback_policy);
+    if (cfg->backing_dev && cfg->backing_dev[0])
+        SET("backing_dev", cfg->backing_dev);
+    if (cfg->writeback_compressed)
+        SET("writeback_compressed", "1");
+    if (cfg->forward_threshold)
+        SETF("forward_threshold", "%u", cfg->forward_threshold);
+    if (with_size && cfg->disksize)
+        SETF("disksize", "%llu", (unsigned long long)cfg->disksize);
+#undef SET
+#undef SETF
+    return err;
+}
+
+/* cfg as this library's whole struct in *full (fields past the caller's
+ * size keep their defaults).  0 or -EINVAL. */
+static int full_config(const struct uzram_config *cfg, struct uzram_config *full, const char *who)
+{
+    uzram_config_init(full);
+    if (!cfg)
+        return 0;
+    if (cfg->size == 0)
+        return uz_error(-EINVAL, "%s: the config was not made by uzram_config_init", who);
+    if (cfg->size > sizeof *full)
+        return uz_error(-EINVAL, "%s: the config is from a newer uzram.h (%u bytes, this library "
+                        "knows %zu)", who, cfg->size, sizeof *full);
+    memcpy(full, cfg, cfg->size);
+    full->size = sizeof *full;
+    return 0;
+}
+
+static int uzram_create_impl(const struct uzram_config *cfg, struct uzram **out)
+{
+    struct uzram_config c;
+    int err = full_config(cfg, &c, "uzram_create");
+    if (err < 0)
+        return err;
+    struct uz_store *st;
+    err = uz_store_create(1, &st);
+    if (err < 0)
+        return err;
+    struct uzram *dev;
+    err = uz_dev_new(st, false, &dev);
+    if (err < 0) {
+        uz_store_destroy(st);
+        return err;
+    }
+    err = apply_config(dev, &c, true);
+    if (err < 0) {
+        (void)uz_dev_remove(dev, false);   /* (and its store) */
+        return err;
+    }
+    *out = dev;
+    return 0;
+}
+
+int uzram_create(const struct uzram_config *cfg, struct uzram **out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_create_impl(cfg, out), "uzram_create");
+}
+
+static int uzram_pool_create_impl(const struct uzram_config *cfg, struct uzram_pool **out)
+{
+    struct uzram_config c;
+    int err = full_config(cfg, &c, "uzram_pool_create");
+    if (err < 0)
+        return err;
+    struct uzram_pool *p;
+    err = uz_pool_new(c.disksize, &p);
+    if (err < 0)
+        return err;
+    err = apply_config(uz_pool_view(p), &c, false);
+    if (err == 0)
+        err = uz_pool_start(p);
+    if (err < 0) {
+        (void)uzram_pool_destroy(p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
+int uzram_pool_create(const struct uzram_config *cfg, struct uzram_pool **out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_create_impl(cfg, out), "uzram_pool_create");
+}
+
+/* uzram_config_set's names: the attributes' and config-only rows', and
+ * the config's own field names for them. */
+static const struct { const char *alias, *name; } setting_alias[] = {
+    {"size", "disksize"}, {"algorithm", "comp_algorithm"}, {"streams", "max_comp_streams"},
+    {"compact_bound", "auto_compact"}, {"level", "algorithm_params"},
+};
+
+static int uzram_config_set_impl(struct uzram_config *cfg, const char *name, const char *value)
+{
+    if (!cfg || cfg->size == 0 || cfg->size > sizeof *cfg)
+        return uz_error(-EINVAL, "uzram_config_set: the config was not made by uzram_config_init");
+    if (!name || !value)
+        return uz_error(-EINVAL, "uzram_config_set: no name or no value");
+    for (size_t i = 0; i < sizeof setting_alias / sizeof setting_alias[0]; i++)
+        if (strcmp(name, setting_alias[i].alias) == 0)
+            name = setting_alias[i].name;
+    const struct attr *a = find_setting(name);
+    static const char *const actions[] = {"reset", "compact", "mem_used_max", "writeback",
+                                          "idle", "recompress"};
+    for (size_t i = 0; a && i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(name, actions[i]) == 0)
+            a = NULL;   /* an action, not a setting */
+    if (!a || !a->store)
+        return uz_error(-ENOENT, "uzram_config_set: '%s' is not a setting", name);
+    /* the value through its row, on a scratch device of a store of its
+     * own that is never sized: the one parser, and what it keeps is the
+     * value as the row understood it */
+    struct uz_store *st;
+    int err = uz_store_create(1, &st);
+    if (err < 0)
+        return err;
+    struct uzram *dev;
+    err = uz_dev_new(st, false, &dev);
+    if (err < 0) {
+        uz_store_destroy(st);
+        return err;
+    }
+    /* the secondaries the config names, for the settings that refer to
+     * them (policies' algo=, algorithm_params) */
+    for (int i = 0; err == 0 && i < UZ_NR_SECONDARY; i++)
+        if (cfg->recomp_algorithm[i]) {
+            char r[160];
+            snprintf(r, sizeof r, "algo=%.100s priority=%d", cfg->recomp_algorithm[i], i + 1);
+            err = set_setting(dev, "recomp_algorithm", r);
+        }
+    bool level = strcmp(name, "algorithm_params") == 0 && strchr(value, '=') == NULL;
+    char lv[64];
+    if (level) {   /* "level" N: the primary's level */
+        snprintf(lv, sizeof lv, "level=%.50s", value);
+        if (err == 0 && cfg->algorithm)
+            err = set_setting(dev, "comp_algorithm", cfg->algorithm);
+    }
+    uint64_t size = 0;
+    if (err == 0 && strcmp(name, "disksize") == 0) {
+        /* sized on use; here only the word */
+        if (uz_memparse(value, strlen(value), &size) < 0)
+            err = uz_error(-EINVAL, "disksize: '%s' is not a size (e.g. 512M, 1G)", value);
+        else if (size == 0)
+            err = uz_error(-EINVAL, "disksize: must be more than 0");
+    } else if (err == 0 && strcmp(name, "backing_dev") == 0) {
+        /* opened on use, not here */
+        if (!value[0])
+            err = uz_error(-EINVAL, "backing_dev: give a path");
+    } else if (err == 0) {
+        err = set_setting(dev, name, level ? lv : value);
+    }
+    struct uz_store *s = dev->store;
+    if (err == 0) {
+        if (strcmp(name, "disksize") == 0)
+            cfg->disksize = size;
+        else if (strcmp(name, "comp_algorithm") == 0)
+            cfg->algorithm = value;
+        else if (strcmp(name, "allocator") == 0)
+            cfg->allocator = value;
+        else if (strcmp(name, "algorithm_params") == 0 && level)
+            cfg->level = s->level;
+        else if (strcmp(name, "huge_threshold") == 0)
+            cfg->huge_threshold = s->huge_threshold_cfg;
+        else if (strcmp(name, "max_comp_streams") == 0)
+            cfg->streams = s->nstreams;
+        else if (strcmp(name, "auto_compact") == 0)
+            cfg->compact_bound = s->compact_bound ? s->compact_bound : UZRAM_COMPACT_OFF;
+        else if (strcmp(name, "group_pages") == 0)
+            cfg->group_pages = s->group_auto ? UZRAM_GROUP_AUTO : s->group_pages;
+        else if (strcmp(name, "mem_limit") == 0)
+            cfg->mem_limit = atomic_load(&s->limit_pages) * UZRAM_PAGE_SIZE;
+        else if (strcmp(name, "dedup") == 0)
+            cfg->dedup = value;
+        else if (strcmp(name, "recompress_policy") == 0)
+            cfg->recompress_policy = value;
+        else if (strcmp(name, "writeback_policy") == 0)
+            cfg->writeback_policy = value;
+        else if (strcmp(name, "backing_dev") == 0)
+            cfg->backing_dev = value;
+        else if (strcmp(name, "writeback_compressed") == 0)
+            cfg->writeback_compressed = atomic_load(&s->wb_compressed);
+        else if (strcmp(name, "forward_threshold") == 0)
+            cfg->forward_threshold = atomic_load(&s->forward_threshold);
+        else
+            err = uz_error(-ENOENT, "uzram_config_set: '%s' is not a setting of struct "
+                           "uzram_config (set it with uzram_attr_store)", name);
+    }
+    (void)uz_dev_remove(dev, false);
+    return err;
+}
+
+int uzram_config_set(struct uzram_config *cfg, const char *name, const char *value)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_config_set_impl(cfg, name, value), "uzram_config_set");
 }
 
 const char *uzram_attr_name(unsigned i, unsigned *mode)
@@ -845,10 +1174,10 @@ static bool same_as_store(struct uzram *st, const struct attr *a, const struct v
     uint64_t x, y;
     if (a->store == store_mem_limit)
         return uz_memparse(v->s, v->len, &x) == 0 &&
-               (x + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE == atomic_load(&st->limit_pages);
+               (x + UZRAM_PAGE_SIZE - 1) / UZRAM_PAGE_SIZE == atomic_load(&st->store->limit_pages);
     if (a->store == store_comp_algorithm) {
         const struct uz_codec *c = uz_codec_find(v->s);
-        return c && strcmp(c->name, st->algorithm) == 0;
+        return c && strcmp(c->name, st->store->algorithm) == 0;
     }
     struct val shown;
     if (!a->show)
@@ -878,7 +1207,7 @@ static bool same_as_store(struct uzram *st, const struct attr *a, const struct v
  * (pool_attrs below), never by one device for all. */
 static int store_pool_setting(struct uzram *dev, const struct attr *a, const struct val *v)
 {
-    struct uzram *st = dev->store;
+    struct uzram *st = uz_pool_view(dev->pool);
     if (a->store == store_compact || a->store == store_mem_used_max)
         return uzram_attr_store(st, a->name, v->s, v->len);
     if (a->store == store_comp_algorithm && !uz_codec_find(v->s))
@@ -892,25 +1221,36 @@ static int store_pool_setting(struct uzram *dev, const struct attr *a, const str
                     "not in DIR/zram%d/", a->name, dev->id);
 }
 
-int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
+static int uzram_attr_show_impl(struct uzram *dev, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
     if (!a->show || !(a->mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
+        return uz_error(-ENOSPC, "%s: no room in a buffer of 0 bytes", name);
     if (uz_in_pool(dev) && !a->own)
-        return uzram_attr_show(dev->store, name, buf, size);
+        return uzram_attr_show(uz_pool_view(dev->pool), name, buf, size);
     uz_dev_read_lock(dev);   /* (reader-preferring: may nest) */
     int len = a->show(dev, buf, size);
     uz_dev_read_unlock(dev);
+    if (len == -ENOSPC)
+        return uz_error(-ENOSPC, "%s: the value does not fit in %zu bytes", name,
+                        size);
     return len;
 }
 
-int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len)
+int uzram_attr_show(struct uzram *dev, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
+    return uz_error_done(uzram_attr_show_impl(dev, name, buf, size), "uzram_attr_show");
+}
+
+static int uzram_attr_store_impl(struct uzram *dev, const char *name, const char *value, size_t len)
+{
+    uz_error_clear();
     const struct attr *a = find_attr(name);
     if (!a)
         return uz_error(-ENOENT, "no attribute '%s'", name);
@@ -930,21 +1270,22 @@ int uzram_attr_store(struct uzram *dev, const char *name, const char *value, siz
     if (uz_in_pool(dev) && !a->own)
         return store_pool_setting(dev, a, &v);
     /* Stores that change the device's shape exclude all I/O; the others
-     * (compact, mem_limit, ...) run beside it.  A device of a pool holds
-     * the store's lock for reading under its own, as its I/O does. */
+     * (compact, mem_limit, ...) run beside it (device.h, uz_dev_write_lock). */
     if (a->reshape)
-        pthread_rwlock_wrlock(&dev->init_lock);
+        uz_dev_write_lock(dev);
     else
-        pthread_rwlock_rdlock(&dev->init_lock);
-    if (uz_in_pool(dev))
-        pthread_rwlock_rdlock(&dev->store->init_lock);
+        uz_dev_read_lock(dev);
     int err = a->closed ? uz_dev_check_closed(dev, name) : 0;
     if (err == 0)
         err = a->store(dev, &v);
-    if (uz_in_pool(dev))
-        pthread_rwlock_unlock(&dev->store->init_lock);
-    pthread_rwlock_unlock(&dev->init_lock);
+    uz_dev_read_unlock(dev);   /* (either) */
     return err;
+}
+
+int uzram_attr_store(struct uzram *dev, const char *name, const char *value, size_t len)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_attr_store_impl(dev, name, value, len), "uzram_attr_store");
 }
 
 /* ------------------------------------------------------ pool attributes */
@@ -1009,8 +1350,9 @@ const char *uzram_pool_attr_name(unsigned i, unsigned *mode)
     return pool_attrs[i].name;
 }
 
-int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
+static int uzram_pool_attr_show_impl(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
@@ -1018,21 +1360,35 @@ int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size
     if (!(mode & 0444))
         return uz_error(-EACCES, "%s is write-only", name);
     if (size == 0)
-        return -ENOSPC;
+        return uz_error(-ENOSPC, "%s: no room in a buffer of 0 bytes", name);
     if (strcmp(name, "pool_stat") == 0)
         return show_pool_stat(p, buf, size);
-    return uzram_attr_show(uz_pool_store(p), name, buf, size);
+    return uzram_attr_show(uz_pool_view(p), name, buf, size);
 }
 
-int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
+int uzram_pool_attr_show(struct uzram_pool *p, const char *name, char *buf, size_t size)
 {
+    uz_error_clear();
+    return uz_error_done(uzram_pool_attr_show_impl(p, name, buf, size), "uzram_pool_attr_show");
+}
+
+static int uzram_pool_attr_store_impl(struct uzram_pool *p, const char *name, const char *value,
+                                      size_t len)
+{
+    uz_error_clear();
     unsigned mode = 0;
     int err = find_pool_attr(name, &mode);
     if (err < 0)
         return err;
     if (!(mode & 0200))
         return uz_error(-EACCES, "%s is read-only", name);
-    return uzram_attr_store(uz_pool_store(p), name, value, len);
+    return uzram_attr_store(uz_pool_view(p), name, value, len);
+}
+
+int uzram_pool_attr_store(struct uzram_pool *p, const char *name, const char *value, size_t len)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_pool_attr_store_impl(p, name, value, len), "uzram_pool_attr_store");
 }
 
 const char *uzram_algorithm_name(unsigned i)

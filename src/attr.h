@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * attr.h - layer 6 of the store (src/README.md): the zram attribute
  * table (attr.c).  Its whole interface is public: uzram_attr_show,

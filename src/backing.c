@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backing.c - the backing file or block device: where written-back and
  * forwarded pages live, one 4 KiB block per page.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backing.h - the backing file or block device of a device (see backing.c).
  */

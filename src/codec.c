@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * codec.c - the compressor registry over liblz4, liblzo2, libzstd and zlib.
  *
@@ -458,6 +459,9 @@ static int lzo_decompress(void *ctx, const void *src, size_t slen, void *dst, si
 /* ----------------------------------------------------------------- zstd */
 
 #define ZSTD_LEVEL_MAX 22     /* ZSTD_maxCLevel() of libzstd 1.x */
+/* As a secondary, on groups of cold pages: the knee of zstd's levels on
+ * 32 KiB units of real heaps (docs/settling.md has the table). */
+#define ZSTD_LEVEL_SECONDARY 6
 
 static void *zstd_alloc(void *opaque, size_t size)
 {
@@ -712,15 +716,15 @@ static int none_decompress(void *ctx, const void *src, size_t slen, void *dst, s
 /* ------------------------------------------------------------- registry */
 
 static const struct uz_codec codecs[] = {
-    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL },
-    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL },
-    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL },
+    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
+    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
+    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL, 0 },
     { "lz4hc", 1, LZ4HC_CLEVEL_MAX, LZ4HC_CLEVEL_DEFAULT,
-      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL },
+      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL, 0 },
     { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
-      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit },
-    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL },
-    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL },
+      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit, ZSTD_LEVEL_SECONDARY },
+    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL, 0 },
+    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL, 0 },
 };
 
 #define NCODECS (sizeof codecs / sizeof codecs[0])

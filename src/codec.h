@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * codec.h - the compressor registry over the real libraries
  * (liblz4, liblzo2, libzstd, zlib).
@@ -38,6 +39,10 @@ struct uz_codec {
      * inputs fail (compress returns 0).  ctx_new's contexts grow and
      * shrink with the input instead. */
     void *(*ctx_new_unit)(int level, size_t unit);
+    /* The level a secondary (recomp_algorithm) gets when none is given:
+     * it compresses cold pages once, so it may spend more; 0 = the same
+     * as level_default. */
+    int level_secondary;
 };
 
 /* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate", "none": no

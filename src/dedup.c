@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dedup.c - layer 2 of the store (src/README.md): the content index.
  *
@@ -360,7 +361,7 @@ chosen:
     d->minv = inv;
 }
 
-int uz_dedup_init(struct uzram *dev)
+int uz_dedup_init(struct uz_store *dev)
 {
     struct uz_dedup *d = uz_calloc(1, sizeof *d);
     if (!d)
@@ -384,7 +385,7 @@ int uz_dedup_init(struct uzram *dev)
     return 0;
 }
 
-void uz_dedup_fini(struct uzram *dev)
+void uz_dedup_fini(struct uz_store *dev)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -398,7 +399,7 @@ void uz_dedup_fini(struct uzram *dev)
 
 /* Resident bytes: the pages of the table in use (the other half is given
  * back after each growth) and the descriptor. */
-uint64_t uz_dedup_bytes(struct uzram *dev)
+uint64_t uz_dedup_bytes(struct uz_store *dev)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -473,7 +474,7 @@ enum cmp {
  * decoded with the primary algorithm into st->out (the caller's stream,
  * whose out buffer is free until the page is compressed).  A mismatch is
  * told stale or colliding by the hash of what the object holds. */
-static enum cmp same_page(struct uzram *dev, uint32_t f, uint64_t h, const void *page,
+static enum cmp same_page(struct uz_store *dev, uint32_t f, uint64_t h, const void *page,
                           struct uz_stream *st, const struct place *p)
 {
     if (!(f & SLOT_OBJ) || (f & (SLOT_PRIO_MASK | SLOT_GROUP)))
@@ -505,7 +506,7 @@ static void missed(enum cmp c, bool *refused, bool *stale)
 /* A record that may hold the page: a reference for slot idx, or -1.
  * *stale: the record is free, or holds a page of other hash bits (its
  * entry can go); *refused: it holds other bytes of the same hash bits. */
-static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, struct uz_stream *st,
+static int64_t try_record(struct uz_store *dev, uint32_t id, const void *page, struct uz_stream *st,
                           const struct place *p, bool *refused, bool *stale)
 {
     if (id >= dev->records.nelems)
@@ -529,7 +530,7 @@ static int64_t try_record(struct uzram *dev, uint32_t id, const void *page, stru
  * reference for slot idx, or -1.  *stale: the slot holds no page that can
  * be compared ever again (empty or same-filled).  *moved_to: the record
  * the entry should name from now on, or 0. */
-static int64_t try_slot(struct uzram *dev, uint64_t idx, uint64_t j, const void *page,
+static int64_t try_slot(struct uz_store *dev, uint64_t idx, uint64_t j, const void *page,
                         struct uz_stream *st, const struct place *p, bool *refused, bool *stale,
                         uint64_t *moved_to)
 {
@@ -632,7 +633,34 @@ static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, ui
     stripe_unlock(d, b);
 }
 
-int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
+bool uz_dedup_probe(struct uz_store *dev, const void *page)
+{
+    struct uz_dedup *d = dev->dedup;
+    int mode = atomic_load_explicit(&dev->dedup_mode, RELAXED);
+    if (!d || mode == UZ_DEDUP_OFF || atomic_load_explicit(&d->entries, RELAXED) == 0)
+        return false;
+    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
+        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        return false;
+    struct place p;
+    place_of(d, page_hash(page), &p);
+    uint64_t cand[4 * 16];
+    unsigned nc = 0;
+    pthread_rwlock_rdlock(&d->resize);
+    uint64_t nb = atomic_load_explicit(&d->nbuckets, RELAXED);
+    uint64_t on = atomic_load_explicit(&d->old_n, RELAXED);
+    for (unsigned c = 0; c < 2 && nc == 0; c++) {
+        uint64_t key = e_make(d, 0, c, p.y[c]);
+        scan(d, d->base, addr(d, p.y[c], nb), key, cand, &nc);
+        uint64_t ob = on ? addr(d, p.y[c], on) : 0;
+        if (on && ob >= d->mig && nc == 0)
+            scan(d, d->old_base, ob, key, cand, &nc);
+    }
+    pthread_rwlock_unlock(&d->resize);
+    return nc > 0;
+}
+
+int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed)
 {
     struct uz_dedup *d = dev->dedup;
@@ -640,12 +668,16 @@ int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct 
     *indexed = false;
     if (!d || mode == UZ_DEDUP_OFF)
         return -1;
-    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
-        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
-        return -1;
     uint64_t h = page_hash(page);
     *hash = h;
     *indexed = true;
+    /* auto, sampling: every page is indexed, a sample looked up, so that
+     * once the sample finds repeats every page is looked up and finds
+     * the pages stored before (groups and settling need them found: a
+     * page indexed late is one a group or settling may already hold) */
+    if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
+        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        return -1;
     atomic_fetch_add_explicit(&d->lookups, 1, RELAXED);
     struct place p;
     place_of(d, h, &p);
@@ -830,7 +862,7 @@ static void grow(struct uz_dedup *d, uint64_t n, uint64_t m)
     migrate(d);
 }
 
-void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
+void uz_dedup_insert(struct uz_store *dev, uint64_t h, uint64_t idx)
 {
     struct uz_dedup *d = dev->dedup;
     if (!d)
@@ -872,7 +904,7 @@ void uz_dedup_insert(struct uzram *dev, uint64_t h, uint64_t idx)
 }
 
 
-void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f)
+void uz_dedup_figures(struct uz_store *dev, struct uz_dedup_figures *f)
 {
     memset(f, 0, sizeof *f);
     struct uz_dedup *d = dev->dedup;
@@ -885,7 +917,7 @@ void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f)
     f->sampling = atomic_load(&dev->dedup_mode) == UZ_DEDUP_AUTO && !atomic_load(&d->every);
 }
 
-int uz_dedup_show(struct uzram *dev, char *buf, size_t size)
+int uz_dedup_show(struct uz_store *dev, char *buf, size_t size)
 {
     struct uz_dedup_figures f;
     uz_dedup_figures(dev, &f);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dedup.h - layer 2 of the store (src/README.md): the content index that
  * finds a page already stored, so that identical pages are stored once
@@ -10,10 +11,10 @@
 
 /* Make / free the index of a device being initialised / torn down.
  * init: 0 or -ENOMEM (no index; nothing made). */
-int uz_dedup_init(struct uzram *dev);
-void uz_dedup_fini(struct uzram *dev);
+int uz_dedup_init(struct uz_store *dev);
+void uz_dedup_fini(struct uz_store *dev);
 /* Resident bytes of the index (counted in the footprint). */
-uint64_t uz_dedup_bytes(struct uzram *dev);
+uint64_t uz_dedup_bytes(struct uz_store *dev);
 
 /*
  * The write path's two calls, for a page that is not same-filled, with
@@ -32,19 +33,24 @@ uint64_t uz_dedup_bytes(struct uzram *dev);
  * uz_dedup_insert: the page (hash) is now stored unique in slot idx.
  *   Cannot fail (a full bucket evicts an entry).
  */
-int64_t uz_dedup_find(struct uzram *dev, uint64_t idx, const void *page, struct uz_stream *st,
+/* uz_dedup_probe: would uz_dedup_find look at this page and does the
+ * index hold an entry of its hash?  A hint for a whole-group write (a
+ * page that may be stored already takes the per-page path, which looks it
+ * up for real); takes no slot lock, changes nothing, cannot fail. */
+bool uz_dedup_probe(struct uz_store *dev, const void *page);
+int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed);
-void uz_dedup_insert(struct uzram *dev, uint64_t hash, uint64_t idx);
+void uz_dedup_insert(struct uz_store *dev, uint64_t hash, uint64_t idx);
 
 /* The dedup_stat attribute's text.  Its length or -ENOSPC. */
-int uz_dedup_show(struct uzram *dev, char *buf, size_t size);
+int uz_dedup_show(struct uz_store *dev, char *buf, size_t size);
 
 /* Figures for uzram_stats. */
 struct uz_dedup_figures {
     uint64_t hits, refused, lookups, entries;
     bool sampling;             /* auto mode, looking at a sample of pages */
 };
-void uz_dedup_figures(struct uzram *dev, struct uz_dedup_figures *f);
+void uz_dedup_figures(struct uz_store *dev, struct uz_dedup_figures *f);
 
 /* Test hook: when set, replaces the page hash (to force collisions).
  * NULL in production.  Not thread-safe to change while I/O runs. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dynlib.c - shared libraries loaded when first used, not when the
  * program starts (layer 0 of the store: src/README.md).

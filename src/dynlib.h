@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dynlib.h - a shared library loaded on first use (dynlib.c): layer 0 of
  * the store (src/README.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * group.c - group compression: K aligned pages (K = 2, 4 or 8) compressed
  * together as one unit.
@@ -71,7 +72,7 @@
 
 /* Lock the unit holding page idx: its group, or the page alone.  On
  * return [*lo, *hi) is locked, holds idx, and no group crosses its ends. */
-static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *hi)
+static void lock_unit(struct uz_store *dev, uint64_t idx, uint64_t *lo, uint64_t *hi)
 {
     uint32_t f = uz_slot_peek(dev, idx);
     uint32_t k = (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
@@ -91,7 +92,7 @@ static void lock_unit(struct uzram *dev, uint64_t idx, uint64_t *lo, uint64_t *h
 }
 
 /* The streams of the algorithm at priority prio (NULL if none). */
-static struct uz_streams *streams_of(struct uzram *dev, uint32_t prio)
+static struct uz_streams *streams_of(struct uz_store *dev, uint32_t prio)
 {
     struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     return ss->n ? ss : NULL;
@@ -100,7 +101,7 @@ static struct uz_streams *streams_of(struct uzram *dev, uint32_t prio)
 /* Decompress the locked group of k pages at gb (algorithm priority prio)
  * into dst (k pages).  dec: a stream of that algorithm the caller holds;
  * its gout takes the chunks when there are several. */
-static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t prio,
+static int decode_group(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio,
                         struct uz_stream *dec, uint8_t *dst)
 {
     struct uz_streams *ss = streams_of(dev, prio);
@@ -136,7 +137,7 @@ static int decode_group(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t pri
 /* A stream of the group's algorithm with scratch for k pages: st itself
  * (a primary stream the caller holds) for the primary, else one taken from
  * the secondary's set.  NULL if there is none (a corrupt priority). */
-static struct uz_stream *dec_stream(struct uzram *dev, uint32_t prio, uint32_t k,
+static struct uz_stream *dec_stream(struct uz_store *dev, uint32_t prio, uint32_t k,
                                     struct uz_stream *st)
 {
     struct uz_streams *ss = streams_of(dev, prio);
@@ -145,7 +146,7 @@ static struct uz_stream *dec_stream(struct uzram *dev, uint32_t prio, uint32_t k
     return prio == 0 ? st : uz_stream_get(ss);
 }
 
-int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done)
+int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done)
 {
     uint64_t idx = off / PAGE, lo, hi;
     size_t in = off % PAGE;
@@ -196,7 +197,7 @@ int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, siz
  * group among them lies wholly inside.  Each new object is allocated (with
  * the primary, st) before anything is freed: on error nothing changed.
  * Pages whose bit in touch is clear keep their atime and IDLE bit. */
-static int replace_pages(struct uzram *dev, uint64_t lo, uint32_t n, const uint8_t *src,
+static int replace_pages(struct uz_store *dev, uint64_t lo, uint32_t n, const uint8_t *src,
                          uint32_t empty, uint32_t touch, struct uz_stream *st)
 {
     struct { uint32_t state; uint64_t h; size_t size; } np[UZ_GROUP_MAX];
@@ -249,7 +250,7 @@ static int replace_pages(struct uzram *dev, uint64_t lo, uint32_t n, const uint8
 /* Break the locked group of k pages at gb (state f): bytes [rel, rel+n)
  * of it become src's (NULL: zeros; discard: pages wholly inside become
  * empty), and every page is stored alone. */
-static int group_break(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t f, size_t rel,
+static int group_break(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t f, size_t rel,
                        size_t n, const uint8_t *src, bool discard)
 {
     uint32_t prio = slot_prio(f);
@@ -286,7 +287,7 @@ static int group_break(struct uzram *dev, uint64_t gb, uint32_t k, uint32_t f, s
     return err;
 }
 
-int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+int uz_group_update(struct uz_store *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done)
 {
     uint64_t idx = off / PAGE, lo, hi;
@@ -327,7 +328,7 @@ int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *
     return err;
 }
 
-int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src)
+int uz_group_write(struct uz_store *dev, uint64_t base, uint32_t k, const uint8_t *src)
 {
     uint64_t hi = base + k;
     uz_lock_range(dev, base, hi);
@@ -410,4 +411,74 @@ out:
     uz_stream_put(st);
     uz_unlock_range(dev, base, hi);
     return err;
+}
+
+/* Bytes the chunks of a compressed stream of clen bytes occupy: full
+ * chunks are one page each, the tail its size class. */
+static size_t chunks_cost(struct uz_store *dev, size_t clen)
+{
+    size_t full = clen / PAGE, rest = clen % PAGE;
+    size_t tail = rest ? (dev->aops->class_size ? dev->aops->class_size(dev->alloc, rest) : rest) : 0;
+    return full * PAGE + tail;
+}
+
+int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio)
+{
+    uint32_t f0 = uz_slot_state(uz_slot_at(dev, gb));
+    uint32_t cur = slot_prio(f0);
+    struct uz_streams *ss = streams_of(dev, prio);
+    if (!ss || ss->gpages < k || cur == prio)
+        return 0;
+    size_t old = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        uint64_t h = slot_handle(uz_slot_at(dev, gb + j));
+        if (h)
+            old += chunks_cost(dev, dev->aops->obj_size(dev->alloc, h));
+    }
+    struct uz_stream *st = uz_stream_get(&dev->streams);
+    struct uz_stream *s2 = uz_stream_get(ss);
+    /* the group's own algorithm decodes: the primary's stream, the
+     * secondary's own (s2, when it made the group) or another secondary's */
+    struct uz_stream *dec = cur == 0 ? st : NULL;
+    struct uz_streams *cs = streams_of(dev, cur);
+    if (cur != 0 && cs && cs->gpages >= k)
+        dec = uz_stream_get(cs);
+    int err = 0, won = 0;
+    if (!dec)
+        err = uz_error(-EIO, "recompress: the group at page %llu has no algorithm to read it",
+                       (unsigned long long)gb);
+    else
+        err = decode_group(dev, gb, k, cur, dec, s2->gbuf);
+    if (dec && dec != st)
+        uz_stream_put(dec);
+    size_t clen = 0;
+    if (err == 0)
+        clen = ss->codec->compress(s2->ctx, s2->gbuf, (size_t)k * PAGE, s2->gout, s2->gcap);
+    if (err == 0 && clen && clen <= (size_t)k * PAGE && chunks_cost(dev, clen) < old) {
+        uint64_t h[UZ_GROUP_MAX] = {0};
+        uint32_t nch = (uint32_t)((clen + PAGE - 1) / PAGE), j;
+        int aerr = 0;
+        for (j = 0; j < nch && aerr == 0; j++) {
+            aerr = dev->aops->alloc(dev->alloc, chunk_bytes(clen, j), (uint32_t)(gb + j), &h[j]);
+            if (aerr == 0)
+                memcpy(dev->aops->map(dev->alloc, h[j]), s2->gout + (size_t)j * PAGE,
+                       chunk_bytes(clen, j));
+        }
+        if (aerr < 0) {
+            /* no memory (the limit): the group stays as it was */
+            for (uint32_t i = 0; i + 1 < j; i++)
+                dev->aops->free(dev->alloc, h[i]);
+        } else {
+            for (j = 0; j < k; j++) {
+                struct uz_slot *s = uz_slot_at(dev, gb + j);
+                uint32_t keep = uz_slot_state(s) & SLOT_IDLE;
+                uz_slot_commit(dev, gb + j, s, slot_group_bits(k) | (prio << SLOT_PRIO_SHIFT) | keep,
+                               h[j], chunk_bytes(clen, j));
+            }
+            won = 1;
+        }
+    }
+    uz_stream_put(s2);
+    uz_stream_put(st);
+    return err < 0 ? err : won;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * group.h - layer 3 of the store (src/README.md): compressed groups,
  * K = 2, 4 or 8 aligned pages compressed together (group.c; the slot
@@ -21,7 +22,7 @@ static inline size_t chunk_bytes(size_t clen, uint32_t j)
  * streams' group scratch) from src at slot base (a multiple of k).  0 or -ENOMEM (no memory, no backing device
  * to forward to) / a backing device error; on error every page of the
  * group is wholly old or wholly new, new ones first. */
-int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *src);
+int uz_group_write(struct uz_store *dev, uint64_t base, uint32_t k, const uint8_t *src);
 /* Single-page operations that met a group member: they cover the bytes
  * [off, off + len) that lie in the unit (group or page) holding off, and
  * say in *done how many bytes that was.  Read: into dst (0 or -EIO).
@@ -29,8 +30,17 @@ int uz_group_write(struct uzram *dev, uint64_t base, uint32_t k, const uint8_t *
  * empty).  A group partly overwritten is broken into single pages, all
  * allocated before anything is freed: on error (-ENOMEM, -EIO) nothing
  * changed. */
-int uz_group_read(struct uzram *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
-int uz_group_update(struct uzram *dev, uint64_t off, size_t len, const uint8_t *src,
+int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+/* Recompress the locked group of k pages at gb with the secondary at
+ * priority prio, as one unit: decoded with the algorithm that made it,
+ * compressed again, and kept only if its chunks take fewer bytes than the
+ * old ones (the new chunks are allocated before the old are freed).  The
+ * members keep their IDLE bits and access times.  1 if replaced; 0 if not
+ * smaller, if there is no such secondary with group scratch, if the group
+ * is already that algorithm's, or if the allocation failed (the memory
+ * limit: nothing changes); -EIO if the group does not decompress. */
+int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio);
+int uz_group_update(struct uz_store *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * io.c - layer 4 of the store (src/README.md): the public data path,
  * uzram_read / write / discard / write_zeroes / flush / page_state.
@@ -27,9 +28,10 @@
  */
 #define _GNU_SOURCE
 #include "device.h"
-#include "pool.h"
+#include "clone.h"
 #include "iostat.h"
 #include "group.h"
+#include "dedup.h"
 #include "page.h"
 #include "error.h"
 
@@ -55,7 +57,7 @@ static int check_range(struct uzram *dev, size_t len, uint64_t off, const char *
 /* True if the slot is empty; read without the lock (a racing writer is
  * ordered after this read).  Touching an empty table page this way maps
  * nothing. */
-static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
+static bool slot_empty_racy(struct uz_store *dev, uint64_t idx)
 {
     return (atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire) &
             (SLOT_STATE | SLOT_LOCKBITS)) == 0;
@@ -66,7 +68,7 @@ static bool slot_empty_racy(struct uzram *dev, uint64_t idx)
 /* Read from store slot idx: *n bytes from byte in of its page into out
  * (a member of a compressed group may serve more, up to len: *n says
  * how much). */
-static int read_slot(struct uzram *st, uint64_t idx, size_t in, size_t len, uint8_t *out, size_t *n)
+static int read_slot(struct uz_store *st, uint64_t idx, size_t in, size_t len, uint8_t *out, size_t *n)
 {
     uint32_t f = atomic_load_explicit(&uz_slot_at(st, idx)->flags, memory_order_acquire);
     if ((f & (SLOT_STATE | SLOT_LOCKBITS)) == 0) {
@@ -88,9 +90,9 @@ static int read_slot(struct uzram *st, uint64_t idx, size_t in, size_t len, uint
 }
 
 /* The same, for a device of a pool whose unit may read through a link to
- * a clone's source unit (pool.h): under the target's stripe lock, which
+ * a clone's source unit (clone.h): under the target's stripe lock, which
  * holds off its unlinking. */
-static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, size_t len,
+static int read_linked(struct uz_store *st, uint64_t idx, uint32_t l, size_t in, size_t len,
                        uint8_t *out, size_t *n)
 {
     pthread_rwlock_t *lk = uz_link_lock(st, l - 1);
@@ -109,9 +111,9 @@ static int read_linked(struct uzram *st, uint64_t idx, uint32_t l, size_t in, si
 static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, "read");
     uint8_t *out = buf;
     while (err == 0 && len > 0) {
@@ -135,7 +137,7 @@ static int do_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 /* Write n bytes at offset in within page idx (n < PAGE or unaligned):
  * read-modify-write under the slot lock.  src == NULL writes zeros.  A
  * group member is left to group.c; *done is the bytes handled. */
-static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
+static int write_partial(struct uz_store *dev, uint64_t idx, size_t in, size_t n, const uint8_t *src,
                          size_t len, size_t *done)
 {
     struct uz_slot *s = uz_slot_get(dev, idx);
@@ -156,7 +158,7 @@ static int write_partial(struct uzram *dev, uint64_t idx, size_t in, size_t n, c
  * aligned to two, is single pages either way.  Auto makes no groups on a
  * device with a backing device: groups are never written back, and a
  * user who set one wants idle pages to leave RAM. */
-static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len, uint64_t off)
+static inline uint32_t group_fit(const struct uz_store *dev, uint32_t k, size_t len, uint64_t off)
 {
     if (!dev->group_auto)
         return len >= (size_t)k * PAGE && off % ((uint64_t)k * PAGE) == 0 ? k : 1;
@@ -168,42 +170,75 @@ static inline uint32_t group_fit(const struct uzram *dev, uint32_t k, size_t len
     return 1;
 }
 
-/* A device of a pool, before a change of store slot idx: in a clone's
- * unit a whole page (whole_page) goes to the unit's own slot; anything
- * else first gives the unit, or the units linked to this one, slots of
- * their own (pool.h).  0 or uz_pool_prepare_write's error. */
-static int pool_prepare(struct uzram *dev, uint64_t idx, bool whole_page)
+/* A store with clone links, before a change of store slot idx: in a
+ * clone's unit a whole page (whole_page) goes to the unit's own slot;
+ * anything else first gives the unit, or the units linked to this one,
+ * slots of their own (clone.h).  0 or uz_clone_prepare_write's error. */
+static int pool_prepare(struct uz_store *st, uint64_t idx, bool whole_page)
 {
-    const struct uzram *st = dev->store;
-    if (uz_pool_write_prepared(st, idx) || (whole_page && uz_pool_write_direct(st, idx)))
+    if (uz_clone_write_prepared(st, idx) || (whole_page && uz_clone_write_direct(st, idx)))
         return 0;
-    return uz_pool_prepare_write(dev, idx);
+    return uz_clone_prepare_write(st, idx);
+}
+
+/* A whole-group write of k pages at store slot idx.  With dedup on or
+ * auto, each page is first looked up (uz_dedup_probe): a group without a
+ * page the index may hold is stored whole; one with such pages is cut in
+ * aligned halves until each part is free of them (stored as a group) or a
+ * single page (stored on its own, where the lookup makes it a reference).
+ * So the pages already stored are shared and the rest still grouped. */
+static int write_groups(struct uz_store *st, uint64_t idx, uint32_t k, const uint8_t *src)
+{
+    uint32_t hits = 0;
+    if (atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF)
+        for (uint32_t j = 0; j < k; j++)
+            if (uz_dedup_probe(st, src + (size_t)j * PAGE))
+                hits |= 1u << j;
+    if (hits == 0)
+        return uz_group_write(st, idx, k, src);
+    if (k == 1) {
+        struct uz_slot *s = uz_slot_get(st, idx);
+        int err;
+        if (uz_slot_state(s) & SLOT_GROUP) {
+            size_t n;
+            uz_slot_put(st, idx, s);
+            err = uz_group_update(st, idx * PAGE, PAGE, src, false, &n);
+        } else {
+            err = uz_write_page(st, idx, s, src, NULL);
+            uz_slot_put(st, idx, s);
+        }
+        return err;
+    }
+    int err = write_groups(st, idx, k / 2, src);
+    return err < 0 ? err : write_groups(st, idx + k / 2, k / 2, src + (size_t)(k / 2) * PAGE);
 }
 
 static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, "write");
     const uint8_t *src = buf;
-    /* group mode: whole aligned groups go to group.c; with dedup 1 every
-     * page is stored on its own, so that each can be shared (a group is
-     * one compressed unit, not pages the content index can find).  A
-     * pool's ranges start at a multiple of 8 pages: groups align alike
-     * on the device and in the store. */
-    uint32_t gk = atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) == UZ_DEDUP_ON
+    /* group mode: whole aligned groups go to group.c (write_groups).
+     * With dedup on or auto, group_pages auto stores single pages, each
+     * looked up and indexed, and settling makes the groups later
+     * (recompress.c); group_pages K looks each page of a group up first
+     * (write_groups).  A pool's ranges start at a multiple of 8 pages:
+     * groups align alike on the device and in the store. */
+    uint32_t gk = st->group_auto && atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) !=
+                                        UZ_DEDUP_OFF
                       ? 1 : st->group_pages;
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
-        if (pool && (err = pool_prepare(dev, idx, k == 1 && n == PAGE)) < 0)
+        if (pool && (err = pool_prepare(st, idx, k == 1 && n == PAGE)) < 0)
             break;
         if (k > 1) {
-            err = uz_group_write(st, idx, k, src);
+            err = write_groups(st, idx, k, src);
             n = (size_t)k * PAGE;
             atomic_fetch_add_explicit(&dev->ev.writes, k - 1, memory_order_relaxed);
         } else if (n == PAGE) {
@@ -228,7 +263,7 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(st);
+        uz_store_auto_compact(st);
     uz_dev_read_unlock(dev);
     return err;
 }
@@ -238,15 +273,15 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
 static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *what)
 {
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     const uint64_t base = dev->base;
-    const bool pool = uz_in_pool(dev);
+    const bool pool = uz_store_links(st);
     int err = check_range(dev, len, off, what);
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (pool && (err = pool_prepare(dev, idx, false)) < 0)
+        if (pool && (err = pool_prepare(st, idx, false)) < 0)
             break;
         if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {
@@ -268,7 +303,7 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
         len -= n;
     }
     if (dev->initialised)
-        uz_dev_auto_compact(st);
+        uz_store_auto_compact(st);
     uz_dev_read_unlock(dev);
     return err;
 }
@@ -277,45 +312,51 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
  * the block layer counts write-zeroes among the writes). */
 int uzram_read(struct uzram *dev, void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_READ, len, t0, do_read(dev, buf, len, off));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_READ, len, t0, do_read(dev, buf, len, off)), "uzram_read");
 }
 
 int uzram_write(struct uzram *dev, const void *buf, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, do_write(dev, buf, len, off));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_WRITE, len, t0, do_write(dev, buf, len, off)), "uzram_write");
 }
 
 int uzram_discard(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_DISCARD, len, t0, zero_range(dev, len, off, "discard"));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_DISCARD, len, t0, zero_range(dev, len, off, "discard")), "uzram_discard");
 }
 
 int uzram_write_zeroes(struct uzram *dev, size_t len, uint64_t off)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
-    return uz_iostat_done(dev, UZ_IO_WRITE, len, t0, zero_range(dev, len, off, "write_zeroes"));
+    return uz_error_done(uz_iostat_done(dev, UZ_IO_WRITE, len, t0, zero_range(dev, len, off, "write_zeroes")), "uzram_write_zeroes");
 }
 
 /* Nothing inside uzram is volatile: a flush has nothing to do. */
 int uzram_flush(struct uzram *dev)
 {
+    uz_error_clear();
     uint64_t t0 = uz_iostat_start(dev);
     return uz_iostat_done(dev, UZ_IO_FLUSH, 0, t0, 0);
 }
 
 int uzram_page_state(struct uzram *dev, uint64_t off)
 {
+    uz_error_clear();
     uz_dev_read_lock(dev);
-    struct uzram *st = dev->store;
+    struct uz_store *st = dev->store;
     int rc = check_range(dev, 1, off, "page_state");
     pthread_rwlock_t *lk = NULL;
     if (rc == 0) {
         uint64_t idx = dev->base + off / PAGE;
-        uint32_t l = uz_in_pool(dev) ? uz_link_of(st, idx) : 0;
-        if (l) {   /* a clone's unit: its source's page unless it has its own (pool.h) */
+        uint32_t l = uz_link_of(st, idx);
+        if (l) {   /* a clone's unit: its source's page unless it has its own (clone.h) */
             lk = uz_link_lock(st, l - 1);
             pthread_rwlock_rdlock(lk);
             if (uz_link_of(st, idx) == l && slot_empty_racy(st, idx))
@@ -335,5 +376,5 @@ int uzram_page_state(struct uzram *dev, uint64_t off)
     if (lk)
         pthread_rwlock_unlock(lk);
     uz_dev_read_unlock(dev);
-    return rc;
+    return uz_error_done(rc, "uzram_page_state");
 }

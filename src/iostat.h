@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * iostat.h - layer 4 of the store (src/README.md): the device's block
  * layer counters and the "stat" attribute, in the format of

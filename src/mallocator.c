@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mallocator.c - the baseline allocator: every object from the C library's
  * malloc.

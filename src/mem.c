@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mem.c - the one gateway for uzram's memory (see mem.h).
  *
@@ -105,11 +106,10 @@ void *uz_vm_reserve(size_t len)
 #ifdef MADV_NOHUGEPAGE
     /* Reservations are committed and released a 4 KiB page at a time.  A
      * transparent huge page (THP "always") would commit 2 MiB at the first
-     * touch of an empty 2 MiB range, and its fault cost 0.73 us per 4 KiB
-     * on memory the machine had just used, 8.7 us on memory it had handed
-     * back to the host (a KVM guest with free page reporting), against 1.3
-     * us for a 4 KiB fault: a footprint jump and a write speed that depends
-     * on the machine's history. */
+     * touch of an empty 2 MiB range, and its fault costs several times a
+     * 4 KiB fault per 4 KiB on memory the machine has handed back to the
+     * host (a KVM guest with free page reporting): a footprint jump and a
+     * write speed that depends on the machine's history. */
     (void)madvise(p, len, MADV_NOHUGEPAGE);
 #endif
     return p;
@@ -156,8 +156,9 @@ void uzram_set_memory_locked(bool locked)
     uz_mem_set_locked(locked);
 }
 
-int uzram_lock_memory(void)
+static int uzram_lock_memory_impl(void)
 {
+    uz_error_clear();
     /* Under a finite RLIMIT_MEMLOCK, MCL_FUTURE would make every later
      * mapping past the limit fail: the device could not grow.  Only a
      * process that may lock without limit (root, or an unlimited rlimit)
@@ -175,6 +176,12 @@ int uzram_lock_memory(void)
      * swap. */
     (void)prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
     return 0;
+}
+
+int uzram_lock_memory(void)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_lock_memory_impl(), "uzram_lock_memory");
 }
 
 void uzram_unlock_memory(void)

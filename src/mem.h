@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mem.h - every allocation uzram makes goes through here.
  *
@@ -43,10 +44,9 @@ void uz_vm_release(void *addr, size_t len);
 /* Make the pages of [addr, addr+len) resident now, with one call rather
  * than a page fault each (best effort: a failure only means they fault in
  * when touched).  For the prefault helper (prefault.c), off the write
- * path: on the write path it costs more than the fault it saves (one page:
- * 2.0 us against 1.3 us for fault and copy on a KVM guest; 64 at a time:
- * the same as faulting), and the pages it would commit are mostly
- * resident already. */
+ * path: on the write path it costs more than the fault it saves (for one
+ * page; for 64 at a time, the same as faulting), and the pages it would
+ * commit are mostly resident already. */
 void uz_vm_populate(void *addr, size_t len);
 /* A fallible point on a path that makes memory resident (an allocator
  * growing by a zspage): returns false when fault injection fails it. */

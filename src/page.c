@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * page.c - layer 2 of the store (src/README.md): one page of one slot.
  *
@@ -86,7 +87,7 @@ void uz_fill_page(void *dst, uint64_t word)
  * algorithm) may be stored, if writeback_compressed is on.  The slot is
  * changed only on success.  On failure: -ENOMEM (the backing device is
  * full: the write is over the memory limit) or the I/O error. */
-static int forward_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+static int forward_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, const void *src,
                         struct uz_stream *st, size_t clen)
 {
     if (!atomic_load_explicit(&dev->wb_compressed, memory_order_relaxed))
@@ -107,7 +108,7 @@ static int forward_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, cons
 
 /* Store one whole page into a locked slot.  st is a stream the caller holds
  * (or NULL: one is taken here).  On error the slot is unchanged. */
-static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+static int write_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, const void *src,
                       struct uz_stream *st)
 {
     uint64_t word;
@@ -176,14 +177,14 @@ static int write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const 
     return 0;
 }
 
-int uz_write_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, const void *src,
+int uz_write_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, const void *src,
                   struct uz_stream *st)
 {
     return write_page(dev, idx, s, src, st);
 }
 
 /* Decompress an object of size bytes (state f) into dst. */
-static int decode(struct uzram *dev, uint64_t idx, uint32_t f, const void *obj, size_t size,
+static int decode(struct uz_store *dev, uint64_t idx, uint32_t f, const void *obj, size_t size,
                   void *dst, struct uz_stream *st)
 {
     int rc;
@@ -205,7 +206,7 @@ static int decode(struct uzram *dev, uint64_t idx, uint32_t f, const void *obj, 
 }
 
 /* Read the page a slot or record holds (state f, handle h) into dst. */
-static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h, void *dst,
+static int read_content(struct uz_store *dev, uint64_t idx, uint32_t f, uint64_t h, void *dst,
                         struct uz_stream *st)
 {
     if (f & SLOT_SAME) {
@@ -235,7 +236,7 @@ static int read_content(struct uzram *dev, uint64_t idx, uint32_t f, uint64_t h,
  * after, so that no stream is taken with a record held (src/README.md,
  * "Lock order").  A written-back record cannot change while the slot holds
  * its reference. */
-static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+static int read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
                      struct uz_stream *st)
 {
     uint32_t f = uz_slot_state(s);
@@ -266,7 +267,7 @@ static int read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *d
     return err;
 }
 
-int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
+int uz_read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
                  struct uz_stream *st)
 {
     return read_page(dev, idx, s, dst, st);
@@ -274,7 +275,7 @@ int uz_read_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, void *dst,
 
 /* Bytes [in, in+n) of a locked slot's page (not a group member) into dst:
  * the whole page straight into dst, a part through a stream's scratch. */
-int uz_read_part(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+int uz_read_part(struct uz_store *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
                  uint8_t *dst)
 {
     if (n == PAGE)
@@ -289,7 +290,7 @@ int uz_read_part(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, 
 
 /* Replace bytes [in, in+n) of a locked slot's page (not a group member)
  * with src, or zeros when src is NULL: read, modify, store. */
-int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
+int uz_patch_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, size_t in, size_t n,
                   const uint8_t *src)
 {
     struct uz_stream *st = uz_stream_get(&dev->streams);
@@ -307,22 +308,26 @@ int uz_patch_page(struct uzram *dev, uint64_t idx, struct uz_slot *s, size_t in,
 
 /* ------------------------------------------------------ algorithms */
 
-int uz_decompress(struct uzram *dev, uint32_t prio, const void *src, size_t clen, void *dst,
+int uz_decompress(struct uz_store *dev, uint32_t prio, const void *src, size_t clen, void *dst,
                   struct uz_stream *st)
 {
     struct uz_streams *ss = prio ? &dev->recomp_streams[prio - 1] : &dev->streams;
     if (ss->n == 0)
-        return -EIO;
+        return uz_error(-EIO, "read: a page of algorithm priority %u, which has no streams",
+                        prio);
     struct uz_stream *use = (prio == 0 && st) ? st : uz_stream_get(ss);
     int rc = ss->codec->decompress(use->ctx, src, clen, dst, PAGE);
     if (use != st)
         uz_stream_put(use);
-    return rc == 0 ? 0 : -EIO;
+    if (rc != 0)
+        return uz_error(-EIO, "read: a %zu-byte %s object does not decompress to a page", clen,
+                        ss->codec->name);
+    return 0;
 }
 
 /* ------------------------------------------------------ backing blocks */
 
-int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t clen,
+int uz_wb_put(struct uz_store *dev, struct uz_stream *st, const void *src, size_t clen,
               uint64_t *handle)
 {
     struct uz_backing *b = dev->bd;
@@ -352,7 +357,7 @@ int uz_wb_put(struct uzram *dev, struct uz_stream *st, const void *src, size_t c
     return 0;
 }
 
-int uz_wb_read(struct uzram *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st)
+int uz_wb_read(struct uz_store *dev, uint32_t f, uint64_t h, void *dst, struct uz_stream *st)
 {
     uint64_t blk = h & WB_BLK_MASK;
     size_t clen = (size_t)(h >> WB_LEN_SHIFT);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * parse.c - sizes, decimal numbers and key=value words: the one parser of
  * each, for the attribute table, the policies, the frontends' options
@@ -47,11 +48,18 @@ int uz_memparse(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-int uzram_parse_size(const char *s, uint64_t *out)
+static int uzram_parse_size_impl(const char *s, uint64_t *out)
 {
+    uz_error_clear();
     if (!s || uz_memparse(s, strlen(s), out) < 0)
         return uz_error(-EINVAL, "'%s' is not a size (e.g. 4096, 512M, 1G)", s ? s : "(null)");
     return 0;
+}
+
+int uzram_parse_size(const char *s, uint64_t *out)
+{
+    uz_error_clear();
+    return uz_error_done(uzram_parse_size_impl(s, out), "uzram_parse_size");
 }
 
 int uz_parse_u64(const char *s, size_t len, uint64_t *out)
@@ -103,4 +111,17 @@ bool uz_kv_next(struct uz_kv *kv)
         kv->val = eq + 1;
     }
     return true;
+}
+
+int uz_parse_group(const char *s, bool allow_auto, uint32_t *k)
+{
+    uint64_t x;
+    if (allow_auto && strcmp(s, "auto") == 0) {
+        *k = UZRAM_GROUP_AUTO;
+        return 0;
+    }
+    if (uz_parse_u64(s, strlen(s), &x) < 0 || (x != 1 && x != 2 && x != 4 && x != 8))
+        return -EINVAL;
+    *k = (uint32_t)x;
+    return 0;
 }

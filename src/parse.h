@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * parse.h - the parsers every attribute and option uses (parse.c): sizes,
  * decimal numbers, and the key=value tokenizer.  A utility below the
@@ -20,6 +21,12 @@ int uz_memparse(const char *s, size_t len, uint64_t *out);
 int uz_parse_u64(const char *s, size_t len, uint64_t *out);
 /* The same of a NUL-terminated string. */
 int uz_parse_num(const char *s, uint64_t *out);
+/* A group size, the one parser of every group_pages word (the
+ * attribute, uzram_config_set, recompress's and the policy's group=):
+ * "1" (off), "2", "4", "8", and with allow_auto "auto" (*k =
+ * UZRAM_GROUP_AUTO).  0 or -EINVAL (no message: the caller names the
+ * setting). */
+int uz_parse_group(const char *s, bool allow_auto, uint32_t *k);
 
 /*
  * The key=value tokenizer of every multi-word attribute value

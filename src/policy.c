@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * policy.c - policies that run by themselves: a background thread per
  * device that recompresses pages idle longer than T, and writes back pages
@@ -47,16 +48,38 @@
 #define DEFAULT_MAX_PAGES 256
 #define DEFAULT_PERIOD_MS 1000
 #define SCAN_MAX (64u * 1024)
+/* Settling's defaults (recompress_policy "settle"; docs/settling.md says
+ * how they were chosen): pages idle 120 s, at most 5% of one core. */
+#define UZ_SETTLE_IDLE_SECS 120
+#define UZ_SETTLE_CPU_PCT 5
+#define SETTLE_MAX_PAGES 64      /* settle: 256 KiB a tick, a few ms of zstd */
+#define SETTLE_PERIOD_MS 20
+#define YIELD_MAX_MS 10000       /* foreground I/O holds settling off at most this long */
+#define IDLE_PASS_MS 1000
+#define POLICY_STACK (256u * 1024)
 
 struct uz_policy {
-    struct uzram *dev;
+    struct uz_store *dev;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
     uint64_t rc_cursor, wb_cursor;
     uint64_t rc_next_ms, wb_next_ms;
+    uint64_t io_seen, rc_ran_ms, pass_done;   /* recompress: I/O seen, last run, pass's work */
+    uint64_t pause_ns;                        /* the CPU bound's pause still owed */
 };
+
+static void wb_tick(struct uz_store *dev, struct uz_policy *p, struct uz_policy_cfg wb,
+                           uint64_t now_ms);
+
+/* CPU time of the calling thread, in ns. */
+static uint64_t thread_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t mono_ms(void)
 {
@@ -72,7 +95,7 @@ static void note_max(_Atomic uint64_t *max, uint64_t v)
         ;
 }
 
-int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_cfg *out)
+int uz_policy_parse(struct uz_store *dev, bool wb, const char *s, struct uz_policy_cfg *out)
 {
     const char *what = wb ? "writeback_policy" : "recompress_policy";
     struct uz_policy_cfg c = {.max_pages = DEFAULT_MAX_PAGES, .period_ms = DEFAULT_PERIOD_MS,
@@ -85,9 +108,13 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
     int err = uz_kv_begin(&kv, s, what);
     if (err < 0)
         return err;
-    bool have_idle = false;
+    bool have_idle = false, have_max = false, have_period = false;
     while (uz_kv_next(&kv)) {
         const char *tok = kv.key, *v = kv.val;
+        if (!v && strcmp(tok, "settle") == 0 && !wb) {
+            c.settle = true;
+            continue;
+        }
         if (!v)
             return uz_error(-EINVAL, "%s: '%s' is not key=value", what, tok);
         uint64_t x;
@@ -124,23 +151,42 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
                 return uz_error(-EINVAL, "%s: no secondary algorithm at priority %s", what, v);
             c.prio = (uint32_t)x;
         } else if (strcmp(tok, "group") == 0 && !wb) {
-            if (x != 1 && x != 2 && x != 4 && x != 8)
+            if (uz_parse_group(v, false, &c.group) < 0)
                 return uz_error(-EINVAL, "%s: group is 1, 2, 4 or 8 pages", what);
-            c.group = (uint32_t)x;
         } else if (strcmp(tok, "max_pages") == 0) {
             if (x == 0)
                 return uz_error(-EINVAL, "%s: max_pages must be at least 1", what);
             c.max_pages = x;
+            have_max = true;
         } else if (strcmp(tok, "period_ms") == 0) {
             if (x < 1 || x > 3600000)
                 return uz_error(-EINVAL, "%s: period_ms must be 1..3600000", what);
             c.period_ms = (uint32_t)x;
+            have_period = true;
+        } else if (strcmp(tok, "cpu") == 0) {
+            if (x > 100)
+                return uz_error(-EINVAL, "%s: cpu is a percentage of one core, 0..100 (0: no bound)",
+                                what);
+            c.cpu_pct = (uint32_t)x;
         } else {
             return uz_error(-EINVAL, "%s: unknown key '%s'", what, tok);
         }
     }
+    if (c.settle) {
+        if (c.group > 1)
+            return uz_error(-EINVAL, "%s: settle makes its own groups; give settle or group=K", what);
+        if (!have_idle)
+            c.idle_secs = UZ_SETTLE_IDLE_SECS;
+        if (!have_max)
+            c.max_pages = SETTLE_MAX_PAGES;
+        if (!have_period)
+            c.period_ms = SETTLE_PERIOD_MS;
+        if (!strstr(s, "cpu="))
+            c.cpu_pct = UZ_SETTLE_CPU_PCT;
+        have_idle = true;
+    }
     if (!have_idle)
-        return uz_error(-EINVAL, "%s: give idle_secs=T (or 0 to turn the policy off)", what);
+        return uz_error(-EINVAL, "%s: give idle_secs=T, settle (or 0 to turn the policy off)", what);
     if (!wb && !c.prio) {
         for (uint32_t p = 1; p <= UZ_NR_SECONDARY && !c.prio; p++)
             if (dev->recomp_algo[p - 1].name[0])
@@ -153,7 +199,7 @@ int uz_policy_parse(struct uzram *dev, bool wb, const char *s, struct uz_policy_
     return 0;
 }
 
-int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
+int uz_policy_show(struct uz_store *dev, bool wb, char *buf, size_t size)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg c = wb ? dev->wb_policy : dev->rc_policy;
@@ -164,6 +210,10 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
     else if (wb)
         n = snprintf(buf, size, "idle_secs=%u above=%llu max_pages=%llu period_ms=%u\n", c.idle_secs,
                      (unsigned long long)c.above, (unsigned long long)c.max_pages, c.period_ms);
+    else if (c.settle)
+        n = snprintf(buf, size, "settle idle_secs=%u algo=%s max_pages=%llu period_ms=%u cpu=%u\n",
+                     c.idle_secs, dev->recomp_algo[c.prio - 1].name, (unsigned long long)c.max_pages,
+                     c.period_ms, c.cpu_pct);
     else if (c.group > 1)
         n = snprintf(buf, size, "idle_secs=%u algo=%s max_pages=%llu period_ms=%u group=%u\n",
                      c.idle_secs, dev->recomp_algo[c.prio - 1].name, (unsigned long long)c.max_pages,
@@ -175,7 +225,7 @@ int uz_policy_show(struct uzram *dev, bool wb, char *buf, size_t size)
 }
 
 /* One tick's work; init_lock held for reading, device initialised. */
-static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
+static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
@@ -183,16 +233,61 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
 
     if (rc.on && now_ms >= p->rc_next_ms && dev->recomp_streams[rc.prio - 1].n) {
         p->rc_next_ms = now_ms + rc.period_ms;
-        uint64_t t0 = mono_ms();
+        /* give way to foreground I/O: a tick waits while reads or writes
+         * came in since the last one, at most YIELD_MAX_MS in a row */
+        uint64_t io = atomic_load(&dev->ev.reads) + atomic_load(&dev->ev.writes);
+        if (rc.cpu_pct && io != p->io_seen && now_ms - p->rc_ran_ms < YIELD_MAX_MS) {
+            p->io_seen = io;
+            atomic_fetch_add(&dev->ev.pol_rc_yields, 1);
+            wb_tick(dev, p, wb, now_ms);
+            return;
+        }
+        p->io_seen = io;
+        p->rc_ran_ms = now_ms;
+        uint64_t t0 = mono_ms(), c0 = thread_ns();
         struct uz_rc_req r = {.mode = RC_AGE, .min_age = rc.idle_secs, .max_pages = rc.max_pages,
                               .prio = rc.prio, .lo = p->rc_cursor, .hi = dev->nslots,
-                              .scan_max = SCAN_MAX, .group = rc.group};
+                              .scan_max = SCAN_MAX, .group = rc.group, .settle = rc.settle};
         (void)uz_recompress(dev, &r);
-        p->rc_cursor = r.next >= dev->nslots ? 0 : r.next;
+        bool wrapped = r.next >= dev->nslots;
+        p->rc_cursor = wrapped ? 0 : r.next;
+        p->pass_done += r.done;
+        /* a pass that settled pages ends with a compaction: the objects
+         * it freed left holes in the allocator's pages */
+        if (wrapped && p->pass_done && rc.settle)
+            (void)dev->aops->compact(dev->alloc, 0);
+        uint64_t cpu = thread_ns() - c0;
         atomic_fetch_add(&dev->ev.pol_rc_ticks, 1);
         atomic_fetch_add(&dev->ev.pol_rc_pages, r.done);
+        atomic_fetch_add(&dev->ev.pol_rc_cpu_ns, cpu);
         note_max(&dev->ev.pol_rc_ns_max, (mono_ms() - t0) * 1000000);
+        /* the CPU bound: the tick's CPU time c is followed by a pause of
+         * c * (100 - pct) / pct, so the thread's share of one core over
+         * any span of ticks stays within pct */
+        if (rc.cpu_pct && rc.cpu_pct < 100) {
+            p->pause_ns += cpu * (100 - rc.cpu_pct) / rc.cpu_pct;
+            uint64_t pause = p->pause_ns / 1000000;   /* whole ms; the rest carries over */
+            p->pause_ns -= pause * 1000000;
+            uint64_t end = mono_ms();   /* the pause follows the tick */
+            if (p->rc_next_ms < end + pause)
+                p->rc_next_ms = end + pause;
+            else
+                p->pause_ns = 0;   /* the period is longer than the pause owed */
+        }
+        /* a whole pass that found nothing to do: look again in a second */
+        if (wrapped) {
+            if (p->pass_done == 0 && p->rc_next_ms < now_ms + IDLE_PASS_MS)
+                p->rc_next_ms = now_ms + IDLE_PASS_MS;
+            p->pass_done = 0;
+        }
     }
+    wb_tick(dev, p, wb, now_ms);
+}
+
+/* The writeback policy's part of a tick. */
+static void wb_tick(struct uz_store *dev, struct uz_policy *p, struct uz_policy_cfg wb,
+                           uint64_t now_ms)
+{
     if (wb.on && now_ms >= p->wb_next_ms && dev->bd) {
         p->wb_next_ms = now_ms + wb.period_ms;
         struct uz_alloc_stats as;
@@ -215,7 +310,7 @@ static void tick(struct uzram *dev, struct uz_policy *p, uint64_t now_ms)
 static void *policy_main(void *arg)
 {
     struct uz_policy *p = arg;
-    struct uzram *dev = p->dev;
+    struct uz_store *dev = p->dev;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         pthread_mutex_lock(&dev->policy_lock);
@@ -224,7 +319,17 @@ static void *policy_main(void *arg)
             period = dev->rc_policy.period_ms;
         if (dev->wb_policy.on && dev->wb_policy.period_ms < period)
             period = dev->wb_policy.period_ms;
+        bool rc_on = dev->rc_policy.on, wb_on = dev->wb_policy.on;
         pthread_mutex_unlock(&dev->policy_lock);
+        /* sleep to the first policy's next run (a CPU bound's pause or an
+         * idle pass can put it past the period), at least one period */
+        uint64_t now = mono_ms(), next = UINT64_MAX;
+        if (rc_on && p->rc_next_ms < next)
+            next = p->rc_next_ms;
+        if (wb_on && p->wb_next_ms < next)
+            next = p->wb_next_ms;
+        if (next != UINT64_MAX && next > now + period)
+            period = (uint32_t)(next - now < 3600000 ? next - now : 3600000);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)period * 1000000;
@@ -245,7 +350,7 @@ static void *policy_main(void *arg)
     return NULL;
 }
 
-int uz_policy_start(struct uzram *dev)
+int uz_policy_start(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     int err = 0;
@@ -264,7 +369,13 @@ int uz_policy_start(struct uzram *dev)
     pthread_condattr_destroy(&ca);
     p->dev = dev;
     dev->policy = p;
-    int rc = pthread_create(&p->thread, NULL, policy_main, p);
+    /* a small stack: the thread's work is in the streams' contexts, and a
+     * locked server (mlockall) pays for every byte of it */
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setstacksize(&ta, POLICY_STACK);
+    int rc = pthread_create(&p->thread, &ta, policy_main, p);
+    pthread_attr_destroy(&ta);
     if (rc != 0) {
         dev->policy = NULL;
         pthread_cond_destroy(&p->cv);
@@ -277,7 +388,7 @@ out:
     return err;
 }
 
-void uz_policy_stop(struct uzram *dev)
+void uz_policy_stop(struct uz_store *dev)
 {
     pthread_mutex_lock(&dev->policy_lock);
     struct uz_policy *p = dev->policy;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * prefault.c - keep the next pages of an allocator's arena resident, on a
  * helper thread, so that the writer finds them mapped.
@@ -5,16 +6,15 @@
  * Why.  An allocator page becomes memory when it is first touched: a page
  * fault, a page taken and cleared by the kernel, a page-table entry.  The
  * kernel's zram gets its pages from the page allocator and writes them
- * through the kernel's own mapping: no fault, no new mapping.  On the
- * machines this project is measured on (a KVM guest) a user-space page
- * fault costs about 1.1 us of the 1.3 us a first write of a page takes
- * (measured: fault + copy 1.3-1.4 us, copy into a resident page 0.2 us;
- * MADV_POPULATE_WRITE in batches of 64 pages costs the same per page, so
- * it is the per-page work, not the trap).  An incompressible page needs a
- * whole new page each: its write paid lz4 (0.86 us) plus that fault, where
- * kernel zram pays lz4 plus a copy.  Moved to a helper, the fault is paid
- * on another CPU while the writer compresses, the way the kernel's free
- * page lists are filled ahead of the allocations that use them.
+ * through the kernel's own mapping: no fault, no new mapping.  In user
+ * space the fault is most of what a first write of a page costs, and it
+ * is the per-page work, not the trap (MADV_POPULATE_WRITE in batches
+ * costs the same per page).  An incompressible page needs a whole new
+ * page each: its write pays lz4 plus that fault, where kernel zram pays
+ * lz4 plus a copy.  Moved to a helper, the fault is paid on another CPU
+ * while the writer compresses, the way the kernel's free page lists are
+ * filled ahead of the allocations that use them (docs/benchmarks.md,
+ * "Incompressible pages", has the figures and their commands).
  *
  * What.  The arena is handed out from the bottom up to its "top" (vacant
  * runs below it are reused first; see zsmalloc.c); the next pages to be
@@ -30,7 +30,7 @@
  *
  * How much.  ahead = committed pages / 512, within 16..256 pages (64 KiB to
  * 1 MiB): at most 0.2% of what the device holds beyond a constant 64 KiB
- * (with /128 the writes were no faster and the footprint 0.8% larger),
+ * (a larger window makes the writes no faster and the footprint larger),
  * so the footprint bounds of the store keep their meaning.  The pages of
  * the window are resident memory the device holds: uz_prefault_bytes()
  * reports them and the allocator adds them to its metadata, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * prefault.h - a helper thread that keeps the next pages of an arena
  * resident, so that the writer does not pay their page faults (see

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recompress.c - secondary algorithms and recompression (zram's
  * recomp_algorithm and recompress).
@@ -43,6 +44,7 @@
 #define _GNU_SOURCE
 #include "recompress.h"
 #include "shared.h"
+#include "clone.h"
 #include "page.h"
 #include "group.h"
 #include "error.h"
@@ -51,8 +53,9 @@
 #include <string.h>
 
 #define PAGE UZRAM_PAGE_SIZE
+#define SETTLE_WINDOW UZ_GROUP_MAX   /* settling looks at aligned windows of 8 slots */
 
-int uz_secondaries_init(struct uzram *dev)
+int uz_secondaries_init(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
@@ -63,7 +66,8 @@ int uz_secondaries_init(struct uzram *dev)
         /* group scratch always: recompress group=K may make groups with
          * any secondary (warmed up for groups only when the device
          * writes groups itself) */
-        int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level : c->level_default,
+        int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level
+                                      : c->level_secondary ? c->level_secondary : c->level_default,
                                       dev->nstreams, UZ_GROUP_MAX, false)
                     : -EINVAL;
         if (err < 0) {
@@ -76,7 +80,7 @@ int uz_secondaries_init(struct uzram *dev)
     return 0;
 }
 
-void uz_secondaries_fini(struct uzram *dev)
+void uz_secondaries_fini(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         if (dev->recomp_streams[i].n)
@@ -85,7 +89,7 @@ void uz_secondaries_fini(struct uzram *dev)
     }
 }
 
-uint64_t uz_secondaries_bytes(struct uzram *dev)
+uint64_t uz_secondaries_bytes(struct uz_store *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
@@ -93,7 +97,7 @@ uint64_t uz_secondaries_bytes(struct uzram *dev)
     return n;
 }
 
-static size_t class_of(struct uzram *dev, size_t size)
+static size_t class_of(struct uz_store *dev, size_t size)
 {
     if (size >= PAGE)
         return PAGE;
@@ -119,7 +123,7 @@ static bool rc_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uin
 
 /* Recompress one locked, qualifying slot.  Returns 1 if replaced, 0 if
  * not (flagged incompressible when nothing could help), or -errno. */
-static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
+static int rc_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t f,
                   const struct uz_rc_req *req, uint32_t last_prio, int64_t rec,
                   struct uz_stream *held)
 {
@@ -181,6 +185,71 @@ static int rc_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     return won;
 }
 
+/* The locked slots [gb, gb+k) are the members of a group, as they were
+ * when looked at unlocked?  (It may have been broken or replaced.) */
+static uint32_t group_at(struct uz_store *dev, uint64_t gb)
+{
+    uint32_t f = uz_slot_state(uz_slot_at(dev, gb));
+    return (f & SLOT_GROUP) ? slot_group_pages(f) : 0;
+}
+
+/* Bytes of a locked group's chunks, as compr_data_size counts them. */
+static size_t group_bytes(struct uz_store *dev, uint64_t gb, uint32_t k)
+{
+    size_t n = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        uint64_t h = slot_handle(uz_slot_at(dev, gb + j));
+        if (h)
+            n += dev->aops->obj_size(dev->alloc, h);
+    }
+    return n;
+}
+
+/* Recompress the locked group at gb (its slots [gb, gb+k) locked) as a
+ * unit, if the request wants it: every member matches the mode (idle,
+ * age), the group is not flagged incompressible, its average bytes per
+ * page reach the threshold, and a secondary above the group's algorithm
+ * (or the one asked for) is left to try.  Groups are never huge, so
+ * type=huge passes them by.  Pages replaced (k), 0, or -EIO. */
+static int rc_group_unit(struct uz_store *dev, const struct uz_rc_req *req, uint64_t gb, uint32_t now,
+                         uint32_t last_prio, uint64_t *tried)
+{
+    uint32_t k = group_at(dev, gb);
+    if (k == 0 || (req->mode & RC_HUGE))
+        return 0;
+    uint32_t f = uz_slot_state(uz_slot_at(dev, gb));
+    if (f & SLOT_INCOMP)
+        return 0;
+    for (uint32_t j = 0; j < k; j++)
+        if (!rc_mode_matches(req, uz_slot_state(uz_slot_at(dev, gb + j)), now))
+            return 0;
+    if (req->threshold && group_bytes(dev, gb, k) < req->threshold * k)
+        return 0;
+    uint32_t cur = slot_prio(f);
+    uint32_t first = req->prio ? req->prio : cur + 1;
+    uint32_t last = req->prio ? req->prio : last_prio;
+    if (first <= cur || first > last)
+        return 0;
+    *tried += k;
+    for (uint32_t p = first; p <= last; p++) {
+        if (dev->recomp_streams[p - 1].n == 0)
+            continue;
+        int r = uz_group_recode(dev, gb, k, p);
+        if (r < 0)
+            return r;
+        if (r > 0) {
+            atomic_fetch_add_explicit(&dev->ev.recompressed, k, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dev->ev.recomp_groups, 1, memory_order_relaxed);
+            return (int)k;
+        }
+    }
+    if (last >= last_prio) {
+        uz_slot_mark(uz_slot_at(dev, gb), SLOT_INCOMP, 0);
+        atomic_fetch_add_explicit(&dev->ev.recomp_incomp, k, memory_order_relaxed);
+    }
+    return 0;
+}
+
 /* Does a slot (state f) qualify for a group of the run being looked at? */
 static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, uint32_t prio)
 {
@@ -191,7 +260,7 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
 
 /* Bytes an object set of chunks for a compressed group of clen bytes
  * really occupies. */
-static size_t group_cost(struct uzram *dev, size_t clen)
+static size_t group_cost(struct uz_store *dev, size_t clen)
 {
     size_t full = clen / PAGE, rest = clen % PAGE;
     return full * PAGE + (rest ? class_of(dev, rest) : 0);
@@ -199,7 +268,7 @@ static size_t group_cost(struct uzram *dev, size_t clen)
 
 /* Regroup the locked, qualifying slots [b, b+k) with the secondary at
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
-static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
+static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p)
 {
     struct uz_streams *ss = &dev->recomp_streams[p - 1];
     struct uz_stream *st = uz_stream_get(&dev->streams);
@@ -266,7 +335,7 @@ static int rc_group_one(struct uzram *dev, uint64_t b, uint32_t k, uint32_t p)
     return err < 0 ? err : won;
 }
 
-static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
+static int rc_groups(struct uz_store *dev, struct uz_rc_req *req, uint32_t prio)
 {
     uint32_t k = req->group;
     uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
@@ -289,8 +358,8 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
         for (uint32_t j = 0; j < k && want; j++)
             want = rcg_wanted(req, uz_slot_peek(dev, b + j), now, prio);
         /* a pool's unit that clones read through keeps its layout
-         * (store.h, struct uz_links) */
-        if (want && dev->links && atomic_load(&dev->links->deps[b / UZ_UNIT]))
+         * (clone.h) */
+        if (want && uz_unit_has_dependents(dev, b))
             want = false;
         if (want) {
             uz_lock_range(dev, b, b + k);
@@ -315,7 +384,155 @@ static int rc_groups(struct uzram *dev, struct uz_rc_req *req, uint32_t prio)
     return err < 0 ? err : 0;
 }
 
-int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
+/* Settling, one window.  Does the slot (state f) wait to be settled: a
+ * page of its own in RAM (OBJ or SAME; not written back, not in a group,
+ * not shared), made by the primary, idle long enough? */
+static bool settle_single(const struct uz_rc_req *req, uint32_t f, uint32_t now)
+{
+    if (!(f & (SLOT_OBJ | SLOT_SAME)) || (f & (SLOT_WB | SLOT_GROUP | SLOT_SHARED)))
+        return false;
+    return slot_prio(f) == 0 && rc_mode_matches(req, f, now);
+}
+
+/* Is there anything to settle in the window at b (looked at unlocked)? */
+static bool settle_wanted(struct uz_store *dev, const struct uz_rc_req *req, uint64_t b, uint32_t now)
+{
+    for (uint32_t j = 0; j < SETTLE_WINDOW; j++) {
+        uint32_t f = uz_slot_peek(dev, b + j);
+        if (f & SLOT_INCOMP)
+            continue;
+        if ((f & SLOT_GROUP) ? slot_prio(f) == 0 && rc_mode_matches(req, f, now)
+                             : (f & SLOT_SHARED) ? rc_mode_matches(req, f, now)
+                                                 : settle_single(req, f, now) && (f & SLOT_OBJ))
+            return true;
+    }
+    return false;
+}
+
+/* Settle the locked window [b, b+8): the largest aligned runs of 8, 4 or 2
+ * waiting pages become groups of the secondary p (unless clones read
+ * through the unit: its layout stays), groups the primary made are
+ * recompressed as a unit, and what is left page by page, shared pages in
+ * their record.  Every page is then settled (prio p), or flagged
+ * incompressible, so a window is settled once until it is written again.
+ * Pages settled, or -EIO. */
+static int settle_window(struct uz_store *dev, struct uz_rc_req *req, uint64_t b, uint32_t p,
+                         uint32_t now, uint32_t last_prio, bool keep_layout, uint64_t *tried)
+{
+    uint32_t f[SETTLE_WINDOW];
+    bool done[SETTLE_WINDOW] = {false};
+    int settled = 0;
+    for (uint32_t j = 0; j < SETTLE_WINDOW; j++)
+        f[j] = uz_slot_state(uz_slot_at(dev, b + j));
+    for (uint32_t k = SETTLE_WINDOW; k > 1 && !keep_layout; k /= 2) {
+        for (uint32_t o = 0; o < SETTLE_WINDOW; o += k) {
+            bool run = true, obj = false;
+            for (uint32_t j = o; j < o + k && run; j++) {
+                run = !done[j] && settle_single(req, f[j], now) && !(f[j] & SLOT_INCOMP);
+                obj |= (f[j] & SLOT_OBJ) != 0;
+            }
+            if (!run || !obj)
+                continue;
+            *tried += k;
+            int r = rc_group_one(dev, b + o, k, p);
+            if (r < 0)
+                return r;
+            for (uint32_t j = o; j < o + k; j++)
+                done[j] = true;   /* a run of all waiting pages no group shrank: page by page */
+            if (r > 0) {
+                settled += (int)k;
+                atomic_fetch_add_explicit(&dev->ev.settle_groups, 1, memory_order_relaxed);
+                for (uint32_t j = o; j < o + k; j++)
+                    f[j] = 0;
+            }
+        }
+    }
+    struct uz_rc_req one = *req;
+    one.prio = p;
+    one.threshold = 0;
+    for (uint32_t j = 0; j < SETTLE_WINDOW; j++) {
+        uint64_t i = b + j;
+        uint32_t fj = f[j];
+        int r = 0;
+        if (!fj || (fj & SLOT_INCOMP))
+            continue;
+        if (fj & SLOT_GROUP) {
+            uint32_t k = slot_group_pages(fj);
+            if (j % k == 0 && slot_prio(fj) == 0)
+                r = rc_group_unit(dev, &one, i, now, last_prio, tried);
+            j += k - 1;
+        } else if (fj & SLOT_SHARED) {
+            if (!rc_mode_matches(req, fj, now))
+                continue;
+            struct uz_slot *s = uz_slot_at(dev, i);
+            uint32_t id = (uint32_t)slot_handle(s);
+            struct uz_stream *st = uz_stream_get(&dev->streams);
+            struct uz_shared *rec = uz_shared_get(dev, id);
+            uint32_t fr = uz_shared_view(dev, fj, id);
+            if ((fr & SLOT_OBJ) && !(fr & SLOT_INCOMP) && slot_prio(fr) < p) {
+                (*tried)++;
+                r = rc_one(dev, i, &rec->s, fr & SLOT_STATE, &one, last_prio, id, st);
+            }
+            uz_shared_put(dev, id, rec);
+            uz_stream_put(st);
+        } else if ((fj & SLOT_OBJ) && settle_single(req, fj, now)) {
+            (*tried)++;
+            r = rc_one(dev, i, uz_slot_at(dev, i), fj, &one, last_prio, -1, NULL);
+        }
+        if (r < 0)
+            return r;
+        settled += r;
+    }
+    if (settled)
+        atomic_fetch_add_explicit(&dev->ev.settle_pages, (uint64_t)settled, memory_order_relaxed);
+    return settled;
+}
+
+/* Settling: windows of 8 aligned slots from req->lo, each looked at
+ * unlocked, then locked whole (groups are aligned and at most 8 pages, so
+ * none crosses a window) and settled. */
+static int rc_settle(struct uz_store *dev, struct uz_rc_req *req, uint32_t p, uint32_t last_prio)
+{
+    uint64_t hi = req->hi < dev->nslots ? req->hi : dev->nslots;
+    uint32_t now = uz_now(dev);
+    uint64_t tried = 0, scanned = 0;
+    int err = 0;
+    uint64_t b = req->lo / SETTLE_WINDOW * SETTLE_WINDOW;
+    while (b + SETTLE_WINDOW <= hi) {
+        uint64_t nb = uz_next_used(dev, b, hi);
+        if (nb >= hi) {
+            b = hi;
+            break;
+        }
+        if (nb / SETTLE_WINDOW * SETTLE_WINDOW > b) {
+            b = nb / SETTLE_WINDOW * SETTLE_WINDOW;
+            continue;
+        }
+        if ((req->max_pages && tried >= req->max_pages) || (req->scan_max && scanned >= req->scan_max))
+            break;
+        scanned += SETTLE_WINDOW;
+        if (settle_wanted(dev, req, b, now)) {
+            /* a pool's unit that clones read through keeps its layout
+             * (store.h, struct uz_links): recompressed, never regrouped */
+            bool keep = uz_unit_has_dependents(dev, b);
+            uz_lock_range(dev, b, b + SETTLE_WINDOW);
+            int r = settle_window(dev, req, b, p, now, last_prio, keep, &tried);
+            uz_unlock_range(dev, b, b + SETTLE_WINDOW);
+            if (r < 0) {
+                err = r;
+                break;
+            }
+            req->done += (uint64_t)r;
+        }
+        b += SETTLE_WINDOW;
+    }
+    req->next = b < hi ? b : hi;
+    if (req->done)
+        uz_note_mem_used(dev);
+    return err;
+}
+
+int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
 {
     req->done = 0;
     req->next = req->lo;
@@ -329,6 +546,13 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
     if (req->prio && (req->prio > UZ_NR_SECONDARY || dev->recomp_streams[req->prio - 1].n == 0))
         return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %u", req->prio);
     uint32_t prio_max = req->prio ? req->prio : last_prio;
+    if (req->settle) {
+        uint32_t p = req->prio;
+        for (uint32_t q = 1; q <= UZ_NR_SECONDARY && !p; q++)
+            if (dev->recomp_streams[q - 1].n)
+                p = q;
+        return rc_settle(dev, req, p, last_prio);
+    }
     if (req->group > 1) {
         /* groups: the secondary asked for, or the first one configured */
         uint32_t p = req->prio;
@@ -350,6 +574,22 @@ int uz_recompress(struct uzram *dev, struct uz_rc_req *req)
             break;
         scanned++;
         uint32_t f0 = uz_slot_peek(dev, i);
+        if (f0 & SLOT_GROUP) {
+            /* a group: recompressed as a unit, from its first member */
+            uint32_t k = slot_group_pages(f0);
+            if (i % k == 0 && i + k <= hi) {
+                uz_lock_range(dev, i, i + k);
+                int r = rc_group_unit(dev, req, i, now, last_prio, &tried);
+                uz_unlock_range(dev, i, i + k);
+                if (r < 0) {
+                    err = r;
+                    break;
+                }
+                if (r > 0)
+                    req->done += r;
+            }
+            continue;
+        }
         /* a shared slot is looked at under its lock (its record says) */
         if (!(f0 & SLOT_SHARED) && !rc_wanted(req, f0, now, prio_max))
             continue;

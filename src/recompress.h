@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * recompress.h - layer 3 of the store (src/README.md): secondary
  * algorithms and recompression (recompress.c).
@@ -9,9 +10,9 @@
 
 /* Streams of the configured secondaries (device init / teardown).  init:
  * 0 or -ENOMEM/-EINVAL with nothing left made. */
-int uz_secondaries_init(struct uzram *dev);
-void uz_secondaries_fini(struct uzram *dev);
-uint64_t uz_secondaries_bytes(struct uzram *dev);
+int uz_secondaries_init(struct uz_store *dev);
+void uz_secondaries_fini(struct uz_store *dev);
+uint64_t uz_secondaries_bytes(struct uz_store *dev);
 
 enum { RC_IDLE = 1, RC_HUGE = 2, RC_AGE = 4 };
 struct uz_rc_req {
@@ -23,6 +24,8 @@ struct uz_rc_req {
     uint64_t lo, hi;                   /* slot range */
     uint64_t scan_max;                 /* slots looked at, 0 = no bound */
     uint32_t group;                    /* > 1: make groups of this many idle pages */
+    bool settle;                       /* settle (recompress.c, "Settling"): regroup
+                                        * and recompress with prio, windows of 8 */
     uint64_t done;                     /* out: objects replaced (pages grouped) */
     uint64_t next;                     /* out: where the scan stopped */
 };
@@ -31,6 +34,6 @@ struct uz_rc_req {
  * was; a failed allocation (memory limit) leaves its page as it was and
  * goes on.  Not all-or-nothing: pages replaced before an error stay
  * replaced (they read back the same bytes). */
-int uz_recompress(struct uzram *dev, struct uz_rc_req *req);
+int uz_recompress(struct uz_store *dev, struct uz_rc_req *req);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * slot.c - layer 1 of the store (src/README.md): the slot table's locks
  * and pins, the one commit of a slot's content, and the invariant check.
@@ -28,6 +29,7 @@
 #define _GNU_SOURCE
 #include "slot.h"
 #include "shared.h"
+#include "clone.h"
 #include "error.h"
 
 #include <errno.h>
@@ -94,7 +96,7 @@ void uz_slot_unlock(struct uz_slot *s)
         futex_wake_all(&s->flags);
 }
 
-struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
+struct uz_slot *uz_slot_get(struct uz_store *dev, uint64_t idx)
 {
     uz_varray_pin(&dev->slots, idx);
     struct uz_slot *s = uz_slot_at(dev, idx);
@@ -102,13 +104,13 @@ struct uz_slot *uz_slot_get(struct uzram *dev, uint64_t idx)
     return s;
 }
 
-void uz_slot_put(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+void uz_slot_put(struct uz_store *dev, uint64_t idx, struct uz_slot *s)
 {
     uz_slot_unlock(s);
     uz_varray_unpin(&dev->slots, idx);
 }
 
-void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+void uz_lock_range(struct uz_store *dev, uint64_t lo, uint64_t hi)
 {
     uint64_t per = dev->slots.per_page;
     uz_varray_pin(&dev->slots, lo);
@@ -118,7 +120,7 @@ void uz_lock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
         uz_slot_lock(uz_slot_at(dev, i));
 }
 
-void uz_unlock_range(struct uzram *dev, uint64_t lo, uint64_t hi)
+void uz_unlock_range(struct uz_store *dev, uint64_t lo, uint64_t hi)
 {
     uint64_t per = dev->slots.per_page;
     for (uint64_t i = lo; i < hi; i++)
@@ -148,7 +150,7 @@ void uz_slot_mark(struct uz_slot *s, uint32_t set, uint32_t clear)
     uz_slot_set_state(s, (uz_slot_state(s) & ~clear) | set);
 }
 
-uint32_t uz_now(const struct uzram *dev)
+uint32_t uz_now(const struct uz_store *dev)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -157,7 +159,7 @@ uint32_t uz_now(const struct uzram *dev)
 
 /* A locked slot was accessed now: set its atime and clear IDLE, as zram
  * does on every access. */
-void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
+void uz_slot_touch(struct uz_store *dev, struct uz_slot *s)
 {
     uint32_t now = uz_now(dev) << SLOT_ATIME_SHIFT;
     uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
@@ -167,19 +169,19 @@ void uz_slot_touch(struct uzram *dev, struct uz_slot *s)
         ;
 }
 
-uint32_t uz_slot_peek(struct uzram *dev, uint64_t idx)
+uint32_t uz_slot_peek(struct uz_store *dev, uint64_t idx)
 {
     return atomic_load_explicit(&uz_slot_at(dev, idx)->flags, memory_order_acquire);
 }
 
-uint64_t uz_next_used(struct uzram *dev, uint64_t idx, uint64_t end)
+uint64_t uz_next_used(struct uz_store *dev, uint64_t idx, uint64_t end)
 {
     uint64_t lim = end < dev->nslots ? end : dev->nslots;
     uint64_t i = uz_varray_next_used(&dev->slots, idx, lim);
     return i < lim ? i : end;
 }
 
-size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
+size_t uz_obj_bytes(struct uz_store *dev, uint32_t f, uint64_t h)
 {
     return (f & SLOT_HUGE) ? PAGE : dev->aops->obj_size(dev->alloc, h);
 }
@@ -188,7 +190,7 @@ size_t uz_obj_bytes(struct uzram *dev, uint32_t f, uint64_t h)
 
 static bool owner_pin(void *owner, uint32_t backref)
 {
-    struct uzram *dev = owner;
+    struct uz_store *dev = owner;
     if (backref & UZ_BACKREF_SHARED)   /* a shared record's page: its record */
         return uz_slot_trylock(&uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s);
     /* A slot that owns an object is live, so its table page is resident
@@ -196,7 +198,7 @@ static bool owner_pin(void *owner, uint32_t backref)
     return uz_slot_trylock(uz_slot_at(dev, backref));
 }
 
-static struct uz_slot *owner_slot(struct uzram *dev, uint32_t backref)
+static struct uz_slot *owner_slot(struct uz_store *dev, uint32_t backref)
 {
     if (backref & UZ_BACKREF_SHARED)
         return &uz_shared_at(dev, backref & ~UZ_BACKREF_SHARED)->s;
@@ -238,7 +240,7 @@ static bool counts_stored(uint32_t f)
 }
 
 /* The zone (store.h) of slot idx of a pool's store, or NULL. */
-static struct uz_zone *zone_of(struct uzram *dev, uint64_t idx)
+static struct uz_zone *zone_of(struct uz_store *dev, uint64_t idx)
 {
     struct uz_zones *zs = dev->zones;
     if (!zs)
@@ -272,17 +274,17 @@ static void zone_count(struct uz_zone *z, uint32_t f, size_t bytes, int64_t d)
 
 /* A slot of zone z goes from state f (object bytes old) to state (new):
  * the zone's counters follow.  Group members count as tally does. */
-static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
+static void zone_commit(struct uz_store *dev, struct uz_zone *z, uint64_t idx, uint32_t f, size_t old,
                         uint32_t state, size_t new)
 {
     zone_count(z, f, old, -1);
     zone_count(z, state, new, +1);
-    if (old != new && atomic_load_explicit(&dev->links->deps[idx / UZ_UNIT], RELAXED))
+    if (old != new && uz_unit_has_dependents(dev, idx))
         atomic_fetch_add_explicit(&z->dep_bytes, (uint64_t)new - (uint64_t)old, RELAXED);
     /* a slot of a linked unit that gains (loses) a page of its own no
      * longer (again) reads its target's page there */
     if (!f != !state) {
-        uint32_t l = atomic_load_explicit(&dev->links->link[idx / UZ_UNIT], RELAXED);
+        uint32_t l = uz_link_of(dev, idx);
         uint32_t tf = l ? uz_slot_state(uz_slot_at(dev, (uint64_t)(l - 1) * UZ_UNIT + idx % UZ_UNIT))
                         : 0;
         if (tf) {
@@ -294,14 +296,14 @@ static void zone_commit(struct uzram *dev, struct uz_zone *z, uint64_t idx, uint
     }
 }
 
-void uz_zone_share(struct uzram *dev, uint64_t idx, uint32_t f, size_t bytes)
+void uz_zone_share(struct uz_store *dev, uint64_t idx, uint32_t f, size_t bytes)
 {
     struct uz_zone *z = zone_of(dev, idx);
     if (z)
         zone_commit(dev, z, idx, f, bytes, SLOT_SHARED, 0);
 }
 
-void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
+void uz_slot_commit(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t state,
                     uint64_t handle, size_t bytes)
 {
     struct uz_tally *t = &dev->tally;
@@ -370,12 +372,12 @@ void uz_slot_commit(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t
         uz_varray_live(&dev->slots, idx, -1);
 }
 
-void uz_slot_free(struct uzram *dev, uint64_t idx, struct uz_slot *s)
+void uz_slot_free(struct uz_store *dev, uint64_t idx, struct uz_slot *s)
 {
     uz_slot_commit(dev, idx, s, 0, 0, 0);
 }
 
-void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
+void uz_tally_read(struct uz_store *dev, struct uz_tally_snap *o)
 {
     const struct uz_tally *t = &dev->tally;
     o->pages_stored = atomic_load_explicit(&t->pages_stored, RELAXED);
@@ -392,22 +394,22 @@ void uz_tally_read(struct uzram *dev, struct uz_tally_snap *o)
     o->record_bytes = atomic_load_explicit(&t->record_bytes, RELAXED);
 }
 
-uint64_t uz_tally_compr_bytes(struct uzram *dev)
+uint64_t uz_tally_compr_bytes(struct uz_store *dev)
 {
     return atomic_load_explicit(&dev->tally.compr_bytes, RELAXED);
 }
 
-uint64_t uz_tally_frees(struct uzram *dev)
+uint64_t uz_tally_frees(struct uz_store *dev)
 {
     return atomic_load_explicit(&dev->tally.frees, RELAXED);
 }
 
-void uz_tally_clear(struct uzram *dev)
+void uz_tally_clear(struct uz_store *dev)
 {
     memset(&dev->tally, 0, sizeof dev->tally);
 }
 
-void uz_note_mem_used(struct uzram *dev)
+void uz_note_mem_used(struct uz_store *dev)
 {
     struct uz_alloc_stats st;
     dev->aops->stats(dev->alloc, &st);
@@ -423,7 +425,7 @@ void uz_note_mem_used(struct uzram *dev)
 #define FAIL(...) uz_error(-EFAULT, "check: " __VA_ARGS__)
 
 /* I4 for the group whose leader is gb (state f0): every member agrees. */
-static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
+static int check_group(struct uz_store *dev, uint64_t gb, uint32_t f0)
 {
     uint32_t k = slot_group_pages(f0);
     uint32_t same = SLOT_GROUP | SLOT_GK_MASK | SLOT_PRIO_MASK;
@@ -452,7 +454,7 @@ static int check_group(struct uzram *dev, uint64_t gb, uint32_t f0)
 
 /* Walk the table: I3, I4, I6 and the recount (into *n, *objects,
  * *obj_bytes, refs_seen[record id]). */
-static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *objects,
+static int check_slots(struct uz_store *dev, struct uz_tally_snap *n, uint64_t *objects,
                        uint64_t *obj_bytes, uint32_t *refs_seen)
 {
     uint64_t per = dev->slots.per_page, checked = UINT64_MAX;
@@ -523,7 +525,7 @@ static int check_slots(struct uzram *dev, struct uz_tally_snap *n, uint64_t *obj
     return 0;
 }
 
-int uz_dev_check(struct uzram *dev)
+int uz_dev_check(struct uz_store *dev)
 {
     if (!dev->initialised)
         return 0;
@@ -566,4 +568,227 @@ int uz_dev_check(struct uzram *dev)
         return FAIL("the backing device holds %llu blocks, the table %llu",
                     (unsigned long long)uz_backing_count(dev->bd), (unsigned long long)n.wb_pages);
     return dev->aops->check ? dev->aops->check(dev->alloc) : 0;
+}
+
+void uz_slot_free_range(struct uz_store *st, uint64_t lo, uint64_t hi)
+{
+    for (uint64_t i = uz_next_used(st, lo, hi); i < hi; i = uz_next_used(st, i + 1, hi)) {
+        uint32_t f = uz_slot_peek(st, i);
+        if (!(f & SLOT_STATE))
+            continue;
+        if (f & SLOT_GROUP) {
+            /* a whole group: lock all of it, free every member */
+            uint32_t k = slot_group_pages(f);
+            uint64_t gb = i - i % k;
+            uz_lock_range(st, gb, gb + k);
+            uint32_t now = uz_slot_state(uz_slot_at(st, gb));
+            if ((now & SLOT_GROUP) && slot_group_pages(now) == k) {
+                for (uint32_t j = 0; j < k; j++)
+                    uz_slot_free(st, gb + j, uz_slot_at(st, gb + j));
+                uz_unlock_range(st, gb, gb + k);
+                i = gb + k - 1;
+                continue;
+            }
+            uz_unlock_range(st, gb, gb + k);   /* changed under us: look again */
+        }
+        struct uz_slot *s = uz_slot_get(st, i);
+        if (uz_slot_state(s) & SLOT_GROUP) {
+            uz_slot_put(st, i, s);
+            i--;   /* became a group member: the branch above takes it */
+            continue;
+        }
+        uz_slot_free(st, i, s);
+        uz_slot_put(st, i, s);
+    }
+}
+
+/* ------------------------------------------- shared records' content */
+
+/* A record (shared.c holds the table) changes here alone, as a slot
+ * does: its references, its page and every counter they move. */
+
+#define MAX_REFS 0xfffffff0u
+
+/* Bytes of the page of a record in state f with handle h (0 on the
+ * backing device). */
+static size_t rec_bytes(struct uz_store *dev, uint32_t f, uint64_t h)
+{
+    if (!(f & SLOT_OBJ))
+        return 0;
+    return uz_obj_bytes(dev, f, h);
+}
+
+int uz_shared_make(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t *idp)
+{
+    uint32_t f = uz_slot_state(s);
+    uint64_t h = slot_handle(s), id;
+    if (uz_sb_alloc(&dev->record_ids, &id) < 0)
+        return -ENOMEM;   /* no message: the caller stores the page alone */
+    uz_varray_pin(&dev->records, id);
+    struct uz_shared *r = uz_shared_at(dev, (uint32_t)id);
+    uz_slot_lock(&r->s);
+    r->refs = 1;
+    slot_set_handle(&r->s, h);
+    uz_slot_set_state(&r->s, f & (SLOT_OBJ | SLOT_WB | SLOT_HUGE | SLOT_PRIO_MASK | SLOT_INCOMP));
+    uz_varray_live(&dev->records, id, +1);
+    if (f & SLOT_OBJ) {
+        dev->aops->set_backref(dev->alloc, h, UZ_BACKREF_SHARED | (uint32_t)id);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, uz_obj_bytes(dev, f, h), RELAXED);
+    }
+    uz_slot_unlock(&r->s);
+    uz_varray_unpin(&dev->records, id);
+    uint64_t hw = atomic_load_explicit(&dev->record_hw, RELAXED);
+    while (hw < id + 1 &&
+           !atomic_compare_exchange_weak_explicit(&dev->record_hw, &hw, id + 1, RELAXED, RELAXED))
+        ;
+    /* the slot now refers to the record; the page's counts move with it */
+    uz_zone_share(dev, idx, f, (f & SLOT_OBJ) ? uz_obj_bytes(dev, f, h) : 0);
+    slot_set_handle(s, id);
+    uz_slot_set_state(s, SLOT_SHARED | (f & SLOT_IDLE));
+    atomic_fetch_add_explicit(&dev->tally.shared_slots, 1, RELAXED);
+    atomic_fetch_add_explicit(&dev->tally.records, 1, RELAXED);
+    *idp = (uint32_t)id;
+    return 0;
+}
+
+int uz_shared_ref(struct uz_store *dev, struct uz_shared *r)
+{
+    if (r->refs >= MAX_REFS)
+        return -EMLINK;
+    r->refs++;
+    uint32_t f = uz_slot_state(&r->s);
+    if (f & SLOT_OBJ) {
+        atomic_fetch_add_explicit(&dev->tally.pages_stored, 1, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.saved_bytes, rec_bytes(dev, f, slot_handle(&r->s)),
+                                  RELAXED);
+    }
+    return 0;
+}
+
+/* Release a record's page (its last reference is gone). */
+static void release_page(struct uz_store *dev, uint32_t f, uint64_t h)
+{
+    if (f & SLOT_OBJ) {
+        size_t bytes = uz_obj_bytes(dev, f, h);
+        atomic_fetch_sub_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_sub_explicit(&dev->tally.record_bytes, bytes, RELAXED);
+        if (f & SLOT_HUGE)
+            atomic_fetch_sub_explicit(&dev->tally.huge_pages, 1, RELAXED);
+        dev->aops->free(dev->alloc, h);
+        atomic_fetch_add_explicit(&dev->tally.frees, 1, RELAXED);
+    } else if (f & SLOT_WB) {
+        uz_backing_free(dev->bd, h & WB_BLK_MASK);
+        atomic_fetch_sub_explicit(&dev->tally.wb_pages, 1, RELAXED);
+    }
+}
+
+void uz_shared_unref(struct uz_store *dev, uint32_t id)
+{
+    struct uz_shared *r = uz_shared_get(dev, id);
+    uint32_t f = uz_slot_state(&r->s);
+    uint64_t h = slot_handle(&r->s);
+    if (f & SLOT_OBJ)
+        atomic_fetch_sub_explicit(&dev->tally.pages_stored, 1, RELAXED);
+    if (--r->refs > 0) {
+        if (f & SLOT_OBJ)
+            atomic_fetch_sub_explicit(&dev->tally.saved_bytes, rec_bytes(dev, f, h), RELAXED);
+        uz_shared_put(dev, id, r);
+        return;
+    }
+    release_page(dev, f, h);
+    slot_set_handle(&r->s, 0);
+    uz_slot_set_state(&r->s, 0);
+    atomic_fetch_sub_explicit(&dev->tally.records, 1, RELAXED);
+    uz_sb_clear(&dev->record_ids, id);
+    uz_varray_live(&dev->records, id, -1);
+    uz_shared_put(dev, id, r);
+}
+
+void uz_shared_commit(struct uz_store *dev, uint32_t id, struct uz_shared *r, uint32_t state,
+                      uint64_t handle, size_t bytes)
+{
+    (void)id;
+    uint32_t f = uz_slot_state(&r->s);
+    uint64_t h = slot_handle(&r->s);
+    uint64_t refs = r->refs;
+    size_t old = rec_bytes(dev, f, h);
+    if (f & SLOT_OBJ) {
+        atomic_fetch_sub_explicit(&dev->tally.pages_stored, refs, RELAXED);
+        atomic_fetch_sub_explicit(&dev->tally.saved_bytes, (refs - 1) * old, RELAXED);
+    }
+    release_page(dev, f, h);
+    state &= SLOT_STATE & ~(SLOT_LOCKBITS | SLOT_IDLE);
+    if (state & SLOT_OBJ) {
+        atomic_fetch_add_explicit(&dev->tally.compr_bytes, bytes, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.record_bytes, bytes, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.pages_stored, refs, RELAXED);
+        atomic_fetch_add_explicit(&dev->tally.saved_bytes, (refs - 1) * bytes, RELAXED);
+        if (state & SLOT_HUGE) {
+            atomic_fetch_add_explicit(&dev->tally.huge_pages, 1, RELAXED);
+            atomic_fetch_add_explicit(&dev->tally.huge_pages_since, 1, RELAXED);
+        }
+    } else if (state & SLOT_WB) {
+        atomic_fetch_add_explicit(&dev->tally.wb_pages, 1, RELAXED);
+    }
+    slot_set_handle(&r->s, handle);
+    uz_slot_set_state(&r->s, state);
+}
+
+int uz_shared_check(struct uz_store *dev, const uint32_t *refs_seen, struct uz_tally_snap *n,
+                    uint64_t *objects, uint64_t *obj_bytes)
+{
+    uint64_t live = 0, hw = atomic_load(&dev->record_hw);
+    for (uint64_t i = 0; i < hw; i++) {
+        if (i % dev->records.per_page == 0 && !uz_varray_page_used(&dev->records, i)) {
+            i += dev->records.per_page - 1;
+            continue;
+        }
+        struct uz_shared *r = uz_shared_at(dev, (uint32_t)i);
+        uint32_t f = uz_slot_state(&r->s);
+        uint64_t h = slot_handle(&r->s);
+        bool used = uz_sb_test(&dev->record_ids, i);
+        if (!r->refs) {
+            if (f || used)
+                return FAIL("record %llu: no references but state %#x, id %s",
+                            (unsigned long long)i, f, used ? "in use" : "free");
+            continue;
+        }
+        live++;
+        if (!used)
+            return FAIL("record %llu: live but its id is free", (unsigned long long)i);
+
+        if (r->refs != refs_seen[i])
+            return FAIL("record %llu: counts %u references, %u slots refer to it",
+                        (unsigned long long)i, r->refs, refs_seen[i]);
+        if ((f & (SLOT_OBJ | SLOT_WB)) == 0 || (f & (SLOT_OBJ | SLOT_WB)) == (SLOT_OBJ | SLOT_WB) ||
+            (f & (SLOT_SAME | SLOT_GROUP | SLOT_SHARED)))
+            return FAIL("record %llu: state %#x is not one object or one block",
+                        (unsigned long long)i, f);
+        if (f & SLOT_OBJ) {
+            size_t sz = dev->aops->obj_size(dev->alloc, h);
+            if ((f & SLOT_HUGE) && sz != PAGE)
+                return FAIL("record %llu: huge object of %zu bytes", (unsigned long long)i, sz);
+            uint32_t b = dev->aops->backref(dev->alloc, h);
+            if (b != (UZ_BACKREF_SHARED | (uint32_t)i))
+                return FAIL("record %llu: its object's back-reference is %#x",
+                            (unsigned long long)i, b);
+            n->compr_bytes += sz;
+            n->pages_stored += r->refs;
+            n->huge_pages += !!(f & SLOT_HUGE);
+            n->saved_bytes += (uint64_t)(r->refs - 1) * sz;
+            n->record_bytes += sz;
+            (*objects)++;
+            *obj_bytes += sz;
+        } else {
+            n->wb_pages++;
+            if (!dev->bd || !uz_sb_test(&dev->bd->used, h & WB_BLK_MASK))
+                return FAIL("record %llu: backing block %llu is not allocated",
+                            (unsigned long long)i, (unsigned long long)(h & WB_BLK_MASK));
+        }
+    }
+    n->records = live;
+    if (uz_sb_count(&dev->record_ids) != live)
+        return FAIL("%llu record ids in use, %llu records live",
+                    (unsigned long long)uz_sb_count(&dev->record_ids), (unsigned long long)live);
+    return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sparsebits.c - a two-level sparse bitmap ("dynamic page flags").
  *

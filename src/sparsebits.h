@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sparsebits.h - a two-level sparse bitmap (see sparsebits.c).
  *

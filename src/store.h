@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * store.h - the store's state: the slot format, the counters and struct
- * uzram.  Types only: every layer of the store includes it, and each
+ * store.h - the store's state: the slot format, the counters, struct
+ * uz_store (where pages live) and struct uzram (a device, a range of a
+ * store).  Types only: every layer of the store includes it, and each
  * layer declares its functions in its own header (src/README.md lists the
  * layers and the lock order).  Not public.
  */
@@ -198,8 +200,13 @@ struct uz_events {
     _Atomic uint64_t wb_failed;        /* writeback attempts that failed */
     _Atomic uint64_t recompressed;     /* objects replaced by a secondary's */
     _Atomic uint64_t recomp_incomp;    /* pages flagged incompressible */
+    _Atomic uint64_t recomp_groups;    /* groups recompressed as a unit */
+    _Atomic uint64_t settle_groups;    /* groups made by settling */
+    _Atomic uint64_t settle_pages;     /* pages settling regrouped or recompressed */
     _Atomic uint64_t pol_rc_ticks, pol_rc_pages, pol_wb_ticks, pol_wb_pages, pol_wb_errors;
     _Atomic uint64_t pol_rc_ns_max, pol_wb_ns_max;
+    _Atomic uint64_t pol_rc_cpu_ns;    /* CPU time of the recompress policy's ticks */
+    _Atomic uint64_t pol_rc_yields;    /* its ticks put off for foreground I/O */
     _Atomic uint64_t group_writes;     /* groups stored by whole-group writes */
     _Atomic uint64_t group_breaks;     /* groups broken into single pages */
     _Atomic uint64_t group_fallbacks;  /* whole-group writes stored per page */
@@ -219,6 +226,8 @@ struct uz_policy_cfg {
     uint64_t above;                    /* writeback: only while footprint > above */
     uint64_t max_pages;                /* work per tick */
     uint32_t period_ms;                /* tick period */
+    bool settle;                       /* recompress: settle (recompress.c) */
+    uint32_t cpu_pct;                  /* CPU bound, % of one core; 0 = none */
     bool on;
 };
 
@@ -227,7 +236,7 @@ struct uz_policy;
 struct uzram_pool;
 
 /*
- * Clone units (pool.c, "Clones").  A pool's store is cut into units of
+ * Clone units (clone.c).  A pool's store is cut into units of
  * UZ_UNIT slots (two table pages, a whole number of the largest group);
  * device ranges start on a unit.  A clone's unit reads through to the
  * unit it was cloned from wherever its own slot is empty: link[u] names
@@ -263,10 +272,10 @@ struct uz_links {
  * and linked counts the pages the device reads through clone links: the
  * target's slots that hold a page where the device's own slot is empty,
  * linked_same the same-filled ones among them (a target never gains or
- * loses a page, nor changes a same fill, while linked: pool.c).
+ * loses a page, nor changes a same fill, while linked: clone.c).
  * dep_bytes is the part of compr_bytes in units that clones read
  * through to: the pool's shared bytes are the records' and these.
- * uz_pool_check verifies every zone against a recount (P6).
+ * uz_clone_check verifies every zone against a recount (P6).
  */
 struct uz_zone {
     _Atomic uint64_t pages_stored;
@@ -284,36 +293,40 @@ struct uz_zones {
 };
 
 /*
- * struct uzram is a device, and a device's pages live in a store: the
- * slot table, allocator, streams, records, content index, backing device
- * and policies below.  A device made by uzram_create is its own store
- * (store == itself, base 0): every field is its own.  A device of a pool
- * (pool.c) is a range [base, base + nslots) of the pool's store, another
- * struct uzram that no user holds; of its own fields it uses only the
- * ones marked "device" (the lock, state, size, open count, events it
- * counts on its own path, stat), and everything else is read from store.
- * Layers 1-3 are handed the store and store slot numbers; layer 4 (io.c,
- * device.c, pool.c) and attr.c translate.
+ * struct uz_store is where pages live: the slot table, allocator,
+ * streams, shared records, content index, memory limit, backing device
+ * and policies, with the settings they are made with.  Layers 1-3 are
+ * handed a store and store slot numbers, and know nothing of devices.
+ *
+ * struct uzram is a device: a range [base, base + nslots) of a store,
+ * with its own init lock, open count, size, the events of its own data
+ * path and its block-layer counters.  uzram_create makes a device on a
+ * store of its own (base 0, the store's whole table); a pool (pool.c) is
+ * one store with many devices.  Layer 4 (io.c, device.c, pool.c) and
+ * attr.c translate device pages to store slots.
  */
-struct uzram {
-    /* device: where its pages are (pool.c) */
-    struct uzram *store;               /* itself, or its pool's store */
-    struct uzram_pool *pool;           /* NULL: not in a pool */
-    uint64_t base;                     /* its first slot in store */
-    int id;                            /* its number in the pool */
-    struct uz_links *links;            /* a pool's store: clone units (pool.h) */
-    struct uz_zones *zones;            /* a pool's store: its devices' counters */
-    unsigned holds;                    /* uzram_pool_get holds (the pool's lock) */
-
-    /* Held for reading by every data-path call, for writing by
-     * initialisation and reset: a device cannot vanish under I/O. */
+struct uz_store {
+    /* Held for reading by every data-path call (under the device's
+     * init_lock), for writing while the store's live part is made or
+     * torn down, by uzram_check, and while a clone's links are made.  A
+     * policy tick only tries it. */
     pthread_rwlock_t init_lock;
-    bool initialised;
-    /* Users that have the disk open (uzram_open): while any does, the
-     * attribute stores that reshape the device fail with EBUSY, as zram's
-     * do while the block device is open.  Changed with init_lock held for
-     * reading, tested with it held for writing. */
-    _Atomic unsigned opens;
+    bool initialised;                  /* the live part below exists */
+    struct uzram_pool *pool;           /* NULL: a device's own store */
+    struct uz_links *links;            /* a pool's: clone units (clone.h) */
+    struct uz_zones *zones;            /* a pool's: its devices' counters */
+    /* Its devices (store_life.c), by id: max_devices of them (1 in a
+     * device's own store).  A device's range is [base, base + nslots) of
+     * the store.  dev_lock guards the table, the devices' holds and
+     * ranges; it is held only to read or change them, never across I/O
+     * or while an init_lock is waited for. */
+    pthread_mutex_t dev_lock;
+    unsigned max_devices;
+    struct uzram **dev;
+    struct uz_range { uint64_t lo, hi; } *ranges; /* scratch, dev_lock */
+    /* Slots the live part is made for, 0: a device's own store, whose
+     * live part is made for its device's size and dropped at its reset. */
+    uint64_t capacity;
 
     /* configuration (kept across reset) */
     char algorithm[32];
@@ -335,12 +348,15 @@ struct uzram {
     /* The backing device: set while uninitialised, closed on reset.  NULL
      * = none.  Changed only under init_lock held for writing. */
     struct uz_backing *bd;
+    _Atomic int dedup_mode;            /* UZ_DEDUP_* (kept across reset) */
+    _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
+    _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
 
-    /* live device, valid while initialised (device: disksize, nslots) */
-    uint64_t disksize;
-    /* Slots in use: the device's; for a pool's store the end of the
-     * highest device range (scans stop there; the table has room for the
-     * pool's capacity).  Atomic: a pool grows it beside scans. */
+    /* live part, valid while initialised */
+    /* Slots in use: a device's own store's, its device's; a pool's, the
+     * end of the highest device range (scans stop there; the table has
+     * room for the pool's capacity).  Atomic: a pool grows it beside
+     * scans. */
     _Atomic uint64_t nslots;
     uint32_t huge_threshold;           /* compressed >= this: store raw */
     struct uz_varray slots;
@@ -348,8 +364,6 @@ struct uzram {
     struct uz_allocator *alloc;
     struct uz_streams streams;
     struct uz_streams recomp_streams[UZ_NR_SECONDARY]; /* their streams; n == 0: none there */
-    _Atomic uint64_t limit_pages;      /* mem_limit in pages, 0 = none */
-    _Atomic uint32_t compact_bound;    /* per mille of compr; 0 = off */
     _Atomic bool compacting;           /* an automatic step is running */
     _Atomic uint64_t compact_retry_at; /* frees count before which not to retry */
     struct uz_tally tally;             /* slot.c's and shared.c's alone */
@@ -357,10 +371,31 @@ struct uzram {
     struct uz_sparsebits record_ids;   /* ids in use */
     _Atomic uint64_t record_hw;        /* no record id at or above this was used */
     struct uz_dedup *dedup;            /* the content index (dedup.c), NULL = none */
-    _Atomic int dedup_mode;            /* UZ_DEDUP_* (kept across reset) */
-    struct uz_events ev;
+    struct uz_events ev;               /* what layers 1-3 count */
+    uint64_t epoch;                    /* the store's clock origin, CLOCK_MONOTONIC s */
+};
+
+struct uzram {
+    struct uz_store *store;            /* where its pages are */
+    struct uzram_pool *pool;           /* NULL: its store is its own */
+    uint64_t base;                     /* its first slot in store */
+    int id;                            /* its number in the pool */
+    unsigned holds;                    /* uzram_pool_get holds (the store's dev_lock) */
+
+    /* Held for reading by every data-path call, for writing by
+     * initialisation and reset: a device cannot vanish under I/O. */
+    pthread_rwlock_t init_lock;
+    bool initialised;
+    /* Users that have the disk open (uzram_open): while any does, the
+     * attribute stores that reshape the device fail with EBUSY, as zram's
+     * do while the block device is open.  Changed with init_lock held for
+     * reading, tested with it held for writing. */
+    _Atomic unsigned opens;
+
+    uint64_t disksize;
+    _Atomic uint64_t nslots;           /* its range's length */
+    struct uz_events ev;               /* what its own data path counts (io.c) */
     struct uz_iostat iostat;           /* the "stat" attribute (kept across reset, as a disk's) */
-    uint64_t epoch;                    /* device clock origin, CLOCK_MONOTONIC s */
 };
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * streams.c - per-CPU compression streams, as zram has them.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * streams.h - per-CPU compression streams (see streams.c).
  */

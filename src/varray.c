@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * varray.c - a virtually indexed on-demand array.
  *

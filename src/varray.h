@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * varray.h - a virtually indexed on-demand array (see varray.c).
  */

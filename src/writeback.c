@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * writeback.c - moving pages out of RAM to the backing device, reading
  * them back, and idle tracking (zram's writeback and idle).
@@ -50,7 +51,7 @@
 
 #define PAGE UZRAM_PAGE_SIZE
 
-void uz_idle_mark(struct uzram *dev, uint64_t lo, uint64_t hi, uint32_t min_age)
+void uz_idle_mark(struct uz_store *dev, uint64_t lo, uint64_t hi, uint32_t min_age)
 {
     uint32_t now = uz_now(dev);
     if (hi > dev->nslots)
@@ -84,7 +85,7 @@ static bool wb_wanted(const struct uz_wb_req *req, uint32_t f, uint32_t now)
 }
 
 /* Take one page of writeback_limit, if it is enabled. */
-static bool take_limit(struct uzram *dev)
+static bool take_limit(struct uz_store *dev)
 {
     if (!atomic_load(&dev->wb_limit_enable))
         return true;
@@ -94,14 +95,14 @@ static bool take_limit(struct uzram *dev)
     return v > 0;
 }
 
-static void give_back_limit(struct uzram *dev)
+static void give_back_limit(struct uz_store *dev)
 {
     if (atomic_load(&dev->wb_limit_enable))
         atomic_fetch_add(&dev->wb_limit, 1);
 }
 
 /* Write back one locked slot (state f, qualifying).  0 or the error. */
-static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f, int64_t rec,
+static int wb_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_t f, int64_t rec,
                   struct uz_stream *held)
 {
     /* s is the slot, or (rec >= 0) the record of the shared page it names:
@@ -143,7 +144,7 @@ static int wb_one(struct uzram *dev, uint64_t idx, struct uz_slot *s, uint32_t f
     return 0;
 }
 
-int uz_writeback(struct uzram *dev, struct uz_wb_req *req)
+int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
 {
     req->done = 0;
     req->next = req->lo;

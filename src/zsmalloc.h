@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * zsmalloc.h - the internals that zsmalloc.c (size classes, zspages, arena
  * runs, compaction) and zspack.c (the pack) share: constants, the

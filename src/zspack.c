@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * zspack.c - the pack: where zsmalloc keeps the objects of size classes
  * too small to have zspages of their own.
@@ -19,8 +20,8 @@
  * page, so the tails runs are closed with stay small.  Records that
  * cleaning moves go the same way to two runs of their own: they have
  * outlived a run and tend to live on, so runs of them seldom need
- * cleaning again, while runs of new records empty fast (churn on a 64 MiB
- * python heap: 2814 cleaning steps -> 2479, writes 327-347 -> 398-400 MB/s).  A run's pages are committed as
+ * cleaning again, while runs of new records empty fast, so churn needs
+ * fewer cleaning steps.  A run's pages are committed as
  * its bump offset crosses them.  A free marks the record dead; a run with
  * no live record is released at once.  Cleaning (in compact(), before the
  * classes) evacuates the closed runs with the fewest live bytes, as long
@@ -335,9 +336,8 @@ static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, 
  * victim, so the lock is taken only to place each record and count the
  * old one dead; the class lock only to take its cell.  The copy and the
  * owner's update go with neither, and the writers' allocations and frees
- * in the pack go on in between (they waited for the whole run before;
- * two writers now churn 11-12% faster: README, "Incompressible pages,
- * and where the floor is").  Returns the pages this
+ * in the pack go on in between, so two writers churn faster than with
+ * the lock held across the run.  Returns the pages this
  * evacuation gave back net of the pages its moves committed (0 if that
  * is not positive), counted here, not from the pack's totals, which other
  * threads move meanwhile.

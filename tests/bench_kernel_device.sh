@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/bench_kernel_device.sh - `uzram bench --kernel-device zramN` never
 # resets a kernel zram device that holds data (issue 19, finding 1).
 #

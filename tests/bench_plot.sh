@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench_plot.sh - `uzram bench --plot`: on 8 MiB of a corpus page file
 # (with kernel zram too when this machine has a free one), the SVG must
 # parse as XML and carry every series, and the figures in the gnuplot

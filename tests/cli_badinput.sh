@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # cli_badinput.sh - the command line under bad input: unknown commands
 # and options, missing arguments, malformed sizes (abc, -1, 1e99, 2^64,
 # 100 KB of digits), bad algorithm and allocator names, nonexistent or
@@ -74,21 +75,21 @@ step "sizes"
 for s in abc -1 1e99 99999999999999999999999 18446744073709551616 16E "" " 1G" 1G1 12Q "1$LONG"; do
     bad 2 "--size: '$(printf %s "$s" | cut -c1-40)" "$UZRAM" mount "$E" --size "$s"
 done
-bad 2 "--mem-limit: 'xyz' is not a size" "$UZRAM" mount "$E" --mem-limit xyz
+bad 2 "--mem-limit: mem_limit: 'xyz' is not a size" "$UZRAM" mount "$E" --mem-limit xyz
 bad 2 "--capacity: '-5' is not a size" "$UZRAM" pool "$E" --capacity -5
 bad 2 "--size: 'abc' is not a size" "$UZRAM" swapon --size abc
 bad 1 "disksize: at most" "$UZRAM" mount "$E" --size 9T
 
 step "names and numbers"
-bad 1 "unknown algorithm 'bogus'" "$UZRAM" mount "$E" --size 16M --algorithm bogus
-bad 1 "unknown algorithm 'aaaa" "$UZRAM" mount "$E" --size 16M --algorithm "$LONG"
-bad 1 "unknown allocator 'bogus'" "$UZRAM" mount "$E" --size 16M --allocator bogus
-bad 2 "--level: 'abc' is not a number" "$UZRAM" mount "$E" --level abc
-bad 2 "--group-pages: 'abc' is not a number" "$UZRAM" mount "$E" --group-pages abc
-bad 1 "group_pages 3" "$UZRAM" mount "$E" --size 16M --group-pages 3
+bad 2 "--algorithm: comp_algorithm: unknown algorithm 'bogus'" "$UZRAM" mount "$E" --size 16M --algorithm bogus
+bad 2 "--algorithm: comp_algorithm: value too long" "$UZRAM" mount "$E" --size 16M --algorithm "$LONG"
+bad 2 "--allocator: allocator: unknown allocator 'bogus'" "$UZRAM" mount "$E" --size 16M --allocator bogus
+bad 2 "--level: algorithm_params: bad level 'abc'" "$UZRAM" mount "$E" --level abc
+bad 2 "--group-pages: group_pages: 'abc': write 1 (off), 2, 4, 8 or auto" "$UZRAM" mount "$E" --group-pages abc
+bad 2 "--group-pages: group_pages: '3': write 1 (off), 2, 4, 8 or auto" "$UZRAM" mount "$E" --size 16M --group-pages 3
 bad 2 "--threads: give 1 to" "$UZRAM" mount "$E" --threads 0
 bad 2 "--threads: give 1 to" "$UZRAM" mount "$E" --threads 99999999999999999999
-bad 2 "--dedup: give 0, 1 or auto" "$UZRAM" mount "$E" --dedup maybe
+bad 2 "--dedup: dedup: 'maybe': give 0 (off), 1 (on) or auto" "$UZRAM" mount "$E" --dedup maybe
 bad 2 "--devices: give 0 to" "$UZRAM" pool "$E" --devices 99999
 bad 2 "--devices: give 0 to" "$UZRAM" pool "$E" --devices abc
 bad 2 "unknown column: BOGUS" "$UZRAM" stat --output BOGUS "$DIR"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_backing.sh - the backing device through the mount: `uzram mount
 # --backing-dev FILE --mem-limit SIZE` takes more data than the limit
 # (the compcache forward sends the rest to FILE), every byte reads back;

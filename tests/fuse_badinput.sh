@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_badinput.sh - bad input through a FUSE mount (issue 19): every case
 # checks a clear error (the errno the writer gets and, for a store, the
 # library's message the server logs on stderr), a server that survives
@@ -153,7 +154,7 @@ bad "$DIR/algorithm_params" 'level=1' "$BUSY" "algorithm_params: device is initi
 bad "$DIR/group_pages" '2' "$BUSY" "group_pages: device is initialised"
 bad "$DIR/recomp_algorithm" 'algo=zstd' "$BUSY" "recomp_algorithm: device is initialised"
 bad "$DIR/backing_dev" "$WORK/known" "$BUSY" "backing_dev: device is initialised"
-bad "$DIR/group_pages" '3' "$INVAL" "group_pages: write 1 (off), 2, 4, 8 or auto"
+bad "$DIR/group_pages" '3' "$INVAL" "group_pages: '3': write 1 (off), 2, 4, 8 or auto"
 exec 7<"$DISK"      # the disk open: reset is EBUSY as on an open /dev/zramN
 bad "$DIR/reset" '1' "$BUSY" "reset"
 exec 7<&-

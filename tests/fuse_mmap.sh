@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_mmap.sh - a shared mapping of DIR/disk (issue 13 part 4; LTP's
 # zram03 maps the device shared and writes through the mapping): a
 # pattern written through mmap(MAP_SHARED), msync'd and unmapped reads

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_mount.sh - `uzram mount` end to end: the attribute files behave like
 # /sys/block/zramN, DIR/disk is a correct byte-addressable disk (unaligned
 # I/O, hole punching, a random model check), and a loop device on it

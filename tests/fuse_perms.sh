@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_perms.sh - no file of a mount that changes state can be used by a
 # user other than root or the mount's owner (issue 19, finding 3), in a
 # pool mount (allow_other, as root makes it) and in a single mount:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_pool.sh - `uzram pool` end to end (issue 12 parts 2 and 4): a pool
 # mount's zram-control behaves as /sys/class/zram-control (hot_add gives
 # the lowest free number, hot_remove is EBUSY while the disk is open and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_sparse.sh - a 1 TiB uzram costs memory only where it is written:
 # mount --size 1T, write 1000 scattered 4 KiB blocks with dd, and check that
 # the daemon's resident memory (VmRSS) rose by less than 8 MiB over its idle
@@ -16,6 +17,19 @@ need_fuse_mount shuf python3 cmp dd
 fuse_setup sparse
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DAEMON/status"; }
+# The daemon's VmRSS once it has settled (the same in three samples 50 ms
+# apart: the prefault helper fills its window after a write), or fail
+# after 10 s.
+settled_rss() {
+    local last="" same=0 r i
+    for i in $(seq 200); do
+        r=$(rss_kb)
+        if [ "$r" = "$last" ]; then same=$((same + 1)); else same=0; last=$r; fi
+        [ "$same" -ge 2 ] && { echo "$r"; return 0; }
+        sleep 0.05
+    done
+    fail "the daemon's VmRSS did not settle in 10 s (last $r kB)"
+}
 
 step "mount a 1 TiB device"
 "$UZRAM" mount "$DIR" --size 1T --pidfile "$PIDFILE"
@@ -41,8 +55,7 @@ shuf -i 0-$(((1 << 40) / 4096 - 1)) -n $NBLOCKS > "$WORK/where"
 dd if="$WORK/blocks" of="$DIR/disk" bs=4096 count=1 conv=notrunc status=none
 dd if="$DIR/disk" of=/dev/null bs=4096 count=1 status=none
 cat "$DIR/mm_stat" >/dev/null
-sleep 0.2
-IDLE=$(rss_kb)
+IDLE=$(settled_rss)
 echo "idle: VmRSS ${IDLE} kB"
 
 step "write $NBLOCKS scattered 4 KiB blocks with dd"
@@ -52,8 +65,7 @@ while read -r blk; do
        conv=notrunc status=none
     i=$((i + 1))
 done < "$WORK/where"
-sleep 0.2
-AFTER=$(rss_kb)
+AFTER=$(settled_rss)
 DELTA=$((AFTER - IDLE))
 echo "after: VmRSS ${AFTER} kB (+${DELTA} kB); mm_stat: $(cat "$DIR/mm_stat")"
 grep 'footprint' "$DIR/debug_stat" || true

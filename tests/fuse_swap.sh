@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_swap.sh - uzram as swap: a loop device on DIR/disk is the swap
 # device, and a workload in a memory cgroup capped at 1/4 of its working
 # set must get every page back intact.  The server (locked in memory,
@@ -95,6 +96,7 @@ mkdir "$CG"
 echo $((LIMIT_MB << 20)) > "$CG/memory.limit_in_bytes"
 [ -f "$CG/memory.swappiness" ] && echo 100 > "$CG/memory.swappiness"
 # sample orig_data_size and swap use while the workload runs
+echo "0 0" > "$WORK/peak"
 (
     max=0; maxswap=0
     while :; do
@@ -102,7 +104,8 @@ echo $((LIMIT_MB << 20)) > "$CG/memory.limit_in_bytes"
         s=$(awk -v d="$LOOP" '$1 == d {print $4}' /proc/swaps)
         [ "$o" -gt "$max" ] && max=$o
         [ "${s:-0}" -gt "$maxswap" ] && maxswap=${s:-0}
-        echo "$max $maxswap" > "$WORK/peak"
+        # whole or not at all: the sampler is killed at any point
+        echo "$max $maxswap" > "$WORK/peak.new" && mv "$WORK/peak.new" "$WORK/peak"
         sleep 0.25
     done
 ) &
@@ -115,7 +118,6 @@ wl_rc=0
 wait "$WL_PID" || wl_rc=$?
 WL_PID=
 T_CAP=$(python3 -c "print(round($(date +%s.%N) - $t0, 2))")
-sleep 0.3
 kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true
 SAMPLER=
 read -r PEAK PEAKSWAP < "$WORK/peak"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_uring.sh - the two FUSE transports, one after the other: the fuse
 # module's enable_uring parameter off (the mount falls back to /dev/fuse
 # and says why), then on (the mount serves over io_uring).  With each:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # generator.sh - uzram-generator and the units it writes, for real.
 #
 # A two-device configuration (a swap device and a /tmp-like ext4 device,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # man_pages.sh - the manual: each page renders with `man -l` without a
 # warning, is installed by `cmake --install` (into a DESTDIR) where man
 # finds it by name, and covers the programs it documents:

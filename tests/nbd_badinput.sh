@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/nbd_badinput.sh - the nbdkit plugin against bad parameters, hostile
 # export names and invalid clone requests (issue 19).
 #
@@ -144,29 +145,29 @@ PY
 # ------------------------------------------------------------ start-up errors
 
 long256=$(printf 'n%.0s' $(seq 256))
-bad_start 'could not parse size'                 size=abc
-bad_start 'negative'                             size=-1
-bad_start 'exceeds maximum'                      size=99999999999999999999
-bad_start "unknown suffix"                       size=1Mx
-bad_start 'greater than 0'                       size=0
+bad_start "size=abc: disksize: 'abc' is not a size"  size=abc
+bad_start "size=-1: disksize: '-1' is not a size"   size=-1
+bad_start "disksize: '99999999999999999999' is not a size" size=99999999999999999999
+bad_start "size=1Mx: disksize: '1Mx' is not a size" size=1Mx
+bad_start 'size=0: disksize: must be more than 0' size=0
 bad_start 'at most 8796093022208 bytes'          size=8796093026304
 bad_start 'must give the disk size'              algorithm=lz4
 bad_start "unknown parameter 'foo'"              size=1M foo=bar
-bad_start 'level=abc: not a whole number'        size=1M level=abc
-bad_start 'level=1e3: not a whole number'        size=1M level=1e3
-bad_start 'level.*range'                         size=1M level=99999999999
+bad_start "level=abc: algorithm_params: bad level 'abc'" size=1M level=abc
+bad_start "level=1e3: algorithm_params: bad level '1e3'" size=1M level=1e3
+bad_start "level=99999999999: algorithm_params: bad level" size=1M level=99999999999
 bad_start "level -5 is outside"                  size=1M level=-5
-bad_start 'group_pages=3: give 1 \(off\), 2, 4, 8 or auto'    size=1M group_pages=3
-bad_start 'group_pages=-1: give 1 \(off\), 2, 4, 8 or auto'   size=1M group_pages=-1
-bad_start 'group_pages=4294967304: give'         size=1M group_pages=4294967304
-bad_start 'group_pages=abc: give'                size=1M group_pages=abc
-bad_start 'dedup=2: give 0, 1 or auto'           size=1M dedup=2
-bad_start 'dedup=: give 0, 1 or auto'            size=1M dedup=
+bad_start "group_pages=3: group_pages: '3': write 1 \(off\), 2, 4, 8 or auto" size=1M group_pages=3
+bad_start "group_pages=-1: group_pages: '-1': write 1 \(off\), 2, 4, 8 or auto" size=1M group_pages=-1
+bad_start 'group_pages=4294967304: group_pages: .* or auto' size=1M group_pages=4294967304
+bad_start 'group_pages=abc: group_pages: .* or auto' size=1M group_pages=abc
+bad_start "dedup=2: dedup: '2': give 0 \(off\), 1 \(on\) or auto" size=1M dedup=2
+bad_start "dedup=: dedup: '': give 0 \(off\), 1 \(on\) or auto" size=1M dedup=
 bad_start "unknown algorithm 'bogus'"            size=1M algorithm=bogus
 bad_start "unknown algorithm 'zstd\(level=abc\)'" size=1M 'algorithm=zstd(level=abc)'
 bad_start "unknown allocator 'bogus'"            size=1M allocator=bogus
-bad_start 'could not parse size'                 size=1M mem_limit=abc
-bad_start 'negative'                             size=1M mem_limit=-1
+bad_start "mem_limit=abc: mem_limit: 'abc' is not a size" size=1M mem_limit=abc
+bad_start "mem_limit=-1: mem_limit: '-1' is not a size" size=1M mem_limit=-1
 bad_start 'nonexistent: No such file'            size=1M backing_dev=/nonexistent
 bad_start 'boolean'                              size=1M mlock=maybe
 bad_start 'max_clones=abc: not a whole number'   export=a:1M max_clones=abc

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/nbd_clients.sh - the nbdkit plugin under real NBD clients.
 #
 # Starts nbdkit with build/nbdkit-uzram-plugin.so on unix sockets and drives

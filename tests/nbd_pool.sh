@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # tests/nbd_pool.sh - the nbdkit plugin's pool mode under real NBD clients.
 #
 # One nbdkit process serves several exports of one pool (export=NAME[:SIZE])

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # stat_attr.sh - DIR/stat, the block layer's stat file, counts the I/O a
 # real client does through the FUSE mount: 8 MiB of O_DIRECT writes, 4 MiB
 # of O_DIRECT reads, a 1 MiB punched hole (discard) and an fsync, each in

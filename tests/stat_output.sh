@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # stat_output.sh - `uzram stat` with zramctl's options on two live mounts:
 # --output NAME,ALGORITHM,DISKSIZE --noheadings prints one line per
 # device; --output-all --bytes --json gives every column, each checked

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # swapon.sh - `uzram swapon` / `uzram swapoff` for real: a swap device
 # comes up active (in /proc/swaps with its priority and size, mkswap's
 # signature on the loop device, [SWAP] in `uzram stat`) and goes away with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_allocfail.c - allocation-failure sweeps, SQLite style.
  *
@@ -225,7 +226,7 @@ static void take_snap(struct snap *sn)
     }
     sn->nslots = R.dev->initialised ? R.dev->nslots : 0;
     for (uint64_t i = 0; i < sn->nslots && i < 64; i++)
-        sn->slot[i] = uz_slot_peek(R.dev, i) & SLOT_STATE & ~SLOT_IDLE;
+        sn->slot[i] = uz_slot_peek(R.dev->store, i) & SLOT_STATE & ~SLOT_IDLE;
 }
 
 /* A failed store of writeback or recompress may leave pages moved (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_attr.c - the zram attribute table: every attribute shown and stored
  * as /sys/block/zramN has it, malformed values refused with the error
@@ -74,12 +75,15 @@ static void test_lifecycle(void **state)
     assert_int_equal(store(dev, "comp_algorithm", "zstd\n"), 0);
     assert_string_equal(show(dev, "comp_algorithm"), "lzo-rle lzo lz4 lz4hc [zstd] deflate none \n");
     assert_int_equal(store(dev, "algorithm_params", "algo=zstd level=5\n"), 0);
-    assert_string_equal(show(dev, "algorithm_params"), "priority=0 algo=zstd level=5\n");
+    /* the default secondary (settling's) is shown too, at its own level */
+    assert_string_equal(show(dev, "algorithm_params"),
+                        "priority=0 algo=zstd level=5\npriority=1 algo=zstd level=6\n");
     assert_int_equal(store(dev, "algorithm_params", "algo=zstd level=500\n"), -EINVAL);
     assert_int_equal(store(dev, "algorithm_params", "algo=lz4 level=1\n"), -EINVAL);
     assert_int_equal(store(dev, "algorithm_params", "level\n"), -EINVAL);
     assert_int_equal(store(dev, "algorithm_params", "color=blue\n"), -EINVAL);
-    assert_string_equal(show(dev, "algorithm_params"), "priority=0 algo=zstd level=5\n");
+    assert_string_equal(show(dev, "algorithm_params"),
+                        "priority=0 algo=zstd level=5\npriority=1 algo=zstd level=6\n");
     assert_int_equal(store(dev, "disksize", "1M\n"), 0);
     assert_string_equal(show(dev, "initstate"), "1\n");
     assert_string_equal(show(dev, "disksize"), "1048576\n");

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_backing.c - the backing device: backing_dev, writeback in every
  * mode, writeback_limit, compressed writeback, the compcache forward (over
@@ -143,7 +144,7 @@ static struct uzram_stats stats(struct dev *t)
 
 static uint32_t slot_flags(struct dev *t, uint64_t p)
 {
-    return uz_slot_peek(t->d, p) & SLOT_STATE;
+    return uz_slot_peek(t->d->store, p) & SLOT_STATE;
 }
 
 /* ------------------------------------------------------------ tests */
@@ -223,7 +224,7 @@ static void test_writeback_modes(void **state)
         assert_true(slot_flags(&t, 2) & SLOT_SAME);
         assert_int_equal(s.orig_data_size, (1 + 16) * PAGE);
         if (compressed)
-            assert_true((slot_handle((struct uz_slot *)uz_varray_at(&t.d->slots, 3)) >> WB_LEN_SHIFT) > 0);
+            assert_true((slot_handle((struct uz_slot *)uz_varray_at(&t.d->store->slots, 3)) >> WB_LEN_SHIFT) > 0);
         verify(&t);
         /* overwrite and discard free blocks; partial write of a WB page */
         put(&t, 3, 1, 999);
@@ -294,7 +295,7 @@ static void test_idle_age(void **state)
     assert_int_equal(st(&t, "idle", "x"), -EINVAL);
     /* move the device clock on by 200 s: everything is 200 s old, then
      * touch pages 0..3 */
-    t.d->epoch -= 200;
+    t.d->store->epoch -= 200;
     uint8_t b[PAGE];
     for (uint64_t p = 0; p < 4; p++)
         assert_int_equal(uzram_read(t.d, b, PAGE, p * PAGE), 0);

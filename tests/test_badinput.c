@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_badinput.c - bad input gets a clear error and changes nothing.
  *
@@ -26,6 +27,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +48,9 @@ static struct uzram *make(const char *allocator, uint64_t disksize)
     cfg.disksize = disksize;
     cfg.allocator = allocator;
     cfg.streams = 1;
+    /* no secondary (so no settling): recompress refuses every value,
+     * even an empty one, which would recompress every page */
+    cfg.recomp_algorithm[0] = NULL;
     struct uzram *dev = NULL;
     if (uzram_create(&cfg, &dev) != 0)
         fail_msg("create: %s", uzram_last_error());
@@ -334,8 +339,8 @@ static const struct value algo_bad[] = {
 };
 static const struct value params_bad[] = {
     V("level"), V("level="), V("level=abc"), V("level=1x"), V("level=99999999999999999999"),
-    V("level=-1"), V("level=0"), V("level=100000"), V("priority=-1"), V("priority=1"),
-    V("priority=x"), V("priority="), V("algo="), V("algo=nope"), V("algo=zstd"),
+    V("level=-1"), V("level=0"), V("level=100000"), V("priority=-1"), V("priority=3"),
+    V("priority=x"), V("priority="), V("algo="), V("algo=nope"), V("algo=deflate"),
     V("dict=/etc/passwd"), V("foo=1"), V("="), V("level=1 level="), V("algo=lz4 level=65538"),
     V("algo=lz4 priority=2 level=1"), V("algo=lz4 bogus"),
 };
@@ -379,8 +384,19 @@ static void show_value(char *out, size_t cap, const struct value *v)
 
 /* Store v into name; it must fail with want (or -EINVAL/-EBUSY if want is
  * 0) and change nothing. */
+static void refuse_saying(struct uzram *dev, const char *name, const struct value *v, int want,
+                          const char *state_name, const char *word);
+
 static void refuse(struct uzram *dev, const char *name, const struct value *v, int want,
                    const char *state_name)
+{
+    refuse_saying(dev, name, v, want, state_name, NULL);
+}
+
+/* The same, the message also naming word (the last error is the store's:
+ * read before any other library call, each of which clears it). */
+static void refuse_saying(struct uzram *dev, const char *name, const struct value *v, int want,
+                          const char *state_name, const char *word)
 {
     static struct snap before;
     take(dev, &before);
@@ -392,7 +408,7 @@ static void refuse(struct uzram *dev, const char *name, const struct value *v, i
     if (want ? rc != want : (rc != -EINVAL && rc != -EBUSY))
         fail_msg("%s returned %d (%s), want %d", what, rc, uzram_last_error(),
                  want ? want : -EINVAL);
-    msg_has(what, name, NULL);
+    msg_has(what, name, word, NULL);
     same(dev, &before, 0, what);
 }
 
@@ -481,8 +497,7 @@ static void test_attr_busy(void **state)
         {"algorithm_params", V("priority=0 level=2\n")},
     };
     for (size_t i = 0; i < sizeof busy / sizeof busy[0]; i++) {
-        refuse(dev, busy[i].name, &busy[i].v, -EBUSY, "initialised");
-        msg_has(busy[i].name, "reset", NULL);
+        refuse_saying(dev, busy[i].name, &busy[i].v, -EBUSY, "initialised", "reset");
     }
     uzram_destroy(dev);
 }
@@ -533,11 +548,13 @@ static void test_attr_access(void **state)
         int full = uzram_attr_show(dev, name, buf, sizeof buf);
         assert_true(full > 0);
         assert_int_equal(uzram_attr_show(dev, name, buf, 0), -ENOSPC);
+        msg_has("show into 0 bytes", name, NULL);
         for (size_t size = 1; size <= (size_t)full; size++) {
             char *b = malloc(size);
             int rc = uzram_attr_show(dev, name, b, size);
             if (rc != -ENOSPC)
                 fail_msg("show %s into %zu bytes (needs %d + 1): %d", name, size, full, rc);
+            msg_has("show into a short buffer", name, "does not fit", NULL);
             free(b);
         }
         char *b = malloc((size_t)full + 1);
@@ -696,6 +713,81 @@ static void test_disksize_zero_config(void **state)
     uzram_destroy(dev);
 }
 
+/* uzram.h, "Errors": the message is the calling thread's, cleared by each
+ * call that can fail, set by its failure; uzram_strerror's strings are
+ * static. */
+static void *fail_in_thread(void *arg)
+{
+    struct uzram *dev = arg;
+    if (uzram_attr_store(dev, "disksize", "junk", 4) != -EINVAL || !strstr(uzram_last_error(), "junk"))
+        return (void *)1;
+    return NULL;
+}
+
+static void test_last_error_contract(void **state)
+{
+    (void)state;
+    struct uzram *dev = make(NULL, SIZE);
+    uint8_t page[PAGE];
+    memset(page, 0x5a, sizeof page);
+
+    /* a failure sets its own message; the pointer stays the thread's */
+    assert_int_equal(uzram_write(dev, page, PAGE, SIZE), -EINVAL);
+    const char *m = uzram_last_error();
+    assert_non_null(strstr(m, "outside"));
+    /* a call that cannot fail leaves it */
+    (void)uzram_disksize(dev);
+    (void)uzram_open_count(dev);
+    assert_ptr_equal(uzram_last_error(), m);
+    assert_non_null(strstr(m, "outside"));
+    /* the next call that can fail clears it, and a success leaves "" */
+    assert_int_equal(uzram_write(dev, page, PAGE, 0), 0);
+    assert_string_equal(uzram_last_error(), "");
+    char buf[256];
+    assert_int_equal(uzram_attr_store(dev, "no_such_attr", "1", 1), -ENOENT);
+    assert_non_null(strstr(uzram_last_error(), "no_such_attr"));
+    assert_true(uzram_attr_show(dev, "mm_stat", buf, sizeof buf) > 0);
+    assert_string_equal(uzram_last_error(), "");
+    uint64_t v;
+    assert_int_equal(uzram_parse_size("12Q", &v), -EINVAL);
+    assert_int_equal(uzram_page_state(dev, 0), UZRAM_PAGE_DATA);
+    assert_string_equal(uzram_last_error(), "");
+
+    /* another thread's failure is not this thread's message */
+    assert_int_equal(uzram_flush(dev), 0);
+    pthread_t t;
+    void *rc = (void *)2;
+    assert_int_equal(pthread_create(&t, NULL, fail_in_thread, dev), 0);
+    assert_int_equal(pthread_join(t, &rc), 0);
+    assert_null(rc);
+    assert_string_equal(uzram_last_error(), "");
+
+    /* page_state: -ENXIO on an uninitialised device, with a message */
+    struct uzram *empty = make(NULL, 0);
+    assert_int_equal(uzram_page_state(empty, 0), -ENXIO);
+    assert_non_null(strstr(uzram_last_error(), "not initialised"));
+    uzram_destroy(empty);
+
+    /* uzram_strerror: static strings, the same pointer every time, for
+     * the values uzram returns and for any other */
+    const int errs[] = {0, -EINVAL, -ENOMEM, -EBUSY, -ENXIO, -EMLINK, -ENOSPC, -ENODEV, -ELIBACC,
+                        -4000, 12345, INT_MIN};
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        const char *a = uzram_strerror(errs[i]);
+        assert_non_null(a);
+        assert_true(a[0] != 0);
+        assert_ptr_equal(uzram_strerror(errs[i]), a);
+    }
+    assert_string_equal(uzram_strerror(-4000), "unknown error");
+    assert_non_null(strstr(uzram_strerror(-EMLINK), "references"));
+    /* the attribute and algorithm names are static too */
+    unsigned mode;
+    const char *n0 = uzram_attr_name(0, &mode);
+    assert_non_null(n0);
+    assert_ptr_equal(uzram_attr_name(0, &mode), n0);
+    uzram_destroy(dev);
+}
+
 int main(void)
 {
     /* The snapshots and exact-length shows below need an attribute's text
@@ -714,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_bad_configs),
         cmocka_unit_test(test_disksize_too_large_message),
         cmocka_unit_test(test_disksize_zero_config),
+        cmocka_unit_test(test_last_error_contract),
         /* last: under UBSan a NULL passed to memchr/memcpy stops the program */
         cmocka_unit_test(test_attr_null_empty),
     };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_capture.c - `uzram capture PID OUT` (tools/capture.c).
  *
@@ -6,7 +7,7 @@
  * lives with the CLI in tools/, outside the library.  tools/capture.c
  * depends on nothing but libc, so the test compiles it in directly
  * (#include "../tools/capture.c" below).  That gives the test the real
- * uz_cmd_capture and also its static helpers, so the two ways of finding
+ * cmd_capture and also its static helpers, so the two ways of finding
  * present pages (the PAGEMAP_SCAN ioctl and reading pagemap entries) can
  * be checked against each other on one mapping.
  *
@@ -162,7 +163,7 @@ static int capture(pid_t pid, const char *out)
     char pidstr[32];
     snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
     char *argv[] = { "capture", pidstr, (char *)out, NULL };
-    return uz_cmd_capture(3, argv);
+    return cmd_capture(3, argv);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -205,7 +206,7 @@ static void test_capture_appends(void **state)
     unlink(out);
 }
 
-/* Set up a struct capture by hand, as uz_cmd_capture does, for one range. */
+/* Set up a struct capture by hand, as cmd_capture does, for one range. */
 static void capture_one_range(pid_t pid, uint64_t start, uint64_t end, bool entries,
                               const char *out, struct capture *cap)
 {
@@ -317,13 +318,13 @@ static void test_capture_bad_args(void **state)
     char *none[] = { "capture", NULL };
     char *one[] = { "capture", "1", NULL };
     char *three[] = { "capture", "1", out, "extra", NULL };
-    assert_int_equal(uz_cmd_capture(1, none), 1);
-    assert_int_equal(uz_cmd_capture(2, one), 1);
-    assert_int_equal(uz_cmd_capture(4, three), 1);
+    assert_int_equal(cmd_capture(1, none), 1);
+    assert_int_equal(cmd_capture(2, one), 1);
+    assert_int_equal(cmd_capture(4, three), 1);
     static const char *bad[] = { "", "0", "-5", "12x", "x12", "99999999999", " 7" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *argv[] = { "capture", (char *)bad[i], out, NULL };
-        assert_int_equal(uz_cmd_capture(3, argv), 1);
+        assert_int_equal(cmd_capture(3, argv), 1);
     }
     assert_int_equal(file_size(out), 0);
     unlink(out);
@@ -368,7 +369,7 @@ static void test_capture_no_permission(void **state)
         if (setgid(65534) != 0 || setuid(65534) != 0)
             _exit(2);
         char *argv[] = { "capture", "1", "/tmp/uz_capture_denied", NULL };
-        _exit(uz_cmd_capture(3, argv));
+        _exit(cmd_capture(3, argv));
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);

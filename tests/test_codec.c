@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_codec.c - the compressor registry (src/codec.c).
  *

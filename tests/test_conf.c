@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conf.c - the /etc/uzram.conf reader (tools/conf.c): size
  * expressions against values worked out by hand, every key of a full
  * section, the defaults zram-generator gives, each kind of bad input
  * refused with its line number and rejecting no more than it must (its
  * section, the keys under a bad header, its line), hostile section names,
- * 1 MiB lines, 10,000 sections, and uz_up_check (tools/up.c), the check
+ * 1 MiB lines, 10,000 sections, and up_check_section (tools/up.c), the check
  * `uzram up` and uzram-generator share, on every value it must refuse.
  */
 #include <stdarg.h>
@@ -24,7 +25,7 @@ static double eval(const char *e, double ram)
 {
     double v = -12345;
     char err[128];
-    int rc = uz_conf_eval(e, ram, &v, err, sizeof err);
+    int rc = conf_eval(e, ram, &v, err, sizeof err);
     if (rc < 0)
         fail_msg("'%s': %s", e, err);
     return v;
@@ -46,7 +47,7 @@ static void expressions(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         double v;
         char err[128] = "";
-        assert_int_equal(uz_conf_eval(bad[i], 1024, &v, err, sizeof err), -22);
+        assert_int_equal(conf_eval(bad[i], 1024, &v, err, sizeof err), -22);
         assert_true(err[0] != 0);
     }
 }
@@ -89,14 +90,14 @@ static void full_section(void **state)
                "[scratch]\n"
                "fs-type = ext4\n"
                "mount-point = /var/scratch\n");
-    struct uz_conf c;
+    struct conf c;
     char err[256] = "";
-    int rc = uz_conf_load(path, &c, err, sizeof err);
+    int rc = conf_load(path, &c, err, sizeof err);
     unlink(path);
     if (rc < 0)
         fail_msg("%s", err);
     assert_int_equal(c.ndev, 3);
-    const struct uz_conf_dev *s = uz_conf_find(&c, "swap");
+    const struct conf_dev *s = conf_find(&c, "swap");
     assert_non_null(s);
     assert_string_equal(s->size, "min(ram / 2, 4096)");
     assert_int_equal(s->nalgo, 3);
@@ -120,29 +121,29 @@ static void full_section(void **state)
     assert_string_equal(s->fs_type, "swap");
     assert_string_equal(s->options, "discard");
 
-    const struct uz_conf_dev *t = uz_conf_find(&c, "tmp");
+    const struct conf_dev *t = conf_find(&c, "tmp");
     assert_non_null(t);
     assert_string_equal(t->fs_type, "ext2");     /* zram-generator's default with a mount-point */
     assert_string_equal(t->mount_point, "/tmp");
     assert_string_equal(t->options, "discard,noatime");
     assert_int_equal(t->swap_priority, 100);     /* the default */
     assert_int_equal(t->nalgo, 0);
-    const struct uz_conf_dev *x = uz_conf_find(&c, "scratch");
+    const struct conf_dev *x = conf_find(&c, "scratch");
     assert_non_null(x);
     assert_string_equal(x->fs_type, "ext4");
     assert_string_equal(x->size, "min(ram / 2, 4096)");
-    assert_null(uz_conf_find(&c, "zram0"));
-    uz_conf_free(&c);
+    assert_null(conf_find(&c, "zram0"));
+    conf_free(&c);
 }
 
 static void missing_file_is_empty(void **state)
 {
     (void)state;
-    struct uz_conf c;
+    struct conf c;
     char err[128];
-    assert_int_equal(uz_conf_load("/nonexistent/uzram.conf", &c, err, sizeof err), 0);
+    assert_int_equal(conf_load("/nonexistent/uzram.conf", &c, err, sizeof err), 0);
     assert_int_equal(c.ndev, 0);
-    uz_conf_free(&c);
+    conf_free(&c);
 }
 
 /* Each bad line is refused, naming its line, and rejects its section:
@@ -175,15 +176,15 @@ static void bad_input(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(cases[i].text);
-        struct uz_conf c;
+        struct conf c;
         char err[256] = "";
-        int rc = uz_conf_load(path, &c, err, sizeof err);
+        int rc = conf_load(path, &c, err, sizeof err);
         unlink(path);
         if (rc != -22 || !strstr(err, cases[i].line) || !strstr(err, cases[i].what))
             fail_msg("case %zu (%s): rc %d, '%s'", i, cases[i].text, rc, err);
         assert_int_equal(c.nerrors, 1);
         assert_string_equal(c.errors[0], err);
-        const struct uz_conf_dev *a = uz_conf_find(&c, "a");
+        const struct conf_dev *a = conf_find(&c, "a");
         if (cases[i].section) {
             assert_non_null(a);
             assert_int_equal(a->nerrors, 1);
@@ -192,7 +193,7 @@ static void bad_input(void **state)
         } else {
             assert_null(a);
         }
-        uz_conf_free(&c);
+        conf_free(&c);
     }
 }
 
@@ -240,9 +241,9 @@ static void rejects_only_what_it_must(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
     close(fd);
-    struct uz_conf c;
+    struct conf c;
     char err[256] = "";
-    int rc = uz_conf_load(path, &c, err, sizeof err);
+    int rc = conf_load(path, &c, err, sizeof err);
     unlink(path);
     assert_int_equal(rc, -22);
     assert_int_equal(c.nerrors, 4);
@@ -251,7 +252,7 @@ static void rejects_only_what_it_must(void **state)
     assert_non_null(strstr(c.errors[2], ":10: bad section header '[g1'"));
     assert_non_null(strstr(c.errors[3], ":14: '-rf' cannot be a device name: a leading '-'"));
     assert_int_equal(c.ndev, 4);   /* g1 a b g2 */
-    const struct uz_conf_dev *g1 = uz_conf_find(&c, "g1"), *g2 = uz_conf_find(&c, "g2");
+    const struct conf_dev *g1 = conf_find(&c, "g1"), *g2 = conf_find(&c, "g2");
     assert_non_null(g1);
     assert_non_null(g2);
     assert_int_equal(g1->nerrors, 0);
@@ -259,13 +260,13 @@ static void rejects_only_what_it_must(void **state)
     assert_string_equal(g1->size, "100");   /* not the 5 under the bad header */
     assert_string_equal(g2->size, "200");   /* the 6 under [-rf] went nowhere either */
     assert_int_equal(g2->swap_priority, 7);
-    assert_int_equal(uz_conf_key_line(g2, "zram-size"), 17);
-    assert_int_equal(uz_conf_key_line(g2, "swap-priority"), 13);
-    assert_int_equal(uz_conf_key_line(g2, "mount-point"), 0);
-    assert_int_equal(uz_conf_find(&c, "a")->nerrors, 1);
-    assert_int_equal(uz_conf_find(&c, "b")->nerrors, 1);
-    assert_null(uz_conf_find(&c, "-rf"));
-    uz_conf_free(&c);
+    assert_int_equal(conf_key_line(g2, "zram-size"), 17);
+    assert_int_equal(conf_key_line(g2, "swap-priority"), 13);
+    assert_int_equal(conf_key_line(g2, "mount-point"), 0);
+    assert_int_equal(conf_find(&c, "a")->nerrors, 1);
+    assert_int_equal(conf_find(&c, "b")->nerrors, 1);
+    assert_null(conf_find(&c, "-rf"));
+    conf_free(&c);
 }
 
 /* A 1 MiB line: as a comment it is skipped, as a key line it rejects its
@@ -275,56 +276,56 @@ static void long_lines(void **state)
 {
     (void)state;
     const size_t mib = 1 << 20;
-    struct uz_conf c;
+    struct conf c;
     char err[256];
 
     write_long("[a]\nzram-size = 64\n#", 'x', mib, "swap-priority = 5\n");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), 0);
     unlink(path);
     assert_int_equal(c.ndev, 1);
     assert_int_equal(c.dev[0].swap_priority, 5);
-    uz_conf_free(&c);
+    conf_free(&c);
 
     write_long("[a]\nzram-size = 64\n   ;", ' ', UZ_CONF_LINE_MAX * 3, "[b]\n");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), 0);
     unlink(path);
     assert_int_equal(c.ndev, 2);
-    uz_conf_free(&c);
+    conf_free(&c);
 
     write_long("[a]\nzram-size = ", '1', mib, "[b]\nzram-size = 64\n");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), -22);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), -22);
     unlink(path);
     assert_non_null(strstr(err, ":2: [a] line too long (1048588 bytes, at most 1023)"));
     assert_int_equal(c.nerrors, 1);
     assert_int_equal(c.ndev, 2);
-    assert_int_equal(uz_conf_find(&c, "a")->nerrors, 1);
-    assert_int_equal(uz_conf_find(&c, "b")->nerrors, 0);
-    assert_string_equal(uz_conf_find(&c, "b")->size, "64");
-    uz_conf_free(&c);
+    assert_int_equal(conf_find(&c, "a")->nerrors, 1);
+    assert_int_equal(conf_find(&c, "b")->nerrors, 0);
+    assert_string_equal(conf_find(&c, "b")->size, "64");
+    conf_free(&c);
 
     /* exactly the limit is a line (trailing blanks count); one more is
      * too long */
     size_t fill = UZ_CONF_LINE_MAX - (sizeof "zram-size = 64" - 1);
     write_long("[a]\nzram-size = 64", ' ', fill, "");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), 0);
     unlink(path);
     assert_string_equal(c.dev[0].size, "64");
-    uz_conf_free(&c);
+    conf_free(&c);
     write_long("[a]\nzram-size = 64", ' ', fill + 1, "");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), -22);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), -22);
     unlink(path);
     assert_non_null(strstr(err, ":2: [a] line too long (1024 bytes"));
-    uz_conf_free(&c);
+    conf_free(&c);
 
     write_long("[", 'n', mib, "zram-size = 5\n[b]\n");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), -22);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), -22);
     unlink(path);
     assert_non_null(strstr(err, ":1: line too long"));
     assert_non_null(strstr(err, "section header"));
     assert_int_equal(c.ndev, 1);
     assert_string_equal(c.dev[0].name, "b");
     assert_string_equal(c.dev[0].size, "min(ram / 2, 4096)");
-    uz_conf_free(&c);
+    conf_free(&c);
 }
 
 /* Names that cannot be a unit, a directory or a command-line word are
@@ -341,22 +342,22 @@ static void hostile_names(void **state)
         char text[256];
         snprintf(text, sizeof text, "[ok]\n[%s]\nzram-size = 64\n", names[i]);
         write_file(text);
-        struct uz_conf c;
+        struct conf c;
         char err[256] = "";
-        int rc = uz_conf_load(path, &c, err, sizeof err);
+        int rc = conf_load(path, &c, err, sizeof err);
         unlink(path);
         if (rc != -22 || !strstr(err, ":2: ") || !strstr(err, "cannot be a device name"))
             fail_msg("name '%s': rc %d, '%s'", names[i], rc, err);
         assert_int_equal(c.ndev, 1);
         assert_string_equal(c.dev[0].name, "ok");
         assert_string_equal(c.dev[0].size, "min(ram / 2, 4096)");
-        uz_conf_free(&c);
+        conf_free(&c);
     }
     char why[160];
     static const char *good[] = {"swap", "a.b", "a-", "x:y_z", "a..b", "Z9",
                                  "x23456789012345678901234567890123456789012345678901234567890123"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        if (!uz_conf_name_ok(good[i], why, sizeof why))
+        if (!conf_name_ok(good[i], why, sizeof why))
             fail_msg("'%s' refused: %s", good[i], why);
 }
 
@@ -372,15 +373,15 @@ static void many_sections(void **state)
         fprintf(f, "[s%d]\nzram-size = %d\n", i, i + 1);
     fprintf(f, "[s5]\nswap-priority = 9\n");   /* a section again adds up */
     assert_int_equal(fclose(f), 0);
-    struct uz_conf c;
+    struct conf c;
     char err[256];
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), 0);
     unlink(path);
     assert_int_equal(c.ndev, 10000);
-    assert_string_equal(uz_conf_find(&c, "s9999")->size, "10000");
-    assert_int_equal(uz_conf_find(&c, "s5")->swap_priority, 9);
-    assert_string_equal(uz_conf_find(&c, "s5")->size, "6");
-    uz_conf_free(&c);
+    assert_string_equal(conf_find(&c, "s9999")->size, "10000");
+    assert_int_equal(conf_find(&c, "s5")->swap_priority, 9);
+    assert_string_equal(conf_find(&c, "s5")->size, "6");
+    conf_free(&c);
 }
 
 /* Many bad lines: every one counted, the first UZ_CONF_MAX_MESSAGES kept. */
@@ -394,17 +395,17 @@ static void many_errors(void **state)
     for (int i = 0; i < 500; i++)
         fprintf(f, "[b%d]\nbogus-key = 1\n", i);
     assert_int_equal(fclose(f), 0);
-    struct uz_conf c;
+    struct conf c;
     char err[256];
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), -22);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), -22);
     unlink(path);
     assert_int_equal(c.nerrors, 500);
     assert_int_equal(c.ndev, 500);
     assert_non_null(strstr(c.errors[UZ_CONF_MAX_MESSAGES - 1], "[b99] unknown key"));
-    uz_conf_free(&c);
+    conf_free(&c);
 }
 
-/* uz_up_check, the check `uzram up` and the generator share: each value
+/* up_check_section, the check `uzram up` and the generator share: each value
  * `up` refuses is refused, naming the key; a good section passes. */
 static void up_check(void **state)
 {
@@ -427,7 +428,7 @@ static void up_check(void **state)
         {"auto-compact = -1", "auto-compact", "not a number"},
         {"auto-compact = 0.5", "auto-compact", "below 1"},
         {"allocator = bogus", "allocator", "unknown allocator"},
-        {"recompress-policy = idle_secs=1", "recompress-policy", "secondary"},
+        {"recompress-policy = idle_secs=1 priority=3", "recompress-policy", "secondary"},
         {"writeback-policy = idle_secs=x", "writeback-policy", "not a number"},
         {"fs-type = ext4", "fs-type", "needs a mount-point"},
     };
@@ -435,18 +436,18 @@ static void up_check(void **state)
         char text[256];
         snprintf(text, sizeof text, "[a]\nzram-size = 64\n%s\n", cases[i].line);
         write_file(text);
-        struct uz_conf c;
+        struct conf c;
         char err[256], why[400] = "";
-        int rc = uz_conf_load(path, &c, err, sizeof err);
+        int rc = conf_load(path, &c, err, sizeof err);
         unlink(path);
         if (rc < 0)
             fail_msg("'%s' refused by the reader: %s", cases[i].line, err);
         const char *key = "unset";
-        rc = uz_up_check(&c.dev[0], 8192, why, sizeof why, &key);
+        rc = up_check_section(&c.dev[0], 8192, why, sizeof why, &key);
         if (rc != -1 || !key || strcmp(key, cases[i].key) || !strstr(why, cases[i].what))
             fail_msg("'%s': rc %d, key %s, '%s'", cases[i].line, rc, key ? key : "NULL", why);
-        assert_int_equal(uz_conf_key_line(&c.dev[0], key), 3);
-        uz_conf_free(&c);
+        assert_int_equal(conf_key_line(&c.dev[0], key), 3);
+        conf_free(&c);
     }
     /* good ones, the same keys */
     write_file("[a]\n"
@@ -462,22 +463,22 @@ static void up_check(void **state)
                "[b]\n"
                "auto-compact = 0\n"
                "mount-point = /x\n");
-    struct uz_conf c;
+    struct conf c;
     char err[256], why[400] = "";
     const char *key;
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), 0);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), 0);
     unlink(path);
     for (size_t i = 0; i < c.ndev; i++)
-        if (uz_up_check(&c.dev[i], 8192, why, sizeof why, &key) < 0)
+        if (up_check_section(&c.dev[i], 8192, why, sizeof why, &key) < 0)
             fail_msg("[%s] refused: %s", c.dev[i].name, why);
-    uz_conf_free(&c);
+    conf_free(&c);
     /* a section the reader rejected fails the check with its error */
     write_file("[a]\nzram-size = 64\nnonsense\n");
-    assert_int_equal(uz_conf_load(path, &c, err, sizeof err), -22);
+    assert_int_equal(conf_load(path, &c, err, sizeof err), -22);
     unlink(path);
-    assert_int_equal(uz_up_check(&c.dev[0], 8192, why, sizeof why, &key), -1);
+    assert_int_equal(up_check_section(&c.dev[0], 8192, why, sizeof why, &key), -1);
     assert_non_null(strstr(why, ":3: [a] expected key = value"));
-    uz_conf_free(&c);
+    conf_free(&c);
 }
 
 /* The key list uzram-generator --help prints (and the manual is checked
@@ -487,17 +488,17 @@ static void key_list_is_the_parsers(void **state)
 {
     (void)state;
     int n = 0;
-    for (; uz_conf_keys[n]; n++) {
+    for (; conf_keys[n]; n++) {
         char text[128];
-        snprintf(text, sizeof text, "[a]\n%s = 1x\n", uz_conf_keys[n]);
+        snprintf(text, sizeof text, "[a]\n%s = 1x\n", conf_keys[n]);
         write_file(text);
-        struct uz_conf c;
+        struct conf c;
         char err[256] = "";
-        uz_conf_load(path, &c, err, sizeof err);
+        conf_load(path, &c, err, sizeof err);
         unlink(path);
         if (strstr(err, "unknown key"))
-            fail_msg("listed key %s is unknown to the parser", uz_conf_keys[n]);
-        uz_conf_free(&c);
+            fail_msg("listed key %s is unknown to the parser", conf_keys[n]);
+        conf_free(&c);
     }
     assert_int_equal(n, 15);
 }

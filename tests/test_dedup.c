@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_dedup.c - identical pages stored once: shared records and the
  * content index, every path on a shared page, checked against a model and
@@ -294,6 +295,7 @@ static void test_auto(void **state)
     struct uzram_config cfg;
     uzram_config_init(&cfg);
     cfg.disksize = 64ull << 20;   /* 16384 pages */
+    cfg.dedup = "auto";
     struct uzram *d;
     assert_int_equal(uzram_create(&cfg, &d), 0);
     char s[512];

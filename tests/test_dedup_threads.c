@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_dedup_threads.c - many threads writing the same pages at once and
  * discarding them, with compaction, writeback and recompression of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_group.c - group compression (group_pages, recompress group=K),
  * checked against a model (a plain byte array of what the disk must read).
@@ -102,6 +103,9 @@ static struct uzram *make(const char *allocator, const char *algo, uint32_t k, c
     uzram_config_init(&cfg);
     cfg.disksize = pages * PAGE;
     cfg.allocator = allocator;
+    /* groups on the write path: with dedup (on or auto) group_pages auto
+     * stores single pages (test_dedup_groups) */
+    cfg.dedup = "off";
     cfg.algorithm = algo;
     cfg.group_pages = k;
     cfg.streams = 2;
@@ -319,10 +323,10 @@ static void test_attr(void **state)
         p[i * PAGE + 100] = (uint8_t)i;
     assert_int_equal(uzram_write(d, p, 8 * PAGE, 8 * PAGE), 0);
     for (int i = 8; i < 16; i++)
-        assert_true(uz_slot_peek(d, (uint64_t)i) & SLOT_GROUP);
-    assert_int_equal(uz_slot_peek(d, 7) & SLOT_GROUP, 0);
-    /* recompress group= needs a secondary, and a valid K */
-    assert_int_equal(st(d, "recompress", "type=idle group=8"), -EINVAL);
+        assert_true(uz_slot_peek(d->store, (uint64_t)i) & SLOT_GROUP);
+    assert_int_equal(uz_slot_peek(d->store, 7) & SLOT_GROUP, 0);
+    /* recompress group= needs a valid K */
+    assert_int_equal(st(d, "recompress", "type=idle group=3"), -EINVAL);
     uzram_destroy(d);
 
     d = make("zsmalloc", "lz4", 1, "zstd", 64);
@@ -341,7 +345,7 @@ static void test_attr(void **state)
 /* The group size of page p's slot, 1 if it is not in a group. */
 static uint32_t group_of(struct uzram *d, uint64_t p)
 {
-    uint32_t f = uz_slot_peek(d, p);
+    uint32_t f = uz_slot_peek(d->store, p);
     return (f & SLOT_GROUP) ? slot_group_pages(f) : 1;
 }
 
@@ -468,9 +472,9 @@ static void test_stats(void **state)
     uzram_get_stats(d, &s);
     assert_int_equal(s.orig_data_size, 15 * PAGE);
     assert_int_equal(s.same_pages, 0);
-    assert_int_equal(uz_slot_peek(d, 5) & SLOT_STATE, 0);
-    assert_int_equal(uz_slot_peek(d, 4) & SLOT_GROUP, 0);
-    assert_true(uz_slot_peek(d, 0) & SLOT_GROUP);
+    assert_int_equal(uz_slot_peek(d->store, 5) & SLOT_STATE, 0);
+    assert_int_equal(uz_slot_peek(d->store, 4) & SLOT_GROUP, 0);
+    assert_true(uz_slot_peek(d->store, 0) & SLOT_GROUP);
     assert_int_equal(uzram_page_state(d, 5 * PAGE), UZRAM_PAGE_ZERO);
     check_stats(d);
     /* discard a whole group */
@@ -494,8 +498,8 @@ static void test_stats(void **state)
     for (size_t i = 4 * PAGE; i < 8 * PAGE; i++)
         p[i] = (uint8_t)(rnd() >> 40);
     assert_int_equal(uzram_write(d, p, 8 * PAGE, 32 * PAGE), 0);
-    assert_int_equal(uz_slot_peek(d, 32) & (SLOT_GROUP | SLOT_SAME), SLOT_SAME);
-    assert_int_equal(uz_slot_peek(d, 36) & (SLOT_GROUP | SLOT_HUGE), SLOT_HUGE);
+    assert_int_equal(uz_slot_peek(d->store, 32) & (SLOT_GROUP | SLOT_SAME), SLOT_SAME);
+    assert_int_equal(uz_slot_peek(d->store, 36) & (SLOT_GROUP | SLOT_HUGE), SLOT_HUGE);
     assert_true(uzram_attr_show(d, "debug_stat", buf, sizeof buf) > 0);
     assert_non_null(strstr(buf, "group_fallbacks: 2"));
     check_stats(d);
@@ -625,16 +629,33 @@ static void test_skips(void **state)
         assert_int_equal(uzram_write(d, p + i * PAGE, PAGE, i * PAGE), 0);
     assert_int_equal(st(d, "idle", "all"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_IDLE);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_IDLE);
+    /* per-page recompression takes groups as units: each of the four is
+     * recompressed with the secondary or flagged, never passed by */
     assert_int_equal(st(d, "recompress", "type=idle"), 0);
-    for (uint64_t i = 0; i < 32; i++)
-        assert_int_equal(uz_slot_peek(d, i) & (SLOT_GROUP | SLOT_PRIO_MASK), SLOT_GROUP);
+    char dbg[1024];
+    assert_true(uzram_attr_show(d, "debug_stat", dbg, sizeof dbg) > 0);
+    unsigned long long rg = 0;
+    const char *at = strstr(dbg, "recomp_groups: ");
+    assert_non_null(at);
+    rg = strtoull(at + 15, NULL, 10);
+    unsigned long long flagged = 0;
+    for (uint64_t g = 0; g < 32; g += 8) {
+        uint32_t f = uz_slot_peek(d->store, g);
+        assert_true(f & SLOT_GROUP);
+        if (slot_prio(f) == 1)
+            for (uint64_t i = g; i < g + 8; i++)
+                assert_int_equal(slot_prio(uz_slot_peek(d->store, i)), 1);
+        else
+            flagged += (f & SLOT_INCOMP) != 0;
+    }
+    assert_int_equal(rg + flagged, 4);
     assert_int_equal(st(d, "writeback", "idle"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_GROUP);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_GROUP);
     assert_int_equal(st(d, "writeback", "page_indexes=0-63"), 0);
     for (uint64_t i = 0; i < 32; i++)
-        assert_true(uz_slot_peek(d, i) & SLOT_GROUP);
+        assert_true(uz_slot_peek(d->store, i) & SLOT_GROUP);
     assert_int_equal(uzram_read(d, q, 64 * PAGE, 0), 0);
     assert_memory_equal(p, q, 64 * PAGE);
     check_stats(d);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_iostat.c - the "stat" attribute (src/iostat.c): zeros on a new
  * device; after real reads, writes, write-zeroes, discards and flushes

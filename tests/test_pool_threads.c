@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_pool_threads.c - clones made, written, read and removed while
  * other threads write their sources and read the clones (ThreadSanitizer
@@ -198,6 +199,15 @@ static void test_clone_under_io(void **state)
             assert_int_equal(uzram_pool_remove(pool, uzram_device_id(c)), 0);
         }
     }
+    /* the pool as the rounds left it (uzram_check of a device checks the
+     * whole pool) */
+    int last = uzram_pool_next(pool, -1);
+    assert_true(last >= 0);
+    struct uzram *d = uzram_pool_get(pool, last);
+    assert_non_null(d);
+    if (uzram_check(d) != 0)
+        fail_msg("uzram_check at the end: %s", uzram_last_error());
+    uzram_pool_put(d);
     for (int id = uzram_pool_next(pool, -1); id >= 0; id = uzram_pool_next(pool, -1))
         assert_int_equal(uzram_pool_remove(pool, id), 0);
     assert_int_equal(uzram_pool_destroy(pool), 0);

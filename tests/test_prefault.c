@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_prefault.c - the prefault helper (prefault.c) under zsmalloc.
  *
@@ -65,6 +66,21 @@ static uint32_t top_of(struct uz_allocator *a)
     uint32_t t = a->top;
     pthread_mutex_unlock(&a->arena_lock);
     return t;
+}
+
+/* The threads of this process (/proc/self/status). */
+static unsigned nthreads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    assert_non_null(f);
+    char line[256];
+    unsigned n = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %u", &n) == 1)
+            break;
+    fclose(f);
+    assert_true(n > 0);
+    return n;
 }
 
 /* Wait (up to 5 s) until the window of want pages above top is settled:
@@ -173,11 +189,16 @@ static void test_off(void **state)
 {
     (void)state;
     setenv("UZ_PREFAULT", "0", 1);
+    unsigned threads0 = nthreads();
     struct uz_allocator *a = make();
     uint64_t h[NOBJ];
     fill(a, h, 0);
-    struct timespec ts = { 0, 50 * 1000 * 1000 };
-    nanosleep(&ts, NULL);
+    /* No helper exists, so nothing can make a page resident later: no
+     * thread was started (the process has as many as before) and the
+     * helper's state says it does not run.  Then nothing above top is
+     * resident now, and it never will be. */
+    assert_false(a->pf.running);
+    assert_int_equal(nthreads(), threads0);
     uint32_t t = top_of(a);
     assert_int_equal(resident(a, t, t + 64), 0);
     assert_int_equal(uz_prefault_bytes(&a->pf), 0);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_raw.c - the raw RAM mode: a device with algorithm "none".
  *
@@ -98,6 +99,7 @@ static struct uzram *raw_device(const char *allocator, uint64_t pages, uint32_t 
     cfg.disksize = pages * PAGE;
     cfg.algorithm = "none";
     cfg.allocator = allocator;
+    cfg.dedup = "off";   /* every page its own raw object, as the stats below count */
     cfg.group_pages = group;
     cfg.mem_limit = mem_limit;
     current = allocator;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_recompress.c - secondary algorithms, recompress, and the policies.
  *
@@ -83,7 +84,7 @@ static int st(struct uzram *d, const char *name, const char *v)
 
 static uint32_t flags(struct uzram *d, uint64_t p)
 {
-    return uz_slot_peek(d, p) & SLOT_STATE;
+    return uz_slot_peek(d->store, p) & SLOT_STATE;
 }
 
 static struct uzram *make(const char *secondaries[3], const char *bd)
@@ -238,6 +239,10 @@ static void test_policies(void **state)
     struct uzram *d = make(sec, make_backing(NPAGES));
     char buf[256];
     uzram_attr_show(d, "recompress_policy", buf, sizeof buf);
+    /* the default: settling, with the secondary given */
+    assert_string_equal(buf, "settle idle_secs=120 algo=zstd max_pages=64 period_ms=20 cpu=5\n");
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    uzram_attr_show(d, "recompress_policy", buf, sizeof buf);
     assert_string_equal(buf, "0\n");
     assert_int_equal(st(d, "recompress_policy", "idle_secs=x"), -EINVAL);
     assert_int_equal(st(d, "recompress_policy", "max_pages=3"), -EINVAL);
@@ -266,9 +271,9 @@ static void test_policies(void **state)
     assert_int_equal(we, 0);
     /* reset stops the thread; the policy is kept and restarts with init */
     assert_int_equal(st(d, "reset", "1"), 0);
-    assert_null(d->policy);
+    assert_null(d->store->policy);
     assert_int_equal(st(d, "disksize", "256K"), 0);
-    assert_non_null(d->policy);
+    assert_non_null(d->store->policy);
     uzram_destroy(d);
     unlink(bd_path);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_sparsebits.c - the two-level sparse bitmap: first-zero allocation
  * order, set/clear/test, chunks allocated only where used and freed when

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_store.c - every store path of the device, checked against a model
  * (a plain byte array holding what the disk should read as).
@@ -113,22 +114,22 @@ static void test_check_finds_corruption(void **state)
     assert_int_equal(uzram_check(dev), 0);
 
     /* I1: a counter off by one */
-    atomic_fetch_add(&dev->tally.compr_bytes, 1);
+    atomic_fetch_add(&dev->store->tally.compr_bytes, 1);
     assert_int_equal(uzram_check(dev), -EFAULT);
     assert_non_null(strstr(uzram_last_error(), "compressed bytes"));
-    atomic_fetch_sub(&dev->tally.compr_bytes, 1);
-    atomic_fetch_add(&dev->tally.same_pages, 1);
+    atomic_fetch_sub(&dev->store->tally.compr_bytes, 1);
+    atomic_fetch_add(&dev->store->tally.same_pages, 1);
     assert_int_equal(uzram_check(dev), -EFAULT);
-    atomic_fetch_sub(&dev->tally.same_pages, 1);
+    atomic_fetch_sub(&dev->store->tally.same_pages, 1);
     assert_int_equal(uzram_check(dev), 0);
 
     /* I2: an object whose back-reference names another slot */
-    struct uz_slot *s = uz_slot_at(dev, 3);
+    struct uz_slot *s = uz_slot_at(dev->store, 3);
     uint64_t h = slot_handle(s);
-    dev->aops->set_backref(dev->alloc, h, 4);
+    dev->store->aops->set_backref(dev->store->alloc, h, 4);
     assert_int_equal(uzram_check(dev), -EFAULT);
     assert_non_null(strstr(uzram_last_error(), "back-reference"));
-    dev->aops->set_backref(dev->alloc, h, 3);
+    dev->store->aops->set_backref(dev->store->alloc, h, 3);
     assert_int_equal(uzram_check(dev), 0);
 
     /* I3: two kinds of content in one slot */

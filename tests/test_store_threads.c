@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_store_threads.c - threads hammering overlapping ranges of one
  * device, each checking its own bytes; a compactor and a reader of
@@ -143,6 +144,8 @@ static void run(const char *algo, const char *allocator, int iters)
     pthread_join(rt, &rerr);
     assert_int_equal(bad, 0);
     assert_int_equal((long)rerr, 0);
+    if (uzram_check(dev) != 0)
+        fail_msg("[%s/%s] uzram_check: %s", algo, allocator, uzram_last_error());
     uzram_destroy(dev);
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_stress_threads.c - four threads mixing every operation on one
  * device, on overlapping ranges, each checking its own data.  Run under

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_xvmalloc.c - xvmalloc and the malloc baseline against a model.
  *

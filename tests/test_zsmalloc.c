@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_zsmalloc.c - model tests of the zsmalloc allocator.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_zsmalloc_threads.c - zsmalloc under concurrency.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench.c - `uzram bench`: the benchmark every figure comes from.
  *
@@ -71,6 +72,7 @@ struct opts {
     const char *dedup;        /* --dedup: NULL = the library's default (auto) */
     const char *plot;         /* --plot FILE.svg */
     uint32_t compact_bound;   /* --compact-bound: 0 = the device's default */
+    bool settle;              /* --settle: settle after the fill, report it */
 };
 
 struct pagefile {
@@ -91,6 +93,10 @@ struct result {
     bool verified;
     bool kernel;
     uint64_t kernel_mem_after_compact;  /* kernel churn: mem_used after writing compact */
+    double settle_s;                    /* settled: seconds the settling took */
+    double cold_read_us;                /* settled: median 4 KiB random read */
+    double cold_read_p99_us;
+    double hot_read_us, hot_read_p99_us; /* the same reads before settling */
     /* --plot: footprint and compr after the fill [0] and each churn round */
     uint64_t *trace_fp, *trace_compr;
     int trace_rounds;
@@ -143,7 +149,7 @@ static uint64_t rss_bytes(void)
 static int load(const char *name, struct pagefile *pf)
 {
     char msg[512];
-    if (uz_pagefile_load(name, 0, &pf->data, &pf->pages, msg, sizeof msg) < 0) {
+    if (pagefile_load(name, 0, &pf->data, &pf->pages, msg, sizeof msg) < 0) {
         fprintf(stderr, "uzram bench: %s\n", msg);
         return -1;
     }
@@ -350,8 +356,76 @@ static void stats_into(struct uzram *dev, struct result *r, uint64_t rss0)
     r->rss_delta = rss > rss0 ? rss - rss0 : 0;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* --settle: settle every page now (recompress settle, what the default
+ * policy does to idle pages by itself), compact, read every page back and
+ * check it, and time 4 KiB reads at random offsets of the settled data
+ * (each checked too).  0, or -1 with a message. */
+/* Time NREAD 4 KiB reads at random pages (the same pages each call),
+ * each checked against the page file: the median and p99 in us, and the
+ * pages that differed. */
+enum { NREAD = 4096 };
+static uint64_t random_reads(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
+                             double *median, double *p99)
+{
+    static double lat[NREAD];
+    static uint8_t buf[PAGE];
+    uint64_t x = 0x2545f4914f6cdd1dull, bad = 0;
+    for (int i = 0; i < NREAD; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t p = x % pf->pages;
+        double t = now_s();
+        int rc = uzram_read(dev, buf, PAGE, p * PAGE);
+        lat[i] = (now_s() - t) * 1e6;
+        const uint8_t *want = expect[p] < 0 ? zero_page : pf->data + (uint64_t)expect[p] * PAGE;
+        if (rc < 0 || memcmp(buf, want, PAGE) != 0)
+            bad++;
+    }
+    qsort(lat, NREAD, sizeof lat[0], cmp_double);
+    *median = lat[NREAD / 2];
+    *p99 = lat[NREAD * 99 / 100];
+    return bad;
+}
+
+/* --settle: settle every page now (recompress settle, what the default
+ * policy does to idle pages by itself), compact, read every page back and
+ * check it, and time 4 KiB reads at random pages before and after (each
+ * checked too).  0, or -1 with a message. */
+static int settle_device(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
+                         struct job *proto, int threads, uint64_t rss0, struct result *r)
+{
+    uint64_t bad = random_reads(dev, pf, expect, &r->hot_read_us, &r->hot_read_p99_us);
+    double a = now_s();
+    if (uzram_attr_store(dev, "recompress", "settle", 6) < 0) {
+        fprintf(stderr, "uzram bench: %s: settle: %s\n", pf->name, uzram_last_error());
+        return -1;
+    }
+    uzram_compact(dev);
+    r->settle_s = now_s() - a;
+    r->phase = "settled";
+    r->pages = pf->pages;
+    stats_into(dev, r, rss0);
+    a = now_s();
+    run_threads(threads, proto, verify_thread, pf->pages, false, &bad, NULL);
+    double b = now_s();
+    r->read_mb_s = (double)(pf->pages * PAGE) / (b - a) / 1e6;
+    bad += random_reads(dev, pf, expect, &r->cold_read_us, &r->cold_read_p99_us);
+    r->verified = bad == 0;
+    if (bad) {
+        fprintf(stderr, "uzram bench: %s: %llu pages differ after settling\n", pf->name,
+                (unsigned long long)bad);
+        return -1;
+    }
+    return 0;
+}
+
 static int bench_device(const struct opts *o, const struct pagefile *pf, const char *allocator,
-                        struct result *fill, struct result *churn)
+                        struct result *fill, struct result *churn, struct result *settled)
 {
     int ret = 0;
     int64_t *expect = malloc(pf->pages * sizeof *expect);
@@ -406,6 +480,15 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
                 (unsigned long long)bad);
         ret = -1;
         goto out;
+    }
+    if (o->settle) {
+        settled->allocator = allocator;
+        progress("settling", 0, 1);
+        if (settle_device(dev, pf, expect, &proto, o->threads, rss0, settled) < 0) {
+            ret = -1;
+            goto out;
+        }
+        progress("settling", 1, 1);
     }
 
     if (o->churn > 0) {
@@ -797,7 +880,7 @@ static int bench_kernel_on(const struct opts *o, const struct pagefile *pf, stru
 /* ------------------------------------------------------------- output */
 
 /* The current file's duplicates (dupscan.c), for its JSON rows. */
-static struct uz_dupscan dupscan;
+static struct dupscan_file dupscan;
 static bool have_dupscan;
 
 static void print_json(const struct opts *o, const struct pagefile *pf, const struct result *r)
@@ -824,6 +907,11 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
     if (!strcmp(r->phase, "churn"))
         printf(",\"footprint_max_bytes\":%llu,\"footprint_max_ratio\":%.4f",
                (unsigned long long)r->footprint_max, r->max_ratio);
+    if (!strcmp(r->phase, "settled"))
+        printf(",\"settled_footprint_bytes\":%llu,\"settle_s\":%.3f,\"cold_read_us\":%.2f,"
+               "\"cold_read_p99_us\":%.2f,\"hot_read_us\":%.2f,\"hot_read_p99_us\":%.2f",
+               (unsigned long long)r->st.footprint, r->settle_s, r->cold_read_us,
+               r->cold_read_p99_us, r->hot_read_us, r->hot_read_p99_us);
     if (r->kernel && r->kernel_mem_after_compact)
         printf(",\"mem_used_after_compact_bytes\":%llu",
                (unsigned long long)r->kernel_mem_after_compact);
@@ -877,15 +965,42 @@ static void usage(void)
     fprintf(stderr, "usage: uzram bench [--algorithm NAME] [--level N] [--allocator A[,B...]]\n"
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
                     "                   [--kernel-device zramN] [--group-pages 1|2|4|8|auto] [--dedup 0|1|auto]\n"
-                    "                   [--compact-bound N|off] [--plot FILE.svg]\n"
+                    "                   [--compact-bound N|off] [--plot FILE.svg] [--settle]\n"
                     "                   [--json] PAGEFILE...\n"
+                    "  The defaults are `uzram mount`'s: lz4, group_pages auto, dedup on,\n"
+                    "  settling to zstd.\n"
+                    "  --settle          after the fill, settle every page (recompress settle),\n"
+                    "                    report the settled memory and time cold 4 KiB reads\n"
                     "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
                     "                    gnuplot (needs --churn; the script is kept as FILE.gp)\n");
 }
 
-int uz_cmd_bench(int argc, char **argv)
+/* A setting's word, parsed as its attribute parses it (uzram_config_set),
+ * into the options. */
+static int bench_set(struct opts *o, const char *opt, const char *name, const char *word)
 {
-    struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1, .group = 1};
+    struct uzram_config c;
+    uzram_config_init(&c);
+    c.algorithm = o->algorithm;
+    int err = uzram_config_set(&c, name, word);
+    if (err < 0) {
+        fprintf(stderr, "uzram bench: %s: %s\n", opt, uzram_last_error());
+        return err;
+    }
+    o->algorithm = c.algorithm;
+    if (strcmp(name, "level") == 0)
+        o->level = c.level;
+    else if (strcmp(name, "group_pages") == 0)
+        o->group = c.group_pages;
+    else if (strcmp(name, "dedup") == 0)
+        o->dedup = c.dedup;
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    /* the mount's defaults (tools/mount.c): its figures are the ones users get */
+    struct opts o = {.algorithm = "lz4", .threads = 1, .seed = 1, .group = UZRAM_GROUP_AUTO};
     snprintf(o.allocators, sizeof o.allocators, "zsmalloc");
     static const struct option lo[] = {
         {"algorithm", required_argument, 0, 'a'}, {"level", required_argument, 0, 'l'},
@@ -896,16 +1011,20 @@ int uz_cmd_bench(int argc, char **argv)
         {"plot", required_argument, 0, 'p'},
         {"kernel-device", required_argument, 0, 'K'},
         {"compact-bound", required_argument, 0, 'C'},
+        {"settle", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'a': o.algorithm = optarg; break;
+        case 'a':
+            if (bench_set(&o, "--algorithm", "comp_algorithm", optarg) < 0)
+                return 2;
+            break;
         case 'l':
-            o.level = (int)strtol(optarg, &end, 10);
-            if (*end) { usage(); return 2; }
+            if (bench_set(&o, "--level", "level", optarg) < 0)
+                return 2;
             break;
         case 'A': snprintf(o.allocators, sizeof o.allocators, "%s", optarg); break;
         case 't':
@@ -924,20 +1043,12 @@ int uz_cmd_bench(int argc, char **argv)
             if (*end) { usage(); return 2; }
             break;
         case 'g':
-            o.group = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
-                      : (uint32_t)strtoul(optarg, &end, 10);
-            if (o.group != UZRAM_GROUP_AUTO &&
-                (*end || (o.group != 1 && o.group != 2 && o.group != 4 && o.group != 8))) {
-                fprintf(stderr, "uzram bench: --group-pages takes 1, 2, 4, 8 or auto\n");
+            if (bench_set(&o, "--group-pages", "group_pages", optarg) < 0)
                 return 2;
-            }
             break;
         case 'D':
-            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto")) {
-                fprintf(stderr, "uzram bench: --dedup takes 0, 1 or auto\n");
+            if (bench_set(&o, "--dedup", "dedup", optarg) < 0)
                 return 2;
-            }
-            o.dedup = optarg;
             break;
         case 'C':
             if (!strcmp(optarg, "off")) {
@@ -963,6 +1074,7 @@ int uz_cmd_bench(int argc, char **argv)
             o.kernel = true;
             break;
         case 'j': o.json = true; break;
+        case 'S': o.settle = true; break;
         case 'h': usage(); return 0;
         default: usage(); return 2;
         }
@@ -976,7 +1088,7 @@ int uz_cmd_bench(int argc, char **argv)
                         "churn's)\n");
         return 2;
     }
-    struct uz_plot_file *plots = o.plot ? calloc((size_t)(argc - optind), sizeof *plots) : NULL;
+    struct plot_file *plots = o.plot ? calloc((size_t)(argc - optind), sizeof *plots) : NULL;
     if (o.plot && !plots) {
         fprintf(stderr, "uzram bench: out of memory\n");
         return 1;
@@ -994,16 +1106,16 @@ int uz_cmd_bench(int argc, char **argv)
             status = 1;
             continue;
         }
-        have_dupscan = uz_dupscan(pf.data, pf.pages, &dupscan) == 0;
+        have_dupscan = dupscan_file(pf.data, pf.pages, &dupscan) == 0;
         if (have_dupscan) {
-            struct uz_dupscan ds = dupscan;
+            struct dupscan_file ds = dupscan;
             if (!o.json)
                 printf("%-22s duplicates: %llu of %llu pages repeat an earlier one; the ideal saving is "
                        "%.1f%% of the lz4 bytes\n", pf.name, (unsigned long long)ds.dup_pages,
                        (unsigned long long)ds.pages,
                        ds.lz4_bytes ? 100.0 * (double)ds.ideal_bytes / (double)ds.lz4_bytes : 0.0);
         }
-        struct uz_plot_file *pl = plots ? &plots[nplots++] : NULL;
+        struct plot_file *pl = plots ? &plots[nplots++] : NULL;
         if (pl) {
             const char *base = strrchr(pf.name, '/');
             snprintf(pl->name, sizeof pl->name, "%s", base ? base + 1 : pf.name);
@@ -1012,10 +1124,10 @@ int uz_cmd_bench(int argc, char **argv)
         snprintf(list, sizeof list, "%s", o.allocators);
         char *save = NULL;
         for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
-            struct result fill = {0}, churn = {0};
-            int rc = bench_device(&o, &pf, a, &fill, &churn);
+            struct result fill = {0}, churn = {0}, settled = {0};
+            int rc = bench_device(&o, &pf, a, &fill, &churn, &settled);
             if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
-                struct uz_plot_series *s = &pl->s[pl->ns++];
+                struct plot_series *s = &pl->s[pl->ns++];
                 snprintf(s->label, sizeof s->label, "uzram %s", a);
                 s->write_mb_s = fill.write_mb_s;
                 s->read_mb_s = fill.read_mb_s;
@@ -1028,6 +1140,14 @@ int uz_cmd_bench(int argc, char **argv)
             free(churn.trace_compr);
             if (fill.phase) {
                 o.json ? print_json(&o, &pf, &fill) : print_row(&pf, &fill);
+            }
+            if (settled.phase) {
+                o.json ? print_json(&o, &pf, &settled) : print_row(&pf, &settled);
+                if (!o.json)
+                    printf("%-22s settled in %.2f s; 4 KiB random reads: median %.1f us, p99 "
+                           "%.1f us settled; %.1f us, p99 %.1f us before\n", "", settled.settle_s,
+                           settled.cold_read_us, settled.cold_read_p99_us, settled.hot_read_us,
+                           settled.hot_read_p99_us);
             }
             if (churn.phase) {
                 o.json ? print_json(&o, &pf, &churn) : print_row(&pf, &churn);
@@ -1046,7 +1166,7 @@ int uz_cmd_bench(int argc, char **argv)
             else if (rc < 0)
                 status = 1;
             if (pl && rc == 0 && pl->ns < UZ_PLOT_MAX_SERIES) {
-                struct uz_plot_series *s = &pl->s[pl->ns++];
+                struct plot_series *s = &pl->s[pl->ns++];
                 snprintf(s->label, sizeof s->label, "kernel zram");
                 s->write_mb_s = kr.write_mb_s;
                 s->read_mb_s = kr.read_mb_s;
@@ -1064,7 +1184,7 @@ int uz_cmd_bench(int argc, char **argv)
         char title[256];
         snprintf(title, sizeof title, "uzram bench --churn %d, %s%s: uzram and kernel zram on "
                  "the same pages", o.churn, o.algorithm, o.kernel ? "" : " (no kernel zram)");
-        if (status == 0 && uz_plot_write(o.plot, plots, nplots, title) < 0)
+        if (status == 0 && plot_write(o.plot, plots, nplots, title) < 0)
             status = 1;
         for (int i = 0; i < nplots; i++)
             for (int k = 0; k < plots[i].ns; k++) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_alloc.c - `uzram bench-alloc`: is alloc/free O(1)?
  *
@@ -84,7 +85,7 @@ static int load_sizes(const char *name, uint32_t **out, size_t *n)
     uint8_t *data;
     uint64_t pages;
     char msg[512];
-    if (uz_pagefile_load(name, 0, &data, &pages, msg, sizeof msg) < 0) {
+    if (pagefile_load(name, 0, &data, &pages, msg, sizeof msg) < 0) {
         fprintf(stderr, "uzram bench-alloc: %s\n", msg);
         return -1;
     }
@@ -217,7 +218,7 @@ static int run(const struct uz_alloc_ops *ops, const uint32_t *sizes, size_t nsi
     return bad ? -1 : 0;
 }
 
-int uz_cmd_bench_alloc(int argc, char **argv)
+int cmd_bench_alloc(int argc, char **argv)
 {
     char list[256] = "";
     uint64_t max_obj = 10000000, min_obj = 10000, nops = 200000;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * bench_pool.c - `uzram bench-pool`: what a clone costs, measured.
  *
@@ -128,7 +129,7 @@ static void usage(FILE *f)
                "  The P%% written are seeded random pages, or with --sequential the first\n");
 }
 
-int uz_cmd_bench_pool(int argc, char **argv)
+int cmd_bench_pool(int argc, char **argv)
 {
     uint64_t size = 1ull << 30, pct = 10, nclones = 7, seed = 1;
     bool sequential = false;
@@ -167,7 +168,7 @@ int uz_cmd_bench_pool(int argc, char **argv)
         uint8_t *d;
         uint64_t n;
         char msg[256];
-        if (uz_pagefile_load(argv[i], 0, &d, &n, msg, sizeof msg) < 0) {
+        if (pagefile_load(argv[i], 0, &d, &n, msg, sizeof msg) < 0) {
             fprintf(stderr, "uzram bench-pool: %s: %s\n", argv[i], msg);
             return 2;
         }

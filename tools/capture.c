@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * capture.c - `uzram capture PID OUT`: append the resident pages of a live
  * process's writable private memory to a page file.
@@ -327,9 +328,9 @@ static bool capture_parse_pid(const char *s, pid_t *pid)
  * bad arguments or any error that stops the capture.
  *
  *     char *args[] = { "capture", "1234", "/tmp/p.pages", NULL };
- *     int rc = uz_cmd_capture(3, args);
+ *     int rc = cmd_capture(3, args);
  */
-int uz_cmd_capture(int argc, char **argv)
+int cmd_capture(int argc, char **argv)
 {
     if (argc != 3) {
         capture_usage();

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.c - the reader of /etc/uzram.conf (conf.h) and its size
  * expressions.
@@ -14,12 +15,12 @@
  * Lines are read whole, however long (read_line keeps the first
  * UZ_CONF_LINE_MAX bytes and counts the rest), so that a long comment is
  * skipped and a long or NUL-holding key line is an error of that line
- * alone.  An error rejects the least it can (uz_conf_load in conf.h): a
+ * alone.  An error rejects the least it can (conf_load in conf.h): a
  * section, the keys under a bad header, or one line; every error is kept
  * with its line for the caller to print.  Values are checked here for
  * their syntax; what only the library can judge (an algorithm's name and
  * parameters, auto-compact, the policies, the size against the largest
- * disksize) is checked by uz_up_check (up.h), which both `uzram up` and
+ * disksize) is checked by up_check_section (up.h), which both `uzram up` and
  * the generator run, so that the generator writes no unit that `up` would
  * then refuse.
  *
@@ -31,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include "conf.h"
+#include "uzram.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,23 +43,23 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const uz_conf_keys[UZ_CONF_NKEYS + 1] = {
+const char *const conf_keys[UZ_CONF_NKEYS + 1] = {
     "zram-size", "zram-resident-limit", "host-memory-limit", "compression-algorithm",
     "swap-priority", "writeback-device", "fs-type", "mount-point", "options",
     "allocator", "group-pages", "recompress-policy", "writeback-policy", "auto-compact", "io-uring",
     NULL,
 };
-_Static_assert(sizeof uz_conf_keys / sizeof uz_conf_keys[0] == UZ_CONF_NKEYS + 1 &&
-               sizeof ((struct uz_conf_dev *)0)->key_line / sizeof(unsigned) == UZ_CONF_NKEYS,
-               "uz_conf_keys and key_line have one entry per key");
+_Static_assert(sizeof conf_keys / sizeof conf_keys[0] == UZ_CONF_NKEYS + 1 &&
+               sizeof ((struct conf_dev *)0)->key_line / sizeof(unsigned) == UZ_CONF_NKEYS,
+               "conf_keys and key_line have one entry per key");
 
-const char *uz_conf_path(void)
+const char *conf_path(void)
 {
     const char *p = getenv("UZRAM_CONF");
     return p && *p ? p : "/etc/uzram.conf";
 }
 
-double uz_conf_ram_mib(void)
+double conf_ram_mib(void)
 {
     return (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
 }
@@ -186,7 +188,7 @@ static double expr(struct parser *p)
     }
 }
 
-int uz_conf_eval(const char *s, double ram_mib, double *out, char *err, size_t errsize)
+int conf_eval(const char *s, double ram_mib, double *out, char *err, size_t errsize)
 {
     char dummy[8];
     struct parser p = {s, ram_mib, err ? err : dummy, err ? errsize : sizeof dummy, false};
@@ -204,11 +206,11 @@ int uz_conf_eval(const char *s, double ram_mib, double *out, char *err, size_t e
 
 /* Invariant: *out is a whole number of pages, at least one, and fits 64
  * bits (UZ_CONF_MAX_MIB); NaN and infinities fail the comparisons. */
-int uz_conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize)
+int conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize)
 {
     double v;
     char why[128];
-    if (uz_conf_eval(expr, ram_mib, &v, why, sizeof why) < 0) {
+    if (conf_eval(expr, ram_mib, &v, why, sizeof why) < 0) {
         snprintf(err, errsize, "%s", why);
         return -EINVAL;
     }
@@ -247,7 +249,7 @@ static int copy(char *dst, size_t size, const char *v)
  * priority order.  Parameters are separated by ',' or blanks; they are
  * kept blank-separated, as zram's algorithm_params takes them.
  */
-static int parse_algorithms(struct uz_conf_dev *d, const char *v, char *why, size_t whysize)
+static int parse_algorithms(struct conf_dev *d, const char *v, char *why, size_t whysize)
 {
     d->nalgo = 0;
     d->recompress_args[0] = 0;
@@ -297,7 +299,7 @@ static int parse_algorithms(struct uz_conf_dev *d, const char *v, char *why, siz
             snprintf(why, whysize, "algorithm name too long");
             return -1;
         }
-        struct uz_conf_algo *a = &d->algo[d->nalgo++];
+        struct conf_algo *a = &d->algo[d->nalgo++];
         memcpy(a->name, name, nlen);
         a->name[nlen] = 0;
         snprintf(a->params, sizeof a->params, "%s", trim(params));
@@ -321,13 +323,13 @@ static int parse_uint(const char *v, unsigned long long max, unsigned long long 
 }
 
 /* Apply key = value to d; -1 with the reason in why. */
-static int set_key(struct uz_conf_dev *d, const char *k, const char *v, char *why, size_t whysize)
+static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, size_t whysize)
 {
     unsigned long long x;
     double dummy;
     char eerr[128];
     if (!strcmp(k, "zram-size") || !strcmp(k, "zram-resident-limit")) {
-        if (uz_conf_eval(v, 1024, &dummy, eerr, sizeof eerr) < 0) {
+        if (conf_eval(v, 1024, &dummy, eerr, sizeof eerr) < 0) {
             snprintf(why, whysize, "%s: %s", k, eerr);
             return -1;
         }
@@ -372,11 +374,15 @@ static int set_key(struct uz_conf_dev *d, const char *k, const char *v, char *wh
         return 0;
     }
     if (!strcmp(k, "group-pages")) {
-        if (parse_uint(v, 8, &x) < 0 || (x & (x - 1))) {
-            snprintf(why, whysize, "group-pages: give 1, 2, 4 or 8");
+        /* the group_pages attribute's words (the others the library
+         * checks at `up`: uz_up_check) */
+        struct uzram_config c;
+        uzram_config_init(&c);
+        if (uzram_config_set(&c, "group_pages", v) < 0) {
+            snprintf(why, whysize, "group-pages: %s", uzram_last_error());
             return -1;
         }
-        d->group_pages = (unsigned)x;
+        d->group_pages = c.group_pages;
         return 0;
     }
     struct {
@@ -415,7 +421,7 @@ static int set_key(struct uz_conf_dev *d, const char *k, const char *v, char *wh
     return -1;
 }
 
-static void dev_defaults(struct uz_conf_dev *d, const char *name, unsigned line)
+static void dev_defaults(struct conf_dev *d, const char *name, unsigned line)
 {
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "%s", name);
@@ -425,7 +431,7 @@ static void dev_defaults(struct uz_conf_dev *d, const char *name, unsigned line)
 }
 
 /* The defaults that depend on other keys, once the section is read. */
-static void dev_finish(struct uz_conf_dev *d)
+static void dev_finish(struct conf_dev *d)
 {
     if (!d->fs_type[0])
         snprintf(d->fs_type, sizeof d->fs_type, "%s", d->mount_point[0] ? "ext2" : "swap");
@@ -433,12 +439,12 @@ static void dev_finish(struct uz_conf_dev *d)
         snprintf(d->options, sizeof d->options, "discard");
 }
 
-bool uz_conf_name_ok(const char *name, char *why, size_t whysize)
+bool conf_name_ok(const char *name, char *why, size_t whysize)
 {
     const char *bad = NULL;
     if (!*name)
         bad = "an empty name";
-    else if (strlen(name) >= sizeof ((struct uz_conf_dev *)0)->name)
+    else if (strlen(name) >= sizeof ((struct conf_dev *)0)->name)
         bad = "longer than 63 bytes";
     else if (name[0] == '.')
         bad = "a leading '.'";
@@ -484,7 +490,7 @@ static bool read_line(FILE *fp, struct line *l)
 
 /* Record an error "PATH:LINE: [NAME] what" (NAME if it rejects section
  * d, which is then marked); false if out of memory. */
-static bool report(struct uz_conf *c, const char *path, unsigned lineno, struct uz_conf_dev *d,
+static bool report(struct conf *c, const char *path, unsigned lineno, struct conf_dev *d,
                    const char *fmt, ...)
 {
     char what[288], msg[sizeof d->error];
@@ -515,33 +521,33 @@ static bool report(struct uz_conf *c, const char *path, unsigned lineno, struct 
 
 /* The section named name: found, or added at the end; NULL when out of
  * memory.  The array grows by doubling, so 10,000 sections stay cheap. */
-static struct uz_conf_dev *section(struct uz_conf *c, const char *name, unsigned lineno)
+static struct conf_dev *section(struct conf *c, const char *name, unsigned lineno)
 {
     for (size_t i = c->ndev; i-- > 0;)
         if (!strcmp(c->dev[i].name, name))
             return &c->dev[i];   /* a section again: its keys add up */
     if (c->ndev == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
-        struct uz_conf_dev *grown = realloc(c->dev, cap * sizeof *grown);
+        struct conf_dev *grown = realloc(c->dev, cap * sizeof *grown);
         if (!grown)
             return NULL;
         c->dev = grown;
         c->cap = cap;
     }
-    struct uz_conf_dev *d = &c->dev[c->ndev++];
+    struct conf_dev *d = &c->dev[c->ndev++];
     dev_defaults(d, name, lineno);
     return d;
 }
 
 static int key_index(const char *k)
 {
-    for (int i = 0; uz_conf_keys[i]; i++)
-        if (!strcmp(uz_conf_keys[i], k))
+    for (int i = 0; conf_keys[i]; i++)
+        if (!strcmp(conf_keys[i], k))
             return i;
     return -1;
 }
 
-unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key)
+unsigned conf_key_line(const struct conf_dev *d, const char *key)
 {
     int i = key_index(key);
     return i < 0 ? 0 : d->key_line[i];
@@ -553,7 +559,7 @@ unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key)
  * line) and after a bad header (the keys under it go nowhere, and
  * skipping says so, since they were meant for a device that is not).
  */
-int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
+int conf_load(const char *path, struct conf *c, char *err, size_t errsize)
 {
     memset(c, 0, sizeof *c);
     FILE *fp = fopen(path, "r");
@@ -573,7 +579,7 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
     char why[192];
     unsigned lineno = 0;
     bool ok = true, skipping = false;
-    struct uz_conf_dev *cur = NULL;
+    struct conf_dev *cur = NULL;
     errno = 0;
     while (ok && read_line(fp, l)) {
         lineno++;
@@ -608,7 +614,7 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
             }
             *close = 0;
             const char *name = s + 1;
-            if (!uz_conf_name_ok(name, why, sizeof why)) {
+            if (!conf_name_ok(name, why, sizeof why)) {
                 ok = report(c, path, lineno, NULL, "%s; the section is ignored", why);
                 continue;
             }
@@ -641,7 +647,7 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
     free(l);
     if (!ok || read_error) {
         int e = !ok ? ENOMEM : read_error;
-        uz_conf_free(c);
+        conf_free(c);
         snprintf(err, errsize, "%s: %s", path, strerror(e));
         return -e;
     }
@@ -654,7 +660,7 @@ int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize)
     return 0;
 }
 
-void uz_conf_free(struct uz_conf *c)
+void conf_free(struct conf *c)
 {
     size_t kept = c->nerrors < UZ_CONF_MAX_MESSAGES ? c->nerrors : UZ_CONF_MAX_MESSAGES;
     for (size_t i = 0; c->errors && i < kept; i++)
@@ -664,7 +670,7 @@ void uz_conf_free(struct uz_conf *c)
     memset(c, 0, sizeof *c);
 }
 
-const struct uz_conf_dev *uz_conf_find(const struct uz_conf *c, const char *name)
+const struct conf_dev *conf_find(const struct conf *c, const char *name)
 {
     for (size_t i = 0; i < c->ndev; i++)
         if (!strcmp(c->dev[i].name, name))

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * conf.h - /etc/uzram.conf: devices to set up at boot, in
  * zram-generator's format and with its keys (see uzram.conf(5)).
@@ -20,19 +21,19 @@
 #include <stdint.h>
 
 #define UZ_CONF_MAX_ALGOS 4      /* the primary and up to 3 for recompression */
-#define UZ_CONF_NKEYS 15         /* the entries of uz_conf_keys */
+#define UZ_CONF_NKEYS 15         /* the entries of conf_keys */
 
-struct uz_conf_algo {
+struct conf_algo {
     char name[32];
     char params[128];            /* "level=3 dict=/x", "" if none */
 };
 
-struct uz_conf_dev {
+struct conf_dev {
     char name[64];
     char size[256];              /* zram-size: an expression of ram, in MiB */
     char resident_limit[256];    /* zram-resident-limit (mem_limit), "" = none */
     uint64_t host_memory_limit;  /* MiB; 0 = none */
-    struct uz_conf_algo algo[UZ_CONF_MAX_ALGOS];
+    struct conf_algo algo[UZ_CONF_MAX_ALGOS];
     int nalgo;                   /* 0: the default algorithm */
     char recompress_args[128];   /* the trailing "(type=idle ...)" of compression-algorithm */
     int swap_priority;
@@ -48,7 +49,7 @@ struct uz_conf_dev {
     char auto_compact[16];
     char io_uring[8];            /* "auto", "on", "off"; "" = auto */
     /* where each key was last set: key_line[i] is the line of
-     * uz_conf_keys[i], 0 if the section does not set it */
+     * conf_keys[i], 0 if the section does not set it */
     unsigned key_line[UZ_CONF_NKEYS];
     unsigned line;               /* the section's first [NAME] line */
     /* A section with an error in it is rejected whole: nerrors > 0, and
@@ -58,8 +59,8 @@ struct uz_conf_dev {
     char error[320];
 };
 
-struct uz_conf {
-    struct uz_conf_dev *dev;     /* every section, the rejected ones too */
+struct conf {
+    struct conf_dev *dev;     /* every section, the rejected ones too */
     size_t ndev, cap;
     /* Every error of the file in line order, at most UZ_CONF_MAX_MESSAGES
      * of them ("FILE:LINE: what"); nerrors counts them all. */
@@ -72,10 +73,10 @@ struct uz_conf {
 
 /* Every key a section takes, NULL-terminated: zram-generator's, then
  * uzram's own. */
-extern const char *const uz_conf_keys[];
+extern const char *const conf_keys[];
 
 /* The file to read: $UZRAM_CONF, or /etc/uzram.conf. */
-const char *uz_conf_path(void);
+const char *conf_path(void);
 
 /*
  * Parse the file at path into *c.  A missing file is an empty
@@ -91,15 +92,15 @@ const char *uz_conf_path(void);
  * or content.  Returns 0 (no error), -EINVAL (errors: each is in
  * c->errors, the first also in err, and c holds every section, the
  * rejected ones marked by nerrors) or another -errno when the file cannot
- * be read (c empty, the reason in err).  Free with uz_conf_free() in every
+ * be read (c empty, the reason in err).  Free with conf_free() in every
  * case.
  */
-int uz_conf_load(const char *path, struct uz_conf *c, char *err, size_t errsize);
-void uz_conf_free(struct uz_conf *c);
+int conf_load(const char *path, struct conf *c, char *err, size_t errsize);
+void conf_free(struct conf *c);
 /* The section [name], rejected or not; NULL if the file has none. */
-const struct uz_conf_dev *uz_conf_find(const struct uz_conf *c, const char *name);
+const struct conf_dev *conf_find(const struct conf *c, const char *name);
 /* The line that set key in d (0 if none did). */
-unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key);
+unsigned conf_key_line(const struct conf_dev *d, const char *key);
 
 /*
  * Is name usable as a device (a unit name uzram-NAME.service, a
@@ -107,14 +108,14 @@ unsigned uz_conf_key_line(const struct uz_conf_dev *d, const char *key);
  * ":_.-", at most 63 bytes, not starting with '.' or '-'.  False with the
  * reason in why.
  */
-bool uz_conf_name_ok(const char *name, char *why, size_t whysize);
+bool conf_name_ok(const char *name, char *why, size_t whysize);
 
 /*
  * Evaluate a size expression in MiB: numbers, "ram" (RAM in MiB),
  * + - * / %, parentheses, min(a, b, ...) and max(a, b, ...).  0 or
  * -EINVAL with the reason in err.
  */
-int uz_conf_eval(const char *expr, double ram_mib, double *out, char *err, size_t errsize);
+int conf_eval(const char *expr, double ram_mib, double *out, char *err, size_t errsize);
 
 /*
  * A size key's expression (zram-size, zram-resident-limit) in bytes,
@@ -125,9 +126,9 @@ int uz_conf_eval(const char *expr, double ram_mib, double *out, char *err, size_
  * and the generator use.
  */
 #define UZ_CONF_MAX_MIB 1e12
-int uz_conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize);
+int conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_t errsize);
 
 /* Physical RAM in MiB. */
-double uz_conf_ram_mib(void);
+double conf_ram_mib(void);
 
 #endif

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # demo.sh - the `make demo` main job: a compressed RAM disk in user space,
 # end to end.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dupscan.c - the ideal of deduplication for a page file: the lz4 bytes of
  * the pages that repeat an earlier page, over the lz4 bytes of all pages
@@ -32,7 +33,7 @@ static bool same_filled(const uint8_t *p)
     return true;
 }
 
-int uz_dupscan(const uint8_t *data, uint64_t pages, struct uz_dupscan *s)
+int dupscan_file(const uint8_t *data, uint64_t pages, struct dupscan_file *s)
 {
     memset(s, 0, sizeof *s);
     uint64_t cap = 16;

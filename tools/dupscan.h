@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * dupscan.h - the duplicates of a page file and what storing them once
  * could save at best (dupscan.c), for `uzram bench`.
@@ -8,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct uz_dupscan {
+struct dupscan_file {
     uint64_t pages;            /* pages looked at */
     uint64_t same_pages;       /* same-filled (stored as a word, not deduplicated) */
     uint64_t dup_pages;        /* pages equal to an earlier page (not same-filled) */
@@ -18,6 +19,6 @@ struct uz_dupscan {
 
 /* Scan pages (pages * 4096 bytes) into *s: pages are compared byte for
  * byte (an XXH3 hash only finds candidates).  0, or -ENOMEM. */
-int uz_dupscan(const uint8_t *data, uint64_t pages, struct uz_dupscan *s);
+int dupscan_file(const uint8_t *data, uint64_t pages, struct dupscan_file *s);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * generator.c - uzram-generator, a systemd generator (systemd.generator(7)):
  * one unit per device of /etc/uzram.conf ($UZRAM_CONF).
@@ -19,7 +20,7 @@
  * host-memory-limit is below the machine's RAM gets no unit.  UZRAM_CONF
  * and UZRAM_RUNDIR, when set, are passed on to the units (for tests).
  *
- * Each section is checked as `uzram up` would take it (uz_up_check, the
+ * Each section is checked as `uzram up` would take it (up_check_section, the
  * same code `up` runs first), so a unit is written only for a device
  * `up` can bring up.  A bad section gets no unit and the others still
  * do: every error is printed (FILE:LINE, on stderr, which systemd puts in
@@ -76,12 +77,12 @@ static void put_word(FILE *f, const char *s)
 }
 
 /* The unit of d and its .wants link.  d->name is a device name
- * (uz_conf_name_ok: letters, digits, ":_.-", no leading '-' or '.'), so it
+ * (conf_name_ok: letters, digits, ":_.-", no leading '-' or '.'), so it
  * is a unit name's part and one word of a command line as it is. */
-static int write_unit(const char *dir, const struct uz_conf_dev *d, const char *uzram)
+static int write_unit(const char *dir, const struct conf_dev *d, const char *uzram)
 {
     char why[160];
-    if (!uz_conf_name_ok(d->name, why, sizeof why)) {
+    if (!conf_name_ok(d->name, why, sizeof why)) {
         fprintf(stderr, "%s: %s\n", prog, why);
         return -1;
     }
@@ -93,7 +94,7 @@ static int write_unit(const char *dir, const struct uz_conf_dev *d, const char *
         fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
         return -1;
     }
-    fprintf(f, "# Written by uzram-generator from %s: do not edit.\n", uz_conf_path());
+    fprintf(f, "# Written by uzram-generator from %s: do not edit.\n", conf_path());
     fprintf(f, "[Unit]\n");
     if (swap)
         fprintf(f, "Description=uzram compressed swap %s\n", d->name);
@@ -153,8 +154,8 @@ int main(int argc, char **argv)
         printf("usage: uzram-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n"
                "  Writes a unit per device of /etc/uzram.conf (or UZRAM_CONF) into\n"
                "  NORMAL_DIR, as systemd calls generators.  Keys of a [device] section:\n");
-        for (int i = 0; uz_conf_keys[i]; i++)
-            printf("    %s\n", uz_conf_keys[i]);
+        for (int i = 0; conf_keys[i]; i++)
+            printf("    %s\n", conf_keys[i]);
         return 0;
     }
     if (argc != 2 && argc != 4) {
@@ -167,9 +168,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: %s: not a directory\n", prog, dir);
         return 1;
     }
-    struct uz_conf c;
+    struct conf c;
     char err[512];
-    int rc = uz_conf_load(uz_conf_path(), &c, err, sizeof err);
+    int rc = conf_load(conf_path(), &c, err, sizeof err);
     if (rc < 0 && rc != -EINVAL) {   /* unreadable */
         fprintf(stderr, "%s: %s\n", prog, err);
         return 1;
@@ -179,14 +180,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < kept; i++)
         fprintf(stderr, "%s: %s\n", prog, c.errors[i]);
     if (c.nerrors > kept)
-        fprintf(stderr, "%s: %s: %zu more errors\n", prog, uz_conf_path(), c.nerrors - kept);
+        fprintf(stderr, "%s: %s: %zu more errors\n", prog, conf_path(), c.nerrors - kept);
     if (c.nerrors)
         rc = 1;
     char uzram[PATH_MAX];
     uzram_path(uzram, sizeof uzram);
-    double ram = uz_conf_ram_mib();
+    double ram = conf_ram_mib();
     for (size_t i = 0; i < c.ndev; i++) {
-        const struct uz_conf_dev *d = &c.dev[i];
+        const struct conf_dev *d = &c.dev[i];
         char why[400];
         const char *key;
         if (d->nerrors) {
@@ -200,9 +201,9 @@ int main(int argc, char **argv)
                     prog, d->name, ram, (unsigned long long)d->host_memory_limit);
             continue;
         }
-        if (uz_up_check(d, ram, why, sizeof why, &key) < 0) {
-            unsigned line = key ? uz_conf_key_line(d, key) : 0;
-            fprintf(stderr, "%s: %s:%u: [%s] %s: no unit written\n", prog, uz_conf_path(),
+        if (up_check_section(d, ram, why, sizeof why, &key) < 0) {
+            unsigned line = key ? conf_key_line(d, key) : 0;
+            fprintf(stderr, "%s: %s:%u: [%s] %s: no unit written\n", prog, conf_path(),
                     line ? line : d->line, d->name, why);
             rc = 1;
             continue;
@@ -210,6 +211,6 @@ int main(int argc, char **argv)
         if (write_unit(dir, d, uzram) < 0)
             rc = 1;
     }
-    uz_conf_free(&c);
+    conf_free(&c);
     return rc;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mount.c - the `uzram mount`, `uzram pool`, `uzram clone` and `uzram
  * umount` commands: parse the options, create the device (or the pool
@@ -79,7 +80,7 @@ static bool find_uzram_mount(const char *dir, long *owner)
         char src[1024], mnt[PATH_MAX], type[256], opts[4096];
         if (sscanf(line, "%1023s %4095s %255s %4095s", src, mnt, type, opts) != 4)
             continue;
-        uz_setup_unescape(mnt);   /* \040 for a blank */
+        setup_unescape(mnt);   /* \040 for a blank */
         if (strcmp(type, "fuse.uzram") != 0 || strcmp(mnt, dir) != 0)
             continue;
         found = true;
@@ -133,6 +134,16 @@ static int mount_usage(FILE *fp)
     return fp == stderr ? 2 : 0;
 }
 
+/* A setting's word, parsed as its attribute parses it (uzram_config_set). */
+static int config_set(const char *me, const char *opt, struct uzram_config *cfg, const char *name,
+                      const char *word)
+{
+    int err = uzram_config_set(cfg, name, word);
+    if (err < 0)
+        fprintf(stderr, "%s: %s: %s\n", me, opt, uzram_last_error());
+    return err;
+}
+
 static int parse_size(const char *opt, const char *s, uint64_t *out)
 {
     if (uzram_parse_size(s, out) < 0) {
@@ -144,10 +155,10 @@ static int parse_size(const char *opt, const char *s, uint64_t *out)
 
 /* Serve until DIR is unmounted or a signal in sigs arrives (they are
  * blocked by the caller and read through a signalfd). */
-static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
+static void serve_until_done(struct uzfs *f, const sigset_t *sigs)
 {
     int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
-    struct pollfd p[2] = {{.fd = uz_fuse_end_fd(f), .events = POLLIN},
+    struct pollfd p[2] = {{.fd = uzfs_end_fd(f), .events = POLLIN},
                           {.fd = sfd, .events = POLLIN}};
     for (;;) {
         int n = poll(p, sfd >= 0 ? 2 : 1, -1);
@@ -164,7 +175,7 @@ static void serve_until_done(struct uz_fuse *f, const sigset_t *sigs)
 /* What `uzram mount` or `uzram pool` was asked for. */
 struct mount_args {
     struct uzram_config cfg;   /* a pool's: disksize is its capacity */
-    struct uz_fuse_opts fo;
+    struct uzfs_opts fo;
     bool foreground;
     bool pool;
     unsigned devices;   /* a pool's first devices */
@@ -202,7 +213,7 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
     a->cfg.group_pages = pool ? 1 : UZRAM_GROUP_AUTO;
     a->pool = pool;
     a->devices = 1;     /* as the zram module loads: num_devices=1 */
-    uz_fuse_opts_init(&a->fo);
+    uzfs_opts_init(&a->fo);
     if (pool)
         a->fo.fsname = "uzram-pool";
     bool have_size = false;
@@ -232,20 +243,19 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             }
             break;
         case 'a':
-            a->cfg.algorithm = optarg;
+            if (config_set(me, "--algorithm", &a->cfg, "comp_algorithm", optarg) < 0)
+                return 2;
             break;
         case 'l':
-            a->cfg.level = (int)strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end) {
-                fprintf(stderr, "%s: --level: '%s' is not a number\n", me, optarg);
+            if (config_set(me, "--level", &a->cfg, "level", optarg) < 0)
                 return 2;
-            }
             break;
         case 'z':
-            a->cfg.allocator = optarg;
+            if (config_set(me, "--allocator", &a->cfg, "allocator", optarg) < 0)
+                return 2;
             break;
         case 'm':
-            if (parse_size("--mem-limit", optarg, &a->cfg.mem_limit) < 0)
+            if (config_set(me, "--mem-limit", &a->cfg, "mem_limit", optarg) < 0)
                 return 2;
             break;
         case 'b':
@@ -257,20 +267,12 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             }
             break;
         case 'D':
-            if (strcmp(optarg, "0") && strcmp(optarg, "1") && strcmp(optarg, "auto") &&
-                strcmp(optarg, "on") && strcmp(optarg, "off")) {
-                fprintf(stderr, "%s: --dedup: give 0, 1 or auto\n", me);
+            if (config_set(me, "--dedup", &a->cfg, "dedup", optarg) < 0)
                 return 2;
-            }
-            a->cfg.dedup = optarg;
             break;
         case 'g':
-            a->cfg.group_pages = strcmp(optarg, "auto") == 0 ? UZRAM_GROUP_AUTO
-                                 : (uint32_t)strtoul(optarg, &end, 10);
-            if (a->cfg.group_pages != UZRAM_GROUP_AUTO && (*optarg == 0 || *end)) {
-                fprintf(stderr, "%s: --group-pages: '%s' is not a number\n", me, optarg);
+            if (config_set(me, "--group-pages", &a->cfg, "group_pages", optarg) < 0)
                 return 2;
-            }
             break;
         case 't':
             a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
@@ -426,7 +428,7 @@ static void harden_daemon(void)
 /* A pool and its first a->devices devices of disksize a->size; the
  * server in *f.  Returns 0 or -1 (errors printed); nothing is left on
  * error. */
-static int start_pool(const struct mount_args *a, struct uzram_pool **pool, struct uz_fuse **f)
+static int start_pool(const struct mount_args *a, struct uzram_pool **pool, struct uzfs **f)
 {
     int err = uzram_pool_create(&a->cfg, pool);
     if (err < 0) {
@@ -445,7 +447,7 @@ static int start_pool(const struct mount_args *a, struct uzram_pool **pool, stru
     if (err < 0) {
         const char *msg = uzram_last_error();
         fprintf(stderr, "uzram pool: device: %s\n", msg && *msg ? msg : uzram_strerror(err));
-    } else if ((err = uz_fuse_start_pool(*pool, a->dir, &a->fo, f)) >= 0) {
+    } else if ((err = uzfs_start_pool(*pool, a->dir, &a->fo, f)) >= 0) {
         return 0;
     }
     for (int id = uzram_pool_next(*pool, -1); id >= 0; id = uzram_pool_next(*pool, id))
@@ -488,7 +490,7 @@ static int run_mount(int argc, char **argv, bool pool)
 
     struct uzram *dev = NULL;
     struct uzram_pool *upool = NULL;
-    struct uz_fuse *f;
+    struct uzfs *f;
     if (pool) {
         if (start_pool(&a, &upool, &f) < 0)
             goto out;
@@ -499,7 +501,7 @@ static int run_mount(int argc, char **argv, bool pool)
             fprintf(stderr, "uzram mount: %s\n", msg && *msg ? msg : uzram_strerror(err));
             goto out;
         }
-        if (uz_fuse_start(dev, a.dir, &a.fo, &f) < 0) {
+        if (uzfs_start(dev, a.dir, &a.fo, &f) < 0) {
             uzram_destroy(dev);
             goto out;
         }
@@ -518,7 +520,7 @@ static int run_mount(int argc, char **argv, bool pool)
         daemon_ready(ready);
 
     serve_until_done(f, &sigs);
-    uz_fuse_stop(f);
+    uzfs_stop(f);
     if (pool)
         destroy_pool(upool);
     else
@@ -534,12 +536,12 @@ out:
     return rc;
 }
 
-int uz_cmd_mount(int argc, char **argv)
+int cmd_mount(int argc, char **argv)
 {
     return run_mount(argc, argv, false);
 }
 
-int uz_cmd_pool(int argc, char **argv)
+int cmd_pool(int argc, char **argv)
 {
     return run_mount(argc, argv, true);
 }
@@ -548,7 +550,7 @@ int uz_cmd_pool(int argc, char **argv)
 
 /* `uzram clone DIR/zramN`: read DIR/zramN/clone (the server makes the
  * clone and answers its number M), print DIR/zramM. */
-int uz_cmd_clone(int argc, char **argv)
+int cmd_clone(int argc, char **argv)
 {
     if (argc != 2 || argv[1][0] == '-') {
         bool help = argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
@@ -697,7 +699,7 @@ static int umount_one(const char *arg)
     return rc;
 }
 
-int uz_cmd_umount(int argc, char **argv)
+int cmd_umount(int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: uzram umount DIR...\n"

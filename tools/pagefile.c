@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pagefile.c - read a page file, raw or zstd-compressed, into memory
  * (pagefile.h).  zstd files are decoded with libzstd's streaming API as
@@ -32,8 +33,8 @@ static bool grow(uint8_t **buf, size_t *cap, size_t len, size_t need)
     return true;
 }
 
-int uz_pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
-                     char *msg, size_t msglen)
+int pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
+                  char *msg, size_t msglen)
 {
     *data = NULL;
     *pages = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pagefile.h - the one reader of page files (pagefile.c), for `uzram
  * bench`, `uzram bench-alloc` and the tests.  A page file is raw 4 KiB
@@ -15,7 +16,7 @@
  * open or read: ENOENT, EACCES...), -EINVAL (not valid zstd data, or not
  * a whole number of pages, or empty), -ENOMEM; then *data is NULL and msg
  * (msglen bytes) says why. */
-int uz_pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
-                     char *msg, size_t msglen);
+int pagefile_load(const char *path, uint64_t max_pages, uint8_t **data, uint64_t *pages,
+                  char *msg, size_t msglen);
 
 #endif

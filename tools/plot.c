@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * plot.c - the benchmark as a picture: a gnuplot script written from the
  * measured figures, then run (Debian's gnuplot, the svg terminal).
@@ -33,7 +34,7 @@ static void gp_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void memory_panel(FILE *f, const struct uz_plot_file *pf, int i)
+static void memory_panel(FILE *f, const struct plot_file *pf, int i)
 {
     int rounds = 0;
     for (int k = 0; k < pf->ns; k++)
@@ -43,7 +44,7 @@ static void memory_panel(FILE *f, const struct uz_plot_file *pf, int i)
     for (int r = 0; r <= rounds; r++) {
         fprintf(f, "%d", r);
         for (int k = 0; k < pf->ns; k++) {
-            const struct uz_plot_series *s = &pf->s[k];
+            const struct plot_series *s = &pf->s[k];
             if (s->footprint && r <= s->rounds)
                 fprintf(f, " %.3f %.3f", (double)s->footprint[r] / 1048576.0,
                         (double)s->compr[r] / 1048576.0);
@@ -62,7 +63,7 @@ static void memory_panel(FILE *f, const struct uz_plot_file *pf, int i)
     fprintf(f, "plot ");
     int n = 0;
     for (int k = 0; k < pf->ns; k++) {
-        const struct uz_plot_series *s = &pf->s[k];
+        const struct plot_series *s = &pf->s[k];
         if (!s->footprint)
             continue;
         bool kernel = strstr(s->label, "kernel") != NULL;
@@ -82,7 +83,7 @@ static void memory_panel(FILE *f, const struct uz_plot_file *pf, int i)
     fprintf(f, "\n");
 }
 
-static void speed_panel(FILE *f, const struct uz_plot_file *pf, int i)
+static void speed_panel(FILE *f, const struct plot_file *pf, int i)
 {
     fprintf(f, "$speed%d << EOD\n", i);
     for (int k = 0; k < pf->ns; k++) {
@@ -99,8 +100,8 @@ static void speed_panel(FILE *f, const struct uz_plot_file *pf, int i)
                "  '' using 3 with histograms fs solid 0.8 lc 4 title \"read\"\n", i);
 }
 
-int uz_plot_write(const char *svg, const struct uz_plot_file *files, int nfiles,
-                  const char *title)
+int plot_write(const char *svg, const struct plot_file *files, int nfiles,
+               const char *title)
 {
     char gp[4096];
     size_t n = strlen(svg);
@@ -133,7 +134,7 @@ int uz_plot_write(const char *svg, const struct uz_plot_file *files, int nfiles,
         return -1;
     }
     char *argv[] = {"gnuplot", gp, NULL};
-    int rc = uz_run(argv, NULL, 0, true);
+    int rc = run_program(argv, NULL, 0, true);
     if (rc == -ENOENT) {
         fprintf(stderr, "uzram bench: --plot: gnuplot is not installed (apt-get install "
                         "gnuplot-nox); the script is in %s\n", gp);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * plot.h - `uzram bench --plot FILE.svg`: the benchmark's figures drawn
  * with gnuplot.
@@ -11,7 +12,7 @@
 
 /* One device's figures on one page file: uzram with an allocator, or
  * kernel zram. */
-struct uz_plot_series {
+struct plot_series {
     char label[64];
     double write_mb_s, read_mb_s;   /* the fill */
     /* memory after the fill (index 0) and after each churn round:
@@ -21,9 +22,9 @@ struct uz_plot_series {
     int rounds;
 };
 
-struct uz_plot_file {
+struct plot_file {
     char name[64];
-    struct uz_plot_series s[UZ_PLOT_MAX_SERIES];
+    struct plot_series s[UZ_PLOT_MAX_SERIES];
     int ns;
 };
 
@@ -34,7 +35,7 @@ struct uz_plot_file {
  * text).  title heads the plot.  Returns 0, or -1 with the reason
  * printed (gnuplot missing or failing).
  */
-int uz_plot_write(const char *svg, const struct uz_plot_file *files, int nfiles,
-                  const char *title);
+int plot_write(const char *svg, const struct plot_file *files, int nfiles,
+               const char *title);
 
 #endif

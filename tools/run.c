@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * run.c - spawn a program, optionally capture its standard output, wait
  * for it.  The CLI composes real system tools rather than re-implementing
@@ -17,7 +18,7 @@
 
 extern char **environ;
 
-int uz_run(char *const argv[], char *out, size_t outsize, bool quiet)
+int run_program(char *const argv[], char *out, size_t outsize, bool quiet)
 {
     int pipefd[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
@@ -72,7 +73,7 @@ int uz_run(char *const argv[], char *out, size_t outsize, bool quiet)
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-const char *uz_self_exe(void)
+const char *self_exe(void)
 {
     static char path[PATH_MAX];
     if (!path[0]) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * run.h - running other programs from the CLI (losetup, mkswap, mkfs,
  * swapon, mount, gnuplot, and `uzram` itself): one spawn-and-wait helper.
@@ -17,10 +18,10 @@
  * success), 128 + N if it died of signal N, or -errno if it could not be
  * started (-ENOENT: not installed).
  */
-int uz_run(char *const argv[], char *out, size_t outsize, bool quiet);
+int run_program(char *const argv[], char *out, size_t outsize, bool quiet);
 
 /* The path of the running executable (for running `uzram` sub-commands),
  * or "uzram" if /proc/self/exe cannot be read. */
-const char *uz_self_exe(void);
+const char *self_exe(void);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * setup.c - a uzram device put to use as swap or a filesystem, and back.
  *
@@ -44,14 +45,14 @@
 static const char *const pre_init[] = {"comp_algorithm", "algorithm_params", "recomp_algorithm",
                                        "backing_dev",    "group_pages",      "max_comp_streams"};
 
-void uz_setup_init(struct uz_setup *s)
+void setup_init(struct setup *s)
 {
     memset(s, 0, sizeof *s);
     s->fs_type = "swap";
     s->priority = -1;
 }
 
-int uz_setup_arg(struct uz_setup *s, const char *arg)
+int setup_arg(struct setup *s, const char *arg)
 {
     if (s->nmount_args >= UZ_SETUP_MAX_ARGS)
         return -E2BIG;
@@ -59,7 +60,7 @@ int uz_setup_arg(struct uz_setup *s, const char *arg)
     return 0;
 }
 
-int uz_setup_attr(struct uz_setup *s, const char *nv)
+int setup_attr(struct setup *s, const char *nv)
 {
     const char *eq = strchr(nv, '=');
     if (!eq || eq == nv)
@@ -80,7 +81,7 @@ int uz_setup_attr(struct uz_setup *s, const char *nv)
     return 0;
 }
 
-const char *uz_setup_rundir(void)
+const char *setup_rundir(void)
 {
     const char *d = getenv("UZRAM_RUNDIR");
     return d && *d ? d : "/run/uzram";
@@ -91,7 +92,7 @@ const char *uz_setup_rundir(void)
 /* Run argv; on failure say which step it was.  0 or -1. */
 static int step(const char *cmd, const char *what, char *const argv[], char *out, size_t outsize)
 {
-    int rc = uz_run(argv, out, outsize, out == NULL);
+    int rc = run_program(argv, out, outsize, out == NULL);
     if (rc == 0)
         return 0;
     if (rc < 0)
@@ -149,7 +150,7 @@ static bool is_uzram_mount(const char *dir)
 
 /* The first loop device whose backing file is dir/disk, as "/dev/loopN"
  * into out; false if there is none. */
-bool uz_setup_loop_of(const char *dir, char *out, size_t size)
+bool setup_loop_of(const char *dir, char *out, size_t size)
 {
     char disk[PATH_MAX + 8];
     snprintf(disk, sizeof disk, "%s/disk", dir);
@@ -179,7 +180,7 @@ bool uz_setup_loop_of(const char *dir, char *out, size_t size)
     return found;
 }
 
-bool uz_setup_in_swaps(const char *dev)
+bool setup_in_swaps(const char *dev)
 {
     FILE *fp = fopen("/proc/swaps", "r");
     if (!fp)
@@ -194,7 +195,7 @@ bool uz_setup_in_swaps(const char *dev)
 }
 
 /* Undo the octal escapes (\040 for a blank) of /proc/mounts fields. */
-void uz_setup_unescape(char *s)
+void setup_unescape(char *s)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
@@ -210,7 +211,7 @@ void uz_setup_unescape(char *s)
 }
 
 /* The mount point of source device dev in /proc/self/mounts, into out. */
-bool uz_setup_mount_of(const char *dev, char *out, size_t size)
+bool setup_mount_of(const char *dev, char *out, size_t size)
 {
     FILE *fp = fopen("/proc/self/mounts", "r");
     if (!fp)
@@ -220,9 +221,9 @@ bool uz_setup_mount_of(const char *dev, char *out, size_t size)
     while (fgets(line, sizeof line, fp)) {
         if (sscanf(line, "%4095s %4095s", src, mnt) != 2)
             continue;
-        uz_setup_unescape(src);
+        setup_unescape(src);
         if (!strcmp(src, dev)) {
-            uz_setup_unescape(mnt);
+            setup_unescape(mnt);
             snprintf(out, size, "%s", mnt);
             found = true;
         }
@@ -231,16 +232,16 @@ bool uz_setup_mount_of(const char *dev, char *out, size_t size)
     return found;
 }
 
-bool uz_setup_is_swap(const char *dir)
+bool setup_is_swap(const char *dir)
 {
     char loop[64];
-    return uz_setup_loop_of(dir, loop, sizeof loop) && uz_setup_in_swaps(loop);
+    return setup_loop_of(dir, loop, sizeof loop) && setup_in_swaps(loop);
 }
 
 /* mkdir RUNDIR/name (or the first free RUNDIR/swapN) into dir. */
 static int make_dir(const char *cmd, const char *name, char *dir, size_t size)
 {
-    const char *run = uz_setup_rundir();
+    const char *run = setup_rundir();
     if (mkdir(run, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: mkdir %s: %s\n", cmd, run, strerror(errno));
         return -1;
@@ -281,8 +282,8 @@ static int make_dir(const char *cmd, const char *name, char *dir, size_t size)
 
 /* ---------------------------------------------------------------- up */
 
-int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir_out, size_t dirsize,
-                char *loop_out, size_t loopsize)
+int setup_up(const char *cmd, const struct setup *s, char *dir_out, size_t dirsize,
+             char *loop_out, size_t loopsize)
 {
     char dir[PATH_MAX], disk[PATH_MAX + 8], loop[64] = "", size[32];
     bool swap = !s->fs_type || !strcmp(s->fs_type, "swap");
@@ -303,7 +304,7 @@ int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir_out, size_t
     /* 2: the mount, uninitialised */
     char *margv[UZ_SETUP_MAX_ARGS + 10];
     int m = 0;
-    margv[m++] = (char *)uz_self_exe();
+    margv[m++] = (char *)self_exe();
     margv[m++] = "mount";
     margv[m++] = dir;
     margv[m++] = "--size";
@@ -378,7 +379,7 @@ undo:
         step(cmd, "undo: detaching the loop device", d, NULL, 0);
     }
     if (done >= 1) {
-        char *u[] = {(char *)uz_self_exe(), "umount", dir, NULL};
+        char *u[] = {(char *)self_exe(), "umount", dir, NULL};
         step(cmd, "undo: unmounting uzram", u, NULL, 0);
     }
     rmdir(dir);
@@ -409,7 +410,7 @@ static int resolve(const char *cmd, const char *target, char *dir, size_t size)
     }
     char tmp[PATH_MAX];
     if (!strchr(target, '/'))
-        snprintf(tmp, sizeof tmp, "%s/%s", uz_setup_rundir(), target);
+        snprintf(tmp, sizeof tmp, "%s/%s", setup_rundir(), target);
     else
         snprintf(tmp, sizeof tmp, "%s", target);
     char *abs = realpath(tmp, NULL);
@@ -418,24 +419,24 @@ static int resolve(const char *cmd, const char *target, char *dir, size_t size)
     return 0;
 }
 
-int uz_setup_down(const char *cmd, const char *target)
+int setup_down(const char *cmd, const char *target)
 {
     char dir[PATH_MAX], loop[64], mnt[PATH_MAX];
     if (resolve(cmd, target, dir, sizeof dir) < 0)
         return 1;
     bool mounted = is_uzram_mount(dir);
-    bool have_loop = mounted && uz_setup_loop_of(dir, loop, sizeof loop);
+    bool have_loop = mounted && setup_loop_of(dir, loop, sizeof loop);
     if (!mounted) {
         fprintf(stderr, "%s: %s: no uzram device is mounted there\n", cmd, dir);
         return 1;
     }
     if (have_loop) {
-        if (uz_setup_in_swaps(loop)) {
+        if (setup_in_swaps(loop)) {
             char *off[] = {"swapoff", loop, NULL};
             if (step(cmd, "disabling swap", off, NULL, 0) < 0)
                 return 1;
         }
-        while (uz_setup_mount_of(loop, mnt, sizeof mnt)) {
+        while (setup_mount_of(loop, mnt, sizeof mnt)) {
             char *um[] = {"umount", mnt, NULL};
             if (step(cmd, "unmounting the filesystem", um, NULL, 0) < 0)
                 return 1;
@@ -444,11 +445,11 @@ int uz_setup_down(const char *cmd, const char *target)
         if (step(cmd, "detaching the loop device", d, NULL, 0) < 0)
             return 1;
     }
-    char *u[] = {(char *)uz_self_exe(), "umount", dir, NULL};
+    char *u[] = {(char *)self_exe(), "umount", dir, NULL};
     if (step(cmd, "unmounting uzram", u, NULL, 0) < 0)
         return 1;
     /* the directory goes too if swapon or up made it (it is in RUNDIR) */
-    char *run = realpath(uz_setup_rundir(), NULL);
+    char *run = realpath(setup_rundir(), NULL);
     size_t n = run ? strlen(run) : 0;
     if (run && !strncmp(dir, run, n) && dir[n] == '/' && !strchr(dir + n + 1, '/'))
         rmdir(dir);

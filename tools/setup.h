@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * setup.h - bringing a uzram device into use and taking it out again:
  * the steps `uzram swapon`, `uzram up` (a device of /etc/uzram.conf) and
@@ -14,8 +15,8 @@
 #define UZ_SETUP_MAX_ATTRS 16
 
 /* One device to bring up.  Strings are borrowed; zero-initialise, then
- * fill in (uz_setup_init sets the defaults). */
-struct uz_setup {
+ * fill in (setup_init sets the defaults). */
+struct setup {
     const char *name;        /* RUNDIR/name is the mount; NULL: first free "swapN" */
     uint64_t disksize;       /* bytes, > 0 */
     /* extra arguments to `uzram mount` (--algorithm A, --mem-limit M, ...) */
@@ -23,7 +24,7 @@ struct uz_setup {
     int nmount_args;
     /* attribute writes "NAME=VALUE": those zram takes only before
      * disksize (recomp_algorithm, algorithm_params, ...) go before it,
-     * the others after (uz_setup_attr sorts them) */
+     * the others after (setup_attr sorts them) */
     const char *pre[UZ_SETUP_MAX_ATTRS], *post[UZ_SETUP_MAX_ATTRS];
     int npre, npost;
     const char *fs_type;     /* "swap" (default) or a mkfs.TYPE type */
@@ -32,15 +33,15 @@ struct uz_setup {
     int priority;            /* swap priority, -1 = the kernel's default */
 };
 
-void uz_setup_init(struct uz_setup *s);
+void setup_init(struct setup *s);
 
 /* Append a mount argument / an attribute write "NAME=VALUE".  -E2BIG when
  * full, -EINVAL for an attribute without '='. */
-int uz_setup_arg(struct uz_setup *s, const char *arg);
-int uz_setup_attr(struct uz_setup *s, const char *name_eq_value);
+int setup_arg(struct setup *s, const char *arg);
+int setup_attr(struct setup *s, const char *name_eq_value);
 
 /* The directory the mounts live in: $UZRAM_RUNDIR, or /run/uzram. */
-const char *uz_setup_rundir(void);
+const char *setup_rundir(void);
 
 /*
  * Mount the device at RUNDIR/name (`uzram mount --size 0`, then the
@@ -50,8 +51,8 @@ const char *uz_setup_rundir(void);
  * copied to dir and loop.  cmd names the command in error messages.
  * Returns 0 or 1 (errors printed).
  */
-int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir, size_t dirsize,
-                char *loop, size_t loopsize);
+int setup_up(const char *cmd, const struct setup *s, char *dir, size_t dirsize,
+             char *loop, size_t loopsize);
 
 /*
  * Take down the device target names (its mount directory, its loop
@@ -59,20 +60,20 @@ int uz_setup_up(const char *cmd, const struct uz_setup *s, char *dir, size_t dir
  * device, detach it, `uzram umount` the directory, remove it.  Returns 0
  * or 1 (errors printed).
  */
-int uz_setup_down(const char *cmd, const char *target);
+int setup_down(const char *cmd, const char *target);
 
 /* Is the directory's loop device an active swap?  (For `uzram swapoff`
  * with no argument.) */
-bool uz_setup_is_swap(const char *dir);
+bool setup_is_swap(const char *dir);
 /* The first loop device whose backing file is DIR/disk, as "/dev/loopN",
  * into out; false if there is none.  Cannot fail otherwise. */
-bool uz_setup_loop_of(const char *dir, char *out, size_t size);
+bool setup_loop_of(const char *dir, char *out, size_t size);
 /* The last (topmost) mount point of source dev in /proc/self/mounts,
  * unescaped, into out; false if it is not mounted. */
-bool uz_setup_mount_of(const char *dev, char *out, size_t size);
+bool setup_mount_of(const char *dev, char *out, size_t size);
 /* Undo the octal escapes (\040 for a blank) of a /proc/mounts field. */
-void uz_setup_unescape(char *s);
+void setup_unescape(char *s);
 /* Is dev (a /dev path) an active swap device (/proc/swaps)? */
-bool uz_setup_in_swaps(const char *dev);
+bool setup_in_swaps(const char *dev);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stat.c - `uzram stat [--output COLUMNS] [--bytes] [--raw] [--noheadings]
  * [--json] [DIR...]`: list uzram mounts the way zramctl lists zram
@@ -123,11 +124,11 @@ static void find_user(const char *dir, char *out, size_t size)
 {
     char dev[64];
     out[0] = 0;
-    if (!uz_setup_loop_of(dir, dev, sizeof dev))
+    if (!setup_loop_of(dir, dev, sizeof dev))
         return;
-    if (uz_setup_in_swaps(dev))
+    if (setup_in_swaps(dev))
         snprintf(out, size, "[SWAP]");
-    else if (!uz_setup_mount_of(dev, out, size))
+    else if (!setup_mount_of(dev, out, size))
         snprintf(out, size, "%s", dev);
 }
 
@@ -746,7 +747,7 @@ static size_t find_mounts(char ***dirs)
         if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 ||
             strcmp(type, "fuse.uzram") != 0)
             continue;
-        uz_setup_unescape(mnt);
+        setup_unescape(mnt);
         char **grown = realloc(*dirs, (n + 1) * sizeof **dirs);
         if (!grown)
             break;
@@ -779,14 +780,14 @@ static bool is_uzram_dir(const char *dir)
         if (sscanf(line, "%4095s %4095s %255s", src, mnt, type) != 3 ||
             strcmp(type, "fuse.uzram") != 0)
             continue;
-        uz_setup_unescape(mnt);
+        setup_unescape(mnt);
         found = !strcmp(mnt, dir) || (in_pool && !strcmp(mnt, parent));
     }
     fclose(fp);
     return found;
 }
 
-int uz_cmd_stat(int argc, char **argv)
+int cmd_stat(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'},

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * swapon.c - `uzram swapon` and `uzram swapoff`: compressed swap in one
  * command, as zramctl + mkswap + swapon give it for kernel zram.
@@ -63,7 +64,7 @@ static uint64_t ram_bytes(void)
     return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-int uz_cmd_swapon(int argc, char **argv)
+int cmd_swapon(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"size", required_argument, NULL, 's'},
@@ -83,8 +84,8 @@ int uz_cmd_swapon(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct uz_setup s;
-    uz_setup_init(&s);
+    struct setup s;
+    setup_init(&s);
     bool have_size = false, have_percent = false;
     char *end;
     int c;
@@ -126,7 +127,7 @@ int uz_cmd_swapon(int argc, char **argv)
             s.options = optarg;
             break;
         case 'A':
-            if (uz_setup_attr(&s, optarg) < 0) {
+            if (setup_attr(&s, optarg) < 0) {
                 fprintf(stderr, "uzram swapon: --attr: '%s': give NAME=VALUE (at most %d)\n",
                         optarg, UZ_SETUP_MAX_ATTRS);
                 return 2;
@@ -139,8 +140,8 @@ int uz_cmd_swapon(int argc, char **argv)
                     opt = o->name;
             static char flags[UZ_SETUP_MAX_ARGS][24];
             snprintf(flags[s.nmount_args % UZ_SETUP_MAX_ARGS], sizeof flags[0], "--%s", opt);
-            if (uz_setup_arg(&s, flags[s.nmount_args % UZ_SETUP_MAX_ARGS]) < 0 ||
-                uz_setup_arg(&s, optarg) < 0) {
+            if (setup_arg(&s, flags[s.nmount_args % UZ_SETUP_MAX_ARGS]) < 0 ||
+                setup_arg(&s, optarg) < 0) {
                 fprintf(stderr, "uzram swapon: too many options\n");
                 return 2;
             }
@@ -168,13 +169,13 @@ int uz_cmd_swapon(int argc, char **argv)
         return 1;
     }
     char dir[PATH_MAX], loop[64];
-    if (uz_setup_up("uzram swapon", &s, dir, sizeof dir, loop, sizeof loop) != 0)
+    if (setup_up("uzram swapon", &s, dir, sizeof dir, loop, sizeof loop) != 0)
         return 1;
     printf("%s\n", loop);
     return 0;
 }
 
-int uz_cmd_swapoff(int argc, char **argv)
+int cmd_swapoff(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         printf("usage: uzram swapoff [DEVICE...]\n"
@@ -195,10 +196,10 @@ int uz_cmd_swapoff(int argc, char **argv)
     int rc = 0;
     if (first < argc) {
         for (int i = first; i < argc; i++)
-            rc |= uz_setup_down("uzram swapoff", argv[i]);
+            rc |= setup_down("uzram swapoff", argv[i]);
         return rc;
     }
-    const char *run = uz_setup_rundir();
+    const char *run = setup_rundir();
     DIR *d = opendir(run);
     if (!d)
         return 0;   /* nothing was ever set up */
@@ -209,8 +210,8 @@ int uz_cmd_swapoff(int argc, char **argv)
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s/%s", run, e->d_name);
         char *abs = realpath(dir, NULL);
-        if (abs && uz_setup_is_swap(abs))
-            rc |= uz_setup_down("uzram swapoff", abs);
+        if (abs && setup_is_swap(abs))
+            rc |= setup_down("uzram swapoff", abs);
         free(abs);
     }
     closedir(d);

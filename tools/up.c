@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * up.c - `uzram up [--] NAME` and `uzram down [--] NAME`: bring up and
  * take down the device [NAME] of /etc/uzram.conf ($UZRAM_CONF).  These
@@ -5,23 +6,23 @@
  * no name reads as an option); by hand they are what `systemctl start
  * uzram-NAME` does.
  *
- * A section becomes a struct uz_setup (build(); setup.c does the rest),
+ * A section becomes a struct setup (build(); setup.c does the rest),
  * nearly all of it attribute writes, so that the library judges them:
  *
- *   zram-size                        disksize (uz_conf_bytes)
+ *   zram-size                        disksize (conf_bytes)
  *   compression-algorithm A(P) B(Q)  before disksize: comp_algorithm A,
  *                                    recomp_algorithm "algo=B priority=1",
  *                                    algorithm_params "priority=0 P" and
  *                                    "priority=1 Q"
  *   group-pages                      before disksize: group_pages
- *   zram-resident-limit              after it: mem_limit (uz_conf_bytes)
+ *   zram-resident-limit              after it: mem_limit (conf_bytes)
  *   recompress-policy, writeback-policy, auto-compact   after it: the
  *                                    attributes of those names
  *   writeback-device, allocator,     `uzram mount --backing-dev, --allocator,
  *   io-uring                          --io-uring`
  *   fs-type, mount-point, options, swap-priority        as swapon/mount
  *
- * uz_up_check (up.h) replays those writes on a library device before
+ * up_check_section (up.h) replays those writes on a library device before
  * anything is mounted; the generator runs the same check, so a value `up`
  * would refuse gets no unit.  host-memory-limit: on a machine with more
  * RAM (MiB) than that, `up` does nothing and says so (the generator makes
@@ -43,7 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Buffers the strings of a struct uz_setup point into, and the key of
+/* Buffers the strings of a struct setup point into, and the key of
  * the section each attribute write comes from. */
 struct up_strings {
     char size_arg[32];
@@ -54,7 +55,7 @@ struct up_strings {
 
 /* Format an attribute write "NAME=VALUE" into b and add it to s; false
  * when there is no room (or the value does not fit). */
-static bool add_attr(struct uz_setup *s, struct up_strings *b, const char *key, const char *fmt,
+static bool add_attr(struct setup *s, struct up_strings *b, const char *key, const char *fmt,
                      ...)
 {
     if (b->nattrs >= UZ_SETUP_MAX_ATTRS)
@@ -64,7 +65,7 @@ static bool add_attr(struct uz_setup *s, struct up_strings *b, const char *key, 
     va_start(ap, fmt);
     int n = vsnprintf(dst, sizeof b->attrs[0], fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof b->attrs[0] || uz_setup_attr(s, dst) < 0)
+    if (n < 0 || (size_t)n >= sizeof b->attrs[0] || setup_attr(s, dst) < 0)
         return false;
     b->keys[b->nattrs++] = key;
     return true;
@@ -72,20 +73,20 @@ static bool add_attr(struct uz_setup *s, struct up_strings *b, const char *key, 
 
 /* Fill s (borrowing strings from d and b) from the section d: -1 with
  * the reason in why (and the key to blame in *key). */
-static int build(const struct uz_conf_dev *d, double ram, struct uz_setup *s,
+static int build(const struct conf_dev *d, double ram, struct setup *s,
                  struct up_strings *b, char *why, size_t whysize, const char **key)
 {
     char e[160];
-    uz_setup_init(s);
+    setup_init(s);
     memset(b, 0, sizeof *b);
     s->name = d->name;
     *key = "zram-size";
-    if (uz_conf_bytes(d->size, ram, &s->disksize, e, sizeof e) < 0) {
+    if (conf_bytes(d->size, ram, &s->disksize, e, sizeof e) < 0) {
         snprintf(why, whysize, "zram-size: %s", e);
         return -1;
     }
     bool ok = true;
-    /* before disksize (uz_setup_attr sorts them): the primary first, then
+    /* before disksize (setup_attr sorts them): the primary first, then
      * the secondaries, then the parameters that name them */
     if (d->nalgo > 0)
         ok &= add_attr(s, b, "compression-algorithm", "comp_algorithm=%s", d->algo[0].name);
@@ -96,13 +97,15 @@ static int build(const struct uz_conf_dev *d, double ram, struct uz_setup *s,
         if (d->algo[i].params[0])
             ok &= add_attr(s, b, "compression-algorithm", "algorithm_params=priority=%d %s", i,
                            d->algo[i].params);
-    if (d->group_pages > 1)
+    if (d->group_pages == UZRAM_GROUP_AUTO)
+        ok &= add_attr(s, b, "group-pages", "group_pages=auto");
+    else if (d->group_pages > 1)
         ok &= add_attr(s, b, "group-pages", "group_pages=%u", d->group_pages);
     /* after disksize */
     if (d->resident_limit[0]) {
         uint64_t limit;
         *key = "zram-resident-limit";
-        if (uz_conf_bytes(d->resident_limit, ram, &limit, e, sizeof e) < 0) {
+        if (conf_bytes(d->resident_limit, ram, &limit, e, sizeof e) < 0) {
             snprintf(why, whysize, "zram-resident-limit: %s", e);
             return -1;
         }
@@ -118,12 +121,12 @@ static int build(const struct uz_conf_dev *d, double ram, struct uz_setup *s,
             ok &= add_attr(s, b, post[i].key, "%s=%s", post[i].attr, post[i].value);
     /* mount arguments: what no attribute sets */
     if (d->writeback_device[0]) {
-        uz_setup_arg(s, "--backing-dev");
-        uz_setup_arg(s, d->writeback_device);
+        setup_arg(s, "--backing-dev");
+        setup_arg(s, d->writeback_device);
     }
     if (d->allocator[0]) {
-        uz_setup_arg(s, "--allocator");
-        uz_setup_arg(s, d->allocator);
+        setup_arg(s, "--allocator");
+        setup_arg(s, d->allocator);
     }
     if (d->io_uring[0]) {
         uz_setup_arg(s, "--io-uring");
@@ -167,12 +170,12 @@ static int store_nv(struct uzram *dev, const char *nv, char *why, size_t whysize
 
 /*
  * Replay s on a library device: what `uzram mount DIR --size 0
- * --group-pages 1 [--allocator Z]` creates (uz_setup_up, step 2), then
+ * --group-pages 1 [--allocator Z]` creates (setup_up, step 2), then
  * the pre attributes, disksize and the post ones (step 3), through
  * uzram_attr_store, which the mount's attribute files call.  One
  * compression stream: the check compresses nothing.
  */
-static int dry_run(const struct uz_conf_dev *d, const struct uz_setup *s,
+static int dry_run(const struct conf_dev *d, const struct setup *s,
                    const struct up_strings *b, char *why, size_t whysize, const char **key)
 {
     struct uzram_config cfg;
@@ -205,8 +208,8 @@ static int dry_run(const struct uz_conf_dev *d, const struct uz_setup *s,
     return rc;
 }
 
-int uz_up_check(const struct uz_conf_dev *d, double ram_mib, char *why, size_t whysize,
-                const char **key)
+int up_check_section(const struct conf_dev *d, double ram_mib, char *why, size_t whysize,
+                     const char **key)
 {
     *key = NULL;
     if (d->nerrors) {
@@ -218,7 +221,7 @@ int uz_up_check(const struct uz_conf_dev *d, double ram_mib, char *why, size_t w
         snprintf(why, whysize, "fs-type %s needs a mount-point", d->fs_type);
         return -1;
     }
-    struct uz_setup s;
+    struct setup s;
     struct up_strings b;
     if (build(d, ram_mib, &s, &b, why, whysize, key) < 0)
         return -1;
@@ -232,38 +235,38 @@ int uz_up_check(const struct uz_conf_dev *d, double ram_mib, char *why, size_t w
 }
 
 /* Print why d fails the check, naming its line when one key is to blame. */
-static void print_check_error(const char *cmd, const struct uz_conf_dev *d, const char *why,
+static void print_check_error(const char *cmd, const struct conf_dev *d, const char *why,
                               const char *key)
 {
-    unsigned line = key ? uz_conf_key_line(d, key) : 0;
+    unsigned line = key ? conf_key_line(d, key) : 0;
     if (d->nerrors)
         fprintf(stderr, "%s: %s%s\n", cmd, why,
                 d->nerrors > 1 ? " (and more errors in the section)" : "");
     else if (line)
-        fprintf(stderr, "%s: %s:%u: [%s] %s\n", cmd, uz_conf_path(), line, d->name, why);
+        fprintf(stderr, "%s: %s:%u: [%s] %s\n", cmd, conf_path(), line, d->name, why);
     else
-        fprintf(stderr, "%s: %s: [%s] %s\n", cmd, uz_conf_path(), d->name, why);
+        fprintf(stderr, "%s: %s: [%s] %s\n", cmd, conf_path(), d->name, why);
 }
 
 /* Load the configuration and find [name]; prints why not. */
-static int load(const char *cmd, const char *name, struct uz_conf *c,
-                const struct uz_conf_dev **d)
+static int load(const char *cmd, const char *name, struct conf *c,
+                const struct conf_dev **d)
 {
     char err[512];
-    const char *path = uz_conf_path();
-    int rc = uz_conf_load(path, c, err, sizeof err);
+    const char *path = conf_path();
+    int rc = conf_load(path, c, err, sizeof err);
     if (rc < 0 && rc != -EINVAL) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return -1;
     }
-    *d = uz_conf_find(c, name);
+    *d = conf_find(c, name);
     if (!*d) {
         fprintf(stderr, "%s: %s has no device [%s]\n", cmd, path, name);
         /* one of them may be the header meant */
         size_t kept = c->nerrors < UZ_CONF_MAX_MESSAGES ? c->nerrors : UZ_CONF_MAX_MESSAGES;
         for (size_t i = 0; i < kept; i++)
             fprintf(stderr, "%s: %s\n", cmd, c->errors[i]);
-        uz_conf_free(c);
+        conf_free(c);
         return -1;
     }
     return 0;
@@ -292,19 +295,19 @@ static int updown_usage(const char *what, int rc)
     return rc;
 }
 
-int uz_cmd_up(int argc, char **argv)
+int cmd_up(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
         return updown_usage("up", 0);
     const char *name = name_arg(argc, argv);
     if (!name)
         return updown_usage("up", 2);
-    struct uz_conf c;
-    const struct uz_conf_dev *d;
+    struct conf c;
+    const struct conf_dev *d;
     if (load("uzram up", name, &c, &d) < 0)
         return 1;
     int rc = 1;
-    double ram = uz_conf_ram_mib();
+    double ram = conf_ram_mib();
     if (d->host_memory_limit && ram > (double)d->host_memory_limit && !d->nerrors) {
         printf("uzram up: [%s] skipped: %.0f MiB of RAM is over its host-memory-limit %llu\n",
                d->name, ram, (unsigned long long)d->host_memory_limit);
@@ -313,7 +316,7 @@ int uz_cmd_up(int argc, char **argv)
     }
     char why[400];
     const char *key;
-    if (uz_up_check(d, ram, why, sizeof why, &key) < 0) {
+    if (up_check_section(d, ram, why, sizeof why, &key) < 0) {
         print_check_error("uzram up", d, why, key);
         goto out;
     }
@@ -321,7 +324,7 @@ int uz_cmd_up(int argc, char **argv)
         fprintf(stderr, "uzram up: [%s] warning: '(%s)' after the algorithms is not used; "
                 "recompress-policy makes uzram recompress by itself\n", d->name,
                 d->recompress_args);
-    struct uz_setup s;
+    struct setup s;
     struct up_strings b;
     if (build(d, ram, &s, &b, why, sizeof why, &key) < 0) {   /* as checked: cannot fail */
         print_check_error("uzram up", d, why, key);
@@ -332,17 +335,17 @@ int uz_cmd_up(int argc, char **argv)
         goto out;
     }
     char dir[PATH_MAX], loop[64];
-    rc = uz_setup_up("uzram up", &s, dir, sizeof dir, loop, sizeof loop);
+    rc = setup_up("uzram up", &s, dir, sizeof dir, loop, sizeof loop);
     if (rc == 0)
         printf("%s: %s on %s (%s)\n", d->name, loop, !strcmp(d->fs_type, "swap") ? "[SWAP]"
                                                                               : d->mount_point,
                dir);
 out:
-    uz_conf_free(&c);
+    conf_free(&c);
     return rc;
 }
 
-int uz_cmd_down(int argc, char **argv)
+int cmd_down(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
         return updown_usage("down", 0);
@@ -353,5 +356,5 @@ int uz_cmd_down(int argc, char **argv)
         fprintf(stderr, "uzram down: needs root\n");
         return 1;
     }
-    return uz_setup_down("uzram down", name);
+    return setup_down("uzram down", name);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * up.h - a section of /etc/uzram.conf checked as `uzram up` would apply
  * it (up.c), for `uzram up` itself and for uzram-generator.
@@ -20,10 +21,10 @@
  * to `up`: writeback-device (its disk may not exist yet when generators
  * run), the mount point and fs-type (mkfs.TYPE).  Returns 0, or -1 with
  * the reason in why and, when one key is to blame, that key (an entry
- * of uz_conf_keys) in *key (else NULL).  A section the reader rejected
+ * of conf_keys) in *key (else NULL).  A section the reader rejected
  * (d->nerrors) fails with its first error.
  */
-int uz_up_check(const struct uz_conf_dev *d, double ram_mib, char *why, size_t whysize,
-                const char **key);
+int up_check_section(const struct conf_dev *d, double ram_mib, char *why, size_t whysize,
+                     const char **key);
 
 #endif

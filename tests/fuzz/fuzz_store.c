@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_store.c - libFuzzer target: the input drives a small uzram device
  * through a sequence of operations, and every result is checked against a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """make_corpus.py - write the seed inputs of fuzz_store into tests/fuzz/corpus/.
 
 The input format is described at the top of fuzz_store.c; this script speaks

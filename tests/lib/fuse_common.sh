@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # fuse_common.sh - sourced by the tests/fuse_*.sh system tests: what every
 # one of them needs before it starts, and the unmount its cleanup does.
 #

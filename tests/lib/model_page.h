@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * model_page.h - the model's side of a write: what page p must hold after
  * a write of len bytes at off (newdata NULL: zeros) lands on a page that

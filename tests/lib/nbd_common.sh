@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # nbd_common.sh - sourced by the tests/nbd_*.sh system tests after they set
 # WORK (their scratch directory), SERVERS=() and uri() (a server's URI by
 # NAME): what both need besides their own start_server.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_files.h - the files unit tests make and read, in one place: a fresh
  * backing file of N 4 KiB blocks, and a page file of the corpus unpacked
@@ -36,7 +37,7 @@ static inline uint8_t *test_corpus_load(const char *name, uint64_t max_pages, ui
     char path[1024], msg[512];
     snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/corpus", name);
     uint8_t *buf;
-    if (uz_pagefile_load(path, max_pages, &buf, pages, msg, sizeof msg) < 0) {
+    if (pagefile_load(path, max_pages, &buf, pages, msg, sizeof msg) < 0) {
         *pages = 0;
         return NULL;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * valgrind_detect.h - RUNNING_ON_VALGRIND where valgrind's header is
  * installed, else 0: tests that reserve terabytes of address space (which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_shared_lib.c - the public API through build/libuzram.so, as a user
  * of the library links it: only what include/uzram.h declares must be

@@ -1,5 +1,7 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * uzram.c - the command line tool: dispatches to one subcommand.
+ * main.c - the command line tool `uzram`: main() dispatches to one
+ * subcommand, each in a file of its own (cli.h).
  *
  *   uzram bench    [options] PAGEFILE...   benchmark against kernel zram
  *   uzram bench-alloc [options] PAGEFILE   allocator cost against population
@@ -31,21 +33,21 @@ static const struct command {
     const char *name;
     int (*run)(int argc, char **argv);
 } commands[] = {
-    {"bench", uz_cmd_bench},
-    {"bench-alloc", uz_cmd_bench_alloc},
-    {"bench-pool", uz_cmd_bench_pool},
-    {"capture", uz_cmd_capture},
+    {"bench", cmd_bench},
+    {"bench-alloc", cmd_bench_alloc},
+    {"bench-pool", cmd_bench_pool},
+    {"capture", cmd_capture},
 #ifdef UZ_HAVE_FUSE
-    {"mount", uz_cmd_mount},
-    {"umount", uz_cmd_umount},
-    {"pool", uz_cmd_pool},
-    {"clone", uz_cmd_clone},
-    {"swapon", uz_cmd_swapon},
-    {"swapoff", uz_cmd_swapoff},
-    {"up", uz_cmd_up},
-    {"down", uz_cmd_down},
+    {"mount", cmd_mount},
+    {"umount", cmd_umount},
+    {"pool", cmd_pool},
+    {"clone", cmd_clone},
+    {"swapon", cmd_swapon},
+    {"swapoff", cmd_swapoff},
+    {"up", cmd_up},
+    {"down", cmd_down},
 #endif
-    {"stat", uz_cmd_stat},
+    {"stat", cmd_stat},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
