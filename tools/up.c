@@ -129,8 +129,8 @@ static int build(const struct conf_dev *d, double ram, struct setup *s,
         setup_arg(s, d->allocator);
     }
     if (d->io_uring[0]) {
-        uz_setup_arg(s, "--io-uring");
-        uz_setup_arg(s, d->io_uring);
+        setup_arg(s, "--io-uring");
+        setup_arg(s, d->io_uring);
     }
     *key = NULL;
     if (!ok) {
