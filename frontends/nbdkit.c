@@ -4,7 +4,7 @@
  *
  *     nbdkit build/nbdkit-uzram-plugin.so size=1G \
  *            [algorithm=zstd] [level=3] [allocator=zsmalloc] \
- *            [mem_limit=256M] [backing_dev=PATH] [group_pages=auto|K] [dedup=0|1|auto]
+ *            [mem_limit=256M] [backing_dev=PATH|NBD-URI] [group_pages=auto|K] [dedup=0|1|auto]
  *            [mlock=true]
  *            [control=DIR]
  *
@@ -250,7 +250,17 @@ static int uzram_plugin_config(const char *key, const char *value)
         if (strcmp(key, "group_pages") == 0)
             cfg_group_pages_given = true;
     } else if (strcmp(key, "backing_dev") == 0) {
-        /* nbdkit changes directory to / when it daemonises */
+        /* an NBD URI as it is (far memory, docs/far-memory.md); a path
+         * made absolute, as nbdkit changes directory to / when it
+         * daemonises */
+        if (uzram_backing_name(value) == 1) {
+            cfg.backing_dev = strdup(value);
+            if (!cfg.backing_dev) {
+                nbdkit_error("uzram: backing_dev: out of memory");
+                return -1;
+            }
+            return 0;
+        }
         cfg.backing_dev = nbdkit_realpath(value);
         if (!cfg.backing_dev)
             return -1;
@@ -381,7 +391,8 @@ static int uzram_plugin_config_complete(void)
     "level=<N>           Compression level (0 = the algorithm's default).\n" \
     "allocator=<NAME>    Allocator for compressed pages (default zsmalloc).\n" \
     "mem_limit=<SIZE>    Cap on memory for compressed pages (0 = none).\n" \
-    "backing_dev=<PATH>  File or block device for writeback and over-limit pages.\n" \
+    "backing_dev=<PATH>|<NBD-URI>  File, block device or NBD export for writeback\n" \
+    "                    and over-limit pages.\n" \
     "group_pages=<K>     Compress aligned runs of K pages (1, 2, 4, 8) as one unit, or auto\n" \
     "                    (default, but 1 with max_clones): each write uses the largest\n" \
     "                    aligned run of 8, 4 or 2 pages it covers, pages alone for the rest.\n" \

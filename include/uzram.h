@@ -163,7 +163,16 @@ struct uzram_config {
     /* Backing file or block device (zram's backing_dev): written-back and
      * forwarded pages live there, one 4 KiB block each.  A regular file
      * must already have its size (e.g. `truncate -s 4G FILE`); it is used
-     * with O_DIRECT when the file system allows.  NULL = none. */
+     * with O_DIRECT when the file system allows.  Or an NBD URI, far
+     * memory on another host (docs/far-memory.md):
+     * nbd://HOST[:PORT]/EXPORT, nbds://... (TLS), nbd+unix:///EXPORT?
+     * socket=PATH, with optional connections=N (1..16, default 4, used
+     * when the server offers multi-conn) and timeout=S (1..3600 s per
+     * request or connection attempt, default 10).  Over NBD a failed or
+     * timed-out writeback keeps the page in RAM, a read that fails or does
+     * not match what was written (a server that restarted empty) is -EIO,
+     * dropped connections are made again on use, and reset and destroy
+     * never wait for the server.  NULL = none. */
     const char *backing_dev;
     /* Write pages to the backing device compressed (smaller I/O, read back
      * and decompressed on access) instead of as raw 4 KiB pages. */
@@ -326,6 +335,13 @@ UZRAM_API void uzram_set_memory_locked(bool locked);
  */
 UZRAM_API int uzram_parse_size(const char *s, uint64_t *out);
 
+/* Is name a backing device's name (uzram_config.backing_dev, the
+ * backing_dev attribute)?  1: an NBD URI of a form that can be opened
+ * (nbd://, nbds:// with a host, the +unix forms with an absolute
+ * socket=), 0: an absolute path, -EINVAL (with a message) otherwise.  Only
+ * the text is checked: nothing is opened or connected to. */
+UZRAM_API int uzram_backing_name(const char *name);
+
 /* The disk size in bytes (0 while uninitialised). */
 UZRAM_API uint64_t uzram_disksize(const struct uzram *dev);
 
@@ -425,6 +441,9 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * writeback_limit writeback_limit_enable idle recomp_algorithm recompress,
  * and uzram's own: auto_compact (the footprint bound of automatic
  * compaction: "1.050", or "0" when off), writeback_compressed (0/1),
+ * writeback_batch_size (zram's: pages one writeback run keeps in flight,
+ * 1..128, default 32, where the backing device takes several at once, as
+ * an NBD one does; kept across reset; a pool's setting),
  * forward_threshold (bytes, 0 = off), group_pages (1, 2, 4, 8 or auto,
  * as the config's field; set while uninitialised, -EBUSY after, as
  * comp_algorithm), recompress_policy

@@ -414,12 +414,16 @@ static int show_backing_dev(struct uzram *dev, char *buf, size_t size)
     return emit(buf, size, 0, "%s\n", dev->store->bd ? dev->store->bd->path : "none");
 }
 
-/* An absolute path, while uninitialised (as zram); "none" drops it. */
+/* An absolute path or an NBD URI (backing.h), while uninitialised (as
+ * zram); "none" drops it. */
 static int store_backing_dev(struct uzram *dev, const struct val *v)
 {
     bool none = strcmp(v->s, "none") == 0;
-    if (!none && v->s[0] != '/')
-        return uz_error(-EINVAL, "backing_dev: give an absolute path (or none)");
+    if (!none) {
+        int err = uz_backing_check_name(v->s);
+        if (err < 0)
+            return err;
+    }
     if (dev->initialised)
         return uz_error(-EBUSY, "backing_dev: device is initialised; reset it first");
     struct uz_backing *b = NULL;
@@ -562,6 +566,23 @@ static int show_writeback_compressed(struct uzram *dev, char *buf, size_t size)
 static int store_writeback_compressed(struct uzram *dev, const struct val *v)
 {
     return store_bool(&dev->store->wb_compressed, v, "writeback_compressed");
+}
+
+/* zram's writeback_batch_size: pages a writeback run keeps in flight at
+ * once, where the backing device takes several (an NBD remote; a local
+ * file goes page by page). */
+static int show_writeback_batch_size(struct uzram *dev, char *buf, size_t size)
+{
+    return emit(buf, size, 0, "%u\n", atomic_load(&dev->store->wb_batch));
+}
+
+static int store_writeback_batch_size(struct uzram *dev, const struct val *v)
+{
+    uint64_t x;
+    if (parse_u64(v, &x) < 0 || x < 1 || x > UZ_WB_BATCH_MAX)
+        return uz_error(-EINVAL, "writeback_batch_size: write 1 to %d pages", UZ_WB_BATCH_MAX);
+    atomic_store(&dev->store->wb_batch, (uint32_t)x);
+    return 0;
 }
 
 static int show_forward_threshold(struct uzram *dev, char *buf, size_t size)
@@ -831,6 +852,8 @@ static const struct attr attrs[] = {
      .store = store_writeback_limit_enable},
     {.name = "writeback_compressed", .mode = 0644, .show = show_writeback_compressed,
      .store = store_writeback_compressed},
+    {.name = "writeback_batch_size", .mode = 0644, .show = show_writeback_batch_size,
+     .store = store_writeback_batch_size},
     {.name = "forward_threshold", .mode = 0644, .show = show_forward_threshold,
      .store = store_forward_threshold},
     {.name = "idle", .mode = 0200, .store = store_idle, .own = true},
@@ -1325,6 +1348,7 @@ static const struct {
     {"writeback_limit", 0644},
     {"writeback_limit_enable", 0644},
     {"writeback_compressed", 0644},
+    {"writeback_batch_size", 0644},
     {"forward_threshold", 0644},
     {"recompress_policy", 0644},
     {"writeback_policy", 0644},

@@ -19,7 +19,7 @@
  *
  *   kept      algorithm and level, allocator, huge threshold, streams,
  *             group_pages, secondaries and their levels, auto_compact,
- *             writeback_compressed, forward_threshold, dedup, the
+ *             writeback_compressed, writeback_batch_size, forward_threshold, dedup, the
  *             policies' settings (their thread is stopped and restarts at
  *             the next init)
  *   cleared   disksize and everything stored, mem_limit (0: none),

@@ -413,9 +413,7 @@ out:
     return err;
 }
 
-/* Bytes the chunks of a compressed stream of clen bytes occupy: full
- * chunks are one page each, the tail its size class. */
-static size_t chunks_cost(struct uz_store *dev, size_t clen)
+size_t uz_group_cost(struct uz_store *dev, size_t clen)
 {
     size_t full = clen / PAGE, rest = clen % PAGE;
     size_t tail = rest ? (dev->aops->class_size ? dev->aops->class_size(dev->alloc, rest) : rest) : 0;
@@ -433,7 +431,7 @@ int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio
     for (uint32_t j = 0; j < k; j++) {
         uint64_t h = slot_handle(uz_slot_at(dev, gb + j));
         if (h)
-            old += chunks_cost(dev, dev->aops->obj_size(dev->alloc, h));
+            old += uz_group_cost(dev, dev->aops->obj_size(dev->alloc, h));
     }
     struct uz_stream *st = uz_stream_get(&dev->streams);
     struct uz_stream *s2 = uz_stream_get(ss);
@@ -454,7 +452,7 @@ int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio
     size_t clen = 0;
     if (err == 0)
         clen = ss->codec->compress(s2->ctx, s2->gbuf, (size_t)k * PAGE, s2->gout, s2->gcap);
-    if (err == 0 && clen && clen <= (size_t)k * PAGE && chunks_cost(dev, clen) < old) {
+    if (err == 0 && clen && clen <= (size_t)k * PAGE && uz_group_cost(dev, clen) < old) {
         uint64_t h[UZ_GROUP_MAX] = {0};
         uint32_t nch = (uint32_t)((clen + PAGE - 1) / PAGE), j;
         int aerr = 0;

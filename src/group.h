@@ -31,6 +31,10 @@ int uz_group_write(struct uz_store *dev, uint64_t base, uint32_t k, const uint8_
  * allocated before anything is freed: on error (-ENOMEM, -EIO) nothing
  * changed. */
 int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, size_t *done);
+/* Bytes the chunks of a compressed stream of clen bytes occupy in the
+ * allocator: full chunks are one page each, the tail its size class.
+ * Cannot fail. */
+size_t uz_group_cost(struct uz_store *dev, size_t clen);
 /* Recompress the locked group of k pages at gb with the secondary at
  * priority prio, as one unit: decoded with the algorithm that made it,
  * compressed again, and kept only if its chunks take fewer bytes than the

@@ -124,13 +124,18 @@ void uz_vm_unreserve(void *addr, size_t len)
 void uz_vm_release(void *addr, size_t len)
 {
     if (!atomic_load_explicit(&mem_locked, memory_order_relaxed)) {
-        madvise(addr, len, MADV_DONTNEED);
+        /* a page locked behind the library's back (mlockall by the
+         * program) cannot be dropped: it is zeroed instead, which is what
+         * the callers rely on (varray.c: the page's count goes to 0) */
+        if (madvise(addr, len, MADV_DONTNEED) != 0)
+            memset(addr, 0, len);
         return;
     }
     /* Locked pages cannot be dropped: unlock, drop, and ask for
      * lock-on-fault again so the range is locked when next touched. */
     munlock(addr, len);
-    madvise(addr, len, MADV_DONTNEED);
+    if (madvise(addr, len, MADV_DONTNEED) != 0)
+        memset(addr, 0, len);
     mlock2(addr, len, MLOCK_ONFAULT);
 }
 

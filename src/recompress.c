@@ -258,14 +258,6 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
     return rc_mode_matches(req, f, now) && (slot_prio(f) == 0 || slot_prio(f) == prio);
 }
 
-/* Bytes an object set of chunks for a compressed group of clen bytes
- * really occupies. */
-static size_t group_cost(struct uz_store *dev, size_t clen)
-{
-    size_t full = clen / PAGE, rest = clen % PAGE;
-    return full * PAGE + (rest ? class_of(dev, rest) : 0);
-}
-
 /* Regroup the locked, qualifying slots [b, b+k) with the secondary at
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
 static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p)
@@ -304,7 +296,7 @@ static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p
     if (err == 0)
         clen = ss->codec->compress(s2->ctx, s2->gbuf, (size_t)k * PAGE, s2->gout, s2->gcap);
     int won = 0;
-    if (err == 0 && clen && clen <= (size_t)k * PAGE && group_cost(dev, clen) < old_cost) {
+    if (err == 0 && clen && clen <= (size_t)k * PAGE && uz_group_cost(dev, clen) < old_cost) {
         uint64_t h[UZ_GROUP_MAX] = {0};
         uint32_t nch = (uint32_t)((clen + PAGE - 1) / PAGE), j;
         int aerr = 0;

@@ -27,6 +27,7 @@
 #include "dedup.h"
 #include "shared.h"
 #include "recompress.h"
+#include "writeback.h"
 #include "policy.h"
 #include "clone.h"
 #include "error.h"
@@ -148,6 +149,7 @@ int uz_store_create(unsigned max_devices, struct uz_store **out)
     st->group_pages = 1;
     atomic_store(&st->compact_bound, UZRAM_COMPACT_DEFAULT);
     atomic_store(&st->dedup_mode, UZ_DEDUP_ON);
+    atomic_store(&st->wb_batch, UZ_WB_BATCH_DEFAULT);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     st->epoch = (uint64_t)ts.tv_sec;

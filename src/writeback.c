@@ -25,15 +25,33 @@
  * the handle records the size (bits 48..60) so a read transfers exactly
  * that and decompresses with the slot's algorithm (its priority bits).
  *
+ * Batches.  Where the backing device takes several transfers at once
+ * (its batch > 1: an NBD remote), a run goes in batches of
+ * writeback_batch_size pages: each page's slot is locked, its page
+ * copied into the run's buffer (decompressed, or as the object when
+ * compressed) and a block allocated; the batch is sent, and while it is
+ * in flight the next one fills; when the next is sent, the first is
+ * ended: the pages whose write succeeded are committed in slot order up
+ * to the first failure, and that page and every later one (in that batch
+ * and the next) stay in RAM with their blocks freed.  So the result is
+ * the same as page by page: req->next is the first page that failed.
+ * Shared pages (one record lock at a time) go page by page, after the
+ * batches before them have ended.  A local file (batch 1) goes page by
+ * page as before, through the streams' buffers.
+ *
  * Locking: each page under its slot lock, a primary stream inside it, the
- * backing bitmap's lock inside that (src/README.md, "Lock order").
+ * backing bitmap's lock inside that (src/README.md, "Lock order"); a
+ * batch holds its slots' locks (ascending) until it ends, and while one
+ * is in flight the next slot is only tried (README, lock 10).
  *
  * Groups (group.c) are never written back: their members carry no
  * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
  * RAM, compressed together.  Idle marking works on them slot by slot.
  *
- * Buffers.  All I/O goes through a stream's page/out buffers, which are
- * page-aligned (O_DIRECT): the data path allocates nothing.
+ * Buffers.  Page by page, all I/O goes through a stream's page/out
+ * buffers, which are page-aligned (O_DIRECT): the data path allocates
+ * nothing.  A batched run allocates its two batches' buffers once, at its
+ * start (and goes page by page if it cannot).
  *
  * Idle.  Every access stamps the slot's atime (20 bits of seconds in the
  * flags word, free in the 12-byte slot) and clears SLOT_IDLE.  `idle all`
@@ -45,6 +63,7 @@
 #include "shared.h"
 #include "page.h"
 #include "error.h"
+#include "mem.h"
 
 #include <errno.h>
 #include <string.h>
@@ -144,6 +163,146 @@ static int wb_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_
     return 0;
 }
 
+/* A batch: pages locked and copied out, their blocks allocated, going out
+ * together (the backing device has them in flight at once). */
+struct wb_batch {
+    unsigned n;
+    bool sent;                         /* started: fl is in flight */
+    uint8_t *buf;                      /* the pipe's max pages, page-aligned */
+    struct uz_inflight fl;
+    struct uz_bio bio[UZ_WB_BATCH_MAX];
+    struct {
+        uint64_t idx;
+        struct uz_slot *s;
+        uint32_t keep;                 /* the state bits the slot keeps */
+        size_t clen;                   /* 0: the raw page */
+    } item[UZ_WB_BATCH_MAX];
+};
+
+/* Two batches: one filling while the one before it is in flight. */
+struct wb_pipe {
+    unsigned max;                      /* pages per batch */
+    struct wb_batch *cur, *fly;        /* fly: in flight, or NULL */
+    struct wb_batch b[2];
+};
+
+/* Copy a locked slot's page (state f, qualifying) into the filling batch
+ * and give it a block.  0 or the error (nothing added). */
+static int batch_add(struct uz_store *dev, struct wb_batch *w, uint64_t idx, struct uz_slot *s,
+                     uint32_t f)
+{
+    struct uz_backing *b = dev->bd;
+    uint64_t h = slot_handle(s);
+    size_t size = uz_obj_bytes(dev, f, h);
+    const uint8_t *obj = dev->aops->map(dev->alloc, h);
+    uint8_t *buf = w->buf + (size_t)w->n * PAGE;
+    size_t clen = 0;
+    if (f & SLOT_HUGE) {
+        memcpy(buf, obj, PAGE);
+    } else if (atomic_load(&dev->wb_compressed)) {
+        memcpy(buf, obj, size);
+        clen = size;
+        memset(buf + clen, 0, PAGE - clen);   /* no stale bytes out; the whole block may go */
+    } else if (uz_decompress(dev, slot_prio(f), obj, size, buf, NULL) < 0) {
+        return uz_error(-EIO, "writeback: page %llu does not decompress", (unsigned long long)idx);
+    }
+    uint64_t blk;
+    int err = uz_backing_alloc(b, &blk);
+    if (err < 0)
+        return err;
+    uint32_t keep = f & (SLOT_IDLE | SLOT_INCOMP);
+    if (clen)
+        keep |= f & SLOT_PRIO_MASK;
+    w->bio[w->n] = (struct uz_bio){.blk = blk, .buf = buf, .n = clen ? clen : PAGE, .whole = true};
+    w->item[w->n].idx = idx;
+    w->item[w->n].s = s;
+    w->item[w->n].keep = keep;
+    w->item[w->n].clen = clen;
+    w->n++;
+    return 0;
+}
+
+/* Wait for a batch (if sent), then commit what went out, in order, up to
+ * the first failure: that page and every later one stay in RAM, their
+ * blocks freed; with drop, none is committed (a batch after a failed
+ * one).  Unlocks every slot of it.  0 or the first failure's error;
+ * *first_bad is the slot it happened on. */
+static int batch_end(struct uz_store *dev, struct wb_batch *w, struct uz_wb_req *req, bool drop,
+                     uint64_t *first_bad)
+{
+    int err = 0;
+    if (w->sent)
+        uz_backing_write_finish(dev->bd, &w->fl);
+    for (unsigned j = 0; j < w->n; j++) {
+        int e = w->sent ? w->bio[j].err : 0;
+        if (!drop && err == 0 && e < 0) {
+            err = e;
+            *first_bad = w->item[j].idx;
+        }
+        if (!drop && err == 0) {
+            uint64_t wh = w->bio[j].blk | (uint64_t)w->item[j].clen << WB_LEN_SHIFT;
+            uz_slot_commit(dev, w->item[j].idx, w->item[j].s, SLOT_WB | w->item[j].keep, wh, 0);
+            atomic_fetch_add_explicit(&dev->ev.written_back, 1, memory_order_relaxed);
+            req->done++;
+        } else {
+            uz_backing_free(dev->bd, w->bio[j].blk);
+            give_back_limit(dev);
+            if (e < 0)
+                atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
+        }
+        uz_slot_put(dev, w->item[j].idx, w->item[j].s);
+    }
+    w->n = 0;
+    w->sent = false;
+    return err;
+}
+
+/* Send the filling batch; end the one in flight before it (it was sent
+ * first, so its pages come first).  Afterwards the sent batch is in
+ * flight and the other one fills.  0 or the first failure (then nothing
+ * is in flight and every page not written back is in RAM). */
+static int pipe_push(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req, uint64_t *bad)
+{
+    struct wb_batch *cur = p->cur, *prev = p->fly;
+    int err = 0;
+    /* without waiting while our own batch holds what it would wait for */
+    if (uz_backing_write_start(dev->bd, cur->bio, cur->n, prev == NULL, &cur->fl) == -EAGAIN) {
+        p->fly = NULL;
+        err = batch_end(dev, prev, req, false, bad);
+        if (err < 0) {
+            batch_end(dev, cur, req, true, bad);
+            return err;
+        }
+        prev = NULL;
+        uz_backing_write_start(dev->bd, cur->bio, cur->n, true, &cur->fl);
+    }
+    cur->sent = true;
+    if (prev) {
+        p->fly = NULL;
+        err = batch_end(dev, prev, req, false, bad);
+        if (err < 0) {
+            batch_end(dev, cur, req, true, bad);
+            return err;
+        }
+    }
+    p->fly = cur;
+    p->cur = cur == &p->b[0] ? &p->b[1] : &p->b[0];
+    return 0;
+}
+
+/* Everything batched out and ended: 0 or the first failure. */
+static int pipe_drain(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req, uint64_t *bad)
+{
+    int err = p->cur->n ? pipe_push(dev, p, req, bad) : 0;
+    if (p->fly) {
+        int e = batch_end(dev, p->fly, req, err < 0, bad);
+        p->fly = NULL;
+        if (err == 0)
+            err = e;
+    }
+    return err;
+}
+
 int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
 {
     req->done = 0;
@@ -154,15 +313,94 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
     uint32_t now = uz_now(dev);
     int err = 0;
     uint64_t i;
+    /* several pages in flight when the backing device takes them so (its
+     * batch) and writeback_batch_size allows: a batch fills while the one
+     * before is in flight.  The buffers are the run's; without them the
+     * run goes page by page. */
+    struct wb_pipe pipe, *p = NULL;
+    unsigned max = atomic_load(&dev->wb_batch);
+    if (max > dev->bd->batch)
+        max = dev->bd->batch;
+    if (max > 1) {
+        uint8_t *buf = uz_malloc_aligned(PAGE, (size_t)max * PAGE * 2);
+        if (buf) {
+            p = &pipe;
+            p->max = max;
+            for (int k = 0; k < 2; k++) {
+                p->b[k].n = 0;
+                p->b[k].sent = false;
+                p->b[k].buf = buf + (size_t)k * max * PAGE;
+            }
+            p->cur = &p->b[0];
+            p->fly = NULL;
+        }
+    }
+    uint64_t bad = 0;
     for (i = uz_next_used(dev, req->lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
-        if (req->max_pages && req->done >= req->max_pages)
+        uint64_t queued = p ? p->cur->n + (p->fly ? p->fly->n : 0) : 0;
+        if (req->max_pages && req->done + queued >= req->max_pages)
             break;
         uint32_t f0 = uz_slot_peek(dev, i);
         /* a shared slot is looked at under its lock (its record says) */
         if (!(f0 & SLOT_SHARED) && !wb_wanted(req, f0, now))
             continue;
-        struct uz_slot *s = uz_slot_get(dev, i);
+        struct uz_slot *s;
+        if (p && p->fly) {
+            /* a batch in flight holds backing resources (NBD connections)
+             * that a reader holding this slot's lock may be waiting for:
+             * the lock is only tried, and if it is taken the batch in
+             * flight is ended before we wait for it */
+            uz_varray_pin(&dev->slots, i);
+            s = uz_slot_at(dev, i);
+            if (!uz_slot_trylock(s)) {
+                err = batch_end(dev, p->fly, req, false, &bad);
+                p->fly = NULL;
+                if (err < 0) {
+                    uz_varray_unpin(&dev->slots, i);
+                    batch_end(dev, p->cur, req, true, &bad);
+                    i = bad;
+                    break;
+                }
+                uz_slot_lock(s);
+            }
+        } else {
+            s = uz_slot_get(dev, i);
+        }
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
+        if (p && !(f & SLOT_SHARED)) {
+            /* batched: the slot stays locked until its batch ends (slot
+             * locks in ascending order, src/README.md) */
+            if (!wb_wanted(req, f, now)) {
+                uz_slot_put(dev, i, s);
+                continue;
+            }
+            if (!take_limit(dev))
+                err = uz_error(-EIO, "writeback: writeback_limit reached");
+            else if ((err = batch_add(dev, p->cur, i, s, f & SLOT_STATE)) < 0) {
+                give_back_limit(dev);
+                atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
+            }
+            if (err < 0) {
+                uz_slot_put(dev, i, s);
+                /* the pages batched before this one still go out */
+                int ferr = pipe_drain(dev, p, req, &bad);
+                if (ferr < 0)
+                    err = ferr, i = bad;
+                break;
+            }
+            if (p->cur->n == p->max && (err = pipe_push(dev, p, req, &bad)) < 0) {
+                i = bad;
+                break;
+            }
+            continue;
+        }
+        /* a shared page (one record lock at a time), or no batch: this
+         * page alone, after the pages batched before it */
+        if (p && (err = pipe_drain(dev, p, req, &bad)) < 0) {
+            uz_slot_put(dev, i, s);
+            i = bad;
+            break;
+        }
         struct uz_shared *r = NULL;
         struct uz_stream *st = NULL;
         int64_t rec = -1;
@@ -194,6 +432,13 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
         uz_slot_put(dev, i, s);
         if (err < 0)
             break;
+    }
+    if (p) {
+        /* the last batches: the scan went to i; a failure stops it earlier */
+        int ferr = pipe_drain(dev, p, req, &bad);
+        if (ferr < 0 && err == 0)
+            err = ferr, i = bad;
+        uz_free(p->b[0].buf);
     }
     req->next = i;
     return err;

@@ -12,6 +12,10 @@
  * seconds (0: all).  Cannot fail. */
 void uz_idle_mark(struct uz_store *dev, uint64_t lo, uint64_t hi, uint32_t min_age);
 
+/* writeback_batch_size: its default (zram's) and its bound */
+#define UZ_WB_BATCH_DEFAULT 32
+#define UZ_WB_BATCH_MAX 128
+
 enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };
 struct uz_wb_req {
     unsigned mode;                     /* WB_*: which pages qualify (all bits must hold) */

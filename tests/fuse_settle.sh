@@ -26,12 +26,12 @@ grep -q "^priority=1 algo=zstd level=6" "$DIR/algorithm_params" || fail "no defa
 step "real data: a tar of /usr/include and /usr/share/perl* (48 MiB)"
 (tar cf - /usr/include /usr/share/perl* 2>/dev/null || true) | head -c $((48 << 20)) > "$WORK/data"
 [ "$(stat -c %s "$WORK/data")" = $((48 << 20)) ] || skip "less than 48 MiB of /usr/include and perl"
-echo "settle idle_secs=1" > "$DIR/recompress_policy"
+echo "settle idle_secs=1 cpu=50" > "$DIR/recompress_policy"   # the bound is measured elsewhere (docs/settling.md)
 dd if="$WORK/data" of="$DIR/disk" bs=1M oflag=direct conv=notrunc,fsync status=none || fail "write"
 before=$(mem_used)
 
 step "it settles by itself (30 s at most)"
-want=$(( (48 << 20) / 4096 * 3 / 4 ))   # some pages are zero (tar padding): never settled
+want=$(( (48 << 20) / 4096 / 2 ))   # zero pages (tar padding) and repeats (shared, settled once per record) are not counted one by one
 for i in $(seq 1 300); do
     [ "$(field settle_pages)" -ge "$want" ] && break
     sleep 0.1

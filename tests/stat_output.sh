@@ -15,10 +15,11 @@ need_fuse_mount python3 zstd
 CORPUS=${UZ_CORPUS:-../shared/corpus}
 [ -f "$CORPUS/perl.pages.zst" ] || skip "no corpus at $CORPUS"
 
-cleanup_extra() { stop_uzram "$DIR2" "$WORK/daemon2.pid"; }
+cleanup_extra() { stop_uzram "$DIR2" "$WORK/daemon2.pid"; stop_uzram "$DIR3" "$WORK/daemon3.pid"; }
 fuse_setup stat
 DIR2=$WORK/dev2
-mkdir "$DIR2"
+DIR3=$WORK/dev3
+mkdir "$DIR2" "$DIR3"
 "$UZRAM" mount "$DIR" --size 64M --algorithm lz4 --pidfile "$PIDFILE"
 "$UZRAM" mount "$DIR2" --size 32M --algorithm zstd --pidfile "$WORK/daemon2.pid"
 zstd -q -dc "$CORPUS/perl.pages.zst" > "$WORK/perl.pages"
@@ -77,6 +78,23 @@ echo "$raw"
 $DIR lz4 64M" ] || fail "--raw: '$raw'"
 head=$("$UZRAM" stat -o +FOOTPRINT "$DIR" | sed -n 1p)
 echo "$head" | grep -q "^NAME .*MOUNTPOINT FOOTPRINT$" || fail "+FOOTPRINT: '$head'"
+
+step "a dead mount (its server killed) beside live ones"
+"$UZRAM" mount "$DIR3" --size 16M --pidfile "$WORK/daemon3.pid"
+pid3=$(cat "$WORK/daemon3.pid")
+kill -KILL "$pid3"
+while kill -0 "$pid3" 2>/dev/null; do sleep 0.05; done   # waits for the exit itself, not a time
+grep -q " $DIR3 fuse.uzram " /proc/self/mounts || fail "the dead mount is not in /proc/self/mounts"
+# listing every mount: the live ones are listed and the status is 0; the dead one is named on stderr
+all=$("$UZRAM" stat -o NAME -n 2>"$WORK/err") || fail "listing fails because of a dead mount: $(cat "$WORK/err")"
+echo "$all" | grep -qx "$DIR" && echo "$all" | grep -qx "$DIR2" || fail "listing with a dead mount lacks the live ones: $all"
+echo "$all" | grep -qx "$DIR3" && fail "the dead mount is listed as a device"
+grep -q "$DIR3: .*server is gone" "$WORK/err" || fail "the dead mount is not named on stderr: $(cat "$WORK/err")"
+# named on the command line, it fails
+if "$UZRAM" stat "$DIR3" 2>"$WORK/err"; then fail "stat of a dead mount succeeds"; fi
+grep -q "server is gone" "$WORK/err" || fail "stat DIR3: $(cat "$WORK/err")"
+"$UZRAM" umount "$DIR3" || fail "umount of a dead mount"
+grep -q " $DIR3 fuse.uzram " /proc/self/mounts && fail "the dead mount is still mounted"
 
 step "bad input"
 if "$UZRAM" stat --output NAME,NOSUCH "$DIR" 2>"$WORK/err"; then fail "unknown column accepted"; fi

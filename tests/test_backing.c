@@ -569,9 +569,49 @@ static void test_corpus_figures(void **state)
     figures_for("perl.pages.zst");
 }
 
+/* Backing device names (backing.c): paths and NBD URIs judged by their
+ * text alone, as the attribute, the CLI, uzram.conf and the plugin see
+ * them. */
+static void test_backing_names(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "/var/lib/uzram/backing.img", "/dev/sdb1",
+        "nbd://memhost/cold", "nbd://memhost:10809/cold", "nbd://127.0.0.1:10809/",
+        "nbd://[::1]:10809/x", "nbds://memhost/cold?tls-psk-file=/etc/psk",
+        "nbd+unix:///cold?socket=/run/mem.sock", "nbds+unix:///?socket=/run/m.sock&tls-psk-file=/p",
+        "nbd://h/x?connections=2&timeout=5",
+    };
+    static const char *const bad[] = {
+        "", "relative/file", "nbd://", "nbd:///export", "nbd://:10809/x", "nbd://host:/x",
+        "nbd://host:port/x", "nbd://[::1/x", "nbd+unix:///x", "nbd+unix:///x?socket=rel.sock",
+        "nbd+unix://host/x?socket=/s", "nbd://host/ex port", "/path with blank",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int r = uzram_backing_name(good[i]);
+        if (r < 0)
+            fail_msg("'%s' refused: %s", good[i], uzram_last_error());
+        assert_int_equal(r, good[i][0] == '/' ? 0 : 1);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (uzram_backing_name(bad[i]) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_non_null(strstr(uzram_last_error(), "backing_dev"));
+    }
+    /* a URI that parses but whose own parameters are out of range, and a
+     * server that is not there: errors at open, with the reason */
+    struct uz_backing *b = NULL;
+    assert_int_equal(uz_backing_open(&b, "nbd://127.0.0.1:1/?connections=99"), -EINVAL);
+    assert_int_equal(uz_backing_open(&b, "nbd://127.0.0.1:1/?timeout=0"), -EINVAL);
+    int err = uz_backing_open(&b, "nbd+unix:///?socket=/nonexistent/uzram-test.sock&timeout=2");
+    assert_true(err < 0);
+    assert_null(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backing_names),
         cmocka_unit_test(test_backing_dev_attr),
         cmocka_unit_test(test_writeback_modes),
         cmocka_unit_test(test_writeback_limit),

@@ -403,7 +403,16 @@ static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, 
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (strcmp(k, strs[i].key))
             continue;
-        if (strs[i].path && v[0] != '/') {
+        if (!strcmp(k, "writeback-device")) {
+            /* an absolute path or an NBD URI: the library's judgement
+             * (the text only: the network may not be up yet) */
+            if (uzram_backing_name(v) < 0) {
+                const char *m = uzram_last_error();
+                snprintf(why, whysize, "%s: %s", k,
+                         m && *m ? m : "give an absolute path or an NBD URI");
+                return -1;
+            }
+        } else if (strs[i].path && v[0] != '/') {
             snprintf(why, whysize, "%s: give an absolute path", k);
             return -1;
         }

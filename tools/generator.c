@@ -12,6 +12,8 @@
  *                         ExecStart=uzram up -- NAME, ExecStop=uzram down -- NAME
  *   swap.target.wants/uzram-NAME.service       for a swap device
  *   local-fs.target.wants/uzram-NAME.service   for a filesystem
+ *   remote-fs.target.wants/uzram-NAME.service  for either, when its writeback-device
+ *                                              is an NBD URI (after network-online.target)
  *
  * The device is a service rather than .swap/.mount units because its loop
  * device's name is known only once it is attached; the FUSE daemon that
@@ -29,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include "conf.h"
+#include "uzram.h"
 #include "up.h"
 
 #include <errno.h>
@@ -87,6 +90,7 @@ static int write_unit(const char *dir, const struct conf_dev *d, const char *uzr
         return -1;
     }
     bool swap = !strcmp(d->fs_type, "swap");
+    bool remote = d->writeback_device[0] && uzram_backing_name(d->writeback_device) == 1;
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/uzram-%s.service", dir, d->name);
     FILE *f = fopen(path, "w");
@@ -103,8 +107,16 @@ static int write_unit(const char *dir, const struct conf_dev *d, const char *uzr
                 d->mount_point);
     fprintf(f, "Documentation=man:uzram.conf(5) man:uzram(1)\n");
     fprintf(f, "DefaultDependencies=no\n");
-    fprintf(f, "After=systemd-modules-load.service\n");
-    fprintf(f, "Before=%s shutdown.target\n", swap ? "swap.target" : "local-fs.target");
+    /* a writeback device on another host (an NBD URI): up once the
+     * network is, as remote file systems are, and down before it goes */
+    const char *wanted_by = remote ? "remote-fs.target" : swap ? "swap.target" : "local-fs.target";
+    if (remote) {
+        fprintf(f, "Wants=network-online.target\n");
+        fprintf(f, "After=systemd-modules-load.service network-online.target\n");
+    } else {
+        fprintf(f, "After=systemd-modules-load.service\n");
+    }
+    fprintf(f, "Before=%s shutdown.target\n", wanted_by);
     fprintf(f, "Conflicts=shutdown.target\n");
     fprintf(f, "\n[Service]\n");
     fprintf(f, "Type=oneshot\n");
@@ -131,9 +143,9 @@ static int write_unit(const char *dir, const struct conf_dev *d, const char *uzr
         fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
         return -1;
     }
-    /* wanted by swap.target or local-fs.target */
+    /* wanted by swap.target or local-fs.target (remote-fs.target) */
     char wants[PATH_MAX], link[PATH_MAX + 128], target[128];
-    snprintf(wants, sizeof wants, "%s/%s.wants", dir, swap ? "swap.target" : "local-fs.target");
+    snprintf(wants, sizeof wants, "%s/%s.wants", dir, wanted_by);
     if (mkdir(wants, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "%s: mkdir %s: %s\n", prog, wants, strerror(errno));
         return -1;

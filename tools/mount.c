@@ -103,7 +103,7 @@ static int pool_usage(FILE *fp)
     fprintf(fp,
             "usage: uzram pool DIR [--devices N] [--size SIZE] [--capacity SIZE] [--algorithm A]\n"
             "                      [--level N] [--allocator Z] [--mem-limit SIZE]\n"
-            "                      [--backing-dev PATH] [--group-pages K|auto] [--dedup 0|1|auto]\n"
+            "                      [--backing-dev PATH|NBD-URI] [--group-pages K|auto] [--dedup 0|1|auto]\n"
             "                      [--threads N] [--io-uring auto|on|off] [--pidfile FILE] [-f]\n"
             "  Serves a pool of devices that share one store at DIR, as zram's sysfs:\n"
             "  DIR/zram-control/hot_add (read: a new device, its number) and hot_remove\n"
@@ -123,7 +123,7 @@ static int mount_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
-            "                       [--mem-limit SIZE] [--backing-dev PATH] [--group-pages K|auto]\n"
+            "                       [--mem-limit SIZE] [--backing-dev PATH|NBD-URI] [--group-pages K|auto]\n"
             "                       [--dedup 0|1|auto] [--threads N] [--io-uring auto|on|off]\n"
             "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
@@ -259,7 +259,12 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
                 return 2;
             break;
         case 'b':
-            /* the daemon changes directory; keep the path absolute */
+            /* an NBD URI as it is (far memory); a path made absolute,
+             * as the daemon changes directory */
+            if (uzram_backing_name(optarg) == 1) {
+                a->cfg.backing_dev = strdup(optarg);
+                break;
+            }
             a->cfg.backing_dev = realpath(optarg, NULL);
             if (!a->cfg.backing_dev) {
                 fprintf(stderr, "%s: --backing-dev %s: %s\n", me, optarg, strerror(errno));

@@ -874,13 +874,18 @@ int cmd_stat(int argc, char **argv)
         if (err < 0 || !grown || (m.is_pool && !pgrown)) {
             fprintf(stderr, "uzram stat: %s: %s%s\n", dirs[i],
                     err == -ETIMEDOUT ? "not responding" : strerror(err < 0 ? -err : ENOMEM),
-                    err == -ENOENT ? " (not a uzram mount?)" : "");
+                    err == -ENOENT ? " (not a uzram mount?)"
+                    : err == -ENOTCONN ? " (its server is gone: `uzram umount` removes the mount)" : "");
             if (grown)
                 rows = grown;
             pools = pgrown ? pgrown : pools;
             if (err != -ETIMEDOUT)
                 free(m.rows);
-            rc = 1;
+            /* Listing every mount, a dead one (its server gone) is not a
+             * device: it is named on stderr and the live ones are listed,
+             * with success.  A mount named on the command line fails. */
+            if (!(first >= argc && err == -ENOTCONN))
+                rc = 1;
             continue;
         }
         rows = grown;

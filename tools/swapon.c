@@ -6,7 +6,7 @@
  *   uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]
  *                [--name NAME] [--options LIST] [--attr NAME=VALUE]...
  *                [--level N] [--allocator Z] [--mem-limit SIZE]
- *                [--backing-dev PATH] [--group-pages K] [--threads N]
+ *                [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]
  *                [--io-uring auto|on|off]
  *   uzram swapoff [DEVICE...]
  *
@@ -42,7 +42,7 @@ static int swapon_usage(FILE *f)
             "usage: uzram swapon [--size SIZE | --percent P] [--algorithm A] [--priority N]\n"
             "                    [--name NAME] [--options LIST] [--attr NAME=VALUE]...\n"
             "                    [--level N] [--allocator Z] [--mem-limit SIZE]\n"
-            "                    [--backing-dev PATH] [--group-pages K] [--threads N]\n"
+            "                    [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]\n"
             "                    [--io-uring auto|on|off]\n"
             "  Makes a uzram device and swaps on it: mounts it at RUNDIR/NAME\n"
             "  (/run/uzram/swapN; RUNDIR from UZRAM_RUNDIR), attaches a loop device\n"
