@@ -201,7 +201,7 @@ int uz_group_peek(struct uz_store *dev, uint64_t idx, bool idle_only, uint32_t i
     uint32_t f = uz_slot_state(s);
     int ret = 0;
     bool idle = (f & SLOT_IDLE) || (idle_age && slot_age(f, uz_now(dev)) >= idle_age);
-    bool in_ram = (f & (SLOT_OBJ | SLOT_GROUP | SLOT_SHARED)) && !(f & SLOT_HUGE);
+    bool in_ram = (f & SLOT_GROUP) || ((f & (SLOT_OBJ | SLOT_SHARED)) && !(f & SLOT_HUGE));
     if (!in_ram || idle != idle_only) {
         ret = 0;    /* nothing to learn from: empty, same-filled, written back, raw */
     } else if (f & SLOT_GROUP) {

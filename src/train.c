@@ -38,7 +38,8 @@
 /* Is the page of flags f a candidate of the pass (racy: a guess)? */
 static bool candidate(uint32_t f, bool idle_pass, uint32_t idle_age, uint32_t now)
 {
-    if (!(f & (SLOT_OBJ | SLOT_GROUP | SLOT_SHARED)) || (f & SLOT_HUGE))
+    /* (HUGE is a group size bit in a member: test GROUP first, store.h) */
+    if (!(f & SLOT_GROUP) && (!(f & (SLOT_OBJ | SLOT_SHARED)) || (f & SLOT_HUGE)))
         return false;
     bool idle = (f & SLOT_IDLE) || (idle_age && slot_age(f, now) >= idle_age);
     return idle == idle_pass;
