@@ -85,7 +85,21 @@
  *                in every stream of a group device.  Single pages give
  *                the same bytes as ctx_new (zstd fits the table to a
  *                page's window either way).
- *                Frames are written magicless and without the content size:
+ *                Dictionaries (algorithm_params dict=PATH): dict_check
+                accepts only a real zstd dictionary (its magic, a non-zero
+                ID, entropy tables that load into a DDict); dict_new
+                digests it once into a CDict at the streams' level and a
+                DDict (both by copy, through zstd_mem), which every context
+                of the set references (ZSTD_CCtx_refCDict,
+                ZSTD_DCtx_refDDict): the tables are not copied per stream.
+                A context with a dictionary is always the growing kind
+                (the workspace a CDict needs depends on whether zstd
+                attaches or copies it, by input size).  Its frames carry
+                the dictionary ID (ZSTD_c_dictIDFlag, 4 bytes), and
+                decompress reads the frame header and refuses a frame
+                whose ID is not its own dictionary's (0: none), before
+                zstd's own check.
+                Frames are written magicless and without the content size:
  *                objects never leave the store and the store knows every
  *                page's length, so those 5 header bytes per page (about
  *                0.4% of the compressed size on real pages) are dropped.
