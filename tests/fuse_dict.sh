@@ -52,6 +52,20 @@ step "train on a page file (the benchmarks' way), relative -o"
     fail "uzram train PAGEFILE"
 [ -s "$WORK/file.dict" ] || fail "file.dict not written"
 
+step "uzram train: bad input is a clear error, exit status non-zero"
+out=$("$UZRAM" train "$WORK/data" 2>&1) && fail "train without -o succeeded"
+case "$out" in *"usage: uzram train"*) ;; *) fail "train without -o: $out";; esac
+out=$("$UZRAM" train "$WORK/none.pages" -o "$WORK/x.dict" 2>&1) && fail "train of a missing file"
+case "$out" in *"No such file"*) ;; *) fail "train of a missing file: $out";; esac
+out=$("$UZRAM" train "$WORK" -o "$WORK/x.dict" 2>&1) && fail "train of a directory that is no mount"
+case "$out" in *"not a uzram mount"*) ;; *) fail "train of a plain directory: $out";; esac
+out=$("$UZRAM" train "$DIR" -o "$WORK/x.dict" --size 1K 2>&1) && fail "train --size 1K"
+case "$out" in *"--size takes 4K to 1M"*) ;; *) fail "train --size 1K: $out";; esac
+out=$("$UZRAM" train "$DIR" -o /nonexistent/x.dict 2>&1) && fail "train into a missing directory"
+case "$out" in *"No such file"*) ;; *) fail "train -o /nonexistent/x.dict: $out";; esac
+[ ! -e "$WORK/x.dict" ] || fail "a failed train left x.dict"
+check_data "after bad train requests"
+
 step "bad input, with the device reset (nothing stored)"
 echo 1 > "$DIR/reset"
 mkdir "$WORK/adir"
