@@ -159,7 +159,9 @@ int uz_dict_load(struct uz_dict_buf *d, const struct uz_codec *c, const char *pa
         return uz_error(-EINVAL, "%s: dict=: give the path of a dictionary file", what);
     if (strlen(path) >= sizeof d->path)
         return uz_error(-EINVAL, "%s: dict=%.40s...: path too long", what, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device) must not hold the caller until a
+     * writer comes; it is refused below, and a regular file reads the same */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return uz_error(-errno, "%s: dict=%s: cannot open: %s", what, path, strerror(errno));
     struct stat sb;

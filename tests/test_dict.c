@@ -289,8 +289,14 @@ static void test_bad_input(void **state)
         if (!strstr(uzram_last_error(), bad[i].says) || !strstr(uzram_last_error(), bad[i].path))
             fail_msg("%s: '%s'", bad[i].path, uzram_last_error());
     }
-    /* unreadable (not as root: root reads any file; then a FIFO with no
-     * writer would block, so that case is left to non-root runs) */
+    /* a FIFO with no writer: refused at once, not waited on */
+    char fifo[160];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(p, sizeof p, "priority=1 dict=%s", fifo);
+    assert_int_equal(uzram_attr_store(d, "algorithm_params", p, strlen(p)), -EINVAL);
+    assert_non_null(strstr(uzram_last_error(), "not a regular file"));
+    /* unreadable: not as root, which reads any file */
     if (geteuid() != 0) {
         char noread[160];
         snprintf(noread, sizeof noread, "%s/noread", dir);
