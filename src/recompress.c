@@ -68,7 +68,7 @@ int uz_secondaries_init(struct uz_store *dev)
          * writes groups itself) */
         int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level
                                       : c->level_secondary ? c->level_secondary : c->level_default,
-                                      dev->nstreams, UZ_GROUP_MAX, false)
+                                      dev->nstreams, UZ_GROUP_MAX, false, &sc->dict)
                     : -EINVAL;
         if (err < 0) {
             memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);

@@ -14,7 +14,7 @@ declare -A layer=(
   [alloc]=0 [zsmalloc]=0 [zspack]=0 [prefault]=0 [xvmalloc]=0 [mallocator]=0 [backing]=0
   [backing_file]=0 [backing_nbd]=0
   [store]=0 [uzram]=0
-  [slot]=1 [shared]=1 [page]=2 [dedup]=2 [group]=3 [writeback]=3 [recompress]=3
+  [slot]=1 [shared]=1 [page]=2 [dedup]=2 [group]=3 [writeback]=3 [recompress]=3 [train]=3
   [clone]=1 [store_life]=4 [device]=4 [io]=4 [iostat]=4 [pool]=4 [policy]=5 [attr]=6
 )
 allowed_up="store_life.c:policy.h"
