@@ -18,10 +18,14 @@
 # cell is the median of the rounds' figures with their range (min-max).
 #
 # transport:
-#   disk randread/randwrite   DIR/disk: mean completion latency (µs) and
+#   disk randread/randwrite   DIR/disk: mean latency and median completion
+#                             latency (µs, two rows of one fio run) and
 #                             the server's CPU time per request (µs: the
 #                             daemon's utime + stime over the run, divided
 #                             by fio's request count)
+#   randwrite, compressible   the same with fio's buffers refilled for each
+#                             write and 60% compressible (fio's default
+#                             buffers are random bytes: every page huge)
 #   loop randread/randwrite   the same through a loop device on DIR/disk
 #                             (LOSETUP, default --direct-io=on --sector-size
 #                             4096, what uzram swapon and up attach)
@@ -105,7 +109,8 @@ cpu_ticks() {   # PID: utime + stime, in clock ticks
 }
 
 # One fio run: prints "VALUE CPU_US_PER_REQUEST" (VALUE: mean latency µs,
-# or MiB/s for sequential runs, or IOPS with JOBS > 1).
+# then a second line with the median; or MiB/s for sequential runs, or
+# IOPS with JOBS > 1).
 run_fio() {   # TARGET RW BS PID [JOBS [FIO_ARGS...]]
     local target=$1 rw=$2 bs=$3 pid=$4 jobs=${5:-1} c0 c1
     shift 5 2>/dev/null || shift $#
@@ -126,9 +131,21 @@ if sys.argv[2] in ("read", "write"):
 elif int(sys.argv[5]) > 1:
     v = j[k]["iops"]
 else:
+    # latency: the mean, then the median (completion latency)
     v = j[k]["lat_ns"]["mean"] / 1e3
+    print("%.2f %.2f" % (v, cpu))
+    v = j[k]["clat_ns"]["percentile"]["50.000000"] / 1e3
 print("%.2f %.2f" % (v, cpu))
 EOF
+}
+
+# A latency run as two rows of FILE: "ROW mean µs" and "ROW median µs".
+lat_rows() {   # FILE ROW KIND RUN_FIO_ARGS...
+    local file=$1 row=$2 kind=$3 out
+    shift 3
+    out=$(run_fio "$@")
+    printf "%s mean µs\t%s\t%s\n" "$row" "$kind" "$(echo "$out" | sed -n 1p | tr ' ' '\t')" >> "$file"
+    printf "%s median µs\t%s\t%s\n" "$row" "$kind" "$(echo "$out" | sed -n 2p | tr ' ' '\t')" >> "$file"
 }
 
 # The table of a results file of lines "ROW<TAB>COLUMN<TAB>VALUE<TAB>CPU":
@@ -188,13 +205,17 @@ if [ "$WHAT" = all ] || [ "$WHAT" = transport ]; then
             pid=$RING_PID; loop=$RLOOP; kind=io_uring
             [ $t = dev ] && pid=$DEV_PID && loop=$DLOOP && kind=dev_fuse
             for rw in randread randwrite; do
-                printf "disk %s µs\t%s\t%s\n" $rw $kind "$(run_fio "$WORK/$t/disk" $rw 4k "$pid" | tr ' ' '\t')" >> "$WORK/transport.txt"
-                printf "loop %s µs\t%s\t%s\n" $rw $kind "$(run_fio "$loop" $rw 4k "$pid" | tr ' ' '\t')" >> "$WORK/transport.txt"
+                lat_rows "$WORK/transport.txt" "disk $rw" $kind "$WORK/$t/disk" $rw 4k "$pid"
+                lat_rows "$WORK/transport.txt" "loop $rw" $kind "$loop" $rw 4k "$pid"
             done
+            # fio's own write buffers are random bytes (every page stored
+            # huge); these are refilled for each write and 60% compressible
+            lat_rows "$WORK/transport.txt" "disk randwrite, compressible" $kind "$WORK/$t/disk" randwrite 4k "$pid" 1 --offset=0 --size=512M --refill_buffers --buffer_compress_percentage=60
+            lat_rows "$WORK/transport.txt" "loop randwrite, compressible" $kind "$loop" randwrite 4k "$pid" 1 --offset=0 --size=512M --refill_buffers --buffer_compress_percentage=60
             # the floor: pages never written (reads), zero pages (writes):
             # no decompression, no compression, only the round trip
-            printf "floor: disk randread of empty pages µs\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randread 4k "$pid" 1 --offset=512M --size=256M | tr ' ' '\t')" >> "$WORK/transport.txt"
-            printf "floor: disk randwrite of zero pages µs\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randwrite 4k "$pid" 1 --offset=512M --size=256M --zero_buffers | tr ' ' '\t')" >> "$WORK/transport.txt"
+            lat_rows "$WORK/transport.txt" "floor: disk randread of empty pages" $kind "$WORK/$t/disk" randread 4k "$pid" 1 --offset=512M --size=256M
+            lat_rows "$WORK/transport.txt" "floor: disk randwrite of zero pages" $kind "$WORK/$t/disk" randwrite 4k "$pid" 1 --offset=512M --size=256M --zero_buffers
             printf "disk randread 4 jobs IOPS\t%s\t%s\n" $kind "$(run_fio "$WORK/$t/disk" randread 4k "$pid" 4 | tr ' ' '\t')" >> "$WORK/transport.txt"
             printf "loop randread 4 jobs IOPS\t%s\t%s\n" $kind "$(run_fio "$loop" randread 4k "$pid" 4 | tr ' ' '\t')" >> "$WORK/transport.txt"
             for rw in read write; do
@@ -215,16 +236,16 @@ if [ "$WHAT" = all ] || [ "$WHAT" = loop ]; then
     settings=("--direct-io=off" "--direct-io=on" "--direct-io=on --sector-size 4096"
               "--direct-io=on --sector-size 4096 nr_requests=16")
     for r in $(seq "$ROUNDS"); do
-        printf "DIR/disk, no loop\trandread µs\t%s\n" "$(run_fio "$WORK/ring/disk" randread 4k "$RING_PID" | tr ' ' '\t')" >> "$WORK/loop.txt"
-        printf "DIR/disk, no loop\trandwrite µs\t%s\n" "$(run_fio "$WORK/ring/disk" randwrite 4k "$RING_PID" | tr ' ' '\t')" >> "$WORK/loop.txt"
+        printf "DIR/disk, no loop\trandread µs\t%s\n" "$(run_fio "$WORK/ring/disk" randread 4k "$RING_PID" | sed -n 1p | tr ' ' '\t')" >> "$WORK/loop.txt"
+        printf "DIR/disk, no loop\trandwrite µs\t%s\n" "$(run_fio "$WORK/ring/disk" randwrite 4k "$RING_PID" | sed -n 1p | tr ' ' '\t')" >> "$WORK/loop.txt"
         printf "DIR/disk, no loop\trandread 4 jobs IOPS\t%s\n" "$(run_fio "$WORK/ring/disk" randread 4k "$RING_PID" 4 | tr ' ' '\t')" >> "$WORK/loop.txt"
         for s in "${settings[@]}"; do
             args=${s% nr_requests=*}
             # shellcheck disable=SC2086
             l=$(attach "$WORK/ring/disk" $args)
             case "$s" in *nr_requests=*) echo "${s##*=}" > "/sys/block/${l#/dev/}/queue/nr_requests";; esac
-            printf "loop %s\trandread µs\t%s\n" "$s" "$(run_fio "$l" randread 4k "$RING_PID" | tr ' ' '\t')" >> "$WORK/loop.txt"
-            printf "loop %s\trandwrite µs\t%s\n" "$s" "$(run_fio "$l" randwrite 4k "$RING_PID" | tr ' ' '\t')" >> "$WORK/loop.txt"
+            printf "loop %s\trandread µs\t%s\n" "$s" "$(run_fio "$l" randread 4k "$RING_PID" | sed -n 1p | tr ' ' '\t')" >> "$WORK/loop.txt"
+            printf "loop %s\trandwrite µs\t%s\n" "$s" "$(run_fio "$l" randwrite 4k "$RING_PID" | sed -n 1p | tr ' ' '\t')" >> "$WORK/loop.txt"
             printf "loop %s\trandread 4 jobs IOPS\t%s\n" "$s" "$(run_fio "$l" randread 4k "$RING_PID" 4 | tr ' ' '\t')" >> "$WORK/loop.txt"
             detach "$l"
         done
