@@ -68,6 +68,7 @@ int uz_secondaries_init(struct uz_store *dev)
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
         atomic_store(&dev->recomp_ready[i], false);
+        atomic_store(&dev->recomp_bytes[i], 0);
         const struct uz_recomp_algo *sc = &dev->recomp_algo[i];
         if (sc->name[0] && !uz_codec_find(sc->name))
             return uz_error(-EINVAL, "disksize: unknown secondary algorithm %s", sc->name);
@@ -83,6 +84,7 @@ void uz_secondaries_fini(struct uz_store *dev)
             uz_streams_fini(&dev->recomp_streams[i]);
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
         atomic_store(&dev->recomp_ready[i], false);
+        atomic_store(&dev->recomp_bytes[i], 0);
     }
 }
 
@@ -90,7 +92,7 @@ uint64_t uz_secondaries_bytes(struct uz_store *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
-        n += atomic_load(&dev->recomp_streams[i].bytes);
+        n += atomic_load(&dev->recomp_bytes[i]);   /* not the streams': being made meanwhile */
     return n;
 }
 
@@ -130,6 +132,7 @@ static int secondary_ready(struct uz_store *dev, uint32_t p)
             atomic_store_explicit(&dev->recomp_ready[p - 1], true, memory_order_release);
         else if (ss->n == 0)
             memset(ss, 0, sizeof *ss);
+        atomic_store(&dev->recomp_bytes[p - 1], ss->n ? atomic_load(&ss->bytes) : 0);
     }
     pthread_mutex_unlock(&dev->recomp_lock);
     if (err < 0)
@@ -146,6 +149,7 @@ void uz_secondaries_rest(struct uz_store *dev)
             if (atomic_load_explicit(&dev->recomp_ready[i], memory_order_relaxed)) {
                 uz_streams_rest(&dev->recomp_streams[i]);
                 atomic_store_explicit(&dev->recomp_ready[i], false, memory_order_relaxed);
+                atomic_store(&dev->recomp_bytes[i], atomic_load(&dev->recomp_streams[i].bytes));
             }
     pthread_mutex_unlock(&dev->recomp_lock);
 }
