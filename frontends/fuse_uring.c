@@ -26,6 +26,19 @@
  * commits the entry and fetches the next request in the same SQE
  * (COMMIT_AND_FETCH), and submits and waits in one io_uring_enter.
  *
+ * The side lane.  A queue thread serves the disks' requests itself, and
+ * whatever else is not a read or write of an attribute (lookups, opens,
+ * getattr: no work).  A read or write of an attribute may take seconds
+ * (`echo idle > writeback`, recompress, compact, a clone), and the
+ * requests of that CPU must not wait behind it: each goes to a thread of
+ * its own (detached), which serves it into its entry and hands the entry
+ * back on the queue's done list, waking the queue through an eventfd
+ * whose read the queue keeps in its ring; the queue thread commits it (a
+ * ring has one issuer).  The entry is the kernel's again only then, so
+ * the queue serves on with its other entries.  If no thread can be made
+ * the request is served in place.  uz_ring_destroy waits for the side
+ * threads (side_live) before the entries go.
+ *
  * Start.  uz_ring_create() starts the threads, and each makes its ring
  * and entries and waits.  The INIT reply accepts FUSE_OVER_IO_URING only
  * if every queue got that far (uz_ring_accept): once the kernel has the
@@ -61,6 +74,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 
@@ -147,6 +161,7 @@ struct uz_ring_ent {
     uint64_t unique;
     bool replied;
     bool live;                          /* held by the kernel or by us */
+    struct uz_ring_ent *next_done;      /* on the queue's done list (side lane) */
 };
 
 struct uz_ring_queue {
@@ -162,6 +177,10 @@ struct uz_ring_queue {
     unsigned live;                      /* entries not yet lost */
     struct uzfs_worker w;            /* for the handlers: rbuf is the entry's payload */
     _Atomic uint64_t served;
+    int efd;                            /* the side lane's wake-up (-1: none) */
+    uint64_t efd_val;                   /* what the ring's read of it reads */
+    pthread_mutex_t done_lock;
+    struct uz_ring_ent *done_list;      /* served by side threads, to commit */
     int err;                            /* preparation failed: -errno, why */
     char why[128];
 };
@@ -177,7 +196,11 @@ struct uz_ring {
     int go;                             /* 0 waiting, 1 register, -1 end (under lock) */
     _Atomic unsigned registered;        /* queues whose entries the kernel took */
     _Atomic bool stopping;
+    _Atomic unsigned side_live;         /* side-lane threads running */
 };
+
+/* The CQE tag of a queue's eventfd read (not an entry). */
+#define EFD_TAG ((void *)1)
 
 /* The entry whose request this thread is serving. */
 static __thread struct uz_ring_ent *cur_ent;
@@ -324,37 +347,135 @@ ssize_t uz_ring_reply(const struct iovec *iov, int count)
     return (ssize_t)total;
 }
 
-/* Serve the request the kernel put in e, through libfuse. */
-static void serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
+/* Rebuild the request the kernel put in e in front of its payload, as
+ * /dev/fuse gives it.  Its start, or NULL (e is answered: EIO). */
+static char *rebuild(struct uz_ring_ent *e, struct fuse_in_header *in)
 {
-    struct fuse_in_header in;
-    memcpy(&in, e->hdr->in_out, sizeof in);
+    memcpy(in, e->hdr->in_out, sizeof *in);
     uint32_t psz = e->hdr->ring_ent_in_out.payload_sz;
     e->commit_id = e->hdr->ring_ent_in_out.commit_id;
-    e->unique = in.unique;
+    e->unique = in->unique;
     e->replied = false;
     /* Invariant: the request is header + opcode header + payload, and
      * the opcode header fits op_in (the kernel's own layout). */
-    if (in.len < sizeof in + (uint64_t)psz || psz > UZ_IO_MAX ||
-        in.len - sizeof in - psz > FUSE_URING_OP_IN_OUT_SZ) {
+    if (in->len < sizeof *in + (uint64_t)psz || psz > UZ_IO_MAX ||
+        in->len - sizeof *in - psz > FUSE_URING_OP_IN_OUT_SZ) {
         reply_error(e, EIO);
-        return;
+        return NULL;
     }
-    size_t opsz = in.len - sizeof in - psz;
-    char *start = e->payload - opsz - sizeof in;
-    memcpy(start, &in, sizeof in);
-    memcpy(start + sizeof in, e->hdr->op_in, opsz);
+    size_t opsz = in->len - sizeof *in - psz;
+    char *start = e->payload - opsz - sizeof *in;
+    memcpy(start, in, sizeof *in);
+    memcpy(start + sizeof *in, e->hdr->op_in, opsz);
+    return start;
+}
+
+/* Hand the rebuilt request at start to libfuse, on this thread. */
+static void process(struct uz_ring_queue *q, struct uz_ring_ent *e, char *start, uint32_t len)
+{
     struct fuse_buf b;
     memset(&b, 0, sizeof b);
     b.mem = start;
-    b.size = in.len;
-    q->w.rbuf = e->payload;
+    b.size = len;
     cur_ent = e;
     fuse_session_process_buf(q->r->f->se, &b);
     cur_ent = NULL;
     if (!e->replied)
         reply_error(e, EIO);              /* every ring request is answered */
     atomic_fetch_add_explicit(&q->served, 1, memory_order_relaxed);
+}
+
+/* Is the request a read or write of a node that is not a disk (an
+ * attribute, a pool's control file, a clone file): one that may take
+ * long, for the side lane? */
+static bool side_request(const struct uzfs *f, const struct fuse_in_header *in)
+{
+    if (in->opcode != FUSE_READ && in->opcode != FUSE_WRITE)
+        return false;
+    bool pool_node = f->pp && (in->nodeid >> UZ_INO_DEV_SHIFT) == 0;
+    return pool_node || UZ_INO_LOCAL(in->nodeid) != UZ_INO_DISK;
+}
+
+struct side_job {
+    struct uz_ring_queue *q;
+    struct uz_ring_ent *e;
+    char *start;
+    uint32_t len;
+};
+
+static void *side_main(void *arg)
+{
+    struct side_job j = *(struct side_job *)arg;
+    free(arg);
+    sigset_t set;
+    sigfillset(&set);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    uzfs_cur_worker = NULL;               /* no disk read comes here */
+    process(j.q, j.e, j.start, j.len);
+    struct uz_ring_queue *q = j.q;
+    pthread_mutex_lock(&q->done_lock);
+    j.e->next_done = q->done_list;
+    q->done_list = j.e;
+    pthread_mutex_unlock(&q->done_lock);
+    uint64_t one = 1;
+    ssize_t n = write(q->efd, &one, sizeof one);   /* an eventfd write fails only on overflow */
+    (void)n;
+    atomic_fetch_sub(&q->r->side_live, 1);
+    return NULL;
+}
+
+/* Serve the request the kernel put in e: here, or on a side thread (then
+ * false: the entry is committed when the thread hands it back). */
+static bool serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
+{
+    struct fuse_in_header in;
+    char *start = rebuild(e, &in);
+    if (!start)
+        return true;
+    if (q->efd >= 0 && side_request(q->r->f, &in)) {
+        struct side_job *j = malloc(sizeof *j);
+        pthread_attr_t ta;
+        if (j && pthread_attr_init(&ta) == 0) {
+            *j = (struct side_job){q, e, start, in.len};
+            pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+            pthread_attr_setstacksize(&ta, QUEUE_STACK);
+            pthread_t t;
+            atomic_fetch_add(&q->r->side_live, 1);
+            int err = pthread_create(&t, &ta, side_main, j);
+            pthread_attr_destroy(&ta);
+            if (err == 0)
+                return false;
+            atomic_fetch_sub(&q->r->side_live, 1);
+        }
+        free(j);                          /* no thread: served here */
+    }
+    q->w.rbuf = e->payload;
+    process(q, e, start, in.len);
+    return true;
+}
+
+/* Keep a read of the queue's eventfd in its ring. */
+static void queue_efd_read(struct uz_ring_queue *q)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+    if (!sqe)
+        return;
+    void *p = sqe;
+    __asm__("" : "+r"(p));
+    memset(p, 0, 2 * sizeof *sqe);       /* SQE128 */
+    io_uring_prep_read(sqe, q->efd, &q->efd_val, sizeof q->efd_val, 0);
+    io_uring_sqe_set_data(sqe, EFD_TAG);
+}
+
+/* Commit the entries the side threads served. */
+static void commit_done(struct uz_ring_queue *q)
+{
+    pthread_mutex_lock(&q->done_lock);
+    struct uz_ring_ent *e = q->done_list;
+    q->done_list = NULL;
+    pthread_mutex_unlock(&q->done_lock);
+    for (; e; e = e->next_done)
+        queue_cmd(q, e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
 }
 
 /* A completion with an error: the entry is gone.  Before the queue has
@@ -386,7 +507,9 @@ static int prepare(struct uz_ring_queue *q)
         return -ENOMEM;
     }
     memset(q->mem, 0, bytes);
-    int err = ring_init(&q->ring, 2 * UZ_RING_DEPTH);
+    pthread_mutex_init(&q->done_lock, NULL);
+    q->efd = eventfd(0, EFD_CLOEXEC);     /* none: every request served in place */
+    int err = ring_init(&q->ring, 2 * UZ_RING_DEPTH + 2);
     if (err < 0) {
         snprintf(q->why, sizeof q->why, "io_uring_queue_init: %s", strerror(-err));
         return err;
@@ -440,11 +563,14 @@ static void *queue_main(void *arg)
         queue_cmd(q, &q->ent[i], FUSE_IO_URING_CMD_REGISTER);
     }
     q->live = UZ_RING_DEPTH;
+    if (q->efd >= 0)
+        queue_efd_read(q);
     int rc = io_uring_submit(&q->ring);
     bool refused = rc < 0;
     struct io_uring_cqe *cqe;
     /* a refusal completes at once; an accepted entry only with a request */
-    while (!refused && io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0) {
+    while (!refused && io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0 &&
+           io_uring_cqe_get_data(cqe) != EFD_TAG) {
         lost_entry(q, io_uring_cqe_get_data(cqe), cqe->res);
         io_uring_cqe_seen(&q->ring, cqe);
         refused = true;
@@ -466,17 +592,26 @@ static void *queue_main(void *arg)
             break;
         }
         unsigned head, n = 0;
+        bool woken = false;
         io_uring_for_each_cqe(&q->ring, head, cqe) {
-            struct uz_ring_ent *e = io_uring_cqe_get_data(cqe);
             n++;
+            if (io_uring_cqe_get_data(cqe) == EFD_TAG) {
+                woken = true;
+                continue;
+            }
+            struct uz_ring_ent *e = io_uring_cqe_get_data(cqe);
             if (cqe->res < 0) {
                 lost_entry(q, e, cqe->res);
                 continue;
             }
-            serve(q, e);
-            queue_cmd(q, e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+            if (serve(q, e))
+                queue_cmd(q, e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
         }
         io_uring_cq_advance(&q->ring, n);
+        if (woken) {
+            commit_done(q);
+            queue_efd_read(q);
+        }
     }
 out:
     atomic_store(&q->done, true);
@@ -512,12 +647,21 @@ void uz_ring_destroy(struct uz_ring *r)
     if (!r)
         return;
     stop_threads(r);
+    /* side threads write into entries and the queues' done lists */
+    while (atomic_load(&r->side_live)) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
     for (unsigned i = 0; i < r->nq; i++) {
         struct uz_ring_queue *q = &r->q[i];
         if (q->ring_ok)
             io_uring_queue_exit(&q->ring);
-        if (q->mem)
+        if (q->mem) {
             munmap(q->mem, (size_t)UZ_RING_DEPTH * ENT_SIZE);
+            pthread_mutex_destroy(&q->done_lock);
+            if (q->efd >= 0)
+                close(q->efd);
+        }
     }
     pthread_cond_destroy(&r->cond);
     pthread_mutex_destroy(&r->lock);
@@ -553,6 +697,7 @@ int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
         struct uz_ring_queue *q = &r->q[i];
         q->r = r;
         q->qid = i;
+        q->efd = -1;
         int e = pthread_create(&q->tid, &ta, queue_main, q);
         if (e != 0) {
             err = -e;

@@ -27,7 +27,7 @@
 set -euo pipefail
 
 . "$(dirname "$0")/lib/fuse_common.sh"
-need_fuse_mount losetup mkfs.ext4 e2fsck mkswap swapon swapoff python3 cmp timeout
+need_fuse_mount losetup mkfs.ext4 e2fsck mkswap swapon swapoff python3 cmp timeout nbdkit taskset
 [ -e /dev/loop-control ] || skip "no loop devices"
 [ -w "$URING_PARAM" ] || skip "this kernel has no FUSE over io_uring (no $URING_PARAM)"
 CORPUS=${UZ_CORPUS:-../shared/corpus}
@@ -47,8 +47,11 @@ cleanup_extra() {
     fi
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
     [ -n "$POOL" ] && stop_uzram "$POOL" "$WORK/pool.pid"
+    [ -n "$SIDE" ] && stop_uzram "$SIDE" "$WORK/side.pid"
+    [ -f "$WORK/nbdkit.pid" ] && kill "$(cat "$WORK/nbdkit.pid")" 2>/dev/null
     return 0
 }
+SIDE=
 fuse_setup uring
 POOL=$WORK/pool
 mkdir -p "$POOL" "$WORK/fs"
@@ -217,6 +220,48 @@ pool_round() {
     echo "pool: 32 MiB cloned, compared, the clone written, its source intact"
 }
 
+# A long attribute write does not hold up the other requests of its CPU:
+# `echo idle > writeback` to an NBD remote that takes 20 ms a write (some
+# seconds in all), and meanwhile, on the same CPU, reads of an attribute
+# and of the disk, each answered within 2 s while the writeback still
+# runs; then every page compared.
+side_round() {
+    step "$UZ_TRANSPORT: a long attribute write beside other requests"
+    SIDE=$WORK/side
+    mkdir -p "$SIDE"
+    rm -f "$WORK/nbd.sock" "$WORK/nbdkit.pid"
+    nbdkit -U "$WORK/nbd.sock" -P "$WORK/nbdkit.pid" --filter=delay memory 256M wdelay=20ms
+    "$UZRAM" mount "$SIDE" --size 64M --backing-dev "nbd+unix:///?socket=$WORK/nbd.sock" \
+        --pidfile "$WORK/side.pid"
+    wait_mounted "$SIDE"
+    dd if="$PAGES" of="$SIDE/disk" bs=1M count=32 oflag=direct status=none
+    echo all > "$SIDE/idle"
+    taskset -c 0 sh -c 'echo idle > "$1/writeback"' _ "$SIDE" &
+    local wb=$! i
+    # started: something written back (bd_stat's first field)
+    for i in $(seq 100); do
+        [ "$(awk '{print $1}' "$SIDE/bd_stat")" -gt 0 ] && break
+        sleep 0.05
+    done
+    for i in 1 2 3 4 5; do
+        taskset -c 0 timeout 2 cat "$SIDE/mm_stat" > /dev/null ||
+            fail "an attribute read waited for the writeback (round $i)"
+        taskset -c 0 timeout 2 dd if="$SIDE/disk" of=/dev/null bs=4k count=16 skip=$((i * 997)) \
+            iflag=direct status=none || fail "a disk read waited for the writeback (round $i)"
+    done
+    kill -0 "$wb" 2>/dev/null || fail "the writeback ended before the reads: nothing was shown"
+    wait "$wb" || fail "writeback failed"
+    local bd
+    bd=$(awk '{print $1}' "$SIDE/bd_stat")
+    [ "$bd" -gt 1000 ] || fail "only $bd pages written back"
+    cmp -n $((32 << 20)) "$PAGES" "$SIDE/disk" || fail "after the writeback the disk reads other bytes"
+    "$UZRAM" umount "$SIDE"
+    SIDE=
+    kill "$(cat "$WORK/nbdkit.pid")"
+    rm -f "$WORK/nbdkit.pid"
+    echo "side lane: 5 attribute and 5 disk reads answered during a writeback of $bd pages, every page compared"
+}
+
 # One whole round on a new mount, with the parameter as uring_select set it.
 round() {
     "$UZRAM" mount "$DIR" --size 512M --pidfile "$PIDFILE" 2> "$WORK/mount.err"
@@ -252,6 +297,7 @@ round() {
     fi
     "$UZRAM" umount "$DIR"
     pool_round
+    side_round
 }
 
 step "enable_uring off"
