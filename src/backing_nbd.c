@@ -5,10 +5,12 @@
  * memory`, any NBD server).  The interface is backing.h; the common part
  * (bitmap, counters, fault hook) backing.c.
  *
- * Names.  nbd://HOST[:PORT]/EXPORT, nbds://... (TLS required),
- * nbd+unix:///EXPORT?socket=PATH, nbds+unix://...; the query may carry
- * libnbd's own parameters (tls-psk-file=, tls-certificates=, ...) and two
- * of ours, taken out before libnbd sees the URI:
+ * Names.  nbd://HOST[:PORT]/EXPORT, nbds://[USER@]HOST... (TLS required),
+ * nbd+unix:///EXPORT?socket=PATH, nbds+unix://[USER@]/...; the query may
+ * carry libnbd's own parameters (tls-psk-file=, tls-certificates=, ...)
+ * and two of ours, taken out before libnbd sees the URI.  The TLS user
+ * (the PSK identity) is USER, else the process's user name (libnbd's own
+ * default, getlogin_r(), fails without a terminal).  Ours:
  *
  *   connections=N  connections to open when the server offers
  *                  multi-conn (1..16, default 4); one when it does not
@@ -33,8 +35,11 @@
  * a timeout) is closed; the next use connects again, at most once per
  * second per connection while the server stays away (a failure in the
  * meantime is immediate, so a dead remote costs -EIO, not a wait).  A
- * transfer that failed because its connection died is tried once more on
- * a fresh connection; one the server answered with an error is not.  A
+ * transfer (a read, a write, a batch of writeback) that failed because its
+ * connection died is tried once more on a fresh connection; one the server
+ * answered with an error, or one that timed out, is not (so a request
+ * waits at most timeout= once, and a connection attempt timeout= more).
+ * Writes are idempotent: a block written twice holds the same bytes.  A
  * server that comes back smaller than it was, or read-only, is refused.
  *
  * Never wrong bytes.  A memory server that restarts comes back empty, and
@@ -55,6 +60,7 @@
 #include <libnbd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +92,7 @@ struct nbd_backing {
     size_t sum_len;
     struct conn conn[MAX_CONN];
     char uri[PATH_MAX];          /* what libnbd is given */
+    char tls_user[64];           /* the TLS user unless the URI names one: the process's */
 };
 
 static uint64_t now_ns(void)
@@ -198,6 +205,12 @@ static int connect_one(struct nbd_backing *nb, struct nbd_handle **out)
         goto fail;
     }
     nbd_set_uri_allow_local_file(h, true);   /* tls-psk-file=, tls-certificates= */
+    /* the TLS (PSK) user when the URI names none: libnbd would ask
+     * getlogin_r(), which fails without a terminal (a systemd unit) */
+    if (nb->tls_user[0] && nbd_set_tls_username(h, nb->tls_user) == -1) {
+        err = uz_error(-EINVAL, "backing_dev: TLS user %s: %s", nb->tls_user, nbd_get_error());
+        goto fail;
+    }
     if (nbd_aio_connect_uri(h, nb->uri) == -1) {
         int e = nbd_get_errno() ? nbd_get_errno() : EINVAL;
         err = uz_error(-e, "backing_dev: %s: %s", nb->uri, nbd_get_error());
@@ -517,8 +530,7 @@ static void nbd_rw(struct uz_backing *b, bool write, struct uz_bio *v, unsigned 
 }
 
 /* Writes in flight while the caller prepares more (backing.h,
- * uz_backing_write_start).  No second try here: a write whose connection
- * died fails, and its page stays in RAM. */
+ * uz_backing_write_start). */
 static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
                      void **state)
 {
@@ -541,14 +553,37 @@ static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool ma
     return 0;
 }
 
+/* The writes whose connection died (p[].transport) are tried once more on
+ * a fresh connection, as reads are.  The caller may have another batch in
+ * flight, holding connections: this one only tries the locks
+ * (may_wait false), and when none is free the writes fail (their pages
+ * stay in RAM). */
 static void nbd_finish(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state)
 {
     struct flight *f = state;
-    if (f) {
-        flight_finish(b->impl, f);
-        uz_free(f);
-        settle(b->impl, true, v, n);
+    if (!f)
+        return;
+    struct nbd_backing *nb = b->impl;
+    flight_finish(nb, f);
+    bool again = false;
+    for (unsigned i = 0; i < f->np; i++)
+        if (f->p[i].bio->err < 0 && f->p[i].transport)
+            for (unsigned k = 0; k < f->p[i].cnt; k++) {
+                f->p[i].bio[k].err = 1;
+                again = true;
+            }
+    if (again) {
+        if (flight_start(nb, true, v, n, false, f) == -EAGAIN) {
+            for (unsigned i = 0; i < n; i++)
+                if (v[i].err == 1)
+                    v[i].err = uz_error(-EIO, "backing_dev: %s: connection lost, and no "
+                                        "other free to try the write again", nb->uri);
+        } else {
+            flight_finish(nb, f);
+        }
     }
+    uz_free(f);
+    settle(nb, true, v, n);
 }
 
 static void nbd_close_all(struct uz_backing *b)
@@ -578,6 +613,11 @@ int uz_backing_nbd_open(struct uz_backing *b, const char *uri)
         return uz_error(-ENOMEM, "backing_dev: out of memory");
     unsigned want;
     int err = parse_uri(nb, uri, &want);
+    struct passwd pw, *pwp = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp &&
+        strlen(pw.pw_name) < sizeof nb->tls_user)
+        strcpy(nb->tls_user, pw.pw_name);
     struct nbd_handle *h = NULL;
     if (err == 0)
         err = connect_one(nb, &h);
