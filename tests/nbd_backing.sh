@@ -159,8 +159,6 @@ step "4. the remote killed in the middle of a writeback, then started again"
 PORT=$(free_port); TCP="nbd://127.0.0.1:$PORT/?timeout=5"
 truncate -s 64M /dev/shm/uzram-nbd-backing.$$
 FILEIMG=/dev/shm/uzram-nbd-backing.$$
-cleanup_file() { rm -f "$FILEIMG"; }
-trap 'cleanup_file; fuse_cleanup' EXIT
 serve fs -i 127.0.0.1 -p "$PORT" -- --filter=delay file "$FILEIMG" delay-write=20ms
 mount_with "$TCP"
 echo 8 > "$DIR/writeback_batch_size"

@@ -18,6 +18,7 @@ cleanup_extra() {
     for s in "${SERVERS[@]}"; do
         [ -f "$WORK/$s.pid" ] && kill -9 "$(cat "$WORK/$s.pid")" 2>/dev/null
     done
+    [ -z "${FILEIMG:-}" ] || rm -f "$FILEIMG"   # a remote's file on tmpfs
     return 0
 }
 
