@@ -9,7 +9,7 @@
 # Other targets: build, bench, fuzz, stress, valgrind, clean.
 
 DEBS = build-essential cmake pkg-config clang liblz4-dev liblzo2-dev libzstd-dev zlib1g-dev \
-       libcmocka-dev libfuse3-dev fuse3 nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev qemu-utils \
+       libcmocka-dev libfuse3-dev fuse3 liburing-dev nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev qemu-utils \
        zstd e2fsprogs util-linux valgrind libclang-rt-14-dev libxxhash-dev gnuplot-nox man-db systemd \
        dpkg-dev debhelper lintian
 

@@ -157,6 +157,25 @@ static void fill_stat(struct uzfs *f, struct uzram *dev, fuse_ino_t ino, struct 
     }
 }
 
+/* DIR/.transport: the FUSE transport and its counters
+ * (uzfs_transport_show), for `uzram stat`.  Not listed in DIR, as it
+ * is no zram attribute; anyone may read it. */
+static const char transport_name[] = ".transport";
+#define UZ_TRANSPORT_MODE 0444
+
+static void transport_stat(struct uzfs *f, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = UZ_INO_TRANSPORT;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_atime = st->st_mtime = st->st_ctime = f->born;
+    st->st_blksize = UZRAM_PAGE_SIZE;
+    st->st_mode = S_IFREG | UZ_TRANSPORT_MODE;
+    st->st_nlink = 1;
+    st->st_size = UZ_ATTR_BUF;
+}
+
 /* The disk's size changes through disksize and reset, and a pool's
  * device can go, so the kernel must not cache those attributes or
  * dentries: every open by path looks them up again. */
@@ -190,6 +209,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct uzfs *f = req_fuse(req);
+    if (parent == UZ_INO_ROOT && strcmp(name, transport_name) == 0) {
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof e);
+        e.ino = UZ_INO_TRANSPORT;
+        transport_stat(f, &e.attr);
+        e.attr_timeout = e.entry_timeout = 1.0;
+        fuse_reply_entry(req, &e);
+        return;
+    }
     if (pool_node(f, parent)) {
         uzfs_pool_lookup(req, f, parent, name);
         return;
@@ -228,6 +256,12 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uzfs *f = req_fuse(req);
+    if (ino == UZ_INO_TRANSPORT) {
+        struct stat st;
+        transport_stat(f, &st);
+        fuse_reply_attr(req, &st, 1.0);
+        return;
+    }
     if (pool_node(f, ino)) {
         uzfs_pool_getattr(req, f, ino);
         return;
@@ -250,6 +284,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                        struct fuse_file_info *fi)
 {
     struct uzfs *f = req_fuse(req);
+    if (ino == UZ_INO_TRANSPORT) {
+        op_getattr(req, ino, fi);
+        return;
+    }
     if (pool_node(f, ino)) {
         uzfs_pool_getattr(req, f, ino);
         return;
@@ -281,6 +319,16 @@ static void disk_close(struct uzfs *f, struct uzram *dev)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct uzfs *f = req_fuse(req);
+    if (ino == UZ_INO_TRANSPORT) {
+        if (!uzfs_may_open(req, UZ_TRANSPORT_MODE, fi->flags & O_ACCMODE)) {
+            fuse_reply_err(req, EACCES);
+            return;
+        }
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+        fuse_reply_open(req, fi);
+        return;
+    }
     if (pool_node(f, ino)) {
         uzfs_pool_open(req, f, ino, fi);
         return;
@@ -402,6 +450,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_ino_t l = UZ_INO_LOCAL(ino);
     unsigned mode;
     const char *name;
+    if (ino == UZ_INO_TRANSPORT) {
+        char buf[UZ_ATTR_BUF];
+        int n = uzfs_transport_show(f, buf, sizeof buf);
+        size_t len = off >= 0 && off < n ? (size_t)(n - off) : 0;
+        fuse_reply_buf(req, buf + (len ? off : 0), len < size ? len : size);
+        return;
+    }
     if (pool_node(f, ino)) {
         uzfs_pool_read(req, f, ino, size, off);
         return;

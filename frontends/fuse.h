@@ -12,6 +12,10 @@
  *                         value fresh, writing one is a single store whose
  *                         error the writer gets as errno (EINVAL, EBUSY...)
  *
+ *     DIR/.transport      (not listed; read-only) how the kernel hands the
+ *                         server its requests: "io_uring" or "dev_fuse",
+ *                         the requests each carried, and why dev_fuse
+ *
  * so `losetup -f DIR/disk` makes a block device of it (swap, ext4, ...)
  * and `cat DIR/mm_stat`, `echo 1 > DIR/compact` work as on sysfs.  Both
  * kinds of file are opened direct_io: the page cache never holds a second
@@ -21,7 +25,7 @@
  * the page cache, written back by msync or the kernel (fuse_server.c).
  *
  * The server runs on its own fixed pool of threads, all created by
- * uzfs_start(); its I/O path allocates nothing (requests are decoded in
+ * uzfs_start() (and, over io_uring, one more per CPU: fuse_uring.h); its I/O path allocates nothing (requests are decoded in
  * each thread's receive buffer and reads are copied out of a buffer
  * preallocated per thread), and each thread runs with PR_SET_IO_FLUSHER so
  * that the kernel does not recurse into swap to give it memory.  A process
@@ -82,7 +86,16 @@ struct uzfs_opts {
      * seen before the fork, and the threads, which do not survive one,
      * start after it.  Until then a process that uses DIR waits. */
     bool deferred;
+    /* The transport of requests (default UZ_FUSE_URING_AUTO): FUSE over
+     * io_uring where the kernel allows it (Linux 6.14 on, with the fuse
+     * module's enable_uring parameter on), else /dev/fuse, saying why once
+     * on stderr; UZ_FUSE_URING_ON refuses to mount (-EOPNOTSUPP) where
+     * the parameter is off or no ring can be made; UZ_FUSE_URING_OFF is
+     * /dev/fuse alone.  A mount without the disk uses /dev/fuse. */
+    int io_uring;
 };
+
+enum { UZ_FUSE_URING_AUTO = 0, UZ_FUSE_URING_ON, UZ_FUSE_URING_OFF };
 
 /* Fill *o with the defaults above.  Never fails. */
 void uzfs_opts_init(struct uzfs_opts *o);
@@ -166,7 +179,9 @@ int uzfs_end_fd(const struct uzfs *f);
  * single mount's (1 its directory, 2 its disk, ...) and UZ_INO_CLONE.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <time.h>
 #include <sys/types.h>
 
@@ -177,6 +192,7 @@ int uzfs_end_fd(const struct uzfs *f);
 #define UZ_INO_CTL        4     /* the pool's zram-control and its files */
 #define UZ_INO_HOT_ADD    5
 #define UZ_INO_HOT_REMOVE 6
+#define UZ_INO_TRANSPORT  7     /* DIR/.transport, in every mount's root */
 #define UZ_INO_PATTR0     64
 #define UZ_INO_DEV_SHIFT  12
 /* The modes of the nodes that are not attributes (these are the
@@ -199,7 +215,14 @@ struct uzfs_worker {
     char *rbuf;                 /* UZ_IO_MAX bytes from the pool */
     bool created;
     _Atomic bool done;
+    _Atomic uint64_t served;    /* requests read from /dev/fuse */
 };
+
+/* Signal that interrupts a worker's read of /dev/fuse, or a ring queue's
+ * wait, when stopping: a realtime one that hosts (nbdkit) leave alone. */
+#define UZ_FUSE_WAKE_SIGNAL (SIGRTMAX - 2)
+
+struct uz_ring;                 /* the io_uring transport (fuse_uring.h) */
 
 /* A pool mount's state (fuse_pool.c). */
 struct uzfs_pool {
@@ -234,7 +257,19 @@ struct uzfs {
     _Atomic int init_state;
     uint64_t init_unique;
     bool init_allow_mmap;       /* the kernel offers FUSE_DIRECT_IO_ALLOW_MMAP */
+    bool init_uring;            /* the kernel offers FUSE_OVER_IO_URING */
+
+    /* the io_uring transport: NULL when off or not made */
+    struct uz_ring *ring;
+    bool want_ring;             /* probed: make the ring at start */
+    _Atomic bool ring_fell_back;    /* on /dev/fuse for the reason below */
+    char transport_note[192];
 };
+
+/* fuse_server.c: DIR/.transport's text into buf (size bytes): the
+ * transport ("io_uring" or "dev_fuse"), its counters, and why /dev/fuse
+ * when it is.  Returns the length. */
+int uzfs_transport_show(struct uzfs *f, char *buf, size_t size);
 
 /* fuse.c: is the sender of req root or the mount's owner (the server's
  * user)?  May it open a node of this mode for acc (O_RDONLY, O_WRONLY,

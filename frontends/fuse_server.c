@@ -30,6 +30,16 @@
  * the flag in that one reply.  Every other request costs one relaxed
  * load of init_state each way.
  *
+ * FUSE over io_uring (fuse_uring.c).  Where the kernel offers
+ * FUSE_OVER_IO_URING at INIT and the server's per-CPU queues are ready
+ * (o->io_uring, probed before the mount, made before the workers
+ * start), the INIT reply accepts it too, and the same two functions tie
+ * it in: the write one sets the flag in the INIT reply and then lets the
+ * queues register; and, for every reply, it first offers the reply to the
+ * ring entry whose request this thread is serving (uz_ring_reply: one
+ * thread-local load when there is none).  The workers keep reading
+ * /dev/fuse, which still carries INIT, FORGET and INTERRUPT.
+ *
  * Ending.  When DIR is unmounted the kernel fails every read of
  * /dev/fuse with ENODEV and the workers return; the last one out makes
  * uzfs_end_fd() readable.  uzfs_stop() unmounts lazily and waits
@@ -43,6 +53,8 @@
 
 #define UZ_FUSE_INTERNAL
 #include "fuse.h"
+#include "fuse_kabi.h"
+#include "fuse_uring.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,9 +77,6 @@
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
 #endif
-/* Bit 36 of the INIT flags (flags2 bit 4), FUSE 7.39: shared mmap of
- * direct_io files.  Called FUSE_DIRECT_IO_RELAX in kernel 6.6. */
-#define KFUSE_DIRECT_IO_ALLOW_MMAP_HI (1u << (36 - 32))
 
 extern char **environ;
 
@@ -75,9 +84,7 @@ extern char **environ;
 /* How long uzfs_stop() lets users of the disk finish after the lazy
  * unmount before it stops the workers anyway. */
 #define STOP_GRACE_MS  2000
-/* Signal that interrupts a worker's read of /dev/fuse when stopping: a
- * realtime one that hosts (nbdkit) leave alone. */
-#define WAKE_SIGNAL    (SIGRTMAX - 2)
+#define WAKE_SIGNAL    UZ_FUSE_WAKE_SIGNAL
 
 __thread struct uzfs_worker *uzfs_cur_worker;
 
@@ -96,35 +103,73 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
         if (h->opcode == FUSE_INIT) {
             f->init_unique = h->unique;
             f->init_allow_mmap = (in->flags & FUSE_INIT_EXT) &&
-                                 (in->flags2 & KFUSE_DIRECT_IO_ALLOW_MMAP_HI);
+                                 (in->flags2 & UZ_KFUSE_DIRECT_IO_ALLOW_MMAP_HI);
+            f->init_uring = (in->flags & FUSE_INIT_EXT) &&
+                            (in->flags2 & UZ_KFUSE_OVER_IO_URING_HI);
             atomic_store(&f->init_state, 1);
         }
     }
     return n;
 }
 
-/* The INIT reply, gathered, with FUSE_DIRECT_IO_ALLOW_MMAP set. */
+/* The largest request of the connection an INIT reply makes, as the
+ * kernel sizes ring entries: max(8 KiB, max_write, max_pages pages). */
+static size_t init_max_payload(const struct fuse_init_out *out)
+{
+    size_t pages = (out->flags & FUSE_MAX_PAGES) && out->max_pages ? out->max_pages : 32;
+    size_t m = out->max_write > 8192 ? out->max_write : 8192;
+    size_t p = pages * (size_t)sysconf(_SC_PAGESIZE);
+    return p > m ? p : m;
+}
+
+/* The INIT reply, gathered, with FUSE_DIRECT_IO_ALLOW_MMAP set, and
+ * FUSE_OVER_IO_URING when the ring transport can follow it up (then its
+ * queues register once the kernel has the reply). */
 static ssize_t write_init_reply(struct uzfs *f, int fd, const struct iovec *iov, int count)
 {
     char msg[512];
     size_t len = 0;
     for (int i = 0; i < count; i++) {
-        if (iov[i].iov_len > sizeof msg - len)
+        if (iov[i].iov_len > sizeof msg - len) {
+            if (f->ring) {
+                uz_ring_fallback(f, "the INIT reply was not one the server knows");
+                uz_ring_go(f->ring, false);
+            }
             return writev(fd, iov, count);       /* not an INIT reply we know */
+        }
         memcpy(msg + len, iov[i].iov_base, iov[i].iov_len);
         len += iov[i].iov_len;
     }
     struct fuse_out_header *h = (void *)msg;
     struct fuse_init_out *out = (void *)(h + 1);
-    if (len >= sizeof *h + offsetof(struct fuse_init_out, unused) && h->error == 0 &&
-        (out->flags & FUSE_INIT_EXT) && f->init_allow_mmap)
-        out->flags2 |= KFUSE_DIRECT_IO_ALLOW_MMAP_HI;
-    return write(fd, msg, len);
+    bool known = len >= sizeof *h + offsetof(struct fuse_init_out, unused) && h->error == 0 &&
+                 (out->flags & FUSE_INIT_EXT);
+    if (known && f->init_allow_mmap)
+        out->flags2 |= UZ_KFUSE_DIRECT_IO_ALLOW_MMAP_HI;
+    bool uring = false;
+    if (f->ring) {
+        if (!known)
+            uz_ring_fallback(f, "the INIT reply has no flags2 (FUSE_INIT_EXT)");
+        else
+            uring = uz_ring_accept(f->ring, f->init_uring, init_max_payload(out));
+    }
+    if (uring)
+        out->flags2 |= UZ_KFUSE_OVER_IO_URING_HI;
+    ssize_t n = write(fd, msg, len);
+    if (f->ring) {
+        if (uring && n < 0)
+            uz_ring_fallback(f, "the INIT reply could not be written");
+        uz_ring_go(f->ring, uring && n >= 0);
+    }
+    return n;
 }
 
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     struct uzfs *f = userdata;
+    ssize_t n = uz_ring_reply(iov, count);   /* a request that came through a ring */
+    if (n >= 0)
+        return n;
     if (atomic_load_explicit(&f->init_state, memory_order_relaxed) == 1 && count > 0 &&
         iov[0].iov_len >= sizeof(struct fuse_out_header) &&
         ((const struct fuse_out_header *)iov[0].iov_base)->unique == f->init_unique) {
@@ -191,6 +236,7 @@ static void *worker_main(void *arg)
             continue;
         if (res <= 0)
             break;      /* -ENODEV: unmounted or aborted */
+        atomic_fetch_add_explicit(&w->served, 1, memory_order_relaxed);
         fuse_session_process_buf(f->se, &fbuf);
     }
     free(fbuf.mem);
@@ -253,6 +299,8 @@ static void force_workers(struct uzfs *f)
 {
     atomic_store(&f->stopping, true);
     fuse_session_exit(f->se);
+    uz_ring_destroy(f->ring);
+    f->ring = NULL;
     for (;;) {
         for (unsigned i = 0; i < f->nworkers; i++)
             if (f->workers[i].created && !atomic_load(&f->workers[i].done))
@@ -267,6 +315,8 @@ static void free_server(struct uzfs *f)
     for (unsigned i = 0; i < f->nworkers; i++)
         if (f->workers[i].created)
             pthread_join(f->workers[i].tid, NULL);
+    uz_ring_destroy(f->ring);      /* before /dev/fuse closes */
+    f->ring = NULL;
     if (f->se)
         fuse_session_destroy(f->se);   /* closes /dev/fuse: the connection ends */
     if (f->end_pipe[0] >= 0)
@@ -301,6 +351,27 @@ void uzfs_stop(struct uzfs *f)
     if (!wait_workers(f, STOP_GRACE_MS))
         force_workers(f);
     free_server(f);
+}
+
+int uzfs_transport_show(struct uzfs *f, char *buf, size_t size)
+{
+    uint64_t dev = 0;
+    for (unsigned i = 0; i < f->nworkers; i++)
+        dev += atomic_load_explicit(&f->workers[i].served, memory_order_relaxed);
+    bool ring = uz_ring_active(f->ring);
+    int n = snprintf(buf, size, "%s\nqueues=%u depth=%u ring_requests=%llu dev_requests=%llu\n",
+                     ring ? "io_uring" : "dev_fuse", ring ? uz_ring_queues(f->ring) : 0,
+                     ring ? UZ_RING_DEPTH : 0, (unsigned long long)uz_ring_requests(f->ring),
+                     (unsigned long long)dev);
+    if (!ring && n >= 0 && (size_t)n < size) {
+        const char *why = atomic_load(&f->ring_fell_back) ? f->transport_note
+                          : f->o.io_uring == UZ_FUSE_URING_OFF ? "--io-uring off"
+                          : !f->o.expose_disk ? "a mount without the disk"
+                          : f->ring ? "the rings are not registered yet"
+                          : "not asked";
+        n += snprintf(buf + n, size - (size_t)n, "%s\n", why);
+    }
+    return n < 0 ? 0 : (size_t)n < size ? n : (int)size - 1;
 }
 
 int uzfs_end_fd(const struct uzfs *f)
@@ -355,6 +426,22 @@ bool uzfs_is_mounted(const char *dir)
 static int start_workers(struct uzfs *f)
 {
     int err = 0;
+    /* The ring transport's queues, ready before the INIT request is read
+     * (its reply says whether they serve). */
+    if (f->want_ring) {
+        char why[160];
+        err = uz_ring_create(f, &f->ring, why, sizeof why);
+        if (err < 0 && f->o.io_uring == UZ_FUSE_URING_ON) {
+            fprintf(stderr, "uzram: %s: --io-uring on: %s\n", f->dir, why);
+            lazy_unmount(f->dir);
+            f->deferred = false;
+            uzfs_stop(f);
+            return err;
+        }
+        if (err < 0)
+            uz_ring_fallback(f, why);
+        err = 0;
+    }
     pthread_attr_t ta;
     pthread_attr_init(&ta);
     pthread_attr_setstacksize(&ta, WORKER_STACK);
@@ -452,6 +539,22 @@ int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
         fprintf(stderr, "uzram: %s: a uzram is already mounted there\n", f->dir);
         goto fail;
     }
+    /* The transport: may the kernel serve this mount over io_uring?  Asked
+     * before mounting, so that --io-uring on fails with nothing mounted. */
+    if (o->io_uring != UZ_FUSE_URING_OFF && o->expose_disk) {
+        char why[160];
+        err = uz_ring_probe(why, sizeof why);
+        if (err < 0 && o->io_uring == UZ_FUSE_URING_ON) {
+            fprintf(stderr, "uzram: %s: --io-uring on: %s (see uzram(1), \"FUSE over io_uring\")\n",
+                    f->dir, why);
+            err = -EOPNOTSUPP;
+            goto fail;
+        }
+        if (err < 0)
+            uz_ring_fallback(f, why);
+        f->want_ring = err == 0;
+        err = 0;
+    }
     if (pipe2(f->end_pipe, O_CLOEXEC) != 0) {
         err = -errno;
         goto fail;
@@ -492,8 +595,12 @@ int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
     }
     /* Our own session I/O, for the INIT flag libfuse cannot give (see
      * the top); without it a shared mapping of the disk is ENODEV. */
-    if (fuse_session_custom_io(f->se, &session_io, fuse_session_fd(f->se)) != 0)
+    if (fuse_session_custom_io(f->se, &session_io, fuse_session_fd(f->se)) != 0) {
         fprintf(stderr, "uzram: warning: shared mappings of %s/disk will fail\n", f->dir);
+        if (f->want_ring)
+            uz_ring_fallback(f, "the session's I/O could not be taken over");
+        f->want_ring = false;
+    }
     /* The wake signal interrupts reads (no SA_RESTART).  Installed only
      * if nobody else handles it. */
     struct sigaction old;

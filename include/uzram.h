@@ -192,7 +192,8 @@ struct uzram_config {
     /* Secondary algorithms for recompression, priorities 1..3 (zram's
      * recomp_algorithm); NULL = none at that priority.  Default:
      * UZRAM_SETTLE_ALGORITHM (zstd, level 6 unless algorithm_params says
-     * otherwise) at priority 1, the one settling uses. */
+     * otherwise) at priority 1, the one settling uses; no dictionary (one
+     * does not pay on settled groups: docs/dictionaries.md). */
     const char *recomp_algorithm[3];
     /* Automatic policies, in the format of the recompress_policy and
      * writeback_policy attributes; NULL or "off" = off.  The recompress
@@ -461,7 +462,14 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * (pages deduplicated, bytes saved, index bytes, hits, index matches
  * refused by the byte compare; then the mode and why) and stat (the block
  * layer's 17 fields of /sys/block/zramN/stat, every request of the data
- * path counted); all are listed by uzram_attr_name().
+ * path counted), and train_dict ("PATH [size=BYTES]", write-only: train a
+ * zstd dictionary of at most BYTES, 4K..1M, default 112K, from the
+ * device's own pages stored compressed in RAM, idle ones first, read
+ * without an access so they stay idle, and write it to PATH, which must
+ * be absolute; replaced whole.  -EINVAL for a relative path, a size out
+ * of bounds, an uninitialised device or too few pages to train on, the
+ * file's errno when it cannot be written; the device is unchanged
+ * either way); all are listed by uzram_attr_name().
  *
  * Beyond RAM, as zram: backing_dev is written while uninitialised
  * (-EBUSY after) and cleared by reset; writeback without a backing device
@@ -469,8 +477,20 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * page stays in RAM); idle takes "all" or a number of seconds (below
  * 2^20: slot access times wrap after 12 days); recomp_algorithm
  * ("algo=NAME priority=1..3") is set before init, recompress after;
- * so is algorithm_params ("level=L [algo=NAME|priority=N]": without algo
- * or priority, the primary's level, as zram's).  Counts, levels and
+ * so is algorithm_params ("[algo=NAME|priority=N] [level=L] [dict=PATH]":
+ * without algo or priority, the primary's, as zram's; each key given
+ * replaces its part, "dict=" with no path drops the dictionary).
+ * dict=PATH, as zram's since Linux 6.12, is for zstd alone (any other
+ * codec: -EINVAL): the file is read and checked when written (a missing
+ * or unreadable file: its errno, -ENOENT, -EACCES; a directory, an empty
+ * file, one over 4 MiB or not a zstd dictionary, with its magic and a
+ * non-zero ID: -EINVAL), kept by the device (the file may go; a copy
+ * held across reset, dropped when that priority's algorithm is set
+ * again) and digested at init once for all streams.  Every page that
+ * algorithm compresses then uses it, and a read checks the frame's
+ * dictionary ID.  A level or dictionary cannot change while the device
+ * is initialised (-EBUSY, as zram): a page always reads with the
+ * dictionary it was written with, and a failed store changes nothing.  Counts, levels and
  * device numbers in every value are decimal digits only (a '-' before a
  * level), as the kernel's kstrto* read them: no blank, '+' or other byte
  * around them but the one trailing newline; sizes are memparse's (digits

@@ -29,6 +29,7 @@
 #include "policy.h"
 #include "recompress.h"
 #include "writeback.h"
+#include "train.h"
 #include "error.h"
 #include "store_life.h"
 
@@ -130,6 +131,7 @@ static int store_comp_algorithm(struct uzram *dev, const struct val *v)
         return uz_error(-EBUSY, "comp_algorithm: device is initialised; reset it first");
     snprintf(dev->store->algorithm, sizeof dev->store->algorithm, "%s", c->name);
     dev->store->level = 0;
+    uz_dict_clear(&dev->store->dict);   /* an algorithm's params go with it */
     return 0;
 }
 
@@ -145,9 +147,18 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-/* "algo=NAME level=L" or "priority=N level=L": priority 0 (or an algo
- * that is the primary) sets the primary's level, 1..3 a secondary's;
- * neither given is the primary, as zram's default priority is. */
+/* "algo=NAME level=L dict=PATH" or "priority=N level=L dict=PATH" (level
+ * and dict each optional, one of them given): priority 0 (or an algo that
+ * is the primary) sets the primary's params, 1..3 a secondary's; neither
+ * given is the primary, as zram's default priority is.  Each key given
+ * replaces its part; "dict=" with no path drops the dictionary.
+ *
+ * Invariant (a dictionary outlives every page made with it): a level or a
+ * dictionary changes only while the store is not initialised (-EBUSY
+ * otherwise, as zram answers), and a store holds no page then; the
+ * streams digest the dictionary at init and keep it until the reset that
+ * frees the last page (streams.c).  A failed store changes nothing: the
+ * file is read and checked (uz_dict_load) before anything is replaced. */
 static int store_algorithm_params(struct uzram *dev, const struct val *v)
 {
     struct uz_kv kv;
@@ -156,9 +167,10 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
         return err;
     const char *algo = NULL;
     char algo_buf[64];
+    char dict_path[256];
     long prio = -1;
     long level = 0;
-    bool have_level = false, any = false;
+    bool have_level = false, have_dict = false, any = false;
     while (uz_kv_next(&kv)) {
         const char *tok = kv.key, *val = kv.val;
         any = true;
@@ -175,14 +187,15 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
                 return uz_error(-EINVAL, "algorithm_params: bad level '%s'", val);
             have_level = true;
         } else if (strcmp(tok, "dict") == 0) {
-            return uz_error(-EINVAL, "algorithm_params: dictionaries are not supported");
+            snprintf(dict_path, sizeof dict_path, "%s", val);
+            have_dict = true;
         } else {
             return uz_error(-EINVAL, "algorithm_params: unknown key '%s'", tok);
         }
     }
     if (!any)
-        return uz_error(-EINVAL, "algorithm_params: give level=L (for the primary), with "
-                        "algo=NAME or priority=N for a secondary");
+        return uz_error(-EINVAL, "algorithm_params: give level=L and/or dict=PATH (for the "
+                        "primary), with algo=NAME or priority=N for a secondary");
     if (!algo && prio < 0)
         prio = 0;
     if (prio > UZ_NR_SECONDARY || (prio > 0 && !dev->store->recomp_algo[prio - 1].name[0]))
@@ -200,15 +213,30 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
             return uz_error(-EINVAL, "algorithm_params: '%s' is not a selected algorithm", algo);
         prio = found;
     }
-    if (!have_level)
+    if (!have_level && !have_dict)
         return 0;
     const struct uz_codec *c = uz_codec_find(prio > 0 ? dev->store->recomp_algo[prio - 1].name
                                                       : dev->store->algorithm);
-    if (level < c->level_min || level > c->level_max)
+    if (have_level && (level < c->level_min || level > c->level_max))
         return uz_error(-EINVAL, "algorithm_params: level %ld is outside %s's %d..%d", level,
                         c->name, c->level_min, c->level_max);
+    if (have_dict && !c->dict_check)
+        return uz_error(-EINVAL, "algorithm_params: %s takes no dictionary (dict= is for zstd)",
+                        c->name);
     if (dev->initialised)
-        return uz_error(-EBUSY, "algorithm_params: device is initialised; reset it first");
+        return uz_error(-EBUSY, "algorithm_params: device is initialised; pages may use its "
+                        "dictionary and level: reset it first");
+    struct uz_dict_buf *d = prio > 0 ? &dev->store->recomp_algo[prio - 1].dict
+                                     : &dev->store->dict;
+    if (have_dict && dict_path[0]) {
+        err = uz_dict_load(d, c, dict_path, "algorithm_params");
+        if (err < 0)
+            return err;
+    } else if (have_dict) {
+        uz_dict_clear(d);
+    }
+    if (!have_level)
+        return 0;
     if (prio > 0)
         dev->store->recomp_algo[prio - 1].level = (int)level;
     else
@@ -216,19 +244,29 @@ static int store_algorithm_params(struct uzram *dev, const struct val *v)
     return 0;
 }
 
+/* " dict=PATH id=ID" of a dictionary, or nothing. */
+static int emit_dict(char *buf, size_t size, int len, const struct uz_dict_buf *d)
+{
+    if (!d->len)
+        return len;
+    return emit(buf, size, len, " dict=%s dict_id=%u", d->path, d->id);
+}
+
 static int show_algorithm_params(struct uzram *dev, char *buf, size_t size)
 {
     const struct uz_codec *c = uz_codec_find(dev->store->algorithm);
-    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d\n", dev->store->algorithm,
+    int len = emit(buf, size, 0, "priority=0 algo=%s level=%d", dev->store->algorithm,
                    dev->store->level ? dev->store->level : c->level_default);
+    len = emit(buf, size, emit_dict(buf, size, len, &dev->store->dict), "\n");
     for (int p = 1; p <= UZ_NR_SECONDARY; p++) {
         const struct uz_recomp_algo *sc = &dev->store->recomp_algo[p - 1];
         if (!sc->name[0])
             continue;
         c = uz_codec_find(sc->name);
-        len = emit(buf, size, len, "priority=%d algo=%s level=%d\n", p, sc->name,
+        len = emit(buf, size, len, "priority=%d algo=%s level=%d", p, sc->name,
                    sc->level ? sc->level
                    : c->level_secondary ? c->level_secondary : c->level_default);
+        len = emit(buf, size, emit_dict(buf, size, len, &sc->dict), "\n");
     }
     return len;
 }
@@ -616,6 +654,39 @@ static int store_idle(struct uzram *dev, const struct val *v)
     return 0;
 }
 
+/* "PATH [size=BYTES]": train a zstd dictionary from the device's pages,
+ * idle ones first, and write it to PATH (absolute: a frontend's working
+ * directory is not the user's).  For algorithm_params dict=PATH. */
+static int store_train_dict(struct uzram *dev, const struct val *v)
+{
+    struct uz_kv kv;
+    int err = uz_kv_begin(&kv, v->s, "train_dict");
+    if (err < 0)
+        return err;
+    char path[256] = "";
+    uint64_t size = UZ_TRAIN_DICT_DEFAULT;
+    while (uz_kv_next(&kv)) {
+        if (!kv.val && !path[0]) {
+            snprintf(path, sizeof path, "%s", kv.key);
+        } else if (kv.val && strcmp(kv.key, "size") == 0) {
+            if (uz_memparse(kv.val, strlen(kv.val), &size) < 0)
+                return uz_error(-EINVAL, "train_dict: size '%s' is not a size", kv.val);
+        } else {
+            return uz_error(-EINVAL, "train_dict: '%s': give PATH [size=BYTES]", kv.word);
+        }
+    }
+    if (path[0] != '/')
+        return uz_error(-EINVAL, "train_dict: give the absolute path of the file to write");
+    if (!dev->initialised)
+        return uz_error(-EINVAL, "train_dict: device is not initialised");
+    pthread_mutex_lock(&dev->store->policy_lock);
+    uint32_t age = dev->store->rc_policy.on ? dev->store->rc_policy.idle_secs : 0;
+    pthread_mutex_unlock(&dev->store->policy_lock);
+    struct uz_train_out out;
+    return uz_train(dev->store, dev->base, dev->base + dev->nslots, age,
+                    size > UZ_TRAIN_DICT_MAX ? UZ_TRAIN_DICT_MAX + 1 : (size_t)size, path, &out);
+}
+
 /* As zram: one line per secondary, "#P: " and the algorithm list with the
  * chosen one in brackets. */
 static int show_recomp_algorithm(struct uzram *dev, char *buf, size_t size)
@@ -666,6 +737,7 @@ static int store_recomp_algorithm(struct uzram *dev, const struct val *v)
     struct uz_recomp_algo *ra = &dev->store->recomp_algo[prio - 1];
     snprintf(ra->name, sizeof ra->name, "%s", c->name);
     dev->store->recomp_algo[prio - 1].level = 0;
+    uz_dict_clear(&dev->store->recomp_algo[prio - 1].dict);
     return 0;
 }
 
@@ -860,6 +932,7 @@ static const struct attr attrs[] = {
     {.name = "recomp_algorithm", .mode = 0644, .show = show_recomp_algorithm,
      .store = store_recomp_algorithm, .reshape = true, .closed = true},
     {.name = "recompress", .mode = 0200, .store = store_recompress, .own = true},
+    {.name = "train_dict", .mode = 0200, .store = store_train_dict, .own = true},
     {.name = "recompress_policy", .mode = 0644, .show = show_rc_policy, .store = store_rc_policy},
     {.name = "writeback_policy", .mode = 0644, .show = show_wb_policy, .store = store_wb_policy},
     {.name = "policy_stat", .mode = 0444, .show = show_policy_stat},

@@ -32,7 +32,11 @@
  * What does not change what a page holds (compaction, writeback,
  * recompression of a page, idle marks, the content index making a
  * record) works on a target as on any unit, and the linked units read it
- * as it is; recompress does not regroup a target's pages (clone.h,
+ * as it is.  Settling regroups a target's window of pages only where no
+ * linked unit has a page of its own, under the target's stripe lock for
+ * writing, which the linked units' direct writes hold for reading from
+ * their check to their commit (uz_clone_regroup_begin; P4 holds); other
+ * recompression does not regroup a target's pages (clone.h,
  * uz_unit_has_dependents).  Resetting or removing a device first gives
  * the units linked to its own slots of their own, and drops its own
  * links (uz_clone_release): there are no parent chains, the source, a
@@ -272,15 +276,15 @@ static void unlink_drop(struct uz_store *st, uint64_t u, uint64_t t)
     pthread_rwlock_unlock(uz_link_lock(st, t));
 }
 
-/* Every unit linked to unit t gets slots of its own.  Only clones link,
- * and a clone has its source's size, so such units are the k-th of other
- * devices, if t is the k-th of its own (of_unit): one look per device. */
-static int unlink_dependents(struct uz_store *st, uint64_t t)
+/* The units linked to unit t, into cand (at most UZRAM_POOL_MAX_DEVICES):
+ * only clones link, and a clone has its source's size, so such units are
+ * the k-th of other devices, if t is the k-th of its own (of_unit): one
+ * look per device.  Their number. */
+static int find_dependents(struct uz_store *st, uint64_t t, uint32_t *cand)
 {
     uint16_t owner = atomic_load_explicit(&st->zones->of_unit[t], RELAXED);
     if (!owner)
         return 0;
-    uint32_t cand[UZRAM_POOL_MAX_DEVICES];
     int n = 0;
     pthread_mutex_lock(&st->dev_lock);
     struct uzram *d = st->dev[owner - 1];
@@ -294,12 +298,43 @@ static int unlink_dependents(struct uz_store *st, uint64_t t)
             cand[n++] = (uint32_t)u;
     }
     pthread_mutex_unlock(&st->dev_lock);
+    return n;
+}
+
+/* Every unit linked to unit t gets slots of its own. */
+static int unlink_dependents(struct uz_store *st, uint64_t t)
+{
+    uint32_t cand[UZRAM_POOL_MAX_DEVICES];
+    int n = find_dependents(st, t, cand);
     for (int i = 0; i < n; i++) {
         int err = unlink_copy(st, cand[i], t);
         if (err < 0)
             return err;
     }
     return 0;
+}
+
+bool uz_clone_regroup_begin(struct uz_store *st, uint64_t lo, uint64_t n)
+{
+    uint64_t t = lo / UZ_UNIT, j0 = lo % UZ_UNIT;
+    uint32_t cand[UZRAM_POOL_MAX_DEVICES];
+    /* found before the stripe lock (dev_lock is not taken under one);
+     * a unit linked meanwhile is empty, so has no page of its own */
+    int nc = find_dependents(st, t, cand);
+    pthread_rwlock_wrlock(uz_link_lock(st, t));
+    bool ok = true;
+    for (int i = 0; i < nc && ok; i++) {
+        if (atomic_load(&st->links->link[cand[i]]) != t + 1)
+            continue;
+        for (uint64_t j = j0; j < j0 + n && ok; j++)
+            ok = !uz_slot_state(uz_slot_at(st, (uint64_t)cand[i] * UZ_UNIT + j));
+    }
+    return ok;
+}
+
+void uz_clone_regroup_end(struct uz_store *st, uint64_t lo)
+{
+    pthread_rwlock_unlock(uz_link_lock(st, lo / UZ_UNIT));
 }
 
 int uz_clone_prepare_write(struct uz_store *st, uint64_t idx)

@@ -27,8 +27,9 @@ static inline uint32_t uz_link_of(const struct uz_store *st, uint64_t idx)
 
 /* Do units read through to the unit under store slot idx?  Racy, exact
  * enough for its callers: links are made only with the store held
- * exclusively.  A unit that has dependents keeps its pages and groups as
- * they are (recompress does not regroup it). */
+ * exclusively.  A unit that has dependents keeps its groups as they are;
+ * settling regroups its pages only where no linked unit has a page of
+ * its own (uz_clone_regroup_begin). */
 static inline bool uz_unit_has_dependents(const struct uz_store *st, uint64_t idx)
 {
     return st->links &&
@@ -52,8 +53,9 @@ static inline bool uz_clone_write_prepared(const struct uz_store *st, uint64_t i
 /* May a whole-page write of one page to store slot idx, in a linked unit,
  * go straight to the unit's own slot (the target's page there is not in
  * a compressed group, whose layout the unit's own slots must not cut)?
- * Racy, exact enough: a target's groups do not change while units are
- * linked to it (recompress leaves them be), and if the link goes
+ * The caller holds the target's stripe lock for reading from this check
+ * until the page is committed: settling makes a target's groups only
+ * under it for writing (uz_clone_regroup_begin); if the link goes
  * meanwhile the slot is the unit's own anyway. */
 static inline bool uz_clone_write_direct(const struct uz_store *st, uint64_t idx)
 {
@@ -92,6 +94,18 @@ int uz_clone_release(struct uz_store *st, uint64_t lo, uint64_t hi);
  * init_lock for writing.  0, or uz_clone_prepare_write's errors; on
  * error the links made so far stay (the caller releases c's range). */
 int uz_clone_link(struct uz_store *st, const struct uzram *src, const struct uzram *c);
+
+/* Before settling store slots [lo, lo + n) of a unit that units are
+ * linked to (n divides UZ_UNIT, lo a multiple of n, so one unit): takes
+ * the unit's stripe lock for writing, which holds off reads through it
+ * and the linked units' direct writes (io.c), and says whether the
+ * window's pages may be regrouped: no linked unit has a page of its own
+ * among them (P4).  The caller then regroups only pages of the target's
+ * own that are not same-filled (the linked units count what they read
+ * through to a same-filled page: slot.c, zone_commit), and calls
+ * uz_clone_regroup_end.  Cannot fail. */
+bool uz_clone_regroup_begin(struct uz_store *st, uint64_t lo, uint64_t n);
+void uz_clone_regroup_end(struct uz_store *st, uint64_t lo);
 
 /* For uzram_check: P4-P6 (clone.c, "Invariants").  The caller holds the
  * store's init_lock for writing.  0 or -EFAULT; 0 without links. */

@@ -85,7 +85,21 @@
  *                in every stream of a group device.  Single pages give
  *                the same bytes as ctx_new (zstd fits the table to a
  *                page's window either way).
- *                Frames are written magicless and without the content size:
+ *                Dictionaries (algorithm_params dict=PATH): dict_check
+                accepts only a real zstd dictionary (its magic, a non-zero
+                ID, entropy tables that load into a DDict); dict_new
+                digests it once into a CDict at the streams' level and a
+                DDict (both by copy, through zstd_mem), which every context
+                of the set references (ZSTD_CCtx_refCDict,
+                ZSTD_DCtx_refDDict): the tables are not copied per stream.
+                A context with a dictionary is always the growing kind
+                (the workspace a CDict needs depends on whether zstd
+                attaches or copies it, by input size).  Its frames carry
+                the dictionary ID (ZSTD_c_dictIDFlag, 4 bytes), and
+                decompress reads the frame header and refuses a frame
+                whose ID is not its own dictionary's (0: none), before
+                zstd's own check.
+                Frames are written magicless and without the content size:
  *                objects never leave the store and the store knows every
  *                page's length, so those 5 header bytes per page (about
  *                0.4% of the compressed size on real pages) are dropped.
@@ -127,6 +141,7 @@
 #include <lzo/lzo1x.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zdict.h>
 
 /* ------------------------------------------------------------ libraries */
 
@@ -147,7 +162,12 @@
     X(t, ZSTD_DCtx_setParameter) X(t, ZSTD_compress2) X(t, ZSTD_compressBound) \
     X(t, ZSTD_createCCtx_advanced) X(t, ZSTD_createDCtx_advanced) X(t, ZSTD_decompressDCtx) \
     X(t, ZSTD_estimateCCtxSize_usingCParams) X(t, ZSTD_freeCCtx) X(t, ZSTD_freeDCtx) \
-    X(t, ZSTD_getCParams) X(t, ZSTD_initStaticCCtx) X(t, ZSTD_isError) X(t, ZSTD_maxCLevel)
+    X(t, ZSTD_getCParams) X(t, ZSTD_initStaticCCtx) X(t, ZSTD_isError) X(t, ZSTD_maxCLevel) \
+    X(t, ZSTD_createCCtxParams) X(t, ZSTD_CCtxParams_init) X(t, ZSTD_freeCCtxParams) \
+    X(t, ZSTD_createCDict_advanced2) X(t, ZSTD_freeCDict) X(t, ZSTD_createDDict_advanced) \
+    X(t, ZSTD_freeDDict) X(t, ZSTD_CCtx_refCDict) X(t, ZSTD_DCtx_refDDict) \
+    X(t, ZSTD_getDictID_fromDict) X(t, ZSTD_getFrameHeader_advanced) \
+    X(t, ZDICT_trainFromBuffer) X(t, ZDICT_isError) X(t, ZDICT_getErrorName)
 #define ZLIB_FNS(X, t) X(t, deflateInit2_) X(t, deflate) X(t, deflateBound) X(t, deflateEnd) \
     X(t, deflateReset) X(t, inflateInit2_) X(t, inflate) X(t, inflateEnd) X(t, inflateReset)
 
@@ -206,6 +226,20 @@ static struct uz_dynlib zlib_lib = { UZ_SONAME_ZLIB, zlib_syms, 0 };
 #define ZSTD_initStaticCCtx (zstd_fn.ZSTD_initStaticCCtx)
 #define ZSTD_isError (zstd_fn.ZSTD_isError)
 #define ZSTD_maxCLevel (zstd_fn.ZSTD_maxCLevel)
+#define ZSTD_createCCtxParams (zstd_fn.ZSTD_createCCtxParams)
+#define ZSTD_CCtxParams_init (zstd_fn.ZSTD_CCtxParams_init)
+#define ZSTD_freeCCtxParams (zstd_fn.ZSTD_freeCCtxParams)
+#define ZSTD_createCDict_advanced2 (zstd_fn.ZSTD_createCDict_advanced2)
+#define ZSTD_freeCDict (zstd_fn.ZSTD_freeCDict)
+#define ZSTD_createDDict_advanced (zstd_fn.ZSTD_createDDict_advanced)
+#define ZSTD_freeDDict (zstd_fn.ZSTD_freeDDict)
+#define ZSTD_CCtx_refCDict (zstd_fn.ZSTD_CCtx_refCDict)
+#define ZSTD_DCtx_refDDict (zstd_fn.ZSTD_DCtx_refDDict)
+#define ZSTD_getDictID_fromDict (zstd_fn.ZSTD_getDictID_fromDict)
+#define ZSTD_getFrameHeader_advanced (zstd_fn.ZSTD_getFrameHeader_advanced)
+#define ZDICT_trainFromBuffer (zstd_fn.ZDICT_trainFromBuffer)
+#define ZDICT_isError (zstd_fn.ZDICT_isError)
+#define ZDICT_getErrorName (zstd_fn.ZDICT_getErrorName)
 #define deflateInit2_ (zlib_fn.deflateInit2_)
 #define deflate(s, f) (zlib_fn.deflate(s, f))
 #define deflateBound (zlib_fn.deflateBound)
@@ -475,10 +509,19 @@ static void zstd_release(void *opaque, void *p)
 
 static const ZSTD_customMem zstd_mem = { zstd_alloc, zstd_release, NULL };
 
+/* A digested dictionary (dict_new): one CDict for the level and one
+ * DDict, read-only, referenced by every context made with it. */
+struct zstd_dict {
+    ZSTD_CDict *cdict;
+    ZSTD_DDict *ddict;
+    uint32_t id;
+};
+
 struct zstd_ctx {
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     void *cws;              /* the static cctx's workspace, or NULL (cctx grows) */
+    uint32_t dict_id;       /* the dictionary's ID; 0: none */
     struct bounce out;
 };
 
@@ -497,8 +540,11 @@ static void zstd_free(void *ctx)
 }
 
 /* unit 0: a cctx that sizes itself to each input (ctx_new); else a static
- * cctx sized for inputs of up to unit bytes (ctx_new_unit). */
-static void *zstd_make(int level, size_t unit)
+ * cctx sized for inputs of up to unit bytes (ctx_new_unit).  With a
+ * dictionary, always the first kind: the workspace a CDict needs depends
+ * on how zstd joins it to the input (attached or copied, by input size),
+ * which a static size cannot be made sure to cover. */
+static void *zstd_make(int level, size_t unit, const struct zstd_dict *dict)
 {
     if (uz_dynlib_load(&zstd_lib) < 0)
         return NULL;
@@ -508,7 +554,7 @@ static void *zstd_make(int level, size_t unit)
     if (level > ZSTD_maxCLevel())
         level = ZSTD_maxCLevel();
     int hash_log = 0;       /* 0: the level's */
-    if (unit) {
+    if (unit && !dict) {
         ZSTD_compressionParameters cp = ZSTD_getCParams(level, unit, 0);
         if (cp.hashLog > cp.windowLog) {
             cp.hashLog = cp.windowLog;
@@ -530,6 +576,12 @@ static void *zstd_make(int level, size_t unit)
         (hash_log && ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_hashLog, hash_log))) ||
         ZSTD_isError(ZSTD_DCtx_setParameter(c->dctx, ZSTD_d_format, ZSTD_f_zstd1_magicless)))
         goto fail;
+    /* A dictionary: the frames carry its ID (ZSTD_c_dictIDFlag, on by
+     * default), which decompress checks. */
+    if (dict && (ZSTD_isError(ZSTD_CCtx_refCDict(c->cctx, dict->cdict)) ||
+                 ZSTD_isError(ZSTD_DCtx_refDDict(c->dctx, dict->ddict))))
+        goto fail;
+    c->dict_id = dict ? dict->id : 0;
     /* Warm up: the compression workspace of a growing cctx is allocated
      * by the first compression, sized for its parameters (which depend on
      * the input size).  Do that here, on one page, so the data path never
@@ -547,12 +599,80 @@ fail:
 
 static void *zstd_new(int level)
 {
-    return zstd_make(level, 0);
+    return zstd_make(level, 0, NULL);
 }
 
 static void *zstd_new_unit(int level, size_t unit)
 {
-    return zstd_make(level, unit ? unit : CODEC_PAGE);
+    return zstd_make(level, unit ? unit : CODEC_PAGE, NULL);
+}
+
+static void *zstd_new_dict(int level, size_t unit, void *dict)
+{
+    return zstd_make(level, unit, dict);
+}
+
+/* A zstd dictionary is what ZDICT_trainFromBuffer (or `zstd --train`)
+ * writes: the dictionary magic, a non-zero ID, entropy tables and
+ * content.  Raw content (no magic) is refused: it has no ID to check a
+ * page against.  The tables are checked by digesting them into a DDict. */
+static int zstd_dict_check(const void *buf, size_t len, uint32_t *id, const char **why)
+{
+    if (uz_dynlib_load(&zstd_lib) < 0) {
+        *why = "libzstd cannot be loaded";
+        return -1;
+    }
+    uint32_t n = len >= 8 ? ZSTD_getDictID_fromDict(buf, len) : 0;
+    if (n == 0) {
+        *why = "not a zstd dictionary (no dictionary magic and ID; make one with "
+               "`uzram train` or `zstd --train`)";
+        return -1;
+    }
+    ZSTD_DDict *dd = ZSTD_createDDict_advanced(buf, len, ZSTD_dlm_byRef, ZSTD_dct_fullDict,
+                                               zstd_mem);
+    if (!dd) {
+        *why = "a corrupt zstd dictionary (its entropy tables do not load), or no memory";
+        return -1;
+    }
+    ZSTD_freeDDict(dd);
+    *id = n;
+    return 0;
+}
+
+static void zstd_dict_free(void *p)
+{
+    struct zstd_dict *d = p;
+    if (!d)
+        return;
+    ZSTD_freeCDict(d->cdict);
+    ZSTD_freeDDict(d->ddict);
+    uz_free(d);
+}
+
+static void *zstd_dict_new(const void *buf, size_t len, int level)
+{
+    if (uz_dynlib_load(&zstd_lib) < 0)
+        return NULL;
+    struct zstd_dict *d = uz_calloc(1, sizeof *d);
+    ZSTD_CCtx_params *cp = d ? ZSTD_createCCtxParams() : NULL;
+    if (!cp || ZSTD_isError(ZSTD_CCtxParams_init(cp, level > ZSTD_maxCLevel() ? ZSTD_maxCLevel()
+                                                                               : level))) {
+        ZSTD_freeCCtxParams(cp);
+        uz_free(d);
+        return NULL;
+    }
+    /* byCopy: the digested forms own their content (the caller's buffer
+     * may go); fullDict: only a real dictionary loads. */
+    d->cdict = ZSTD_createCDict_advanced2(buf, len, ZSTD_dlm_byCopy, ZSTD_dct_fullDict, cp,
+                                          zstd_mem);
+    d->ddict = ZSTD_createDDict_advanced(buf, len, ZSTD_dlm_byCopy, ZSTD_dct_fullDict, zstd_mem);
+    ZSTD_freeCCtxParams(cp);
+    d->id = ZSTD_getDictID_fromDict(buf, len);
+    if (!d->cdict || !d->ddict || d->id == 0) {
+        zstd_dict_free(d);
+        return NULL;
+    }
+    return d;
 }
 
 static size_t zstd_compress(void *ctx, const void *src, size_t slen, void *dst, size_t dcap)
@@ -579,8 +699,30 @@ static int zstd_decompress(void *ctx, const void *src, size_t slen, void *dst, s
     struct zstd_ctx *c = ctx;
     if (slen == 0)
         return -1;
+    /* A frame names the dictionary it was made with (0: none); only the
+     * context's own decodes it.  (zstd checks this too; the check here
+     * does not depend on how the library was built.) */
+    ZSTD_frameHeader fh;
+    if (ZSTD_getFrameHeader_advanced(&fh, src, slen, ZSTD_f_zstd1_magicless) != 0 ||
+        fh.dictID != c->dict_id)
+        return -1;
     size_t r = ZSTD_decompressDCtx(c->dctx, dst, dlen, src, slen);
     return !ZSTD_isError(r) && r == dlen ? 0 : -1;
+}
+
+size_t uz_zstd_train(void *dict, size_t cap, const void *samples, const size_t *sizes,
+                     unsigned n, const char **why)
+{
+    if (uz_dynlib_load(&zstd_lib) < 0) {
+        *why = "libzstd cannot be loaded";
+        return 0;
+    }
+    size_t r = ZDICT_trainFromBuffer(dict, cap, samples, sizes, n);
+    if (ZDICT_isError(r)) {
+        *why = ZDICT_getErrorName(r);
+        return 0;
+    }
+    return r;
 }
 
 /* -------------------------------------------------------------- deflate */
@@ -715,16 +857,20 @@ static int none_decompress(void *ctx, const void *src, size_t slen, void *dst, s
 
 /* ------------------------------------------------------------- registry */
 
+/* The four dictionary functions of a codec that takes none. */
+#define NO_DICT NULL, NULL, NULL, NULL
+
 static const struct uz_codec codecs[] = {
-    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
-    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0 },
-    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL, 0 },
+    { "lzo-rle", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0, NO_DICT },
+    { "lzo", 1, 1, 1, lzo_new, lzo_free, lzo_compress, lzo_decompress, NULL, 0, NO_DICT },
+    { "lz4", 1, LZ4_LEVEL_MAX, 1, lz4_new, lz4_free, lz4_compress, lz4_decompress, NULL, 0, NO_DICT },
     { "lz4hc", 1, LZ4HC_CLEVEL_MAX, LZ4HC_CLEVEL_DEFAULT,
-      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL, 0 },
+      lz4hc_new, lz4hc_free, lz4hc_compress, lz4_decompress, NULL, 0, NO_DICT },
     { "zstd", 1, ZSTD_LEVEL_MAX, ZSTD_CLEVEL_DEFAULT,
-      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit, ZSTD_LEVEL_SECONDARY },
-    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL, 0 },
-    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL, 0 },
+      zstd_new, zstd_free, zstd_compress, zstd_decompress, zstd_new_unit, ZSTD_LEVEL_SECONDARY,
+      zstd_dict_check, zstd_dict_new, zstd_dict_free, zstd_new_dict },
+    { "deflate", 1, 9, 6, deflate_new, deflate_free, deflate_compress, deflate_decompress, NULL, 0, NO_DICT },
+    { "none", 1, 1, 1, none_new, none_free, none_compress, none_decompress, NULL, 0, NO_DICT },
 };
 
 #define NCODECS (sizeof codecs / sizeof codecs[0])

@@ -14,6 +14,7 @@
 #define UZRAM_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Room for the compressed form of one 4096-byte page with any codec here
  * (the worst case is lzo's, 4096 + 4096/16 + 64 + 3).  Offering this much
@@ -43,11 +44,32 @@ struct uz_codec {
      * it compresses cold pages once, so it may spend more; 0 = the same
      * as level_default. */
     int level_secondary;
+    /* Dictionaries (NULL: the codec takes none; zstd's alone here).
+     * dict_check: is buf (len bytes) a dictionary of this codec?  0 and
+     * its ID (never 0) in *id, or -1 with the reason in *why (a constant
+     * string).  dict_new: digest it once for contexts at level; NULL on
+     * allocation failure.  The digested dictionary is read-only and
+     * shared by every context made with it (ctx_new_dict), and must
+     * outlive them; it copies buf.  ctx_new_dict: a context that
+     * compresses with dict and decompresses only what was compressed
+     * with a dictionary of its ID (decompress fails on any other);
+     * unit as for ctx_new_unit (0: a page), but the context may grow
+     * with its input. */
+    int (*dict_check)(const void *buf, size_t len, uint32_t *id, const char **why);
+    void *(*dict_new)(const void *buf, size_t len, int level);
+    void (*dict_free)(void *dict);
+    void *(*ctx_new_dict)(int level, size_t unit, void *dict);
 };
 
 /* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate", "none": no
  * compression, every page kept raw); NULL if unknown. */
 const struct uz_codec *uz_codec_find(const char *name);
+/* Train a zstd dictionary of at most cap bytes into dict from n samples
+ * laid end to end in samples (sample i is sizes[i] bytes): libzstd's
+ * ZDICT_trainFromBuffer.  Its size, or 0 with the reason in *why (a
+ * constant string: too few samples, libzstd missing ...). */
+size_t uz_zstd_train(void *dict, size_t cap, const void *samples, const size_t *sizes,
+                     unsigned n, const char **why);
 /* i-th codec, NULL past the end. */
 const struct uz_codec *uz_codec_at(unsigned i);
 

@@ -192,6 +192,42 @@ int uz_group_read(struct uz_store *dev, uint64_t off, size_t len, uint8_t *dst, 
     return err;
 }
 
+int uz_group_peek(struct uz_store *dev, uint64_t idx, bool idle_only, uint32_t idle_age,
+                  uint8_t *dst)
+{
+    uint64_t lo, hi;
+    lock_unit(dev, idx, &lo, &hi);
+    struct uz_slot *s = uz_slot_at(dev, idx);
+    uint32_t f = uz_slot_state(s);
+    int ret = 0;
+    bool idle = (f & SLOT_IDLE) || (idle_age && slot_age(f, uz_now(dev)) >= idle_age);
+    bool in_ram = (f & SLOT_GROUP) || ((f & (SLOT_OBJ | SLOT_SHARED)) && !(f & SLOT_HUGE));
+    if (!in_ram || idle != idle_only) {
+        ret = 0;    /* nothing to learn from: empty, same-filled, written back, raw */
+    } else if (f & SLOT_GROUP) {
+        uint32_t k = slot_group_pages(f), prio = slot_prio(f);
+        uint64_t gb = idx & ~(uint64_t)(k - 1);
+        struct uz_stream *st = prio == 0 ? uz_stream_get(&dev->streams) : NULL;
+        struct uz_stream *dec = dec_stream(dev, prio, k, st);
+        ret = !dec ? uz_error(-EIO, "read: no scratch to decompress the group at page %llu",
+                              (unsigned long long)gb)
+                   : decode_group(dev, gb, k, prio, dec, dec->gbuf);
+        if (ret == 0) {
+            memcpy(dst, dec->gbuf + (idx - gb) * PAGE, PAGE);
+            ret = 1;
+        }
+        if (dec && dec != st)
+            uz_stream_put(dec);
+        if (st)
+            uz_stream_put(st);
+    } else {
+        ret = uz_peek_page(dev, idx, s, dst);
+        ret = ret == 0 ? 1 : ret;
+    }
+    uz_unlock_range(dev, lo, hi);
+    return ret;
+}
+
 /* Store the n pages of the locked slots [lo, lo+n) one by one: page j's new
  * content is src + j*4096, or nothing if bit j of empty is set.  Every
  * group among them lies wholly inside.  Each new object is allocated (with

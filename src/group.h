@@ -44,6 +44,14 @@ size_t uz_group_cost(struct uz_store *dev, size_t clen);
  * is already that algorithm's, or if the allocation failed (the memory
  * limit: nothing changes); -EIO if the group does not decompress. */
 int uz_group_recode(struct uz_store *dev, uint64_t gb, uint32_t k, uint32_t prio);
+/* Copy page idx (a group member or not) into dst without an access (its
+ * atime and IDLE bit stay), if it is stored in RAM compressed (an object,
+ * a group member or a shared page; not same-filled, raw, written back or
+ * empty) and its idleness is idle_only: idle means SLOT_IDLE, or (idle_age
+ * > 0) not accessed for idle_age seconds.  1 if copied, 0 if not such a
+ * page, -EIO if it does not decompress.  Takes the unit's locks. */
+int uz_group_peek(struct uz_store *dev, uint64_t idx, bool idle_only, uint32_t idle_age,
+                  uint8_t *dst);
 int uz_group_update(struct uz_store *dev, uint64_t off, size_t len, const uint8_t *src,
                     bool discard, size_t *done);
 

@@ -171,13 +171,27 @@ static inline uint32_t group_fit(const struct uz_store *dev, uint32_t k, size_t 
 }
 
 /* A store with clone links, before a change of store slot idx: in a
- * clone's unit a whole page (whole_page) goes to the unit's own slot;
- * anything else first gives the unit, or the units linked to this one,
- * slots of their own (clone.h).  0 or uz_clone_prepare_write's error. */
-static int pool_prepare(struct uz_store *st, uint64_t idx, bool whole_page)
+ * clone's unit a whole page (whole_page) goes to the unit's own slot,
+ * with the target's stripe lock held for reading until the page is
+ * committed (*lk, which the caller unlocks: settling regroups a target
+ * only under it for writing, clone.h); anything else first gives the
+ * unit, or the units linked to this one, slots of their own.  0 or
+ * uz_clone_prepare_write's error. */
+static int pool_prepare(struct uz_store *st, uint64_t idx, bool whole_page, pthread_rwlock_t **lk)
 {
-    if (uz_clone_write_prepared(st, idx) || (whole_page && uz_clone_write_direct(st, idx)))
+    *lk = NULL;
+    if (uz_clone_write_prepared(st, idx))
         return 0;
+    uint32_t l = whole_page ? uz_link_of(st, idx) : 0;
+    if (l) {
+        pthread_rwlock_t *k = uz_link_lock(st, l - 1);
+        pthread_rwlock_rdlock(k);
+        if (uz_clone_write_direct(st, idx)) {
+            *lk = k;
+            return 0;
+        }
+        pthread_rwlock_unlock(k);
+    }
     return uz_clone_prepare_write(st, idx);
 }
 
@@ -235,7 +249,8 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
         uint32_t k = __builtin_expect(gk > 1, 0) ? group_fit(st, gk, len, off) : 1;
-        if (pool && (err = pool_prepare(st, idx, k == 1 && n == PAGE)) < 0)
+        pthread_rwlock_t *lk = NULL;
+        if (pool && (err = pool_prepare(st, idx, k == 1 && n == PAGE, &lk)) < 0)
             break;
         if (k > 1) {
             err = write_groups(st, idx, k, src);
@@ -257,6 +272,8 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
             atomic_fetch_add_explicit(&dev->ev.writes, (in + n + PAGE - 1) / PAGE - 1,
                                       memory_order_relaxed);
         }
+        if (lk)
+            pthread_rwlock_unlock(lk);
         atomic_fetch_add_explicit(&dev->ev.writes, 1, memory_order_relaxed);
         src += n;
         off += n;
@@ -281,7 +298,8 @@ static int zero_range(struct uzram *dev, size_t len, uint64_t off, const char *w
         uint64_t idx = base + off / PAGE;
         size_t in = off % PAGE;
         size_t n = PAGE - in < len ? PAGE - in : len;
-        if (pool && (err = pool_prepare(st, idx, false)) < 0)
+        pthread_rwlock_t *lk;
+        if (pool && (err = pool_prepare(st, idx, false, &lk)) < 0)
             break;
         if (!slot_empty_racy(st, idx)) {
             if (n == PAGE) {

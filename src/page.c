@@ -236,8 +236,8 @@ static int read_content(struct uz_store *dev, uint64_t idx, uint32_t f, uint64_t
  * after, so that no stream is taken with a record held (src/README.md,
  * "Lock order").  A written-back record cannot change while the slot holds
  * its reference. */
-static int read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
-                     struct uz_stream *st)
+static int read_page_as(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                        struct uz_stream *st, bool touch)
 {
     uint32_t f = uz_slot_state(s);
     int err;
@@ -262,9 +262,20 @@ static int read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void
     } else {
         err = read_content(dev, idx, f, slot_handle(s), dst, st);
     }
-    if (err == 0)
+    if (err == 0 && touch)
         uz_slot_touch(dev, s);
     return err;
+}
+
+static int read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
+                     struct uz_stream *st)
+{
+    return read_page_as(dev, idx, s, dst, st, true);
+}
+
+int uz_peek_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst)
+{
+    return read_page_as(dev, idx, s, dst, NULL, false);
 }
 
 int uz_read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,

@@ -28,6 +28,9 @@ int uz_write_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, const v
  * but for its atime. */
 int uz_read_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst,
                  struct uz_stream *st);
+/* uz_read_page that is not an access: the atime and IDLE bit stay (a
+ * look at the content, as dictionary training takes). */
+int uz_peek_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, void *dst);
 /* Part of a locked slot's page (not a group member): read bytes
  * [in, in+n) into dst; or replace them with src (zeros if NULL), a
  * read-modify-write.  Errors as the two above; a failed patch leaves the

@@ -68,7 +68,7 @@ int uz_secondaries_init(struct uz_store *dev)
          * writes groups itself) */
         int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level
                                       : c->level_secondary ? c->level_secondary : c->level_default,
-                                      dev->nstreams, UZ_GROUP_MAX, false)
+                                      dev->nstreams, UZ_GROUP_MAX, false, &sc->dict)
                     : -EINVAL;
         if (err < 0) {
             memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
@@ -401,26 +401,33 @@ static bool settle_wanted(struct uz_store *dev, const struct uz_rc_req *req, uin
     return false;
 }
 
+/* How settle_window may change a window's layout: regroup its waiting
+ * pages, only those that are not same-filled (a unit clones read
+ * through), or none (a clone has a page of its own in the window). */
+enum settle_layout { SETTLE_REGROUP, SETTLE_REGROUP_OBJ, SETTLE_KEEP };
+
 /* Settle the locked window [b, b+8): the largest aligned runs of 8, 4 or 2
- * waiting pages become groups of the secondary p (unless clones read
- * through the unit: its layout stays), groups the primary made are
+ * waiting pages become groups of the secondary p (as layout allows),
+ * groups the primary made are
  * recompressed as a unit, and what is left page by page, shared pages in
  * their record.  Every page is then settled (prio p), or flagged
  * incompressible, so a window is settled once until it is written again.
  * Pages settled, or -EIO. */
 static int settle_window(struct uz_store *dev, struct uz_rc_req *req, uint64_t b, uint32_t p,
-                         uint32_t now, uint32_t last_prio, bool keep_layout, uint64_t *tried)
+                         uint32_t now, uint32_t last_prio, enum settle_layout layout,
+                         uint64_t *tried)
 {
     uint32_t f[SETTLE_WINDOW];
     bool done[SETTLE_WINDOW] = {false};
     int settled = 0;
     for (uint32_t j = 0; j < SETTLE_WINDOW; j++)
         f[j] = uz_slot_state(uz_slot_at(dev, b + j));
-    for (uint32_t k = SETTLE_WINDOW; k > 1 && !keep_layout; k /= 2) {
+    for (uint32_t k = SETTLE_WINDOW; k > 1 && layout != SETTLE_KEEP; k /= 2) {
         for (uint32_t o = 0; o < SETTLE_WINDOW; o += k) {
             bool run = true, obj = false;
             for (uint32_t j = o; j < o + k && run; j++) {
-                run = !done[j] && settle_single(req, f[j], now) && !(f[j] & SLOT_INCOMP);
+                run = !done[j] && settle_single(req, f[j], now) && !(f[j] & SLOT_INCOMP) &&
+                      (layout == SETTLE_REGROUP || (f[j] & SLOT_OBJ));
                 obj |= (f[j] & SLOT_OBJ) != 0;
             }
             if (!run || !obj)
@@ -504,12 +511,20 @@ static int rc_settle(struct uz_store *dev, struct uz_rc_req *req, uint32_t p, ui
             break;
         scanned += SETTLE_WINDOW;
         if (settle_wanted(dev, req, b, now)) {
-            /* a pool's unit that clones read through keeps its layout
-             * (store.h, struct uz_links): recompressed, never regrouped */
-            bool keep = uz_unit_has_dependents(dev, b);
+            /* a pool's unit that clones read through is regrouped where
+             * none of them has a page of its own, its same-filled pages
+             * left out (clone.h, uz_clone_regroup_begin); elsewhere it
+             * keeps its layout and is recompressed page by page */
+            bool linked = uz_unit_has_dependents(dev, b);
+            enum settle_layout layout = SETTLE_REGROUP;
+            if (linked)
+                layout = uz_clone_regroup_begin(dev, b, SETTLE_WINDOW) ? SETTLE_REGROUP_OBJ
+                                                                        : SETTLE_KEEP;
             uz_lock_range(dev, b, b + SETTLE_WINDOW);
-            int r = settle_window(dev, req, b, p, now, last_prio, keep, &tried);
+            int r = settle_window(dev, req, b, p, now, last_prio, layout, &tried);
             uz_unlock_range(dev, b, b + SETTLE_WINDOW);
+            if (linked)
+                uz_clone_regroup_end(dev, b);
             if (r < 0) {
                 err = r;
                 break;

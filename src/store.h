@@ -216,6 +216,7 @@ struct uz_events {
 struct uz_recomp_algo {
     char name[32];                     /* "" = none at this priority */
     int level;                         /* 0 = the codec's default */
+    struct uz_dict_buf dict;           /* algorithm_params dict= (len 0: none) */
 };
 
 /* Automatic policies (policy.c); 0 fields = off. */
@@ -331,6 +332,7 @@ struct uz_store {
     /* configuration (kept across reset) */
     char algorithm[32];
     int level;
+    struct uz_dict_buf dict;           /* the primary's algorithm_params dict= (len 0: none) */
     char allocator_name[32];
     uint32_t huge_threshold_cfg;
     unsigned nstreams;

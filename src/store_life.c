@@ -182,7 +182,7 @@ int uz_store_init(struct uz_store *st, uint64_t nslots)
         return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
     }
     err = uz_streams_init(&st->streams, codec, st->level ? st->level : codec->level_default,
-                          st->nstreams, st->group_pages, true);
+                          st->nstreams, st->group_pages, true, &st->dict);
     if (err < 0) {
         aops->destroy(st->alloc);
         uz_varray_fini(&st->slots);
@@ -275,6 +275,9 @@ void uz_store_destroy(struct uz_store *st)
         return;
     uz_store_teardown(st);
     uz_backing_close(st->bd);
+    uz_dict_clear(&st->dict);
+    for (int i = 0; i < UZ_NR_SECONDARY; i++)
+        uz_dict_clear(&st->recomp_algo[i].dict);
     pthread_mutex_destroy(&st->policy_lock);
     pthread_rwlock_destroy(&st->init_lock);
     pthread_mutex_destroy(&st->dev_lock);

@@ -27,9 +27,21 @@ struct uz_stream {
     void *gmem;
 };
 
+/* A dictionary as configured (algorithm_params dict=PATH): its bytes,
+ * read and checked (codec->dict_check) when it is set, and its ID; len
+ * 0: none.  The streams digest it once (codec->dict_new). */
+struct uz_dict_buf {
+    void *buf;
+    size_t len;
+    uint32_t id;
+    char path[256];
+};
+
 struct uz_streams {
     const struct uz_codec *codec;
     int level;
+    void *dict;                        /* the digested dictionary all contexts share, or NULL */
+    uint32_t dict_id;
     unsigned n;
     uint32_t gpages;                   /* group scratch per stream, pages (0 = none) */
     struct uz_stream *s;
@@ -40,13 +52,31 @@ struct uz_streams {
  * (deflate's bound is the largest: n + n/8 + n/64 + 5). */
 #define UZ_GROUP_BOUND(k) ((size_t)(k) * 4096u * 5u / 4u + 256u)
 
+/* The largest dictionary file algorithm_params takes (zstd's trainer
+ * makes 110 KiB by default; `zstd --train --maxdict` rarely past 1 MiB). */
+#define UZ_DICT_MAX (4u << 20)
+
+/* Read the dictionary file path for codec c into d (replacing what d
+ * held only on success) and check it (c->dict_check).  0, or: -EINVAL
+ * (c takes no dictionary, the file is empty, larger than UZ_DICT_MAX, not
+ * a regular file, or not a dictionary of c), the open's or read's error
+ * (-ENOENT, -EACCES, -EIO ...), -ENOMEM; each with a message
+ * (uz_error) "WHAT: dict=PATH: why".  On error d is unchanged. */
+int uz_dict_load(struct uz_dict_buf *d, const struct uz_codec *c, const char *path,
+                 const char *what);
+/* Drop what d holds (len 0 after).  Cannot fail. */
+void uz_dict_clear(struct uz_dict_buf *d);
+
 /* Make n streams (0: one per CPU) for codec at level.  gpages > 1: each
  * stream also gets group scratch for groups of up to gpages pages, and if
  * warm is set its codec context is warmed up on a group-sized input (zstd
  * sizes its workspace by the input: done here, not on the I/O path).
- * 0 or -ENOMEM. */
+ * dict (NULL or len 0: none): digested once, and every context compresses
+ * and decompresses with it (the codec must take dictionaries; it was
+ * checked when set).  0, -ENOMEM, or -EINVAL (a dictionary for a codec
+ * that takes none). */
 int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n,
-                    uint32_t gpages, bool warm);
+                    uint32_t gpages, bool warm, const struct uz_dict_buf *dict);
 void uz_streams_fini(struct uz_streams *ss);
 /* Take a stream (the current CPU's if free, else any free one, else wait). */
 struct uz_stream *uz_stream_get(struct uz_streams *ss);

@@ -104,6 +104,7 @@ assert os.pread(fd, 1 << 20, 7 << 20) == b"D" * (1 << 20), "O_DIRECT write not r
 os.close(fd)
 EOF
 
+check_transport "$DIR"
 step "umount"
 "$UZRAM" umount "$DIR"
 echo "PASS"

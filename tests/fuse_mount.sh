@@ -152,6 +152,8 @@ sync
 echo "copied $(du -sh "$MNT/tree" | cut -f1) of $SRC; mm_stat: $(cat "$DIR/mm_stat")"
 "$UZRAM" stat "$DIR"
 "$UZRAM" stat --json --bytes "$DIR" | python3 -c 'import json,sys; r=json.load(sys.stdin)["zramctl"]; assert r[0]["data"] > 0 and r[0]["algorithm"] == "lz4", r'
+check_transport "$DIR"
+"$UZRAM" stat --json --bytes "$DIR" | python3 -c 'import json,sys; r=json.load(sys.stdin)["zramctl"][0]; assert r["transport"] == sys.argv[1] and (r["ring-requests"] > 0) == (sys.argv[1] == "io_uring"), r' "$UZ_TRANSPORT"
 if "$UZRAM" umount "$DIR" 2>/dev/null; then fail "umount of a busy mount succeeded"; fi
 # zram's open-device rule, in the library: the loop device holds DIR/disk
 # open, so reshaping stores are EBUSY and ext4 keeps its data (the fsck and

@@ -201,6 +201,7 @@ timeout 60 dd if="$DIR/zram$BC/disk" bs=1M skip=$(((1 << 20) - 8)) iflag=direct 
 echo "$BC" > "$DIR/zram-control/hot_remove"
 echo "$B" > "$DIR/zram-control/hot_remove"
 
+check_transport "$DIR"
 step "umount is refused while a device is open"
 exec 3<"$DIR/zram1/disk"
 if "$UZRAM" umount "$DIR" 2>/dev/null; then fail "umount with zram1 open succeeded"; fi

@@ -82,6 +82,7 @@ orig=$(awk '{print $1}' "$DIR/mm_stat")
 [ "$orig" -le $(((NBLOCKS + 1) * 4096)) ] || fail "orig_data_size $orig"
 echo "all $NBLOCKS blocks verified; RSS delta ${DELTA} kB for ${NBLOCKS} x 4 KiB over 1 TiB"
 
+check_transport "$DIR"
 step "umount"
 "$UZRAM" umount "$DIR"
 for _ in $(seq 50); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done

@@ -140,6 +140,7 @@ step "cleanup: swapoff, detach, umount"
 rmdir "$CG"
 swapoff "$LOOP"
 SWAPON=
+check_transport "$DIR"
 losetup -d "$LOOP"
 LOOP=
 "$UZRAM" umount "$DIR"

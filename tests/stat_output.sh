@@ -59,7 +59,11 @@ for row, d in zip(rows, sys.argv[2:]):
     for k, v in want.items():
         assert row[k] == v, (d, k, row[k], v)
     assert abs(row["comp-ratio"] - (mm[0] / mm[2] if mm[2] else 0)) < 1e-3, (row["comp-ratio"], mm)
-    assert len(row) == 19, sorted(row)
+    assert row["transport"] == open(d + "/.transport").readline().strip(), row["transport"]
+    assert row["transport"] in ("io_uring", "dev_fuse"), row["transport"]
+    assert isinstance(row["ring-requests"], int), row["ring-requests"]
+    assert (row["transport-note"] is None) == (row["transport"] == "io_uring"), row
+    assert len(row) == 22, sorted(row)
 assert rows[0]["data"] == 16 << 20 and rows[1]["zero-pages"] == 1024, rows
 print("ok: every column matches its attribute")
 PY

@@ -81,6 +81,7 @@ static void full_section(void **state)
                "recompress-policy = idle_secs=60 algo=zstd\n"
                "writeback-policy = idle_secs=600\n"
                "auto-compact = 1.100\n"
+               "io-uring = off\n"
                "\n"
                "[tmp]\n"
                "zram-size = 1024\n"
@@ -116,6 +117,7 @@ static void full_section(void **state)
     assert_string_equal(s->recompress_policy, "idle_secs=60 algo=zstd");
     assert_string_equal(s->writeback_policy, "idle_secs=600");
     assert_string_equal(s->auto_compact, "1.100");
+    assert_string_equal(s->io_uring, "off");
     assert_string_equal(s->fs_type, "swap");
     assert_string_equal(s->options, "discard");
 
@@ -166,6 +168,7 @@ static void bad_input(void **state)
         {"[a]\ncompression-algorithm = a b c d e\n", ":2:", "at most", true},
         {"[a]\ncompression-algorithm =\n", ":2:", "no algorithm", true},
         {"[a]\ngroup-pages = 3\n", ":2:", "group-pages", true},
+        {"[a]\nio-uring = yes\n", ":2:", "io-uring: give auto, on or off", true},
         {"[a]\nzram-fraction = 0.5\n", ":2:", "unknown key", true},
         {"[a/b]\n", ":1:", "device name", false},
         {"[]\n", ":1:", "section", false},
@@ -422,6 +425,12 @@ static void up_check(void **state)
         {"compression-algorithm = zstd(level=abc)", "compression-algorithm", "bad level 'abc'"},
         {"compression-algorithm = zstd(level=99)", "compression-algorithm", "level 99"},
         {"compression-algorithm = lz4 zstd(frobs=1)", "compression-algorithm", "unknown key"},
+        {"compression-algorithm = lz4 zstd(dict=/nonexistent/d)", "compression-algorithm",
+         "cannot open"},
+        {"compression-algorithm = lz4(dict=/etc/passwd)", "compression-algorithm",
+         "takes no dictionary"},
+        {"compression-algorithm = lz4 zstd(level=9,dict=/etc/passwd)", "compression-algorithm",
+         "not a zstd dictionary"},
         {"auto-compact = -1", "auto-compact", "not a number"},
         {"auto-compact = 0.5", "auto-compact", "below 1"},
         {"allocator = bogus", "allocator", "unknown allocator"},
@@ -497,7 +506,7 @@ static void key_list_is_the_parsers(void **state)
             fail_msg("listed key %s is unknown to the parser", conf_keys[n]);
         conf_free(&c);
     }
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 15);
 }
 
 int main(void)

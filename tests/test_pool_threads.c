@@ -12,7 +12,9 @@
  * returned).  Then two threads write the clone and the source at once
  * (the first write to every unit of either gives the clone its own
  * slots), a reader reads the clone, and at the end the source is removed
- * while the clone is read: every page right, uzram_check clean.
+ * while the clone is read: every page right, uzram_check clean.  And a
+ * source settled while its clones write and read (the regrouping of a
+ * unit clones read through, clone.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -213,10 +215,102 @@ static void test_clone_under_io(void **state)
     assert_int_equal(uzram_pool_destroy(pool), 0);
 }
 
+/* A counter of debug_stat. */
+static unsigned long long dbg(struct uzram *d, const char *name)
+{
+    char buf[2048], key[64];
+    assert_true(uzram_attr_show(d, "debug_stat", buf, sizeof buf) > 0);
+    snprintf(key, sizeof key, "%s: ", name);
+    const char *at = strstr(buf, key);
+    if (!at)
+        fail_msg("debug_stat has no %s", name);
+    return strtoull(at + strlen(key), NULL, 10);
+}
+
+struct settle_job {
+    struct uzram *dev;
+    _Atomic int runs;
+};
+
+static void *settler(void *arg)
+{
+    struct settle_job *j = arg;
+    while (!atomic_load(&stop)) {
+        if (uzram_attr_store(j->dev, "recompress", "settle", 6) != 0)
+            abort();
+        atomic_fetch_add(&j->runs, 1);
+    }
+    return NULL;
+}
+
+/* Settling a source while its clones write pages of their own and read
+ * through: a window is regrouped only where no clone has a page of its
+ * own (P4), under the target's stripe lock that the clones' direct
+ * writes hold for reading; every page of every device right, and
+ * uzram_check clean, after each round. */
+static void test_settle_under_clone_writes(void **state)
+{
+    (void)state;
+    struct uzram_config cfg;
+    uzram_config_init(&cfg);   /* the defaults: zstd secondary, settling */
+    cfg.disksize = 64ull << 20;
+    uint8_t b[PAGE];
+    static uint32_t mine[2][NPAGES];
+    unsigned long long groups = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        assert_int_equal(uzram_pool_create(&cfg, &pool), 0);
+        struct uzram *src, *c[2];
+        assert_int_equal(uzram_pool_add(pool, &src), 0);
+        assert_int_equal(uzram_attr_store(src, "disksize", "8M", 2), 0);
+        for (uint32_t p = 0; p < NPAGES; p++) {
+            content(b, p, 1);
+            assert_int_equal(uzram_write(src, b, PAGE, (uint64_t)p * PAGE), 0);
+        }
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(uzram_clone(src, &c[i]), 0);
+        memset(mine, 0, sizeof mine);
+        struct clone_job jc[2] = {{c[0], (1u << 30) + (uint32_t)round, mine[0]},
+                                  {c[1], (1u << 29) + (uint32_t)round, mine[1]}};
+        struct settle_job sj = {src, 0};
+        atomic_store(&stop, false);
+        pthread_t ts, tr, tw[2];
+        pthread_create(&ts, NULL, settler, &sj);
+        pthread_create(&tr, NULL, clone_reader, c[1]);
+        for (int i = 0; i < 2; i++)
+            pthread_create(&tw[i], NULL, clone_writer, &jc[i]);
+        for (int i = 0; i < 2; i++)
+            pthread_join(tw[i], NULL);
+        while (atomic_load(&sj.runs) < 2)   /* at least one pass after the writes */
+            sched_yield();
+        atomic_store(&stop, true);
+        pthread_join(ts, NULL);
+        pthread_join(tr, NULL);
+        for (uint32_t p = 0; p < NPAGES; p++) {
+            assert_int_equal(uzram_read(src, b, PAGE, (uint64_t)p * PAGE), 0);
+            if (version_of(b, p) != 1)
+                fail_msg("round %d: source page %u changed", round, p);
+            for (int i = 0; i < 2; i++) {
+                assert_int_equal(uzram_read(c[i], b, PAGE, (uint64_t)p * PAGE), 0);
+                uint32_t v = version_of(b, p), w = mine[i][p] ? mine[i][p] : 1;
+                if (v != (p % 9 == 4 ? w & 0xff : w))
+                    fail_msg("round %d: clone %d page %u: version %u, want %u", round, i, p, v, w);
+            }
+        }
+        if (uzram_check(src) != 0)
+            fail_msg("round %d: uzram_check: %s", round, uzram_last_error());
+        groups += dbg(src, "settle_groups");
+        for (int id = uzram_pool_next(pool, -1); id >= 0; id = uzram_pool_next(pool, -1))
+            assert_int_equal(uzram_pool_remove(pool, id), 0);
+        assert_int_equal(uzram_pool_destroy(pool), 0);
+    }
+    assert_true(groups > 0);   /* the sources were regrouped under their clones */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clone_under_io),
+        cmocka_unit_test(test_settle_under_clone_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

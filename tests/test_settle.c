@@ -316,9 +316,11 @@ static void test_policy_by_itself(void **state)
     uzram_destroy(d);
 }
 
-/* A source that clones read through: its units keep their layout (no
- * regrouping), its pages are recompressed once for all of them, and every
- * device reads what it was written. */
+/* A source that clones read through is settled once for all of them: its
+ * windows are regrouped where no clone has a page of its own (the window
+ * of the page a clone wrote keeps its layout, P4), and every device reads
+ * what it was written, also after the clones write into a regrouped
+ * window (which gives them slots of their own). */
 static void test_clones(void **state)
 {
     (void)state;
@@ -341,17 +343,55 @@ static void test_clones(void **state)
     static uint8_t mine[PAGE];
     make_page(mine, 4242);
     assert_int_equal(uzram_write(c[0], mine, PAGE, 5 * PAGE), 0);
+    uint64_t before = mem_used(src);
     assert_int_equal(st(src, "recompress", "settle"), 0);
-    for (uint64_t p = 0; p < NPAGES; p++)
+    /* the window of page 5 (pages 0-7) keeps its layout */
+    for (uint64_t p = 0; p < 8; p++)
         assert_int_equal(peek(src, p) & SLOT_GROUP, 0);
+    uint64_t grouped = 0;
+    for (uint64_t p = 8; p < NPAGES; p++)
+        grouped += (peek(src, p) & SLOT_GROUP) != 0;
+    assert_true(grouped >= NPAGES / 4);
     assert_true(dbg(src, "settle_pages") > 0);
+    assert_true(dbg(src, "settle_groups") > 0);
+    uzram_compact(src);
+    assert_true(mem_used(src) < before);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(uzram_check(c[i]), 0);
+    assert_int_equal(uzram_check(src), 0);
     verify(src);
     verify(c[1]);
+    verify(c[2]);
     uint8_t buf[PAGE];
     assert_int_equal(uzram_read(c[0], buf, PAGE, 5 * PAGE), 0);
     assert_memory_equal(buf, mine, PAGE);
     assert_int_equal(uzram_read(c[0], buf, PAGE, 6 * PAGE), 0);
     assert_memory_equal(buf, model + 6 * PAGE, PAGE);
+    /* a clone writes into a regrouped window: its unit gets slots of its
+     * own (the group copied), the source and the other clones unchanged */
+    uint64_t g = 8;
+    while (g < NPAGES && !(peek(src, g) & SLOT_GROUP))
+        g++;
+    assert_true(g < NPAGES);
+    make_page(mine, 4343);
+    assert_int_equal(uzram_write(c[1], mine, PAGE, g * PAGE), 0);
+    assert_int_equal(uzram_read(c[1], buf, PAGE, g * PAGE), 0);
+    assert_memory_equal(buf, mine, PAGE);
+    assert_int_equal(uzram_read(c[1], buf, PAGE, (g + 1) * PAGE), 0);
+    assert_memory_equal(buf, model + (g + 1) * PAGE, PAGE);
+    verify(src);
+    verify(c[2]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(uzram_check(c[i]), 0);
+    /* and the source writes into one: the clones get theirs first */
+    make_page(mine, 4444);
+    assert_int_equal(uzram_write(src, mine, PAGE, (g + 8) * PAGE), 0);
+    assert_int_equal(uzram_read(c[2], buf, PAGE, (g + 8) * PAGE), 0);
+    assert_memory_equal(buf, model + (g + 8) * PAGE, PAGE);
+    memcpy(model + (g + 8) * PAGE, mine, PAGE);
+    verify(src);
+    assert_int_equal(uzram_check(src), 0);
+    assert_int_equal(uzram_check(c[2]), 0);
     /* without clones the source is regrouped */
     for (int i = 0; i < 3; i++)
         if (uzram_pool_remove(pool, uzram_device_id(c[i])) != 0)
@@ -361,7 +401,7 @@ static void test_clones(void **state)
         assert_int_equal(uzram_write(src, model + p * PAGE, PAGE, p * PAGE), 0);
     }
     assert_int_equal(st(src, "recompress", "settle"), 0);
-    uint64_t grouped = 0;
+    grouped = 0;
     for (uint64_t p = 0; p < NPAGES; p++)
         grouped += (peek(src, p) & SLOT_GROUP) != 0;
     assert_true(grouped > 0);

@@ -73,6 +73,9 @@ struct opts {
     const char *plot;         /* --plot FILE.svg */
     uint32_t compact_bound;   /* --compact-bound: 0 = the device's default */
     bool settle;              /* --settle: settle after the fill, report it */
+    const char *params[4];    /* --algorithm-params: written before disksize */
+    const char *settle_rc;    /* --settle-with: what --settle writes to recompress */
+    int nparams;
 };
 
 struct pagefile {
@@ -397,11 +400,20 @@ static uint64_t random_reads(struct uzram *dev, const struct pagefile *pf, const
  * check it, and time 4 KiB reads at random pages before and after (each
  * checked too).  0, or -1 with a message. */
 static int settle_device(struct uzram *dev, const struct pagefile *pf, const int64_t *expect,
-                         struct job *proto, int threads, uint64_t rss0, struct result *r)
+                         struct job *proto, int threads, uint64_t rss0, struct result *r,
+                         const char *rc)
 {
     uint64_t bad = random_reads(dev, pf, expect, &r->hot_read_us, &r->hot_read_p99_us);
     double a = now_s();
-    if (uzram_attr_store(dev, "recompress", "settle", 6) < 0) {
+    /* another recompression than settle (--settle-with): of every page,
+     * marked idle first, as zram users run it */
+    if (rc && uzram_attr_store(dev, "idle", "all", 3) < 0) {
+        fprintf(stderr, "uzram bench: %s: idle: %s\n", pf->name, uzram_last_error());
+        return -1;
+    }
+    if (!rc)
+        rc = "settle";
+    if (uzram_attr_store(dev, "recompress", rc, strlen(rc)) < 0) {
         fprintf(stderr, "uzram bench: %s: settle: %s\n", pf->name, uzram_last_error());
         return -1;
     }
@@ -442,10 +454,21 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     cfg.group_pages = o->group;
     cfg.dedup = o->dedup;
     cfg.compact_bound = o->compact_bound;
-    struct uzram *dev;
+    struct uzram *dev = NULL;
+    if (o->nparams)
+        cfg.disksize = 0;   /* sized after the params, as a zram set-up script does */
     int err = uzram_create(&cfg, &dev);
+    for (int i = 0; err == 0 && i < o->nparams; i++)
+        err = uzram_attr_store(dev, "algorithm_params", o->params[i], strlen(o->params[i]));
+    if (err == 0 && o->nparams) {
+        char sz[32];
+        snprintf(sz, sizeof sz, "%llu", (unsigned long long)(pf->pages * PAGE));
+        err = uzram_attr_store(dev, "disksize", sz, strlen(sz));
+    }
     if (err < 0) {
         fprintf(stderr, "uzram bench: %s\n", uzram_last_error());
+        if (o->nparams && dev)
+            uzram_destroy(dev);
         free(expect);
         return -1;
     }
@@ -484,7 +507,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     if (o->settle) {
         settled->allocator = allocator;
         progress("settling", 0, 1);
-        if (settle_device(dev, pf, expect, &proto, o->threads, rss0, settled) < 0) {
+        if (settle_device(dev, pf, expect, &proto, o->threads, rss0, settled, o->settle_rc) < 0) {
             ret = -1;
             goto out;
         }
@@ -966,9 +989,13 @@ static void usage(void)
                     "                   [--threads N] [--churn ROUNDS] [--seed S] [--kernel-zram]\n"
                     "                   [--kernel-device zramN] [--group-pages 1|2|4|8|auto] [--dedup 0|1|auto]\n"
                     "                   [--compact-bound N|off] [--plot FILE.svg] [--settle]\n"
+                    "                   [--algorithm-params 'priority=1 dict=FILE'] [--settle-with R]\n"
                     "                   [--json] PAGEFILE...\n"
                     "  The defaults are `uzram mount`'s: lz4, group_pages auto, dedup on,\n"
                     "  settling to zstd.\n"
+                    "  --algorithm-params P  written to algorithm_params before disksize (up to 4)\n"
+                    "  --settle-with R   --settle, but `idle all` then R written to recompress\n"
+                    "                    (e.g. 'type=idle group=1': zram's per-page pass)\n"
                     "  --settle          after the fill, settle every page (recompress settle),\n"
                     "                    report the settled memory and time cold 4 KiB reads\n"
                     "  --plot FILE.svg   draw memory over the churn and fill speeds with\n"
@@ -1012,6 +1039,8 @@ int cmd_bench(int argc, char **argv)
         {"kernel-device", required_argument, 0, 'K'},
         {"compact-bound", required_argument, 0, 'C'},
         {"settle", no_argument, 0, 'S'},
+        {"algorithm-params", required_argument, 0, 'P'},
+        {"settle-with", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     int c;
     char *end;
@@ -1060,6 +1089,14 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "uzram bench: --compact-bound takes thousandths >= 1000, or off\n");
                 return 2;
             }
+            break;
+        case 'W': o.settle_rc = optarg; o.settle = true; break;
+        case 'P':
+            if (o.nparams == (int)(sizeof o.params / sizeof o.params[0])) {
+                fprintf(stderr, "uzram bench: --algorithm-params at most 4 times\n");
+                return 2;
+            }
+            o.params[o.nparams++] = optarg;
             break;
         case 'k': o.kernel = true; break;
         case 'p': o.plot = optarg; break;

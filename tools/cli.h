@@ -18,6 +18,7 @@ int cmd_clone(int argc, char **argv);    /* tools/mount.c   */
 int cmd_stat(int argc, char **argv);     /* tools/stat.c    */
 int cmd_swapon(int argc, char **argv);   /* tools/swapon.c  */
 int cmd_swapoff(int argc, char **argv);  /* tools/swapon.c  */
+int cmd_train(int argc, char **argv);    /* tools/train.c   */
 int cmd_up(int argc, char **argv);       /* tools/up.c      */
 int cmd_down(int argc, char **argv);     /* tools/up.c      */
 

@@ -7,7 +7,8 @@
  * "[section]" lines, "key = value" lines, comments from '#' or ';' at the
  * start of a line, blank lines.  Each section is one device, its keys
  * those of zram-generator.conf(5) plus uzram's own (allocator,
- * group-pages, recompress-policy, writeback-policy, auto-compact).  Keys
+ * group-pages, recompress-policy, writeback-policy, auto-compact,
+ * io-uring).  Keys
  * before any section are an error (zram-generator's "set!" program keys
  * have no use here).
  *
@@ -45,7 +46,8 @@
 const char *const conf_keys[UZ_CONF_NKEYS + 1] = {
     "zram-size", "zram-resident-limit", "host-memory-limit", "compression-algorithm",
     "swap-priority", "writeback-device", "fs-type", "mount-point", "options",
-    "allocator", "group-pages", "recompress-policy", "writeback-policy", "auto-compact", NULL,
+    "allocator", "group-pages", "recompress-policy", "writeback-policy", "auto-compact", "io-uring",
+    NULL,
 };
 _Static_assert(sizeof conf_keys / sizeof conf_keys[0] == UZ_CONF_NKEYS + 1 &&
                sizeof ((struct conf_dev *)0)->key_line / sizeof(unsigned) == UZ_CONF_NKEYS,
@@ -361,6 +363,14 @@ static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, 
             return -1;
         }
         d->swap_priority = (int)x;
+        return 0;
+    }
+    if (!strcmp(k, "io-uring")) {
+        if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off")) {
+            snprintf(why, whysize, "io-uring: give auto, on or off");
+            return -1;
+        }
+        snprintf(d->io_uring, sizeof d->io_uring, "%s", v);
         return 0;
     }
     if (!strcmp(k, "group-pages")) {

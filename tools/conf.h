@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define UZ_CONF_MAX_ALGOS 4      /* the primary and up to 3 for recompression */
-#define UZ_CONF_NKEYS 14         /* the entries of conf_keys */
+#define UZ_CONF_NKEYS 15         /* the entries of conf_keys */
 
 struct conf_algo {
     char name[32];
@@ -47,6 +47,7 @@ struct conf_dev {
     char recompress_policy[128];
     char writeback_policy[128];
     char auto_compact[16];
+    char io_uring[8];            /* "auto", "on", "off"; "" = auto */
     /* where each key was last set: key_line[i] is the line of
      * conf_keys[i], 0 if the section does not set it */
     unsigned key_line[UZ_CONF_NKEYS];

@@ -12,6 +12,7 @@
  *   uzram clone    DIR/zramN               a copy-on-write clone in its pool
  *   uzram umount   DIR                     stop a mount or a pool
  *   uzram stat     [DIR...]                list running devices
+ *   uzram train    DIR|PAGEFILE -o FILE    a zstd dictionary from a device's pages
  *   uzram swapon   [options]               a uzram swap device in one step
  *   uzram swapoff  [DEVICE...]             take it down
  *   uzram up NAME / uzram down NAME        a device of /etc/uzram.conf
@@ -48,6 +49,7 @@ static const struct command {
     {"down", cmd_down},
 #endif
     {"stat", cmd_stat},
+    {"train", cmd_train},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

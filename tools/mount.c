@@ -104,7 +104,7 @@ static int pool_usage(FILE *fp)
             "usage: uzram pool DIR [--devices N] [--size SIZE] [--capacity SIZE] [--algorithm A]\n"
             "                      [--level N] [--allocator Z] [--mem-limit SIZE]\n"
             "                      [--backing-dev PATH|NBD-URI] [--group-pages K|auto] [--dedup 0|1|auto]\n"
-            "                      [--threads N] [--pidfile FILE] [-f]\n"
+            "                      [--threads N] [--io-uring auto|on|off] [--pidfile FILE] [-f]\n"
             "  Serves a pool of devices that share one store at DIR, as zram's sysfs:\n"
             "  DIR/zram-control/hot_add (read: a new device, its number) and hot_remove\n"
             "  (write N), DIR/zramN/ (disk and the attribute files, as `uzram mount`; read\n"
@@ -113,7 +113,9 @@ static int pool_usage(FILE *fp)
             "  N devices (default 1) of disksize SIZE (default 0: set DIR/zramN/disksize);\n"
             "  --capacity bounds the sum of their sizes (default 4T).  Pages are stored one\n"
             "  by one (--group-pages 1) unless asked, so a clone shares every page.\n"
-            "  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
+            "  Runs in the background unless -f; `uzram umount DIR` stops it.\n"
+            "  --io-uring: FUSE over io_uring where the kernel allows it (auto, the\n"
+            "  default), required (on), or /dev/fuse only (off).\n");
     return fp == stderr ? 2 : 0;
 }
 
@@ -122,11 +124,13 @@ static int mount_usage(FILE *fp)
     fprintf(fp,
             "usage: uzram mount DIR [--size SIZE] [--algorithm A] [--level N] [--allocator Z]\n"
             "                       [--mem-limit SIZE] [--backing-dev PATH|NBD-URI] [--group-pages K|auto]\n"
-            "                       [--dedup 0|1|auto] [--threads N]\n"
+            "                       [--dedup 0|1|auto] [--threads N] [--io-uring auto|on|off]\n"
             "                       [--pidfile FILE] [-f]\n"
             "  Serves a new uzram device at DIR: DIR/disk (the device) and its zram\n"
             "  attribute files.  SIZE takes K, M, G, T suffixes; the default size is\n"
-            "  25%% of RAM.  Runs in the background unless -f; `uzram umount DIR` stops it.\n");
+            "  25%% of RAM.  Runs in the background unless -f; `uzram umount DIR` stops it.\n"
+            "  --io-uring: FUSE over io_uring where the kernel allows it (auto, the\n"
+            "  default), required (on), or /dev/fuse only (off).\n");
     return fp == stderr ? 2 : 0;
 }
 
@@ -196,6 +200,7 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
         {"group-pages", required_argument, NULL, 'g'},
         {"dedup", required_argument, NULL, 'D'},
         {"threads", required_argument, NULL, 't'},
+        {"io-uring", required_argument, NULL, 'U'},
         {"pidfile", required_argument, NULL, 'p'},
         {"foreground", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -286,6 +291,18 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             a->fo.threads = (unsigned)strtoul(optarg, &end, 10);
             if (*optarg == 0 || *end || a->fo.threads == 0 || a->fo.threads > UZ_FUSE_MAX_THREADS) {
                 fprintf(stderr, "%s: --threads: give 1 to %d\n", me, UZ_FUSE_MAX_THREADS);
+                return 2;
+            }
+            break;
+        case 'U':
+            if (!strcmp(optarg, "auto"))
+                a->fo.io_uring = UZ_FUSE_URING_AUTO;
+            else if (!strcmp(optarg, "on"))
+                a->fo.io_uring = UZ_FUSE_URING_ON;
+            else if (!strcmp(optarg, "off"))
+                a->fo.io_uring = UZ_FUSE_URING_OFF;
+            else {
+                fprintf(stderr, "%s: --io-uring: give auto, on or off\n", me);
                 return 2;
             }
             break;

@@ -30,6 +30,11 @@
  * compr_bytes, shared_bytes, shared_pages, saved_bytes, mem_used_total,
  * mem_limit, mem_used_max, disksize, capacity, same_pages, huge_pages,
  * bd_count (numbers, in bytes or pages) and "devices", its rows.
+ *
+ * TRANSPORT, RING-REQUESTS and TRANSPORT-NOTE are the mount's FUSE
+ * transport (DIR/.transport: io_uring or dev_fuse, the requests served
+ * through the rings, why dev_fuse); --json without --output adds them to
+ * the default columns.  A pool's rows all show the pool mount's.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -62,6 +67,9 @@ struct row {
     uint64_t footprint;   /* debug_stat's "footprint:" */
     uint64_t dedup[5];    /* dedup_stat's first line: pages, saved, index bytes, hits, refused */
     char mountpoint[PATH_MAX];
+    char transport[16];   /* DIR/.transport: "io_uring", "dev_fuse"; "" if none */
+    char transport_note[192];   /* why dev_fuse */
+    uint64_t ring_requests;
     int pool;             /* a pool's totals: its index + 1; 0 for a device */
     int in_pool;          /* a pool's device: the pool's index + 1 */
 };
@@ -158,6 +166,30 @@ static int load_row(const char *dir, struct row *r)
     }
     find_user(dir, r->mountpoint, sizeof r->mountpoint);
     return 0;
+}
+
+/* The mount's transport, from mnt/.transport (fuse.h: the transport,
+ * its counters, why /dev/fuse), into r; left empty for a server without
+ * that file. */
+static void load_transport(const char *mnt, struct row *r)
+{
+    char buf[512];
+    if (read_attr(mnt, ".transport", buf, sizeof buf) <= 0)
+        return;
+    char *nl = strchr(buf, '\n');
+    if (!nl)
+        return;
+    *nl = 0;
+    snprintf(r->transport, sizeof r->transport, "%.15s", buf);
+    char *line2 = nl + 1, *rr = strstr(line2, "ring_requests=");
+    if (rr)
+        r->ring_requests = strtoull(rr + 14, NULL, 10);
+    char *line3 = strchr(line2, '\n');
+    if (line3 && line3[1]) {
+        line3++;
+        line3[strcspn(line3, "\n")] = 0;
+        snprintf(r->transport_note, sizeof r->transport_note, "%.191s", line3);
+    }
 }
 
 static bool is_pool(const char *dir)
@@ -260,6 +292,8 @@ static int load_mount(const char *dir, struct mount_rows *m)
             return -ENOMEM;
         int err = load_row(dir, &m->rows[0]);
         m->n = err < 0 ? 0 : 1;
+        if (err == 0)
+            load_transport(dir, &m->rows[0]);
         return err;
     }
     m->is_pool = true;
@@ -282,6 +316,15 @@ static int load_mount(const char *dir, struct mount_rows *m)
     int err = load_pool(dir, &m->pool, &m->rows[m->n]);
     if (err == 0)
         m->n++;
+    if (m->n > 0) {       /* one transport for the whole mount */
+        load_transport(dir, &m->rows[0]);
+        for (size_t i = 1; i < m->n; i++) {
+            memcpy(m->rows[i].transport, m->rows[0].transport, sizeof m->rows[i].transport);
+            memcpy(m->rows[i].transport_note, m->rows[0].transport_note,
+                   sizeof m->rows[i].transport_note);
+            m->rows[i].ring_requests = m->rows[0].ring_requests;
+        }
+    }
     return err;
 }
 
@@ -422,7 +465,8 @@ struct col {
 };
 enum { C_NAME, C_DISKSIZE, C_DATA, C_COMPR, C_ALGORITHM, C_STREAMS, C_ZERO_PAGES, C_TOTAL,
        C_MEM_LIMIT, C_MEM_USED, C_MIGRATED, C_COMP_RATIO, C_MOUNTPOINT, C_FOOTPRINT,
-       C_DEDUP_PAGES, C_DEDUP_SAVED, C_DEDUP_INDEX, C_DEDUP_HITS, C_DEDUP_REFUSED, NCOLS };
+       C_DEDUP_PAGES, C_DEDUP_SAVED, C_DEDUP_INDEX, C_DEDUP_HITS, C_DEDUP_REFUSED,
+       C_TRANSPORT, C_RING_REQUESTS, C_TRANSPORT_NOTE, NCOLS };
 static const struct col cols[NCOLS] = {
     [C_NAME] = {"NAME", K_TEXT, "the uzram mount (directory)"},
     [C_DISKSIZE] = {"DISKSIZE", K_SIZE, "limit on the uncompressed amount of data"},
@@ -444,7 +488,12 @@ static const struct col cols[NCOLS] = {
     [C_DEDUP_INDEX] = {"DEDUP-INDEX", K_SIZE, "memory of the content index and shared records (uzram)"},
     [C_DEDUP_HITS] = {"DEDUP-HITS", K_COUNT, "writes that found their page stored already (uzram)"},
     [C_DEDUP_REFUSED] = {"DEDUP-REFUSED", K_COUNT, "index matches refused by the byte compare (uzram)"},
+    [C_TRANSPORT] = {"TRANSPORT", K_TEXT, "how the kernel hands requests over: io_uring or dev_fuse (uzram)"},
+    [C_RING_REQUESTS] = {"RING-REQUESTS", K_COUNT, "requests served through the io_uring queues (uzram)"},
+    [C_TRANSPORT_NOTE] = {"TRANSPORT-NOTE", K_TEXT, "why dev_fuse, when it is (uzram)"},
 };
+/* --json without --output adds these to the default columns */
+static const int json_extra_cols[] = {C_TRANSPORT, C_RING_REQUESTS, C_TRANSPORT_NOTE};
 static const int default_cols[] = {C_NAME,  C_ALGORITHM, C_DISKSIZE, C_DATA,
                                    C_COMPR, C_TOTAL,     C_STREAMS,  C_MOUNTPOINT};
 
@@ -462,6 +511,9 @@ static void cell(const struct row *r, int c, bool bytes, char *out, size_t size)
     case C_NAME: snprintf(out, size, "%s", r->name); return;
     case C_ALGORITHM: snprintf(out, size, "%s", r->algorithm); return;
     case C_MOUNTPOINT: snprintf(out, size, "%s", r->mountpoint); return;
+    case C_TRANSPORT: snprintf(out, size, "%s", r->transport); return;
+    case C_TRANSPORT_NOTE: snprintf(out, size, "%s", r->transport_note); return;
+    case C_RING_REQUESTS: snprintf(out, size, "%" PRIu64, r->ring_requests); return;
     case C_STREAMS: snprintf(out, size, "%u", r->streams); return;
     case C_ZERO_PAGES: snprintf(out, size, "%" PRIu64, r->mm[MM_SAME]); return;
     case C_MIGRATED: snprintf(out, size, "%" PRIu64, r->mm[MM_COMPACTED]); return;
@@ -514,7 +566,7 @@ static void print_json_row(const struct row *r, const struct out_opts *o)
                       (cols[c].kind == K_SIZE && o->bytes);
         if (number)
             printf("%s", buf);
-        else if (c == C_MOUNTPOINT && !buf[0])
+        else if ((c == C_MOUNTPOINT || c == C_TRANSPORT || c == C_TRANSPORT_NOTE) && !buf[0])
             printf("null");
         else
             json_string(buf);
@@ -751,14 +803,17 @@ int cmd_stat(int argc, char **argv)
     for (size_t i = 0; i < sizeof default_cols / sizeof default_cols[0]; i++)
         o.col[o.ncol++] = default_cols[i];
     int c;
+    bool chosen = false;   /* --output or --output-all */
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:bnJh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o':
             if (parse_columns(optarg, &o) < 0)
                 return 2;
+            chosen = true;
             break;
         case 'A':
+            chosen = true;
             o.ncol = 0;
             for (int k = 0; k < NCOLS; k++)
                 o.col[o.ncol++] = k;
@@ -771,6 +826,9 @@ int cmd_stat(int argc, char **argv)
         default: return stat_usage(stderr);
         }
     }
+    if (o.json && !chosen)
+        for (size_t i = 0; i < sizeof json_extra_cols / sizeof json_extra_cols[0]; i++)
+            o.col[o.ncol++] = json_extra_cols[i];
     int first = optind;
     char **dirs;
     size_t ndirs;

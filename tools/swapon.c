@@ -7,11 +7,12 @@
  *                [--name NAME] [--options LIST] [--attr NAME=VALUE]...
  *                [--level N] [--allocator Z] [--mem-limit SIZE]
  *                [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]
+ *                [--io-uring auto|on|off]
  *   uzram swapoff [DEVICE...]
  *
  * swapon mounts a device at RUNDIR/NAME (RUNDIR is /run/uzram, or
  * $UZRAM_RUNDIR; NAME defaults to the first free swapN), attaches a loop
- * device with direct I/O, runs mkswap and swapon, and prints the loop
+ * device with direct I/O and 4 KiB sectors, runs mkswap and swapon, and prints the loop
  * device; the steps are setup.c's, undone if one fails.  The default size
  * is a quarter of RAM (compcache's default).  --attr writes any zram
  * attribute (recomp_algorithm=..., writeback_policy=...) at the right
@@ -42,9 +43,10 @@ static int swapon_usage(FILE *f)
             "                    [--name NAME] [--options LIST] [--attr NAME=VALUE]...\n"
             "                    [--level N] [--allocator Z] [--mem-limit SIZE]\n"
             "                    [--backing-dev PATH|NBD-URI] [--group-pages K] [--threads N]\n"
+            "                    [--io-uring auto|on|off]\n"
             "  Makes a uzram device and swaps on it: mounts it at RUNDIR/NAME\n"
             "  (/run/uzram/swapN; RUNDIR from UZRAM_RUNDIR), attaches a loop device\n"
-            "  with direct I/O, mkswap, swapon.  Prints the loop device.\n"
+            "  with direct I/O and 4 KiB sectors, mkswap, swapon.  Prints the loop device.\n"
             "  --size SIZE        disk size (K, M, G suffixes); default 25%% of RAM\n"
             "  --percent P        disk size as P%% of RAM\n"
             "  --algorithm A      compression algorithm (lz4, zstd, lzo, ...)\n"
@@ -53,7 +55,7 @@ static int swapon_usage(FILE *f)
             "  --options LIST     swapon options (default: discard)\n"
             "  --attr NAME=VALUE  write a zram attribute (repeatable)\n"
             "  --level, --allocator, --mem-limit, --backing-dev, --group-pages,\n"
-            "  --threads          passed to `uzram mount`\n");
+            "  --threads, --io-uring   passed to `uzram mount`\n");
     return f == stderr ? 2 : 0;
 }
 
@@ -78,6 +80,7 @@ int cmd_swapon(int argc, char **argv)
         {"backing-dev", required_argument, NULL, 'b'},
         {"group-pages", required_argument, NULL, 'g'},
         {"threads", required_argument, NULL, 't'},
+        {"io-uring", required_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -130,7 +133,7 @@ int cmd_swapon(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'a': case 'l': case 'z': case 'm': case 'b': case 'g': case 't': {
+        case 'a': case 'l': case 'z': case 'm': case 'b': case 'g': case 't': case 'U': {
             const char *opt = NULL;
             for (const struct option *o = longopts; o->name; o++)
                 if (o->val == c)

@@ -18,7 +18,8 @@
  *   zram-resident-limit              after it: mem_limit (conf_bytes)
  *   recompress-policy, writeback-policy, auto-compact   after it: the
  *                                    attributes of those names
- *   writeback-device, allocator      `uzram mount --backing-dev, --allocator`
+ *   writeback-device, allocator,     `uzram mount --backing-dev, --allocator,
+ *   io-uring                          --io-uring`
  *   fs-type, mount-point, options, swap-priority        as swapon/mount
  *
  * up_check_section (up.h) replays those writes on a library device before
@@ -126,6 +127,10 @@ static int build(const struct conf_dev *d, double ram, struct setup *s,
     if (d->allocator[0]) {
         setup_arg(s, "--allocator");
         setup_arg(s, d->allocator);
+    }
+    if (d->io_uring[0]) {
+        setup_arg(s, "--io-uring");
+        setup_arg(s, d->io_uring);
     }
     *key = NULL;
     if (!ok) {

@@ -15,6 +15,16 @@
 #                             any exit run the test's cleanup_extra (if it
 #                             defines one), stop the daemon, remove WORK and
 #                             keep the exit status
+#   uring_select              (fuse_setup calls it) the transport the test's
+#                             mounts get: UZ_IO_URING=auto (default) turns
+#                             the fuse module's enable_uring parameter on
+#                             where the kernel has it, so mounts serve over
+#                             io_uring, =off turns it off (/dev/fuse); the
+#                             old value is put back on exit.  Sets
+#                             UZ_TRANSPORT (io_uring or dev_fuse), what the
+#                             mounts must report.
+#   check_transport DIR       DIR/.transport says UZ_TRANSPORT, and over
+#                             io_uring its rings carried requests
 
 UZ_BUILD=${UZ_BUILD:-build}
 UZRAM=$(realpath "$UZ_BUILD/uzram" 2>/dev/null || true)
@@ -48,6 +58,38 @@ stop_uzram() {
     return 0
 }
 
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_SAVED=
+
+uring_select() {
+    local want=${UZ_IO_URING:-auto}
+    UZ_TRANSPORT=dev_fuse
+    [ -w "$URING_PARAM" ] || return 0        # no FUSE over io_uring here: /dev/fuse
+    [ -n "$URING_SAVED" ] || URING_SAVED=$(cat "$URING_PARAM")
+    if [ "$want" = off ]; then
+        echo N > "$URING_PARAM"
+    else
+        echo Y > "$URING_PARAM"
+        UZ_TRANSPORT=io_uring
+    fi
+}
+
+uring_restore() {
+    if [ -n "$URING_SAVED" ]; then echo "$URING_SAVED" > "$URING_PARAM"; fi
+    URING_SAVED=
+}
+
+check_transport() {   # DIR
+    local t rr
+    t=$(head -n 1 "$1/.transport") || fail "$1/.transport cannot be read"
+    [ "$t" = "$UZ_TRANSPORT" ] || fail "$1 serves over $t, not $UZ_TRANSPORT: $(tail -n +2 "$1/.transport")"
+    rr=$(sed -n 's/.*ring_requests=\([0-9]*\).*/\1/p' "$1/.transport")
+    if [ "$t" = io_uring ] && [ "${rr:-0}" -eq 0 ]; then
+        fail "$1: no request came through the rings"
+    fi
+    echo "transport of $1: $t, $(sed -n 2p "$1/.transport")"
+}
+
 fuse_setup() {
     WORK=$(mktemp -d "/tmp/uzram-$1.XXXXXX")
     DIR=$WORK/dev
@@ -55,6 +97,7 @@ fuse_setup() {
     mkdir -p "$DIR"
     trap fuse_cleanup EXIT
     trap 'exit 130' INT TERM
+    uring_select
 }
 
 fuse_cleanup() {
@@ -63,6 +106,7 @@ fuse_cleanup() {
     trap - EXIT INT TERM
     if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
     stop_uzram "$DIR" "$PIDFILE"
+    uring_restore
     rm -rf "$WORK"
     exit $rc
 }

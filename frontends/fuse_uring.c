@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/*
+ * fuse_uring.c - the FUSE server's io_uring transport (fuse_uring.h; the
+ * kernel's side is in fuse_kabi.h).
+ *
+ * Queues.  One per possible CPU, as the kernel has: queue q is a thread
+ * pinned to CPU q (where the process may run there), with its own ring
+ * (128-byte SQEs; single issuer with deferred task work where the kernel
+ * has them) and UZ_RING_DEPTH entries.  An entry is one piece of memory,
+ * touched before the mount serves anything:
+ *
+ *     [ fuse_uring_req_header | ... free ... | hdr+op | payload (UZ_IO_MAX) ]
+ *     0                                      PREFIX - n  PREFIX
+ *
+ * The kernel writes a request's header and its opcode's header into the
+ * fuse_uring_req_header and the rest into the payload.  The thread copies
+ * those two headers to just before the payload, which makes the request
+ * exactly what read(2) of /dev/fuse would have given (header, arguments,
+ * data), and hands it to libfuse (fuse_session_process_buf): the same
+ * handlers as the /dev/fuse workers', with no copy of the data.  The
+ * handler's reply reaches the session's writev (fuse_server.c), which
+ * gives it to uz_ring_reply(): the thread-local entry takes its header in
+ * in_out and its arguments in the payload.  A read of the disk needs no
+ * copy there either: the queue's worker read buffer (rbuf) is the entry's
+ * payload, so uzram_read decompresses straight into it.  The thread then
+ * commits the entry and fetches the next request in the same SQE
+ * (COMMIT_AND_FETCH), and submits and waits in one io_uring_enter.
+ *
+ * Start.  uz_ring_create() starts the threads, and each makes its ring
+ * and entries and waits.  The INIT reply accepts FUSE_OVER_IO_URING only
+ * if every queue got that far (uz_ring_accept): once the kernel has the
+ * flag it holds every new request until all queues have registered, so a
+ * flag the server cannot follow up would hang the mount.  After the reply
+ * the queues register (uz_ring_go); a registration the kernel refuses
+ * makes the kernel drop the rings for the connection, and the server
+ * stays on /dev/fuse (uz_ring_fallback says why).
+ *
+ * End.  When the connection ends the kernel completes every entry it holds
+ * with -ENOTCONN and the thread leaves once it has none left;
+ * uz_ring_destroy() also stops a thread that still waits (the wake signal
+ * interrupts io_uring_enter), and closes the rings, whose entries the
+ * kernel then cancels.
+ */
+#define FUSE_USE_VERSION 35
+#define _GNU_SOURCE
+#include <fuse_lowlevel.h>
+
+#define UZ_FUSE_INTERNAL
+#include "fuse.h"
+#include "fuse_kabi.h"
+#include "fuse_uring.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+void uz_ring_fallback(struct uzfs *f, const char *reason)
+{
+    bool was = false;
+    if (!atomic_compare_exchange_strong(&f->ring_fell_back, &was, true))
+        return;
+    snprintf(f->transport_note, sizeof f->transport_note, "%s", reason);
+    fprintf(stderr, "uzram: %s: serving over /dev/fuse, not io_uring: %s\n",
+            f->dir ? f->dir : "?", reason);
+}
+
+#ifndef UZ_HAVE_URING
+/* Built without liburing: /dev/fuse only. */
+int uz_ring_probe(char *why, size_t size)
+{
+    snprintf(why, size, "uzram was built without liburing");
+    return -ENOSYS;
+}
+
+int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
+{
+    (void)f;
+    *out = NULL;
+    return uz_ring_probe(why, size);
+}
+
+bool uz_ring_accept(struct uz_ring *r, bool offered, size_t max_payload)
+{
+    (void)r, (void)offered, (void)max_payload;
+    return false;
+}
+
+void uz_ring_go(struct uz_ring *r, bool accepted)
+{
+    (void)r, (void)accepted;
+}
+
+ssize_t uz_ring_reply(const struct iovec *iov, int count)
+{
+    (void)iov, (void)count;
+    return -1;
+}
+
+bool uz_ring_active(const struct uz_ring *r)
+{
+    (void)r;
+    return false;
+}
+
+unsigned uz_ring_queues(const struct uz_ring *r)
+{
+    (void)r;
+    return 0;
+}
+
+uint64_t uz_ring_requests(const struct uz_ring *r)
+{
+    (void)r;
+    return 0;
+}
+
+void uz_ring_destroy(struct uz_ring *r)
+{
+    (void)r;
+}
+#else
+#include <liburing.h>
+
+#define ENT_SIZE ((size_t)UZ_RING_PREFIX + UZ_IO_MAX)
+#define QUEUE_STACK (1u << 20)
+
+struct uz_ring_ent {
+    struct uz_ring_queue *q;
+    struct fuse_uring_req_header *hdr;  /* at the start of the entry */
+    char *payload;                      /* UZ_RING_PREFIX bytes after it */
+    struct iovec iov[2];                /* what REGISTER gives the kernel */
+    uint64_t commit_id;                 /* of the request it holds */
+    uint64_t unique;
+    bool replied;
+    bool live;                          /* held by the kernel or by us */
+};
+
+struct uz_ring_queue {
+    struct uz_ring *r;
+    unsigned qid;
+    pthread_t tid;
+    bool created;
+    _Atomic bool done;
+    struct io_uring ring;
+    bool ring_ok;
+    char *mem;                          /* the entries, UZ_RING_DEPTH * ENT_SIZE */
+    struct uz_ring_ent ent[UZ_RING_DEPTH];
+    unsigned live;                      /* entries not yet lost */
+    struct uzfs_worker w;            /* for the handlers: rbuf is the entry's payload */
+    _Atomic uint64_t served;
+    int err;                            /* preparation failed: -errno, why */
+    char why[128];
+};
+
+struct uz_ring {
+    struct uzfs *f;
+    int fd;                             /* /dev/fuse */
+    unsigned nq;
+    struct uz_ring_queue *q;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned prepared;                  /* queues ready to register or failed (under lock) */
+    int go;                             /* 0 waiting, 1 register, -1 end (under lock) */
+    _Atomic unsigned registered;        /* queues whose entries the kernel took */
+    _Atomic bool stopping;
+};
+
+/* The entry whose request this thread is serving. */
+static __thread struct uz_ring_ent *cur_ent;
+
+/* How many CPUs may ever exist (the kernel's num_possible_cpus(), its
+ * number of queues): the count in /sys/devices/system/cpu/possible. */
+static unsigned possible_cpus(void)
+{
+    FILE *fp = fopen("/sys/devices/system/cpu/possible", "re");
+    unsigned n = 0;
+    if (fp) {
+        unsigned a, b;
+        char sep;
+        for (;;) {
+            if (fscanf(fp, "%u", &a) != 1)
+                break;
+            b = a;
+            int c = fgetc(fp);
+            if (c == '-' && fscanf(fp, "%u", &b) == 1)
+                c = fgetc(fp);
+            if (b >= a)
+                n += b - a + 1;
+            sep = (char)c;
+            if (sep != ',')
+                break;
+        }
+        fclose(fp);
+    }
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_CONF);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    return n;
+}
+
+/* A ring with 128-byte SQEs: single issuer with deferred task work (the
+ * kernel runs a request's copy-in when this thread waits, not by
+ * interrupting it), else cooperative task work, else plain. */
+static int ring_init(struct io_uring *ring, unsigned entries)
+{
+    static const unsigned tries[] = {
+        IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SQE128 | IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SQE128,
+    };
+    int err = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i];
+        err = io_uring_queue_init_params(entries, ring, &p);
+        if (err != -EINVAL)
+            break;
+    }
+    return err;
+}
+
+int uz_ring_probe(char *why, size_t size)
+{
+    FILE *fp = fopen("/sys/module/fuse/parameters/enable_uring", "re");
+    if (!fp) {
+        snprintf(why, size, "this kernel has no FUSE over io_uring (no fuse.enable_uring parameter)");
+        return -ENOSYS;
+    }
+    int c = fgetc(fp);
+    fclose(fp);
+    if (c != 'Y' && c != '1') {
+        snprintf(why, size, "the fuse module's enable_uring parameter is off");
+        return -EOPNOTSUPP;
+    }
+    struct io_uring ring;
+    int err = ring_init(&ring, 2);
+    if (err < 0) {
+        snprintf(why, size, "no io_uring for this process: %s%s", strerror(-err),
+                 err == -EPERM ? " (sysctl kernel.io_uring_disabled?)" : "");
+        return err;
+    }
+    io_uring_queue_exit(&ring);
+    return 0;
+}
+
+/* A command on /dev/fuse for entry e: REGISTER or COMMIT_AND_FETCH.  The
+ * SQ has room for every entry, so there is always an SQE. */
+static void queue_cmd(struct uz_ring_queue *q, struct uz_ring_ent *e, unsigned op)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+    /* SQE128: the command area (cmd[], declared empty) is the second
+     * half; the compiler is not told where the pointer came from */
+    void *p = sqe;
+    __asm__("" : "+r"(p));
+    memset(p, 0, 2 * sizeof *sqe);
+    sqe->opcode = IORING_OP_URING_CMD;
+    sqe->fd = q->r->fd;
+    sqe->cmd_op = op;
+    io_uring_sqe_set_data(sqe, e);
+    struct fuse_uring_cmd_req *c = (void *)((char *)p + offsetof(struct io_uring_sqe, cmd));
+    c->qid = (uint16_t)q->qid;
+    c->commit_id = e->commit_id;
+    if (op == FUSE_IO_URING_CMD_REGISTER) {
+        sqe->addr = (uint64_t)(uintptr_t)e->iov;
+        sqe->len = 2;
+    }
+}
+
+/* Answer the entry's request with an error, without libfuse. */
+static void reply_error(struct uz_ring_ent *e, int err)
+{
+    struct fuse_out_header oh = {.len = sizeof oh, .error = -err, .unique = e->unique};
+    memcpy(e->hdr->in_out, &oh, sizeof oh);
+    e->hdr->ring_ent_in_out.payload_sz = 0;
+    e->replied = true;
+}
+
+ssize_t uz_ring_reply(const struct iovec *iov, int count)
+{
+    struct uz_ring_ent *e = cur_ent;
+    if (!e || e->replied || count < 1 || iov[0].iov_len < sizeof(struct fuse_out_header))
+        return -1;
+    struct fuse_out_header oh;
+    memcpy(&oh, iov[0].iov_base, sizeof oh);
+    if (oh.unique != e->unique)
+        return -1;                        /* a notification: /dev/fuse */
+    size_t total = 0, psz = 0;
+    for (int i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    if (total - sizeof oh > UZ_IO_MAX) {
+        reply_error(e, EIO);
+        return (ssize_t)total;
+    }
+    for (int i = 0; i < count; i++) {
+        const char *p = iov[i].iov_base;
+        size_t n = iov[i].iov_len;
+        if (i == 0) {
+            p += sizeof oh;
+            n -= sizeof oh;
+        }
+        if (n && p != e->payload + psz)  /* a read decompressed in place needs nothing */
+            memmove(e->payload + psz, p, n);
+        psz += n;
+    }
+    memcpy(e->hdr->in_out, &oh, sizeof oh);
+    e->hdr->ring_ent_in_out.payload_sz = (uint32_t)psz;
+    e->replied = true;
+    return (ssize_t)total;
+}
+
+/* Serve the request the kernel put in e, through libfuse. */
+static void serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
+{
+    struct fuse_in_header in;
+    memcpy(&in, e->hdr->in_out, sizeof in);
+    uint32_t psz = e->hdr->ring_ent_in_out.payload_sz;
+    e->commit_id = e->hdr->ring_ent_in_out.commit_id;
+    e->unique = in.unique;
+    e->replied = false;
+    /* Invariant: the request is header + opcode header + payload, and
+     * the opcode header fits op_in (the kernel's own layout). */
+    if (in.len < sizeof in + (uint64_t)psz || psz > UZ_IO_MAX ||
+        in.len - sizeof in - psz > FUSE_URING_OP_IN_OUT_SZ) {
+        reply_error(e, EIO);
+        return;
+    }
+    size_t opsz = in.len - sizeof in - psz;
+    char *start = e->payload - opsz - sizeof in;
+    memcpy(start, &in, sizeof in);
+    memcpy(start + sizeof in, e->hdr->op_in, opsz);
+    struct fuse_buf b;
+    memset(&b, 0, sizeof b);
+    b.mem = start;
+    b.size = in.len;
+    q->w.rbuf = e->payload;
+    cur_ent = e;
+    fuse_session_process_buf(q->r->f->se, &b);
+    cur_ent = NULL;
+    if (!e->replied)
+        reply_error(e, EIO);              /* every ring request is answered */
+    atomic_fetch_add_explicit(&q->served, 1, memory_order_relaxed);
+}
+
+/* A completion with an error: the entry is gone.  Before the queue has
+ * served anything, a refused registration. */
+static void lost_entry(struct uz_ring_queue *q, struct uz_ring_ent *e, int res)
+{
+    if (!e->live)
+        return;
+    e->live = false;
+    q->live--;
+    if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED ||
+        atomic_load(&q->r->stopping))
+        return;                           /* the connection or the ring ends */
+    char why[160];
+    snprintf(why, sizeof why, "the kernel refused a ring entry of queue %u: %s", q->qid,
+             strerror(-res));
+    uz_ring_fallback(q->r->f, why);
+}
+
+/* Memory and ring for q.  0 or -errno with q->why. */
+static int prepare(struct uz_ring_queue *q)
+{
+    size_t bytes = (size_t)UZ_RING_DEPTH * ENT_SIZE;
+    q->mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                  -1, 0);
+    if (q->mem == MAP_FAILED) {
+        q->mem = NULL;
+        snprintf(q->why, sizeof q->why, "no memory for the ring entries");
+        return -ENOMEM;
+    }
+    memset(q->mem, 0, bytes);
+    int err = ring_init(&q->ring, 2 * UZ_RING_DEPTH);
+    if (err < 0) {
+        snprintf(q->why, sizeof q->why, "io_uring_queue_init: %s", strerror(-err));
+        return err;
+    }
+    q->ring_ok = true;
+    for (unsigned i = 0; i < UZ_RING_DEPTH; i++) {
+        struct uz_ring_ent *e = &q->ent[i];
+        char *m = q->mem + (size_t)i * ENT_SIZE;
+        e->q = q;
+        e->hdr = (void *)m;
+        e->payload = m + UZ_RING_PREFIX;
+        e->iov[0].iov_base = e->hdr;
+        e->iov[0].iov_len = sizeof *e->hdr;
+        e->iov[1].iov_base = e->payload;
+        e->iov[1].iov_len = UZ_IO_MAX;
+    }
+    return 0;
+}
+
+static void *queue_main(void *arg)
+{
+    struct uz_ring_queue *q = arg;
+    struct uz_ring *r = q->r;
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, UZ_FUSE_WAKE_SIGNAL);
+    pthread_sigmask(SIG_SETMASK, &set, NULL);
+    prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0);
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    CPU_SET(q->qid, &cpus);
+    pthread_setaffinity_np(pthread_self(), sizeof cpus, &cpus);   /* where allowed */
+    q->w.f = r->f;
+    q->w.tid = pthread_self();
+    q->w.created = true;
+    uzfs_cur_worker = &q->w;
+
+    q->err = prepare(q);
+    pthread_mutex_lock(&r->lock);
+    r->prepared++;
+    pthread_cond_broadcast(&r->cond);
+    while (r->go == 0)
+        pthread_cond_wait(&r->cond, &r->lock);
+    int go = r->go;
+    pthread_mutex_unlock(&r->lock);
+    if (go < 0 || q->err < 0)
+        goto out;
+
+    for (unsigned i = 0; i < UZ_RING_DEPTH; i++) {
+        q->ent[i].live = true;
+        queue_cmd(q, &q->ent[i], FUSE_IO_URING_CMD_REGISTER);
+    }
+    q->live = UZ_RING_DEPTH;
+    int rc = io_uring_submit(&q->ring);
+    bool refused = rc < 0;
+    struct io_uring_cqe *cqe;
+    /* a refusal completes at once; an accepted entry only with a request */
+    while (!refused && io_uring_peek_cqe(&q->ring, &cqe) == 0 && cqe->res < 0) {
+        lost_entry(q, io_uring_cqe_get_data(cqe), cqe->res);
+        io_uring_cqe_seen(&q->ring, cqe);
+        refused = true;
+    }
+    if (rc < 0) {
+        char why[128];
+        snprintf(why, sizeof why, "io_uring_submit: %s", strerror(-rc));
+        uz_ring_fallback(r->f, why);
+    }
+    if (!refused)
+        atomic_fetch_add(&r->registered, 1);
+
+    while (q->live > 0 && !atomic_load(&r->stopping)) {
+        rc = io_uring_submit_and_wait(&q->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            char why[128];
+            snprintf(why, sizeof why, "io_uring_enter: %s", strerror(-rc));
+            uz_ring_fallback(r->f, why);
+            break;
+        }
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&q->ring, head, cqe) {
+            struct uz_ring_ent *e = io_uring_cqe_get_data(cqe);
+            n++;
+            if (cqe->res < 0) {
+                lost_entry(q, e, cqe->res);
+                continue;
+            }
+            serve(q, e);
+            queue_cmd(q, e, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+        }
+        io_uring_cq_advance(&q->ring, n);
+    }
+out:
+    atomic_store(&q->done, true);
+    return NULL;
+}
+
+/* Stop every queue thread that runs and wait for it. */
+static void stop_threads(struct uz_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->go == 0)
+        r->go = -1;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    atomic_store(&r->stopping, true);
+    for (unsigned i = 0; i < r->nq; i++) {
+        struct uz_ring_queue *q = &r->q[i];
+        if (!q->created)
+            continue;
+        /* a signal that lands outside the wait is lost: repeat it */
+        while (!atomic_load(&q->done)) {
+            pthread_kill(q->tid, UZ_FUSE_WAKE_SIGNAL);
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+        }
+        pthread_join(q->tid, NULL);
+        q->created = false;
+    }
+}
+
+void uz_ring_destroy(struct uz_ring *r)
+{
+    if (!r)
+        return;
+    stop_threads(r);
+    for (unsigned i = 0; i < r->nq; i++) {
+        struct uz_ring_queue *q = &r->q[i];
+        if (q->ring_ok)
+            io_uring_queue_exit(&q->ring);
+        if (q->mem)
+            munmap(q->mem, (size_t)UZ_RING_DEPTH * ENT_SIZE);
+    }
+    pthread_cond_destroy(&r->cond);
+    pthread_mutex_destroy(&r->lock);
+    free(r->q);
+    free(r);
+}
+
+int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
+{
+    *out = NULL;
+    struct uz_ring *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(why, size, "no memory");
+        return -ENOMEM;
+    }
+    r->f = f;
+    r->fd = fuse_session_fd(f->se);
+    r->nq = possible_cpus();
+    r->q = calloc(r->nq, sizeof *r->q);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    if (!r->q) {
+        free(r);
+        snprintf(why, size, "no memory");
+        return -ENOMEM;
+    }
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setstacksize(&ta, QUEUE_STACK);
+    int err = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < r->nq; i++) {
+        struct uz_ring_queue *q = &r->q[i];
+        q->r = r;
+        q->qid = i;
+        int e = pthread_create(&q->tid, &ta, queue_main, q);
+        if (e != 0) {
+            err = -e;
+            snprintf(why, size, "cannot start a queue thread: %s", strerror(e));
+            break;
+        }
+        q->created = true;
+        started++;
+    }
+    pthread_attr_destroy(&ta);
+    pthread_mutex_lock(&r->lock);
+    while (r->prepared < started)
+        pthread_cond_wait(&r->cond, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+    for (unsigned i = 0; err == 0 && i < r->nq; i++)
+        if (r->q[i].err < 0) {
+            err = r->q[i].err;
+            snprintf(why, size, "queue %u: %s", i, r->q[i].why);
+        }
+    if (err < 0) {
+        uz_ring_destroy(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+bool uz_ring_accept(struct uz_ring *r, bool offered, size_t max_payload)
+{
+    char why[160];
+    if (!offered) {
+        uz_ring_fallback(r->f, "the kernel did not offer FUSE_OVER_IO_URING at INIT");
+        return false;
+    }
+    if (max_payload > UZ_IO_MAX) {
+        snprintf(why, sizeof why, "requests of %zu bytes exceed the ring entries' %u", max_payload,
+                 UZ_IO_MAX);
+        uz_ring_fallback(r->f, why);
+        return false;
+    }
+    return true;
+}
+
+void uz_ring_go(struct uz_ring *r, bool accepted)
+{
+    pthread_mutex_lock(&r->lock);
+    r->go = accepted ? 1 : -1;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+bool uz_ring_active(const struct uz_ring *r)
+{
+    return r && atomic_load(&r->registered) == r->nq && !atomic_load(&r->f->ring_fell_back);
+}
+
+unsigned uz_ring_queues(const struct uz_ring *r)
+{
+    return r ? r->nq : 0;
+}
+
+uint64_t uz_ring_requests(const struct uz_ring *r)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; r && i < r->nq; i++)
+        n += atomic_load_explicit(&r->q[i].served, memory_order_relaxed);
+    return n;
+}
+#endif
