@@ -82,7 +82,10 @@ int uz_backing_check_name(const char *name)
                             " (nbds+unix://USER@/EXPORT?socket=... with TLS)", name);
         return 0;
     }
-    /* nbd://host[:port][/export][?query] */
+    /* nbd://[user@]host[:port][/export][?query] */
+    const char *at = memchr(rest, '@', strcspn(rest, "/?"));
+    if (at)
+        rest = at + 1;
     size_t hostlen = strcspn(rest, "/?");
     if (hostlen == 0 || rest[0] == ':')
         return uz_error(-EINVAL, "backing_dev: '%s': give a host (nbd://HOST[:PORT]/EXPORT)", name);
