@@ -23,15 +23,24 @@
 #     THREADS="default"               nbdkit -t values ("default" = none)
 #     NBDCOPY_OPTS=""                 extra nbdcopy options for every copy
 #     UZ_PARAMS="algorithm=zstd"      the uzram plugin's parameters (every
-#                                     other one at its default)
+#                                     other one at its default); UZ_PARAMS=""
+#                                     gives none: the plugin's defaults
 #     RANDOM_IO=1                     0: the nbdcopy half only
 #     DEPTH=1                         requests in flight in the random half
+#     SETTLE=1                        uzram gets control=DIR (a FUSE mount of
+#                                     its attributes); after the sequential
+#                                     read it is told `echo settle >
+#                                     DIR/recompress` and `echo 1 >
+#                                     DIR/compact`, then RSS_settled is
+#                                     taken (memory's at the same point),
+#                                     with uzram's mem_used_total; 0: none
 #
 # For each page file, each nbdkit thread setting, each run and server:
 #     nbdkit -f -U SOCK PLUGIN ... &          a fresh server
 #     nbdcopy FILE nbd+unix://...             sequential write (file -> nbd)
 #     VmRSS of the server                     memory after the write
 #     nbdcopy nbd+unix://... OUT; cmp         sequential read, compared
+#     (SETTLE=1) settle, compact; VmRSS       memory settled
 #     nbd_randio URI FILE read                random 4 KiB reads of every
 #                                             page, in a seeded order, each
 #                                             compared (what the copy wrote)
@@ -58,8 +67,9 @@ REPEAT=${REPEAT:-5}
 THREADS=${THREADS:-default}
 RANDOM_IO=${RANDOM_IO:-1}
 DEPTH=${DEPTH:-1}
+SETTLE=${SETTLE:-1}
 read -r -a COPY_OPTS <<<"${NBDCOPY_OPTS:-}"
-read -r -a UZ_ARGS <<<"${UZ_PARAMS:-algorithm=zstd}"
+read -r -a UZ_ARGS <<<"${UZ_PARAMS-algorithm=zstd}"
 
 for tool in nbdkit nbdcopy nbdinfo cmp awk; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
@@ -73,6 +83,9 @@ cleanup() {
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    if mountpoint -q "$WORK/ctl" 2>/dev/null; then
+        fusermount3 -u "$WORK/ctl" 2>/dev/null || umount -l "$WORK/ctl" 2>/dev/null || true
     fi
     rm -rf "$WORK"
 }
@@ -146,15 +159,20 @@ run_once() {
     uri="nbd+unix:///?socket=$sock"
     [ "$threads" = default ] || targs=(-t "$threads")
     rm -f "$sock"
+    local cargs=()
+    if [ "$SETTLE" = 1 ] && [ "$kind" = uzram ]; then
+        mkdir -p "$WORK/ctl"
+        cargs=(control="$WORK/ctl")
+    fi
     case $kind in
-    uzram)  nbdkit -f -U "$sock" "${targs[@]}" "$PLUGIN" size="$size" "${UZ_ARGS[@]}" & ;;
+    uzram)  nbdkit -f -U "$sock" "${targs[@]}" "$PLUGIN" size="$size" "${UZ_ARGS[@]}" "${cargs[@]}" & ;;
     memory) nbdkit -f -U "$sock" "${targs[@]}" memory "$size" allocator=zstd & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
     nbdinfo --can connect "$uri" 2>/dev/null || sleep 0.5
 
-    local t0 t1 t2 t3 c0 c1 b0 b1 rss rss_end rr1=0 rw=0 rr2=0 k0 k1
+    local t0 t1 t2 t3 c0 c1 b0 b1 rss rss_end rr1=0 rw=0 rr2=0 k0 k1 rss_settled used=0
     local me=$BASHPID
     c0=$(cpu_s "$SERVER_PID"); k0=$(self_s "$me"); b0=$(busy_s); t0=$(now)
     nbdcopy "${COPY_OPTS[@]}" "$file" "$uri"
@@ -170,6 +188,13 @@ run_once() {
         exit 1
     fi
     rm -f "$WORK/out"
+    if [ "${#cargs[@]}" -gt 0 ]; then
+        for _ in $(seq 100); do [ -e "$WORK/ctl/recompress" ] && break; sleep 0.05; done
+        echo settle >"$WORK/ctl/recompress"
+        echo 1 >"$WORK/ctl/compact"
+        used=$(awk '{ print int($3 / 1024) }' "$WORK/ctl/mm_stat")
+    fi
+    rss_settled=$(rss_kib "$SERVER_PID")
     if [ -n "$RANDIO" ]; then
         rr1=$(randio "$uri" "$file" read --seed 1)
         rw=$(randio "$uri" "$file" write --shift $(( pages / 2 )) --seed 2)
@@ -184,7 +209,7 @@ run_once() {
                 -v k="$(awk -v x="$k0" -v y="$k1" 'BEGIN { print y - x }')" \
                 'BEGIN { o = (bb - s - k) / (b - a); printf "%.2f", o < 0 ? 0 : o }')
     echo "$(rate "$bytes" "$t0" "$t1") $(rate "$bytes" "$t2" "$t3") $rss $rr1 $rw $rr2 $rss_end" \
-         "$(rate "$bytes" "$c0" "$c1") $other"
+         "$(rate "$bytes" "$c0" "$c1") $other $rss_settled $used"
 }
 
 # stats N FILE : "min med max" of column N
@@ -209,7 +234,7 @@ echo "wr: random overwrites of every page, rd2: random reads after them); every 
 echo "figures: min / median / max;  x: uzram / memory, ratio of medians [paired runs min..max]"
 fmt='%-14s %-7s %-8s | %-20s | %-20s | %5s [%s]\n'
 printf "$fmt" file threads figure "uzram" "memory" "x" "paired"
-names=(seq_wr seq_rd RSS rand_rd1 rand_wr rand_rd2 RSS_end)
+names=(seq_wr seq_rd RSS rand_rd1 rand_wr rand_rd2 RSS_end "" "" RSS_settled)
 for file in $STAGED; do
     for threads in $THREADS; do
         : >"$WORK/runs.uzram"; : >"$WORK/runs.memory"
@@ -221,12 +246,13 @@ for file in $STAGED; do
         done
         name=$(basename "$file"); name=${name#uzram-corpus-}; name=${name%.pages}
         label="$name ($(( $(stat -c %s "$file") >> 20 ))M)"
-        for i in 0 1 2 3 4 5 6; do
+        for i in 0 1 2 9 3 4 5 6; do
             [ -z "$RANDIO" ] && [ "$i" -ge 3 ] && [ "$i" -le 5 ] && continue
+            [ "$SETTLE" = 1 ] || [ "$i" != 9 ] || continue
             n=$((i + 1))
             read -r umin umed umax <<<"$(stats "$n" "$WORK/runs.uzram")"
             read -r mmin mmed mmax <<<"$(stats "$n" "$WORK/runs.memory")"
-            if [ "${names[$i]}" = RSS ] || [ "${names[$i]}" = RSS_end ]; then
+            if [ "${names[$i]}" = RSS ] || [ "${names[$i]}" = RSS_end ] || [ "${names[$i]}" = RSS_settled ]; then
                 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
                 umin=$(mib "$umin"); umed=$(mib "$umed"); umax=$(mib "$umax")
                 mmin=$(mib "$mmin"); mmed=$(mib "$mmed"); mmax=$(mib "$mmax")
@@ -235,6 +261,9 @@ for file in $STAGED; do
                 "$mmin / $mmed / $mmax" "$(awk -v a="$umed" -v b="$mmed" 'BEGIN { printf "%.2f", a / b }')" \
                 "$(pair "$n" "$WORK/runs.uzram" "$WORK/runs.memory" | awk '{ print $1 ".." $3 }')"
         done
+        if [ "$SETTLE" = 1 ]; then
+            echo "  uzram settled: mem_used_total $(stats 11 "$WORK/runs.uzram" | awk '{ printf "%.1f", $2 / 1024 }') MiB (median), RSS beyond it $(paste -d' ' <(awk '{ print $10 }' "$WORK/runs.uzram") <(awk '{ print $11 }' "$WORK/runs.uzram") | awk '{ print $1 - $2 }' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] / 1024 }') MiB"
+        fi
         cw_u=$(stats 8 "$WORK/runs.uzram" | awk '{ print $2 }')
         cw_m=$(stats 8 "$WORK/runs.memory" | awk '{ print $2 }')
         echo "  write: MB per second of server CPU, medians: uzram $cw_u, memory $cw_m"

@@ -151,9 +151,13 @@ struct uzram_config {
      * groups and small random writes stay single pages, with no
      * read-modify-write of a group unless one is stored there already.
      * On a device with a backing device auto stores single pages only
-     * (groups are never written back).
-     * The streams then carry scratch for 8-page groups (in the footprint;
-     * a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
+     * (groups are never written back).  With dedup on or auto (the
+     * default) auto stores single pages too, every one looked up, and
+     * settling makes the groups; if dedup was on when the disk size was
+     * set, it keeps doing so after dedup is turned off, until the next
+     * disksize.
+     * The streams of a device that writes groups carry scratch for 8-page
+     * groups (in the footprint; a zstd context sized for 32 KiB inputs).  Other values: -EINVAL.
      * Groups are never written back; see also recompress group=K, which
      * builds groups on any device. */
     uint32_t group_pages;
@@ -323,7 +327,10 @@ UZRAM_API int uzram_check(struct uzram *dev);
  *   back, and relocks on fault), and marks the calling thread and the
  *   threads it creates afterwards PR_SET_IO_FLUSHER where the process may
  *   (CAP_SYS_RESOURCE; without it the lock alone still keeps the server
- *   out of swap).  Returns 0; -EPERM when the process may not lock without
+ *   out of swap).  With glibc it also limits malloc to one arena
+ *   (mallopt M_ARENA_MAX 1): a locked page cannot be dropped, so a thread
+ *   arena would keep its peak for ever, while the brk heap shrinks.
+ *   Returns 0; -EPERM when the process may not lock without
  *   limit (not root and RLIMIT_MEMLOCK finite: MCL_FUTURE would make the
  *   device unable to grow); or mlockall's error (-ENOMEM, -EPERM).  On
  *   error nothing is locked.  Call it once, before starting I/O threads.

@@ -75,6 +75,51 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "dynlib.h"
+
+/* libnbd is loaded when the first NBD backing device is opened (dynlib.c),
+ * as the codecs' libraries are: a process that never names one does not
+ * map it, nor what it pulls in (libxml2, ICU, libstdc++: about 2 MiB
+ * resident in every process that links it, a server of swap included).
+ * Its functions are called through a table of pointers of their own
+ * types; the macros make the calls below read as calls into libnbd. */
+#define NBD_FNS(X) X(nbd_create) X(nbd_close) X(nbd_get_errno) X(nbd_get_error) \
+    X(nbd_get_size) X(nbd_get_block_size) X(nbd_aio_get_fd) X(nbd_supports_uri) \
+    X(nbd_set_uri_allow_local_file) X(nbd_is_read_only) X(nbd_can_multi_conn) \
+    X(nbd_aio_pwrite) X(nbd_aio_pread) X(nbd_aio_notify_write) X(nbd_aio_notify_read) \
+    X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_connecting) X(nbd_aio_is_closed) \
+    X(nbd_aio_get_direction) X(nbd_aio_connect_uri) X(nbd_aio_command_completed)
+#define NBD_FN_FIELD(f) __typeof__(f) *f;
+#define NBD_FN_ENTRY(f) {#f, &nbd_fn.f},
+static struct { NBD_FNS(NBD_FN_FIELD) } nbd_fn;
+static const struct uz_dynsym nbd_syms[] = { NBD_FNS(NBD_FN_ENTRY) {NULL, NULL} };
+#ifndef UZ_SONAME_NBD
+#define UZ_SONAME_NBD "libnbd.so.0"
+#endif
+static struct uz_dynlib nbd_lib = { UZ_SONAME_NBD, nbd_syms, 0 };
+#define nbd_create (nbd_fn.nbd_create)
+#define nbd_close (nbd_fn.nbd_close)
+#define nbd_get_errno (nbd_fn.nbd_get_errno)
+#define nbd_get_error (nbd_fn.nbd_get_error)
+#define nbd_get_size (nbd_fn.nbd_get_size)
+#define nbd_get_block_size (nbd_fn.nbd_get_block_size)
+#define nbd_aio_get_fd (nbd_fn.nbd_aio_get_fd)
+#define nbd_supports_uri (nbd_fn.nbd_supports_uri)
+#define nbd_set_uri_allow_local_file (nbd_fn.nbd_set_uri_allow_local_file)
+#define nbd_is_read_only (nbd_fn.nbd_is_read_only)
+#define nbd_can_multi_conn (nbd_fn.nbd_can_multi_conn)
+#define nbd_aio_pwrite (nbd_fn.nbd_aio_pwrite)
+#define nbd_aio_pread (nbd_fn.nbd_aio_pread)
+#define nbd_aio_notify_write (nbd_fn.nbd_aio_notify_write)
+#define nbd_aio_notify_read (nbd_fn.nbd_aio_notify_read)
+#define nbd_aio_is_ready (nbd_fn.nbd_aio_is_ready)
+#define nbd_aio_is_dead (nbd_fn.nbd_aio_is_dead)
+#define nbd_aio_is_connecting (nbd_fn.nbd_aio_is_connecting)
+#define nbd_aio_is_closed (nbd_fn.nbd_aio_is_closed)
+#define nbd_aio_get_direction (nbd_fn.nbd_aio_get_direction)
+#define nbd_aio_connect_uri (nbd_fn.nbd_aio_connect_uri)
+#define nbd_aio_command_completed (nbd_fn.nbd_aio_command_completed)
+
 #define BLK 4096u
 #define MAX_CONN 16
 #define DEFAULT_CONN 4
@@ -653,6 +698,9 @@ static const struct uz_backing_ops nbd_ops = {
 
 int uz_backing_nbd_open(struct uz_backing *b, const char *uri)
 {
+    int loaded = uz_dynlib_load(&nbd_lib);   /* its message names the library */
+    if (loaded < 0)
+        return loaded;
     struct nbd_backing *nb = uz_calloc(1, sizeof *nb);
     if (!nb)
         return uz_error(-ENOMEM, "backing_dev: out of memory");

@@ -59,6 +59,11 @@ struct uz_codec {
     void *(*dict_new)(const void *buf, size_t len, int level);
     void (*dict_free)(void *dict);
     void *(*ctx_new_dict)(int level, size_t unit, void *dict);
+    /* Optional (NULL: ctx_new serves): make a context that only
+     * decompresses (its compress returns 0), for streams at rest
+     * (uz_streams_rest): zstd's without its compression workspace.  dict:
+     * the streams' digested dictionary (dict_new), or NULL. */
+    void *(*ctx_new_decoder)(int level, void *dict);
 };
 
 /* By name ("lz4", "lz4hc", "lzo", "lzo-rle", "zstd", "deflate", "none": no

@@ -3,7 +3,7 @@
  * dedup.c - layer 2 of the store (src/README.md): the content index.
  *
  * A page about to be stored is looked up by a 64-bit hash of its bytes
- * (xxHash's XXH3), before it is compressed.  The index maps the hash to
+ * (xxHash's XXH3, hash.c), before it is compressed.  The index maps the hash to
  * where a page with that hash was stored: a slot (a unique page) or a
  * shared record (shared.c).  A candidate is taken only after it is
  * compared with the new page, byte for byte: a huge one as it is stored,
@@ -19,6 +19,15 @@
  * references (uz_shared_make); a record gets one more.  Candidates
  * recompressed with a secondary algorithm, grouped or written back are
  * not compared (they are misses).
+ *
+ * When the page is looked up (uz_dedup_early): before it is compressed
+ * while the last window of 1024 lookups found at least 4% of its pages
+ * stored (a hit then saves a compression), after it otherwise.  Hashing a
+ * page read from memory costs about twice hashing it from the cache the
+ * compressor just left it in (380-500 against 175-290 ns on this project's
+ * machine), and a miss costs the compression either way: on data with few
+ * repeats the late lookup halves what dedup adds to a write, and a hit
+ * found late costs one wasted compression.
  *
  * The index is a cache: entries are not removed when a page is freed or
  * rewritten (that would need its hash again); a stale entry fails the
@@ -48,14 +57,15 @@
  *    its other bucket (one step of cuckoo hashing) before it evicts one.
  *    So the table fills to 97% (86-92% with fewer entries a bucket) with
  *    almost no evictions.
- *  - It grows by an eighth (GROW_DIV), not by doubling, into the other half
+ *  - It grows by a quarter (GROW_DIV: each entry is moved about four
+ *    times over a fill, against eight at an eighth), not by doubling, into the other half
  *    of its reservation: new entries go there at once, and the old table's
  *    move over MIGRATE buckets at a time, one step per insert (lookups and
  *    entry changes look in both until the last step gives the old half
  *    back), so no write waits for more than a step.  An entry moves to its
  *    own choice's bucket of the new table, which follows its old one by
  *    range (the moves stream), or, that one full, is placed again by its
- *    two choices.  So the table is 86-97% full whatever the number of
+ *    two choices.  So the table is 69-97% full whatever the number of
  *    pages, as long as it holds fewer entries than 1.25 x the stored
  *    pages: its memory follows what is stored, not the disk size.  It is
  *    counted in the footprint, whole pages of it (both tables while a
@@ -82,6 +92,7 @@
  */
 #define _GNU_SOURCE
 #include "dedup.h"
+#include "hash.h"
 #include "shared.h"
 #include "error.h"
 #include "mem.h"
@@ -92,10 +103,6 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-/* XXH3 compiled in from the header (static, inlined): the library is not
- * linked, so no process maps libxxhash for the one function used here. */
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #define PAGE UZRAM_PAGE_SIZE
 #define RELAXED memory_order_relaxed
@@ -107,13 +114,18 @@
 /* grow when fuller than this, in % (buckets of fewer entries fill less
  * evenly: 16, 12, 10, 8 a bucket) */
 #define LOAD_PCT(cap) ((cap) == 16 ? 97 : (cap) == 12 ? 92 : (cap) == 10 ? 90 : 86)
-#define GROW_DIV 8                 /* by n / GROW_DIV buckets */
+#define GROW_DIV 4                 /* by n / GROW_DIV buckets */
 #define MIGRATE 128                /* old buckets moved at a time */
 #define MULT 0x9e3779b97f4a7c15ull /* odd: y2 = y * MULT mod 2^P */
 #define SAMPLE_SHIFT 60            /* sampled: prefix hash >> 60 == 0, 1 in 16 */
 #define SAMPLE_BYTES 256
 #define WINDOW_SAMPLED 256
 #define WINDOW_FULL 16384
+/* uz_dedup_early: every EARLY_WINDOW lookups, look pages up before they
+ * are compressed for the next window if at least EARLY_PCT% of this one
+ * were found stored */
+#define EARLY_WINDOW 1024
+#define EARLY_PCT 4
 
 struct uz_dedup {
     uint8_t *region;               /* two halves of 2 * half bytes */
@@ -133,6 +145,9 @@ struct uz_dedup {
     _Atomic uint32_t stripe[STRIPES];
     _Atomic uint64_t entries;
     _Atomic uint64_t hits, refused, lookups, evictions, moves, dropped, grows;
+    /* uz_dedup_early: lookups and hits of the window under way */
+    _Atomic uint64_t early_looks, early_hits;
+    _Atomic bool early;
     /* auto mode */
     _Atomic bool every;            /* looking at every page */
     _Atomic uint64_t win_looks, win_hits;
@@ -410,7 +425,7 @@ uint64_t uz_dedup_bytes(struct uz_store *dev)
 
 static uint64_t page_hash(const void *page)
 {
-    return uz_dedup_hash_hook ? uz_dedup_hash_hook(page) : XXH3_64bits(page, PAGE);
+    return uz_dedup_hash_hook ? uz_dedup_hash_hook(page) : uz_hash(page, PAGE);
 }
 
 /* ---- changing one entry ---- */
@@ -471,8 +486,9 @@ enum cmp {
 
 /* Compare the stored object (state f, handle h) with page, whose places
  * are p.  A huge object is the raw page, compared as it is; any other is
- * decoded with the primary algorithm into st->out (the caller's stream,
- * whose out buffer is free until the page is compressed).  A mismatch is
+ * decoded with the primary algorithm (the caller's stream's context) into
+ * a buffer of its own: the caller may hold the page's compressed form in
+ * st->out.  A mismatch is
  * told stale or colliding by the hash of what the object holds. */
 static enum cmp same_page(struct uz_store *dev, uint32_t f, uint64_t h, const void *page,
                           struct uz_stream *st, const struct place *p)
@@ -481,10 +497,11 @@ static enum cmp same_page(struct uz_store *dev, uint32_t f, uint64_t h, const vo
         return CMP_UNSEEN;
     const void *obj = dev->aops->map(dev->alloc, h);
     const void *held = obj;
+    uint8_t buf[PAGE];             /* st->out may hold the page's compressed form */
     if (!(f & SLOT_HUGE)) {
-        if (dev->streams.codec->decompress(st->ctx, obj, uz_obj_bytes(dev, f, h), st->out, PAGE))
+        if (dev->streams.codec->decompress(st->ctx, obj, uz_obj_bytes(dev, f, h), buf, PAGE))
             return CMP_UNSEEN;
-        held = st->out;
+        held = buf;
     }
     if (memcmp(held, page, PAGE) == 0)
         return CMP_SAME;
@@ -633,6 +650,12 @@ static void scan(struct uz_dedup *d, uint8_t *base, uint64_t b, uint64_t key, ui
     stripe_unlock(d, b);
 }
 
+bool uz_dedup_early(struct uz_store *dev)
+{
+    struct uz_dedup *d = dev->dedup;
+    return d && atomic_load_explicit(&d->early, RELAXED);
+}
+
 bool uz_dedup_probe(struct uz_store *dev, const void *page)
 {
     struct uz_dedup *d = dev->dedup;
@@ -640,7 +663,7 @@ bool uz_dedup_probe(struct uz_store *dev, const void *page)
     if (!d || mode == UZ_DEDUP_OFF || atomic_load_explicit(&d->entries, RELAXED) == 0)
         return false;
     if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
-        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        uz_hash(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
         return false;
     struct place p;
     place_of(d, page_hash(page), &p);
@@ -676,7 +699,7 @@ int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, stru
      * the pages stored before (groups and settling need them found: a
      * page indexed late is one a group or settling may already hold) */
     if (mode == UZ_DEDUP_AUTO && !atomic_load_explicit(&d->every, RELAXED) &&
-        XXH3_64bits(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
+        uz_hash(page, SAMPLE_BYTES) >> SAMPLE_SHIFT != 0)
         return -1;
     atomic_fetch_add_explicit(&d->lookups, 1, RELAXED);
     struct place p;
@@ -711,6 +734,12 @@ int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, stru
             if (stale)
                 atomic_fetch_add_explicit(&d->dropped, 1, RELAXED);
         }
+    }
+    if (got >= 0)
+        atomic_fetch_add_explicit(&d->early_hits, 1, RELAXED);
+    if ((atomic_fetch_add_explicit(&d->early_looks, 1, RELAXED) + 1) % EARLY_WINDOW == 0) {
+        uint64_t w = atomic_exchange_explicit(&d->early_hits, 0, RELAXED);
+        atomic_store_explicit(&d->early, w * 100 >= (uint64_t)EARLY_PCT * EARLY_WINDOW, RELAXED);
     }
     if (got >= 0) {
         atomic_fetch_add_explicit(&d->hits, 1, RELAXED);
@@ -885,7 +914,7 @@ void uz_dedup_insert(struct uz_store *dev, uint64_t h, uint64_t idx)
         return;
     }
     /* fuller than load_pct, and fewer entries than 1.25 x
-     * the stored pages: grow by an eighth */
+     * the stored pages: grow by a quarter */
     uint64_t entries = atomic_load_explicit(&d->entries, RELAXED);
     if (entries * 100 > (uint64_t)d->load_pct * d->cap * n && n < d->max_buckets) {
         struct uz_tally_snap t;

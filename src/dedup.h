@@ -17,9 +17,13 @@ void uz_dedup_fini(struct uz_store *dev);
 uint64_t uz_dedup_bytes(struct uz_store *dev);
 
 /*
- * The write path's two calls, for a page that is not same-filled, with
- * slot idx locked and a primary stream st held, before the page is
- * compressed.
+ * The write path's calls, for a page that is not same-filled, with slot
+ * idx locked and a primary stream st held.
+ *
+ * uz_dedup_early: look the page up before it is compressed (true: the
+ *   last window of lookups found enough pages stored that a hit saving a
+ *   compression pays) or after (false: the page is then hashed from the
+ *   cache).  Either order finds the same pages.  Cannot fail.
  *
  * uz_dedup_find: if the index is to look at this page (mode, sampling),
  *   *hash is its hash and the return is >= 0 when an identical page is
@@ -28,8 +32,9 @@ uint64_t uz_dedup_bytes(struct uz_store *dev);
  *   (*indexed says whether to uz_dedup_insert the page once stored).
  *   Cannot fail (a candidate that is busy or cannot be made shared is a
  *   miss).  A candidate is taken only if it equals the page byte for byte
- *   (decoded into st->out, which is overwritten): a hash match alone is
- *   never trusted.  page must not be st->out.
+ *   (decoded with st's context into a buffer of its own: st->out is left
+ *   as it is, so it may hold the page's compressed form): a hash match
+ *   alone is never trusted.
  * uz_dedup_insert: the page (hash) is now stored unique in slot idx.
  *   Cannot fail (a full bucket evicts an entry).
  */
@@ -37,6 +42,7 @@ uint64_t uz_dedup_bytes(struct uz_store *dev);
  * index hold an entry of its hash?  A hint for a whole-group write (a
  * page that may be stored already takes the per-page path, which looks it
  * up for real); takes no slot lock, changes nothing, cannot fail. */
+bool uz_dedup_early(struct uz_store *dev);
 bool uz_dedup_probe(struct uz_store *dev, const void *page);
 int64_t uz_dedup_find(struct uz_store *dev, uint64_t idx, const void *page, struct uz_stream *st,
                       uint64_t *hash, bool *indexed);

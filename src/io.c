@@ -238,11 +238,13 @@ static int do_write(struct uzram *dev, const void *buf, size_t len, uint64_t off
     /* group mode: whole aligned groups go to group.c (write_groups).
      * With dedup on or auto, group_pages auto stores single pages, each
      * looked up and indexed, and settling makes the groups later
-     * (recompress.c); group_pages K looks each page of a group up first
-     * (write_groups).  A pool's ranges start at a multiple of 8 pages:
-     * groups align alike on the device and in the store. */
-    uint32_t gk = st->group_auto && atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) !=
-                                        UZ_DEDUP_OFF
+     * (recompress.c); so does a store whose dedup was on at disksize
+     * (its streams have no group scratch: store_life.c).  group_pages K
+     * looks each page of a group up first (write_groups).  A pool's
+     * ranges start at a multiple of 8 pages: groups align alike on the
+     * device and in the store. */
+    uint32_t gk = st->group_auto && (atomic_load_explicit(&st->dedup_mode, memory_order_relaxed) !=
+                                         UZ_DEDUP_OFF || st->streams.gpages == 0)
                       ? 1 : st->group_pages;
     while (err == 0 && len > 0) {
         uint64_t idx = base + off / PAGE;

@@ -176,6 +176,14 @@ static int uzram_lock_memory_impl(void)
     if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
         return uz_error(-errno, "lock memory: mlockall: %s", strerror(errno));
     uz_mem_set_locked(true);
+#ifdef M_ARENA_MAX
+    /* A locked page cannot be dropped (MADV_DONTNEED fails on it), so a
+     * thread arena of glibc's malloc keeps whatever it held at its peak:
+     * an NBD server's 16 and more connection threads kept about 260 KiB
+     * each after a copy (4 MiB of a 28 MiB server).  One arena, the brk
+     * heap, shrinks (sbrk gives locked pages back). */
+    (void)mallopt(M_ARENA_MAX, 1);
+#endif
     /* Threads created from now on inherit the flag.  It needs
      * CAP_SYS_RESOURCE; without it the lock alone keeps the server out of
      * swap. */

@@ -106,6 +106,18 @@ static int forward_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, c
     return 0;
 }
 
+/* The page found stored in record rec (a reference taken for slot idx):
+ * the slot becomes one more reference to it. */
+static int share_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, struct uz_stream *st,
+                      bool own_stream, int64_t rec)
+{
+    if (own_stream)
+        uz_stream_put(st);
+    uz_slot_commit(dev, idx, s, SLOT_SHARED, (uint64_t)rec, 0);
+    uz_slot_touch(dev, s);
+    return 0;
+}
+
 /* Store one whole page into a locked slot.  st is a stream the caller holds
  * (or NULL: one is taken here).  On error the slot is unchanged. */
 static int write_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, const void *src,
@@ -124,19 +136,23 @@ static int write_page(struct uz_store *dev, uint64_t idx, struct uz_slot *s, con
     uint64_t h, hash = 0;
     int err;
     bool indexed = false;
-    if (atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF) {
-        /* stored already?  then one more reference to it, nothing new,
-         * and nothing to compress */
+    /* stored already?  then one more reference to it, nothing new.  Looked
+     * up before the compression where repeats are frequent (a hit saves
+     * it), after it otherwise (the page is hashed from the cache then:
+     * dedup.c) */
+    bool dedup = atomic_load_explicit(&dev->dedup_mode, memory_order_relaxed) != UZ_DEDUP_OFF;
+    bool late = dedup && !uz_dedup_early(dev);
+    if (dedup && !late) {
         int64_t rec = uz_dedup_find(dev, idx, src, st, &hash, &indexed);
-        if (rec >= 0) {
-            if (own_stream)
-                uz_stream_put(st);
-            uz_slot_commit(dev, idx, s, SLOT_SHARED, (uint64_t)rec, 0);
-            uz_slot_touch(dev, s);
-            return 0;
-        }
+        if (rec >= 0)
+            return share_page(dev, idx, s, st, own_stream, rec);
     }
     size_t clen = dev->streams.codec->compress(st->ctx, src, PAGE, st->out, UZ_CODEC_PAGE_BOUND);
+    if (late) {
+        int64_t rec = uz_dedup_find(dev, idx, src, st, &hash, &indexed);
+        if (rec >= 0)
+            return share_page(dev, idx, s, st, own_stream, rec);
+    }
     bool huge = clen == 0 || clen >= dev->huge_threshold;
     size_t size = huge ? PAGE : clen;
     if (__builtin_expect(dev->bd != NULL, 0)) {

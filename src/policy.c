@@ -231,7 +231,7 @@ static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
     struct uz_policy_cfg rc = dev->rc_policy, wb = dev->wb_policy;
     pthread_mutex_unlock(&dev->policy_lock);
 
-    if (rc.on && now_ms >= p->rc_next_ms && dev->recomp_streams[rc.prio - 1].n) {
+    if (rc.on && now_ms >= p->rc_next_ms && dev->recomp_algo[rc.prio - 1].name[0]) {
         p->rc_next_ms = now_ms + rc.period_ms;
         /* give way to foreground I/O: a tick waits while reads or writes
          * came in since the last one, at most YIELD_MAX_MS in a row */
@@ -274,10 +274,14 @@ static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
             else
                 p->pause_ns = 0;   /* the period is longer than the pause owed */
         }
-        /* a whole pass that found nothing to do: look again in a second */
+        /* a whole pass that found nothing to do: look again in a second,
+         * and give the secondaries' group workspaces back meanwhile */
         if (wrapped) {
-            if (p->pass_done == 0 && p->rc_next_ms < now_ms + IDLE_PASS_MS)
-                p->rc_next_ms = now_ms + IDLE_PASS_MS;
+            if (p->pass_done == 0) {
+                uz_secondaries_rest(dev);
+                if (p->rc_next_ms < now_ms + IDLE_PASS_MS)
+                    p->rc_next_ms = now_ms + IDLE_PASS_MS;
+            }
             p->pass_done = 0;
         }
     }

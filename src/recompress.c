@@ -5,9 +5,11 @@
  *
  * A device has its primary algorithm (priority 0) and up to three
  * secondaries (priorities 1..3), chosen before initialisation.  Each
- * secondary gets its own set of per-CPU streams at init (codec contexts
- * cannot be shared across algorithms), so reading a recompressed page is
- * as concurrent as reading any other.  The slot's priority bits
+ * secondary gets its own set of per-CPU streams (codec contexts cannot be
+ * shared across algorithms), made by the first recompression that uses
+ * it, so reading a recompressed page is as concurrent as reading any
+ * other; between recompressions they are at rest (secondary_ready,
+ * uz_secondaries_rest, below).  The slot's priority bits
  * (SLOT_PRIO_MASK) say which algorithm made its object; reads decompress
  * with that one.
  *
@@ -55,28 +57,23 @@
 #define PAGE UZRAM_PAGE_SIZE
 #define SETTLE_WINDOW UZ_GROUP_MAX   /* settling looks at aligned windows of 8 slots */
 
+/* The secondaries' streams are made when the first page is recompressed
+ * (secondary_ready), not at init: a device that has not settled yet
+ * holds none (with zstd, about 270 KiB a stream), and one whose
+ * recompression has gone idle gives their groups' workspaces back
+ * (uz_secondaries_rest), keeping what reads of recompressed pages use.
+ * Init only checks that each configured algorithm exists. */
 int uz_secondaries_init(struct uz_store *dev)
 {
     for (int i = 0; i < UZ_NR_SECONDARY; i++) {
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
+        atomic_store(&dev->recomp_ready[i], false);
+        atomic_store(&dev->recomp_bytes[i], 0);
         const struct uz_recomp_algo *sc = &dev->recomp_algo[i];
-        if (!sc->name[0])
-            continue;
-        const struct uz_codec *c = uz_codec_find(sc->name);
-        /* group scratch always: recompress group=K may make groups with
-         * any secondary (warmed up for groups only when the device
-         * writes groups itself) */
-        int err = c ? uz_streams_init(&dev->recomp_streams[i], c, sc->level ? sc->level
-                                      : c->level_secondary ? c->level_secondary : c->level_default,
-                                      dev->nstreams, UZ_GROUP_MAX, false, &sc->dict)
-                    : -EINVAL;
-        if (err < 0) {
-            memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
-            uz_secondaries_fini(dev);
-            return uz_error(err, "disksize: cannot create streams for secondary algorithm %s",
-                            sc->name);
-        }
+        if (sc->name[0] && !uz_codec_find(sc->name))
+            return uz_error(-EINVAL, "disksize: unknown secondary algorithm %s", sc->name);
     }
+    dev->recomp_users = 0;
     return 0;
 }
 
@@ -86,6 +83,8 @@ void uz_secondaries_fini(struct uz_store *dev)
         if (dev->recomp_streams[i].n)
             uz_streams_fini(&dev->recomp_streams[i]);
         memset(&dev->recomp_streams[i], 0, sizeof dev->recomp_streams[i]);
+        atomic_store(&dev->recomp_ready[i], false);
+        atomic_store(&dev->recomp_bytes[i], 0);
     }
 }
 
@@ -93,8 +92,66 @@ uint64_t uz_secondaries_bytes(struct uz_store *dev)
 {
     uint64_t n = 0;
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
-        n += dev->recomp_streams[i].n ? dev->recomp_streams[i].bytes : 0;
+        n += atomic_load(&dev->recomp_bytes[i]);   /* not the streams': being made meanwhile */
     return n;
+}
+
+/* Is there a secondary at priority p (1..UZ_NR_SECONDARY)? */
+static bool configured(const struct uz_store *dev, uint32_t p)
+{
+    return p >= 1 && p <= UZ_NR_SECONDARY && dev->recomp_algo[p - 1].name[0];
+}
+
+/* The streams of the secondary at priority p, ready to compress groups:
+ * made, or warmed again after a rest, now.  Called before the first
+ * compression of each recompression, with slot (or record) locks and a
+ * primary stream held; takes recomp_lock and, under it, the secondary's
+ * stream locks (src/README.md, "Lock order").  0 or -ENOMEM. */
+static int secondary_ready(struct uz_store *dev, uint32_t p)
+{
+    if (atomic_load_explicit(&dev->recomp_ready[p - 1], memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&dev->recomp_lock);
+    int err = 0;
+    struct uz_streams *ss = &dev->recomp_streams[p - 1];
+    if (!atomic_load_explicit(&dev->recomp_ready[p - 1], memory_order_relaxed)) {
+        const struct uz_recomp_algo *sc = &dev->recomp_algo[p - 1];
+        const struct uz_codec *c = uz_codec_find(sc->name);
+        /* group scratch always: recompress group=K and settling make
+         * groups with any secondary, and the contexts sized for them */
+        if (ss->n == 0)
+            err = !c ? -EINVAL
+                : uz_streams_init(ss, c, sc->level ? sc->level
+                                  : c->level_secondary ? c->level_secondary : c->level_default,
+                                  dev->nstreams, UZ_GROUP_MAX, true, &sc->dict);
+        else
+            err = uz_streams_warm(ss);
+        /* a failure leaves the streams made (decoders, perhaps) and not
+         * ready: this recompression stops, a later one tries again */
+        if (err == 0)
+            atomic_store_explicit(&dev->recomp_ready[p - 1], true, memory_order_release);
+        else if (ss->n == 0)
+            memset(ss, 0, sizeof *ss);
+        atomic_store(&dev->recomp_bytes[p - 1], ss->n ? atomic_load(&ss->bytes) : 0);
+    }
+    pthread_mutex_unlock(&dev->recomp_lock);
+    if (err < 0)
+        return uz_error(err, "recompress: cannot make streams for the secondary algorithm %s",
+                        dev->recomp_algo[p - 1].name);
+    return 0;
+}
+
+void uz_secondaries_rest(struct uz_store *dev)
+{
+    pthread_mutex_lock(&dev->recomp_lock);
+    if (dev->recomp_users == 0)
+        for (int i = 0; i < UZ_NR_SECONDARY; i++)
+            if (atomic_load_explicit(&dev->recomp_ready[i], memory_order_relaxed)) {
+                uz_streams_rest(&dev->recomp_streams[i]);
+                atomic_store_explicit(&dev->recomp_ready[i], false, memory_order_relaxed);
+                atomic_store(&dev->recomp_bytes[i], atomic_load(&dev->recomp_streams[i].bytes));
+            }
+    pthread_mutex_unlock(&dev->recomp_lock);
 }
 
 static size_t class_of(struct uz_store *dev, size_t size)
@@ -149,8 +206,10 @@ static int rc_one(struct uz_store *dev, uint64_t idx, struct uz_slot *s, uint32_
     int won = 0;
     for (uint32_t p = first; err == 0 && p <= last && !won; p++) {
         struct uz_streams *ss = &dev->recomp_streams[p - 1];
-        if (ss->n == 0)
+        if (!configured(dev, p))
             continue;
+        if ((err = secondary_ready(dev, p)) < 0)
+            break;
         struct uz_stream *s2 = uz_stream_get(ss);
         size_t clen = ss->codec->compress(s2->ctx, st->page, PAGE, s2->out, UZ_CODEC_PAGE_BOUND);
         if (clen && clen < dev->huge_threshold && class_of(dev, clen) < old_class) {
@@ -232,9 +291,12 @@ static int rc_group_unit(struct uz_store *dev, const struct uz_rc_req *req, uint
         return 0;
     *tried += k;
     for (uint32_t p = first; p <= last; p++) {
-        if (dev->recomp_streams[p - 1].n == 0)
+        if (!configured(dev, p))
             continue;
-        int r = uz_group_recode(dev, gb, k, p);
+        int r = secondary_ready(dev, p);
+        if (r < 0)
+            return r;
+        r = uz_group_recode(dev, gb, k, p);
         if (r < 0)
             return r;
         if (r > 0) {
@@ -262,6 +324,9 @@ static bool rcg_wanted(const struct uz_rc_req *req, uint32_t f, uint32_t now, ui
  * priority p.  1 if replaced, 0 if not worth it (or no memory), -EIO. */
 static int rc_group_one(struct uz_store *dev, uint64_t b, uint32_t k, uint32_t p)
 {
+    int ready = secondary_ready(dev, p);
+    if (ready < 0)
+        return ready;
     struct uz_streams *ss = &dev->recomp_streams[p - 1];
     struct uz_stream *st = uz_stream_get(&dev->streams);
     struct uz_stream *s2 = uz_stream_get(ss);
@@ -539,24 +604,23 @@ static int rc_settle(struct uz_store *dev, struct uz_rc_req *req, uint32_t p, ui
     return err;
 }
 
-int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
+/* The request's work (uz_recompress less its bookkeeping). */
+static int recompress(struct uz_store *dev, struct uz_rc_req *req)
 {
-    req->done = 0;
-    req->next = req->lo;
     uint32_t last_prio = 0;
     for (uint32_t p = 1; p <= UZ_NR_SECONDARY; p++)
-        if (dev->recomp_streams[p - 1].n)
+        if (configured(dev, p))
             last_prio = p;
     if (last_prio == 0)
         return uz_error(-EINVAL, "recompress: no secondary algorithm (set recomp_algorithm "
                         "before disksize)");
-    if (req->prio && (req->prio > UZ_NR_SECONDARY || dev->recomp_streams[req->prio - 1].n == 0))
+    if (req->prio && !configured(dev, req->prio))
         return uz_error(-EINVAL, "recompress: no secondary algorithm at priority %u", req->prio);
     uint32_t prio_max = req->prio ? req->prio : last_prio;
     if (req->settle) {
         uint32_t p = req->prio;
         for (uint32_t q = 1; q <= UZ_NR_SECONDARY && !p; q++)
-            if (dev->recomp_streams[q - 1].n)
+            if (configured(dev, q))
                 p = q;
         return rc_settle(dev, req, p, last_prio);
     }
@@ -564,10 +628,9 @@ int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
         /* groups: the secondary asked for, or the first one configured */
         uint32_t p = req->prio;
         for (uint32_t q = 1; q <= UZ_NR_SECONDARY && !p; q++)
-            if (dev->recomp_streams[q - 1].n)
+            if (configured(dev, q))
                 p = q;
-        if (req->group > UZ_GROUP_MAX || (req->group & (req->group - 1)) ||
-            dev->recomp_streams[p - 1].gpages < req->group)
+        if (req->group > UZ_GROUP_MAX || (req->group & (req->group - 1)))
             return uz_error(-EINVAL, "recompress: group is 2, 4 or 8 pages");
         return rc_groups(dev, req, p);
     }
@@ -631,4 +694,22 @@ int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
     if (req->done)
         uz_note_mem_used(dev);
     return err < 0 ? err : 0;
+}
+
+int uz_recompress(struct uz_store *dev, struct uz_rc_req *req)
+{
+    req->done = 0;
+    req->next = req->lo;
+    pthread_mutex_lock(&dev->recomp_lock);
+    dev->recomp_users++;
+    pthread_mutex_unlock(&dev->recomp_lock);
+    int err = recompress(dev, req);
+    pthread_mutex_lock(&dev->recomp_lock);
+    dev->recomp_users--;
+    pthread_mutex_unlock(&dev->recomp_lock);
+    /* a request for the whole range (an attribute's) is a whole pass:
+     * the group workspaces go back until the next one */
+    if (!req->max_pages && !req->scan_max)
+        uz_secondaries_rest(dev);
+    return err;
 }

@@ -8,11 +8,19 @@
 
 #include "slot.h"
 
-/* Streams of the configured secondaries (device init / teardown).  init:
- * 0 or -ENOMEM/-EINVAL with nothing left made. */
+/* The configured secondaries (device init / teardown).  init checks that
+ * each algorithm exists and makes nothing: their streams are made by the
+ * first recompression that uses them.  init: 0 or -EINVAL.  bytes: what
+ * their streams hold now (in the footprint). */
 int uz_secondaries_init(struct uz_store *dev);
 void uz_secondaries_fini(struct uz_store *dev);
 uint64_t uz_secondaries_bytes(struct uz_store *dev);
+/* Recompression has gone idle (the policy's pass found nothing to do; a
+ * whole pass asked for by an attribute ended): unless a recompression is
+ * running, the secondaries' contexts give back what compressing groups
+ * took (uz_streams_rest) and keep what reading needs.  The next
+ * recompression sizes them again.  Cannot fail. */
+void uz_secondaries_rest(struct uz_store *dev);
 
 enum { RC_IDLE = 1, RC_HUGE = 2, RC_AGE = 4 };
 struct uz_rc_req {
@@ -30,7 +38,8 @@ struct uz_rc_req {
     uint64_t next;                     /* out: where the scan stopped */
 };
 /* Recompress the qualifying pages.  0, or -EIO (a page that does not
- * decompress: the scan stops there).  Each page is replaced or left as it
+ * decompress: the scan stops there), -ENOMEM (the secondary's streams
+ * could not be made), -EINVAL (no such secondary).  Each page is replaced or left as it
  * was; a failed allocation (memory limit) leaves its page as it was and
  * goes on.  Not all-or-nothing: pages replaced before an error stay
  * replaced (they read back the same bytes). */

@@ -367,7 +367,13 @@ struct uz_store {
     const struct uz_alloc_ops *aops;
     struct uz_allocator *alloc;
     struct uz_streams streams;
-    struct uz_streams recomp_streams[UZ_NR_SECONDARY]; /* their streams; n == 0: none there */
+    struct uz_streams recomp_streams[UZ_NR_SECONDARY]; /* their streams; n == 0: none made yet
+                                        * (made by the first recompression: recompress.c) */
+    _Atomic bool recomp_ready[UZ_NR_SECONDARY]; /* streams made and sized for groups */
+    pthread_mutex_t recomp_lock;       /* making / resting them; recomp_users */
+    unsigned recomp_users;             /* recompressions running (recomp_lock) */
+    _Atomic uint64_t recomp_bytes[UZ_NR_SECONDARY]; /* what their streams hold, for the
+                                        * footprint (set under recomp_lock) */
     _Atomic bool compacting;           /* an automatic step is running */
     _Atomic uint64_t compact_retry_at; /* frees count before which not to retry */
     struct uz_tally tally;             /* slot.c's and shared.c's alone */

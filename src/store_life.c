@@ -144,6 +144,7 @@ int uz_store_create(unsigned max_devices, struct uz_store **out)
     pthread_mutex_init(&st->dev_lock, NULL);
     pthread_rwlock_init(&st->init_lock, NULL);
     pthread_mutex_init(&st->policy_lock, NULL);
+    pthread_mutex_init(&st->recomp_lock, NULL);
     snprintf(st->algorithm, sizeof st->algorithm, "lz4");
     snprintf(st->allocator_name, sizeof st->allocator_name, "zsmalloc");
     st->group_pages = 1;
@@ -181,8 +182,12 @@ int uz_store_init(struct uz_store *st, uint64_t nslots)
         uz_varray_fini(&st->slots);
         return uz_error(-ENOMEM, "disksize: cannot create the %s allocator", aops->name);
     }
+    /* group_pages auto with dedup on stores single pages (io.c: settling
+     * makes the groups): its streams need no group scratch */
+    uint32_t gpages = st->group_auto && atomic_load(&st->dedup_mode) != UZ_DEDUP_OFF
+                          ? 1 : st->group_pages;
     err = uz_streams_init(&st->streams, codec, st->level ? st->level : codec->level_default,
-                          st->nstreams, st->group_pages, true, &st->dict);
+                          st->nstreams, gpages, true, &st->dict);
     if (err < 0) {
         aops->destroy(st->alloc);
         uz_varray_fini(&st->slots);
@@ -279,6 +284,7 @@ void uz_store_destroy(struct uz_store *st)
     for (int i = 0; i < UZ_NR_SECONDARY; i++)
         uz_dict_clear(&st->recomp_algo[i].dict);
     pthread_mutex_destroy(&st->policy_lock);
+    pthread_mutex_destroy(&st->recomp_lock);
     pthread_rwlock_destroy(&st->init_lock);
     pthread_mutex_destroy(&st->dev_lock);
     uz_free(st->ranges);

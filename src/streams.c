@@ -110,7 +110,67 @@ int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int lev
      * through uz_malloc: the heap counter's growth is their footprint
      * (exact unless another thread allocates at the same moment). */
     ss->bytes = uz_heap_bytes() - heap0;
+    ss->group_warm = warm && ss->gpages;
     return 0;
+}
+
+int uz_streams_warm(struct uz_streams *ss)
+{
+    if (ss->group_warm || !ss->gpages)
+        return 0;
+    int64_t heap0 = (int64_t)uz_heap_bytes();
+    int err = 0;
+    for (unsigned i = 0; i < ss->n && err == 0; i++) {
+        struct uz_stream *s = &ss->s[i];
+        size_t glen = (size_t)ss->gpages * 4096u;
+        /* a decoder at rest becomes a whole context again */
+        void *whole = !ss->codec->ctx_new_decoder ? NULL
+                    : ss->dict ? ss->codec->ctx_new_dict(ss->level, glen, ss->dict)
+                    : ss->codec->ctx_new(ss->level);
+        void *old = NULL;
+        if (ss->codec->ctx_new_decoder && !whole) {
+            err = -ENOMEM;
+            break;
+        }
+        pthread_mutex_lock(&s->lock);
+        if (whole) {
+            old = s->ctx;
+            s->ctx = whole;
+        }
+        /* the scratch is not in use under the lock; zeros compress fast
+         * and size the workspace as any group does */
+        memset(s->gbuf, 0, glen);
+        if (ss->codec->compress(s->ctx, s->gbuf, glen, s->gout, s->gcap) == 0)
+            err = -ENOMEM;
+        pthread_mutex_unlock(&s->lock);
+        if (old)
+            ss->codec->ctx_free(old);
+    }
+    atomic_fetch_add(&ss->bytes, (uint64_t)((int64_t)uz_heap_bytes() - heap0));
+    ss->group_warm = err == 0;
+    return err;
+}
+
+void uz_streams_rest(struct uz_streams *ss)
+{
+    if (!ss->group_warm)
+        return;
+    int64_t heap0 = (int64_t)uz_heap_bytes();
+    for (unsigned i = 0; i < ss->n; i++) {
+        struct uz_stream *s = &ss->s[i];
+        void *fresh = ss->codec->ctx_new_decoder ? ss->codec->ctx_new_decoder(ss->level, ss->dict)
+                    : ss->dict ? ss->codec->ctx_new_dict(ss->level, 0, ss->dict)
+                    : ss->codec->ctx_new(ss->level);
+        if (!fresh)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        void *old = s->ctx;
+        s->ctx = fresh;
+        pthread_mutex_unlock(&s->lock);
+        ss->codec->ctx_free(old);
+    }
+    atomic_fetch_add(&ss->bytes, (uint64_t)((int64_t)uz_heap_bytes() - heap0));
+    ss->group_warm = false;
 }
 
 void uz_streams_fini(struct uz_streams *ss)

@@ -6,6 +6,7 @@
 #define UZRAM_STREAMS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "codec.h"
@@ -45,7 +46,8 @@ struct uz_streams {
     unsigned n;
     uint32_t gpages;                   /* group scratch per stream, pages (0 = none) */
     struct uz_stream *s;
-    uint64_t bytes;                    /* memory held by buffers */
+    _Atomic uint64_t bytes;            /* memory held by buffers and contexts */
+    bool group_warm;                   /* contexts sized for a group (uz_streams_warm) */
 };
 
 /* Room for the compressed form of a group of k pages with any codec here
@@ -78,6 +80,19 @@ void uz_dict_clear(struct uz_dict_buf *d);
 int uz_streams_init(struct uz_streams *ss, const struct uz_codec *codec, int level, unsigned n,
                     uint32_t gpages, bool warm, const struct uz_dict_buf *dict);
 void uz_streams_fini(struct uz_streams *ss);
+/* Streams with group scratch whose contexts grow with their input (zstd):
+ * uz_streams_warm sizes every context for a group now (one compression
+ * of a group of zeros), so the bytes counted are what the streams hold
+ * while groups are compressed; uz_streams_rest makes each context anew,
+ * a decoder only where the codec has one (ctx_new_decoder) or else one
+ * sized for a page, giving the compression workspace back (the same
+ * codec and level: it decodes what the old one encoded).  After a rest
+ * the streams decompress; compress may return 0 until uz_streams_warm.  Each
+ * takes every stream's lock in turn; bytes follows.  warm: 0 or -ENOMEM
+ * (the streams keep working: the context grows when it is used); rest
+ * cannot fail (a context that cannot be made anew is kept). */
+int uz_streams_warm(struct uz_streams *ss);
+void uz_streams_rest(struct uz_streams *ss);
 /* Take a stream (the current CPU's if free, else any free one, else wait). */
 struct uz_stream *uz_stream_get(struct uz_streams *ss);
 void uz_stream_put(struct uz_stream *s);

@@ -10,7 +10,7 @@ src=${UZ_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$src"
 
 declare -A layer=(
-  [error]=0 [mem]=0 [dynlib]=0 [parse]=0 [varray]=0 [sparsebits]=0 [codec]=0 [streams]=0
+  [error]=0 [mem]=0 [hash]=0 [hash_avx2]=0 [dynlib]=0 [parse]=0 [varray]=0 [sparsebits]=0 [codec]=0 [streams]=0
   [alloc]=0 [zsmalloc]=0 [zspack]=0 [prefault]=0 [xvmalloc]=0 [mallocator]=0 [backing]=0
   [backing_file]=0 [backing_nbd]=0
   [store]=0 [uzram]=0

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "slot.h"
+#include "recompress.h"
 #include "uzram.h"
 
 #define PAGE 4096u
@@ -316,6 +317,54 @@ static void test_policy_by_itself(void **state)
     uzram_destroy(d);
 }
 
+/* The secondary's streams: none before the first recompression, sized
+ * for groups while one runs, at rest (decoders: zstd without its
+ * compression workspace) once it is over, by an attribute's whole pass or
+ * by the policy's idle pass; settled pages read back through them, and a
+ * later recompression sizes them again. */
+static void test_streams_at_rest(void **state)
+{
+    (void)state;
+    struct uzram *d = make(UZRAM_GROUP_AUTO, NULL);
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    fill(d);
+    assert_int_equal(uz_secondaries_bytes(d->store), 0);
+    struct uzram_stats s0;
+    uzram_get_stats(d, &s0);
+    assert_int_equal(st(d, "recompress", "settle"), 0);
+    assert_true(dbg(d, "settle_pages") > 0);
+    uint64_t rest = uz_secondaries_bytes(d->store);
+    assert_true(rest > 0);
+    assert_false(atomic_load(&d->store->recomp_ready[0]));
+    /* two streams of zstd level 6: a group's workspace is over 500 KiB
+     * each, a decoder with its scratch under 300 KiB */
+    assert_true(rest < 2 * 300 * 1024);
+    verify(d);
+
+    /* written again, settled by the policy: at rest once a pass finds
+     * nothing left (10 s at most) */
+    for (uint64_t p = 0; p < NPAGES; p += 2)
+        make_page(model + p * PAGE, p + 1000);
+    assert_int_equal(uzram_write(d, model, sizeof model, 0), 0);
+    unsigned long long before = dbg(d, "settle_pages");
+    assert_int_equal(st(d, "recompress_policy", "settle idle_secs=1 cpu=50"), 0);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (dbg(d, "settle_pages") > before && !atomic_load(&d->store->recomp_ready[0]))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 10)
+            fail_msg("not settled and at rest in 10 s: %llu pages settled, ready %d",
+                     dbg(d, "settle_pages") - before, (int)atomic_load(&d->store->recomp_ready[0]));
+        usleep(20000);
+    }
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    assert_true(uz_secondaries_bytes(d->store) < 2 * 300 * 1024);
+    verify(d);
+    uzram_destroy(d);
+}
+
 /* A source that clones read through is settled once for all of them: its
  * windows are regrouped where no clone has a page of its own (the window
  * of the page a clone wrote keeps its layout, P4), and every device reads
@@ -419,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_recompress_idle),
         cmocka_unit_test(test_policy_by_itself),
         cmocka_unit_test(test_clones),
+        cmocka_unit_test(test_streams_at_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

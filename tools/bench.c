@@ -14,7 +14,9 @@
  *          every slot is checked against what it should hold now.
  *
  * Any difference fails the run (exit 1).  Speeds are orig bytes over wall
- * seconds (10^6 bytes per MB).  footprint is everything the device holds
+ * seconds (10^6 bytes per MB); the fill's JSON rows also give them over
+ * the I/O threads' own CPU seconds (write_cpu_mb_s, read_cpu_mb_s), which
+ * other work on the machine moves much less.  footprint is everything the device holds
  * (uzram_get_stats); rss_delta is the process's resident set minus what it
  * was before the device was made: the honest cross-check.
  *
@@ -93,6 +95,7 @@ struct result {
     uint64_t footprint_max;
     double max_ratio;         /* peak of footprint / compr during the phase */
     double write_mb_s, read_mb_s;
+    double write_cpu_mb_s, read_cpu_mb_s; /* fill: per second of the I/O threads' own CPU time */
     bool verified;
     bool kernel;
     uint64_t kernel_mem_after_compact;  /* kernel churn: mem_used after writing compact */
@@ -132,6 +135,15 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds the calling thread has run: what an I/O thread cost,
+ * whatever else the machine was doing. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -175,6 +187,7 @@ struct job {
     double max_ratio;         /* churn: highest footprint / compr seen */
     uint64_t max_foot;
     uint32_t group;           /* pages per write/read call in fill/verify */
+    double cpu_s;             /* fill, verify: this thread's CPU seconds */
 };
 
 /* Sample the footprint during the churn (every SAMPLE_EVERY operations of
@@ -204,6 +217,7 @@ static void sample(struct job *j)
 static void *fill_thread(void *arg)
 {
     struct job *j = arg;
+    double c0 = thread_cpu_s();
     uint64_t k = j->group > 1 ? j->group : 1;
     for (uint64_t c = j->lo; c < j->hi && !j->err; c += j->stride) {
         uint64_t end = c + CHUNK < j->hi ? c + CHUNK : j->hi;
@@ -214,6 +228,7 @@ static void *fill_thread(void *arg)
             i += n;
         }
     }
+    j->cpu_s = thread_cpu_s() - c0;
     return NULL;
 }
 
@@ -222,6 +237,7 @@ static const uint8_t zero_page[PAGE];
 static void *verify_thread(void *arg)
 {
     struct job *j = arg;
+    double c0 = thread_cpu_s();
     static _Thread_local uint8_t buf[8 * PAGE];
     uint64_t k = j->group > 1 ? j->group : 1;
     for (uint64_t c = j->lo; c < j->hi; c += j->stride) {
@@ -237,6 +253,7 @@ static void *verify_thread(void *arg)
             }
         }
     }
+    j->cpu_s = thread_cpu_s() - c0;
     return NULL;
 }
 
@@ -258,9 +275,14 @@ static void *plan_thread(void *arg)
 
 /* Run fn over [0, n) split into contiguous ranges, one per thread.
  * Returns the first error, adds mismatches to *bad. */
+/* The CPU seconds of the last run_threads' threads, summed (fill and
+ * verify threads count theirs). */
+static double last_cpu_s;
+
 static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uint64_t n,
                        bool by_plan, uint64_t *bad, struct result *peak)
 {
+    last_cpu_s = 0;
     pthread_t th[64];
     struct job jobs[64];
     int err = 0;
@@ -283,6 +305,7 @@ static int run_threads(int nthreads, struct job *proto, void *(*fn)(void *), uin
     for (int t = 0; t < nthreads; t++) {
         if (nthreads > 1)
             pthread_join(th[t], NULL);
+        last_cpu_s += jobs[t].cpu_s;
         if (jobs[t].err && !err)
             err = jobs[t].err;
         if (bad)
@@ -478,7 +501,7 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     progress("fill: writing", 0, 2);
     double t0 = now_s();
     err = run_threads(o->threads, &proto, fill_thread, pf->pages, false, NULL, NULL);
-    double t1 = now_s();
+    double t1 = now_s(), fill_cpu = last_cpu_s;
     if (err < 0) {
         fprintf(stderr, "uzram bench: %s: write failed: %s\n", pf->name, uzram_last_error());
         ret = -1;
@@ -497,6 +520,8 @@ static int bench_device(const struct opts *o, const struct pagefile *pf, const c
     progress("fill: reading back", 2, 2);
     fill->write_mb_s = (double)(pf->pages * PAGE) / (t1 - t0) / 1e6;
     fill->read_mb_s = (double)(pf->pages * PAGE) / (t3 - t2) / 1e6;
+    fill->write_cpu_mb_s = fill_cpu > 0 ? (double)(pf->pages * PAGE) / fill_cpu / 1e6 : 0;
+    fill->read_cpu_mb_s = last_cpu_s > 0 ? (double)(pf->pages * PAGE) / last_cpu_s / 1e6 : 0;
     fill->verified = bad == 0;
     if (bad) {
         fprintf(stderr, "uzram bench: %s: %llu pages differ after the fill\n", pf->name,
@@ -919,6 +944,9 @@ static void print_json(const struct opts *o, const struct pagefile *pf, const st
            (unsigned long long)r->st.footprint, (unsigned long long)r->rss_delta,
            (unsigned long long)r->st.same_pages, (unsigned long long)r->st.huge_pages,
            r->write_mb_s, r->read_mb_s, r->verified ? "true" : "false");
+    if (!r->kernel && r->write_cpu_mb_s > 0)
+        printf(",\"write_cpu_mb_s\":%.1f,\"read_cpu_mb_s\":%.1f", r->write_cpu_mb_s,
+               r->read_cpu_mb_s);
     if (!r->kernel)
         printf(",\"dedup_pages\":%llu,\"dedup_saved_bytes\":%llu,\"meta_bytes\":%llu",
                (unsigned long long)r->st.dedup_pages, (unsigned long long)r->st.dedup_saved_bytes,
