@@ -88,7 +88,8 @@
     X(nbd_set_uri_allow_local_file) X(nbd_is_read_only) X(nbd_can_multi_conn) \
     X(nbd_aio_pwrite) X(nbd_aio_pread) X(nbd_aio_notify_write) X(nbd_aio_notify_read) \
     X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_connecting) X(nbd_aio_is_closed) \
-    X(nbd_aio_get_direction) X(nbd_aio_connect_uri) X(nbd_aio_command_completed)
+    X(nbd_aio_get_direction) X(nbd_aio_connect_uri) X(nbd_aio_command_completed) \
+    X(nbd_set_tls_username)
 #define NBD_FN_FIELD(f) __typeof__(f) *f;
 #define NBD_FN_ENTRY(f) {#f, &nbd_fn.f},
 static struct { NBD_FNS(NBD_FN_FIELD) } nbd_fn;
@@ -119,6 +120,7 @@ static struct uz_dynlib nbd_lib = { UZ_SONAME_NBD, nbd_syms, 0 };
 #define nbd_aio_get_direction (nbd_fn.nbd_aio_get_direction)
 #define nbd_aio_connect_uri (nbd_fn.nbd_aio_connect_uri)
 #define nbd_aio_command_completed (nbd_fn.nbd_aio_command_completed)
+#define nbd_set_tls_username (nbd_fn.nbd_set_tls_username)
 
 #define BLK 4096u
 #define MAX_CONN 16
