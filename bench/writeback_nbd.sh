@@ -5,6 +5,12 @@
 #
 #     bench/writeback_nbd.sh            (REPEAT=5 rounds by default)
 #
+# Knobs: REPEAT=N, BATCH=writeback_batch_size, NBD_QUERY='connections=2',
+# NBDKIT_THREADS=N (the server's -t), CORPORA='perl sqlite', CAPTURE=0|1,
+# PIN=split (the uzram daemon on CPU 0, the server on CPU 1: as if the
+# server were another host) or PIN=same (both on CPU 0: one CPU pays for
+# both sides).
+#
 # Pages: the two corpus files (../shared/corpus, unpacked to /tmp) and a
 # capture made here: a python process holding a dict of 200k entries is
 # captured with `uzram capture PID` (tools/capture.c) and stopped.
@@ -20,7 +26,12 @@
 # compressed (=1) writeback.  Then every page is read back (caches
 # dropped) and compared with the file: a difference fails the bench.
 # Printed: min / median / max per back end, and nbd/file as the ratio of
-# the medians with the range of the paired rounds' ratios.
+# the medians with the range of the paired rounds' ratios; and where the
+# time goes: the CPU time (utime + stime, /proc/PID/stat) the uzram
+# daemon and the nbdkit server spent during the writeback, medians in ms.
+# Before the rounds, one writeback of each back end is run and not counted
+# (the server's and the tmpfs file's pages are touched for the first time
+# there, which costs either side a page fault per block).
 #
 # Latency.  On the last nbd mount, 2000 single 4 KiB O_DIRECT reads of
 # random written-back pages of DIR/disk (python, time.perf_counter_ns per
@@ -82,13 +93,21 @@ time.sleep(600)' > "$WORK/holder.out" &
     FILES="$FILES $WORK/capture.pages"
 fi
 
-nbdkit -f -i 127.0.0.1 -p "$PORT" memory 2G &
+UZ_PIN= SRV_PIN=
+case ${PIN:-} in
+split) UZ_PIN="taskset -c 0" SRV_PIN="taskset -c 1" ;;
+same) UZ_PIN="taskset -c 0" SRV_PIN="taskset -c 0" ;;
+'') ;;
+*) echo "PIN=split or PIN=same" >&2; exit 2 ;;
+esac
+$SRV_PIN nbdkit -f ${NBDKIT_THREADS:+-t $NBDKIT_THREADS} -i 127.0.0.1 -p "$PORT" memory 2G &
 SERVER_PID=$!
 for _ in $(seq 100); do nbdinfo --size "nbd://127.0.0.1:$PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
 URI="nbd://127.0.0.1:$PORT/${NBD_QUERY:+?$NBD_QUERY}"
 truncate -s 2G "$WORK/backing.img"
 
 now_ns() { date +%s%N; }
+cpu_ms() { awk '{ print ($14 + $15) * 10 }' "/proc/$1/stat"; }   # USER_HZ 100
 field() { awk -v n="$2" '{print $n}' "$DIR/$1"; }
 
 # run BACKEND FILE COMPRESSED : mount, fill, time the writeback; prints MiB/s
@@ -98,21 +117,25 @@ run() {
     size=$(( (pages * 4096 + (1 << 20) - 1) >> 20 ))M
     local dev=$WORK/backing.img
     [ "$be" = nbd ] && dev=$URI
-    "$UZRAM" mount "$DIR" --size "$size" --backing-dev "$dev" --pidfile "$WORK/d.pid"
+    $UZ_PIN "$UZRAM" mount "$DIR" --size "$size" --backing-dev "$dev" --pidfile "$WORK/d.pid"
     echo "$comp" > "$DIR/writeback_compressed"
     [ -z "${BATCH:-}" ] || echo "$BATCH" > "$DIR/writeback_batch_size"
     dd if="$file" of="$DIR/disk" bs=1M oflag=direct conv=notrunc status=none
     echo all > "$DIR/idle"
-    local t0 t1 n
+    local t0 t1 n u0 u1 s0 s1 upid
+    upid=$(cat "$WORK/d.pid")
+    u0=$(cpu_ms "$upid"); s0=$(cpu_ms "$SERVER_PID")
     t0=$(now_ns)
     echo idle > "$DIR/writeback"
     t1=$(now_ns)
+    u1=$(cpu_ms "$upid"); s1=$(cpu_ms "$SERVER_PID")
     n=$(field bd_stat 1)
     echo 3 > /proc/sys/vm/drop_caches
     cmp -n "$((pages * 4096))" "$file" "$DIR/disk" >&2 || { echo "$be: pages differ" >&2; exit 1; }
     [ "$(field io_stat 1)" = 0 ] || { echo "$be: failed reads: $(cat "$DIR/io_stat")" >&2; exit 1; }
     "$UZRAM" umount "$DIR"
-    awk -v n="$n" -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", n * 4096 / 1048576 / (t / 1e9) }'
+    awk -v n="$n" -v t=$((t1 - t0)) -v u=$((u1 - u0)) -v s=$((s1 - s0)) \
+        'BEGIN { printf "%.1f %d %d\n", n * 4096 / 1048576 / (t / 1e9), u, s }'
 }
 
 stats() {   # values... -> "min / median / max"
@@ -124,26 +147,32 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
         print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "writeback throughput, MiB/s of pages moved out: min / median / max over $REPEAT rounds"
-echo "$(nproc) CPUs, $(uname -r), nbdkit $(nbdkit --version | awk '{print $2}'), remote $URI (nbdkit memory)"
-printf '%-16s %-4s %-7s %-20s %-20s %s\n' pages comp pages file nbd "nbd/file (paired range)"
+echo "$(nproc) CPUs, $(uname -r), nbdkit $(nbdkit --version | awk '{print $2}'), remote $URI (nbdkit memory${NBDKIT_THREADS:+, -t $NBDKIT_THREADS})${PIN:+, PIN=$PIN}"
+# warm-up, not counted: first touch of the server's and the file's blocks
+first=$(echo $FILES | awk '{print $1}')
+run file "$first" 0 >/dev/null; run nbd "$first" 0 >/dev/null
+printf '%-16s %-4s %-7s %-20s %-20s %-24s %s\n' pages comp pages file nbd "nbd/file (paired range)" \
+    "cpu ms: file uz | nbd uz + server"
 for file in $FILES; do
     name=$(basename "$file" .pages)
     for comp in 0 1; do
-        F=() N=() R=()
+        F=() N=() R=() FU=() NU=() NS=()
         for r in $(seq "$REPEAT"); do
             if [ $((r % 2)) = 1 ]; then
-                f=$(run file "$file" "$comp"); n=$(run nbd "$file" "$comp")
+                fo=$(run file "$file" "$comp"); no=$(run nbd "$file" "$comp")
             else
-                n=$(run nbd "$file" "$comp"); f=$(run file "$file" "$comp")
+                no=$(run nbd "$file" "$comp"); fo=$(run file "$file" "$comp")
             fi
-            F+=("$f"); N+=("$n"); R+=("$(awk -v a="$n" -v b="$f" 'BEGIN { printf "%.2f", a / b }')")
+            read -r f fu _ <<<"$fo"; read -r n nu ns <<<"$no"
+            F+=("$f"); N+=("$n"); FU+=("$fu"); NU+=("$nu"); NS+=("$ns")
+            R+=("$(awk -v a="$n" -v b="$f" 'BEGIN { printf "%.2f", a / b }')")
         done
         rmin=$(printf '%s\n' "${R[@]}" | sort -g | head -1)
         rmax=$(printf '%s\n' "${R[@]}" | sort -g | tail -1)
         ratio=$(awk -v a="$(median "${N[@]}")" -v b="$(median "${F[@]}")" 'BEGIN { printf "%.2f", a / b }')
-        printf '%-16s %-4s %-7s %-20s %-20s %s (%s..%s)\n' "$name" "$comp" \
+        printf '%-16s %-4s %-7s %-20s %-20s %-24s %s | %s + %s\n' "$name" "$comp" \
             "$(( $(stat -c %s "$file") / 4096 ))" "$(stats "${F[@]}")" "$(stats "${N[@]}")" \
-            "$ratio" "$rmin" "$rmax"
+            "$ratio ($rmin..$rmax)" "$(median "${FU[@]}")" "$(median "${NU[@]}")" "$(median "${NS[@]}")"
     done
 done
 

@@ -169,14 +169,21 @@ struct uzram_config {
      * must already have its size (e.g. `truncate -s 4G FILE`); it is used
      * with O_DIRECT when the file system allows.  Or an NBD URI, far
      * memory on another host (docs/far-memory.md):
-     * nbd://HOST[:PORT]/EXPORT, nbds://... (TLS), nbd+unix:///EXPORT?
-     * socket=PATH, with optional connections=N (1..16, default 4, used
-     * when the server offers multi-conn) and timeout=S (1..3600 s per
-     * request or connection attempt, default 10).  Over NBD a failed or
-     * timed-out writeback keeps the page in RAM, a read that fails or does
-     * not match what was written (a server that restarted empty) is -EIO,
-     * dropped connections are made again on use, and reset and destroy
-     * never wait for the server.  NULL = none. */
+     * nbd://HOST[:PORT]/EXPORT, nbds://[USER@]HOST... (TLS: libnbd's
+     * tls-psk-file= or tls-certificates=; USER, the PSK identity, is the
+     * process's user name when not given), nbd+unix:///EXPORT?socket=PATH,
+     * nbds+unix://[USER@]/..., with optional connections=N (1..16,
+     * default 4, used when the server offers multi-conn) and timeout=S
+     * (1..3600 s per request or connection attempt, default 10).  Over
+     * NBD a failed or timed-out writeback keeps the page in RAM, a read
+     * that fails or does not match what was written (a server that
+     * restarted empty) is -EIO and counted as a failed read, never wrong
+     * bytes.  Dropped connections are made again on use (at most once a
+     * second while the server is away), and a read or write whose
+     * connection dropped is sent once more on a fresh one, so one request
+     * takes at most about 2 x timeout; one the server failed, or that
+     * timed out, is not retried.  Reset and destroy never wait for the
+     * server.  NULL = none. */
     const char *backing_dev;
     /* Write pages to the backing device compressed (smaller I/O, read back
      * and decompressed on access) instead of as raw 4 KiB pages. */

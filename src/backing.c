@@ -71,15 +71,21 @@ int uz_backing_check_name(const char *name)
     const char *rest = strstr(name, "://") + 3;
     bool unix_sock = strncmp(name, "nbd+unix://", 11) == 0 || strncmp(name, "nbds+unix://", 12) == 0;
     if (unix_sock) {
-        /* nbd+unix:///export?socket=/path: no authority, a socket= */
+        /* nbd+unix:///export?socket=/path: no host (a TLS user may be
+         * named: nbds+unix://USER@/...), a socket= */
         const char *q = strchr(rest, '?');
         const char *s = q ? strstr(q, "socket=") : NULL;
-        if (rest[0] != '/' || !s || (s[-1] != '?' && s[-1] != '&') || s[7] != '/')
-            return uz_error(-EINVAL, "backing_dev: '%s': give nbd+unix:///EXPORT?socket=/ABSOLUTE/PATH",
-                            name);
+        const char *at = strchr(rest, '@');
+        const char *path = at && at < rest + strcspn(rest, "/?") ? at + 1 : rest;
+        if (path[0] != '/' || !s || (s[-1] != '?' && s[-1] != '&') || s[7] != '/')
+            return uz_error(-EINVAL, "backing_dev: '%s': give nbd+unix:///EXPORT?socket=/ABSOLUTE/PATH"
+                            " (nbds+unix://USER@/EXPORT?socket=... with TLS)", name);
         return 0;
     }
-    /* nbd://host[:port][/export][?query] */
+    /* nbd://[user@]host[:port][/export][?query] */
+    const char *at = memchr(rest, '@', strcspn(rest, "/?"));
+    if (at)
+        rest = at + 1;
     size_t hostlen = strcspn(rest, "/?");
     if (hostlen == 0 || rest[0] == ':')
         return uz_error(-EINVAL, "backing_dev: '%s': give a host (nbd://HOST[:PORT]/EXPORT)", name);

@@ -5,10 +5,12 @@
  * memory`, any NBD server).  The interface is backing.h; the common part
  * (bitmap, counters, fault hook) backing.c.
  *
- * Names.  nbd://HOST[:PORT]/EXPORT, nbds://... (TLS required),
- * nbd+unix:///EXPORT?socket=PATH, nbds+unix://...; the query may carry
- * libnbd's own parameters (tls-psk-file=, tls-certificates=, ...) and two
- * of ours, taken out before libnbd sees the URI:
+ * Names.  nbd://HOST[:PORT]/EXPORT, nbds://[USER@]HOST... (TLS required),
+ * nbd+unix:///EXPORT?socket=PATH, nbds+unix://[USER@]/...; the query may
+ * carry libnbd's own parameters (tls-psk-file=, tls-certificates=, ...)
+ * and two of ours, taken out before libnbd sees the URI.  The TLS user
+ * (the PSK identity) is USER, else the process's user name (libnbd's own
+ * default, getlogin_r(), fails without a terminal).  Ours:
  *
  *   connections=N  connections to open when the server offers
  *                  multi-conn (1..16, default 4); one when it does not
@@ -30,11 +32,18 @@
  * buffer that has gone back to its owner.
  *
  * Reconnection.  A connection that dies (the server went away, a reset,
- * a timeout) is closed; the next use connects again, at most once per
+ * a timeout) is closed; so is one found hung up when it is taken (an idle
+ * socket that is readable: hung_up()), and one made before any other
+ * connection was last seen dead (nb->deaths: a server that died took
+ * them all, even those whose end has not reached us yet, so a second try
+ * never goes to the server that failed the first); the next use connects again, at most once per
  * second per connection while the server stays away (a failure in the
  * meantime is immediate, so a dead remote costs -EIO, not a wait).  A
- * transfer that failed because its connection died is tried once more on
- * a fresh connection; one the server answered with an error is not.  A
+ * transfer (a read, a write, a batch of writeback) that failed because its
+ * connection died is tried once more on a fresh connection; one the server
+ * answered with an error, or one that timed out, is not (so a request
+ * waits at most timeout= once, and a connection attempt timeout= more).
+ * Writes are idempotent: a block written twice holds the same bytes.  A
  * server that comes back smaller than it was, or read-only, is refused.
  *
  * Never wrong bytes.  A memory server that restarts comes back empty, and
@@ -55,9 +64,11 @@
 #include <libnbd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,7 +88,8 @@
     X(nbd_set_uri_allow_local_file) X(nbd_is_read_only) X(nbd_can_multi_conn) \
     X(nbd_aio_pwrite) X(nbd_aio_pread) X(nbd_aio_notify_write) X(nbd_aio_notify_read) \
     X(nbd_aio_is_ready) X(nbd_aio_is_dead) X(nbd_aio_is_connecting) X(nbd_aio_is_closed) \
-    X(nbd_aio_get_direction) X(nbd_aio_connect_uri) X(nbd_aio_command_completed)
+    X(nbd_aio_get_direction) X(nbd_aio_connect_uri) X(nbd_aio_command_completed) \
+    X(nbd_set_tls_username)
 #define NBD_FN_FIELD(f) __typeof__(f) *f;
 #define NBD_FN_ENTRY(f) {#f, &nbd_fn.f},
 static struct { NBD_FNS(NBD_FN_FIELD) } nbd_fn;
@@ -108,18 +120,21 @@ static struct uz_dynlib nbd_lib = { UZ_SONAME_NBD, nbd_syms, 0 };
 #define nbd_aio_get_direction (nbd_fn.nbd_aio_get_direction)
 #define nbd_aio_connect_uri (nbd_fn.nbd_aio_connect_uri)
 #define nbd_aio_command_completed (nbd_fn.nbd_aio_command_completed)
+#define nbd_set_tls_username (nbd_fn.nbd_set_tls_username)
 
 #define BLK 4096u
 #define MAX_CONN 16
 #define DEFAULT_CONN 4
 #define DEFAULT_TIMEOUT_S 10
 #define RETRY_NS 1000000000ull   /* between connection attempts to a server that is away */
-#define BATCH 64                 /* requests in flight at most, per call */
+#define BATCH 128                /* transfers in flight at most, per call */
+#define REQ_BLOCKS 32            /* blocks joined into one request at most (128 KiB) */
 
 struct conn {
     pthread_mutex_t mu;
     struct nbd_handle *h;        /* NULL: down */
     uint64_t retry_at;           /* down after a failed attempt: not before this (ns) */
+    unsigned deaths;             /* nb->deaths when it was made */
 };
 
 struct nbd_backing {
@@ -127,10 +142,12 @@ struct nbd_backing {
     int timeout_ms;
     uint64_t size;               /* the export's size when first opened */
     _Atomic unsigned next;       /* where a single transfer starts looking */
+    _Atomic unsigned deaths;     /* connections seen dead so far (any of them) */
     uint32_t *sum;               /* per block: check of what was written (0: never) */
     size_t sum_len;
     struct conn conn[MAX_CONN];
     char uri[PATH_MAX];          /* what libnbd is given */
+    char tls_user[64];           /* the TLS user unless the URI names one: the process's */
 };
 
 static uint64_t now_ns(void)
@@ -243,6 +260,12 @@ static int connect_one(struct nbd_backing *nb, struct nbd_handle **out)
         goto fail;
     }
     nbd_set_uri_allow_local_file(h, true);   /* tls-psk-file=, tls-certificates= */
+    /* the TLS (PSK) user when the URI names none: libnbd would ask
+     * getlogin_r(), which fails without a terminal (a systemd unit) */
+    if (nb->tls_user[0] && nbd_set_tls_username(h, nb->tls_user) == -1) {
+        err = uz_error(-EINVAL, "backing_dev: TLS user %s: %s", nb->tls_user, nbd_get_error());
+        goto fail;
+    }
     if (nbd_aio_connect_uri(h, nb->uri) == -1) {
         int e = nbd_get_errno() ? nbd_get_errno() : EINVAL;
         err = uz_error(-e, "backing_dev: %s: %s", nb->uri, nbd_get_error());
@@ -283,10 +306,28 @@ fail:
     return err;
 }
 
+/* Has the server hung up on an idle handle (c's lock held, nothing in
+ * flight)?  Its socket then reads as the end of the stream (a restart, a
+ * crash): found here, before a request is lost on it.  Bytes waiting are
+ * not an end (a TLS server sends session tickets after the handshake):
+ * libnbd reads them with the next reply. */
+static bool hung_up(struct nbd_handle *h)
+{
+    struct pollfd pfd = {.fd = nbd_aio_get_fd(h), .events = POLLIN | POLLRDHUP};
+    if (pfd.fd < 0)
+        return true;
+    if (poll(&pfd, 1, 0) != 1)
+        return false;
+    char c;
+    ssize_t r = recv(pfd.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 /* Bring c (locked) up if it is down and may be tried.  0 or -errno. */
 static int conn_up(struct nbd_backing *nb, struct conn *c)
 {
-    if (c->h && !dead(c->h))
+    unsigned deaths = atomic_load_explicit(&nb->deaths, memory_order_relaxed);
+    if (c->h && !dead(c->h) && !hung_up(c->h) && c->deaths == deaths)
         return 0;
     if (c->h) {
         nbd_close(c->h);
@@ -298,6 +339,8 @@ static int conn_up(struct nbd_backing *nb, struct conn *c)
     int err = connect_one(nb, &c->h);
     if (err < 0)
         c->retry_at = now_ns() + RETRY_NS;
+    else
+        c->deaths = deaths;
     return err;
 }
 
@@ -352,20 +395,19 @@ static unsigned lock_conns(struct nbd_backing *nb, struct flight *f, unsigned wa
 /* Group the transfers of v[0..n) still to do (err == 1) into requests:
  * runs of whole blocks that follow each other on the device and in
  * memory (a batch's blocks mostly do: they are allocated first free
- * first) go as one, at most a connection's share of the batch each. */
-static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n, unsigned conns)
+ * first) go as one, up to REQ_BLOCKS.  Fewer, larger requests cost
+ * fewer system calls and wake-ups on both sides than one a connection:
+ * a batch of writeback_batch_size 32 is one request on one connection,
+ * and the next batch goes on another while it is in flight. */
+static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n)
 {
-    unsigned todo = 0;
-    for (unsigned i = 0; i < n; i++)
-        todo += v[i].err == 1;
-    unsigned share = (todo + conns - 1) / conns;
     unsigned np = 0;
     for (unsigned i = 0; i < n; i++) {
         if (v[i].err != 1)
             continue;
         struct pending *q = np ? &p[np - 1] : NULL;
         struct uz_bio *last = q ? &q->bio[q->cnt - 1] : NULL;
-        if (q && last + 1 == &v[i] && q->cnt < share && last->whole && v[i].blk == last->blk + 1 &&
+        if (q && last + 1 == &v[i] && q->cnt < REQ_BLOCKS && last->whole && v[i].blk == last->blk + 1 &&
             (uint8_t *)v[i].buf == (uint8_t *)last->buf + BLK) {
             /* the one before goes as its whole block (zeros after its
              * object: backing.h, uz_bio.whole) */
@@ -378,6 +420,24 @@ static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n, u
     return np;
 }
 
+/* Let the sockets take what libnbd still has to send of f's requests
+ * (what did not fit at once), without waiting: the server gets the whole
+ * batch while the caller prepares the next. */
+static void push(struct flight *f)
+{
+    for (unsigned k = 0; k < f->nh; k++) {
+        struct nbd_handle *h = f->hs[k];
+        for (int round = 0; round < 64; round++) {
+            if (!(nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE) || dead(h))
+                break;
+            struct pollfd pfd = {.fd = nbd_aio_get_fd(h), .events = POLLOUT};
+            if (pfd.fd < 0 || poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT))
+                break;
+            nbd_aio_notify_write(h);
+        }
+    }
+}
+
 /* Send the transfers of v[0..n) marked to do (err == 1).  0: sent, or
  * failed at once (then f->np == 0: nothing is in flight); -EAGAIN: no
  * connection was free and !may_wait (nothing done, nothing held). */
@@ -387,14 +447,11 @@ static int flight_start(struct nbd_backing *nb, bool write, struct uz_bio *v, un
     f->write = write;
     f->np = 0;
     f->nh = 0;
-    unsigned want = 0;
-    for (unsigned i = 0; i < n; i++)
-        want += v[i].err == 1;
-    if (want > nb->nconn)
-        want = nb->nconn;
-    unsigned got = lock_conns(nb, f, want, may_wait);
+    unsigned nreq = make_requests(f->p, v, n);
+    unsigned want = nreq < nb->nconn ? nreq : nb->nconn;
+    unsigned got = want ? lock_conns(nb, f, want, may_wait) : 0;
     if (got == 0)
-        return -EAGAIN;
+        return want ? -EAGAIN : 0;
     int uperr = -ENOTCONN;
     for (unsigned k = 0; k < got; k++) {
         struct conn *c = &nb->conn[f->conn[k]];
@@ -413,7 +470,7 @@ static int flight_start(struct nbd_backing *nb, bool write, struct uz_bio *v, un
                 v[i].err = uperr;   /* the server is away: no second try now */
         return 0;
     }
-    f->np = make_requests(f->p, v, n, f->nh);
+    f->np = nreq;
     for (unsigned i = 0; i < f->np; i++) {
         struct pending *q = &f->p[i];
         q->ci = i % f->nh;
@@ -430,6 +487,7 @@ static int flight_start(struct nbd_backing *nb, bool write, struct uz_bio *v, un
         }
     }
     f->deadline = now_ns() + (uint64_t)nb->timeout_ms * 1000000ull;
+    push(f);
     return 0;
 }
 
@@ -503,6 +561,8 @@ static void flight_finish(struct nbd_backing *nb, struct flight *f)
      * flight on it can reach a caller's buffer after we return */
     for (unsigned c = 0; c < f->nh; c++) {
         struct conn *cn = &nb->conn[f->conn[c]];
+        if (dead(f->hs[c]))
+            atomic_fetch_add_explicit(&nb->deaths, 1, memory_order_relaxed);
         if (broken[c] || dead(f->hs[c]))
             conn_drop(cn);
         pthread_mutex_unlock(&cn->mu);
@@ -562,8 +622,7 @@ static void nbd_rw(struct uz_backing *b, bool write, struct uz_bio *v, unsigned 
 }
 
 /* Writes in flight while the caller prepares more (backing.h,
- * uz_backing_write_start).  No second try here: a write whose connection
- * died fails, and its page stays in RAM. */
+ * uz_backing_write_start). */
 static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
                      void **state)
 {
@@ -586,14 +645,37 @@ static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool ma
     return 0;
 }
 
+/* The writes whose connection died (p[].transport) are tried once more on
+ * a fresh connection, as reads are.  The caller may have another batch in
+ * flight, holding connections: this one only tries the locks
+ * (may_wait false), and when none is free the writes fail (their pages
+ * stay in RAM). */
 static void nbd_finish(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state)
 {
     struct flight *f = state;
-    if (f) {
-        flight_finish(b->impl, f);
-        uz_free(f);
-        settle(b->impl, true, v, n);
+    if (!f)
+        return;
+    struct nbd_backing *nb = b->impl;
+    flight_finish(nb, f);
+    bool again = false;
+    for (unsigned i = 0; i < f->np; i++)
+        if (f->p[i].bio->err < 0 && f->p[i].transport)
+            for (unsigned k = 0; k < f->p[i].cnt; k++) {
+                f->p[i].bio[k].err = 1;
+                again = true;
+            }
+    if (again) {
+        if (flight_start(nb, true, v, n, false, f) == -EAGAIN) {
+            for (unsigned i = 0; i < n; i++)
+                if (v[i].err == 1)
+                    v[i].err = uz_error(-EIO, "backing_dev: %s: connection lost, and no "
+                                        "other free to try the write again", nb->uri);
+        } else {
+            flight_finish(nb, f);
+        }
     }
+    uz_free(f);
+    settle(nb, true, v, n);
 }
 
 static void nbd_close_all(struct uz_backing *b)
@@ -626,6 +708,11 @@ int uz_backing_nbd_open(struct uz_backing *b, const char *uri)
         return uz_error(-ENOMEM, "backing_dev: out of memory");
     unsigned want;
     int err = parse_uri(nb, uri, &want);
+    struct passwd pw, *pwp = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp &&
+        strlen(pw.pw_name) < sizeof nb->tls_user)
+        strcpy(nb->tls_user, pw.pw_name);
     struct nbd_handle *h = NULL;
     if (err == 0)
         err = connect_one(nb, &h);
@@ -676,6 +763,6 @@ int uz_backing_nbd_open(struct uz_backing *b, const char *uri)
     b->ops = &nbd_ops;
     b->impl = nb;
     b->io_align = (uint32_t)minbs;
-    b->batch = nb->nconn * 16 < BATCH ? nb->nconn * 16 : BATCH;
+    b->batch = BATCH;
     return 0;
 }

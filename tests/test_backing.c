@@ -581,11 +581,14 @@ static void test_backing_names(void **state)
         "nbd://[::1]:10809/x", "nbds://memhost/cold?tls-psk-file=/etc/psk",
         "nbd+unix:///cold?socket=/run/mem.sock", "nbds+unix:///?socket=/run/m.sock&tls-psk-file=/p",
         "nbd://h/x?connections=2&timeout=5",
+        "nbds://alice@memhost:10809/cold?tls-psk-file=/etc/psk", "nbds://alice@[::1]:10809/",
+        "nbds+unix://alice@/?socket=/run/m.sock&tls-psk-file=/p",
     };
     static const char *const bad[] = {
         "", "relative/file", "nbd://", "nbd:///export", "nbd://:10809/x", "nbd://host:/x",
         "nbd://host:port/x", "nbd://[::1/x", "nbd+unix:///x", "nbd+unix:///x?socket=rel.sock",
         "nbd+unix://host/x?socket=/s", "nbd://host/ex port", "/path with blank",
+        "nbds://alice@/x", "nbds+unix://alice@host/?socket=/s",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int r = uzram_backing_name(good[i]);

@@ -261,9 +261,17 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
         case 'b':
             /* an NBD URI as it is (far memory); a path made absolute,
              * as the daemon changes directory */
-            if (uzram_backing_name(optarg) == 1) {
+            switch (uzram_backing_name(optarg)) {
+            case 1:
                 a->cfg.backing_dev = strdup(optarg);
+                continue;
+            case 0:
                 break;
+            default:
+                if (strncmp(optarg, "nbd", 3) == 0) {   /* a URI, malformed */
+                    fprintf(stderr, "%s: --backing-dev: %s\n", me, uzram_last_error());
+                    return 2;
+                }
             }
             a->cfg.backing_dev = realpath(optarg, NULL);
             if (!a->cfg.backing_dev) {
