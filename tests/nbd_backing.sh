@@ -38,7 +38,7 @@ nbdkit file --dump-plugin >/dev/null 2>&1 || skip "no nbdkit file plugin"
 PLUGIN=$(realpath "$UZ_BUILD/nbdkit-uzram-plugin.so" 2>/dev/null || true)
 
 fuse_setup nbd-backing
-. "$(dirname "$0")/lib/nbd_common.sh"
+. "$(dirname "$0")/lib/far_common.sh"
 
 PORT=$(free_port)
 TCP="nbd://127.0.0.1:$PORT/"

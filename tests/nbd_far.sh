@@ -40,7 +40,7 @@ nbdkit file --dump-plugin >/dev/null 2>&1 || skip "no nbdkit file plugin"
 nbdkit --dump-config | grep -q '^tls=yes' || skip "nbdkit built without TLS"
 
 fuse_setup nbd-far
-. "$(dirname "$0")/lib/nbd_common.sh"
+. "$(dirname "$0")/lib/far_common.sh"
 FILEIMG=/dev/shm/uzram-nbd-far.$$
 OUT=3584   # pages `writeback idle` moves out (not the same-filled)
 
