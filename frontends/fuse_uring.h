@@ -37,7 +37,7 @@ struct uz_ring;
 
 /* Ring entries per queue, and the bytes before each entry's payload (its
  * header, and room to rebuild a request as /dev/fuse would give it). */
-#define UZ_RING_DEPTH  4
+#define UZ_RING_DEPTH  2
 #define UZ_RING_PREFIX 4096u
 
 /*
