@@ -234,7 +234,9 @@ struct uzram_config {
  * at a time.  "settle idle_secs=T cpu=P" changes its figures; "off" (or
  * NULL in the config) turns it off.  A read of a settled page
  * decompresses its group; a write of one breaks the group (group.c) and
- * the page is settled again once idle. */
+ * the page is settled again once idle.  In a pool, a source that clones
+ * read through is settled once for all of them: regrouped where no clone
+ * has a page of its own, page by page where one has. */
 #define UZRAM_SETTLE "settle"
 #define UZRAM_SETTLE_ALGORITHM "zstd"
 
