@@ -27,6 +27,7 @@
 #include "streams.h"
 #include "uzram.h"
 #include "lib/test_files.h"
+#include "lib/test_device.h"
 
 #define PAGE 4096u
 #define NPAGES 2048u
@@ -187,29 +188,10 @@ static void size_it(struct uzram *d)
     assert_int_equal(uzram_attr_store(d, "disksize", sz, strlen(sz)), 0);
 }
 
+/* Every page, whole and one in seven alone (test_device.h). */
 static void verify(struct uzram *d)
 {
-    static uint8_t buf[NPAGES * PAGE];
-    assert_int_equal(uzram_read(d, buf, sizeof buf, 0), 0);
-    for (uint64_t p = 0; p < NPAGES; p++)
-        if (memcmp(buf + p * PAGE, pages + p * PAGE, PAGE) != 0)
-            fail_msg("page %llu differs", (unsigned long long)p);
-    for (uint64_t p = 1; p < NPAGES; p += 7) {    /* alone: a part of each group */
-        assert_int_equal(uzram_read(d, buf, PAGE, p * PAGE), 0);
-        if (memcmp(buf, pages + p * PAGE, PAGE) != 0)
-            fail_msg("page %llu differs (read alone)", (unsigned long long)p);
-    }
-    if (uzram_check(d) != 0)
-        fail_msg("store check: %s", uzram_last_error());
-}
-
-static uint64_t stat_field(struct uzram *d, const char *attr, const char *name)
-{
-    char buf[4096];
-    assert_true(uzram_attr_show(d, attr, buf, sizeof buf) > 0);
-    const char *p = strstr(buf, name);
-    assert_non_null(p);
-    return strtoull(p + strlen(name) + 1, NULL, 10);
+    test_verify(d, pages, NPAGES, 1, 7);
 }
 
 /* A secondary with a dictionary: settling (groups and single pages)
@@ -232,9 +214,9 @@ static void test_secondary_dict_settles(void **state)
     assert_int_equal(uzram_attr_store(d, "idle", "all", 3), 0);
     assert_int_equal(uzram_attr_store(d, "recompress", "type=idle group=1 max_pages=1024", 32),
                      0);
-    assert_true(stat_field(d, "debug_stat", "recompressed") > 0);
+    assert_true(debug_stat(d, "recompressed") > 0);
     assert_int_equal(uzram_attr_store(d, "recompress", "settle", 6), 0);
-    assert_true(stat_field(d, "debug_stat", "settle_groups") > 0);
+    assert_true(debug_stat(d, "settle_groups") > 0);
     verify(d);
     /* pages use it: it stays */
     snprintf(p, sizeof p, "priority=1 dict=%s", dict_b);
@@ -383,7 +365,7 @@ static void test_train(void **state)
     assert_int_not_equal(ZDICT_getDictID(dict, len), 0);
     /* the pages stayed idle: type=idle still finds every one */
     assert_int_equal(uzram_attr_store(d, "recompress", "type=idle", 9), 0);
-    assert_true(stat_field(d, "debug_stat", "settle_pages") > NPAGES / 2);
+    assert_true(debug_stat(d, "settle_pages") > NPAGES / 2);
     verify(d);
     /* training on settled pages (groups of the secondary) works too */
     assert_int_equal(uzram_attr_store(d, "train_dict", out, strlen(out)), 0);

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "uzram.h"
+#include "lib/test_device.h"
 
 #define PAGE UZRAM_PAGE_SIZE
 #define NPAGES 2048
@@ -215,18 +216,6 @@ static void test_clone_under_io(void **state)
     assert_int_equal(uzram_pool_destroy(pool), 0);
 }
 
-/* A counter of debug_stat. */
-static unsigned long long dbg(struct uzram *d, const char *name)
-{
-    char buf[2048], key[64];
-    assert_true(uzram_attr_show(d, "debug_stat", buf, sizeof buf) > 0);
-    snprintf(key, sizeof key, "%s: ", name);
-    const char *at = strstr(buf, key);
-    if (!at)
-        fail_msg("debug_stat has no %s", name);
-    return strtoull(at + strlen(key), NULL, 10);
-}
-
 struct settle_job {
     struct uzram *dev;
     _Atomic int runs;
@@ -298,7 +287,7 @@ static void test_settle_under_clone_writes(void **state)
         }
         if (uzram_check(src) != 0)
             fail_msg("round %d: uzram_check: %s", round, uzram_last_error());
-        groups += dbg(src, "settle_groups");
+        groups += debug_stat(src, "settle_groups");
         for (int id = uzram_pool_next(pool, -1); id >= 0; id = uzram_pool_next(pool, -1))
             assert_int_equal(uzram_pool_remove(pool, id), 0);
         assert_int_equal(uzram_pool_destroy(pool), 0);

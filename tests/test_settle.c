@@ -21,6 +21,7 @@
 #include "slot.h"
 #include "recompress.h"
 #include "uzram.h"
+#include "lib/test_device.h"
 
 #define PAGE 4096u
 #define NPAGES 256u
@@ -63,21 +64,10 @@ static void make_page(uint8_t *pg, uint64_t p)
     }
 }
 
+/* Every page, whole and one in three alone (test_device.h). */
 static void verify(struct uzram *d)
 {
-    static uint8_t buf[NPAGES * PAGE];
-    assert_int_equal(uzram_read(d, buf, sizeof buf, 0), 0);
-    for (uint64_t p = 0; p < NPAGES; p++)
-        if (memcmp(buf + p * PAGE, model + p * PAGE, PAGE) != 0)
-            fail_msg("page %llu differs", (unsigned long long)p);
-    /* and page by page, which reads a part of each group */
-    for (uint64_t p = 0; p < NPAGES; p += 3) {
-        assert_int_equal(uzram_read(d, buf, PAGE, p * PAGE), 0);
-        if (memcmp(buf, model + p * PAGE, PAGE) != 0)
-            fail_msg("page %llu differs (read alone)", (unsigned long long)p);
-    }
-    if (uzram_check(d) != 0)
-        fail_msg("store check: %s", uzram_last_error());
+    test_verify(d, model, NPAGES, 0, 3);
 }
 
 static int st(struct uzram *d, const char *name, const char *v)
@@ -86,18 +76,6 @@ static int st(struct uzram *d, const char *name, const char *v)
     if (rc < 0)
         print_message("store %s=%s: %s\n", name, v, uzram_last_error());
     return rc;
-}
-
-/* A figure of debug_stat ("name: N"). */
-static unsigned long long dbg(struct uzram *d, const char *name)
-{
-    char buf[2048], key[64];
-    assert_true(uzram_attr_show(d, "debug_stat", buf, sizeof buf) > 0);
-    snprintf(key, sizeof key, "%s: ", name);
-    const char *at = strstr(buf, key);
-    if (!at)
-        fail_msg("debug_stat has no %s", name);
-    return strtoull(at + strlen(key), NULL, 10);
 }
 
 /* The state of device d's page p in its store (a pool device is a range
@@ -207,7 +185,7 @@ static void test_groups_with_dedup(void **state)
     uzram_get_stats(d, &s);
     assert_true(s.dedup_pages >= 32);   /* still shared */
     assert_true(after < before);
-    assert_true(dbg(d, "settle_pages") > 0);
+    assert_true(debug_stat(d, "settle_pages") > 0);
     verify(d);
     uzram_destroy(d);
 }
@@ -245,14 +223,14 @@ static void test_auto_then_settle(void **state)
         }
     }
     assert_true(grouped >= NPAGES / 4);
-    assert_true(dbg(d, "settle_groups") > 0);
+    assert_true(debug_stat(d, "settle_groups") > 0);
     /* at least a quarter less memory on these pages */
     assert_true(s1.mem_used_total * 4 <= before * 3);
     verify(d);
     /* a settled window is not settled again until written */
-    uint64_t sp = dbg(d, "settle_pages");
+    uint64_t sp = debug_stat(d, "settle_pages");
     assert_int_equal(st(d, "recompress", "settle"), 0);
-    assert_int_equal(dbg(d, "settle_pages"), sp);
+    assert_int_equal(debug_stat(d, "settle_pages"), sp);
     /* a page that turns hot again: a write breaks its group, and the
      * group's other pages read back as they were */
     make_page(model + 9 * PAGE, 9999);
@@ -270,12 +248,12 @@ static void test_recompress_idle(void **state)
     (void)state;
     struct uzram *d = make(8, "off");
     fill(d);
-    uint64_t gw = dbg(d, "group_writes");
+    uint64_t gw = debug_stat(d, "group_writes");
     assert_true(gw > 0);
     assert_int_equal(st(d, "idle", "all"), 0);
     uint64_t before = mem_used(d);
     assert_int_equal(st(d, "recompress", "type=idle"), 0);
-    assert_true(dbg(d, "recomp_groups") > 0);
+    assert_true(debug_stat(d, "recomp_groups") > 0);
     uzram_compact(d);
     assert_true(mem_used(d) < before);
     for (uint64_t p = 0; p < NPAGES; p += 8) {
@@ -301,15 +279,15 @@ static void test_policy_by_itself(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t want = NPAGES - NPAGES / 32;   /* all but the zero pages */
     for (;;) {
-        if (dbg(d, "settle_pages") >= want * 3 / 4)
+        if (debug_stat(d, "settle_pages") >= want * 3 / 4)
             break;
         clock_gettime(CLOCK_MONOTONIC, &t);
         if (t.tv_sec - t0.tv_sec > 10)
             fail_msg("the policy settled %llu pages in 10 s, want %llu",
-                     dbg(d, "settle_pages"), (unsigned long long)want * 3 / 4);
+                     debug_stat(d, "settle_pages"), (unsigned long long)want * 3 / 4);
         usleep(20000);
     }
-    assert_true(dbg(d, "settle_groups") > 0);
+    assert_true(debug_stat(d, "settle_groups") > 0);
     assert_int_equal(st(d, "recompress_policy", "off"), 0);
     uzram_compact(d);
     assert_true(mem_used(d) < before);
@@ -332,7 +310,7 @@ static void test_streams_at_rest(void **state)
     struct uzram_stats s0;
     uzram_get_stats(d, &s0);
     assert_int_equal(st(d, "recompress", "settle"), 0);
-    assert_true(dbg(d, "settle_pages") > 0);
+    assert_true(debug_stat(d, "settle_pages") > 0);
     uint64_t rest = uz_secondaries_bytes(d->store);
     assert_true(rest > 0);
     assert_false(atomic_load(&d->store->recomp_ready[0]));
@@ -346,17 +324,17 @@ static void test_streams_at_rest(void **state)
     for (uint64_t p = 0; p < NPAGES; p += 2)
         make_page(model + p * PAGE, p + 1000);
     assert_int_equal(uzram_write(d, model, sizeof model, 0), 0);
-    unsigned long long before = dbg(d, "settle_pages");
+    unsigned long long before = debug_stat(d, "settle_pages");
     assert_int_equal(st(d, "recompress_policy", "settle idle_secs=1 cpu=50"), 0);
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        if (dbg(d, "settle_pages") > before && !atomic_load(&d->store->recomp_ready[0]))
+        if (debug_stat(d, "settle_pages") > before && !atomic_load(&d->store->recomp_ready[0]))
             break;
         clock_gettime(CLOCK_MONOTONIC, &t);
         if (t.tv_sec - t0.tv_sec > 10)
             fail_msg("not settled and at rest in 10 s: %llu pages settled, ready %d",
-                     dbg(d, "settle_pages") - before, (int)atomic_load(&d->store->recomp_ready[0]));
+                     debug_stat(d, "settle_pages") - before, (int)atomic_load(&d->store->recomp_ready[0]));
         usleep(20000);
     }
     assert_int_equal(st(d, "recompress_policy", "off"), 0);
@@ -401,8 +379,8 @@ static void test_clones(void **state)
     for (uint64_t p = 8; p < NPAGES; p++)
         grouped += (peek(src, p) & SLOT_GROUP) != 0;
     assert_true(grouped >= NPAGES / 4);
-    assert_true(dbg(src, "settle_pages") > 0);
-    assert_true(dbg(src, "settle_groups") > 0);
+    assert_true(debug_stat(src, "settle_pages") > 0);
+    assert_true(debug_stat(src, "settle_groups") > 0);
     uzram_compact(src);
     assert_true(mem_used(src) < before);
     for (int i = 0; i < 3; i++)
