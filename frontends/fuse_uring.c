@@ -282,16 +282,27 @@ int uz_ring_probe(char *why, size_t size)
     return 0;
 }
 
+/* A cleared 128-byte SQE of q's ring, as *area (the whole of it); NULL if
+ * the SQ is full.  The command area (cmd[], declared empty) is its second
+ * half; the compiler is not told where the pointer came from. */
+static struct io_uring_sqe *get_sqe128(struct uz_ring_queue *q, void **area)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+    if (!sqe)
+        return NULL;
+    void *p = sqe;
+    __asm__("" : "+r"(p));
+    memset(p, 0, 2 * sizeof *sqe);
+    *area = p;
+    return sqe;
+}
+
 /* A command on /dev/fuse for entry e: REGISTER or COMMIT_AND_FETCH.  The
  * SQ has room for every entry, so there is always an SQE. */
 static void queue_cmd(struct uz_ring_queue *q, struct uz_ring_ent *e, unsigned op)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
-    /* SQE128: the command area (cmd[], declared empty) is the second
-     * half; the compiler is not told where the pointer came from */
-    void *p = sqe;
-    __asm__("" : "+r"(p));
-    memset(p, 0, 2 * sizeof *sqe);
+    void *p;
+    struct io_uring_sqe *sqe = get_sqe128(q, &p);
     sqe->opcode = IORING_OP_URING_CMD;
     sqe->fd = q->r->fd;
     sqe->cmd_op = op;
@@ -457,12 +468,10 @@ static bool serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
 /* Keep a read of the queue's eventfd in its ring. */
 static void queue_efd_read(struct uz_ring_queue *q)
 {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
+    void *p;
+    struct io_uring_sqe *sqe = get_sqe128(q, &p);
     if (!sqe)
         return;
-    void *p = sqe;
-    __asm__("" : "+r"(p));
-    memset(p, 0, 2 * sizeof *sqe);       /* SQE128 */
     io_uring_prep_read(sqe, q->efd, &q->efd_val, sizeof q->efd_val, 0);
     io_uring_sqe_set_data(sqe, EFD_TAG);
 }
