@@ -23,13 +23,24 @@
  * on each other in a cycle.  A single transfer takes the first free
  * connection from a rotating start (trylock), else waits for one.
  *
- * In flight.  Every request is libnbd aio: a batch of writeback issues
- * all its writes spread over the connections, then drives all their
- * sockets at once with poll(2) until each is answered or the deadline
- * (timeout=) passes.  The buffers are the callers' and are only
+ * In flight.  Every request is libnbd aio: a transfer (or a batch)
+ * issues all its writes spread over the connections, then drives all
+ * their sockets at once with poll(2) until each is answered or the
+ * deadline (timeout=) passes.  The buffers are the callers' and are only
  * referenced while the call runs: a connection that times out is closed
  * (nbd_close) before the call returns, so no late reply can land in a
  * buffer that has gone back to its owner.
+ *
+ * Senders.  Writeback batches (nbd_start) are not sent by the writer:
+ * they are queued for two sender threads (started at the first batch),
+ * each of which takes the oldest, sends it and waits for its answers
+ * (the second try included), then marks it done; nbd_finish waits for
+ * that.  So the writer fills batches while two are at the server and
+ * others wait their turn, and the socket's cost (on loopback, the
+ * receiver's TCP work too) is paid beside the filling, not after it.
+ * The queue's lock is a leaf, held only to queue, take and mark; a
+ * sender holds no connection between two batches, so it may wait for
+ * one, and never waits for anything of the writer's.
  *
  * Reconnection.  A connection that dies (the server went away, a reset,
  * a timeout) is closed; so is one found hung up when it is taken (an idle
@@ -414,8 +425,9 @@ static unsigned lock_conns(struct nbd_backing *nb, struct flight *f, unsigned wa
  * memory (a batch's blocks mostly do: they are allocated first free
  * first) go as one, up to REQ_BLOCKS.  Fewer, larger requests cost
  * fewer system calls and wake-ups on both sides than one a connection:
- * a batch of writeback_batch_size 32 is one request on one connection,
- * and the next batch goes on another while it is in flight. */
+ * a batch of writeback_batch_size 128 (the default) is one request on
+ * one connection, and the next batch goes on another while it is in
+ * flight. */
 static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n)
 {
     unsigned np = 0;
