@@ -28,21 +28,31 @@
  * Batches.  Where the backing device takes several transfers at once
  * (its batch > 1: an NBD remote), a run goes in batches of
  * writeback_batch_size pages: each page's slot is locked, its page
- * copied into the run's buffer (decompressed, or as the object when
- * compressed) and a block allocated; the batch is sent, and while it is
- * in flight the next one fills; when the next is sent, the first is
- * ended: the pages whose write succeeded are committed in slot order up
- * to the first failure, and that page and every later one (in that batch
- * and the next) stay in RAM with their blocks freed.  So the result is
- * the same as page by page: req->next is the first page that failed.
- * Shared pages (one record lock at a time) go page by page, after the
- * batches before them have ended.  A local file (batch 1) goes page by
- * page as before, through the streams' buffers.
+ * copied into the batch's buffer (decompressed, or as the object when
+ * compressed) and a block allocated; the batch is sent and the next one
+ * fills.  The batches are a ring of WB_DEPTH: up to WB_DEPTH - 1 in
+ * flight, oldest first, and one filling; when the ring is full, the
+ * oldest is ended after the newest is sent: the pages whose write
+ * succeeded are committed in slot order up to the first failure, and
+ * that page and every later one (in that batch and in every batch after
+ * it) stay in RAM with their blocks freed.  So the result is the same as
+ * page by page: req->next is the first page that failed.
+ *
+ * Shared pages are batched too.  The record's lock is held only while
+ * its page is copied (one record lock at a time; a primary stream taken
+ * before it), the slot's until its batch ends; at the end the record is
+ * locked again and committed if its state and handle are still those
+ * copied (else the block goes back: another run, or recompression,
+ * changed it meanwhile).  A slot whose record is already in a batch of
+ * the ring is skipped, as page by page it would find it written back.
+ * A local file (batch 1) goes page by page as before, through the
+ * streams' buffers.
  *
  * Locking: each page under its slot lock, a primary stream inside it, the
  * backing bitmap's lock inside that (src/README.md, "Lock order"); a
  * batch holds its slots' locks (ascending) until it ends, and while one
- * is in flight the next slot is only tried (README, lock 10).
+ * is in flight the next slot is only tried (README, lock 10), and if it
+ * is taken every batch in flight is ended before it is waited for.
  *
  * Groups (group.c) are never written back: their members carry no
  * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
@@ -50,7 +60,7 @@
  *
  * Buffers.  Page by page, all I/O goes through a stream's page/out
  * buffers, which are page-aligned (O_DIRECT): the data path allocates
- * nothing.  A batched run allocates its two batches' buffers once, at its
+ * nothing.  A batched run allocates its ring's buffers once, at its
  * start (and goes page by page if it cannot).
  *
  * Idle.  Every access stamps the slot's atime (20 bits of seconds in the
