@@ -375,7 +375,7 @@ static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, 
     }
     if (!strcmp(k, "group-pages")) {
         /* the group_pages attribute's words (the others the library
-         * checks at `up`: uz_up_check) */
+         * checks at `up`: up_check_section) */
         struct uzram_config c;
         uzram_config_init(&c);
         if (uzram_config_set(&c, "group_pages", v) < 0) {
