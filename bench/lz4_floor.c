@@ -8,10 +8,11 @@
  * the same way (MB/s over the thread's own CPU time), so the two divide.
  *
  *     cc -O2 -Wall bench/lz4_floor.c -llz4 -o /tmp/lz4_floor
- *     /tmp/lz4_floor FILE [ROUNDS]
+ *     /tmp/lz4_floor FILE [ROUNDS [ACCEL]]
  *
  * Output: min / median / max MB/s (10^6 bytes of input per CPU second of
- * this thread) over ROUNDS passes (default 7), and the bytes a store
+ * this thread) over ROUNDS passes (default 7), at lz4's acceleration
+ * ACCEL (default 1, uzram's and zram's default), and the bytes a store
  * would keep (pages over 3/4 of a page kept whole, as uzram's huge
  * pages).  Every page of the first pass is decompressed and compared.
  */
@@ -40,12 +41,13 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s PAGEFILE [ROUNDS]\n", argv[0]);
+        fprintf(stderr, "usage: %s PAGEFILE [ROUNDS [ACCEL]]\n", argv[0]);
         return 2;
     }
     int rounds = argc > 2 ? atoi(argv[2]) : 7;
-    if (rounds < 1 || rounds > 100) {
-        fprintf(stderr, "%s: ROUNDS: give 1 to 100\n", argv[0]);
+    int accel = argc > 3 ? atoi(argv[3]) : 1;
+    if (rounds < 1 || rounds > 100 || accel < 1 || accel > 65537) {
+        fprintf(stderr, "%s: ROUNDS: give 1 to 100; ACCEL: 1 to 65537\n", argv[0]);
         return 2;
     }
     FILE *f = fopen(argv[1], "rb");
@@ -71,7 +73,7 @@ int main(int argc, char **argv)
         double t0 = cpu_now();
         for (long i = 0; i < pages; i++) {
             const char *p = buf + i * PAGE;
-            int k = LZ4_compress_fast_extState(state, p, out, PAGE, (int)sizeof out, 1);
+            int k = LZ4_compress_fast_extState(state, p, out, PAGE, (int)sizeof out, accel);
             if (k <= 0) {
                 fprintf(stderr, "%s: page %ld does not compress\n", argv[0], i);
                 return 1;
@@ -89,8 +91,8 @@ int main(int argc, char **argv)
     int first = rounds > 1 ? 1 : 0;
     qsort(mbs + first, (size_t)(rounds - first), sizeof *mbs, cmp_double);
     int m = rounds - first;
-    printf("%s: %ld pages, lz4 alone %.0f / %.0f / %.0f MB/s (min / median / max of %d), keeps %ld bytes (%.3f)\n",
-           argv[1], pages, mbs[first], mbs[first + m / 2], mbs[rounds - 1], m, kept, (double)kept / (double)n);
+    printf("%s: %ld pages, acceleration %d, lz4 alone %.0f / %.0f / %.0f MB/s (min / median / max of %d), keeps %ld bytes (%.3f)\n",
+           argv[1], pages, accel, mbs[first], mbs[first + m / 2], mbs[rounds - 1], m, kept, (double)kept / (double)n);
     free(mbs);
     free(state);
     free(buf);
