@@ -7,7 +7,9 @@
 #     bench/writeback_nbd.sh            (REPEAT=5 rounds by default)
 #
 # Knobs: REPEAT=N, BATCH=writeback_batch_size, NBD_QUERY='connections=2',
-# NBDKIT_THREADS=N (the server's -t), CORPORA='perl sqlite', CAPTURE=0|1,
+# NBDKIT_THREADS=N (the server's -t: 1 by default, as docs/far-memory.md
+# sets up a memory server; 16 is nbdkit's own default), CORPORA='perl
+# sqlite', CAPTURE=0|1,
 # PIN=split (the uzram daemon on CPU 0, the server on CPU 1: as if the
 # server were another host) or PIN=same (both on CPU 0: one CPU pays for
 # both sides).
@@ -20,7 +22,7 @@
 # back ends one after the other, in alternating order:
 #     file  uzram mount DIR --backing-dev /dev/shm/FILE   (tmpfs)
 #     nbd   uzram mount DIR --backing-dev nbd://127.0.0.1:PORT/
-#           with the remote `nbdkit memory` on loopback TCP
+#           with the remote `nbdkit -t 1 memory` on loopback TCP
 # The pages are written to DIR/disk (dd oflag=direct), `idle all`, and
 # `echo idle > DIR/writeback` is timed: MiB/s of pages moved out (bd_stat
 # count x 4 KiB over the time).  Both raw (writeback_compressed=0) and
@@ -101,7 +103,8 @@ same) UZ_PIN="taskset -c 0" SRV_PIN="taskset -c 0" ;;
 '') ;;
 *) echo "PIN=split or PIN=same" >&2; exit 2 ;;
 esac
-$SRV_PIN nbdkit -f ${NBDKIT_THREADS:+-t $NBDKIT_THREADS} -i 127.0.0.1 -p "$PORT" memory 2G &
+NBDKIT_THREADS=${NBDKIT_THREADS:-1}
+$SRV_PIN nbdkit -f -t "$NBDKIT_THREADS" -i 127.0.0.1 -p "$PORT" memory 2G &
 SERVER_PID=$!
 for _ in $(seq 100); do nbdinfo --size "nbd://127.0.0.1:$PORT/" >/dev/null 2>&1 && break; sleep 0.1; done
 URI="nbd://127.0.0.1:$PORT/${NBD_QUERY:+?$NBD_QUERY}"
@@ -148,7 +151,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
         print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "writeback throughput, MiB/s of pages moved out: min / median / max over $REPEAT rounds"
-echo "$(nproc) CPUs, $(uname -r), nbdkit $(nbdkit --version | awk '{print $2}'), remote $URI (nbdkit memory${NBDKIT_THREADS:+, -t $NBDKIT_THREADS})${PIN:+, PIN=$PIN}"
+echo "$(nproc) CPUs, $(uname -r), nbdkit $(nbdkit --version | awk '{print $2}'), remote $URI (nbdkit -t $NBDKIT_THREADS memory)${PIN:+, PIN=$PIN}"
 # warm-up, not counted: first touch of the server's and the file's blocks
 first=$(echo $FILES | awk '{print $1}')
 run file "$first" 0 >/dev/null; run nbd "$first" 0 >/dev/null

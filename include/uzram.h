@@ -458,9 +458,10 @@ UZRAM_API void uzram_get_stats_size(struct uzram *dev, struct uzram_stats *st, s
  * writeback_limit writeback_limit_enable idle recomp_algorithm recompress,
  * and uzram's own: auto_compact (the footprint bound of automatic
  * compaction: "1.050", or "0" when off), writeback_compressed (0/1),
- * writeback_batch_size (zram's: pages one writeback run keeps in flight,
- * 1..128, default 32, where the backing device takes several at once, as
- * an NBD one does; kept across reset; a pool's setting),
+ * writeback_batch_size (zram's: pages a batch of a writeback run holds,
+ * 1..128, default 128 (zram's is 32), where the backing device takes
+ * several at once, as an NBD one does (up to three batches in flight);
+ * kept across reset; a pool's setting),
  * forward_threshold (bytes, 0 = off), group_pages (1, 2, 4, 8 or auto,
  * as the config's field; set while uninitialised, -EBUSY after, as
  * comp_algorithm), recompress_policy

@@ -606,9 +606,9 @@ static int store_writeback_compressed(struct uzram *dev, const struct val *v)
     return store_bool(&dev->store->wb_compressed, v, "writeback_compressed");
 }
 
-/* zram's writeback_batch_size: pages a writeback run keeps in flight at
- * once, where the backing device takes several (an NBD remote; a local
- * file goes page by page). */
+/* zram's writeback_batch_size: pages a batch of a writeback run holds,
+ * where the backing device takes several at once (an NBD remote, up to
+ * three batches in flight; a local file goes page by page). */
 static int show_writeback_batch_size(struct uzram *dev, char *buf, size_t size)
 {
     return emit(buf, size, 0, "%u\n", atomic_load(&dev->store->wb_batch));

@@ -46,7 +46,8 @@ struct uz_backing_ops {
      * batch meanwhile.  start returns 0 (*state for finish; NULL when it
      * is all done already) or -EAGAIN when it would have to wait for a
      * resource another batch in flight may hold and !may_wait (nothing
-     * done, nothing held). */
+     * done, nothing held).  (NBD queues the batch for its sender
+     * threads and never returns -EAGAIN.) */
     int (*start)(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait, void **state);
     void (*finish)(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state);
     void (*close)(struct uz_backing *b);

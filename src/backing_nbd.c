@@ -23,13 +23,24 @@
  * on each other in a cycle.  A single transfer takes the first free
  * connection from a rotating start (trylock), else waits for one.
  *
- * In flight.  Every request is libnbd aio: a batch of writeback issues
- * all its writes spread over the connections, then drives all their
- * sockets at once with poll(2) until each is answered or the deadline
- * (timeout=) passes.  The buffers are the callers' and are only
+ * In flight.  Every request is libnbd aio: a transfer (or a batch)
+ * issues all its writes spread over the connections, then drives all
+ * their sockets at once with poll(2) until each is answered or the
+ * deadline (timeout=) passes.  The buffers are the callers' and are only
  * referenced while the call runs: a connection that times out is closed
  * (nbd_close) before the call returns, so no late reply can land in a
  * buffer that has gone back to its owner.
+ *
+ * Senders.  Writeback batches (nbd_start) are not sent by the writer:
+ * they are queued for two sender threads (started at the first batch),
+ * each of which takes the oldest, sends it and waits for its answers
+ * (the second try included), then marks it done; nbd_finish waits for
+ * that.  So the writer fills batches while two are at the server and
+ * others wait their turn, and the socket's cost (on loopback, the
+ * receiver's TCP work too) is paid beside the filling, not after it.
+ * The queue's lock is a leaf, held only to queue, take and mark; a
+ * sender holds no connection between two batches, so it may wait for
+ * one, and never waits for anything of the writer's.
  *
  * Reconnection.  A connection that dies (the server went away, a reset,
  * a timeout) is closed; so is one found hung up when it is taken (an idle
@@ -58,6 +69,7 @@
 #define _GNU_SOURCE
 #include "backing.h"
 #include "error.h"
+#include "hash.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -65,15 +77,13 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 #include "dynlib.h"
 
@@ -128,13 +138,30 @@ static struct uz_dynlib nbd_lib = { UZ_SONAME_NBD, nbd_syms, 0 };
 #define DEFAULT_TIMEOUT_S 10
 #define RETRY_NS 1000000000ull   /* between connection attempts to a server that is away */
 #define BATCH 128                /* transfers in flight at most, per call */
-#define REQ_BLOCKS 32            /* blocks joined into one request at most (128 KiB) */
+#define REQ_BLOCKS 128           /* blocks joined into one request at most (512 KiB) */
+#define SENDERS 2                /* threads sending writeback batches */
+#define SENDER_STACK (256u * 1024)
 
 struct conn {
     pthread_mutex_t mu;
     struct nbd_handle *h;        /* NULL: down */
     uint64_t retry_at;           /* down after a failed attempt: not before this (ns) */
     unsigned deaths;             /* nb->deaths when it was made */
+};
+
+struct job;
+
+/* The senders: threads that send the writeback batches handed to them
+ * (nbd_start) and wait for their answers, so that the writer fills the
+ * next batches meanwhile (q: FIFO, under mu; done signalled on done). */
+struct senders {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    struct job *head, *tail;
+    unsigned n;                  /* threads running (started at the first batch) */
+    bool tried;                  /* started, or failed to: do not try again */
+    bool stop;
+    pthread_t th[SENDERS];
 };
 
 struct nbd_backing {
@@ -146,6 +173,7 @@ struct nbd_backing {
     uint32_t *sum;               /* per block: check of what was written (0: never) */
     size_t sum_len;
     struct conn conn[MAX_CONN];
+    struct senders snd;
     char uri[PATH_MAX];          /* what libnbd is given */
     char tls_user[64];           /* the TLS user unless the URI names one: the process's */
 };
@@ -159,7 +187,7 @@ static uint64_t now_ns(void)
 
 static uint32_t check_of(const void *buf, size_t n)
 {
-    return (uint32_t)(XXH3_64bits(buf, n) >> 32) | 1u;   /* never 0 */
+    return (uint32_t)(uz_hash(buf, n) >> 32) | 1u;   /* never 0; XXH3, AVX2 where the CPU has it */
 }
 
 /* Take our parameters out of uri's query into nb; the rest into nb->uri. */
@@ -397,8 +425,9 @@ static unsigned lock_conns(struct nbd_backing *nb, struct flight *f, unsigned wa
  * memory (a batch's blocks mostly do: they are allocated first free
  * first) go as one, up to REQ_BLOCKS.  Fewer, larger requests cost
  * fewer system calls and wake-ups on both sides than one a connection:
- * a batch of writeback_batch_size 32 is one request on one connection,
- * and the next batch goes on another while it is in flight. */
+ * a batch of writeback_batch_size 128 (the default) is one request on
+ * one connection, and the next batch goes on another while it is in
+ * flight. */
 static unsigned make_requests(struct pending *p, struct uz_bio *v, unsigned n)
 {
     unsigned np = 0;
@@ -592,21 +621,21 @@ static void settle(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigne
     }
 }
 
-/* Up to BATCH transfers, waited for: tried, then those whose connection
- * died tried once more. */
-static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n)
+/* Up to BATCH transfers of v[0..n) marked to do (err == 1), waited for:
+ * tried, then those whose connection died tried once more; the final
+ * errors and the checks set (settle).  The caller holds no connection
+ * (so it may wait for one). */
+static void rw_tries(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n,
+                     struct flight *f)
 {
-    struct flight f;
-    for (unsigned i = 0; i < n; i++)
-        v[i].err = 1;   /* to do */
     for (int attempt = 0; attempt < 2; attempt++) {
-        flight_start(nb, write, v, n, true, &f);
-        flight_finish(nb, &f);
+        flight_start(nb, write, v, n, true, f);
+        flight_finish(nb, f);
         bool again = false;
-        for (unsigned i = 0; i < f.np; i++)
-            if (f.p[i].bio->err < 0 && f.p[i].transport && attempt == 0)
-                for (unsigned k = 0; k < f.p[i].cnt; k++) {
-                    f.p[i].bio[k].err = 1;   /* once more, on a fresh connection */
+        for (unsigned i = 0; i < f->np; i++)
+            if (f->p[i].bio->err < 0 && f->p[i].transport && attempt == 0)
+                for (unsigned k = 0; k < f->p[i].cnt; k++) {
+                    f->p[i].bio[k].err = 1;   /* once more, on a fresh connection */
                     again = true;
                 }
         if (!again)
@@ -615,72 +644,148 @@ static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsig
     settle(nb, write, v, n);
 }
 
+static void rw_chunk(struct nbd_backing *nb, bool write, struct uz_bio *v, unsigned n)
+{
+    struct flight f;
+    for (unsigned i = 0; i < n; i++)
+        v[i].err = 1;   /* to do */
+    rw_tries(nb, write, v, n, &f);
+}
+
 static void nbd_rw(struct uz_backing *b, bool write, struct uz_bio *v, unsigned n)
 {
     for (unsigned i = 0; i < n; i += BATCH)
         rw_chunk(b->impl, write, v + i, n - i < BATCH ? n - i : BATCH);
 }
 
+/* A batch of writeback handed to the senders: its transfers, and the
+ * flight a sender sends them with. */
+struct job {
+    struct job *next;
+    struct uz_bio *v;
+    unsigned n;
+    bool done;                   /* under snd.mu: the results are in v */
+    struct flight f;
+};
+
+/* A sender: takes the oldest batch queued, sends it and waits for its
+ * answers (rw_tries: the second try of a write whose connection died
+ * included; the sender holds no connection between two jobs, so it may
+ * wait for one), then marks it done.  Two senders keep two batches at
+ * the server while the writer fills the next. */
+static void *sender_main(void *arg)
+{
+    struct nbd_backing *nb = arg;
+    struct senders *q = &nb->snd;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->work, &q->mu);
+        if (!q->head)
+            break;
+        struct job *j = q->head;
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        pthread_mutex_unlock(&q->mu);
+        rw_tries(nb, true, j->v, j->n, &j->f);
+        pthread_mutex_lock(&q->mu);
+        j->done = true;
+        pthread_cond_broadcast(&q->done);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Start the senders (q->mu held), once.  With none (pthread_create
+ * failed) batches are sent by the caller, waited for at once. */
+static void senders_start(struct nbd_backing *nb)
+{
+    struct senders *q = &nb->snd;
+    q->tried = true;
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    /* a small stack: a locked server (mlockall) pays for every byte */
+    pthread_attr_setstacksize(&ta, SENDER_STACK);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* signals stay the process's */
+    while (q->n < SENDERS && pthread_create(&q->th[q->n], &ta, sender_main, nb) == 0)
+        q->n++;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&ta);
+    if (q->n == 0)
+        uz_error(-EAGAIN, "backing_dev: %s: no sender thread; writeback batches are sent "
+                 "one at a time", nb->uri);
+}
+
 /* Writes in flight while the caller prepares more (backing.h,
- * uz_backing_write_start). */
+ * uz_backing_write_start): the batch is queued for the senders and
+ * start returns at once; never -EAGAIN (the caller holds no connection:
+ * the senders do). */
 static int nbd_start(struct uz_backing *b, struct uz_bio *v, unsigned n, bool may_wait,
                      void **state)
 {
+    (void)may_wait;
+    struct nbd_backing *nb = b->impl;
+    struct senders *q = &nb->snd;
     *state = NULL;
-    struct flight *f = n <= BATCH ? uz_malloc(sizeof *f) : NULL;
-    if (!f) {
-        if (!may_wait)
-            return -EAGAIN;
+    struct job *j = n <= BATCH ? uz_malloc(sizeof *j) : NULL;
+    pthread_mutex_lock(&q->mu);
+    if (!q->tried)
+        senders_start(nb);
+    if (!j || q->n == 0) {
+        pthread_mutex_unlock(&q->mu);
+        uz_free(j);
         nbd_rw(b, true, v, n);   /* done at once */
         return 0;
     }
     for (unsigned i = 0; i < n; i++)
         v[i].err = 1;
-    int err = flight_start(b->impl, true, v, n, may_wait, f);
-    if (err < 0) {
-        uz_free(f);
-        return err;
-    }
-    *state = f;
+    *j = (struct job){.v = v, .n = n};
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    *state = j;
     return 0;
 }
 
-/* The writes whose connection died (p[].transport) are tried once more on
- * a fresh connection, as reads are.  The caller may have another batch in
- * flight, holding connections: this one only tries the locks
- * (may_wait false), and when none is free the writes fail (their pages
- * stay in RAM). */
+/* Wait until a sender has done the batch (each v[i].err set, the checks
+ * of what went out kept).  A sender ends its batch within about 2 x
+ * timeout= (rw_tries). */
 static void nbd_finish(struct uz_backing *b, struct uz_bio *v, unsigned n, void *state)
 {
-    struct flight *f = state;
-    if (!f)
+    (void)v;
+    (void)n;
+    struct job *j = state;
+    if (!j)
         return;
-    struct nbd_backing *nb = b->impl;
-    flight_finish(nb, f);
-    bool again = false;
-    for (unsigned i = 0; i < f->np; i++)
-        if (f->p[i].bio->err < 0 && f->p[i].transport)
-            for (unsigned k = 0; k < f->p[i].cnt; k++) {
-                f->p[i].bio[k].err = 1;
-                again = true;
-            }
-    if (again) {
-        if (flight_start(nb, true, v, n, false, f) == -EAGAIN) {
-            for (unsigned i = 0; i < n; i++)
-                if (v[i].err == 1)
-                    v[i].err = uz_error(-EIO, "backing_dev: %s: connection lost, and no "
-                                        "other free to try the write again", nb->uri);
-        } else {
-            flight_finish(nb, f);
-        }
-    }
-    uz_free(f);
-    settle(nb, true, v, n);
+    struct senders *q = &((struct nbd_backing *)b->impl)->snd;
+    pthread_mutex_lock(&q->mu);
+    while (!j->done)
+        pthread_cond_wait(&q->done, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    uz_free(j);
 }
 
 static void nbd_close_all(struct uz_backing *b)
 {
     struct nbd_backing *nb = b->impl;
+    /* no batch is queued at close: every writeback has waited for its own */
+    struct senders *q = &nb->snd;
+    pthread_mutex_lock(&q->mu);
+    q->stop = true;
+    pthread_cond_broadcast(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    for (unsigned t = 0; t < q->n; t++)
+        pthread_join(q->th[t], NULL);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->done);
+    pthread_mutex_destroy(&q->mu);
     for (unsigned c = 0; c < nb->nconn; c++) {
         conn_drop(&nb->conn[c]);
         pthread_mutex_destroy(&nb->conn[c].mu);
@@ -749,6 +854,9 @@ int uz_backing_nbd_open(struct uz_backing *b, const char *uri)
     }
     for (unsigned c = 0; c < nb->nconn; c++)
         pthread_mutex_init(&nb->conn[c].mu, NULL);
+    pthread_mutex_init(&nb->snd.mu, NULL);
+    pthread_cond_init(&nb->snd.work, NULL);
+    pthread_cond_init(&nb->snd.done, NULL);
     nb->conn[0].h = h;
     /* the others now, so that a server that refuses a second connection
      * says so at open; one that fails later is retried on use */

@@ -341,8 +341,8 @@ struct uz_store {
     bool group_auto;                   /* group_pages auto: each write chooses */
     struct uz_recomp_algo recomp_algo[UZ_NR_SECONDARY]; /* the secondaries chosen */
     _Atomic bool wb_compressed;        /* write back / forward compressed */
-    _Atomic uint32_t wb_batch;         /* writeback_batch_size: pages a writeback run
-                                        * has in flight at once (1..UZ_WB_BATCH_MAX) */
+    _Atomic uint32_t wb_batch;         /* writeback_batch_size: pages a batch of a
+                                        * writeback run holds (1..UZ_WB_BATCH_MAX) */
     _Atomic uint32_t forward_threshold; /* compressed >= this: forward; 0 = off */
     _Atomic bool wb_limit_enable;
     _Atomic uint64_t wb_limit;         /* 4 KiB pages writeback may still write */

@@ -28,21 +28,31 @@
  * Batches.  Where the backing device takes several transfers at once
  * (its batch > 1: an NBD remote), a run goes in batches of
  * writeback_batch_size pages: each page's slot is locked, its page
- * copied into the run's buffer (decompressed, or as the object when
- * compressed) and a block allocated; the batch is sent, and while it is
- * in flight the next one fills; when the next is sent, the first is
- * ended: the pages whose write succeeded are committed in slot order up
- * to the first failure, and that page and every later one (in that batch
- * and the next) stay in RAM with their blocks freed.  So the result is
- * the same as page by page: req->next is the first page that failed.
- * Shared pages (one record lock at a time) go page by page, after the
- * batches before them have ended.  A local file (batch 1) goes page by
- * page as before, through the streams' buffers.
+ * copied into the batch's buffer (decompressed, or as the object when
+ * compressed) and a block allocated; the batch is sent and the next one
+ * fills.  The batches are a ring of WB_DEPTH: up to WB_DEPTH - 1 in
+ * flight, oldest first, and one filling; when the ring is full, the
+ * oldest is ended after the newest is sent: the pages whose write
+ * succeeded are committed in slot order up to the first failure, and
+ * that page and every later one (in that batch and in every batch after
+ * it) stay in RAM with their blocks freed.  So the result is the same as
+ * page by page: req->next is the first page that failed.
+ *
+ * Shared pages are batched too.  The record's lock is held only while
+ * its page is copied (one record lock at a time; a primary stream taken
+ * before it), the slot's until its batch ends; at the end the record is
+ * locked again and committed if its state and handle are still those
+ * copied (else the block goes back: another run, or recompression,
+ * changed it meanwhile).  A slot whose record is already in a batch of
+ * the ring is skipped, as page by page it would find it written back.
+ * A local file (batch 1) goes page by page as before, through the
+ * streams' buffers.
  *
  * Locking: each page under its slot lock, a primary stream inside it, the
  * backing bitmap's lock inside that (src/README.md, "Lock order"); a
  * batch holds its slots' locks (ascending) until it ends, and while one
- * is in flight the next slot is only tried (README, lock 10).
+ * is in flight the next slot is only tried (README, lock 10), and if it
+ * is taken every batch in flight is ended before it is waited for.
  *
  * Groups (group.c) are never written back: their members carry no
  * SLOT_OBJ, so no mode selects them (page_index= included); they stay in
@@ -50,7 +60,7 @@
  *
  * Buffers.  Page by page, all I/O goes through a stream's page/out
  * buffers, which are page-aligned (O_DIRECT): the data path allocates
- * nothing.  A batched run allocates its two batches' buffers once, at its
+ * nothing.  A batched run allocates its ring's buffers once, at its
  * start (and goes page by page if it cannot).
  *
  * Idle.  Every access stamps the slot's atime (20 bits of seconds in the
@@ -176,23 +186,48 @@ struct wb_batch {
         struct uz_slot *s;
         uint32_t keep;                 /* the state bits the slot keeps */
         size_t clen;                   /* 0: the raw page */
+        int64_t rec;                   /* a shared page: its record (else -1) */
+        uint32_t rstate;               /* ... and the record's state and handle */
+        uint64_t rh;                   /* when it was copied */
     } item[UZ_WB_BATCH_MAX];
 };
 
-/* Two batches: one filling while the one before it is in flight. */
+/* Batches in a ring: b[head..head+nfly) in flight, oldest first, and the
+ * one after them filling.  Up to WB_DEPTH - 1 in flight at once. */
+#define WB_DEPTH 4
 struct wb_pipe {
     unsigned max;                      /* pages per batch */
-    struct wb_batch *cur, *fly;        /* fly: in flight, or NULL */
-    struct wb_batch b[2];
+    unsigned head, nfly;
+    struct wb_batch b[WB_DEPTH];
 };
 
+static struct wb_batch *pipe_cur(struct wb_pipe *p)
+{
+    return &p->b[(p->head + p->nfly) % WB_DEPTH];
+}
+
+/* Is record rec already going out in one of p's batches (another slot
+ * sharing it came first)? */
+static bool pipe_has_rec(struct wb_pipe *p, int64_t rec)
+{
+    for (unsigned k = 0; k <= p->nfly; k++) {
+        struct wb_batch *w = &p->b[(p->head + k) % WB_DEPTH];
+        for (unsigned j = 0; j < w->n; j++)
+            if (w->item[j].rec == rec)
+                return true;
+    }
+    return false;
+}
+
 /* Copy a locked slot's page (state f, qualifying) into the filling batch
- * and give it a block.  0 or the error (nothing added). */
+ * and give it a block.  src is the slot, or for a shared page (rec >= 0)
+ * its record, locked, with st a primary stream taken before the record
+ * (src/README.md, "Lock order").  0 or the error (nothing added). */
 static int batch_add(struct uz_store *dev, struct wb_batch *w, uint64_t idx, struct uz_slot *s,
-                     uint32_t f)
+                     struct uz_slot *src, uint32_t f, int64_t rec, struct uz_stream *st)
 {
     struct uz_backing *b = dev->bd;
-    uint64_t h = slot_handle(s);
+    uint64_t h = slot_handle(src);
     size_t size = uz_obj_bytes(dev, f, h);
     const uint8_t *obj = dev->aops->map(dev->alloc, h);
     uint8_t *buf = w->buf + (size_t)w->n * PAGE;
@@ -203,7 +238,7 @@ static int batch_add(struct uz_store *dev, struct wb_batch *w, uint64_t idx, str
         memcpy(buf, obj, size);
         clen = size;
         memset(buf + clen, 0, PAGE - clen);   /* no stale bytes out; the whole block may go */
-    } else if (uz_decompress(dev, slot_prio(f), obj, size, buf, NULL) < 0) {
+    } else if (uz_decompress(dev, slot_prio(f), obj, size, buf, st) < 0) {
         return uz_error(-EIO, "writeback: page %llu does not decompress", (unsigned long long)idx);
     }
     uint64_t blk;
@@ -218,6 +253,9 @@ static int batch_add(struct uz_store *dev, struct wb_batch *w, uint64_t idx, str
     w->item[w->n].s = s;
     w->item[w->n].keep = keep;
     w->item[w->n].clen = clen;
+    w->item[w->n].rec = rec;
+    w->item[w->n].rstate = uz_slot_state(src);
+    w->item[w->n].rh = h;
     w->n++;
     return 0;
 }
@@ -239,9 +277,26 @@ static int batch_end(struct uz_store *dev, struct wb_batch *w, struct uz_wb_req 
             err = e;
             *first_bad = w->item[j].idx;
         }
+        bool gone = false;   /* a shared page's record changed meanwhile */
         if (!drop && err == 0) {
             uint64_t wh = w->bio[j].blk | (uint64_t)w->item[j].clen << WB_LEN_SHIFT;
-            uz_slot_commit(dev, w->item[j].idx, w->item[j].s, SLOT_WB | w->item[j].keep, wh, 0);
+            int64_t rec = w->item[j].rec;
+            if (rec < 0) {
+                uz_slot_commit(dev, w->item[j].idx, w->item[j].s, SLOT_WB | w->item[j].keep, wh, 0);
+            } else {
+                /* the record's lock again (under the slot's, which kept
+                 * the record alive): committed if nobody changed it since
+                 * it was copied (recompressed, written back by another
+                 * run); else the block goes back, the page stays where
+                 * it now is */
+                struct uz_shared *r = uz_shared_get(dev, (uint32_t)rec);
+                gone = uz_slot_state(&r->s) != w->item[j].rstate || slot_handle(&r->s) != w->item[j].rh;
+                if (!gone)
+                    uz_shared_commit(dev, (uint32_t)rec, r, SLOT_WB | w->item[j].keep, wh, 0);
+                uz_shared_put(dev, (uint32_t)rec, r);
+            }
+        }
+        if (!drop && err == 0 && !gone) {
             atomic_fetch_add_explicit(&dev->ev.written_back, 1, memory_order_relaxed);
             req->done++;
         } else {
@@ -257,50 +312,68 @@ static int batch_end(struct uz_store *dev, struct wb_batch *w, struct uz_wb_req 
     return err;
 }
 
-/* Send the filling batch; end the one in flight before it (it was sent
- * first, so its pages come first).  Afterwards the sent batch is in
- * flight and the other one fills.  0 or the first failure (then nothing
- * is in flight and every page not written back is in RAM). */
+/* End the oldest batch in flight (see batch_end). */
+static int pipe_end_oldest(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req,
+                           bool drop, uint64_t *bad)
+{
+    struct wb_batch *w = &p->b[p->head];
+    p->head = (p->head + 1) % WB_DEPTH;
+    p->nfly--;
+    return batch_end(dev, w, req, drop, bad);
+}
+
+/* End every batch in flight, oldest first: committed up to the first
+ * failure, every batch after it dropped.  0 or that failure. */
+static int pipe_end_all(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req,
+                        uint64_t *bad)
+{
+    int err = 0;
+    while (p->nfly) {
+        int e = pipe_end_oldest(dev, p, req, err < 0, bad);
+        if (err == 0)
+            err = e;
+    }
+    return err;
+}
+
+/* Send the filling batch; when the ring is full, end the oldest in
+ * flight (sent first, so its pages come first) after it.  Afterwards
+ * the sent batch is in flight and the next one fills.  0 or the first
+ * failure (then nothing is in flight and every page not written back is
+ * in RAM). */
 static int pipe_push(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req, uint64_t *bad)
 {
-    struct wb_batch *cur = p->cur, *prev = p->fly;
+    struct wb_batch *cur = pipe_cur(p);
     int err = 0;
-    /* without waiting while our own batch holds what it would wait for */
-    if (uz_backing_write_start(dev->bd, cur->bio, cur->n, prev == NULL, &cur->fl) == -EAGAIN) {
-        p->fly = NULL;
-        err = batch_end(dev, prev, req, false, bad);
+    /* without waiting while our own batches hold what it would wait for */
+    while (uz_backing_write_start(dev->bd, cur->bio, cur->n, p->nfly == 0, &cur->fl) == -EAGAIN) {
+        err = pipe_end_oldest(dev, p, req, false, bad);
         if (err < 0) {
+            pipe_end_all(dev, p, req, bad);   /* dropped: after the failure */
             batch_end(dev, cur, req, true, bad);
             return err;
         }
-        prev = NULL;
-        uz_backing_write_start(dev->bd, cur->bio, cur->n, true, &cur->fl);
     }
     cur->sent = true;
-    if (prev) {
-        p->fly = NULL;
-        err = batch_end(dev, prev, req, false, bad);
+    p->nfly++;
+    if (p->nfly == WB_DEPTH) {
+        err = pipe_end_oldest(dev, p, req, false, bad);
         if (err < 0) {
-            batch_end(dev, cur, req, true, bad);
+            while (p->nfly)
+                pipe_end_oldest(dev, p, req, true, bad);
             return err;
         }
     }
-    p->fly = cur;
-    p->cur = cur == &p->b[0] ? &p->b[1] : &p->b[0];
     return 0;
 }
 
 /* Everything batched out and ended: 0 or the first failure. */
 static int pipe_drain(struct uz_store *dev, struct wb_pipe *p, struct uz_wb_req *req, uint64_t *bad)
 {
-    int err = p->cur->n ? pipe_push(dev, p, req, bad) : 0;
-    if (p->fly) {
-        int e = batch_end(dev, p->fly, req, err < 0, bad);
-        p->fly = NULL;
-        if (err == 0)
-            err = e;
-    }
-    return err;
+    int err = pipe_cur(p)->n ? pipe_push(dev, p, req, bad) : 0;
+    if (err < 0)
+        return err;
+    return pipe_end_all(dev, p, req, bad);
 }
 
 int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
@@ -317,27 +390,31 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
      * batch) and writeback_batch_size allows: a batch fills while the one
      * before is in flight.  The buffers are the run's; without them the
      * run goes page by page. */
-    struct wb_pipe pipe, *p = NULL;
+    struct wb_pipe *p = NULL;
     unsigned max = atomic_load(&dev->wb_batch);
     if (max > dev->bd->batch)
         max = dev->bd->batch;
     if (max > 1) {
-        uint8_t *buf = uz_malloc_aligned(PAGE, (size_t)max * PAGE * 2);
+        p = uz_malloc(sizeof *p);
+        uint8_t *buf = p ? uz_malloc_aligned(PAGE, (size_t)max * PAGE * WB_DEPTH) : NULL;
         if (buf) {
-            p = &pipe;
             p->max = max;
-            for (int k = 0; k < 2; k++) {
+            p->head = p->nfly = 0;
+            for (int k = 0; k < WB_DEPTH; k++) {
                 p->b[k].n = 0;
                 p->b[k].sent = false;
                 p->b[k].buf = buf + (size_t)k * max * PAGE;
             }
-            p->cur = &p->b[0];
-            p->fly = NULL;
+        } else {
+            uz_free(p);
+            p = NULL;
         }
     }
     uint64_t bad = 0;
     for (i = uz_next_used(dev, req->lo, hi); i < hi; i = uz_next_used(dev, i + 1, hi)) {
-        uint64_t queued = p ? p->cur->n + (p->fly ? p->fly->n : 0) : 0;
+        uint64_t queued = 0;
+        for (unsigned k = 0; p && k <= p->nfly; k++)
+            queued += p->b[(p->head + k) % WB_DEPTH].n;
         if (req->max_pages && req->done + queued >= req->max_pages)
             break;
         uint32_t f0 = uz_slot_peek(dev, i);
@@ -345,19 +422,18 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
         if (!(f0 & SLOT_SHARED) && !wb_wanted(req, f0, now))
             continue;
         struct uz_slot *s;
-        if (p && p->fly) {
-            /* a batch in flight holds backing resources (NBD connections)
-             * that a reader holding this slot's lock may be waiting for:
-             * the lock is only tried, and if it is taken the batch in
-             * flight is ended before we wait for it */
+        if (p && p->nfly) {
+            /* batches in flight may hold backing resources (NBD
+             * connections) that a reader holding this slot's lock may be
+             * waiting for: the lock is only tried, and if it is taken the
+             * batches in flight are ended before we wait for it */
             uz_varray_pin(&dev->slots, i);
             s = uz_slot_at(dev, i);
             if (!uz_slot_trylock(s)) {
-                err = batch_end(dev, p->fly, req, false, &bad);
-                p->fly = NULL;
+                err = pipe_end_all(dev, p, req, &bad);
                 if (err < 0) {
                     uz_varray_unpin(&dev->slots, i);
-                    batch_end(dev, p->cur, req, true, &bad);
+                    batch_end(dev, pipe_cur(p), req, true, &bad);
                     i = bad;
                     break;
                 }
@@ -367,18 +443,42 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
             s = uz_slot_get(dev, i);
         }
         uint32_t f = atomic_load_explicit(&s->flags, memory_order_relaxed);
-        if (p && !(f & SLOT_SHARED)) {
+        if (p) {
             /* batched: the slot stays locked until its batch ends (slot
-             * locks in ascending order, src/README.md) */
-            if (!wb_wanted(req, f, now)) {
-                uz_slot_put(dev, i, s);
-                continue;
+             * locks in ascending order, src/README.md).  A shared page is
+             * copied under its record's lock, which is then let go (one
+             * record lock at a time): batch_end takes it again to commit */
+            struct uz_shared *r = NULL;
+            struct uz_stream *st = NULL;
+            int64_t rec = -1;
+            uint32_t fv = f;
+            if (f & SLOT_SHARED) {
+                rec = (uint32_t)slot_handle(s);
+                if (pipe_has_rec(p, rec)) {
+                    uz_slot_put(dev, i, s);   /* going out already, for an earlier slot */
+                    continue;
+                }
+                st = uz_stream_get(&dev->streams);
+                r = uz_shared_get(dev, (uint32_t)rec);
+                fv = uz_shared_view(dev, f, (uint64_t)rec);
             }
-            if (!take_limit(dev))
+            if (!wb_wanted(req, fv, now)) {
+                err = 1;
+            } else if (!take_limit(dev)) {
                 err = uz_error(-EIO, "writeback: writeback_limit reached");
-            else if ((err = batch_add(dev, p->cur, i, s, f & SLOT_STATE)) < 0) {
+            } else if ((err = batch_add(dev, pipe_cur(p), i, s, r ? &r->s : s, fv & SLOT_STATE, rec,
+                                        st)) < 0) {
                 give_back_limit(dev);
                 atomic_fetch_add_explicit(&dev->ev.wb_failed, 1, memory_order_relaxed);
+            }
+            if (r) {
+                uz_shared_put(dev, (uint32_t)rec, r);
+                uz_stream_put(st);
+            }
+            if (err == 1) {
+                err = 0;
+                uz_slot_put(dev, i, s);
+                continue;
             }
             if (err < 0) {
                 uz_slot_put(dev, i, s);
@@ -388,19 +488,13 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
                     err = ferr, i = bad;
                 break;
             }
-            if (p->cur->n == p->max && (err = pipe_push(dev, p, req, &bad)) < 0) {
+            if (pipe_cur(p)->n == p->max && (err = pipe_push(dev, p, req, &bad)) < 0) {
                 i = bad;
                 break;
             }
             continue;
         }
-        /* a shared page (one record lock at a time), or no batch: this
-         * page alone, after the pages batched before it */
-        if (p && (err = pipe_drain(dev, p, req, &bad)) < 0) {
-            uz_slot_put(dev, i, s);
-            i = bad;
-            break;
-        }
+        /* no batch: this page alone */
         struct uz_shared *r = NULL;
         struct uz_stream *st = NULL;
         int64_t rec = -1;
@@ -439,6 +533,7 @@ int uz_writeback(struct uz_store *dev, struct uz_wb_req *req)
         if (ferr < 0 && err == 0)
             err = ferr, i = bad;
         uz_free(p->b[0].buf);
+        uz_free(p);
     }
     req->next = i;
     return err;

@@ -12,8 +12,11 @@
  * seconds (0: all).  Cannot fail. */
 void uz_idle_mark(struct uz_store *dev, uint64_t lo, uint64_t hi, uint32_t min_age);
 
-/* writeback_batch_size: its default (zram's) and its bound */
-#define UZ_WB_BATCH_DEFAULT 32
+/* writeback_batch_size: its default and its bound.  zram's default is
+ * 32; here 128, since only an NBD remote batches (a file goes page by
+ * page) and there a batch is one request of 128 joined blocks: a
+ * quarter of the wake-ups of 32 on each side (docs/far-memory.md) */
+#define UZ_WB_BATCH_DEFAULT 128
 #define UZ_WB_BATCH_MAX 128
 
 enum { WB_IDLE = 1, WB_HUGE = 2, WB_INCOMP = 4, WB_ANY = 8, WB_AGE = 16 };

@@ -26,8 +26,14 @@
 #      batches of 4 pages: writeback run until done, every failure leaving
 #      its page in RAM; reads failing with EIO, counted, and read again:
 #      zero wrong bytes, zero pages lost, the failures counted.
+#   4. several batches in flight with the middle one failing (a server of
+#      the test's own, nbdkit sh, failing one request once): the batches
+#      before it out, the pages of it and of the batches after it (sent,
+#      written at the server) in RAM, every page right; then the rest.
+#   5. shared pages (dedup) in batches: each page four times in a row,
+#      one block a distinct page, every page right.
 #
-# Needs root, /dev/fuse, nbdkit (memory, file, error and delay filters,
+# Needs root, /dev/fuse, nbdkit (memory, file and sh plugins, error and delay filters,
 # TLS), python3; exits 77 otherwise.  Env: UZ_BUILD, UZ_CORPUS.
 set -euo pipefail
 
@@ -37,6 +43,7 @@ for f in error delay log; do
     nbdkit --dump-plugin memory --filter="$f" >/dev/null 2>&1 || skip "no nbdkit $f filter"
 done
 nbdkit file --dump-plugin >/dev/null 2>&1 || skip "no nbdkit file plugin"
+nbdkit sh --dump-plugin >/dev/null 2>&1 || skip "no nbdkit sh plugin"
 nbdkit --dump-config | grep -q '^tls=yes' || skip "nbdkit built without TLS"
 
 fuse_setup nbd-far
@@ -240,4 +247,100 @@ echo "1% of reads failing: failed_reads $fr, bd_failed $(dstat bd_failed), 0 wro
 [ "$fr" -gt "$fails0" ] || fail "no read failure counted with error-pread-rate=1%"
 umount_dev
 kill_server e3
+
+# ---------------------------------------------------------------- 4
+step "4. several batches in flight, the middle one failing: the pages after it stay in RAM"
+# A server of our own (nbdkit sh, 40 ms a write) that fails one request,
+# the 6th batch's (blocks 40..47, batches of 8 pages), once; it logs every
+# write it is sent.  The batches after it are at the server, or on their
+# way, when it fails: their writes land, but their pages must stay in RAM
+# (results committed in slot order up to the first failure).
+truncate -s 0 "$FILEIMG"; truncate -s 64M "$FILEIMG"
+FAILOFF=$((40 * 4096))
+touch "$WORK/fail.once"
+cat > "$WORK/one_fails.sh" <<SH
+#!/bin/bash
+case "\$1" in
+get_size) echo 67108864 ;;
+can_write|can_multi_conn) exit 0 ;;
+can_flush|can_trim|can_zero|can_extents) exit 3 ;;
+thread_model) echo parallel ;;
+pread) exec dd if="$FILEIMG" skip="\$4" count="\$3" iflag=skip_bytes,count_bytes status=none ;;
+pwrite)
+    echo "\$4 \$3" >> "$WORK/writes.log"
+    sleep 0.04
+    if [ "\$4" = $FAILOFF ] && rm "$WORK/fail.once" 2>/dev/null; then
+        echo "EIO injected at \$4" >&2; exit 1
+    fi
+    exec dd of="$FILEIMG" seek="\$4" oflag=seek_bytes conv=notrunc bs=64K iflag=fullblock status=none ;;
+*) exit 2 ;;
+esac
+SH
+chmod +x "$WORK/one_fails.sh"
+PORT=$(free_port)
+serve m1 -i 127.0.0.1 -p "$PORT" -- sh "$WORK/one_fails.sh"
+mount_with "nbd://127.0.0.1:$PORT/?timeout=10"
+echo 8 > "$DIR/writeback_batch_size"
+fill
+echo all > "$DIR/idle"
+if (echo idle > "$DIR/writeback") 2>"$WORK/wb.err"; then fail "writeback succeeded with a batch failing"; fi
+[ ! -e "$WORK/fail.once" ] || fail "the failing request was never sent"
+n=$(field bd_stat 1)
+after=$(awk -v f="$FAILOFF" '$1 > f' "$WORK/writes.log" | wc -l)
+echo "writeback failed ($(grep -o 'Input/output error' "$WORK/wb.err")); $n pages out (the 5 batches before the failure)," \
+     "writeback_failed $(dstat writeback_failed); $after write requests after the failing one" \
+     "reached the server, their pages kept in RAM"
+[ "$n" = 40 ] || fail "$n pages out, not 40 (the batches before the failing one)"
+[ "$after" -ge 1 ] || fail "no batch was in flight after the failing one (writes.log: $(tr '\n' ' ' < "$WORK/writes.log"))"
+[ "$(dstat writeback_failed)" -ge 8 ] || fail "the failed batch's pages were not counted in writeback_failed"
+dropcache
+out=$(verify) || { echo "$out"; fail "wrong bytes or pages lost after a failure in the middle"; }
+echo "$out"
+# the rest, through a quick server on the same blocks (the sh one forks a
+# shell a request): the connections are made again
+kill_server m1 KILL
+serve m2 -i 127.0.0.1 -p "$PORT" -- file "$FILEIMG"
+echo all > "$DIR/idle"   # (the reads made them hot)
+echo idle > "$DIR/writeback" || fail "the second writeback failed: $(cat "$DIR/debug_stat")"
+n=$(field bd_stat 1)
+[ "$n" = "$OUT" ] || fail "$n pages out after the second writeback, not $OUT"
+dropcache
+out=$(verify) || { echo "$out"; fail "wrong bytes or pages lost after the second writeback"; }
+echo "second writeback: $n pages out; $out"
+umount_dev
+kill_server m2
+
+# ---------------------------------------------------------------- 5
+step "5. shared (deduplicated) pages in the batches"
+# each page four times in a row: a batch holds a record's slots together
+# (the first one sends it, the others find it going out already)
+python3 - "$WORK/data" <<'PY'
+import sys
+d = open(sys.argv[1], "rb").read()
+pages = [d[i * 4096:(i + 1) * 4096] for i in range(1024)]
+out = b"".join(pages[k // 4] for k in range(4096))
+open(sys.argv[1], "wb").write(out)
+distinct = {p for p in pages if p != p[:8] * 512}
+print(len(distinct), file=open(sys.argv[1] + ".distinct", "w"))
+PY
+PORT=$(free_port)
+serve d1 -i 127.0.0.1 -p "$PORT" -- memory 64M
+mount_with "nbd://127.0.0.1:$PORT/"
+echo 1 > "$DIR/dedup"
+echo 8 > "$DIR/writeback_batch_size"
+fill
+echo all > "$DIR/idle"
+echo idle > "$DIR/writeback" || fail "writeback of shared pages failed"
+n=$(field bd_stat 1)
+want=$(cat "$WORK/data.distinct")
+echo "4096 pages, $want distinct: $n blocks written back; dedup_stat: $(cat "$DIR/dedup_stat" | head -1)"
+[ "$n" = "$want" ] || fail "$n blocks out, not $want (one a shared page)"
+[ "$(field bd_stat 3)" = "$want" ] || fail "$(field bd_stat 3) blocks written, not $want (a shared page sent twice)"
+[ "$(dstat writeback_failed)" = 0 ] || fail "writes failed"
+dropcache
+out=$(verify) || { echo "$out"; fail "wrong bytes or pages lost with shared pages written back"; }
+echo "$out"
+umount_dev
+kill_server d1
+
 echo "nbd_far: ok"
