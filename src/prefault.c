@@ -169,7 +169,7 @@ void uz_prefault_top(struct uz_prefault *pf, uint32_t top, uint64_t used)
 {
     if (!alive(pf))
         return;
-    uint64_t want = used / 512;
+    uint64_t want = used / 2048;
     uint32_t ahead = want < PF_MIN ? PF_MIN : want > PF_MAX ? PF_MAX : (uint32_t)want;
     atomic_store_explicit(&pf->ahead, ahead, memory_order_relaxed);
     uint32_t old = atomic_load_explicit(&pf->top, memory_order_relaxed);

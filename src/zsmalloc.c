@@ -160,6 +160,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -669,6 +670,8 @@ static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint6
 {
     if (size == 0 || size > ZS_PAGE)
         return uz_error(-EINVAL, "zsmalloc: object size %zu out of 1..%u", size, ZS_PAGE);
+    if (a->backref_limit && (backref & ~UZ_BACKREF_SHARED) >= a->backref_limit)
+        return uz_error(-EINVAL, "zsmalloc: backref %#x not below the limit %u", backref, a->backref_limit);
     if (size > a->huge_max)
         return huge_alloc(a, size, backref, handle);
     uint32_t c = a->bucket_class[bucket_of(size)];
@@ -1113,7 +1116,7 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
         return perr;
 
     /* every descriptor below hwm */
-    uint64_t live[256] = { 0 }, huge = 0, huge_bytes = 0, vacant = 0, empty = 0, packs = 0, warm = 0;
+    uint64_t live[ZS_NBUCKETS] = { 0 }, huge = 0, huge_bytes = 0, vacant = 0, empty = 0, packs = 0, warm = 0;
     for (uint32_t id = 0; id < a->hwm; id++) {
         struct zspage *z = zs_desc(a, id);
         uint32_t len;
@@ -1227,10 +1230,39 @@ static int zs_check(struct uz_allocator *a)
 
 /* ---- create / destroy ----------------------------------------------------- */
 
+/* UZ_ZS_DUMP=1 in the environment (for measuring, as UZ_PREFAULT=0 is):
+ * at destroy, one line per size class in use (cell, layout, live
+ * objects and bytes, committed pages, what they lose: rounding to the
+ * cell, header and slack, free cells and tails) and one for the pack. */
+static void zs_dump(struct uz_allocator *a)
+{
+    for (uint32_t c = 0; c < a->nclasses; c++) {
+        struct zs_class *cl = &a->classes[c];
+        uint64_t packb = atomic_load(&cl->pack_bytes);
+        if (!cl->inuse && !packb)
+            continue;
+        uint64_t round = cl->inuse * cl->payload - cl->obj_bytes;
+        uint64_t hdr = cl->inuse * ZS_HDR + cl->zspages * cl->table;
+        uint64_t free = cl->pages * ZS_PAGE - cl->inuse * cl->cell - cl->zspages * cl->table;
+        fprintf(stderr, "zsmalloc class %u: cell %u, %u objects in %u pages; %llu objects, %llu bytes, "
+                "%llu pages; rounding %llu, headers %llu, free %llu; in the pack %llu bytes\n",
+                c, cl->cell, cl->objs, cl->run_pages, (unsigned long long)cl->inuse,
+                (unsigned long long)cl->obj_bytes, (unsigned long long)cl->pages,
+                (unsigned long long)round, (unsigned long long)hdr, (unsigned long long)free,
+                (unsigned long long)packb);
+    }
+    fprintf(stderr, "zsmalloc pack: %llu records, %llu bytes, headers of %u bytes, %llu pages, %llu bytes free or dead\n",
+            (unsigned long long)a->pack.objects, (unsigned long long)a->pack.obj_bytes, a->pack_hdr,
+            (unsigned long long)a->pack.pages,
+            (unsigned long long)(a->pack.pages * ZS_PAGE - a->pack.rec_bytes));
+}
+
 static void zs_destroy(struct uz_allocator *a)
 {
     if (!a)
         return;
+    if (getenv("UZ_ZS_DUMP"))
+        zs_dump(a);
     uz_prefault_stop(&a->pf);
     uz_vm_unreserve(a->arena, a->arena_bytes);
     uz_vm_unreserve(a->desc, a->desc_bytes);
@@ -1307,6 +1339,8 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
         a->huge.head[g] = ZS_NONE;
     zs_pack_init(a);
     a->dense_bytes = p->dense_bytes ? p->dense_bytes : ZS_DENSE_DEFAULT;
+    a->backref_limit = p->backref_limit;
+    a->pack_hdr = p->backref_limit && p->backref_limit <= ZS_PACK_SHORT_LIMIT ? ZS_PACK_HDR_SHORT : ZS_PACK_HDR;
     a->empty_head = ZS_NONE;
     a->warm_head = ZS_NONE;
     for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)
