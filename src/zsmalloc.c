@@ -662,8 +662,11 @@ int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uin
  * zspages of its own. */
 bool zs_class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra)
 {
-    return cl->obj_bytes + extra + atomic_load_explicit(&cl->pack_bytes, memory_order_relaxed) >=
-           a->dense_bytes;
+    uint64_t dense = a->dense_bytes;
+    if (atomic_load_explicit(&a->frees, memory_order_relaxed) * 8 >
+        atomic_load_explicit(&a->objects, memory_order_relaxed))
+        dense /= ZS_DENSE_CHURN_DIV;
+    return cl->obj_bytes + extra + atomic_load_explicit(&cl->pack_bytes, memory_order_relaxed) >= dense;
 }
 
 static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
@@ -733,6 +736,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
     if (!z)
         return;
     uint32_t id = handle_id(h), idx = handle_idx(h);
+    atomic_fetch_add_explicit(&a->frees, 1, memory_order_relaxed);
     if (z->cls == ZS_CLS_PACK) {
         zs_pack_free(a, id, idx);
         return;

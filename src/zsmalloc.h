@@ -55,7 +55,8 @@
 #define ZS_PACK_NOPEN (ZS_PACK_NHOT + 2) /* ... and for records cleaning moves */
 #define ZS_PACK_OPEN 0xff           /* band of an open pack run */
 #define ZS_PACK_EVAC 0xfe           /* band of a run being evacuated (on no list) */
-#define ZS_DENSE_DEFAULT (2048u << 10) /* bytes a class holds before it gets zspages */
+#define ZS_DENSE_DEFAULT (2048u << 10) /* bytes a class holds before it gets zspages ... */
+#define ZS_DENSE_CHURN_DIV 4u       /* ... divided by this once frees pass objects / 8 */
 
 enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
 #define ZS_WARM_MIN 16u             /* freed huge pages kept resident: at least ... */
@@ -133,6 +134,7 @@ struct uz_allocator {
     _Atomic uint64_t objects;
     _Atomic uint64_t obj_bytes;
     _Atomic uint64_t pages_compacted;
+    _Atomic uint64_t frees;     /* objects ever freed (zs_class_dense) */
     _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
 
     size_t huge_max;            /* largest payload that is not huge */
