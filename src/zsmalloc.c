@@ -107,8 +107,17 @@
  * (cls = ZS_CLS_EMPTY) sit on the empty-id list for reuse before the
  * high-water mark grows.
  *
- * The pack.  A class that holds less than dense_bytes (default 512 KiB)
+ * The pack.  A class that holds less than dense_bytes (default 2 MiB)
  * has no zspages: its objects live byte-exact in the pack, zspack.c.
+ * Once the allocator has freed more objects than an eighth of those it
+ * holds (frees, counted in free()), the bound is a quarter of that
+ * (512 KiB): a fill packs more (a record costs its 5- or 6-byte header,
+ * a cell its rounding and 5 bytes), a churn gets zspages, whose holes
+ * the next objects reuse where the pack's dead records wait for cleaning
+ * (docs/settling.md, "Footprint bounds", has the figures).
+ *
+ * UZ_ZS_DUMP=1 in the environment prints the class table at destroy
+ * (zs_dump): what each class and the pack hold and what they lose.
  *
  * Invariants (check() verifies each one)
  * --------------------------------------
@@ -118,6 +127,8 @@
  *  - Its free list holds exactly bump - inuse distinct cells, all < bump.
  *  - Its committed pages are pages_for(bump) (at least the pages under
  *    cell 0); pages_used == sum of committed pages of all live zspages.
+ *  - huge_pages (the prefault window's count, an atomic) == the huge
+ *    class's pages.
  *  - Class counters (zspages, inuse, obj_bytes, pages, free_ng) equal the
  *    sums over its zspages; free_ng counts free cells that lie wholly on
  *    committed pages (what compaction may fill without growing).
@@ -293,6 +304,21 @@ static void run_file(struct uz_allocator *a, uint32_t id)
     a->run_head[l] = id;
 }
 
+/* What the prefault window is sized by: the pages that huge objects hold,
+ * and a quarter of the others.  The window is there for the writer, so it
+ * follows how fast the writer consumes new pages, and a raw page takes a
+ * page per page written where one of compressed objects takes a page per
+ * 2-5 written (and all but the largest objects go to the pack and the
+ * classes' holes first).  So compressible data pays for no more than the
+ * smallest window until the device is large, and incompressible data gets
+ * the window it had (prefault.c: pages / 512, 16..256). */
+static uint64_t window_basis(struct uz_allocator *a)
+{
+    uint64_t used = atomic_load_explicit(&a->pages_used, memory_order_relaxed);
+    uint64_t huge = atomic_load_explicit(&a->huge_pages, memory_order_relaxed);
+    return huge >= used ? used : huge + (used - huge) / 4;
+}
+
 static int cmp_u64(const void *x, const void *y)
 {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
@@ -334,7 +360,7 @@ static bool runs_coalesce(struct uz_allocator *a)
         }
         if (c->first_page + c->v.run_len == a->top) {
             a->top = c->first_page;
-            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+            uz_prefault_top(&a->pf, a->top, window_basis(a));
             id_put(a, cur);
         } else {
             run_file(a, cur);
@@ -380,7 +406,7 @@ bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
                 return false;
             zs_desc(a, id)->first_page = a->top;
             a->top += n;
-            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+            uz_prefault_top(&a->pf, a->top, window_basis(a));
             *out = id;
             return true;
         }
@@ -397,7 +423,7 @@ void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
     uint32_t first = z->first_page;
     if (first + n == a->top) {
         a->top = first;
-        uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+        uz_prefault_top(&a->pf, a->top, window_basis(a));
         id_put(a, id);
         return;
     }
@@ -579,6 +605,7 @@ static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uin
     cl->inuse++;
     cl->obj_bytes += size;
     cl->pages++;
+    atomic_fetch_add_explicit(&a->huge_pages, 1, memory_order_relaxed);
     atomic_fetch_add(&a->objects, 1);
     atomic_fetch_add(&a->obj_bytes, size);
     pthread_mutex_unlock(cl->lock);
@@ -749,6 +776,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
         cl->inuse--;
         cl->obj_bytes -= size;
         cl->pages--;
+        atomic_fetch_sub_explicit(&a->huge_pages, 1, memory_order_relaxed);
         atomic_fetch_sub(&a->objects, 1);
         atomic_fetch_sub(&a->obj_bytes, size);
         zs_pages_unreserve(a, 1);
@@ -1167,6 +1195,8 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
           "huge: %llu descriptors, counters %llu/%llu/%llu", (unsigned long long)huge,
           (unsigned long long)a->huge.zspages, (unsigned long long)a->huge.inuse,
           (unsigned long long)a->huge.pages);
+    CHECK(atomic_load(&a->huge_pages) == a->huge.pages, "huge pages: %llu counted for the prefault window, %llu held",
+          (unsigned long long)atomic_load(&a->huge_pages), (unsigned long long)a->huge.pages);
     CHECK(packs == pack_runs, "pack: %llu run descriptors, %llu open or listed", (unsigned long long)packs,
           (unsigned long long)pack_runs);
     CHECK(huge_bytes == a->huge.obj_bytes, "huge: %llu bytes found, counter %llu",

@@ -135,6 +135,7 @@ struct uz_allocator {
     _Atomic uint64_t obj_bytes;
     _Atomic uint64_t pages_compacted;
     _Atomic uint64_t frees;     /* objects ever freed (zs_class_dense) */
+    _Atomic uint64_t huge_pages; /* huge.pages, for the prefault window (no lock) */
     _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
 
     size_t huge_max;            /* largest payload that is not huge */

@@ -8,11 +8,18 @@
  * a run's tail is lost.  On a device of tens of MiB with 150+ classes in
  * use that was 2% of the compressed bytes, more than the rounding.  So a
  * class gets zspages of its own only once it holds dense_bytes (default
- * 512 KiB, counting its objects in the pack); until then its objects go to
+ * 2 MiB, a quarter of it once the allocator churns: zsmalloc.c, "The
+ * pack"; counting its objects in the pack); until then its objects go to
  * the pack: runs of ZS_PACK_PAGES pages (cls = ZS_CLS_PACK) holding
  * records edge to edge, byte-exact, in the order they came:
  *
  *     [u32 backref][u16 size, 0x8000 = dead][payload, size bytes] ...
+ *
+ * or, when the owner promises backrefs below 2^26 (uz_alloc_params
+ * .backref_limit: the store's slots and records, on disks up to 256 GiB),
+ * a 5-byte header: 40 bits, the size (12), dead (1), the backref's index
+ * (26) and its UZ_BACKREF_SHARED bit (zsmalloc.h, rec_put).  A byte a
+ * record is 0.1% of a heap of 900-byte objects.
  *
  * Handle = ((run id + 1) << 18) | byte offset of the record.  Up to
  * ZS_PACK_NHOT runs are open for new records; a record goes to the open
@@ -37,7 +44,8 @@
  * (a 47 MiB python heap); churn 1.085 -> 1.042 on the python heap.
  *
  * Invariants (zs_pack_check() verifies each one, from zsmalloc's check()):
- * a pack run's records parse edge to edge up to its bump; its live ones
+ * a pack run's records parse edge to edge up to its bump; every live
+ * record's backref is below backref_limit (if one is set); its live ones
  * add up to its live units; it is open, or on the pack band list of its
  * live units with at least one live record; the pack's counters and each
  * class's pack_bytes equal the sums over the records.  (A run under
