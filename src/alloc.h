@@ -54,6 +54,12 @@ struct uz_alloc_params {
      * zspages of its own; until then its objects go to the byte-exact
      * pack.  0 = the default; 1 = every class at once (no pack). */
     uint64_t dense_bytes;
+    /* Every backref the owner gives (alloc, set_backref) is below this,
+     * its UZ_BACKREF_SHARED bit aside; 0 = any 32-bit value.  zsmalloc
+     * only: with a limit of at most 2^26 its pack records carry a 5-byte
+     * header instead of 6, and an alloc whose backref is not below it
+     * fails with -EINVAL. */
+    uint32_t backref_limit;
 };
 
 struct uz_alloc_stats {

@@ -30,6 +30,9 @@
  *
  * How much.  ahead = committed pages / 512, within 16..256 pages (64 KiB to
  * 1 MiB): at most 0.2% of what the device holds beyond a constant 64 KiB
+ * (zsmalloc counts a page of compressed objects as a quarter: what it
+ * passes as `used` is weighted by how fast a writer consumes pages,
+ * zsmalloc.c's window_basis)
  * (a larger window makes the writes no faster and the footprint larger),
  * so the footprint bounds of the store keep their meaning.  The pages of
  * the window are resident memory the device holds: uz_prefault_bytes()

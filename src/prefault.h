@@ -32,8 +32,8 @@ struct uz_prefault {
  * stays idle and every call below is a no-op. */
 void uz_prefault_start(struct uz_prefault *pf, void *base, uint32_t npages);
 void uz_prefault_stop(struct uz_prefault *pf);
-/* The allocator's top is now top and it holds `used` committed pages (the
- * window grows with them).  Called with the allocator's arena lock held,
+/* The allocator's top is now top and it holds `used` committed pages, or
+ * a weighted count of them (the window grows with it: pages / 512).  Called with the allocator's arena lock held,
  * after every change of top; never blocks (a wake-up at most). */
 void uz_prefault_top(struct uz_prefault *pf, uint32_t top, uint64_t used);
 /* Bytes the helper holds resident beyond top right now (for the footprint). */

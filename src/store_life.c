@@ -175,6 +175,8 @@ int uz_store_init(struct uz_store *st, uint64_t nslots)
         .owner_ops = &uz_slot_owner_ops,
         .owner = st,
         .limit_pages = &st->limit_pages,
+        /* slot indices and record ids (shared.c) are below nslots */
+        .backref_limit = nslots < UINT32_MAX ? (uint32_t)nslots : 0,
     };
     st->aops = aops;
     st->alloc = aops->create(&ap);

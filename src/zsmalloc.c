@@ -107,8 +107,17 @@
  * (cls = ZS_CLS_EMPTY) sit on the empty-id list for reuse before the
  * high-water mark grows.
  *
- * The pack.  A class that holds less than dense_bytes (default 512 KiB)
+ * The pack.  A class that holds less than dense_bytes (default 2 MiB)
  * has no zspages: its objects live byte-exact in the pack, zspack.c.
+ * Once the allocator has freed more objects than an eighth of those it
+ * holds (frees, counted in free()), the bound is a quarter of that
+ * (512 KiB): a fill packs more (a record costs its 5- or 6-byte header,
+ * a cell its rounding and 5 bytes), a churn gets zspages, whose holes
+ * the next objects reuse where the pack's dead records wait for cleaning
+ * (docs/settling.md, "Footprint bounds", has the figures).
+ *
+ * UZ_ZS_DUMP=1 in the environment prints the class table at destroy
+ * (zs_dump): what each class and the pack hold and what they lose.
  *
  * Invariants (check() verifies each one)
  * --------------------------------------
@@ -118,6 +127,8 @@
  *  - Its free list holds exactly bump - inuse distinct cells, all < bump.
  *  - Its committed pages are pages_for(bump) (at least the pages under
  *    cell 0); pages_used == sum of committed pages of all live zspages.
+ *  - huge_pages (the prefault window's count, an atomic) == the huge
+ *    class's pages.
  *  - Class counters (zspages, inuse, obj_bytes, pages, free_ng) equal the
  *    sums over its zspages; free_ng counts free cells that lie wholly on
  *    committed pages (what compaction may fill without growing).
@@ -160,6 +171,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -292,6 +304,21 @@ static void run_file(struct uz_allocator *a, uint32_t id)
     a->run_head[l] = id;
 }
 
+/* What the prefault window is sized by: the pages that huge objects hold,
+ * and a quarter of the others.  The window is there for the writer, so it
+ * follows how fast the writer consumes new pages, and a raw page takes a
+ * page per page written where one of compressed objects takes a page per
+ * 2-5 written (and all but the largest objects go to the pack and the
+ * classes' holes first).  So compressible data pays for no more than the
+ * smallest window until the device is large, and incompressible data gets
+ * the window it had (prefault.c: pages / 512, 16..256). */
+static uint64_t window_basis(struct uz_allocator *a)
+{
+    uint64_t used = atomic_load_explicit(&a->pages_used, memory_order_relaxed);
+    uint64_t huge = atomic_load_explicit(&a->huge_pages, memory_order_relaxed);
+    return huge >= used ? used : huge + (used - huge) / 4;
+}
+
 static int cmp_u64(const void *x, const void *y)
 {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
@@ -333,7 +360,7 @@ static bool runs_coalesce(struct uz_allocator *a)
         }
         if (c->first_page + c->v.run_len == a->top) {
             a->top = c->first_page;
-            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+            uz_prefault_top(&a->pf, a->top, window_basis(a));
             id_put(a, cur);
         } else {
             run_file(a, cur);
@@ -379,7 +406,7 @@ bool zs_run_get(struct uz_allocator *a, uint32_t n, uint32_t *out)
                 return false;
             zs_desc(a, id)->first_page = a->top;
             a->top += n;
-            uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+            uz_prefault_top(&a->pf, a->top, window_basis(a));
             *out = id;
             return true;
         }
@@ -396,7 +423,7 @@ void zs_run_put(struct uz_allocator *a, uint32_t id, uint32_t n)
     uint32_t first = z->first_page;
     if (first + n == a->top) {
         a->top = first;
-        uz_prefault_top(&a->pf, a->top, atomic_load_explicit(&a->pages_used, memory_order_relaxed));
+        uz_prefault_top(&a->pf, a->top, window_basis(a));
         id_put(a, id);
         return;
     }
@@ -578,6 +605,7 @@ static int huge_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uin
     cl->inuse++;
     cl->obj_bytes += size;
     cl->pages++;
+    atomic_fetch_add_explicit(&a->huge_pages, 1, memory_order_relaxed);
     atomic_fetch_add(&a->objects, 1);
     atomic_fetch_add(&a->obj_bytes, size);
     pthread_mutex_unlock(cl->lock);
@@ -661,14 +689,19 @@ int zs_class_carve(struct uz_allocator *a, struct zs_class *cl, size_t size, uin
  * zspages of its own. */
 bool zs_class_dense(struct uz_allocator *a, struct zs_class *cl, size_t extra)
 {
-    return cl->obj_bytes + extra + atomic_load_explicit(&cl->pack_bytes, memory_order_relaxed) >=
-           a->dense_bytes;
+    uint64_t dense = a->dense_bytes;
+    if (atomic_load_explicit(&a->frees, memory_order_relaxed) * 8 >
+        atomic_load_explicit(&a->objects, memory_order_relaxed))
+        dense /= ZS_DENSE_CHURN_DIV;
+    return cl->obj_bytes + extra + atomic_load_explicit(&cl->pack_bytes, memory_order_relaxed) >= dense;
 }
 
 static int zs_alloc(struct uz_allocator *a, size_t size, uint32_t backref, uint64_t *handle)
 {
     if (size == 0 || size > ZS_PAGE)
         return uz_error(-EINVAL, "zsmalloc: object size %zu out of 1..%u", size, ZS_PAGE);
+    if (a->backref_limit && (backref & ~UZ_BACKREF_SHARED) >= a->backref_limit)
+        return uz_error(-EINVAL, "zsmalloc: backref %#x not below the limit %u", backref, a->backref_limit);
     if (size > a->huge_max)
         return huge_alloc(a, size, backref, handle);
     uint32_t c = a->bucket_class[bucket_of(size)];
@@ -730,6 +763,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
     if (!z)
         return;
     uint32_t id = handle_id(h), idx = handle_idx(h);
+    atomic_fetch_add_explicit(&a->frees, 1, memory_order_relaxed);
     if (z->cls == ZS_CLS_PACK) {
         zs_pack_free(a, id, idx);
         return;
@@ -742,6 +776,7 @@ static void zs_free(struct uz_allocator *a, uint64_t h)
         cl->inuse--;
         cl->obj_bytes -= size;
         cl->pages--;
+        atomic_fetch_sub_explicit(&a->huge_pages, 1, memory_order_relaxed);
         atomic_fetch_sub(&a->objects, 1);
         atomic_fetch_sub(&a->obj_bytes, size);
         zs_pages_unreserve(a, 1);
@@ -1113,7 +1148,7 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
         return perr;
 
     /* every descriptor below hwm */
-    uint64_t live[256] = { 0 }, huge = 0, huge_bytes = 0, vacant = 0, empty = 0, packs = 0, warm = 0;
+    uint64_t live[ZS_NBUCKETS] = { 0 }, huge = 0, huge_bytes = 0, vacant = 0, empty = 0, packs = 0, warm = 0;
     for (uint32_t id = 0; id < a->hwm; id++) {
         struct zspage *z = zs_desc(a, id);
         uint32_t len;
@@ -1160,6 +1195,8 @@ static int check_locked(struct uz_allocator *a, uint8_t *pagemap)
           "huge: %llu descriptors, counters %llu/%llu/%llu", (unsigned long long)huge,
           (unsigned long long)a->huge.zspages, (unsigned long long)a->huge.inuse,
           (unsigned long long)a->huge.pages);
+    CHECK(atomic_load(&a->huge_pages) == a->huge.pages, "huge pages: %llu counted for the prefault window, %llu held",
+          (unsigned long long)atomic_load(&a->huge_pages), (unsigned long long)a->huge.pages);
     CHECK(packs == pack_runs, "pack: %llu run descriptors, %llu open or listed", (unsigned long long)packs,
           (unsigned long long)pack_runs);
     CHECK(huge_bytes == a->huge.obj_bytes, "huge: %llu bytes found, counter %llu",
@@ -1227,10 +1264,39 @@ static int zs_check(struct uz_allocator *a)
 
 /* ---- create / destroy ----------------------------------------------------- */
 
+/* UZ_ZS_DUMP=1 in the environment (for measuring, as UZ_PREFAULT=0 is):
+ * at destroy, one line per size class in use (cell, layout, live
+ * objects and bytes, committed pages, what they lose: rounding to the
+ * cell, header and slack, free cells and tails) and one for the pack. */
+static void zs_dump(struct uz_allocator *a)
+{
+    for (uint32_t c = 0; c < a->nclasses; c++) {
+        struct zs_class *cl = &a->classes[c];
+        uint64_t packb = atomic_load(&cl->pack_bytes);
+        if (!cl->inuse && !packb)
+            continue;
+        uint64_t round = cl->inuse * cl->payload - cl->obj_bytes;
+        uint64_t hdr = cl->inuse * ZS_HDR + cl->zspages * cl->table;
+        uint64_t free = cl->pages * ZS_PAGE - cl->inuse * cl->cell - cl->zspages * cl->table;
+        fprintf(stderr, "zsmalloc class %u: cell %u, %u objects in %u pages; %llu objects, %llu bytes, "
+                "%llu pages; rounding %llu, headers %llu, free %llu; in the pack %llu bytes\n",
+                c, cl->cell, cl->objs, cl->run_pages, (unsigned long long)cl->inuse,
+                (unsigned long long)cl->obj_bytes, (unsigned long long)cl->pages,
+                (unsigned long long)round, (unsigned long long)hdr, (unsigned long long)free,
+                (unsigned long long)packb);
+    }
+    fprintf(stderr, "zsmalloc pack: %llu records, %llu bytes, headers of %u bytes, %llu pages, %llu bytes free or dead\n",
+            (unsigned long long)a->pack.objects, (unsigned long long)a->pack.obj_bytes, a->pack_hdr,
+            (unsigned long long)a->pack.pages,
+            (unsigned long long)(a->pack.pages * ZS_PAGE - a->pack.rec_bytes));
+}
+
 static void zs_destroy(struct uz_allocator *a)
 {
     if (!a)
         return;
+    if (getenv("UZ_ZS_DUMP"))
+        zs_dump(a);
     uz_prefault_stop(&a->pf);
     uz_vm_unreserve(a->arena, a->arena_bytes);
     uz_vm_unreserve(a->desc, a->desc_bytes);
@@ -1307,6 +1373,8 @@ static struct uz_allocator *zs_create(const struct uz_alloc_params *p)
         a->huge.head[g] = ZS_NONE;
     zs_pack_init(a);
     a->dense_bytes = p->dense_bytes ? p->dense_bytes : ZS_DENSE_DEFAULT;
+    a->backref_limit = p->backref_limit;
+    a->pack_hdr = p->backref_limit && p->backref_limit <= ZS_PACK_SHORT_LIMIT ? ZS_PACK_HDR_SHORT : ZS_PACK_HDR;
     a->empty_head = ZS_NONE;
     a->warm_head = ZS_NONE;
     for (uint32_t l = 0; l < ZS_RUN_LISTS; l++)

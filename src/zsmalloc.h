@@ -47,13 +47,16 @@
 #define ZS_PACK_PAGES 32u           /* pages per pack run */
 #define ZS_PACK_BYTES (ZS_PACK_PAGES * ZS_PAGE)
 #define ZS_PACK_HDR 6u              /* pack record header: u32 backref, u16 size */
+#define ZS_PACK_HDR_SHORT 5u        /* ... or 40 bits: size, dead, 26-bit index, shared */
+#define ZS_PACK_SHORT_LIMIT (1u << 26) /* backref_limit that allows the short header */
 #define ZS_PACK_DEAD 0x8000u        /* size flag of a freed pack record */
 #define ZS_PACK_SIZE 0x0fffu        /* size bits of a pack record */
-#define ZS_PACK_NHOT 4              /* pack runs open for new records */
+#define ZS_PACK_NHOT 8              /* pack runs open for new records */
 #define ZS_PACK_NOPEN (ZS_PACK_NHOT + 2) /* ... and for records cleaning moves */
 #define ZS_PACK_OPEN 0xff           /* band of an open pack run */
 #define ZS_PACK_EVAC 0xfe           /* band of a run being evacuated (on no list) */
-#define ZS_DENSE_DEFAULT (512u << 10) /* bytes a class holds before it gets zspages */
+#define ZS_DENSE_DEFAULT (2048u << 10) /* bytes a class holds before it gets zspages ... */
+#define ZS_DENSE_CHURN_DIV 4u       /* ... divided by this once frees pass objects / 8 */
 
 enum { ZS_CLS_WARM = 0xfb, ZS_CLS_PACK = 0xfc, ZS_CLS_HUGE = 0xfd, ZS_CLS_VACANT = 0xfe, ZS_CLS_EMPTY = 0xff };
 #define ZS_WARM_MIN 16u             /* freed huge pages kept resident: at least ... */
@@ -131,10 +134,14 @@ struct uz_allocator {
     _Atomic uint64_t objects;
     _Atomic uint64_t obj_bytes;
     _Atomic uint64_t pages_compacted;
+    _Atomic uint64_t frees;     /* objects ever freed (zs_class_dense) */
+    _Atomic uint64_t huge_pages; /* huge.pages, for the prefault window (no lock) */
     _Atomic uint32_t cursor;    /* next class for a bounded compaction step */
 
     size_t huge_max;            /* largest payload that is not huge */
     uint64_t dense_bytes;       /* a class gets zspages from this many bytes */
+    uint32_t backref_limit;     /* backrefs are below this (0: any) */
+    uint32_t pack_hdr;          /* bytes of a pack record's header: 5 or 6 */
     struct zs_pack pack;
     uint32_t nclasses;
     uint8_t bucket_class[ZS_NBUCKETS]; /* size bucket -> class or ZS_CLS_HUGE */
@@ -215,15 +222,55 @@ static inline uint8_t band_of(const struct zs_class *cl, uint32_t inuse)
     return inuse >= cl->objs ? ZS_FULL : (uint8_t)(inuse * ZS_NPART / cl->objs);
 }
 
-/* A record's size field (u16, unaligned: memcpy). */
-static inline uint16_t rec_size_get(const uint8_t *rec)
+/* A pack record's header, a->pack_hdr bytes, unaligned.  Six bytes: the
+ * u32 backref, then the u16 size word (size bits | ZS_PACK_DEAD).  Five
+ * bytes (backref_limit <= 2^26), 40 bits little-endian: bits 0..11 the
+ * size, bit 12 dead, bits 13..38 the backref's index, bit 39 its
+ * UZ_BACKREF_SHARED bit.  rec_sz and rec_put speak the six-byte size
+ * word either way. */
+static inline uint64_t rec_word(const uint8_t *rec)
 {
-    uint16_t v;
-    memcpy(&v, rec + 4, sizeof v);
-    return v;
+    return (uint64_t)rec[0] | (uint64_t)rec[1] << 8 | (uint64_t)rec[2] << 16 |
+           (uint64_t)rec[3] << 24 | (uint64_t)rec[4] << 32;
 }
 
-static inline void rec_size_set(uint8_t *rec, uint16_t v) { memcpy(rec + 4, &v, sizeof v); }
+static inline uint16_t rec_sz(const struct uz_allocator *a, const uint8_t *rec)
+{
+    if (a->pack_hdr == ZS_PACK_HDR) {
+        uint16_t v;
+        memcpy(&v, rec + 4, sizeof v);
+        return v;
+    }
+    uint64_t w = rec_word(rec);
+    return (uint16_t)((w & ZS_PACK_SIZE) | (w >> 12 & 1 ? ZS_PACK_DEAD : 0));
+}
+
+static inline uint32_t rec_backref(const struct uz_allocator *a, const uint8_t *rec)
+{
+    uint32_t b;
+    if (a->pack_hdr == ZS_PACK_HDR) {
+        memcpy(&b, rec, sizeof b);
+        return b;
+    }
+    uint64_t w = rec_word(rec);
+    b = (uint32_t)(w >> 13) & (ZS_PACK_SHORT_LIMIT - 1);
+    return w >> 39 & 1 ? b | UZ_BACKREF_SHARED : b;
+}
+
+/* Write a record's header: backref and size word (size | ZS_PACK_DEAD). */
+static inline void rec_put(const struct uz_allocator *a, uint8_t *rec, uint32_t backref, uint16_t sz)
+{
+    if (a->pack_hdr == ZS_PACK_HDR) {
+        memcpy(rec, &backref, sizeof backref);
+        memcpy(rec + 4, &sz, sizeof sz);
+        return;
+    }
+    uint64_t w = (uint64_t)(sz & ZS_PACK_SIZE) | (uint64_t)(sz & ZS_PACK_DEAD ? 1 : 0) << 12 |
+                 (uint64_t)(backref & (ZS_PACK_SHORT_LIMIT - 1)) << 13 |
+                 (uint64_t)(backref >> 31) << 39;
+    for (int i = 0; i < 5; i++)
+        rec[i] = (uint8_t)(w >> (8 * i));
+}
 
 #define CHECK(cond, ...) do { if (!(cond)) return uz_error(-EFAULT, "zsmalloc check: " __VA_ARGS__); } while (0)
 
@@ -268,12 +315,12 @@ int zs_pack_check(struct uz_allocator *a, uint64_t *runs);
 /* A pack record's payload and size: no lock (the owner holds the object). */
 static inline void *zs_pack_map(struct uz_allocator *a, const struct zspage *z, uint32_t off)
 {
-    return zs_base(a, z) + off + ZS_PACK_HDR;
+    return zs_base(a, z) + off + a->pack_hdr;
 }
 
 static inline size_t zs_pack_size(struct uz_allocator *a, const struct zspage *z, uint32_t off)
 {
-    return rec_size_get(zs_base(a, z) + off) & ZS_PACK_SIZE;
+    return rec_sz(a, zs_base(a, z) + off) & ZS_PACK_SIZE;
 }
 
 #endif

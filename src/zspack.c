@@ -8,11 +8,18 @@
  * a run's tail is lost.  On a device of tens of MiB with 150+ classes in
  * use that was 2% of the compressed bytes, more than the rounding.  So a
  * class gets zspages of its own only once it holds dense_bytes (default
- * 512 KiB, counting its objects in the pack); until then its objects go to
+ * 2 MiB, a quarter of it once the allocator churns: zsmalloc.c, "The
+ * pack"; counting its objects in the pack); until then its objects go to
  * the pack: runs of ZS_PACK_PAGES pages (cls = ZS_CLS_PACK) holding
  * records edge to edge, byte-exact, in the order they came:
  *
  *     [u32 backref][u16 size, 0x8000 = dead][payload, size bytes] ...
+ *
+ * or, when the owner promises backrefs below 2^26 (uz_alloc_params
+ * .backref_limit: the store's slots and records, on disks up to 256 GiB),
+ * a 5-byte header: 40 bits, the size (12), dead (1), the backref's index
+ * (26) and its UZ_BACKREF_SHARED bit (zsmalloc.h, rec_put).  A byte a
+ * record is 0.1% of a heap of 900-byte objects.
  *
  * Handle = ((run id + 1) << 18) | byte offset of the record.  Up to
  * ZS_PACK_NHOT runs are open for new records; a record goes to the open
@@ -37,7 +44,8 @@
  * (a 47 MiB python heap); churn 1.085 -> 1.042 on the python heap.
  *
  * Invariants (zs_pack_check() verifies each one, from zsmalloc's check()):
- * a pack run's records parse edge to edge up to its bump; its live ones
+ * a pack run's records parse edge to edge up to its bump; every live
+ * record's backref is below backref_limit (if one is set); its live ones
  * add up to its live units; it is open, or on the pack band list of its
  * live units with at least one live record; the pack's counters and each
  * class's pack_bytes equal the sums over the records.  (A run under
@@ -198,7 +206,7 @@ static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, ui
                        bool cold, uint32_t *committed)
 {
     struct zs_pack *pk = &a->pack;
-    uint32_t rec = ZS_PACK_HDR + (uint32_t)size;
+    uint32_t rec = a->pack_hdr + (uint32_t)size;
     int best = -1, lo = cold ? ZS_PACK_NHOT : 0, hi = cold ? ZS_PACK_NOPEN : ZS_PACK_NHOT;
     bool best_fits = false;
     uint32_t best_room = 0;
@@ -242,8 +250,7 @@ static int pack_append(struct uz_allocator *a, size_t size, uint32_t backref, ui
             *committed += need - have;
     }
     uint8_t *r = zs_base(a, z) + bump;
-    hdr_set(r, backref);
-    rec_size_set(r, (uint16_t)size);
+    rec_put(a, r, backref, (uint16_t)size);
     z->v.run_len = bump + rec;
     z->free_head = (uint16_t)(z->free_head + rec_units(rec));
     pk->objects++;
@@ -262,9 +269,9 @@ static void pack_kill(struct uz_allocator *a, uint32_t id, uint32_t off)
 {
     struct zspage *z = zs_desc(a, id);
     uint8_t *r = zs_base(a, z) + off;
-    uint16_t sz = rec_size_get(r);
-    uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
-    rec_size_set(r, (uint16_t)(sz | ZS_PACK_DEAD));
+    uint16_t sz = rec_sz(a, r);
+    uint32_t size = sz & ZS_PACK_SIZE, rec = a->pack_hdr + size;
+    rec_put(a, r, rec_backref(a, r), (uint16_t)(sz | ZS_PACK_DEAD));
     z->free_head = (uint16_t)(z->free_head - rec_units(rec));
     a->pack.objects--;
     a->pack.obj_bytes -= size;
@@ -315,10 +322,10 @@ static void pack_unpin_range(struct uz_allocator *a, uint32_t v, uint32_t from, 
 {
     uint8_t *base = zs_base(a, zs_desc(a, v));
     for (uint32_t off = from; off < end;) {
-        uint16_t sz = rec_size_get(base + off);
+        uint16_t sz = rec_sz(a, base + off);
         if (!(sz & ZS_PACK_DEAD))
-            a->owner_ops->unpin(a->owner, hdr_get(base + off));
-        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
+            a->owner_ops->unpin(a->owner, rec_backref(a, base + off));
+        off += a->pack_hdr + (sz & ZS_PACK_SIZE);
     }
 }
 
@@ -349,12 +356,12 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v, struct pack_go
     uint8_t *base = zs_base(a, z);
     uint32_t bump = z->v.run_len;
     for (uint32_t off = 0; off < bump;) {
-        uint16_t sz = rec_size_get(base + off);
-        if (!(sz & ZS_PACK_DEAD) && !ops->pin(a->owner, hdr_get(base + off))) {
+        uint16_t sz = rec_sz(a, base + off);
+        if (!(sz & ZS_PACK_DEAD) && !ops->pin(a->owner, rec_backref(a, base + off))) {
             pack_unpin_range(a, v, 0, off);
             return 0;
         }
-        off += ZS_PACK_HDR + (sz & ZS_PACK_SIZE);
+        off += a->pack_hdr + (sz & ZS_PACK_SIZE);
     }
     zs_band_del(a, &a->pack.lists, v);
     z->band = ZS_PACK_EVAC;
@@ -363,13 +370,13 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v, struct pack_go
     pthread_mutex_unlock(&a->pack.lock);
     while (off < bump) {
         uint8_t *r = base + off;
-        uint16_t sz = rec_size_get(r);
-        uint32_t size = sz & ZS_PACK_SIZE, rec = ZS_PACK_HDR + size;
+        uint16_t sz = rec_sz(a, r);
+        uint32_t size = sz & ZS_PACK_SIZE, rec = a->pack_hdr + size;
         if (sz & ZS_PACK_DEAD) {
             off += rec;
             continue;
         }
-        uint32_t backref = hdr_get(r);
+        uint32_t backref = rec_backref(a, r);
         uint64_t nh = 0;
         struct zs_class *cl = size_class(a, size);
         pthread_mutex_lock(cl->lock);
@@ -392,7 +399,7 @@ static uint32_t pack_evacuate(struct uz_allocator *a, uint32_t v, struct pack_go
         pthread_mutex_unlock(&a->pack.lock);
         if (!moved)
             break;
-        memcpy(zs_map(a, nh), r + ZS_PACK_HDR, size);
+        memcpy(zs_map(a, nh), r + a->pack_hdr, size);
         ops->moved(a->owner, backref, make_handle(v, off), nh);
         ops->unpin(a->owner, backref);
         off += rec;
@@ -496,14 +503,15 @@ void zs_pack_free(struct uz_allocator *a, uint32_t id, uint32_t off)
 void zs_pack_set_backref(struct uz_allocator *a, uint32_t id, uint32_t off, uint32_t backref)
 {
     pthread_mutex_lock(&a->pack.lock);
-    hdr_set(zs_base(a, zs_desc(a, id)) + off, backref);
+    uint8_t *r = zs_base(a, zs_desc(a, id)) + off;
+    rec_put(a, r, backref, rec_sz(a, r));
     pthread_mutex_unlock(&a->pack.lock);
 }
 
 uint32_t zs_pack_backref(struct uz_allocator *a, uint32_t id, uint32_t off)
 {
     pthread_mutex_lock(&a->pack.lock);
-    uint32_t b = hdr_get(zs_base(a, zs_desc(a, id)) + off);
+    uint32_t b = rec_backref(a, zs_base(a, zs_desc(a, id)) + off);
     pthread_mutex_unlock(&a->pack.lock);
     return b;
 }
@@ -521,20 +529,23 @@ static int check_pack_run(struct uz_allocator *a, uint32_t id, uint64_t *objs, u
     CHECK(bump <= ZS_PACK_BYTES, "pack run %u: bump %u past the run", id, bump);
     const uint8_t *base = zs_base(a, z);
     while (off < bump) {
-        CHECK(bump - off > ZS_PACK_HDR, "pack run %u: record at %u runs past bump %u", id, off, bump);
-        uint16_t sz = rec_size_get(base + off);
+        CHECK(bump - off > a->pack_hdr, "pack run %u: record at %u runs past bump %u", id, off, bump);
+        uint16_t sz = rec_sz(a, base + off);
         uint32_t size = sz & ZS_PACK_SIZE;
         CHECK(size >= 1 && size <= a->huge_max && (sz & ~(ZS_PACK_SIZE | ZS_PACK_DEAD)) == 0,
               "pack run %u: record at %u has size field %#x", id, off, sz);
-        CHECK(off + ZS_PACK_HDR + size <= bump, "pack run %u: record at %u ends past bump %u", id, off, bump);
+        CHECK(off + a->pack_hdr + size <= bump, "pack run %u: record at %u ends past bump %u", id, off, bump);
         if (!(sz & ZS_PACK_DEAD)) {
+            uint32_t b = rec_backref(a, base + off) & ~UZ_BACKREF_SHARED;
+            CHECK(!a->backref_limit || b < a->backref_limit,
+                  "pack run %u: record at %u has backref index %u, limit %u", id, off, b, a->backref_limit);
             n++;
-            live += rec_units(ZS_PACK_HDR + size);
-            recb += ZS_PACK_HDR + size;
+            live += rec_units(a->pack_hdr + size);
+            recb += a->pack_hdr + size;
             *bytes += size;
             cls_bytes[a->bucket_class[bucket_of(size)]] += size;
         }
-        off += ZS_PACK_HDR + size;
+        off += a->pack_hdr + size;
     }
     CHECK(live == z->free_head, "pack run %u: %u live records of %u units found, counter %u", id, n,
           live, z->free_head);
@@ -549,7 +560,7 @@ int zs_pack_check(struct uz_allocator *a, uint64_t *runs_found)
 {
     struct zs_pack *pk = &a->pack;
     uint64_t objs = 0, bytes = 0, recs = 0, pages = 0, runs = 0;
-    uint64_t cls_bytes[256] = { 0 };
+    uint64_t cls_bytes[ZS_NBUCKETS] = { 0 }; /* classes <= buckets */
     for (int i = 0; i < ZS_PACK_NOPEN; i++) {
         uint32_t id = pk->open[i];
         if (id == ZS_NONE)

@@ -34,6 +34,7 @@ static const struct uz_alloc_ops *ops = &uz_zsmalloc_ops;
 /* dense_bytes of the allocators model_init() makes: 0 = the default (small
  * classes live in the pack), 1 = every class has zspages at once. */
 static uint64_t g_dense;
+static uint32_t g_backref_limit; /* model_init's backref_limit: nonzero, 5-byte pack headers */
 
 /* ---- the fake owner ------------------------------------------------------ */
 
@@ -153,6 +154,7 @@ static void model_init(struct model *m, uint32_t n, uint64_t max_bytes, bool own
         .owner = m,
         .limit_pages = &m->limit,
         .dense_bytes = g_dense,
+        .backref_limit = g_backref_limit,
     };
     m->a = ops->create(&p);
     assert_non_null(m->a);
@@ -394,9 +396,9 @@ static void test_model_large(void **state)
 
 /* The pack holds objects byte-exact: a fill costs the records (6-byte
  * header each) plus run tails and the open runs' last pages. */
-static void test_pack_exact(void **state)
+/* hdr: the record header the allocator was made for (backref_limit). */
+static void pack_exact(double hdr)
 {
-    (void)state;
     struct model m;
     g_dense = UINT64_MAX;
     model_init(&m, 20000, 256u << 20, true, 21);
@@ -407,7 +409,7 @@ static void test_pack_exact(void **state)
     }
     struct uz_alloc_stats st;
     ops->stats(m.a, &st);
-    double recs = (double)st.obj_bytes + 6.0 * (double)st.objects;
+    double recs = (double)st.obj_bytes + hdr * (double)st.objects;
     print_message("pack: %llu objects, %llu bytes, %llu pages (%.4f x records)\n",
                   (unsigned long long)st.objects, (unsigned long long)st.obj_bytes,
                   (unsigned long long)st.pages_used, st.pages_used * (double)PAGE / recs);
@@ -425,7 +427,7 @@ static void test_pack_exact(void **state)
     uint64_t freed = ops->compact(m.a, 0);
     assert_int_equal(pages_used(&m), before - freed);
     ops->stats(m.a, &st);
-    recs = (double)st.obj_bytes + 6.0 * (double)st.objects;
+    recs = (double)st.obj_bytes + hdr * (double)st.objects;
     print_message("pack after freeing 70%% and compaction: %llu pages (%.4f x records), %llu moves\n",
                   (unsigned long long)st.pages_used, st.pages_used * (double)PAGE / recs,
                   (unsigned long long)m.moves);
@@ -434,6 +436,39 @@ static void test_pack_exact(void **state)
     model_finish(&m);
     g_dense = 0;
 }
+
+static void test_pack_exact(void **state)
+{
+    (void)state;
+    pack_exact(6.0);
+}
+
+/* backref_limit <= 2^26: pack records carry 5-byte headers (backref index
+ * and shared bit, size and dead bit in 40 bits); the same bounds hold with
+ * the smaller header, the model and check() agree on every backref, and a
+ * backref at the limit is refused. */
+static void test_pack_short_header(void **state)
+{
+    (void)state;
+    g_backref_limit = 20000;
+    pack_exact(5.0);
+    struct model m;
+    model_init(&m, 16, 1u << 20, true, 3);
+    uint64_t h = 0;
+    assert_int_equal(ops->alloc(m.a, 100, 20000, &h), -EINVAL);
+    assert_int_equal(ops->alloc(m.a, 100, 20000 | UZ_BACKREF_SHARED, &h), -EINVAL);
+    assert_int_equal(ops->alloc(m.a, 100, 19999 | UZ_BACKREF_SHARED, &h), 0);
+    assert_int_equal(ops->backref(m.a, h), 19999 | UZ_BACKREF_SHARED);
+    ops->set_backref(m.a, h, 7);
+    assert_int_equal(ops->backref(m.a, h), 7);
+    assert_int_equal(ops->obj_size(m.a, h), 100);
+    ops->free(m.a, h);
+    model_finish(&m);
+    /* the random model, short headers, compaction between steps */
+    run_model(4000, 40000, 77, false, 50);
+    g_backref_limit = 0;
+}
+
 
 /* A class starts in the pack and gets zspages once it holds dense_bytes;
  * cleaning then moves its pack records into its zspages. */
@@ -555,6 +590,7 @@ static void test_compact_busy_and_bounded(void **state)
 {
     (void)state;
     struct model m;
+    g_dense = 1;     /* the size classes' compaction: no pack (its cleaning frees a run of 32) */
     model_init(&m, 3000, 64u << 20, true, 6);
     for (uint32_t i = 0; i < m.n; i++)
         assert_int_equal(model_alloc(&m, i, 1500 + (uint32_t)(rnd(&m) % 16)), 0);
@@ -583,6 +619,7 @@ static void test_compact_busy_and_bounded(void **state)
     model_verify(&m);
     model_free_all(&m);
     model_fini(&m);
+    g_dense = 0;
 }
 
 static void test_no_owner(void **state)
@@ -724,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_model_small),
         cmocka_unit_test(test_model_large),
         cmocka_unit_test(test_pack_exact),
+        cmocka_unit_test(test_pack_short_header),
         cmocka_unit_test(test_pack_to_class),
         cmocka_unit_test(test_limit),
         cmocka_unit_test(test_compact_reduces),
