@@ -19,6 +19,8 @@
 
 #include <stdatomic.h>
 #include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -137,6 +139,52 @@ void uz_vm_release(void *addr, size_t len)
     if (madvise(addr, len, MADV_DONTNEED) != 0)
         memset(addr, 0, len);
     mlock2(addr, len, MLOCK_ONFAULT);
+}
+
+/* The brk heap's range, from /proc/self/maps (its lines named [heap]:
+ * one, or two when it grew as a locked mapping beside an unlocked one).
+ * False when there is none, or maps cannot be read. */
+static bool heap_range(uintptr_t *lo, uintptr_t *hi)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    char line[512];
+    *lo = UINTPTR_MAX;
+    *hi = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        if (n < 7 || strcmp(line + n - 7, "[heap]\n") != 0)
+            continue;
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) != 2)
+            continue;
+        if (a < *lo)
+            *lo = a;
+        if (b > *hi)
+            *hi = b;
+    }
+    fclose(f);
+    return *hi > *lo;
+}
+
+void uz_mem_trim(void)
+{
+    if (!atomic_load_explicit(&mem_locked, memory_order_relaxed)) {
+        (void)malloc_trim(0);
+        return;
+    }
+    /* malloc_trim drops free pages with MADV_DONTNEED, which a locked
+     * page refuses: only the top of the heap, given back with sbrk, would
+     * go.  So unlock the heap, trim it, and lock it on fault again (the
+     * range as it is then: the heap may have grown meanwhile). */
+    uintptr_t lo, hi;
+    if (!heap_range(&lo, &hi))
+        return;
+    (void)munlock((void *)lo, hi - lo);
+    (void)malloc_trim(0);
+    if (heap_range(&lo, &hi))
+        (void)mlock2((void *)lo, hi - lo, MLOCK_ONFAULT);
 }
 
 void uz_vm_populate(void *addr, size_t len)
