@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # writeback_nbd.sh - far memory measured: writeback to an NBD remote on
 # loopback TCP beside writeback to a local file on tmpfs, and the latency
 # of reading back a page held remotely beside one NBD round trip.

@@ -222,7 +222,7 @@ struct uzfs_worker {
  * wait, when stopping: a realtime one that hosts (nbdkit) leave alone. */
 #define UZ_FUSE_WAKE_SIGNAL (SIGRTMAX - 2)
 
-struct uz_ring;                 /* the io_uring transport (fuse_uring.h) */
+struct uzfs_ring;                 /* the io_uring transport (fuse_uring.h) */
 
 /* A pool mount's state (fuse_pool.c). */
 struct uzfs_pool {
@@ -260,7 +260,7 @@ struct uzfs {
     bool init_uring;            /* the kernel offers FUSE_OVER_IO_URING */
 
     /* the io_uring transport: NULL when off or not made */
-    struct uz_ring *ring;
+    struct uzfs_ring *ring;
     bool want_ring;             /* probed: make the ring at start */
     _Atomic bool ring_fell_back;    /* on /dev/fuse for the reason below */
     char transport_note[192];

@@ -36,7 +36,7 @@
  * start), the INIT reply accepts it too, and the same two functions tie
  * it in: the write one sets the flag in the INIT reply and then lets the
  * queues register; and, for every reply, it first offers the reply to the
- * ring entry whose request this thread is serving (uz_ring_reply: one
+ * ring entry whose request this thread is serving (uzfs_ring_reply: one
  * thread-local load when there is none).  The workers keep reading
  * /dev/fuse, which still carries INIT, FORGET and INTERRUPT.
  *
@@ -132,8 +132,8 @@ static ssize_t write_init_reply(struct uzfs *f, int fd, const struct iovec *iov,
     for (int i = 0; i < count; i++) {
         if (iov[i].iov_len > sizeof msg - len) {
             if (f->ring) {
-                uz_ring_fallback(f, "the INIT reply was not one the server knows");
-                uz_ring_go(f->ring, false);
+                uzfs_ring_fallback(f, "the INIT reply was not one the server knows");
+                uzfs_ring_go(f->ring, false);
             }
             return writev(fd, iov, count);       /* not an INIT reply we know */
         }
@@ -149,17 +149,17 @@ static ssize_t write_init_reply(struct uzfs *f, int fd, const struct iovec *iov,
     bool uring = false;
     if (f->ring) {
         if (!known)
-            uz_ring_fallback(f, "the INIT reply has no flags2 (FUSE_INIT_EXT)");
+            uzfs_ring_fallback(f, "the INIT reply has no flags2 (FUSE_INIT_EXT)");
         else
-            uring = uz_ring_accept(f->ring, f->init_uring, init_max_payload(out));
+            uring = uzfs_ring_accept(f->ring, f->init_uring, init_max_payload(out));
     }
     if (uring)
         out->flags2 |= UZ_KFUSE_OVER_IO_URING_HI;
     ssize_t n = write(fd, msg, len);
     if (f->ring) {
         if (uring && n < 0)
-            uz_ring_fallback(f, "the INIT reply could not be written");
-        uz_ring_go(f->ring, uring && n >= 0);
+            uzfs_ring_fallback(f, "the INIT reply could not be written");
+        uzfs_ring_go(f->ring, uring && n >= 0);
     }
     return n;
 }
@@ -167,7 +167,7 @@ static ssize_t write_init_reply(struct uzfs *f, int fd, const struct iovec *iov,
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     struct uzfs *f = userdata;
-    ssize_t n = uz_ring_reply(iov, count);   /* a request that came through a ring */
+    ssize_t n = uzfs_ring_reply(iov, count);   /* a request that came through a ring */
     if (n >= 0)
         return n;
     if (atomic_load_explicit(&f->init_state, memory_order_relaxed) == 1 && count > 0 &&
@@ -299,7 +299,7 @@ static void force_workers(struct uzfs *f)
 {
     atomic_store(&f->stopping, true);
     fuse_session_exit(f->se);
-    uz_ring_destroy(f->ring);
+    uzfs_ring_destroy(f->ring);
     f->ring = NULL;
     for (;;) {
         for (unsigned i = 0; i < f->nworkers; i++)
@@ -315,7 +315,7 @@ static void free_server(struct uzfs *f)
     for (unsigned i = 0; i < f->nworkers; i++)
         if (f->workers[i].created)
             pthread_join(f->workers[i].tid, NULL);
-    uz_ring_destroy(f->ring);      /* before /dev/fuse closes */
+    uzfs_ring_destroy(f->ring);      /* before /dev/fuse closes */
     f->ring = NULL;
     if (f->se)
         fuse_session_destroy(f->se);   /* closes /dev/fuse: the connection ends */
@@ -358,10 +358,10 @@ int uzfs_transport_show(struct uzfs *f, char *buf, size_t size)
     uint64_t dev = 0;
     for (unsigned i = 0; i < f->nworkers; i++)
         dev += atomic_load_explicit(&f->workers[i].served, memory_order_relaxed);
-    bool ring = uz_ring_active(f->ring);
+    bool ring = uzfs_ring_active(f->ring);
     int n = snprintf(buf, size, "%s\nqueues=%u depth=%u ring_requests=%llu dev_requests=%llu\n",
-                     ring ? "io_uring" : "dev_fuse", ring ? uz_ring_queues(f->ring) : 0,
-                     ring ? UZ_RING_DEPTH : 0, (unsigned long long)uz_ring_requests(f->ring),
+                     ring ? "io_uring" : "dev_fuse", ring ? uzfs_ring_queues(f->ring) : 0,
+                     ring ? UZ_RING_DEPTH : 0, (unsigned long long)uzfs_ring_requests(f->ring),
                      (unsigned long long)dev);
     if (!ring && n >= 0 && (size_t)n < size) {
         const char *why = atomic_load(&f->ring_fell_back) ? f->transport_note
@@ -430,7 +430,7 @@ static int start_workers(struct uzfs *f)
      * (its reply says whether they serve). */
     if (f->want_ring) {
         char why[160];
-        err = uz_ring_create(f, &f->ring, why, sizeof why);
+        err = uzfs_ring_create(f, &f->ring, why, sizeof why);
         if (err < 0 && f->o.io_uring == UZ_FUSE_URING_ON) {
             fprintf(stderr, "uzram: %s: --io-uring on: %s\n", f->dir, why);
             lazy_unmount(f->dir);
@@ -439,7 +439,7 @@ static int start_workers(struct uzfs *f)
             return err;
         }
         if (err < 0)
-            uz_ring_fallback(f, why);
+            uzfs_ring_fallback(f, why);
         err = 0;
     }
     pthread_attr_t ta;
@@ -543,7 +543,7 @@ int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
      * before mounting, so that --io-uring on fails with nothing mounted. */
     if (o->io_uring != UZ_FUSE_URING_OFF && o->expose_disk) {
         char why[160];
-        err = uz_ring_probe(why, sizeof why);
+        err = uzfs_ring_probe(why, sizeof why);
         if (err < 0 && o->io_uring == UZ_FUSE_URING_ON) {
             fprintf(stderr, "uzram: %s: --io-uring on: %s (see uzram(1), \"FUSE over io_uring\")\n",
                     f->dir, why);
@@ -551,7 +551,7 @@ int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
             goto fail;
         }
         if (err < 0)
-            uz_ring_fallback(f, why);
+            uzfs_ring_fallback(f, why);
         f->want_ring = err == 0;
         err = 0;
     }
@@ -598,7 +598,7 @@ int uzfs_serve(struct uzram *dev, struct uzfs_pool *pp, const char *dir,
     if (fuse_session_custom_io(f->se, &session_io, fuse_session_fd(f->se)) != 0) {
         fprintf(stderr, "uzram: warning: shared mappings of %s/disk will fail\n", f->dir);
         if (f->want_ring)
-            uz_ring_fallback(f, "the session's I/O could not be taken over");
+            uzfs_ring_fallback(f, "the session's I/O could not be taken over");
         f->want_ring = false;
     }
     /* The wake signal interrupts reads (no SA_RESTART).  Installed only

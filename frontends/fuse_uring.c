@@ -19,7 +19,7 @@
  * data), and hands it to libfuse (fuse_session_process_buf): the same
  * handlers as the /dev/fuse workers', with no copy of the data.  The
  * handler's reply reaches the session's writev (fuse_server.c), which
- * gives it to uz_ring_reply(): the thread-local entry takes its header in
+ * gives it to uzfs_ring_reply(): the thread-local entry takes its header in
  * in_out and its arguments in the payload.  A read of the disk needs no
  * copy there either: the queue's worker read buffer (rbuf) is the entry's
  * payload, so uzram_read decompresses straight into it.  The thread then
@@ -36,21 +36,21 @@
  * whose read the queue keeps in its ring; the queue thread commits it (a
  * ring has one issuer).  The entry is the kernel's again only then, so
  * the queue serves on with its other entries.  If no thread can be made
- * the request is served in place.  uz_ring_destroy waits for the side
+ * the request is served in place.  uzfs_ring_destroy waits for the side
  * threads (side_live) before the entries go.
  *
- * Start.  uz_ring_create() starts the threads, and each makes its ring
+ * Start.  uzfs_ring_create() starts the threads, and each makes its ring
  * and entries and waits.  The INIT reply accepts FUSE_OVER_IO_URING only
- * if every queue got that far (uz_ring_accept): once the kernel has the
+ * if every queue got that far (uzfs_ring_accept): once the kernel has the
  * flag it holds every new request until all queues have registered, so a
  * flag the server cannot follow up would hang the mount.  After the reply
- * the queues register (uz_ring_go); a registration the kernel refuses
+ * the queues register (uzfs_ring_go); a registration the kernel refuses
  * makes the kernel drop the rings for the connection, and the server
- * stays on /dev/fuse (uz_ring_fallback says why).
+ * stays on /dev/fuse (uzfs_ring_fallback says why).
  *
  * End.  When the connection ends the kernel completes every entry it holds
  * with -ENOTCONN and the thread leaves once it has none left;
- * uz_ring_destroy() also stops a thread that still waits (the wake signal
+ * uzfs_ring_destroy() also stops a thread that still waits (the wake signal
  * interrupts io_uring_enter), and closes the rings, whose entries the
  * kernel then cancels.
  */
@@ -82,7 +82,7 @@
 #define PR_SET_IO_FLUSHER 57
 #endif
 
-void uz_ring_fallback(struct uzfs *f, const char *reason)
+void uzfs_ring_fallback(struct uzfs *f, const char *reason)
 {
     bool was = false;
     if (!atomic_compare_exchange_strong(&f->ring_fell_back, &was, true))
@@ -94,55 +94,55 @@ void uz_ring_fallback(struct uzfs *f, const char *reason)
 
 #ifndef UZ_HAVE_URING
 /* Built without liburing: /dev/fuse only. */
-int uz_ring_probe(char *why, size_t size)
+int uzfs_ring_probe(char *why, size_t size)
 {
     snprintf(why, size, "uzram was built without liburing");
     return -ENOSYS;
 }
 
-int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
+int uzfs_ring_create(struct uzfs *f, struct uzfs_ring **out, char *why, size_t size)
 {
     (void)f;
     *out = NULL;
-    return uz_ring_probe(why, size);
+    return uzfs_ring_probe(why, size);
 }
 
-bool uz_ring_accept(struct uz_ring *r, bool offered, size_t max_payload)
+bool uzfs_ring_accept(struct uzfs_ring *r, bool offered, size_t max_payload)
 {
     (void)r, (void)offered, (void)max_payload;
     return false;
 }
 
-void uz_ring_go(struct uz_ring *r, bool accepted)
+void uzfs_ring_go(struct uzfs_ring *r, bool accepted)
 {
     (void)r, (void)accepted;
 }
 
-ssize_t uz_ring_reply(const struct iovec *iov, int count)
+ssize_t uzfs_ring_reply(const struct iovec *iov, int count)
 {
     (void)iov, (void)count;
     return -1;
 }
 
-bool uz_ring_active(const struct uz_ring *r)
+bool uzfs_ring_active(const struct uzfs_ring *r)
 {
     (void)r;
     return false;
 }
 
-unsigned uz_ring_queues(const struct uz_ring *r)
+unsigned uzfs_ring_queues(const struct uzfs_ring *r)
 {
     (void)r;
     return 0;
 }
 
-uint64_t uz_ring_requests(const struct uz_ring *r)
+uint64_t uzfs_ring_requests(const struct uzfs_ring *r)
 {
     (void)r;
     return 0;
 }
 
-void uz_ring_destroy(struct uz_ring *r)
+void uzfs_ring_destroy(struct uzfs_ring *r)
 {
     (void)r;
 }
@@ -152,8 +152,8 @@ void uz_ring_destroy(struct uz_ring *r)
 #define ENT_SIZE ((size_t)UZ_RING_PREFIX + UZ_IO_MAX)
 #define QUEUE_STACK (1u << 20)
 
-struct uz_ring_ent {
-    struct uz_ring_queue *q;
+struct uzfs_ring_ent {
+    struct uzfs_ring_queue *q;
     struct fuse_uring_req_header *hdr;  /* at the start of the entry */
     char *payload;                      /* UZ_RING_PREFIX bytes after it */
     struct iovec iov[2];                /* what REGISTER gives the kernel */
@@ -161,11 +161,11 @@ struct uz_ring_ent {
     uint64_t unique;
     bool replied;
     bool live;                          /* held by the kernel or by us */
-    struct uz_ring_ent *next_done;      /* on the queue's done list (side lane) */
+    struct uzfs_ring_ent *next_done;      /* on the queue's done list (side lane) */
 };
 
-struct uz_ring_queue {
-    struct uz_ring *r;
+struct uzfs_ring_queue {
+    struct uzfs_ring *r;
     unsigned qid;
     pthread_t tid;
     bool created;
@@ -173,23 +173,23 @@ struct uz_ring_queue {
     struct io_uring ring;
     bool ring_ok;
     char *mem;                          /* the entries, UZ_RING_DEPTH * ENT_SIZE */
-    struct uz_ring_ent ent[UZ_RING_DEPTH];
+    struct uzfs_ring_ent ent[UZ_RING_DEPTH];
     unsigned live;                      /* entries not yet lost */
     struct uzfs_worker w;            /* for the handlers: rbuf is the entry's payload */
     _Atomic uint64_t served;
     int efd;                            /* the side lane's wake-up (-1: none) */
     uint64_t efd_val;                   /* what the ring's read of it reads */
     pthread_mutex_t done_lock;
-    struct uz_ring_ent *done_list;      /* served by side threads, to commit */
+    struct uzfs_ring_ent *done_list;      /* served by side threads, to commit */
     int err;                            /* preparation failed: -errno, why */
     char why[128];
 };
 
-struct uz_ring {
+struct uzfs_ring {
     struct uzfs *f;
     int fd;                             /* /dev/fuse */
     unsigned nq;
-    struct uz_ring_queue *q;
+    struct uzfs_ring_queue *q;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     unsigned prepared;                  /* queues ready to register or failed (under lock) */
@@ -203,7 +203,7 @@ struct uz_ring {
 #define EFD_TAG ((void *)1)
 
 /* The entry whose request this thread is serving. */
-static __thread struct uz_ring_ent *cur_ent;
+static __thread struct uzfs_ring_ent *cur_ent;
 
 /* How many CPUs may ever exist (the kernel's num_possible_cpus(), its
  * number of queues): the count in /sys/devices/system/cpu/possible. */
@@ -258,7 +258,7 @@ static int ring_init(struct io_uring *ring, unsigned entries)
     return err;
 }
 
-int uz_ring_probe(char *why, size_t size)
+int uzfs_ring_probe(char *why, size_t size)
 {
     FILE *fp = fopen("/sys/module/fuse/parameters/enable_uring", "re");
     if (!fp) {
@@ -285,7 +285,7 @@ int uz_ring_probe(char *why, size_t size)
 /* A cleared 128-byte SQE of q's ring, as *area (the whole of it); NULL if
  * the SQ is full.  The command area (cmd[], declared empty) is its second
  * half; the compiler is not told where the pointer came from. */
-static struct io_uring_sqe *get_sqe128(struct uz_ring_queue *q, void **area)
+static struct io_uring_sqe *get_sqe128(struct uzfs_ring_queue *q, void **area)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
     if (!sqe)
@@ -299,7 +299,7 @@ static struct io_uring_sqe *get_sqe128(struct uz_ring_queue *q, void **area)
 
 /* A command on /dev/fuse for entry e: REGISTER or COMMIT_AND_FETCH.  The
  * SQ has room for every entry, so there is always an SQE. */
-static void queue_cmd(struct uz_ring_queue *q, struct uz_ring_ent *e, unsigned op)
+static void queue_cmd(struct uzfs_ring_queue *q, struct uzfs_ring_ent *e, unsigned op)
 {
     void *p;
     struct io_uring_sqe *sqe = get_sqe128(q, &p);
@@ -317,7 +317,7 @@ static void queue_cmd(struct uz_ring_queue *q, struct uz_ring_ent *e, unsigned o
 }
 
 /* Answer the entry's request with an error, without libfuse. */
-static void reply_error(struct uz_ring_ent *e, int err)
+static void reply_error(struct uzfs_ring_ent *e, int err)
 {
     struct fuse_out_header oh = {.len = sizeof oh, .error = -err, .unique = e->unique};
     memcpy(e->hdr->in_out, &oh, sizeof oh);
@@ -325,9 +325,9 @@ static void reply_error(struct uz_ring_ent *e, int err)
     e->replied = true;
 }
 
-ssize_t uz_ring_reply(const struct iovec *iov, int count)
+ssize_t uzfs_ring_reply(const struct iovec *iov, int count)
 {
-    struct uz_ring_ent *e = cur_ent;
+    struct uzfs_ring_ent *e = cur_ent;
     if (!e || e->replied || count < 1 || iov[0].iov_len < sizeof(struct fuse_out_header))
         return -1;
     struct fuse_out_header oh;
@@ -360,7 +360,7 @@ ssize_t uz_ring_reply(const struct iovec *iov, int count)
 
 /* Rebuild the request the kernel put in e in front of its payload, as
  * /dev/fuse gives it.  Its start, or NULL (e is answered: EIO). */
-static char *rebuild(struct uz_ring_ent *e, struct fuse_in_header *in)
+static char *rebuild(struct uzfs_ring_ent *e, struct fuse_in_header *in)
 {
     memcpy(in, e->hdr->in_out, sizeof *in);
     uint32_t psz = e->hdr->ring_ent_in_out.payload_sz;
@@ -382,7 +382,7 @@ static char *rebuild(struct uz_ring_ent *e, struct fuse_in_header *in)
 }
 
 /* Hand the rebuilt request at start to libfuse, on this thread. */
-static void process(struct uz_ring_queue *q, struct uz_ring_ent *e, char *start, uint32_t len)
+static void process(struct uzfs_ring_queue *q, struct uzfs_ring_ent *e, char *start, uint32_t len)
 {
     struct fuse_buf b;
     memset(&b, 0, sizeof b);
@@ -408,8 +408,8 @@ static bool side_request(const struct uzfs *f, const struct fuse_in_header *in)
 }
 
 struct side_job {
-    struct uz_ring_queue *q;
-    struct uz_ring_ent *e;
+    struct uzfs_ring_queue *q;
+    struct uzfs_ring_ent *e;
     char *start;
     uint32_t len;
 };
@@ -423,7 +423,7 @@ static void *side_main(void *arg)
     pthread_sigmask(SIG_SETMASK, &set, NULL);
     uzfs_cur_worker = NULL;               /* no disk read comes here */
     process(j.q, j.e, j.start, j.len);
-    struct uz_ring_queue *q = j.q;
+    struct uzfs_ring_queue *q = j.q;
     pthread_mutex_lock(&q->done_lock);
     j.e->next_done = q->done_list;
     q->done_list = j.e;
@@ -437,7 +437,7 @@ static void *side_main(void *arg)
 
 /* Serve the request the kernel put in e: here, or on a side thread (then
  * false: the entry is committed when the thread hands it back). */
-static bool serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
+static bool serve(struct uzfs_ring_queue *q, struct uzfs_ring_ent *e)
 {
     struct fuse_in_header in;
     char *start = rebuild(e, &in);
@@ -466,7 +466,7 @@ static bool serve(struct uz_ring_queue *q, struct uz_ring_ent *e)
 }
 
 /* Keep a read of the queue's eventfd in its ring. */
-static void queue_efd_read(struct uz_ring_queue *q)
+static void queue_efd_read(struct uzfs_ring_queue *q)
 {
     void *p;
     struct io_uring_sqe *sqe = get_sqe128(q, &p);
@@ -477,10 +477,10 @@ static void queue_efd_read(struct uz_ring_queue *q)
 }
 
 /* Commit the entries the side threads served. */
-static void commit_done(struct uz_ring_queue *q)
+static void commit_done(struct uzfs_ring_queue *q)
 {
     pthread_mutex_lock(&q->done_lock);
-    struct uz_ring_ent *e = q->done_list;
+    struct uzfs_ring_ent *e = q->done_list;
     q->done_list = NULL;
     pthread_mutex_unlock(&q->done_lock);
     for (; e; e = e->next_done)
@@ -489,7 +489,7 @@ static void commit_done(struct uz_ring_queue *q)
 
 /* A completion with an error: the entry is gone.  Before the queue has
  * served anything, a refused registration. */
-static void lost_entry(struct uz_ring_queue *q, struct uz_ring_ent *e, int res)
+static void lost_entry(struct uzfs_ring_queue *q, struct uzfs_ring_ent *e, int res)
 {
     if (!e->live)
         return;
@@ -501,11 +501,11 @@ static void lost_entry(struct uz_ring_queue *q, struct uz_ring_ent *e, int res)
     char why[160];
     snprintf(why, sizeof why, "the kernel refused a ring entry of queue %u: %s", q->qid,
              strerror(-res));
-    uz_ring_fallback(q->r->f, why);
+    uzfs_ring_fallback(q->r->f, why);
 }
 
 /* Memory and ring for q.  0 or -errno with q->why. */
-static int prepare(struct uz_ring_queue *q)
+static int prepare(struct uzfs_ring_queue *q)
 {
     size_t bytes = (size_t)UZ_RING_DEPTH * ENT_SIZE;
     q->mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
@@ -525,7 +525,7 @@ static int prepare(struct uz_ring_queue *q)
     }
     q->ring_ok = true;
     for (unsigned i = 0; i < UZ_RING_DEPTH; i++) {
-        struct uz_ring_ent *e = &q->ent[i];
+        struct uzfs_ring_ent *e = &q->ent[i];
         char *m = q->mem + (size_t)i * ENT_SIZE;
         e->q = q;
         e->hdr = (void *)m;
@@ -540,8 +540,8 @@ static int prepare(struct uz_ring_queue *q)
 
 static void *queue_main(void *arg)
 {
-    struct uz_ring_queue *q = arg;
-    struct uz_ring *r = q->r;
+    struct uzfs_ring_queue *q = arg;
+    struct uzfs_ring *r = q->r;
     sigset_t set;
     sigfillset(&set);
     sigdelset(&set, UZ_FUSE_WAKE_SIGNAL);
@@ -587,7 +587,7 @@ static void *queue_main(void *arg)
     if (rc < 0) {
         char why[128];
         snprintf(why, sizeof why, "io_uring_submit: %s", strerror(-rc));
-        uz_ring_fallback(r->f, why);
+        uzfs_ring_fallback(r->f, why);
     }
     if (!refused)
         atomic_fetch_add(&r->registered, 1);
@@ -597,7 +597,7 @@ static void *queue_main(void *arg)
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             char why[128];
             snprintf(why, sizeof why, "io_uring_enter: %s", strerror(-rc));
-            uz_ring_fallback(r->f, why);
+            uzfs_ring_fallback(r->f, why);
             break;
         }
         unsigned head, n = 0;
@@ -608,7 +608,7 @@ static void *queue_main(void *arg)
                 woken = true;
                 continue;
             }
-            struct uz_ring_ent *e = io_uring_cqe_get_data(cqe);
+            struct uzfs_ring_ent *e = io_uring_cqe_get_data(cqe);
             if (cqe->res < 0) {
                 lost_entry(q, e, cqe->res);
                 continue;
@@ -628,7 +628,7 @@ out:
 }
 
 /* Stop every queue thread that runs and wait for it. */
-static void stop_threads(struct uz_ring *r)
+static void stop_threads(struct uzfs_ring *r)
 {
     pthread_mutex_lock(&r->lock);
     if (r->go == 0)
@@ -637,7 +637,7 @@ static void stop_threads(struct uz_ring *r)
     pthread_mutex_unlock(&r->lock);
     atomic_store(&r->stopping, true);
     for (unsigned i = 0; i < r->nq; i++) {
-        struct uz_ring_queue *q = &r->q[i];
+        struct uzfs_ring_queue *q = &r->q[i];
         if (!q->created)
             continue;
         /* a signal that lands outside the wait is lost: repeat it */
@@ -651,7 +651,7 @@ static void stop_threads(struct uz_ring *r)
     }
 }
 
-void uz_ring_destroy(struct uz_ring *r)
+void uzfs_ring_destroy(struct uzfs_ring *r)
 {
     if (!r)
         return;
@@ -662,7 +662,7 @@ void uz_ring_destroy(struct uz_ring *r)
         nanosleep(&ts, NULL);
     }
     for (unsigned i = 0; i < r->nq; i++) {
-        struct uz_ring_queue *q = &r->q[i];
+        struct uzfs_ring_queue *q = &r->q[i];
         if (q->ring_ok)
             io_uring_queue_exit(&q->ring);
         if (q->mem) {
@@ -678,10 +678,10 @@ void uz_ring_destroy(struct uz_ring *r)
     free(r);
 }
 
-int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
+int uzfs_ring_create(struct uzfs *f, struct uzfs_ring **out, char *why, size_t size)
 {
     *out = NULL;
-    struct uz_ring *r = calloc(1, sizeof *r);
+    struct uzfs_ring *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(why, size, "no memory");
         return -ENOMEM;
@@ -703,7 +703,7 @@ int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
     int err = 0;
     unsigned started = 0;
     for (unsigned i = 0; i < r->nq; i++) {
-        struct uz_ring_queue *q = &r->q[i];
+        struct uzfs_ring_queue *q = &r->q[i];
         q->r = r;
         q->qid = i;
         q->efd = -1;
@@ -727,30 +727,30 @@ int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
             snprintf(why, size, "queue %u: %s", i, r->q[i].why);
         }
     if (err < 0) {
-        uz_ring_destroy(r);
+        uzfs_ring_destroy(r);
         return err;
     }
     *out = r;
     return 0;
 }
 
-bool uz_ring_accept(struct uz_ring *r, bool offered, size_t max_payload)
+bool uzfs_ring_accept(struct uzfs_ring *r, bool offered, size_t max_payload)
 {
     char why[160];
     if (!offered) {
-        uz_ring_fallback(r->f, "the kernel did not offer FUSE_OVER_IO_URING at INIT");
+        uzfs_ring_fallback(r->f, "the kernel did not offer FUSE_OVER_IO_URING at INIT");
         return false;
     }
     if (max_payload > UZ_IO_MAX) {
         snprintf(why, sizeof why, "requests of %zu bytes exceed the ring entries' %u", max_payload,
                  UZ_IO_MAX);
-        uz_ring_fallback(r->f, why);
+        uzfs_ring_fallback(r->f, why);
         return false;
     }
     return true;
 }
 
-void uz_ring_go(struct uz_ring *r, bool accepted)
+void uzfs_ring_go(struct uzfs_ring *r, bool accepted)
 {
     pthread_mutex_lock(&r->lock);
     r->go = accepted ? 1 : -1;
@@ -758,17 +758,17 @@ void uz_ring_go(struct uz_ring *r, bool accepted)
     pthread_mutex_unlock(&r->lock);
 }
 
-bool uz_ring_active(const struct uz_ring *r)
+bool uzfs_ring_active(const struct uzfs_ring *r)
 {
     return r && atomic_load(&r->registered) == r->nq && !atomic_load(&r->f->ring_fell_back);
 }
 
-unsigned uz_ring_queues(const struct uz_ring *r)
+unsigned uzfs_ring_queues(const struct uzfs_ring *r)
 {
     return r ? r->nq : 0;
 }
 
-uint64_t uz_ring_requests(const struct uz_ring *r)
+uint64_t uzfs_ring_requests(const struct uzfs_ring *r)
 {
     uint64_t n = 0;
     for (unsigned i = 0; r && i < r->nq; i++)

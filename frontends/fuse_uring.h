@@ -7,21 +7,21 @@
  *
  * Life of a transport, driven by fuse_server.c:
  *
- *     uz_ring_probe()          before the mount: may the kernel do it?
- *     uz_ring_create()         before the workers start: one queue per
+ *     uzfs_ring_probe()          before the mount: may the kernel do it?
+ *     uzfs_ring_create()         before the workers start: one queue per
  *                              possible CPU, each a thread with its ring and
  *                              entries, ready to register
- *     uz_ring_accept()         in the INIT reply: may FUSE_OVER_IO_URING be
+ *     uzfs_ring_accept()         in the INIT reply: may FUSE_OVER_IO_URING be
  *                              accepted for this connection?
- *     uz_ring_go()             once the INIT reply is written: the queues
+ *     uzfs_ring_go()             once the INIT reply is written: the queues
  *                              register their entries (or end)
- *     uz_ring_reply()          the session's writev: a reply to a request
+ *     uzfs_ring_reply()          the session's writev: a reply to a request
  *                              that came through a ring goes back through it
- *     uz_ring_destroy()        at stop
+ *     uzfs_ring_destroy()        at stop
  *
  * Where the kernel says no at any step the server stays on /dev/fuse,
  * which it serves in any case (INIT, FORGET, INTERRUPT, and everything
- * until the rings are ready); uz_ring_fallback() states the reason once.
+ * until the rings are ready); uzfs_ring_fallback() states the reason once.
  */
 #ifndef UZRAM_FUSE_URING_H
 #define UZRAM_FUSE_URING_H
@@ -33,7 +33,7 @@
 #include <sys/uio.h>
 
 struct uzfs;
-struct uz_ring;
+struct uzfs_ring;
 
 /* Ring entries per queue, and the bytes before each entry's payload (its
  * header, and room to rebuild a request as /dev/fuse would give it). */
@@ -46,7 +46,7 @@ struct uz_ring;
  * with 128-byte SQEs.  0; or a negative errno (-EOPNOTSUPP, -ENOSYS,
  * -EPERM) with the reason, a phrase, in why (size bytes).
  */
-int uz_ring_probe(char *why, size_t size);
+int uzfs_ring_probe(char *why, size_t size);
 
 /*
  * Start f's queues: one thread per possible CPU (pinned to it where it
@@ -55,7 +55,7 @@ int uz_ring_probe(char *why, size_t size);
  * register or has failed.  0 and the transport in *out; or a negative
  * errno with the reason in why, and nothing left behind.
  */
-int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size);
+int uzfs_ring_create(struct uzfs *f, struct uzfs_ring **out, char *why, size_t size);
 
 /*
  * The INIT reply is being written: may FUSE_OVER_IO_URING be set in it?
@@ -63,16 +63,16 @@ int uz_ring_create(struct uzfs *f, struct uz_ring **out, char *why, size_t size)
  * request of the connection the reply makes (max(8 KiB, max_write,
  * max_pages pages)).  True when every queue is ready and its payload
  * buffers are large enough; else false, with the reason given to
- * uz_ring_fallback().
+ * uzfs_ring_fallback().
  */
-bool uz_ring_accept(struct uz_ring *r, bool offered, size_t max_payload);
+bool uzfs_ring_accept(struct uzfs_ring *r, bool offered, size_t max_payload);
 
 /*
  * The INIT reply has been written (accepted: with the flag, and the write
  * succeeded).  Accepted, every queue registers its entries and serves;
  * otherwise the queues end.  Called once.
  */
-void uz_ring_go(struct uz_ring *r, bool accepted);
+void uzfs_ring_go(struct uzfs_ring *r, bool accepted);
 
 /*
  * The session's writev, on any thread: when the calling thread is a
@@ -81,22 +81,22 @@ void uz_ring_go(struct uz_ring *r, bool accepted);
  * (header and payload) and its length returned, to be committed when the
  * handler returns.  -1 otherwise: the caller writes to /dev/fuse.
  */
-ssize_t uz_ring_reply(const struct iovec *iov, int count);
+ssize_t uzfs_ring_reply(const struct iovec *iov, int count);
 
 /*
  * The transport's state, for DIR/.transport: is it serving (every queue
  * registered, no failure), how many queues and entries, how many requests
  * came through the rings.
  */
-bool uz_ring_active(const struct uz_ring *r);
-unsigned uz_ring_queues(const struct uz_ring *r);
-uint64_t uz_ring_requests(const struct uz_ring *r);
+bool uzfs_ring_active(const struct uzfs_ring *r);
+unsigned uzfs_ring_queues(const struct uzfs_ring *r);
+uint64_t uzfs_ring_requests(const struct uzfs_ring *r);
 
 /*
  * The server stays on /dev/fuse, for reason (a phrase): kept in f for
  * DIR/.transport and logged on stderr, the first time only.
  */
-void uz_ring_fallback(struct uzfs *f, const char *reason);
+void uzfs_ring_fallback(struct uzfs *f, const char *reason);
 
 /*
  * Stop the queues (each thread leaves at its next wake-up; the wake signal
@@ -104,6 +104,6 @@ void uz_ring_fallback(struct uzfs *f, const char *reason);
  * entries it holds) and free everything.  NULL is accepted.  Call before
  * /dev/fuse is closed.
  */
-void uz_ring_destroy(struct uz_ring *r);
+void uzfs_ring_destroy(struct uzfs_ring *r);
 
 #endif

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # generator_nbd.sh - uzram.conf's writeback-device as an NBD URI (far
 # memory, docs/far-memory.md): the generator takes nbd://, nbds:// and
 # nbd+unix:// devices, writes their units after network-online.target and

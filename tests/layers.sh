@@ -4,7 +4,8 @@
 # and no call (the objects' undefined symbols) points up the layers (but
 # the one named edge), frontends use the public
 # API only, the store's content counters are written in slot.c alone, and
-# frontends/fuse.c stays a server (at most 900 lines).
+# frontends/fuse.c stays a server (at most 900 lines), and every source,
+# script and build file names its license (an SPDX line in its first 3).
 set -euo pipefail
 src=${UZ_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$src"
@@ -114,5 +115,16 @@ if [ "$n" -gt 900 ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "layers: every include and every call runs down the layers; frontends on uzram.h; counters in slot.c"
+# every source, script and build file carries the LICENSE's SPDX line
+for f in src/* include/* tools/* frontends/* tests/*.c tests/*.sh tests/*.h tests/lib/* \
+         tests/deb/* tests/fuzz/*.c bench/* mk/* CMakeLists.txt Makefile; do
+  [ -f "$f" ] || continue
+  case $f in *.md|*.txt|*.svg|*.gp|*.zst|*.supp|*.pages) continue ;; esac
+  if ! head -3 "$f" | grep -q 'SPDX-License-Identifier: BSD-2-Clause'; then
+    echo "layers: $f has no 'SPDX-License-Identifier: BSD-2-Clause' line in its first 3" >&2
+    fail=1
+  fi
+done
+
+[ "$fail" = 0 ] && echo "layers: every include and every call runs down the layers; frontends on uzram.h; counters in slot.c; SPDX lines"
 exit "$fail"

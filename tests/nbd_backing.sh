@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # nbd_backing.sh - far memory: a backing device that is an NBD export on
 # real servers (docs/far-memory.md), every page checked.
 #

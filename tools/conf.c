@@ -366,7 +366,7 @@ static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, 
         return 0;
     }
     if (!strcmp(k, "io-uring")) {
-        if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off")) {
+        if (conf_io_uring_mode(v) < 0) {
             snprintf(why, whysize, "io-uring: give auto, on or off");
             return -1;
         }
@@ -375,7 +375,7 @@ static int set_key(struct conf_dev *d, const char *k, const char *v, char *why, 
     }
     if (!strcmp(k, "group-pages")) {
         /* the group_pages attribute's words (the others the library
-         * checks at `up`: uz_up_check) */
+         * checks at `up`: up_check_section) */
         struct uzram_config c;
         uzram_config_init(&c);
         if (uzram_config_set(&c, "group_pages", v) < 0) {
@@ -685,4 +685,13 @@ const struct conf_dev *conf_find(const struct conf *c, const char *name)
         if (!strcmp(c->dev[i].name, name))
             return &c->dev[i];
     return NULL;
+}
+
+int conf_io_uring_mode(const char *word)
+{
+    static const char *const words[] = {"auto", "on", "off"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(word, words[i]))
+            return i;
+    return -1;
 }

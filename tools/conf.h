@@ -131,4 +131,10 @@ int conf_bytes(const char *expr, double ram_mib, uint64_t *out, char *err, size_
 /* Physical RAM in MiB. */
 double conf_ram_mib(void);
 
+/* The words of `--io-uring` and uzram.conf's `io-uring`, parsed here
+ * alone: 0 for "auto", 1 for "on", 2 for "off" (fuse.h's
+ * UZ_FUSE_URING_AUTO, _ON, _OFF), -1 for anything else.  Never sets an
+ * error; the caller names the option. */
+int conf_io_uring_mode(const char *word);
+
 #endif

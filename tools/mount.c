@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "conf.h"
 #include "fuse.h"
 #include "setup.h"
 #include "uzram.h"
@@ -295,13 +296,10 @@ static int parse_mount_args(int argc, char **argv, bool pool, struct mount_args 
             }
             break;
         case 'U':
-            if (!strcmp(optarg, "auto"))
-                a->fo.io_uring = UZ_FUSE_URING_AUTO;
-            else if (!strcmp(optarg, "on"))
-                a->fo.io_uring = UZ_FUSE_URING_ON;
-            else if (!strcmp(optarg, "off"))
-                a->fo.io_uring = UZ_FUSE_URING_OFF;
-            else {
+            _Static_assert(UZ_FUSE_URING_AUTO == 0 && UZ_FUSE_URING_ON == 1 && UZ_FUSE_URING_OFF == 2,
+                           "conf_io_uring_mode's numbers are fuse.h's");
+            a->fo.io_uring = conf_io_uring_mode(optarg);
+            if (a->fo.io_uring < 0) {
                 fprintf(stderr, "%s: --io-uring: give auto, on or off\n", me);
                 return 2;
             }
