@@ -19,8 +19,6 @@
 
 #include <stdatomic.h>
 #include <malloc.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -141,50 +139,16 @@ void uz_vm_release(void *addr, size_t len)
     mlock2(addr, len, MLOCK_ONFAULT);
 }
 
-/* The brk heap's range, from /proc/self/maps (its lines named [heap]:
- * one, or two when it grew as a locked mapping beside an unlocked one).
- * False when there is none, or maps cannot be read. */
-static bool heap_range(uintptr_t *lo, uintptr_t *hi)
-{
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
-        return false;
-    char line[512];
-    *lo = UINTPTR_MAX;
-    *hi = 0;
-    while (fgets(line, sizeof line, f)) {
-        size_t n = strlen(line);
-        if (n < 7 || strcmp(line + n - 7, "[heap]\n") != 0)
-            continue;
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx", &a, &b) != 2)
-            continue;
-        if (a < *lo)
-            *lo = a;
-        if (b > *hi)
-            *hi = b;
-    }
-    fclose(f);
-    return *hi > *lo;
-}
-
 void uz_mem_trim(void)
 {
-    if (!atomic_load_explicit(&mem_locked, memory_order_relaxed)) {
-        (void)malloc_trim(0);
-        return;
-    }
-    /* malloc_trim drops free pages with MADV_DONTNEED, which a locked
-     * page refuses: only the top of the heap, given back with sbrk, would
-     * go.  So unlock the heap, trim it, and lock it on fault again (the
-     * range as it is then: the heap may have grown meanwhile). */
-    uintptr_t lo, hi;
-    if (!heap_range(&lo, &hi))
-        return;
-    (void)munlock((void *)lo, hi - lo);
+    /* Unlocked, malloc_trim drops every free page of the heap.  Locked, it
+     * gives back only the heap's top (sbrk): a locked page refuses
+     * MADV_DONTNEED, and the heap is never unlocked to let it, since a
+     * swap server's page that was swapped out in that moment would have
+     * to be swapped in through the server itself.  Large blocks do not
+     * wait for this: under the lock they are mappings of their own, which
+     * free() unmaps (uzram_lock_memory fixes the mmap threshold). */
     (void)malloc_trim(0);
-    if (heap_range(&lo, &hi))
-        (void)mlock2((void *)lo, hi - lo, MLOCK_ONFAULT);
 }
 
 void uz_vm_populate(void *addr, size_t len)
@@ -231,6 +195,14 @@ static int uzram_lock_memory_impl(void)
      * each after a copy (4 MiB of a 28 MiB server).  One arena, the brk
      * heap, shrinks (sbrk gives locked pages back). */
     (void)mallopt(M_ARENA_MAX, 1);
+#endif
+#ifdef M_MMAP_THRESHOLD
+    /* Blocks from 128 KiB up (compression streams, group scratch) are
+     * mappings of their own, which free() unmaps, locked or not.  glibc's
+     * threshold would otherwise rise to the largest such block freed (up
+     * to 32 MiB) and put later ones in the heap, where, locked, their
+     * pages stay after they are freed.  Setting it fixes it. */
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
     /* Threads created from now on inherit the flag.  It needs
      * CAP_SYS_RESOURCE; without it the lock alone keeps the server out of

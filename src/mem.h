@@ -55,9 +55,8 @@ bool uz_vm_commit_ok(void);
 /* Give the malloc heap's free pages back to the operating system
  * (malloc_trim), after a compaction or a settling pass has freed what the
  * store held there.  Under the library's memory lock (uz_mem_set_locked)
- * the brk heap is unlocked first, since a locked page cannot be dropped,
- * and set to lock on fault again after: its pages in use stay resident,
- * unlocked for the length of the trim.  Best effort: cannot fail. */
+ * only the heap's top goes: the heap stays locked throughout, as a swap
+ * server's memory must.  Best effort: cannot fail. */
 void uz_mem_trim(void);
 
 /* Say that the process runs with mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT)
