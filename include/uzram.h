@@ -546,8 +546,11 @@ UZRAM_API int uzram_attr_store(struct uzram *dev, const char *name, const char *
  * freed or changed.  Cannot fail.  Thread-safe. */
 UZRAM_API const char *uzram_attr_name(unsigned i, unsigned *mode);
 
-/* Compact the allocator now (what storing "compact" does).  Returns the
- * number of pages freed. */
+/* Compact the allocator now (what storing "compact" does), then give the
+ * malloc heap's free pages back to the operating system (malloc_trim; in
+ * a process locked with uzram_lock_memory the heap is unlocked for the
+ * trim and locked on fault again after).  Returns the number of the
+ * allocator's pages freed. */
 UZRAM_API uint64_t uzram_compact(struct uzram *dev);
 
 /*

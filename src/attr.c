@@ -31,6 +31,7 @@
 #include "writeback.h"
 #include "train.h"
 #include "error.h"
+#include "mem.h"
 #include "store_life.h"
 
 #include <ctype.h>
@@ -295,6 +296,7 @@ static int store_compact(struct uzram *dev, const struct val *v)
     if (!dev->initialised)
         return uz_error(-EINVAL, "compact: device is not initialised");
     dev->store->aops->compact(dev->store->alloc, 0);
+    uz_mem_trim();      /* the heap the store's buffers and streams left */
     return 0;
 }
 

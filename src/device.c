@@ -311,6 +311,7 @@ uint64_t uzram_compact(struct uzram *dev)
     pthread_rwlock_rdlock(&st->init_lock);
     uint64_t freed = st->initialised ? st->aops->compact(st->alloc, 0) : 0;
     pthread_rwlock_unlock(&st->init_lock);
+    uz_mem_trim();      /* the heap the store's buffers and streams left */
     return freed;
 }
 

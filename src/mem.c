@@ -139,6 +139,18 @@ void uz_vm_release(void *addr, size_t len)
     mlock2(addr, len, MLOCK_ONFAULT);
 }
 
+void uz_mem_trim(void)
+{
+    /* Unlocked, malloc_trim drops every free page of the heap.  Locked, it
+     * gives back only the heap's top (sbrk): a locked page refuses
+     * MADV_DONTNEED, and the heap is never unlocked to let it, since a
+     * swap server's page that was swapped out in that moment would have
+     * to be swapped in through the server itself.  Large blocks do not
+     * wait for this: under the lock they are mappings of their own, which
+     * free() unmaps (uzram_lock_memory fixes the mmap threshold). */
+    (void)malloc_trim(0);
+}
+
 void uz_vm_populate(void *addr, size_t len)
 {
 #ifdef MADV_POPULATE_WRITE
@@ -183,6 +195,14 @@ static int uzram_lock_memory_impl(void)
      * each after a copy (4 MiB of a 28 MiB server).  One arena, the brk
      * heap, shrinks (sbrk gives locked pages back). */
     (void)mallopt(M_ARENA_MAX, 1);
+#endif
+#ifdef M_MMAP_THRESHOLD
+    /* Blocks from 128 KiB up (compression streams, group scratch) are
+     * mappings of their own, which free() unmaps, locked or not.  glibc's
+     * threshold would otherwise rise to the largest such block freed (up
+     * to 32 MiB) and put later ones in the heap, where, locked, their
+     * pages stay after they are freed.  Setting it fixes it. */
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 #endif
     /* Threads created from now on inherit the flag.  It needs
      * CAP_SYS_RESOURCE; without it the lock alone keeps the server out of

@@ -52,6 +52,13 @@ void uz_vm_populate(void *addr, size_t len);
  * growing by a zspage): returns false when fault injection fails it. */
 bool uz_vm_commit_ok(void);
 
+/* Give the malloc heap's free pages back to the operating system
+ * (malloc_trim), after a compaction or a settling pass has freed what the
+ * store held there.  Under the library's memory lock (uz_mem_set_locked)
+ * only the heap's top goes: the heap stays locked throughout, as a swap
+ * server's memory must.  Best effort: cannot fail. */
+void uz_mem_trim(void);
+
 /* Say that the process runs with mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT)
  * so uz_vm_release must unlock before dropping. */
 void uz_mem_set_locked(bool locked);

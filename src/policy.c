@@ -254,8 +254,10 @@ static void tick(struct uz_store *dev, struct uz_policy *p, uint64_t now_ms)
         p->pass_done += r.done;
         /* a pass that settled pages ends with a compaction: the objects
          * it freed left holes in the allocator's pages */
-        if (wrapped && p->pass_done && rc.settle)
+        if (wrapped && p->pass_done && rc.settle) {
             (void)dev->aops->compact(dev->alloc, 0);
+            uz_mem_trim();
+        }
         uint64_t cpu = thread_ns() - c0;
         atomic_fetch_add(&dev->ev.pol_rc_ticks, 1);
         atomic_fetch_add(&dev->ev.pol_rc_pages, r.done);

@@ -12,7 +12,8 @@
 #   - extents (nbdinfo --map): holes for never-written, trimmed and
 #     zero-filled ranges, data for written ones, runs coalesced
 #   - mlock=true locks the server's memory, mlock=false does not
-#   - control=DIR mounts the attribute files (if built with FUSE)
+#   - control=DIR mounts the attribute files (if built with FUSE); lz4
+#     with no level= is at level 4 (the plugin's default), a level given is kept
 #   - bad parameters stop nbdkit at start with a clear message
 #
 # Run by ctest (label "system"); by hand:
@@ -278,6 +279,8 @@ if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; th
         check "control: DIR is mounted" timeout 10 mountpoint -q "$WORK/ctl"
         check "control: disksize reads 134217728" test "$(tcat disksize)" = 134217728
         check "control: comp_algorithm shows [lz4]" grep -q '\[lz4\]' <(tcat comp_algorithm)
+        check "control: lz4 with no level= is at the plugin's default, level 4" \
+            grep -q '^priority=0 algo=lz4 level=4$' <(tcat algorithm_params)
         timeout 120 nbdcopy "$WORK/sqlite.img" "$(uri ctl)"
         read -r orig compr _ < <(tcat mm_stat || echo 0 0)
         check "control: mm_stat orig_data_size $orig > 0 after writes" test "$orig" -gt 0
@@ -319,7 +322,9 @@ if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; th
         # dedup=1: the same real pages written twice (two offsets, as two
         # VMs from one image) are stored once, and both copies read back
         mkdir "$WORK/ctl2"
-        start_server dd size=256M algorithm=lz4 dedup=1 control="$WORK/ctl2" "${MLOCK[@]}"
+        start_server dd size=256M algorithm=lz4 level=2 dedup=1 control="$WORK/ctl2" "${MLOCK[@]}"
+        check "control: level=2 given is the level" \
+            grep -q '^priority=0 algo=lz4 level=2$' <(timeout 10 cat "$WORK/ctl2/algorithm_params")
         timeout 120 nbdcopy "$WORK/sqlite.img" "$(uri dd)"
         timeout 120 qemu-img convert -n -f raw -O raw "$WORK/sqlite.img" \
             "json:{\"file.driver\":\"nbd\",\"file.path\":\"$WORK/dd.sock\",\"driver\":\"raw\",\"offset\":$((128 * M))}"
