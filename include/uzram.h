@@ -548,9 +548,10 @@ UZRAM_API const char *uzram_attr_name(unsigned i, unsigned *mode);
 
 /* Compact the allocator now (what storing "compact" does), then give the
  * malloc heap's free pages back to the operating system (malloc_trim; in
- * a process locked with uzram_lock_memory the heap is unlocked for the
- * trim and locked on fault again after).  Returns the number of the
- * allocator's pages freed. */
+ * a process locked with uzram_lock_memory only the heap's top, since the
+ * heap stays locked, and blocks of 128 KiB and more are unmapped when
+ * freed anyway).  Returns the number of the allocator's pages freed.
+ * Cannot fail.  Thread-safe. */
 UZRAM_API uint64_t uzram_compact(struct uzram *dev);
 
 /*
