@@ -231,6 +231,22 @@ static void uzram_plugin_load(void)
     cfg.group_pages = UZRAM_GROUP_AUTO;
 }
 
+/* The settings of struct uzram_config that the plugin passes as they are,
+ * each parsed by its attribute (uzram_config_set): the automatic policies
+ * (settling is recompress_policy's default; "off" turns it off), and the
+ * store's thresholds. */
+static bool is_policy_key(const char *key)
+{
+    static const char *const keys[] = {
+        "recompress_policy", "writeback_policy", "huge_threshold", "max_comp_streams",
+        "auto_compact",      "writeback_compressed", "forward_threshold",
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
 static int uzram_plugin_config(const char *key, const char *value)
 {
     if (strcmp(key, "size") == 0) {
@@ -248,7 +264,8 @@ static int uzram_plugin_config(const char *key, const char *value)
         cfg_size = (int64_t)c.disksize;
     } else if (strcmp(key, "algorithm") == 0 || strcmp(key, "level") == 0 ||
                strcmp(key, "allocator") == 0 || strcmp(key, "mem_limit") == 0 ||
-               strcmp(key, "dedup") == 0 || strcmp(key, "group_pages") == 0) {
+               strcmp(key, "dedup") == 0 || strcmp(key, "group_pages") == 0 ||
+               is_policy_key(key)) {
         /* the word as the attribute of that name parses it */
         const char *word = nbdkit_strdup_intern(value);
         if (!word)
@@ -413,6 +430,15 @@ static int uzram_plugin_config_complete(void)
     "                    aligned run of 8, 4 or 2 pages it covers, pages alone for the rest.\n" \
     "dedup=<MODE>        0, 1 or auto: store identical pages once (default 1: every page\n" \
     "                    is looked up; auto: a sample, every page once repeats are common).\n" \
+    "recompress_policy=<P>  Settling of idle pages (default \"settle\": idle 120 s, then\n" \
+    "                    regrouped and recompressed with zstd; \"settle idle_secs=T\"\n" \
+    "                    changes T; off turns it off), or zram-style \"idle_secs=T ...\".\n" \
+    "writeback_policy=<P>  \"idle_secs=T [above=BYTES]\": idle pages to backing_dev.\n" \
+    "huge_threshold=<N>  As the attribute of that name (uzram(1)), as are:\n" \
+    "max_comp_streams=<N>\n" \
+    "auto_compact=<F|0>\n" \
+    "writeback_compressed=<0|1>\n" \
+    "forward_threshold=<N>\n" \
     "mlock=<BOOL>        Lock the server's memory, as swap needs (default true).\n" \
     "control=<DIR>       Mount the zram attribute files at DIR (FUSE); with export=,\n" \
     "                    the pool's: its attributes, zram-control, DIR/zramN per device."

@@ -14,6 +14,7 @@
 #   - mlock=true locks the server's memory, mlock=false does not
 #   - control=DIR mounts the attribute files (if built with FUSE); lz4
 #     with no level= is at level 4 (the plugin's default), a level given is kept
+#   - recompress_policy= settles by itself (a short T), off is off
 #   - bad parameters stop nbdkit at start with a clear message
 #
 # Run by ctest (label "system"); by hand:
@@ -338,6 +339,36 @@ if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; th
         check "dedup: the attribute reads 1" test "$(timeout 10 cat "$WORK/ctl2/dedup")" = 1
         stop_server dd
         rm -f "$WORK/dd.img"
+
+        # recompress_policy=: the default is settling; a shorter T makes the
+        # device settle by itself (no recompress written), and every page
+        # reads back afterwards; off is shown as off
+        mkdir "$WORK/ctl3"
+        start_server st size=128M "recompress_policy=settle idle_secs=1 cpu=50" \
+            control="$WORK/ctl3" "${MLOCK[@]}"
+        check "recompress_policy: the attribute shows the setting" \
+            grep -q '^settle idle_secs=1 .*cpu=50$' <(timeout 10 cat "$WORK/ctl3/recompress_policy")
+        timeout 120 nbdcopy "$WORK/sqlite.img" "$(uri st)"
+        read -r _ _ used0 _ < <(timeout 10 cat "$WORK/ctl3/mm_stat")
+        settled=0
+        for _ in $(seq 600); do     # up to 60 s; it takes a few at cpu=50
+            settled=$(timeout 10 cat "$WORK/ctl3/debug_stat" | awk '{ for (i = 1; i < NF; i++) if ($i == "settle_pages:") print $(i + 1) }')
+            [ "${settled:-0}" -ge $((60 * M / 4096)) ] && break
+            sleep 0.1
+        done
+        read -r _ _ used1 _ < <(timeout 10 cat "$WORK/ctl3/mm_stat")
+        check "recompress_policy: $settled pages settled by themselves" test "${settled:-0}" -ge $((60 * M / 4096))
+        check "recompress_policy: mem_used $used0 -> $used1 bytes, less" test "$used1" -lt "$used0"
+        nbdcopy "$(uri st)" "$WORK/st.img"
+        check "recompress_policy: the settled pages read back" \
+            cmp -s <(head -c $((64 * M)) "$WORK/st.img") "$WORK/sqlite.img"
+        stop_server st
+        rm -f "$WORK/st.img"
+        mkdir "$WORK/ctl4"
+        start_server off size=16M recompress_policy=off control="$WORK/ctl4" "${MLOCK[@]}"
+        check "recompress_policy=off: the attribute shows off" \
+            grep -qxE '0|off' <(timeout 10 cat "$WORK/ctl4/recompress_policy")
+        stop_server off
     else
         echo "skip - control=DIR: /dev/fuse or fusermount3 missing"
     fi
@@ -367,6 +398,8 @@ bad_start 'allocator|nope'      size=1G allocator=nope
 bad_start 'level'               size=1G level=abc
 bad_start 'mlock|maybe'         size=1G mlock=maybe
 bad_start 'mem_limit|xyz'       size=1G mem_limit=xyz
+bad_start 'recompress_policy'   size=1G recompress_policy=bogus
+bad_start 'huge_threshold'      size=1G huge_threshold=lots
 bad_start 'frobnicate'          size=1G frobnicate=1
 bad_start 'size'                size=0
 if nbdkit "$PLUGIN" --dump-plugin 2>/dev/null | grep -q '^uzram_control=yes'; then
