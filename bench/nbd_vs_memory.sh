@@ -205,7 +205,7 @@ run_once() {
         exit 1
     fi
     rm -f "$WORK/out"
-    if [ "${#cargs[@]}" -gt 0 ]; then
+    if [ "$SETTLE" = 1 ] && [ "$kind" = uzram ]; then
         for _ in $(seq 100); do [ -e "$WORK/ctl/recompress" ] && break; sleep 0.05; done
         echo settle >"$WORK/ctl/recompress"
         echo 1 >"$WORK/ctl/compact"

@@ -400,10 +400,19 @@ static int rc_groups(struct uz_store *dev, struct uz_rc_req *req, uint32_t prio)
     uint64_t tried = 0, scanned = 0;
     int err = 0;
     uint64_t b = (req->lo + k - 1) / k * k;
-    while (b + k <= hi) {
-        uint64_t nb = uz_next_used(dev, b, hi);
-        if (nb >= hi)
+    for (;;) {
+        /* past the last whole group, or nothing used after b: the pass is
+         * over (next = hi), so a policy's next pass starts again at 0 (as
+         * rc_settle's tail) */
+        if (b + k > hi) {
+            b = hi;
             break;
+        }
+        uint64_t nb = uz_next_used(dev, b, hi);
+        if (nb >= hi) {
+            b = hi;
+            break;
+        }
         if (nb / k * k > b) {
             b = nb / k * k;
             continue;
@@ -562,7 +571,16 @@ static int rc_settle(struct uz_store *dev, struct uz_rc_req *req, uint32_t p, ui
     uint64_t tried = 0, scanned = 0;
     int err = 0;
     uint64_t b = req->lo / SETTLE_WINDOW * SETTLE_WINDOW;
-    while (b + SETTLE_WINDOW <= hi) {
+    for (;;) {
+        if (b + SETTLE_WINDOW > hi) {
+            /* the last whole window is behind: the tail of a device
+             * whose size is not a multiple of 8 pages (under 8 pages,
+             * never settled) ends the pass, so that the next one starts
+             * again at 0 rather than here, where a pass would find no
+             * window and never wrap */
+            b = hi;
+            break;
+        }
         uint64_t nb = uz_next_used(dev, b, hi);
         if (nb >= hi) {
             b = hi;

@@ -85,11 +85,11 @@ static uint32_t peek(struct uzram *d, uint64_t p)
     return uz_slot_peek(d->store, d->base + p);
 }
 
-static struct uzram *make(uint32_t group_pages, const char *dedup)
+static struct uzram *make_sized(uint32_t group_pages, const char *dedup, uint64_t npages)
 {
     struct uzram_config cfg;
     uzram_config_init(&cfg);   /* the defaults: a zstd secondary, settling */
-    cfg.disksize = NPAGES * PAGE;
+    cfg.disksize = npages * PAGE;
     cfg.group_pages = group_pages;
     cfg.dedup = dedup;
     cfg.streams = 2;
@@ -97,6 +97,11 @@ static struct uzram *make(uint32_t group_pages, const char *dedup)
     if (uzram_create(&cfg, &d) != 0)
         fail_msg("create: %s", uzram_last_error());
     return d;
+}
+
+static struct uzram *make(uint32_t group_pages, const char *dedup)
+{
+    return make_sized(group_pages, dedup, NPAGES);
 }
 
 static void fill(struct uzram *d)
@@ -295,6 +300,59 @@ static void test_policy_by_itself(void **state)
     uzram_destroy(d);
 }
 
+/* A device whose size is not a multiple of 8 pages (an NBD export of a
+ * file's size): the policy's passes reach the tail while the pages are
+ * still young, and must wrap to settle them once they are idle, not stay
+ * at the tail, where no whole window is left. */
+static void test_policy_odd_size(void **state)
+{
+    (void)state;
+    const uint64_t n = NPAGES - 3;
+    struct uzram *d = make_sized(UZRAM_GROUP_AUTO, NULL, n);
+    assert_int_equal(st(d, "recompress_policy", "settle idle_secs=2 cpu=50"), 0);
+    for (uint64_t p = 0; p < NPAGES; p++)
+        make_page(model + p * PAGE, p);
+    assert_int_equal(uzram_write(d, model, n * PAGE, 0), 0);
+    uint64_t want = (n - n / 32) / 8 * 8 * 3 / 4;   /* most whole windows, zero pages aside */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (debug_stat(d, "settle_pages") < want) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 15)
+            fail_msg("a device of %llu pages: the policy settled %llu pages in 15 s, want %llu",
+                     (unsigned long long)n, debug_stat(d, "settle_pages"),
+                     (unsigned long long)want);
+        usleep(20000);
+    }
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    uint8_t pg[PAGE];
+    for (uint64_t p = 0; p < n; p++) {
+        assert_int_equal(uzram_read(d, pg, PAGE, p * PAGE), 0);
+        assert_memory_equal(pg, model + p * PAGE, PAGE);
+    }
+    uzram_destroy(d);
+
+    /* zram's form with groups (group=K) wraps from the tail too */
+    d = make_sized(1, "0", n);
+    assert_int_equal(st(d, "recompress_policy", "idle_secs=2 group=4"), 0);
+    assert_int_equal(uzram_write(d, model, n * PAGE, 0), 0);
+    want = n / 4 * 4 / 2;   /* pages of half the whole groups of 4 */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (debug_stat(d, "recompressed") < want) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 15)
+            fail_msg("group=4: the policy grouped %llu pages in 15 s, want %llu",
+                     debug_stat(d, "recompressed"), (unsigned long long)want);
+        usleep(20000);
+    }
+    assert_int_equal(st(d, "recompress_policy", "off"), 0);
+    for (uint64_t p = 0; p < n; p++) {
+        assert_int_equal(uzram_read(d, pg, PAGE, p * PAGE), 0);
+        assert_memory_equal(pg, model + p * PAGE, PAGE);
+    }
+    uzram_destroy(d);
+}
+
 /* The secondary's streams: none before the first recompression, sized
  * for groups while one runs, at rest (decoders: zstd without its
  * compression workspace) once it is over, by an attribute's whole pass or
@@ -445,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_auto_then_settle),
         cmocka_unit_test(test_recompress_idle),
         cmocka_unit_test(test_policy_by_itself),
+        cmocka_unit_test(test_policy_odd_size),
         cmocka_unit_test(test_clones),
         cmocka_unit_test(test_streams_at_rest),
     };
