@@ -53,6 +53,12 @@
  * and condition variable made anew: the helper may have held the lock
  * when the parent forked), and stop has nothing to join.
  *
+ * At rest.  A whole compaction (an explicit one, or the one a settling
+ * pass ends with) calls uz_prefault_rest: the window's pages are released
+ * and the helper keeps none until top next moves, so an idle device holds
+ * no pages ahead of its writes.  The first write that needs a new page
+ * faults it in itself; the window is back after the helper's next walk.
+ *
  * The helper is best effort: no thread (pthread_create failed, or
  * UZ_PREFAULT=0 in the environment, for measuring without it) means the
  * writer faults its pages in itself, as before.
@@ -85,12 +91,12 @@ static void *helper(void *arg)
         uint32_t end = top + atomic_load(&pf->ahead);
         if (end > pf->npages)
             end = pf->npages;
-        if (start >= end) {
+        if (start >= end || atomic_load(&pf->resting)) {
             /* Say so, then look at top once more: either this sees the
              * allocator's last move or the allocator sees the flag and
              * signals (under the lock, so not before the wait). */
             atomic_store(&pf->sleeping, true);
-            if (atomic_load(&pf->top) == top && !pf->stop)
+            if ((atomic_load(&pf->top) == top || atomic_load(&pf->resting)) && !pf->stop)
                 pthread_cond_wait(&pf->cv, &pf->lock);
             atomic_store(&pf->sleeping, false);
             continue;
@@ -172,6 +178,13 @@ void uz_prefault_top(struct uz_prefault *pf, uint32_t top, uint64_t used)
 {
     if (!alive(pf))
         return;
+    if (atomic_load_explicit(&pf->resting, memory_order_relaxed)) {
+        /* the first move after a rest: the window is wanted again */
+        pthread_mutex_lock(&pf->lock);
+        atomic_store(&pf->resting, false);
+        pthread_cond_signal(&pf->cv);
+        pthread_mutex_unlock(&pf->lock);
+    }
     uint64_t want = used / 512;
     uint32_t ahead = want < PF_MIN ? PF_MIN : want > PF_MAX ? PF_MAX : (uint32_t)want;
     atomic_store_explicit(&pf->ahead, ahead, memory_order_relaxed);
@@ -203,6 +216,24 @@ void uz_prefault_top(struct uz_prefault *pf, uint32_t top, uint64_t used)
         pthread_cond_signal(&pf->cv);
         pthread_mutex_unlock(&pf->lock);
     }
+}
+
+void uz_prefault_rest(struct uz_prefault *pf)
+{
+    if (!alive(pf))
+        return;
+    /* the helper is between populate calls while the lock is held, and
+     * every page of [top, hi) is one it populated: none is the
+     * allocator's (the arena lock keeps top where it is) */
+    pthread_mutex_lock(&pf->lock);
+    atomic_store(&pf->resting, true);
+    uint32_t top = atomic_load(&pf->top);
+    if (pf->hi > top) {
+        uz_vm_release(pf->base + (size_t)top * PF_PAGE, (size_t)(pf->hi - top) * PF_PAGE);
+        pf->hi = top;
+    }
+    atomic_store(&pf->done, top);
+    pthread_mutex_unlock(&pf->lock);
 }
 
 uint64_t uz_prefault_bytes(struct uz_prefault *pf)

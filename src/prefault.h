@@ -19,6 +19,7 @@ struct uz_prefault {
     _Atomic uint32_t ahead;     /* pages to keep resident from top */
     _Atomic uint32_t done;      /* [top, done) is resident (done >= top when valid) */
     _Atomic bool sleeping;      /* the helper waits for a kick */
+    _Atomic bool resting;       /* (set under lock) the window is given back until top moves */
     uint32_t hi;                /* (lock) no page at or above it was populated and kept */
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -36,6 +37,11 @@ void uz_prefault_stop(struct uz_prefault *pf);
  * a weighted count of them (the window grows with it: pages / 512).  Called with the allocator's arena lock held,
  * after every change of top; never blocks (a wake-up at most). */
 void uz_prefault_top(struct uz_prefault *pf, uint32_t top, uint64_t used);
+/* At rest (a whole compaction: the device is idle or was asked to give
+ * memory back): the window's pages are released, and the helper keeps
+ * none until the allocator's next move of top.  Called with the
+ * allocator's arena lock held (top cannot move meanwhile); never fails. */
+void uz_prefault_rest(struct uz_prefault *pf);
 /* Bytes the helper holds resident beyond top right now (for the footprint). */
 uint64_t uz_prefault_bytes(struct uz_prefault *pf);
 

@@ -1013,10 +1013,22 @@ static uint32_t zspage_compact(struct uz_allocator *a, struct zs_class *cl, uint
     return old_pages - new_pages;
 }
 
+static void zs_rest(struct uz_allocator *a)
+{
+    /* a whole compaction: the device gives memory back, and pages held
+     * ahead of writes are memory too (prefault.c, "At rest") */
+    pthread_mutex_lock(&a->arena_lock);
+    uz_prefault_rest(&a->pf);
+    pthread_mutex_unlock(&a->arena_lock);
+}
+
 static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
 {
-    if (!a->owner_ops)
+    if (!a->owner_ops) {
+        if (!max_pages)
+            zs_rest(a);   /* nothing can move without an owner to tell */
         return 0;
+    }
     uint64_t freed = 0, work = 0;
     /* A bounded call (max_pages != 0) is one step of incremental
      * compaction: it starts at a rotating class, so successive steps share
@@ -1053,6 +1065,8 @@ static uint64_t zs_compact(struct uz_allocator *a, uint64_t max_pages)
     }
 out:
     atomic_fetch_add(&a->pages_compacted, freed);
+    if (!max_pages)
+        zs_rest(a);
     return freed;
 }
 

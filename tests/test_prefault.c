@@ -156,6 +156,36 @@ static void test_window(void **state)
     ops->destroy(a);
 }
 
+/* A whole compaction rests the window: its pages go back to the system
+ * and the helper keeps none until top moves; then the window is back. */
+static void test_rest(void **state)
+{
+    (void)state;
+    unsetenv("UZ_PREFAULT");
+    struct uz_allocator *a = make();
+    uint64_t h[NOBJ];
+    fill(a, h, 0);
+    assert_true(wait_window(a, 16));
+    uint32_t t = top_of(a);
+    assert_true(resident(a, t, t + 16) >= 8);
+    (void)ops->compact(a, 0);
+    assert_true(atomic_load(&a->pf.resting));
+    assert_int_equal(uz_prefault_bytes(&a->pf), 0);
+    assert_int_equal(top_of(a), t);
+    assert_int_equal(resident(a, t, t + 64), 0);
+    verify(a, h, 0);
+    assert_int_equal(ops->check(a), 0);
+    /* writes again: the first move of top ends the rest */
+    uint64_t h2[NOBJ];
+    fill(a, h2, 1000);
+    assert_false(atomic_load(&a->pf.resting));
+    assert_true(wait_window(a, 16));
+    verify(a, h, 0);
+    verify(a, h2, 1000);
+    assert_int_equal(ops->check(a), 0);
+    ops->destroy(a);
+}
+
 static void test_fork(void **state)
 {
     (void)state;
@@ -255,6 +285,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_window),
+        cmocka_unit_test(test_rest),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_off),
         cmocka_unit_test(test_warm),
